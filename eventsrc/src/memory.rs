@@ -1,0 +1,385 @@
+//! The in-memory backend: every storage trait, no persistence.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::store::{AppendResult, Direction, ReadAll, ReadStream, Snapshot, StoreError};
+use crate::{
+    CheckpointStore, Clock, EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent,
+    RecordedEvent, SnapshotStore, StreamId, StreamVersion, SystemClock, Tenant,
+};
+
+/// An event store, snapshot store and checkpoint store in process memory.
+///
+/// Payloads are kept as the JSON text a database would keep, so code tested against it
+/// exercises encoding and decoding exactly as it will in production. Clones and
+/// [`with_tenant`](EventStore::with_tenant) handles share the same data.
+///
+/// ```
+/// use eventsrc::{EventStore, ExpectedVersion, MemoryStore, NewEvent, ReadStream, StreamId};
+///
+/// # tokio_test();
+/// # fn tokio_test() { tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// let stream = StreamId::new("cart", "42")?;
+/// let added = NewEvent::raw("ItemAdded", 1, r#"{"sku":"apple"}"#);
+/// let result = store.append(&stream, ExpectedVersion::NoStream, vec![added]).await?;
+/// assert_eq!(result.stream_version.get(), 1);
+///
+/// let events = store.read_stream(&stream, ReadStream::forward()).await?;
+/// assert_eq!(&*events[0].event_type, "ItemAdded");
+///
+/// // Another tenant sees nothing of it.
+/// let other = store.with_tenant("acme".into());
+/// assert!(other.read_stream(&stream, ReadStream::forward()).await?.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap() }
+/// ```
+#[derive(Clone)]
+pub struct MemoryStore {
+    shared: Arc<RwLock<Log>>,
+    clock: Arc<dyn Clock>,
+    tenant: Tenant,
+}
+
+#[derive(Default)]
+struct Log {
+    /// Every event of every tenant; an event's sequence number is its index plus one.
+    events: Vec<RecordedEvent>,
+    /// Where each event id is stored (index into `events`).
+    ids: HashMap<EventId, usize>,
+    tenants: HashMap<Tenant, TenantLog>,
+}
+
+#[derive(Default)]
+struct TenantLog {
+    /// Indexes into `Log::events`, in order.
+    all: Vec<usize>,
+    streams: HashMap<StreamId, Vec<usize>>,
+    snapshots: HashMap<StreamId, Snapshot>,
+    checkpoints: HashMap<String, GlobalPosition>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("tenant", &self.tenant)
+            .field("events", &self.read().events.len())
+            .finish()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store on the system clock, for the default tenant.
+    pub fn new() -> Self {
+        Self::with_clock(SystemClock)
+    }
+
+    /// An empty store that stamps `recorded_at` from `clock` (a [`ManualClock`](crate::ManualClock)
+    /// in tests of time travel).
+    pub fn with_clock(clock: impl Clock) -> Self {
+        Self {
+            shared: Arc::default(),
+            clock: Arc::new(clock),
+            tenant: Tenant::default(),
+        }
+    }
+
+    /// How many events the store holds, across all tenants.
+    pub fn len(&self) -> usize {
+        self.read().events.len()
+    }
+
+    /// Whether the store holds no events at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    // A panic while the lock is held cannot leave the log half-written: every check runs before
+    // the first mutation. So a poisoned lock still guards consistent data and is used as is.
+    fn read(&self) -> RwLockReadGuard<'_, Log> {
+        self.shared.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Log> {
+        self.shared.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn append_now(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        check_batch(stream, &events)?;
+        let mut log = self.write();
+        if let Some(done) = log.already_stored(&self.tenant, stream, &events)? {
+            return Ok(done);
+        }
+        let current = log
+            .tenants
+            .get(&self.tenant)
+            .and_then(|t| t.streams.get(stream))
+            .map_or(0, Vec::len) as u64;
+        if !expected.accepts(StreamVersion(current)) {
+            return Err(StoreError::WrongExpectedVersion {
+                stream: stream.clone(),
+                expected,
+                actual: StreamVersion(current),
+            });
+        }
+        let recorded_at = self.clock.now();
+        let commit = log.events.len() as u64 + 1;
+        let count = events.len() as u64;
+        let Log {
+            events: all_events,
+            ids,
+            tenants,
+        } = &mut *log;
+        let tenant_log = tenants.entry(self.tenant.clone()).or_default();
+        let stream_log = tenant_log.streams.entry(stream.clone()).or_default();
+        for (offset, new) in events.into_iter().enumerate() {
+            let index = all_events.len();
+            ids.insert(new.event_id, index);
+            stream_log.push(index);
+            tenant_log.all.push(index);
+            all_events.push(RecordedEvent {
+                event_id: new.event_id,
+                stream: stream.clone(),
+                stream_version: StreamVersion(current + offset as u64 + 1),
+                global_position: GlobalPosition::new(commit, index as u64 + 1),
+                tenant: self.tenant.clone(),
+                event_type: new.event_type.as_ref().into(),
+                schema_version: new.schema_version,
+                payload: new.payload.into(),
+                metadata: new.metadata,
+                recorded_at,
+            });
+        }
+        Ok(AppendResult {
+            first_version: StreamVersion(current + 1),
+            stream_version: StreamVersion(current + count),
+            position: GlobalPosition::new(commit, all_events.len() as u64),
+            recorded_at,
+            already_stored: false,
+        })
+    }
+
+    fn read_stream_now(&self, stream: &StreamId, read: ReadStream) -> Vec<RecordedEvent> {
+        let log = self.read();
+        let Some(indexes) = log
+            .tenants
+            .get(&self.tenant)
+            .and_then(|t| t.streams.get(stream))
+        else {
+            return Vec::new();
+        };
+        // Stream versions are 1-based and dense, so version v sits at indexes[v - 1].
+        let limit = read.limit.unwrap_or(usize::MAX);
+        let len = indexes.len();
+        let pick = |i: &usize| log.events[*i].clone();
+        match read.direction {
+            Direction::Forward => {
+                let start = read.from.map_or(0, |v| v.get().saturating_sub(1) as usize);
+                indexes.iter().skip(start).take(limit).map(pick).collect()
+            }
+            Direction::Backward => {
+                let end = read.from.map_or(len, |v| (v.get() as usize).min(len));
+                indexes[..end].iter().rev().take(limit).map(pick).collect()
+            }
+        }
+    }
+
+    fn read_all_now(&self, read: &ReadAll) -> Vec<RecordedEvent> {
+        let log = self.read();
+        let Some(tenant_log) = log.tenants.get(&self.tenant) else {
+            return Vec::new();
+        };
+        // Sequence numbers are index + 1 and commit order equals sequence order here.
+        let start = tenant_log
+            .all
+            .partition_point(|&i| log.events[i].global_position <= read.after);
+        tenant_log.all[start..]
+            .iter()
+            .map(|&i| &log.events[i])
+            .filter(|e| read.filter.matches(e.stream.category(), &e.event_type))
+            .take(read.limit)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Rejects batches that no store could accept: empty, or with one id twice.
+fn check_batch(stream: &StreamId, events: &[NewEvent]) -> Result<(), StoreError> {
+    let invalid = |reason: &str| StoreError::InvalidAppend {
+        stream: stream.clone(),
+        reason: reason.to_owned(),
+    };
+    if events.is_empty() {
+        return Err(invalid("an append needs at least one event"));
+    }
+    let mut seen = HashSet::with_capacity(events.len());
+    if let Some(twice) = events.iter().find(|e| !seen.insert(e.event_id)) {
+        return Err(invalid(&format!(
+            "event id {} appears twice in one batch",
+            twice.event_id
+        )));
+    }
+    Ok(())
+}
+
+impl Log {
+    /// `Some(result)` when every event of the batch is already stored, in this stream, in order,
+    /// with the same content (an idempotent retry); an error when any id is stored otherwise.
+    fn already_stored(
+        &self,
+        tenant: &Tenant,
+        stream: &StreamId,
+        events: &[NewEvent],
+    ) -> Result<Option<AppendResult>, StoreError> {
+        let duplicate = |event_id| StoreError::DuplicateEventId {
+            event_id,
+            stream: stream.clone(),
+        };
+        let mut found = Vec::with_capacity(events.len());
+        for new in events {
+            match self.ids.get(&new.event_id) {
+                Some(&index) => found.push((new, &self.events[index])),
+                None if found.is_empty() => continue,
+                None => return Err(duplicate(found[0].0.event_id)),
+            }
+        }
+        if found.is_empty() {
+            return Ok(None);
+        }
+        if found.len() < events.len() {
+            return Err(duplicate(found[0].0.event_id));
+        }
+        let first_version = found[0].1.stream_version;
+        for (offset, (new, stored)) in found.iter().enumerate() {
+            let in_place = stored.tenant == *tenant
+                && stored.stream == *stream
+                && stored.stream_version == first_version.advance(offset as u64);
+            if !in_place || !stored.same_content(new) {
+                return Err(duplicate(new.event_id));
+            }
+        }
+        let last = found[found.len() - 1].1;
+        Ok(Some(AppendResult {
+            first_version,
+            stream_version: last.stream_version,
+            position: last.global_position,
+            recorded_at: last.recorded_at,
+            already_stored: true,
+        }))
+    }
+}
+
+impl EventStore for MemoryStore {
+    fn tenant(&self) -> &Tenant {
+        &self.tenant
+    }
+
+    fn with_tenant(&self, tenant: Tenant) -> Self {
+        Self {
+            tenant,
+            ..self.clone()
+        }
+    }
+
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        self.append_now(stream, expected, events)
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        Ok(self.read_stream_now(stream, read))
+    }
+
+    async fn read_all(&self, read: ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
+        Ok(self.read_all_now(&read))
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<StreamVersion, StoreError> {
+        let log = self.read();
+        let len = log
+            .tenants
+            .get(&self.tenant)
+            .and_then(|t| t.streams.get(stream))
+            .map_or(0, Vec::len);
+        Ok(StreamVersion(len as u64))
+    }
+
+    async fn head_position(&self) -> Result<GlobalPosition, StoreError> {
+        let log = self.read();
+        let last = log.tenants.get(&self.tenant).and_then(|t| t.all.last());
+        Ok(last.map_or(GlobalPosition::START, |&i| log.events[i].global_position))
+    }
+}
+
+impl SnapshotStore for MemoryStore {
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        let log = self.read();
+        Ok(log
+            .tenants
+            .get(&self.tenant)
+            .and_then(|t| t.snapshots.get(stream))
+            .cloned())
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let mut log = self.write();
+        let snapshots = &mut log
+            .tenants
+            .entry(self.tenant.clone())
+            .or_default()
+            .snapshots;
+        match snapshots.get(&snapshot.stream) {
+            Some(stored) if stored.version > snapshot.version => {}
+            _ => {
+                snapshots.insert(snapshot.stream.clone(), snapshot);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl CheckpointStore for MemoryStore {
+    async fn load_checkpoint(
+        &self,
+        subscriber: &str,
+    ) -> Result<Option<GlobalPosition>, StoreError> {
+        let log = self.read();
+        Ok(log
+            .tenants
+            .get(&self.tenant)
+            .and_then(|t| t.checkpoints.get(subscriber))
+            .copied())
+    }
+
+    async fn save_checkpoint(
+        &self,
+        subscriber: &str,
+        position: GlobalPosition,
+    ) -> Result<(), StoreError> {
+        let mut log = self.write();
+        let tenant_log = log.tenants.entry(self.tenant.clone()).or_default();
+        tenant_log
+            .checkpoints
+            .insert(subscriber.to_owned(), position);
+        Ok(())
+    }
+}

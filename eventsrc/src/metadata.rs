@@ -1,0 +1,121 @@
+//! What is known about an event besides its payload: who caused it and as part of what.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Correlation, causation, actor and free key/values stored beside every event.
+///
+/// The correlation id ties together everything one request caused; the causation id names the
+/// message (command or event) that directly caused this event. [`Repository::execute`] sets the
+/// causation to the command's id and, when no correlation is given, the correlation too.
+///
+/// ```
+/// use eventsrc::Metadata;
+///
+/// let metadata = Metadata::new().with_actor("sales-rep-7").with("channel", "phone");
+/// assert_eq!(metadata.actor.as_deref(), Some("sales-rep-7"));
+/// assert_eq!(metadata.get("channel"), Some(&serde_json::json!("phone")));
+/// ```
+///
+/// [`Repository::execute`]: crate::Repository::execute
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Ties together every message one original request caused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Uuid>,
+    /// The message that directly caused this event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    /// Who acted: a user, a service, a job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// Free-form key/values (a notification id, a request id, a client version...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl Metadata {
+    /// Empty metadata.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the correlation id.
+    pub fn with_correlation_id(mut self, id: Uuid) -> Self {
+        self.correlation_id = Some(id);
+        self
+    }
+
+    /// Sets the causation id.
+    pub fn with_causation_id(mut self, id: Uuid) -> Self {
+        self.causation_id = Some(id);
+        self
+    }
+
+    /// Sets the actor.
+    pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = Some(actor.into());
+        self
+    }
+
+    /// Adds a free-form key/value.
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.extra.insert(key.into(), value.into());
+        self
+    }
+
+    /// A free-form value by key.
+    pub fn get(&self, key: &str) -> Option<&serde_json::Value> {
+        self.extra.get(key)
+    }
+
+    /// Whether nothing at all is set (stores may skip writing it).
+    pub fn is_empty(&self) -> bool {
+        self.correlation_id.is_none()
+            && self.causation_id.is_none()
+            && self.actor.is_none()
+            && self.extra.is_empty()
+    }
+
+    /// The metadata for a message caused by `cause`: same correlation (or `cause` itself when
+    /// none was set), same actor and extras, causation `cause`.
+    pub fn caused_by(&self, cause: Uuid) -> Self {
+        let mut next = self.clone();
+        next.correlation_id = Some(self.correlation_id.unwrap_or(cause));
+        next.causation_id = Some(cause);
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_metadata_serializes_to_an_empty_object() {
+        assert_eq!(serde_json::to_string(&Metadata::new()).unwrap(), "{}");
+    }
+
+    #[test]
+    fn round_trips_every_field() {
+        let metadata = Metadata::new()
+            .with_correlation_id(Uuid::now_v7())
+            .with_causation_id(Uuid::now_v7())
+            .with_actor("ada")
+            .with("n", 3);
+        let json = serde_json::to_string(&metadata).unwrap();
+        assert_eq!(serde_json::from_str::<Metadata>(&json).unwrap(), metadata);
+    }
+
+    #[test]
+    fn caused_by_keeps_an_existing_correlation() {
+        let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+        let started = Metadata::new().caused_by(first);
+        assert_eq!(started.correlation_id, Some(first));
+        let next = started.caused_by(second);
+        assert_eq!(next.correlation_id, Some(first));
+        assert_eq!(next.causation_id, Some(second));
+    }
+}

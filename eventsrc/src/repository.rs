@@ -1,0 +1,489 @@
+//! The write side's front door: load aggregates, execute commands, retry conflicts.
+
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::store::{NoSnapshots, ReadStream, Snapshot, StoreError};
+use crate::{
+    Aggregate, Command, EncodeError, EventId, EventStore, ExpectedVersion, GlobalPosition, Handle,
+    InvalidStreamId, Metadata, NewEvent, RecordDecodeError, SnapshotStore, StreamId, StreamVersion,
+    Timestamp, ValidationError,
+};
+
+/// Loads aggregates from an [`EventStore`] and executes commands against them.
+///
+/// One repository serves every aggregate type. [`execute`](Repository::execute) runs the flow of
+/// DESIGN.md: validate the command, load the state (snapshot plus newer events), decide, append
+/// with the expected version, and on a conflict catch up with the events appended meanwhile and
+/// decide again, at most [`max_retries`](Repository::with_max_retries) times.
+///
+/// ```
+/// # use eventsrc::{Aggregate, Command, Decision, Handle, DecodeError, EncodeError, Event};
+/// # #[derive(Debug, PartialEq)] struct Added(u32);
+/// # impl Event for Added {
+/// #     fn event_type(&self) -> &'static str { "Added" }
+/// #     fn schema_version(&self) -> u32 { 1 }
+/// #     fn encode(&self) -> Result<String, EncodeError> { Ok(self.0.to_string()) }
+/// #     fn decode(t: &str, v: u32, p: &str) -> Result<Self, DecodeError> {
+/// #         DecodeError::check("Added", 1, t, v)?;
+/// #         serde_json::from_str(p).map(Added).map_err(|e| DecodeError::malformed(t, v, e))
+/// #     }
+/// # }
+/// # #[derive(Default)] struct Counter { total: u32 }
+/// # #[derive(Debug, thiserror::Error)] #[error("too many")] struct TooMany;
+/// # impl Aggregate for Counter {
+/// #     const TYPE: &'static str = "counter";
+/// #     type Id = String; type Event = Added; type Error = TooMany;
+/// #     fn apply(&mut self, e: &Added) { self.total += e.0 }
+/// # }
+/// # struct Add(u32);
+/// # impl Command for Add {}
+/// # impl Handle<Add> for Counter {
+/// #     fn handle(&self, c: &Add) -> Decision<Self> { Ok(vec![Added(c.0)]) }
+/// # }
+/// use eventsrc::{MemoryStore, Metadata, Repository};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let repository = Repository::new(MemoryStore::new());
+/// let id = "computers-sold".to_string();
+/// let committed = repository.execute::<Counter, _>(&id, Add(3), Metadata::new()).await?;
+/// assert_eq!(committed.stream_version.get(), 1);
+/// repository.execute::<Counter, _>(&id, Add(4), Metadata::new()).await?;
+///
+/// let counter = repository.load::<Counter>(&id).await?;
+/// assert_eq!(counter.state.total, 7);
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct Repository<S, N = NoSnapshots> {
+    store: S,
+    snapshots: N,
+    max_retries: u32,
+}
+
+/// An aggregate's state and the stream version it includes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<A> {
+    /// The state.
+    pub state: A,
+    /// The version of the last event applied (`StreamVersion::NONE` for a new aggregate).
+    pub version: StreamVersion,
+}
+
+/// What [`Repository::execute`] committed: the client's consistency token (seed 003).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed<E> {
+    /// The aggregate's stream.
+    pub stream: StreamId,
+    /// The id given to this command; every event's causation id.
+    pub command_id: Uuid,
+    /// The events appended, in order; empty for a no-op.
+    pub events: Vec<E>,
+    /// Their ids, in the same order.
+    pub event_ids: Vec<EventId>,
+    /// The stream's version after the command.
+    pub stream_version: StreamVersion,
+    /// The global position of the last event appended; `None` for a no-op.
+    pub global_position: Option<GlobalPosition>,
+    /// How many times the command was decided (1 unless a conflict forced a retry).
+    pub attempts: u32,
+}
+
+impl<E> Committed<E> {
+    /// Whether the command changed nothing (the state already held).
+    pub fn is_noop(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+/// Loading an aggregate failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The aggregate id does not make a valid stream name.
+    #[error(transparent)]
+    Stream(#[from] InvalidStreamId),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored event could not be decoded; the error names it.
+    #[error(transparent)]
+    Decode(#[from] RecordDecodeError),
+}
+
+/// Executing a command failed. `E` is the aggregate's domain error.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError<E> {
+    /// The command's attributes are invalid; nothing was loaded.
+    #[error(transparent)]
+    Invalid(ValidationError),
+    /// The aggregate rejected the command.
+    #[error("command rejected: {0}")]
+    Rejected(E),
+    /// Other writers kept changing the stream, or changed it in a way the aggregate declares
+    /// incompatible with this command's events.
+    #[error(
+        "conflict on `{stream}`: decided at version {expected}, found version {actual} after {attempts} attempt(s){}",
+        if *incompatible { " (the events appended meanwhile conflict with this command)" } else { "" }
+    )]
+    Conflict {
+        /// The stream.
+        stream: StreamId,
+        /// The version the last decision was based on.
+        expected: StreamVersion,
+        /// The version found at the last append.
+        actual: StreamVersion,
+        /// How many times the command was decided.
+        attempts: u32,
+        /// `true` when [`Aggregate::conflicts`] declared the events incompatible (no retry was
+        /// tried); `false` when the retries ran out.
+        incompatible: bool,
+    },
+    /// An event could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// Loading the aggregate failed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// Appending failed for a reason other than a conflict.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl<E> From<StoreError> for ExecuteError<E> {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+impl<S: EventStore> Repository<S> {
+    /// A repository over `store`, without snapshots, retrying conflicts 3 times.
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            snapshots: NoSnapshots,
+            max_retries: Self::DEFAULT_MAX_RETRIES,
+        }
+    }
+}
+
+impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
+    /// How many times a conflicted command is decided again unless told otherwise.
+    pub const DEFAULT_MAX_RETRIES: u32 = 3;
+
+    /// Loads and saves snapshots of aggregates that declare a
+    /// [`SnapshotFormat`](crate::SnapshotFormat) in `snapshots`.
+    pub fn with_snapshots<M: SnapshotStore>(self, snapshots: M) -> Repository<S, M> {
+        Repository {
+            store: self.store,
+            snapshots,
+            max_retries: self.max_retries,
+        }
+    }
+
+    /// Decides a conflicted command again at most `retries` times (0: never retry).
+    pub fn with_max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// The event store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The snapshot store.
+    pub fn snapshots(&self) -> &N {
+        &self.snapshots
+    }
+
+    /// The aggregate's current state: its latest usable snapshot, then every event after it.
+    pub async fn load<A: Aggregate>(&self, id: &A::Id) -> Result<Loaded<A>, LoadError> {
+        let stream = A::stream_id(id)?;
+        self.load_stream(&stream, None)
+            .instrument(load_span(&stream))
+            .await
+    }
+
+    /// The aggregate as it was at `version` (time travel by version): every event up to and
+    /// including that one. A version past the end gives the current state.
+    pub async fn load_at<A: Aggregate>(
+        &self,
+        id: &A::Id,
+        version: StreamVersion,
+    ) -> Result<Loaded<A>, LoadError> {
+        let stream = A::stream_id(id)?;
+        self.load_stream(&stream, Some(version))
+            .instrument(load_span(&stream))
+            .await
+    }
+
+    /// The aggregate as it was at `time` (time travel by clock): every event recorded at or
+    /// before it. Snapshots are not used, since one may include later events.
+    pub async fn load_at_time<A: Aggregate>(
+        &self,
+        id: &A::Id,
+        time: Timestamp,
+    ) -> Result<Loaded<A>, LoadError> {
+        let stream = A::stream_id(id)?;
+        let records = self
+            .store
+            .read_stream(&stream, ReadStream::forward())
+            .await?;
+        let mut loaded = Loaded {
+            state: A::default(),
+            version: StreamVersion::NONE,
+        };
+        for record in records.iter().take_while(|r| r.recorded_at <= time) {
+            loaded.state.apply(&record.decode()?);
+            loaded.version = record.stream_version;
+        }
+        Ok(loaded)
+    }
+
+    /// Takes a snapshot of the aggregate now, whatever its policy says. Returns the version
+    /// saved, or `None` when the aggregate declares no [`SnapshotFormat`](crate::SnapshotFormat)
+    /// or has no events.
+    pub async fn snapshot<A: Aggregate>(
+        &self,
+        id: &A::Id,
+    ) -> Result<Option<StreamVersion>, LoadError> {
+        let stream = A::stream_id(id)?;
+        let loaded = self.load_stream::<A>(&stream, None).await?;
+        self.save_snapshot(&stream, &loaded).await
+    }
+
+    /// Validates `command`, decides it against the aggregate `id` and appends the events, with
+    /// `metadata` stamped on each (causation: the command's id; correlation: as given, else the
+    /// command's id).
+    ///
+    /// A conflicting append catches up with the events appended meanwhile and decides again, at
+    /// most `max_retries` times; if the aggregate declares the new events
+    /// [incompatible](Aggregate::conflicts) with the decided ones it stops at once. An empty
+    /// decision is a no-op: nothing is appended.
+    pub async fn execute<A, C>(
+        &self,
+        id: &A::Id,
+        command: C,
+        metadata: Metadata,
+    ) -> Result<Committed<A::Event>, ExecuteError<A::Error>>
+    where
+        A: Handle<C>,
+        C: Command,
+    {
+        let stream = A::stream_id(id).map_err(LoadError::from)?;
+        let command_id = Uuid::now_v7();
+        let span = tracing::info_span!(
+            "execute",
+            stream = %stream,
+            command = command.name(),
+            command_id = %command_id,
+            correlation_id = ?metadata.correlation_id.unwrap_or(command_id),
+        );
+        let metadata = metadata.caused_by(command_id);
+        self.execute_in::<A, C>(stream, command_id, &command, metadata)
+            .instrument(span)
+            .await
+    }
+
+    async fn execute_in<A, C>(
+        &self,
+        stream: StreamId,
+        command_id: Uuid,
+        command: &C,
+        metadata: Metadata,
+    ) -> Result<Committed<A::Event>, ExecuteError<A::Error>>
+    where
+        A: Handle<C>,
+        C: Command,
+    {
+        command.validate().map_err(ExecuteError::Invalid)?;
+        let mut loaded = self.load_stream::<A>(&stream, None).await?;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let events = loaded
+                .state
+                .handle(command)
+                .map_err(ExecuteError::Rejected)?;
+            let mut committed = Committed {
+                stream: stream.clone(),
+                command_id,
+                events,
+                event_ids: Vec::new(),
+                stream_version: loaded.version,
+                global_position: None,
+                attempts,
+            };
+            if committed.events.is_empty() {
+                return Ok(committed);
+            }
+            let batch = committed
+                .events
+                .iter()
+                .map(|event| NewEvent::from_event(event, metadata.clone()))
+                .collect::<Result<Vec<_>, _>>()?;
+            committed.event_ids = batch.iter().map(|e| e.event_id).collect();
+            let expected = ExpectedVersion::at(loaded.version);
+            match self.store.append(&stream, expected, batch).await {
+                Ok(appended) => {
+                    committed.stream_version = appended.stream_version;
+                    committed.global_position = Some(appended.position);
+                    self.snapshot_after(&stream, loaded, &committed.events)
+                        .await;
+                    return Ok(committed);
+                }
+                Err(StoreError::WrongExpectedVersion { actual, .. }) => {
+                    let decided_at = loaded.version;
+                    let incompatible = self
+                        .catch_up(&stream, &mut loaded, &committed.events)
+                        .await?;
+                    if incompatible || attempts > self.max_retries {
+                        return Err(ExecuteError::Conflict {
+                            stream,
+                            expected: decided_at,
+                            actual: actual.max(loaded.version),
+                            attempts,
+                            incompatible,
+                        });
+                    }
+                    tracing::debug!(%decided_at, %actual, attempts, "append conflicted; deciding again");
+                }
+                Err(other) => return Err(ExecuteError::Store(other)),
+            }
+        }
+    }
+
+    /// Applies the events appended after `loaded.version`; returns whether any of them conflicts
+    /// with one of `ours`.
+    async fn catch_up<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+        loaded: &mut Loaded<A>,
+        ours: &[A::Event],
+    ) -> Result<bool, LoadError> {
+        let read = ReadStream::forward().from(loaded.version.advance(1));
+        let mut incompatible = false;
+        for record in self.store.read_stream(stream, read).await? {
+            let theirs: A::Event = record.decode()?;
+            incompatible |= ours.iter().any(|event| A::conflicts(event, &theirs));
+            loaded.state.apply(&theirs);
+            loaded.version = record.stream_version;
+        }
+        Ok(incompatible)
+    }
+
+    async fn load_stream<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+        up_to: Option<StreamVersion>,
+    ) -> Result<Loaded<A>, LoadError> {
+        let mut loaded = self.load_snapshot::<A>(stream, up_to).await?;
+        let from = loaded.version.advance(1);
+        let mut read = ReadStream::forward().from(from);
+        if let Some(last) = up_to {
+            if last < from {
+                return Ok(loaded);
+            }
+            read = read.limit((last.get() - from.get() + 1) as usize);
+        }
+        for record in self.store.read_stream(stream, read).await? {
+            loaded.state.apply(&record.decode()?);
+            loaded.version = record.stream_version;
+        }
+        Ok(loaded)
+    }
+
+    /// The latest snapshot usable for a load up to `up_to`, or the empty state. A snapshot of
+    /// another state version, or one that no longer decodes, is ignored: the events rebuild it.
+    async fn load_snapshot<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+        up_to: Option<StreamVersion>,
+    ) -> Result<Loaded<A>, LoadError> {
+        let empty = Loaded {
+            state: A::default(),
+            version: StreamVersion::NONE,
+        };
+        let Some(format) = A::SNAPSHOT else {
+            return Ok(empty);
+        };
+        let Some(snapshot) = self.snapshots.load_snapshot(stream).await? else {
+            return Ok(empty);
+        };
+        if snapshot.state_version != format.state_version
+            || up_to.is_some_and(|last| snapshot.version > last)
+        {
+            return Ok(empty);
+        }
+        match (format.decode)(&snapshot.payload) {
+            Ok(state) => Ok(Loaded {
+                state,
+                version: snapshot.version,
+            }),
+            Err(error) => {
+                tracing::warn!(%stream, version = %snapshot.version, %error, "ignoring undecodable snapshot");
+                Ok(empty)
+            }
+        }
+    }
+
+    /// After a commit, snapshots the new state when the policy asks for it. A failure is logged,
+    /// not returned: the events are committed and a snapshot is only a cache.
+    async fn snapshot_after<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+        mut loaded: Loaded<A>,
+        events: &[A::Event],
+    ) {
+        let Some(every) = A::SNAPSHOT
+            .and_then(|format| format.every)
+            .filter(|n| *n > 0)
+        else {
+            return;
+        };
+        let before = loaded.version.get() / every;
+        for event in events {
+            loaded.state.apply(event);
+        }
+        loaded.version = loaded.version.advance(events.len() as u64);
+        if loaded.version.get() / every == before {
+            return;
+        }
+        if let Err(error) = self.save_snapshot(stream, &loaded).await {
+            tracing::warn!(%stream, %error, "snapshot not saved");
+        }
+    }
+
+    async fn save_snapshot<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+        loaded: &Loaded<A>,
+    ) -> Result<Option<StreamVersion>, LoadError> {
+        let Some(format) = A::SNAPSHOT else {
+            return Ok(None);
+        };
+        if loaded.version == StreamVersion::NONE {
+            return Ok(None);
+        }
+        let payload = match (format.encode)(&loaded.state) {
+            Ok(payload) => payload,
+            Err(error) => {
+                tracing::warn!(%stream, %error, "state does not encode; no snapshot taken");
+                return Ok(None);
+            }
+        };
+        let snapshot = Snapshot {
+            stream: stream.clone(),
+            version: loaded.version,
+            state_version: format.state_version,
+            payload,
+            taken_at: Timestamp::now(),
+        };
+        self.snapshots.save_snapshot(snapshot).await?;
+        Ok(Some(loaded.version))
+    }
+}
+
+fn load_span(stream: &StreamId) -> tracing::Span {
+    tracing::debug_span!("load", stream = %stream)
+}

@@ -1,0 +1,322 @@
+//! The storage traits every backend implements: [`EventStore`], [`SnapshotStore`] and
+//! [`CheckpointStore`].
+//!
+//! They are deliberately small so that a new backend is an afternoon's work; `eventsrc-testing`
+//! ships the conformance suite that proves one. Futures are `Send`, and the core depends on no
+//! async runtime. Every handle belongs to one [`Tenant`] and sees nothing of any other.
+
+use std::future::Future;
+
+use crate::{
+    EventId, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StreamId, StreamVersion,
+    Tenant, Timestamp,
+};
+
+/// An append-only log of events, grouped in streams.
+pub trait EventStore: Send + Sync {
+    /// The tenant this handle reads and writes.
+    fn tenant(&self) -> &Tenant;
+
+    /// A handle on the same storage scoped to another tenant.
+    fn with_tenant(&self, tenant: Tenant) -> Self
+    where
+        Self: Sized;
+
+    /// Appends `events` to `stream` atomically, after checking `expected` against the stream's
+    /// current version: all are stored, in order, or none is.
+    ///
+    /// Appending events whose ids are all already stored in this stream with the same content is
+    /// idempotent: nothing is written and the original result is returned, whatever `expected`
+    /// says (a retried request). An id already stored with other content is
+    /// [`StoreError::DuplicateEventId`].
+    fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<AppendResult, StoreError>> + Send;
+
+    /// Reads events of one stream, as [`ReadStream`] bounds them. A missing stream reads as empty.
+    fn read_stream(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// Reads the global log after a position, in position order, never skipping an event that a
+    /// later read could return before one it already returned.
+    fn read_all(
+        &self,
+        read: ReadAll,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// The stream's current version (`StreamVersion::NONE` when it has no events).
+    fn stream_version(
+        &self,
+        stream: &StreamId,
+    ) -> impl Future<Output = Result<StreamVersion, StoreError>> + Send;
+
+    /// The position of the last event a reader of this tenant's log can see now
+    /// (`GlobalPosition::START` when there is none): the head against which lag is measured.
+    fn head_position(&self) -> impl Future<Output = Result<GlobalPosition, StoreError>> + Send;
+}
+
+/// What an append stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    /// The version of the first appended event.
+    pub first_version: StreamVersion,
+    /// The stream's version after the append: the version of the last appended event.
+    pub stream_version: StreamVersion,
+    /// The global position of the last appended event.
+    pub position: GlobalPosition,
+    /// When the events were recorded.
+    pub recorded_at: Timestamp,
+    /// `true` when every event was already stored (an idempotent retry) and nothing was written.
+    pub already_stored: bool,
+}
+
+/// Which way a stream is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Oldest first.
+    #[default]
+    Forward,
+    /// Newest first.
+    Backward,
+}
+
+/// Bounds of a stream read: direction, first version and how many events at most.
+///
+/// ```
+/// use eventsrc::{ReadStream, StreamVersion};
+///
+/// let page = ReadStream::forward().from(StreamVersion(101)).limit(100);
+/// assert_eq!(page.from, Some(StreamVersion(101)));
+/// assert_eq!(page.limit, Some(100));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReadStream {
+    /// Forward or backward.
+    pub direction: Direction,
+    /// The first version to return (inclusive); `None` means the stream's first event going
+    /// forward and its last going backward.
+    pub from: Option<StreamVersion>,
+    /// At most this many events; `None` means all.
+    pub limit: Option<usize>,
+}
+
+impl ReadStream {
+    /// The whole stream, oldest first.
+    pub fn forward() -> Self {
+        Self::default()
+    }
+
+    /// The whole stream, newest first.
+    pub fn backward() -> Self {
+        Self {
+            direction: Direction::Backward,
+            ..Self::default()
+        }
+    }
+
+    /// Starts at `version` (inclusive).
+    pub fn from(mut self, version: StreamVersion) -> Self {
+        self.from = Some(version);
+        self
+    }
+
+    /// Returns at most `limit` events.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Whether `version` lies inside these bounds' starting point (ignoring the limit).
+    pub fn admits(&self, version: StreamVersion) -> bool {
+        match (self.direction, self.from) {
+            (_, None) => true,
+            (Direction::Forward, Some(from)) => version >= from,
+            (Direction::Backward, Some(from)) => version <= from,
+        }
+    }
+}
+
+/// Bounds and filter of a read of the global log.
+///
+/// ```
+/// use eventsrc::{GlobalPosition, ReadAll};
+///
+/// let read = ReadAll::after(GlobalPosition::START).limit(500).event_types(["StatusChanged"]);
+/// assert_eq!(read.limit, 500);
+/// assert!(read.filter.matches("lead", "StatusChanged"));
+/// assert!(!read.filter.matches("lead", "NameChanged"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadAll {
+    /// Return events strictly after this position.
+    pub after: GlobalPosition,
+    /// At most this many events.
+    pub limit: usize,
+    /// Which events to return.
+    pub filter: EventFilter,
+}
+
+impl ReadAll {
+    /// The default page size.
+    pub const DEFAULT_LIMIT: usize = 1000;
+
+    /// Events after `position`, all types, in pages of [`ReadAll::DEFAULT_LIMIT`].
+    pub fn after(position: GlobalPosition) -> Self {
+        Self {
+            after: position,
+            limit: Self::DEFAULT_LIMIT,
+            filter: EventFilter::default(),
+        }
+    }
+
+    /// Returns at most `limit` events.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Only events with one of these stored names.
+    pub fn event_types<I: IntoIterator<Item = S>, S: Into<String>>(mut self, types: I) -> Self {
+        self.filter.event_types = types.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Only events of streams in one of these categories (aggregate types).
+    pub fn categories<I: IntoIterator<Item = S>, S: Into<String>>(mut self, categories: I) -> Self {
+        self.filter.categories = categories.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// Which events a read of the global log returns; an empty list admits everything.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventFilter {
+    /// Stored event names to admit; empty: all.
+    pub event_types: Vec<String>,
+    /// Stream categories to admit; empty: all.
+    pub categories: Vec<String>,
+}
+
+impl EventFilter {
+    /// Whether an event of `event_type` in a stream of `category` passes.
+    pub fn matches(&self, category: &str, event_type: &str) -> bool {
+        (self.event_types.is_empty() || self.event_types.iter().any(|t| t == event_type))
+            && (self.categories.is_empty() || self.categories.iter().any(|c| c == category))
+    }
+}
+
+/// A saved aggregate state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The aggregate's stream.
+    pub stream: StreamId,
+    /// The stream version the state includes.
+    pub version: StreamVersion,
+    /// The version of the state's own shape (see [`SnapshotFormat`](crate::SnapshotFormat)).
+    pub state_version: u32,
+    /// The encoded state.
+    pub payload: String,
+    /// When it was taken.
+    pub taken_at: Timestamp,
+}
+
+/// Keeps the latest snapshot of each stream.
+pub trait SnapshotStore: Send + Sync {
+    /// The latest snapshot of `stream`, if any.
+    fn load_snapshot(
+        &self,
+        stream: &StreamId,
+    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
+
+    /// Stores `snapshot`, replacing any older one of the same stream. A snapshot older than the
+    /// stored one (a lower version) is ignored.
+    fn save_snapshot(
+        &self,
+        snapshot: Snapshot,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Keeps each subscriber's position in the global log.
+pub trait CheckpointStore: Send + Sync {
+    /// The last position `subscriber` finished with, if it ever saved one.
+    fn load_checkpoint(
+        &self,
+        subscriber: &str,
+    ) -> impl Future<Output = Result<Option<GlobalPosition>, StoreError>> + Send;
+
+    /// Records that `subscriber` finished with everything up to `position`.
+    fn save_checkpoint(
+        &self,
+        subscriber: &str,
+        position: GlobalPosition,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A snapshot store that keeps nothing: the default of a [`Repository`](crate::Repository).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSnapshots;
+
+impl SnapshotStore for NoSnapshots {
+    async fn load_snapshot(&self, _: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        Ok(None)
+    }
+
+    async fn save_snapshot(&self, _: Snapshot) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// What a storage operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The optimistic concurrency check failed.
+    #[error("`{stream}` is at version {actual}, but the append expected {expected}")]
+    WrongExpectedVersion {
+        /// The stream appended to.
+        stream: StreamId,
+        /// What the append expected.
+        expected: ExpectedVersion,
+        /// The stream's actual version.
+        actual: StreamVersion,
+    },
+    /// An event id is already stored with other content (or in another stream).
+    #[error("event {event_id} appended to `{stream}` is already stored with other content")]
+    DuplicateEventId {
+        /// The id.
+        event_id: EventId,
+        /// The stream the new event was appended to.
+        stream: StreamId,
+    },
+    /// The append itself is malformed (no events, an id twice in one batch, ...).
+    #[error("invalid append to `{stream}`: {reason}")]
+    InvalidAppend {
+        /// The stream appended to.
+        stream: StreamId,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A stored row cannot be read as an event (not the payload: the row itself).
+    #[error("corrupt record at position {position}: {reason}")]
+    Corrupt {
+        /// Where.
+        position: GlobalPosition,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The backend failed (connection lost, disk full, ...); the operation may be retried.
+    #[error("storage backend failed: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps a backend's own error.
+    pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend(Box::new(error))
+    }
+}
