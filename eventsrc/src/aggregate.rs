@@ -55,6 +55,11 @@ use crate::{Event, InvalidStreamId, StreamId};
 /// assert!(account.handle(&Open).is_err());
 /// assert_eq!(Account::stream_id(&7).unwrap().as_str(), "account-7");
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an aggregate",
+    label = "not an aggregate",
+    note = "add `#[aggregate]` to an `impl {Self}` block of event handlers, or implement `eventsrc::Aggregate` by hand"
+)]
 pub trait Aggregate: Default + Send + Sync + 'static {
     /// The stored aggregate type: the category of its streams (`lead` in `lead-1410`). Must not
     /// contain `-`.
@@ -153,11 +158,27 @@ pub trait Command: Send + Sync {
     }
 }
 
+/// A command that names its aggregate and carries the aggregate's id, so that
+/// [`Repository::send`](crate::Repository::send) can route it without being told.
+/// `#[command(aggregate = ...)]` with an `#[id]` field implements it.
+pub trait AggregateCommand: Command + Sized {
+    /// The aggregate the command targets.
+    type Aggregate: Aggregate;
+
+    /// The id of the targeted aggregate.
+    fn aggregate_id(&self) -> &<Self::Aggregate as Aggregate>::Id;
+}
+
 /// The outcome of deciding a command: events to append (an empty list is a no-op, seed 001's
 /// `noop?`), or the aggregate's typed error.
 pub type Decision<A> = Result<Vec<<A as Aggregate>::Event>, <A as Aggregate>::Error>;
 
 /// Decides command `C` against the aggregate's current state. No I/O: state in, events out.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no handler for the command `{C}`",
+    label = "no `Handle<{C}>` impl",
+    note = "write `impl eventsrc::Handle<{C}> for {Self} {{ fn handle(&self, command: &{C}) -> eventsrc::Decision<Self> {{ ... }} }}`, or name a method with `#[command(handler = ...)]`"
+)]
 pub trait Handle<C: Command>: Aggregate {
     /// Decides `command`. Called again (with the newer state) when an append conflicts.
     fn handle(&self, command: &C) -> Decision<Self>;

@@ -57,6 +57,34 @@ pub trait Event: Sized + Send + Sync + 'static {
     fn decode(event_type: &str, schema_version: u32, payload: &str) -> Result<Self, DecodeError>;
 }
 
+/// One event type with a fixed stored name: what `#[derive(Event)]` implements for a struct.
+///
+/// Lets code name an event type's stored name and version without a value, e.g. to filter a
+/// subscription or to list an aggregate's events.
+pub trait EventType: Event {
+    /// The stored name.
+    const NAME: &'static str;
+    /// The current schema version.
+    const VERSION: u32;
+    /// Older names still decoded as this event.
+    const ALIASES: &'static [&'static str] = &[];
+}
+
+/// One schema version of an event's payload that reads itself from older stored versions.
+///
+/// `#[derive(Event)]` implements it for every event struct, including the old shapes kept under
+/// their own names (`#[event(superseded_by = ...)]`), which is how a typed upcast chain
+/// v1 → v2 → v3 is walked: each version reads the one before it and converts with `From`.
+pub trait Versioned: Sized {
+    /// The schema version this type is.
+    const VERSION: u32;
+    /// The oldest stored version it can be upcast from.
+    const OLDEST: u32;
+
+    /// Reads a payload stored at `version` (at most `VERSION`) as this type.
+    fn from_version(event_type: &str, version: u32, payload: &str) -> Result<Self, DecodeError>;
+}
+
 /// An event could not be turned into JSON (a map with non-string keys, a failing `Serialize`).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot encode event `{event_type}`: {source}")]

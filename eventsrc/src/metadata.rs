@@ -90,6 +90,7 @@ impl Metadata {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap; the lint guards data from stores and users
 mod tests {
     use super::*;
 

@@ -5,9 +5,9 @@ use uuid::Uuid;
 
 use crate::store::{NoSnapshots, ReadStream, Snapshot, StoreError};
 use crate::{
-    Aggregate, Command, EncodeError, EventId, EventStore, ExpectedVersion, GlobalPosition, Handle,
-    InvalidStreamId, Metadata, NewEvent, RecordDecodeError, SnapshotStore, StreamId, StreamVersion,
-    Timestamp, ValidationError,
+    Aggregate, AggregateCommand, Command, EncodeError, EventId, EventStore, ExpectedVersion,
+    GlobalPosition, Handle, InvalidStreamId, Metadata, NewEvent, RecordDecodeError, SnapshotStore,
+    StreamId, StreamVersion, Timestamp, ValidationError,
 };
 
 /// Loads aggregates from an [`EventStore`] and executes commands against them.
@@ -271,6 +271,35 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         C: Command,
     {
         let stream = A::stream_id(id).map_err(LoadError::from)?;
+        self.execute_on::<A, C>(stream, command, metadata).await
+    }
+
+    /// [`execute`](Repository::execute) for a command that names its aggregate and carries its
+    /// id (`#[command(aggregate = ...)]`).
+    pub async fn send<C>(
+        &self,
+        command: C,
+        metadata: Metadata,
+    ) -> Result<Committed<AggregateEvent<C>>, ExecuteError<AggregateError<C>>>
+    where
+        C: AggregateCommand,
+        C::Aggregate: Handle<C>,
+    {
+        let stream = C::Aggregate::stream_id(command.aggregate_id()).map_err(LoadError::from)?;
+        self.execute_on::<C::Aggregate, C>(stream, command, metadata)
+            .await
+    }
+
+    async fn execute_on<A, C>(
+        &self,
+        stream: StreamId,
+        command: C,
+        metadata: Metadata,
+    ) -> Result<Committed<A::Event>, ExecuteError<A::Error>>
+    where
+        A: Handle<C>,
+        C: Command,
+    {
         let command_id = Uuid::now_v7();
         let span = tracing::info_span!(
             "execute",
@@ -483,6 +512,11 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         Ok(Some(loaded.version))
     }
 }
+
+/// The event type of a command's aggregate.
+pub type AggregateEvent<C> = <<C as AggregateCommand>::Aggregate as Aggregate>::Event;
+/// The error type of a command's aggregate.
+pub type AggregateError<C> = <<C as AggregateCommand>::Aggregate as Aggregate>::Error;
 
 fn load_span(stream: &StreamId) -> tracing::Span {
     tracing::debug_span!("load", stream = %stream)

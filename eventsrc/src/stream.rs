@@ -359,6 +359,7 @@ impl fmt::Display for ExpectedVersion {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap; the lint guards data from stores and users
 mod tests {
     use super::*;
 

@@ -42,6 +42,8 @@ impl Timestamp {
     }
 
     /// This instant moved forward by `duration` (saturating).
+    // A method rather than `std::ops::Add<Duration>`: it saturates instead of overflowing.
+    #[allow(clippy::should_implement_trait)]
     pub fn add(self, duration: Duration) -> Self {
         let micros = i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
         Self(self.0.saturating_add(micros))
