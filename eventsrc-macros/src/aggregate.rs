@@ -249,7 +249,9 @@ fn expand_aggregate(
         .event
         .as_ref()
         .map_or_else(Span::call_site, |p| p.span());
-    let apply_body = quote_spanned!(match_span=> match event { #(#arms)* });
+    // A generated enum with no variants (every handler was malformed) still needs a total match.
+    let empty = (attrs.event.is_none() && handlers.is_empty()).then(|| quote!(_ => {}));
+    let apply_body = quote_spanned!(match_span=> match event { #(#arms)* #empty });
     let snapshot = attrs.snapshot.map(|state_version| {
         let every = attrs.snapshot_every.map(|(n, _)| quote!(.every(#n)));
         quote! {

@@ -227,6 +227,7 @@ fn expand_impls(
         (Some(aggregate), Some(id)) => {
             // Spanned at the user's `aggregate = ...` so a non-aggregate is reported there.
             let assoc = quote_spanned!(aggregate.span()=> type Aggregate = #aggregate;);
+            let id_type = quote_spanned!(aggregate.span()=> <<Self as #krate::AggregateCommand>::Aggregate as #krate::Aggregate>::Id);
             let handler = attrs.handler.as_ref().map(|handler| {
                 quote! {
                     #[automatically_derived]
@@ -238,15 +239,20 @@ fn expand_impls(
                     }
                 }
             });
-            quote! {
+            // The whole impl carries the span of `aggregate = ...`: every obligation on the
+            // aggregate then points there, and rustc folds the identical reports into one.
+            let targeting = quote_spanned! {aggregate.span()=>
                 #[automatically_derived]
                 impl #impl_generics #krate::AggregateCommand for #ident #ty_generics #where_clause {
                     #assoc
                     #[inline]
-                    fn aggregate_id(&self) -> &<#aggregate as #krate::Aggregate>::Id {
+                    fn aggregate_id(&self) -> &#id_type {
                         &self.#id
                     }
                 }
+            };
+            quote! {
+                #targeting
                 #handler
             }
         }

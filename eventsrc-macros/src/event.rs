@@ -175,6 +175,8 @@ pub fn derive(input: DeriveInput) -> TokenStream {
             &input.generics,
             "event types cannot be generic: the registry needs one concrete type per stored name",
         );
+        // Any impl would need the generics; emitting none avoids a second error.
+        return errors.into_compile_errors();
     }
     let expanded = match &input.data {
         Data::Struct(_) => expand_struct(&input.ident, &attrs, &krate, &mut errors),
@@ -468,15 +470,15 @@ pub fn expand_enum(
                 });
             }
             VariantKind::Unit => {
-                event_type.push(quote!(Self::#ident => #name,));
-                schema_version.push(quote!(Self::#ident => #version,));
-                encode.push(quote!(Self::#ident => ::core::result::Result::Ok(::std::string::String::from("{}")),));
+                event_type.push(quote!(Self::#ident {} => #name,));
+                schema_version.push(quote!(Self::#ident {} => #version,));
+                encode.push(quote!(Self::#ident {} => ::core::result::Result::Ok(::std::string::String::from("{}")),));
                 decode.push(quote! {
                     if #krate::__private::answers_to(event_type, #name, &[#(#aliases),*]) {
                         if version > #version {
                             return ::core::result::Result::Err(#krate::__private::future_version(event_type, version, #version));
                         }
-                        return ::core::result::Result::Ok(Self::#ident);
+                        return ::core::result::Result::Ok(Self::#ident {});
                     }
                 });
                 let rust_type = quote!(#enum_ident::#ident);

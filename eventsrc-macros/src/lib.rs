@@ -19,7 +19,7 @@ use syn::{DeriveInput, ItemImpl, ItemStruct, parse_macro_input};
 
 /// Derives `eventsrc::Event` (and `EventType`, `Versioned`, and the registry entry) for an event
 /// struct, or `Event` for an enum of events. See the `eventsrc` crate docs.
-#[proc_macro_derive(Event, attributes(event))]
+#[proc_macro_derive(Event, attributes(event, serde))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     event::derive(input).into()

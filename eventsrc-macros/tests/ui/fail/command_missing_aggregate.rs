@@ -1,0 +1,9 @@
+use eventsrc::command;
+
+#[command]
+struct Post {
+    #[id]
+    ledger: String,
+}
+
+fn main() {}

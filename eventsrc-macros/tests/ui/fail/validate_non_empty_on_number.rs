@@ -1,0 +1,23 @@
+use eventsrc::{aggregate, command, Event};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Opened {}
+
+#[derive(Default)]
+struct Account;
+
+#[aggregate(id = String)]
+impl Account {
+    fn on_opened(&mut self, _: &Opened) {}
+}
+
+#[command(aggregate = Account)]
+struct Deposit {
+    #[id]
+    account: String,
+    #[validate(non_empty)]
+    cents: u64,
+}
+
+fn main() {}
