@@ -314,7 +314,7 @@ fn expand_struct(
                     payload: &str,
                 ) -> ::core::result::Result<Self, #krate::DecodeError> {
                     if !#krate::__private::answers_to(event_type, #name, &[#(#aliases),*]) {
-                        return ::core::result::Result::Err(#krate::DecodeError::unknown(event_type));
+                        return ::core::result::Result::Err(#krate::DecodeError::unknown(event_type, version));
                     }
                     <Self as #krate::Versioned>::from_version(event_type, version, payload)
                 }
@@ -590,7 +590,7 @@ pub fn expand_enum(
                     payload: &str,
                 ) -> ::core::result::Result<Self, #krate::DecodeError> {
                     #(#decode)*
-                    ::core::result::Result::Err(#krate::DecodeError::unknown(event_type))
+                    ::core::result::Result::Err(#krate::DecodeError::unknown(event_type, version))
                 }
             }
         };

@@ -107,10 +107,12 @@ impl EncodeError {
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     /// No event type of this set has that name (nor that alias).
-    #[error("unknown event type `{event_type}`")]
+    #[error("unknown event type `{event_type}` (schema version {version})")]
     UnknownType {
         /// The stored name.
         event_type: String,
+        /// The stored version.
+        version: u32,
     },
     /// The payload was written by newer code than this.
     #[error(
@@ -152,24 +154,28 @@ impl DecodeError {
     /// `current`, for hand-written [`Event::decode`] impls without upcasting.
     pub fn check(name: &str, current: u32, event_type: &str, version: u32) -> Result<(), Self> {
         if event_type != name {
-            Err(Self::UnknownType {
-                event_type: event_type.to_owned(),
-            })
+            Err(Self::unknown(event_type, version))
         } else if version > current {
-            Err(Self::FutureVersion {
-                event_type: event_type.to_owned(),
-                version,
-                current,
-            })
+            Err(Self::future(event_type, version, current))
         } else {
             Ok(())
         }
     }
 
     /// An unknown event type.
-    pub fn unknown(event_type: &str) -> Self {
+    pub fn unknown(event_type: &str, version: u32) -> Self {
         Self::UnknownType {
             event_type: event_type.to_owned(),
+            version,
+        }
+    }
+
+    /// A payload written by newer code than this (`current` is the newest version known here).
+    pub fn future(event_type: &str, version: u32, current: u32) -> Self {
+        Self::FutureVersion {
+            event_type: event_type.to_owned(),
+            version,
+            current,
         }
     }
 

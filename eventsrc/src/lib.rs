@@ -31,6 +31,7 @@ pub use stream::{
     StreamVersion, Tenant,
 };
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use uuid::Uuid;
 
 pub use eventsrc_macros::{Event, aggregate, command};
 

@@ -223,8 +223,19 @@ fn check_batch(stream: &StreamId, events: &[NewEvent]) -> Result<(), StoreError>
     if events.is_empty() {
         return Err(invalid("an append needs at least one event"));
     }
-    let mut seen = HashSet::with_capacity(events.len());
-    if let Some(twice) = events.iter().find(|e| !seen.insert(e.event_id)) {
+    // The first event whose id an earlier event of the batch already has. A small batch (the
+    // usual one or few events of a command) is compared pairwise, without building a hash set.
+    let twice = if events.len() <= SMALL_BATCH {
+        events
+            .iter()
+            .enumerate()
+            .find(|(i, e)| events[..*i].iter().any(|o| o.event_id == e.event_id))
+            .map(|(_, e)| e)
+    } else {
+        let mut seen = HashSet::with_capacity(events.len());
+        events.iter().find(|e| !seen.insert(e.event_id))
+    };
+    if let Some(twice) = twice {
         return Err(invalid(&format!(
             "event id {} appears twice in one batch",
             twice.event_id
@@ -232,6 +243,9 @@ fn check_batch(stream: &StreamId, events: &[NewEvent]) -> Result<(), StoreError>
     }
     Ok(())
 }
+
+/// Up to this many events, [`check_batch`] finds a repeated id by pairwise comparison.
+const SMALL_BATCH: usize = 16;
 
 impl Log {
     /// `Some(result)` when every event of the batch is already stored, in this stream, in order,
@@ -246,7 +260,8 @@ impl Log {
             event_id,
             stream: stream.clone(),
         };
-        let mut found = Vec::with_capacity(events.len());
+        // Allocates only once an id is found: a fresh batch, the usual case, allocates nothing.
+        let mut found = Vec::new();
         for new in events {
             match self.ids.get(&new.event_id) {
                 Some(&index) => found.push((new, &self.events[index])),
@@ -381,5 +396,35 @@ impl CheckpointStore for MemoryStore {
             .checkpoints
             .insert(subscriber.to_owned(), position);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both ways of finding a repeated id (pairwise up to `SMALL_BATCH`, a hash set above)
+    /// name the same event: the first one whose id an earlier event already has.
+    #[test]
+    fn a_repeated_id_is_found_the_same_way_in_small_and_large_batches() {
+        let stream = StreamId::new("cart", 1).unwrap();
+        for len in [1, 2, SMALL_BATCH, SMALL_BATCH + 1, 3 * SMALL_BATCH] {
+            let fresh: Vec<NewEvent> = (0..len).map(|_| NewEvent::raw("Noted", 1, "{}")).collect();
+            assert!(check_batch(&stream, &fresh).is_ok(), "{len} distinct ids");
+            if len < 2 {
+                continue;
+            }
+            // Ids 0 and 1 both come back at the end, 1 first: the error names id 1.
+            let mut batch = fresh.clone();
+            batch[len - 1] = fresh[0].clone();
+            batch.insert(len - 1, fresh[1].clone());
+            match check_batch(&stream, &batch) {
+                Err(StoreError::InvalidAppend { reason, .. }) => {
+                    assert!(reason.contains(&fresh[1].event_id.to_string()), "{reason}");
+                }
+                other => panic!("{len}: expected an invalid append, got {other:?}"),
+            }
+        }
+        assert!(check_batch(&stream, &[]).is_err());
     }
 }

@@ -40,11 +40,7 @@ pub fn answers_to(event_type: &str, name: &str, aliases: &[&str]) -> bool {
 
 /// A payload from newer code.
 pub fn future_version(event_type: &str, version: u32, current: u32) -> DecodeError {
-    DecodeError::FutureVersion {
-        event_type: event_type.to_owned(),
-        version,
-        current,
-    }
+    DecodeError::future(event_type, version, current)
 }
 
 /// A payload older than any upcast step reaches.

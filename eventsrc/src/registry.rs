@@ -115,7 +115,8 @@ pub fn decode_json(
     schema_version: u32,
     payload: &str,
 ) -> Result<serde_json::Value, DecodeError> {
-    let registration = find(event_type).ok_or_else(|| DecodeError::unknown(event_type))?;
+    let registration =
+        find(event_type).ok_or_else(|| DecodeError::unknown(event_type, schema_version))?;
     (registration.to_current_json)(event_type, schema_version, payload)
 }
 

@@ -41,12 +41,27 @@ impl Timestamp {
         self.0
     }
 
+    /// The time from `earlier` to this instant; zero when `earlier` is later.
+    pub fn since(self, earlier: Self) -> Duration {
+        Duration::from_micros(self.0.saturating_sub(earlier.0).max(0).unsigned_abs())
+    }
+}
+
+impl std::ops::Add<Duration> for Timestamp {
+    type Output = Self;
     /// This instant moved forward by `duration` (saturating).
-    // A method rather than `std::ops::Add<Duration>`: it saturates instead of overflowing.
-    #[allow(clippy::should_implement_trait)]
-    pub fn add(self, duration: Duration) -> Self {
+    fn add(self, duration: Duration) -> Self {
         let micros = i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
         Self(self.0.saturating_add(micros))
+    }
+}
+
+impl std::ops::Sub<Duration> for Timestamp {
+    type Output = Self;
+    /// This instant moved back by `duration` (saturating).
+    fn sub(self, duration: Duration) -> Self {
+        let micros = i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
+        Self(self.0.saturating_sub(micros))
     }
 }
 
@@ -148,13 +163,18 @@ impl ManualClock {
 
     /// Moves the clock forward by `duration`.
     pub fn advance(&self, duration: Duration) {
-        self.set(self.now().add(duration));
+        self.set(self.now() + duration);
+    }
+
+    /// The clock's current time (the same as [`Clock::now`], without importing the trait).
+    pub fn now(&self) -> Timestamp {
+        Timestamp::from_micros(self.0.load(Ordering::SeqCst))
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        Timestamp::from_micros(self.0.load(Ordering::SeqCst))
+        ManualClock::now(self)
     }
 }
 

@@ -999,7 +999,7 @@ async fn recorded_at_comes_from_the_store_clock() {
         .unwrap();
 
     assert_eq!(first.recorded_at, start);
-    assert_eq!(second.recorded_at, start.add(Duration::from_secs(90)));
+    assert_eq!(second.recorded_at, start + Duration::from_secs(90));
     let events = store.read_stream(&s, ReadStream::forward()).await.unwrap();
     let times: Vec<Timestamp> = events.iter().map(|e| e.recorded_at).collect();
     assert_eq!(times, [start, start, second.recorded_at]);

@@ -401,7 +401,7 @@ async fn load_at_a_time_replays_events_recorded_up_to_it() {
     let start = Timestamp::from_micros(1_700_000_000_000_000);
     let clock = ManualClock::new(start);
     let repository = lead_with_history(&clock).await;
-    let at = |secs: u64| start.add(Duration::from_secs(secs));
+    let at = |secs: u64| start + Duration::from_secs(secs);
 
     let before = repository
         .load_at_time::<Lead>(&ID, Timestamp::from_micros(start.as_micros() - 1))
@@ -889,7 +889,7 @@ async fn time_travel_uses_a_snapshot_only_when_it_is_not_too_new() {
 
     // Loading by time never uses a snapshot.
     let by_time = repository
-        .load_at_time::<Tally>(&id, Timestamp::now().add(Duration::from_secs(3600)))
+        .load_at_time::<Tally>(&id, Timestamp::now() + Duration::from_secs(3600))
         .await
         .unwrap();
     assert_eq!(by_time.version, StreamVersion(3));
@@ -969,7 +969,7 @@ async fn an_unknown_event_type_is_a_decode_error_naming_the_record() {
     let error = load_error(&store).await;
     assert_names_the_record(&error, &raw, store.head_position().await.unwrap());
     assert!(
-        matches!(&error.source, DecodeError::UnknownType { event_type } if event_type == "Unknown"),
+        matches!(&error.source, DecodeError::UnknownType { event_type, version: 1 } if event_type == "Unknown"),
         "{error:?}"
     );
 }

@@ -329,14 +329,14 @@ impl Event for LeadEvent {
 
     fn decode(event_type: &str, version: u32, json: &str) -> Result<Self, DecodeError> {
         if !Self::NAMES.contains(&event_type) {
-            return Err(DecodeError::unknown(event_type));
+            return Err(DecodeError::unknown(event_type, version));
         }
         if version > Self::SCHEMA_VERSION {
-            return Err(DecodeError::FutureVersion {
-                event_type: event_type.to_owned(),
+            return Err(DecodeError::future(
+                event_type,
                 version,
-                current: Self::SCHEMA_VERSION,
-            });
+                Self::SCHEMA_VERSION,
+            ));
         }
         Ok(match event_type {
             "LeadWasInitialized" => {
@@ -359,7 +359,7 @@ impl Event for LeadEvent {
                 let FollowupPayload { date } = payload(event_type, version, json)?;
                 Self::FollowupSet { date }
             }
-            other => return Err(DecodeError::unknown(other)),
+            other => return Err(DecodeError::unknown(other, version)),
         })
     }
 }

@@ -421,7 +421,7 @@ fn payloads_hold_the_fields_only() {
 fn undecodable_payloads_are_errors_not_panics() {
     assert!(matches!(
         LeadEvent::decode("LeadDeleted", 1, "{}"),
-        Err(DecodeError::UnknownType { event_type }) if event_type == "LeadDeleted"
+        Err(DecodeError::UnknownType { event_type, .. }) if event_type == "LeadDeleted"
     ));
     assert!(matches!(
         LeadEvent::decode("NameChanged", 2, r#"{"name":"x"}"#),

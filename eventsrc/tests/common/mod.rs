@@ -115,7 +115,7 @@ impl Event for LeadEvent {
             RENAMED => decode_json(RENAMED, t, v, p).map(Self::Renamed),
             STATUS_CHANGED => decode_json(STATUS_CHANGED, t, v, p).map(Self::StatusChanged),
             FOLLOWUP_SET => decode_json(FOLLOWUP_SET, t, v, p).map(Self::FollowupSet),
-            other => Err(DecodeError::unknown(other)),
+            other => Err(DecodeError::unknown(other, version)),
         }
     }
 }

@@ -9,8 +9,8 @@ use std::error::Error;
 use std::fmt::Debug;
 
 use eventsrc::{
-    Aggregate, Clock, Command, EventStore, ExecuteError, Handle, ManualClock, MemoryStore,
-    Metadata, NewEvent, ReadStream, RecordedEvent, Repository, StreamVersion, Timestamp,
+    Aggregate, Command, EventStore, ExecuteError, Handle, ManualClock, MemoryStore, Metadata,
+    NewEvent, ReadStream, RecordedEvent, Repository, StreamVersion, Timestamp,
 };
 use eventsrc_examples::leads::{
     ChangeContactInformation, ChangeName, ChangeStatus, Date, InitializeLead, Lead, LeadEvent,
