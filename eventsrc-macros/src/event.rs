@@ -278,7 +278,7 @@ fn expand_struct(
         &name,
         version,
         aliases,
-        &quote!(#ident),
+        &ident.to_string(),
         &chain.oldest(),
         &quote!(#ident),
     );
@@ -330,7 +330,7 @@ fn registration(
     name: &str,
     version: u32,
     aliases: &[LitStr],
-    rust_type: &TokenStream,
+    rust_type: &str,
     oldest: &TokenStream,
     event: &TokenStream,
 ) -> TokenStream {
@@ -340,7 +340,7 @@ fn registration(
                 name: #name,
                 version: #version,
                 aliases: &[#(#aliases),*],
-                rust_type: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#rust_type)),
+                rust_type: ::core::concat!(::core::module_path!(), "::", #rust_type),
                 oldest_version: #oldest,
                 to_current_json: #krate::__private::to_current_json::<#event>,
             }
@@ -481,7 +481,7 @@ pub fn expand_enum(
                         return ::core::result::Result::Ok(Self::#ident {});
                     }
                 });
-                let rust_type = quote!(#enum_ident::#ident);
+                let rust_type = format!("{enum_ident}::{ident}");
                 support.push(registration(
                     krate,
                     name,
@@ -539,7 +539,7 @@ pub fn expand_enum(
 
                     #versioned
                 });
-                let rust_type = quote!(#enum_ident::#ident);
+                let rust_type = format!("{enum_ident}::{ident}");
                 support.push(registration(
                     krate,
                     name,

@@ -33,7 +33,169 @@ pub use stream::{
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use uuid::Uuid;
 
-pub use eventsrc_macros::{Event, aggregate, command};
+/// Derives [`Event`](trait@Event) for an event struct, or for an enum whose variants are events.
+///
+/// On a struct it also implements [`EventType`] (the stored name and version as constants) and
+/// [`Versioned`] (reading older stored versions), and registers the event in the
+/// [`registry`]. The struct must implement serde's `Serialize` and `Deserialize`; its JSON is
+/// the stored payload.
+///
+/// | attribute | meaning |
+/// |---|---|
+/// | `name = "..."` | the stored name (default: the type or variant name) |
+/// | `version = n` | the current schema version (default 1) |
+/// | `aliases = ["...", ...]` | older stored names still decoded as this event |
+/// | `upcast_from = Old` | typed step: `Old` reads the previous versions, `From<Old>` converts |
+/// | `upcast_json = f` or `[f, g]` | JSON steps ending at `version`; each `fn(Value) -> Value` (or `Result<Value, E>`) takes version k to k + 1 |
+/// | `superseded_by = Current` | marks an old shape kept only for upcasting; not registered |
+/// | `crate = path` | where `eventsrc` is, if renamed or re-exported |
+///
+/// Payloads at the current version decode straight into the type; older ones walk the chain.
+/// A version newer than the code, an unknown name, or JSON that does not fit is a
+/// [`DecodeError`], never a panic.
+///
+/// ```
+/// use eventsrc::{Event, EventType};
+/// use serde::{Deserialize, Serialize};
+///
+/// /// Version 1 stored one `contact` string.
+/// #[derive(Event, Serialize, Deserialize)]
+/// #[event(superseded_by = ContactChanged)]
+/// struct ContactChangedV1 { contact: String }
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, PartialEq)]
+/// #[event(name = "lead.contact_changed", version = 2, upcast_from = ContactChangedV1,
+///         aliases = ["ContactInformationChanged"])]
+/// struct ContactChanged { email: String, phone: Option<String> }
+///
+/// impl From<ContactChangedV1> for ContactChanged {
+///     fn from(old: ContactChangedV1) -> Self { Self { email: old.contact, phone: None } }
+/// }
+///
+/// assert_eq!(<ContactChanged as EventType>::NAME, "lead.contact_changed");
+/// let stored_v1 = r#"{"contact":"stefan@example.com"}"#;
+/// let current = ContactChanged::decode("ContactInformationChanged", 1, stored_v1)?;
+/// assert_eq!(current, ContactChanged { email: "stefan@example.com".into(), phone: None });
+/// assert!(ContactChanged::decode("lead.contact_changed", 3, "{}").is_err()); // from the future
+///
+/// // An enum of events: variants wrap event structs, or carry their own fields.
+/// fn default_quantity(mut v: serde_json::Value) -> serde_json::Value {
+///     v["quantity"] = 1.into();
+///     v
+/// }
+///
+/// #[derive(Event, Debug, PartialEq)]
+/// enum CartEvent {
+///     #[event(name = "cart.item_added", version = 2, upcast_json = default_quantity)]
+///     ItemAdded { sku: String, quantity: u32 },
+///     CheckedOut,
+///     Contact(ContactChanged),
+/// }
+///
+/// let added = CartEvent::decode("cart.item_added", 1, r#"{"sku":"laptop"}"#)?;
+/// assert_eq!(added, CartEvent::ItemAdded { sku: "laptop".into(), quantity: 1 });
+/// assert_eq!(added.encode()?, r#"{"sku":"laptop","quantity":1}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub use eventsrc_macros::Event;
+
+/// Makes an `impl` block of event handlers an [`Aggregate`].
+///
+/// Every `fn` in the block is a handler, `fn name(&mut self, event: &SomeEvent)`, one per event
+/// type. The macro generates the aggregate's event enum, `{Type}Event`, with one variant per
+/// handler named after the event type, `From` impls into it, apply dispatch, and the aggregate's
+/// registration. The type must implement `Default` (the state before any event).
+///
+/// | attribute | meaning |
+/// |---|---|
+/// | `id = Type` | the aggregate's id type (required); its `Display` is the stream id |
+/// | `error = Type` | the domain error of its commands (default `Infallible`) |
+/// | `name = "..."` | the stored aggregate type, the stream category (default: snake case of the type) |
+/// | `event = Enum` | use a hand-written enum instead; an event of it without a handler is a compile error |
+/// | `vis = pub(crate)` | visibility of the generated enum (default `pub`) |
+/// | `snapshot = n` | snapshot the state as JSON, state schema version `n` (needs serde) |
+/// | `snapshot_every = n` | take a snapshot every `n` events (with `snapshot`) |
+/// | `conflicts = f` | `fn(&Event, &Event) -> bool`: see [`Aggregate::conflicts`] |
+/// | `crate = path` | where `eventsrc` is |
+///
+/// ```
+/// use eventsrc::{aggregate, Aggregate, Event};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct ItemAdded { sku: String }
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct CheckedOut;
+///
+/// #[derive(Default)]
+/// struct Cart { items: Vec<String>, checked_out: bool }
+///
+/// #[aggregate(id = u64)]
+/// impl Cart {
+///     fn on_item_added(&mut self, event: &ItemAdded) { self.items.push(event.sku.clone()); }
+///     fn on_checked_out(&mut self, _: &CheckedOut) { self.checked_out = true; }
+/// }
+///
+/// let mut cart = Cart::default();
+/// cart.apply(&ItemAdded { sku: "laptop".into() }.into());
+/// cart.apply(&CartEvent::CheckedOut(CheckedOut));
+/// assert_eq!((cart.items.len(), cart.checked_out), (1, true));
+/// assert_eq!(Cart::TYPE, "cart");
+/// ```
+pub use eventsrc_macros::aggregate;
+
+/// Makes a struct a [`Command`] aimed at an aggregate: attribute validation, the aggregate's
+/// id ([`AggregateCommand`], so [`Repository::send`] can route it), and optionally the handler.
+///
+/// | attribute | meaning |
+/// |---|---|
+/// | `aggregate = Type` | the aggregate it targets (required) |
+/// | `handler = path` | `fn(&Aggregate, &Self) -> Decision<Aggregate>` to implement [`Handle`] with |
+/// | `crate = path` | where `eventsrc` is |
+///
+/// Fields: `#[id]` marks the one field holding the aggregate's id; `#[validate(...)]` adds
+/// checks run before anything is loaded, all reported together in a [`ValidationError`]:
+/// `non_empty` (strings, collections, options), `range(min = .., max = ..)` (numbers, inclusive),
+/// `with = path` (`fn(&FieldType) -> bool`), and `message = "..."` to replace the message.
+///
+/// ```
+/// # use eventsrc::{aggregate, Event};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// # struct ItemAdded { sku: String, quantity: u32 }
+/// # #[derive(Default)] struct Cart { items: u32 }
+/// # #[aggregate(id = u64)]
+/// # impl Cart { fn on_item_added(&mut self, e: &ItemAdded) { self.items += e.quantity; } }
+/// use eventsrc::{command, Command, Decision, MemoryStore, Metadata, Repository};
+///
+/// #[command(aggregate = Cart, handler = Cart::add_item)]
+/// struct AddItem {
+///     #[id]
+///     cart: u64,
+///     #[validate(non_empty)]
+///     sku: String,
+///     #[validate(range(min = 1, max = 99), message = "must be 1 to 99")]
+///     quantity: u32,
+/// }
+///
+/// impl Cart {
+///     fn add_item(&self, command: &AddItem) -> Decision<Self> {
+///         Ok(vec![ItemAdded { sku: command.sku.clone(), quantity: command.quantity }.into()])
+///     }
+/// }
+///
+/// let invalid = AddItem { cart: 1, sku: " ".into(), quantity: 0 }.validate().unwrap_err();
+/// assert_eq!(invalid.to_string(), "invalid command: `sku` must not be empty; `quantity` must be 1 to 99");
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let repository = Repository::new(MemoryStore::new());
+/// repository.send(AddItem { cart: 7, sku: "laptop".into(), quantity: 2 }, Metadata::new()).await?;
+/// assert_eq!(repository.load::<Cart>(&7).await?.state.items, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub use eventsrc_macros::command;
 
 /// Support items for code generated by `eventsrc-macros`. Not public API: anything here may
 /// change in any release.

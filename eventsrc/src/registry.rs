@@ -7,7 +7,7 @@
 //! (two types claiming one name, an alias that shadows a name, a version with no path from
 //! older stored versions).
 //!
-//! ```
+//! ```rust,standalone_crate
 //! // A program calls this at start-up; a test calls it to fail early.
 //! eventsrc::registry::check().expect("event registry is consistent");
 //! ```
