@@ -30,7 +30,7 @@ pub use stream::{
     EventId, ExpectedVersion, GlobalPosition, InvalidPosition, InvalidStreamId, StreamId,
     StreamVersion, Tenant,
 };
-pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp, at_time, now};
 pub use uuid::Uuid;
 
 /// Derives [`Event`](trait@Event) for an event struct, or for an enum whose variants are events.
@@ -202,3 +202,6 @@ pub use eventsrc_macros::command;
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+
+#[cfg(test)]
+mod macro_tests;

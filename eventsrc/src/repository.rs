@@ -1,13 +1,16 @@
 //! The write side's front door: load aggregates, execute commands, retry conflicts.
 
+use std::fmt;
+use std::sync::Arc;
+
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::store::{NoSnapshots, ReadStream, Snapshot, StoreError};
 use crate::{
-    Aggregate, AggregateCommand, Command, EncodeError, EventId, EventStore, ExpectedVersion,
+    Aggregate, AggregateCommand, Clock, Command, EncodeError, EventId, EventStore, ExpectedVersion,
     GlobalPosition, Handle, InvalidStreamId, Metadata, NewEvent, RecordDecodeError, SnapshotStore,
-    StreamId, StreamVersion, Timestamp, ValidationError,
+    StreamId, StreamVersion, SystemClock, Timestamp, ValidationError, at_time,
 };
 
 /// Loads aggregates from an [`EventStore`] and executes commands against them.
@@ -54,11 +57,22 @@ use crate::{
 /// assert_eq!(counter.state.total, 7);
 /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Repository<S, N = NoSnapshots> {
     store: S,
     snapshots: N,
     max_retries: u32,
+    clock: Arc<dyn Clock>,
+}
+
+impl<S: fmt::Debug, N: fmt::Debug> fmt::Debug for Repository<S, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Repository")
+            .field("store", &self.store)
+            .field("snapshots", &self.snapshots)
+            .field("max_retries", &self.max_retries)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An aggregate's state and the stream version it includes.
@@ -162,6 +176,7 @@ impl<S: EventStore> Repository<S> {
             store,
             snapshots: NoSnapshots,
             max_retries: Self::DEFAULT_MAX_RETRIES,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -177,12 +192,20 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
             store: self.store,
             snapshots,
             max_retries: self.max_retries,
+            clock: self.clock,
         }
     }
 
     /// Decides a conflicted command again at most `retries` times (0: never retry).
     pub fn with_max_retries(mut self, retries: u32) -> Self {
         self.max_retries = retries;
+        self
+    }
+
+    /// Reads the time from `clock`: what handlers see as [`now`](crate::now) while deciding,
+    /// and when snapshots are taken.
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 
@@ -330,10 +353,8 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let events = loaded
-                .state
-                .handle(command)
-                .map_err(ExecuteError::Rejected)?;
+            let decided = at_time(self.clock.now(), || loaded.state.handle(command));
+            let events = decided.map_err(ExecuteError::Rejected)?;
             let mut committed = Committed {
                 stream: stream.clone(),
                 command_id,
@@ -506,7 +527,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
             version: loaded.version,
             state_version: format.state_version,
             payload,
-            taken_at: Timestamp::now(),
+            taken_at: self.clock.now(),
         };
         self.snapshots.save_snapshot(snapshot).await?;
         Ok(Some(loaded.version))

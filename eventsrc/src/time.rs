@@ -178,6 +178,42 @@ impl Clock for ManualClock {
     }
 }
 
+thread_local! {
+    static DECISION_TIME: std::cell::Cell<Option<Timestamp>> = const { std::cell::Cell::new(None) };
+}
+
+/// The current time as a command handler should see it.
+///
+/// Handlers are pure, so they should not read the system clock directly: a repository runs
+/// every decision inside [`at_time`] with its own [`Clock`]'s time, and the testing fixtures pin
+/// it (`given_time`, `when_time_elapses`). Outside a decision it is the system time.
+///
+/// ```
+/// use eventsrc::{at_time, now, Timestamp};
+///
+/// let noon = Timestamp::from_micros(1_700_000_000_000_000);
+/// assert_eq!(at_time(noon, now), noon);
+/// assert_ne!(now(), noon);
+/// ```
+pub fn now() -> Timestamp {
+    DECISION_TIME
+        .with(std::cell::Cell::get)
+        .unwrap_or_else(Timestamp::now)
+}
+
+/// Runs `decide` with [`now`] pinned to `time` on this thread, restoring the previous value
+/// afterwards (also when `decide` panics).
+pub fn at_time<R>(time: Timestamp, decide: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Timestamp>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DECISION_TIME.with(|cell| cell.set(self.0));
+        }
+    }
+    let _restore = Restore(DECISION_TIME.with(|cell| cell.replace(Some(time))));
+    decide()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
