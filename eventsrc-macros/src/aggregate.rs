@@ -332,6 +332,8 @@ fn generated_enum(
     );
     quote! {
         #[doc = #doc]
+        // Public by default; its variants are only as reachable as the user's event types.
+        #[allow(private_interfaces)]
         #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
         #vis enum #enum_ident {
             #(#variants)*
