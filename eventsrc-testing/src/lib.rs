@@ -1,5 +1,10 @@
-//! Testing support for [`eventsrc`](https://docs.rs/eventsrc): given/when/then fixtures for
-//! aggregates, projections and reactors, and the conformance suite every storage backend runs.
-//!
-//! This crate is a skeleton until the testing issue lands; it exists now so that the workspace
-//! layout is final and dependants can name it.
+#![doc = include_str!("../README.md")]
+
+mod aggregate;
+mod diff;
+mod events;
+mod eventually;
+
+pub use aggregate::{AggregateFixture, EventPredicate, Then};
+pub use events::{assert_round_trip, assert_upcasts};
+pub use eventually::eventually;
