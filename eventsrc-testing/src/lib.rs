@@ -4,7 +4,9 @@ mod aggregate;
 mod diff;
 mod events;
 mod eventually;
+mod readside;
 
 pub use aggregate::{AggregateFixture, EventPredicate, Then};
 pub use events::{assert_round_trip, assert_upcasts};
 pub use eventually::eventually;
+pub use readside::{ProjectionFixture, ProjectionWhen, ReactorFixture, ReactorThen};

@@ -5,6 +5,7 @@ mod aggregate;
 mod event;
 pub mod memory;
 mod metadata;
+pub mod projection;
 pub mod registry;
 pub mod repository;
 pub mod store;
