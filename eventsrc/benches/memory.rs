@@ -1,1 +1,425 @@
-fn main() {}
+//! Benchmarks of the in-memory backend, each beside a hand-written baseline in the same
+//! criterion group, so the cost eventsrc adds over "serde_json plus a `Vec`" is visible.
+//!
+//! - `append/*`: 100,000 shopping-cart events appended to a fresh [`MemoryStore`] spread over
+//!   1,000 streams, in batches of 1, 10 and 100 events, each batch with the expected version a
+//!   repository would send (`NoStream`, then `Exact`). Every event is encoded with serde_json
+//!   and given a fresh id inside the measured loop, as `Repository::execute` does. The baseline
+//!   encodes the same events the same way and pushes them into a minimal hand-written store: a
+//!   `Vec` of rows and a `HashMap` from stream name to row indexes, with the same
+//!   expected-version check.
+//! - `load/*`: one cart of 1,000 events loaded through [`Repository::load`]. The baseline decodes
+//!   the same 1,000 JSON payloads, kept as `String`s in a `Vec` beside their stored names, with
+//!   `serde_json::from_str` straight into the typed event and folds them with the same `match`.
+//!
+//! Both sides are checked to store (and fold to) the same thing before anything is measured.
+//!
+//! Run with `cargo bench -p eventsrc` (the whole run takes about a minute); pass a filter to run
+//! one group, e.g. `cargo bench -p eventsrc -- load`.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use eventsrc::{
+    Aggregate, DecodeError, EncodeError, Event, EventStore, ExpectedVersion, MemoryStore, Metadata,
+    NewEvent, ReadStream, Repository, StreamId, StreamVersion,
+};
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Runtime;
+
+/// Events appended by the `append` benchmarks.
+const APPEND_EVENTS: usize = 100_000;
+/// Streams the appended events are spread over.
+const APPEND_STREAMS: usize = 1_000;
+/// Events in the cart the `load` benchmarks read.
+const LOAD_EVENTS: usize = 1_000;
+
+/// Payload of [`CartEvent::ItemAdded`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ItemAdded {
+    sku: String,
+    quantity: u32,
+    price_cents: u64,
+}
+
+/// Payload of [`CartEvent::ItemRemoved`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ItemRemoved {
+    sku: String,
+}
+
+/// Payload of [`CartEvent::CheckedOut`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckedOut {
+    total_cents: u64,
+}
+
+/// The events of a shopping cart.
+#[derive(Debug, Clone)]
+enum CartEvent {
+    ItemAdded(ItemAdded),
+    ItemRemoved(ItemRemoved),
+    CheckedOut(CheckedOut),
+}
+
+impl Event for CartEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::ItemAdded(_) => "ItemAdded",
+            Self::ItemRemoved(_) => "ItemRemoved",
+            Self::CheckedOut(_) => "CheckedOut",
+        }
+    }
+
+    fn schema_version(&self) -> u32 {
+        1
+    }
+
+    fn encode(&self) -> Result<String, EncodeError> {
+        let encoded = match self {
+            Self::ItemAdded(fields) => serde_json::to_string(fields),
+            Self::ItemRemoved(fields) => serde_json::to_string(fields),
+            Self::CheckedOut(fields) => serde_json::to_string(fields),
+        };
+        encoded.map_err(|e| EncodeError::new(self.event_type(), e))
+    }
+
+    fn decode(event_type: &str, version: u32, payload: &str) -> Result<Self, DecodeError> {
+        if version > 1 {
+            return Err(DecodeError::FutureVersion {
+                event_type: event_type.to_owned(),
+                version,
+                current: 1,
+            });
+        }
+        let malformed = |e| DecodeError::malformed(event_type, version, e);
+        match event_type {
+            "ItemAdded" => serde_json::from_str(payload)
+                .map(Self::ItemAdded)
+                .map_err(malformed),
+            "ItemRemoved" => serde_json::from_str(payload)
+                .map(Self::ItemRemoved)
+                .map_err(malformed),
+            "CheckedOut" => serde_json::from_str(payload)
+                .map(Self::CheckedOut)
+                .map_err(malformed),
+            other => Err(DecodeError::unknown(other, version)),
+        }
+    }
+}
+
+/// A shopping cart: what is in it and whether it was paid for.
+#[derive(Debug, Default, PartialEq)]
+struct Cart {
+    lines: u64,
+    units: u64,
+    value_cents: u64,
+    removed: u64,
+    paid_cents: Option<u64>,
+}
+
+/// The cart's domain error (unused here: the benchmarks decide no commands).
+#[derive(Debug, thiserror::Error)]
+#[error("the cart is already checked out")]
+struct AlreadyCheckedOut;
+
+impl Aggregate for Cart {
+    const TYPE: &'static str = "cart";
+    type Id = usize;
+    type Event = CartEvent;
+    type Error = AlreadyCheckedOut;
+
+    fn apply(&mut self, event: &CartEvent) {
+        fold(self, event);
+    }
+}
+
+/// The one fold both sides share: a plain `match`.
+fn fold(cart: &mut Cart, event: &CartEvent) {
+    match event {
+        CartEvent::ItemAdded(added) => {
+            cart.lines += 1;
+            cart.units += u64::from(added.quantity);
+            cart.value_cents += u64::from(added.quantity) * added.price_cents;
+        }
+        CartEvent::ItemRemoved(_) => {
+            cart.lines = cart.lines.saturating_sub(1);
+            cart.removed += 1;
+        }
+        CartEvent::CheckedOut(checked_out) => cart.paid_cents = Some(checked_out.total_cents),
+    }
+}
+
+/// The `n`th event of a cart of `len` events: mostly additions, every tenth a removal, the last
+/// a checkout.
+fn cart_event(n: usize, len: usize) -> CartEvent {
+    if n + 1 == len {
+        CartEvent::CheckedOut(CheckedOut {
+            total_cents: 1_299 * n as u64,
+        })
+    } else if n % 10 == 9 {
+        CartEvent::ItemRemoved(ItemRemoved {
+            sku: format!("SKU-{:06}", n - 1),
+        })
+    } else {
+        CartEvent::ItemAdded(ItemAdded {
+            sku: format!("SKU-{n:06}"),
+            quantity: (n % 5) as u32 + 1,
+            price_cents: 199 + (n as u64 % 100) * 25,
+        })
+    }
+}
+
+/// The stream each batch of an append run goes to: round robin over the streams, so that every
+/// stream is appended to again and again at a growing expected version.
+fn batch_stream(batch: usize) -> usize {
+    batch % APPEND_STREAMS
+}
+
+/// The baseline's row: what a minimal store keeps per event.
+struct Row {
+    stream: Arc<str>,
+    version: u64,
+    event_type: &'static str,
+    payload: String,
+}
+
+/// The baseline store: rows in order and, per stream, the indexes of its rows.
+#[derive(Default)]
+struct BaselineStore {
+    rows: Vec<Row>,
+    streams: HashMap<Arc<str>, Vec<usize>>,
+}
+
+impl BaselineStore {
+    /// Appends `batch` to `stream` if the stream is at version `expected`; returns the new
+    /// version.
+    fn append(
+        &mut self,
+        stream: &Arc<str>,
+        expected: u64,
+        batch: Vec<(&'static str, String)>,
+    ) -> Option<u64> {
+        let indexes = self.streams.entry(Arc::clone(stream)).or_default();
+        if indexes.len() as u64 != expected {
+            return None;
+        }
+        for (event_type, payload) in batch {
+            indexes.push(self.rows.len());
+            self.rows.push(Row {
+                stream: Arc::clone(stream),
+                version: indexes.len() as u64,
+                event_type,
+                payload,
+            });
+        }
+        Some(indexes.len() as u64)
+    }
+}
+
+/// Encodes `event` as the baseline does: serde_json of the variant's fields.
+fn baseline_encode(event: &CartEvent) -> (&'static str, String) {
+    let encoded = match event {
+        CartEvent::ItemAdded(fields) => serde_json::to_string(fields),
+        CartEvent::ItemRemoved(fields) => serde_json::to_string(fields),
+        CartEvent::CheckedOut(fields) => serde_json::to_string(fields),
+    };
+    (event.event_type(), encoded.expect("cart events encode"))
+}
+
+/// Decodes a stored payload as the baseline does: straight into the variant its name says.
+fn baseline_decode(event_type: &str, payload: &str) -> CartEvent {
+    match event_type {
+        "ItemAdded" => CartEvent::ItemAdded(serde_json::from_str(payload).expect("ItemAdded")),
+        "ItemRemoved" => {
+            CartEvent::ItemRemoved(serde_json::from_str(payload).expect("ItemRemoved"))
+        }
+        "CheckedOut" => CartEvent::CheckedOut(serde_json::from_str(payload).expect("CheckedOut")),
+        other => panic!("unknown event type {other}"),
+    }
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// Appends `events` to a fresh [`MemoryStore`] in batches of `batch_size`, as a repository
+/// would: encoded with a fresh id each, at the stream's last known version.
+fn append_eventsrc(
+    rt: &Runtime,
+    events: &[CartEvent],
+    streams: &[StreamId],
+    batch_size: usize,
+    store: MemoryStore,
+) -> MemoryStore {
+    rt.block_on(async {
+        let mut versions = vec![StreamVersion::NONE; streams.len()];
+        for (n, chunk) in events.chunks(batch_size).enumerate() {
+            let stream = batch_stream(n);
+            let batch = chunk
+                .iter()
+                .map(|event| NewEvent::from_event(event, Metadata::new()))
+                .collect::<Result<Vec<_>, _>>()
+                .expect("cart events encode");
+            let expected = ExpectedVersion::at(versions[stream]);
+            let appended = store
+                .append(&streams[stream], expected, batch)
+                .await
+                .expect("the append succeeds");
+            versions[stream] = appended.stream_version;
+        }
+    });
+    store
+}
+
+/// The same appends into the baseline store.
+fn append_baseline(
+    events: &[CartEvent],
+    streams: &[Arc<str>],
+    batch_size: usize,
+    mut store: BaselineStore,
+) -> BaselineStore {
+    let mut versions = vec![0; streams.len()];
+    for (n, chunk) in events.chunks(batch_size).enumerate() {
+        let stream = batch_stream(n);
+        let batch = chunk.iter().map(baseline_encode).collect();
+        versions[stream] = store
+            .append(&streams[stream], versions[stream], batch)
+            .expect("the append succeeds");
+    }
+    store
+}
+
+/// Checks once, outside any measurement, that both sides store the same thing.
+fn check_same_appends(rt: &Runtime, store: &MemoryStore, baseline: &BaselineStore) {
+    assert_eq!(store.len(), baseline.rows.len());
+    rt.block_on(async {
+        for (name, indexes) in &baseline.streams {
+            let stream: StreamId = name.parse().expect("a valid stream id");
+            let records = store
+                .read_stream(&stream, ReadStream::forward())
+                .await
+                .expect("the stream reads");
+            assert_eq!(records.len(), indexes.len());
+            for (record, &index) in records.iter().zip(indexes) {
+                let row = &baseline.rows[index];
+                assert_eq!(record.stream.as_str(), &*row.stream);
+                assert_eq!(record.stream_version.get(), row.version);
+                assert_eq!(&*record.event_type, row.event_type);
+                assert_eq!(&*record.payload, row.payload);
+            }
+        }
+    });
+}
+
+fn append(c: &mut Criterion) {
+    let rt = runtime();
+    let events: Vec<CartEvent> = (0..APPEND_EVENTS)
+        .map(|n| cart_event(n, APPEND_EVENTS))
+        .collect();
+    let stream_ids: Vec<StreamId> = (0..APPEND_STREAMS)
+        .map(|id| Cart::stream_id(&id).expect("a valid stream id"))
+        .collect();
+    let stream_names: Vec<Arc<str>> = stream_ids.iter().map(|s| Arc::from(s.as_str())).collect();
+
+    let mut group = c.benchmark_group("append");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .throughput(Throughput::Elements(APPEND_EVENTS as u64));
+
+    for batch_size in [1, 10, 100] {
+        check_same_appends(
+            &rt,
+            &append_eventsrc(&rt, &events, &stream_ids, batch_size, MemoryStore::new()),
+            &append_baseline(&events, &stream_names, batch_size, BaselineStore::default()),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("eventsrc", batch_size),
+            &batch_size,
+            |b, &batch_size| {
+                b.iter_batched(
+                    MemoryStore::new,
+                    |store| append_eventsrc(&rt, &events, &stream_ids, batch_size, store),
+                    BatchSize::PerIteration,
+                );
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("baseline", batch_size),
+            &batch_size,
+            |b, &batch_size| {
+                b.iter_batched(
+                    BaselineStore::default,
+                    |store| append_baseline(&events, &stream_names, batch_size, store),
+                    BatchSize::PerIteration,
+                );
+            },
+        );
+    }
+    group.finish();
+}
+
+fn load(c: &mut Criterion) {
+    let rt = runtime();
+    let events: Vec<CartEvent> = (0..LOAD_EVENTS)
+        .map(|n| cart_event(n, LOAD_EVENTS))
+        .collect();
+
+    let id = 42;
+    let repository = Repository::new(MemoryStore::new());
+    rt.block_on(async {
+        let stream = Cart::stream_id(&id).expect("a valid stream id");
+        let batch = events
+            .iter()
+            .map(|event| NewEvent::from_event(event, Metadata::new()))
+            .collect::<Result<Vec<_>, _>>()
+            .expect("cart events encode");
+        repository
+            .store()
+            .append(&stream, ExpectedVersion::NoStream, batch)
+            .await
+            .expect("the append succeeds");
+    });
+    let stored: Vec<(&'static str, String)> = events.iter().map(baseline_encode).collect();
+    let load_baseline = |stored: &[(&'static str, String)]| {
+        let mut cart = Cart::default();
+        for (event_type, payload) in stored {
+            fold(&mut cart, &baseline_decode(event_type, payload));
+        }
+        cart
+    };
+    let loaded = rt
+        .block_on(repository.load::<Cart>(&id))
+        .expect("the cart loads");
+    assert_eq!(loaded.state, load_baseline(&stored));
+
+    let mut group = c.benchmark_group("load");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(LOAD_EVENTS as u64));
+
+    group.bench_function(BenchmarkId::new("eventsrc", LOAD_EVENTS), |b| {
+        b.iter(|| {
+            let loaded = rt
+                .block_on(repository.load::<Cart>(black_box(&id)))
+                .expect("the cart loads");
+            assert_eq!(loaded.version.get(), LOAD_EVENTS as u64);
+            loaded.state
+        });
+    });
+    group.bench_function(BenchmarkId::new("baseline", LOAD_EVENTS), |b| {
+        b.iter(|| load_baseline(black_box(&stored)));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, append, load);
+criterion_main!(benches);

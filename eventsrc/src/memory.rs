@@ -1,9 +1,11 @@
 //! The in-memory backend: every storage trait, no persistence.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::store::{AppendResult, Direction, ReadAll, ReadStream, Snapshot, StoreError};
+use crate::store::{
+    AppendResult, Direction, ReadAll, ReadStream, Snapshot, StoreError, check_batch,
+};
 use crate::{
     CheckpointStore, Clock, EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent,
     RecordedEvent, SnapshotStore, StreamId, StreamVersion, SystemClock, Tenant,
@@ -213,39 +215,6 @@ impl MemoryStore {
             .collect()
     }
 }
-
-/// Rejects batches that no store could accept: empty, or with one id twice.
-fn check_batch(stream: &StreamId, events: &[NewEvent]) -> Result<(), StoreError> {
-    let invalid = |reason: &str| StoreError::InvalidAppend {
-        stream: stream.clone(),
-        reason: reason.to_owned(),
-    };
-    if events.is_empty() {
-        return Err(invalid("an append needs at least one event"));
-    }
-    // The first event whose id an earlier event of the batch already has. A small batch (the
-    // usual one or few events of a command) is compared pairwise, without building a hash set.
-    let twice = if events.len() <= SMALL_BATCH {
-        events
-            .iter()
-            .enumerate()
-            .find(|(i, e)| events[..*i].iter().any(|o| o.event_id == e.event_id))
-            .map(|(_, e)| e)
-    } else {
-        let mut seen = HashSet::with_capacity(events.len());
-        events.iter().find(|e| !seen.insert(e.event_id))
-    };
-    if let Some(twice) = twice {
-        return Err(invalid(&format!(
-            "event id {} appears twice in one batch",
-            twice.event_id
-        )));
-    }
-    Ok(())
-}
-
-/// Up to this many events, [`check_batch`] finds a repeated id by pairwise comparison.
-const SMALL_BATCH: usize = 16;
 
 impl Log {
     /// `Some(result)` when every event of the batch is already stored, in this stream, in order,

@@ -272,6 +272,26 @@ impl SnapshotStore for NoSnapshots {
     }
 }
 
+/// Rejects batches no store may accept: empty, or with one event id twice. Every backend calls
+/// it first, so all of them answer these the same way ([`StoreError::InvalidAppend`]).
+pub fn check_batch(stream: &StreamId, events: &[NewEvent]) -> Result<(), StoreError> {
+    let invalid = |reason: String| StoreError::InvalidAppend {
+        stream: stream.clone(),
+        reason,
+    };
+    if events.is_empty() {
+        return Err(invalid("an append needs at least one event".to_owned()));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(events.len());
+    if let Some(twice) = events.iter().find(|e| !seen.insert(e.event_id)) {
+        return Err(invalid(format!(
+            "event id {} appears twice in one batch",
+            twice.event_id
+        )));
+    }
+    Ok(())
+}
+
 /// What a storage operation can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -1,0 +1,1 @@
+//! eventsrc-sqlite (in progress).

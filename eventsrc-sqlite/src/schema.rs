@@ -1,0 +1,76 @@
+//! The database schema, versioned with `PRAGMA user_version` and migrated on open.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::OpenError;
+
+/// The schema version this build writes.
+pub const CURRENT: u32 = 1;
+
+/// Migration `i` takes the schema from version `i` to `i + 1`. Never edit a shipped entry:
+/// append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 0 → 1: events, snapshots, checkpoints.
+    "
+    CREATE TABLE events (
+        position        INTEGER PRIMARY KEY,
+        commit_seq      INTEGER NOT NULL,
+        tenant          TEXT    NOT NULL,
+        stream          TEXT    NOT NULL,
+        category        TEXT    NOT NULL,
+        stream_version  INTEGER NOT NULL,
+        event_id        BLOB    NOT NULL UNIQUE,
+        event_type      TEXT    NOT NULL,
+        schema_version  INTEGER NOT NULL,
+        payload         TEXT    NOT NULL,
+        metadata        TEXT,
+        recorded_at     INTEGER NOT NULL,
+        UNIQUE (tenant, stream, stream_version)
+    );
+    CREATE INDEX events_by_tenant ON events (tenant, position);
+    CREATE TABLE snapshots (
+        tenant          TEXT    NOT NULL,
+        stream          TEXT    NOT NULL,
+        version         INTEGER NOT NULL,
+        state_version   INTEGER NOT NULL,
+        payload         TEXT    NOT NULL,
+        taken_at        INTEGER NOT NULL,
+        PRIMARY KEY (tenant, stream)
+    ) WITHOUT ROWID;
+    CREATE TABLE checkpoints (
+        tenant          TEXT    NOT NULL,
+        subscriber      TEXT    NOT NULL,
+        commit_seq      INTEGER NOT NULL,
+        sequence        INTEGER NOT NULL,
+        PRIMARY KEY (tenant, subscriber)
+    ) WITHOUT ROWID;
+    ",
+];
+
+/// Brings the schema to [`CURRENT`], refusing a file written by a newer build.
+pub fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
+    // IMMEDIATE takes the write lock first, so two processes opening one file migrate in turn
+    // and the second sees the first one's version.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: u32 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found > CURRENT {
+        return Err(OpenError::NewerSchema { found, supported: CURRENT });
+    }
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.execute_batch(sql)?;
+        tracing::info!(from = version, to = version + 1, "migrated the eventsrc schema");
+    }
+    tx.pragma_update(None, "user_version", CURRENT)?;
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_version_has_a_migration() {
+        assert_eq!(MIGRATIONS.len(), CURRENT as usize);
+    }
+}
