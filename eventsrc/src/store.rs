@@ -340,3 +340,41 @@ impl StoreError {
         Self::Backend(Box::new(error))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StreamId;
+
+    fn batch(len: usize) -> Vec<NewEvent> {
+        (0..len).map(|_| NewEvent::raw("Noted", 1, "{}")).collect()
+    }
+
+    /// Both ways of finding a repeated id (pairwise up to `SMALL_BATCH`, a hash set above)
+    /// name the same event: the first one whose id an earlier event already has.
+    #[test]
+    fn a_repeated_id_is_found_the_same_way_in_small_and_large_batches() {
+        let stream = StreamId::new("cart", 1).unwrap();
+        assert!(check_batch(&stream, &[]).is_err());
+        for len in [1, 2, SMALL_BATCH, SMALL_BATCH + 1, 3 * SMALL_BATCH] {
+            assert!(
+                check_batch(&stream, &batch(len)).is_ok(),
+                "{len} distinct ids"
+            );
+        }
+        for len in [4, SMALL_BATCH, SMALL_BATCH + 1, 3 * SMALL_BATCH] {
+            // The ids of events 1 and 0 come back, in that order, as the last two: the error
+            // names event 1's.
+            let mut events = batch(len - 2);
+            let (first, second) = (events[0].clone(), events[1].clone());
+            events.extend([second.clone(), first]);
+            assert_eq!(events.len(), len);
+            match check_batch(&stream, &events) {
+                Err(StoreError::InvalidAppend { reason, .. }) => {
+                    assert!(reason.contains(&second.event_id.to_string()), "{reason}");
+                }
+                other => panic!("{len}: expected an invalid append, got {other:?}"),
+            }
+        }
+    }
+}
