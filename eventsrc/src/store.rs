@@ -282,15 +282,27 @@ pub fn check_batch(stream: &StreamId, events: &[NewEvent]) -> Result<(), StoreEr
     if events.is_empty() {
         return Err(invalid("an append needs at least one event".to_owned()));
     }
-    let mut seen = std::collections::HashSet::with_capacity(events.len());
-    if let Some(twice) = events.iter().find(|e| !seen.insert(e.event_id)) {
-        return Err(invalid(format!(
+    // Small batches (the common case: one command's events) compare pairs instead of
+    // allocating a set; both ways name the first event whose id an earlier one already has.
+    let twice = if events.len() <= SMALL_BATCH {
+        let repeats =
+            |(i, e): &(usize, &NewEvent)| events[..*i].iter().any(|p| p.event_id == e.event_id);
+        events.iter().enumerate().find(repeats).map(|(_, e)| e)
+    } else {
+        let mut seen = std::collections::HashSet::with_capacity(events.len());
+        events.iter().find(|e| !seen.insert(e.event_id))
+    };
+    match twice {
+        Some(twice) => Err(invalid(format!(
             "event id {} appears twice in one batch",
             twice.event_id
-        )));
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
+
+/// Up to this many events, [`check_batch`] looks for a repeated id pairwise.
+const SMALL_BATCH: usize = 16;
 
 /// What a storage operation can fail with.
 #[derive(Debug, thiserror::Error)]
