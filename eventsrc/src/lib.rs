@@ -18,7 +18,7 @@ pub use aggregate::{
 };
 pub use event::{
     DecodeError, EncodeError, Event, EventType, NewEvent, RecordDecodeError, RecordedEvent,
-    Versioned,
+    StoredEvent, Versioned,
 };
 pub use memory::MemoryStore;
 pub use metadata::Metadata;

@@ -413,12 +413,15 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
     ) -> Result<bool, LoadError> {
         let read = ReadStream::forward().from(loaded.version.advance(1));
         let mut incompatible = false;
-        for record in self.store.read_stream(stream, read).await? {
-            let theirs: A::Event = record.decode()?;
-            incompatible |= ours.iter().any(|event| A::conflicts(event, &theirs));
-            loaded.state.apply(&theirs);
-            loaded.version = record.stream_version;
-        }
+        self.store
+            .visit_stream(stream, read, |stored| {
+                let theirs: A::Event = stored.decode()?;
+                incompatible |= ours.iter().any(|event| A::conflicts(event, &theirs));
+                loaded.state.apply(&theirs);
+                loaded.version = stored.stream_version;
+                Ok::<(), LoadError>(())
+            })
+            .await?;
         Ok(incompatible)
     }
 
@@ -436,10 +439,13 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
             }
             read = read.limit((last.get() - from.get() + 1) as usize);
         }
-        for record in self.store.read_stream(stream, read).await? {
-            loaded.state.apply(&record.decode()?);
-            loaded.version = record.stream_version;
-        }
+        self.store
+            .visit_stream(stream, read, |stored| {
+                loaded.state.apply(&stored.decode()?);
+                loaded.version = stored.stream_version;
+                Ok::<(), LoadError>(())
+            })
+            .await?;
         Ok(loaded)
     }
 

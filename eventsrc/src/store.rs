@@ -8,8 +8,8 @@
 use std::future::Future;
 
 use crate::{
-    EventId, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StreamId, StreamVersion,
-    Tenant, Timestamp,
+    EventId, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StoredEvent, StreamId,
+    StreamVersion, Tenant, Timestamp,
 };
 
 /// An append-only log of events, grouped in streams.
@@ -42,6 +42,30 @@ pub trait EventStore: Send + Sync {
         stream: &StreamId,
         read: ReadStream,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// Calls `visit` with each event of a stream read, in order, stopping at its first error.
+    ///
+    /// This is how aggregates are loaded: backends override it to hand out events borrowed
+    /// from their own buffers, so a load decodes each payload in place instead of building an
+    /// owned [`RecordedEvent`] per event. The default reads with
+    /// [`read_stream`](EventStore::read_stream).
+    fn visit_stream<F, E>(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+        mut visit: F,
+    ) -> impl Future<Output = Result<(), E>> + Send
+    where
+        F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        async move {
+            for record in &self.read_stream(stream, read).await? {
+                visit(record.as_stored())?;
+            }
+            Ok(())
+        }
+    }
 
     /// Reads the global log after a position, in position order, never skipping an event that a
     /// later read could return before one it already returned.

@@ -4,31 +4,33 @@
 //! A [`Lead`] is a person a sales rep may call. Its state is a fold over five events
 //! ([`LeadEvent`]): it is initialized, named, given contact information, scheduled for a
 //! follow-up call, and moved between the statuses Available, Follow-up, Closed and Converted.
-//! Five commands decide those events; the rules live in their [`Handle`] impls:
+//! Five commands decide those events; the rules live in their handlers:
 //!
 //! - a converted lead is final, and a closed lead must be reopened (status Available) before it
 //!   can be edited;
 //! - a command that would change nothing (the same name again, the same status) is a no-op;
 //! - setting a follow-up also moves the lead to Follow-up, and Follow-up needs a date;
 //! - a follow-up decided while someone else changed the status is a conflict, while a rename in
-//!   the same situation goes through ([`Lead::conflicts`], the talk's "optimistic concurrency on
+//!   the same situation goes through (`Lead::conflicts`, the talk's "optimistic concurrency on
 //!   steroids").
 //!
-//! Everything here is written by hand against `eventsrc`'s traits; the planned macros will
-//! generate the [`Event`] and [`Aggregate`] plumbing.
+//! Events are plain structs with `#[derive(Event)]`, the lead's event handlers carry
+//! `#[aggregate]` (which generates [`LeadEvent`]), and each command is a struct with `#[command]`,
+//! its `#[id]` naming the lead it targets and `#[validate]` rules checking its attributes.
+//! [`ContactInformationChanged`] is at schema version 2; stored version 1 payloads are upcast.
 //!
 //! ```
 //! use eventsrc::{Aggregate, Handle};
-//! use eventsrc_examples::leads::{ChangeName, InitializeLead, Lead, LeadEvent, LeadId};
+//! use eventsrc_examples::leads::{ChangeName, InitializeLead, Lead, LeadId, NameChanged};
 //!
 //! let mut lead = Lead::default();
 //! for event in lead.handle(&InitializeLead { id: LeadId(1410) })? {
 //!     lead.apply(&event);
 //! }
-//! let rename = ChangeName { name: "Stefan Ivanov".into() };
+//! let rename = ChangeName { lead: LeadId(1410), name: "Stefan Ivanov".into() };
 //! assert_eq!(
 //!     lead.handle(&rename)?,
-//!     vec![LeadEvent::NameChanged { name: "Stefan Ivanov".into() }]
+//!     vec![NameChanged { name: "Stefan Ivanov".into() }.into()]
 //! );
 //! # Ok::<(), eventsrc_examples::leads::LeadError>(())
 //! ```
@@ -36,11 +38,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use eventsrc::{
-    Aggregate, Command, Decision, DecodeError, EncodeError, Event, Handle, ValidationError,
-};
-use serde::de::DeserializeOwned;
+use eventsrc::{Decision, Event, aggregate, command};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
 
 /// A lead's id (`1410` in the talk); the lead's stream is `lead-1410`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -209,159 +209,85 @@ impl<'de> Deserialize<'de> for Date {
     }
 }
 
-/// Everything that can happen to a lead: the talk's five events.
+/// The lead was created with this id: `{"id":1410}`.
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct LeadWasInitialized {
+    /// The lead's id.
+    pub id: LeadId,
+}
+
+/// The lead moved to another status: `{"status":"FollowUp"}`.
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct StatusChanged {
+    /// The new status.
+    pub status: LeadStatus,
+}
+
+/// The lead's name changed: `{"name":"Stefan Ivanov"}`.
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct NameChanged {
+    /// The new name.
+    pub name: String,
+}
+
+/// The lead's e-mail and phone changed; both are always written together.
 ///
-/// Each variant is stored under its own name (`"NameChanged"`) at schema version 1, with the
-/// variant's fields as the JSON payload (`{"name":"Stefan Ivanov"}`); `Serialize` writes exactly
-/// that payload.
+/// Schema version 2. Version 1 had one free-text `contact` field holding whatever the rep typed,
+/// an e-mail address or a phone number (`{"contact":"03-27243457"}`); reading it sorts the text
+/// into the field it belongs to and leaves the other one empty. A version 1 payload that already
+/// has `email` and `phone` (what this example stored before its events derived `Event`) reads
+/// as is.
 ///
 /// ```
 /// use eventsrc::Event;
-/// use eventsrc_examples::leads::{LeadEvent, LeadStatus};
+/// use eventsrc_examples::leads::ContactInformationChanged;
 ///
-/// let event = LeadEvent::StatusChanged { status: LeadStatus::FollowUp };
-/// assert_eq!(event.event_type(), "StatusChanged");
-/// assert_eq!(event.encode()?, r#"{"status":"FollowUp"}"#);
-/// assert_eq!(LeadEvent::decode("StatusChanged", 1, r#"{"status":"FollowUp"}"#)?, event);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// let v1 = ContactInformationChanged::decode(
+///     "ContactInformationChanged",
+///     1,
+///     r#"{"contact":"s.ivanov@example.com"}"#,
+/// )?;
+/// assert_eq!(v1.email, "s.ivanov@example.com");
+/// assert_eq!(v1.phone, "");
+/// assert_eq!(v1.schema_version(), 2);
+/// # Ok::<(), eventsrc::DecodeError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum LeadEvent {
-    /// The lead was created with this id.
-    LeadWasInitialized {
-        /// The lead's id.
-        id: LeadId,
-    },
-    /// The lead moved to another status.
-    StatusChanged {
-        /// The new status.
-        status: LeadStatus,
-    },
-    /// The lead's name changed.
-    NameChanged {
-        /// The new name.
-        name: String,
-    },
-    /// The lead's e-mail and phone changed (both are always written together).
-    ContactInformationChanged {
-        /// The new e-mail address.
-        email: String,
-        /// The new phone number.
-        phone: String,
-    },
-    /// A follow-up call was scheduled.
-    FollowupSet {
-        /// The day of the call.
-        date: Date,
-    },
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[event(version = 2, upcast_json = split_contact)]
+pub struct ContactInformationChanged {
+    /// The new e-mail address.
+    pub email: String,
+    /// The new phone number.
+    pub phone: String,
 }
 
-impl LeadEvent {
-    /// The schema version every variant is written with.
-    pub const SCHEMA_VERSION: u32 = 1;
-
-    /// The stored names of all variants, in declaration order.
-    pub const NAMES: [&'static str; 5] = [
-        "LeadWasInitialized",
-        "StatusChanged",
-        "NameChanged",
-        "ContactInformationChanged",
-        "FollowupSet",
-    ];
+/// Version 1 → 2 of `ContactInformationChanged`: `contact` becomes `email` (if it has an `@`)
+/// or `phone`.
+fn split_contact(mut payload: Value) -> Result<Value, String> {
+    let Some(fields) = payload.as_object_mut() else {
+        return Err(format!("expected a JSON object, found `{payload}`"));
+    };
+    let Some(contact) = fields.remove("contact") else {
+        return Ok(payload);
+    };
+    let Some(contact) = contact.as_str().map(str::trim) else {
+        return Err(format!("`contact` must be a string, found `{contact}`"));
+    };
+    let (email, phone) = if contact.contains('@') {
+        (contact, "")
+    } else {
+        ("", contact)
+    };
+    fields.insert("email".into(), email.into());
+    fields.insert("phone".into(), phone.into());
+    Ok(payload)
 }
 
-// The stored payloads, one per variant, for decoding by name. Unknown extra fields are ignored so
-// that adding a field later does not break older readers.
-#[derive(Deserialize)]
-struct InitializedPayload {
-    id: LeadId,
-}
-
-#[derive(Deserialize)]
-struct StatusPayload {
-    status: LeadStatus,
-}
-
-#[derive(Deserialize)]
-struct NamePayload {
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct ContactPayload {
-    email: String,
-    phone: String,
-}
-
-#[derive(Deserialize)]
-struct FollowupPayload {
-    date: Date,
-}
-
-fn payload<T: DeserializeOwned>(
-    event_type: &str,
-    version: u32,
-    payload: &str,
-) -> Result<T, DecodeError> {
-    serde_json::from_str(payload).map_err(|e| DecodeError::malformed(event_type, version, e))
-}
-
-impl Event for LeadEvent {
-    fn event_type(&self) -> &'static str {
-        let index = match self {
-            Self::LeadWasInitialized { .. } => 0,
-            Self::StatusChanged { .. } => 1,
-            Self::NameChanged { .. } => 2,
-            Self::ContactInformationChanged { .. } => 3,
-            Self::FollowupSet { .. } => 4,
-        };
-        Self::NAMES[index]
-    }
-
-    fn schema_version(&self) -> u32 {
-        Self::SCHEMA_VERSION
-    }
-
-    fn encode(&self) -> Result<String, EncodeError> {
-        serde_json::to_string(self).map_err(|e| EncodeError::new(self.event_type(), e))
-    }
-
-    fn decode(event_type: &str, version: u32, json: &str) -> Result<Self, DecodeError> {
-        if !Self::NAMES.contains(&event_type) {
-            return Err(DecodeError::unknown(event_type, version));
-        }
-        if version > Self::SCHEMA_VERSION {
-            return Err(DecodeError::future(
-                event_type,
-                version,
-                Self::SCHEMA_VERSION,
-            ));
-        }
-        Ok(match event_type {
-            "LeadWasInitialized" => {
-                let InitializedPayload { id } = payload(event_type, version, json)?;
-                Self::LeadWasInitialized { id }
-            }
-            "StatusChanged" => {
-                let StatusPayload { status } = payload(event_type, version, json)?;
-                Self::StatusChanged { status }
-            }
-            "NameChanged" => {
-                let NamePayload { name } = payload(event_type, version, json)?;
-                Self::NameChanged { name }
-            }
-            "ContactInformationChanged" => {
-                let ContactPayload { email, phone } = payload(event_type, version, json)?;
-                Self::ContactInformationChanged { email, phone }
-            }
-            "FollowupSet" => {
-                let FollowupPayload { date } = payload(event_type, version, json)?;
-                Self::FollowupSet { date }
-            }
-            other => return Err(DecodeError::unknown(other, version)),
-        })
-    }
+/// A follow-up call was scheduled: `{"date":"2016-11-23"}`.
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct FollowupSet {
+    /// The day of the call.
+    pub date: Date,
 }
 
 /// A sales lead: the talk's `Lead` class, as a fold over its [`LeadEvent`]s.
@@ -375,6 +301,45 @@ pub struct Lead {
     phone: String,
     status: LeadStatus,
     followup_on: Option<Date>,
+}
+
+#[aggregate(id = LeadId, error = LeadError, conflicts = followup_races_status)]
+impl Lead {
+    fn on_initialized(&mut self, event: &LeadWasInitialized) {
+        self.id = Some(event.id);
+    }
+
+    fn on_status_changed(&mut self, event: &StatusChanged) {
+        self.status = event.status;
+        // A follow-up date only means something while the call is pending.
+        if event.status != LeadStatus::FollowUp {
+            self.followup_on = None;
+        }
+    }
+
+    fn on_name_changed(&mut self, event: &NameChanged) {
+        self.name.clone_from(&event.name);
+    }
+
+    fn on_contact_changed(&mut self, event: &ContactInformationChanged) {
+        self.email.clone_from(&event.email);
+        self.phone.clone_from(&event.phone);
+    }
+
+    fn on_followup_set(&mut self, event: &FollowupSet) {
+        self.followup_on = Some(event.date);
+    }
+}
+
+/// A follow-up is scheduled for the status its decision saw: if the status changed in the
+/// meantime (the lead was closed, converted, reopened) the follow-up is a conflict and goes back
+/// to the caller. Every other race is decided again on the new state, so a rename racing a status
+/// change goes through.
+fn followup_races_status(ours: &LeadEvent, theirs: &LeadEvent) -> bool {
+    matches!(
+        (ours, theirs),
+        (LeadEvent::FollowupSet(_), LeadEvent::StatusChanged(_))
+    )
 }
 
 impl Lead {
@@ -443,81 +408,30 @@ pub enum LeadError {
     FollowupNeedsDate,
 }
 
-impl Aggregate for Lead {
-    const TYPE: &'static str = "lead";
-    type Id = LeadId;
-    type Event = LeadEvent;
-    type Error = LeadError;
-
-    fn apply(&mut self, event: &LeadEvent) {
-        match event {
-            LeadEvent::LeadWasInitialized { id } => self.id = Some(*id),
-            LeadEvent::StatusChanged { status } => {
-                self.status = *status;
-                // A follow-up date only means something while the call is pending.
-                if *status != LeadStatus::FollowUp {
-                    self.followup_on = None;
-                }
-            }
-            LeadEvent::NameChanged { name } => self.name.clone_from(name),
-            LeadEvent::ContactInformationChanged { email, phone } => {
-                self.email.clone_from(email);
-                self.phone.clone_from(phone);
-            }
-            LeadEvent::FollowupSet { date } => self.followup_on = Some(*date),
-        }
-    }
-
-    /// A follow-up is scheduled for the status its decision saw: if the status changed in the
-    /// meantime (the lead was closed, converted, reopened) the follow-up is a conflict and goes
-    /// back to the caller. Every other race is decided again on the new state, so a rename
-    /// racing a status change goes through.
-    fn conflicts(ours: &LeadEvent, theirs: &LeadEvent) -> bool {
-        matches!(
-            (ours, theirs),
-            (
-                LeadEvent::FollowupSet { .. },
-                LeadEvent::StatusChanged { .. }
-            )
-        )
-    }
-}
-
 /// Creates the lead `id`, Available.
+#[command(aggregate = Lead, handler = Lead::initialize)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitializeLead {
-    /// The new lead's id; must match the id the command is executed against.
+    /// The new lead's id: positive.
+    #[id]
+    #[validate(with = positive, message = "must be positive")]
     pub id: LeadId,
 }
 
-impl Command for InitializeLead {
-    fn validate(&self) -> Result<(), ValidationError> {
-        let mut errors = ValidationError::new();
-        if self.id.0 == 0 {
-            errors.push("id", "must be positive");
-        }
-        errors.into_result()
-    }
-}
-
-impl Handle<InitializeLead> for Lead {
-    fn handle(&self, command: &InitializeLead) -> Decision<Self> {
-        if let Some(id) = self.id {
-            return Err(LeadError::AlreadyInitialized(id));
-        }
-        Ok(vec![
-            LeadEvent::LeadWasInitialized { id: command.id },
-            LeadEvent::StatusChanged {
-                status: LeadStatus::Available,
-            },
-        ])
-    }
+fn positive(id: &LeadId) -> bool {
+    id.0 > 0
 }
 
 /// Renames the lead. Surrounding whitespace is dropped; the same name again is a no-op.
+#[command(aggregate = Lead, handler = Lead::change_name)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeName {
+    /// The lead.
+    #[id]
+    pub lead: LeadId,
     /// The new name: not blank, at most [`ChangeName::MAX_LEN`] characters.
+    #[validate(non_empty, message = "must not be blank")]
+    #[validate(with = not_too_long, message = "must be at most 200 characters")]
     pub name: String,
 }
 
@@ -526,143 +440,126 @@ impl ChangeName {
     pub const MAX_LEN: usize = 200;
 }
 
-impl Command for ChangeName {
-    fn validate(&self) -> Result<(), ValidationError> {
-        let mut errors = ValidationError::new();
-        let name = self.name.trim();
-        if name.is_empty() {
-            errors.push("name", "must not be blank");
-        } else if name.chars().count() > Self::MAX_LEN {
-            errors.push(
-                "name",
-                format!("must be at most {} characters", Self::MAX_LEN),
-            );
+fn not_too_long(name: &str) -> bool {
+    name.trim().chars().count() <= ChangeName::MAX_LEN
+}
+
+/// Replaces the lead's e-mail and phone. The same pair again is a no-op.
+#[command(aggregate = Lead, handler = Lead::change_contact)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeContactInformation {
+    /// The lead.
+    #[id]
+    pub lead: LeadId,
+    /// The new e-mail: `name@domain`, without spaces.
+    #[validate(with = email_format, message = "must look like `name@domain`")]
+    pub email: String,
+    /// The new phone: digits, optionally with spaces and `+-()`.
+    #[validate(with = phone_format, message = "must be digits, optionally with spaces and `+-()`")]
+    pub phone: String,
+}
+
+fn email_format(email: &str) -> bool {
+    let email = email.trim();
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !email.contains(char::is_whitespace)
         }
-        errors.into_result()
+        None => false,
     }
 }
 
-impl Handle<ChangeName> for Lead {
-    fn handle(&self, command: &ChangeName) -> Decision<Self> {
+fn phone_format(phone: &str) -> bool {
+    let phone = phone.trim();
+    phone.contains(|c: char| c.is_ascii_digit())
+        && phone
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-()".contains(c))
+}
+
+/// Moves the lead to another status. Follow-up needs a date, so it goes through [`SetFollowup`];
+/// a closed lead can only be reopened (Available); a converted lead stays converted.
+#[command(aggregate = Lead, handler = Lead::change_status)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeStatus {
+    /// The lead.
+    #[id]
+    pub lead: LeadId,
+    /// The new status.
+    pub status: LeadStatus,
+}
+
+/// Schedules a follow-up call on a day, moving the lead to Follow-up if it is not there yet.
+/// The same day again is a no-op.
+#[command(aggregate = Lead, handler = Lead::set_followup)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetFollowup {
+    /// The lead.
+    #[id]
+    pub lead: LeadId,
+    /// The day of the call.
+    pub on: Date,
+}
+
+// The commands' handlers: state in, events out, no I/O.
+impl Lead {
+    fn initialize(&self, command: &InitializeLead) -> Decision<Self> {
+        if let Some(id) = self.id {
+            return Err(LeadError::AlreadyInitialized(id));
+        }
+        Ok(vec![
+            LeadWasInitialized { id: command.id }.into(),
+            StatusChanged {
+                status: LeadStatus::Available,
+            }
+            .into(),
+        ])
+    }
+
+    fn change_name(&self, command: &ChangeName) -> Decision<Self> {
         self.initialized()?;
         let name = command.name.trim();
         if self.name == name {
             return Ok(vec![]);
         }
         self.editable()?;
-        Ok(vec![LeadEvent::NameChanged {
-            name: name.to_owned(),
-        }])
+        Ok(vec![NameChanged { name: name.into() }.into()])
     }
-}
 
-/// Replaces the lead's e-mail and phone. The same pair again is a no-op.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChangeContactInformation {
-    /// The new e-mail: `name@domain`, without spaces.
-    pub email: String,
-    /// The new phone: digits, optionally with spaces and `+-()`.
-    pub phone: String,
-}
-
-impl Command for ChangeContactInformation {
-    fn validate(&self) -> Result<(), ValidationError> {
-        let mut errors = ValidationError::new();
-        if let Some(problem) = email_problem(self.email.trim()) {
-            errors.push("email", problem);
-        }
-        if let Some(problem) = phone_problem(self.phone.trim()) {
-            errors.push("phone", problem);
-        }
-        errors.into_result()
-    }
-}
-
-fn email_problem(email: &str) -> Option<&'static str> {
-    if email.is_empty() {
-        return Some("must not be blank");
-    }
-    if email.chars().any(char::is_whitespace) {
-        return Some("must not contain spaces");
-    }
-    match email.split_once('@') {
-        Some((local, domain))
-            if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
-        {
-            None
-        }
-        _ => Some("must look like `name@domain`"),
-    }
-}
-
-fn phone_problem(phone: &str) -> Option<&'static str> {
-    if !phone.bytes().any(|b| b.is_ascii_digit()) {
-        Some("must contain digits")
-    } else if !phone
-        .chars()
-        .all(|c| c.is_ascii_digit() || " +-()".contains(c))
-    {
-        Some("may hold only digits, spaces and `+-()`")
-    } else {
-        None
-    }
-}
-
-impl Handle<ChangeContactInformation> for Lead {
-    fn handle(&self, command: &ChangeContactInformation) -> Decision<Self> {
+    fn change_contact(&self, command: &ChangeContactInformation) -> Decision<Self> {
         self.initialized()?;
         let (email, phone) = (command.email.trim(), command.phone.trim());
         if self.email == email && self.phone == phone {
             return Ok(vec![]);
         }
         self.editable()?;
-        Ok(vec![LeadEvent::ContactInformationChanged {
-            email: email.to_owned(),
-            phone: phone.to_owned(),
-        }])
+        let (email, phone) = (email.into(), phone.into());
+        Ok(vec![ContactInformationChanged { email, phone }.into()])
     }
-}
 
-/// Moves the lead to another status. Follow-up needs a date, so it goes through [`SetFollowup`];
-/// a closed lead can only be reopened (Available); a converted lead stays converted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChangeStatus {
-    /// The new status.
-    pub status: LeadStatus,
-}
-
-impl Command for ChangeStatus {}
-
-impl Handle<ChangeStatus> for Lead {
-    fn handle(&self, command: &ChangeStatus) -> Decision<Self> {
+    fn change_status(&self, command: &ChangeStatus) -> Decision<Self> {
         let id = self.initialized()?;
         if self.status == command.status {
             return Ok(vec![]);
         }
         match (self.status, command.status) {
             (LeadStatus::Converted, _) => Err(LeadError::Converted(id)),
-            (LeadStatus::Closed, LeadStatus::Available) => Ok(vec![LeadEvent::StatusChanged {
-                status: LeadStatus::Available,
-            }]),
+            (LeadStatus::Closed, LeadStatus::Available) => Ok(vec![
+                StatusChanged {
+                    status: LeadStatus::Available,
+                }
+                .into(),
+            ]),
             (LeadStatus::Closed, _) => Err(LeadError::Closed(id)),
             (_, LeadStatus::FollowUp) => Err(LeadError::FollowupNeedsDate),
-            (_, status) => Ok(vec![LeadEvent::StatusChanged { status }]),
+            (_, status) => Ok(vec![StatusChanged { status }.into()]),
         }
     }
-}
 
-/// Schedules a follow-up call on a day, moving the lead to Follow-up if it is not there yet.
-/// The same day again is a no-op.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetFollowup {
-    /// The day of the call.
-    pub on: Date,
-}
-
-impl Command for SetFollowup {}
-
-impl Handle<SetFollowup> for Lead {
-    fn handle(&self, command: &SetFollowup) -> Decision<Self> {
+    fn set_followup(&self, command: &SetFollowup) -> Decision<Self> {
         self.initialized()?;
         if self.status == LeadStatus::FollowUp && self.followup_on == Some(command.on) {
             return Ok(vec![]);
@@ -670,11 +567,10 @@ impl Handle<SetFollowup> for Lead {
         self.editable()?;
         let mut events = Vec::with_capacity(2);
         if self.status != LeadStatus::FollowUp {
-            events.push(LeadEvent::StatusChanged {
-                status: LeadStatus::FollowUp,
-            });
+            let status = LeadStatus::FollowUp;
+            events.push(StatusChanged { status }.into());
         }
-        events.push(LeadEvent::FollowupSet { date: command.on });
+        events.push(FollowupSet { date: command.on }.into());
         Ok(events)
     }
 }

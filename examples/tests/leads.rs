@@ -4,13 +4,16 @@
 // A failed unwrap is a failed test, with the value in the message.
 #![allow(clippy::unwrap_used)]
 
+use std::path::Path;
+
 use eventsrc::{
-    Aggregate, Command, DecodeError, Event, EventStore, ExecuteError, FieldError, Handle,
-    MemoryStore, Metadata, NewEvent, ReadStream, Repository, StreamVersion,
+    Aggregate, Command, DecodeError, Event, EventStore, EventType, ExecuteError, ExpectedVersion,
+    FieldError, Handle, MemoryStore, Metadata, NewEvent, ReadStream, Repository, StreamVersion,
 };
 use eventsrc_examples::leads::{
-    ChangeContactInformation, ChangeName, ChangeStatus, Date, InitializeLead, Lead, LeadError,
-    LeadEvent, LeadId, LeadStatus, SetFollowup,
+    ChangeContactInformation, ChangeName, ChangeStatus, ContactInformationChanged, Date,
+    FollowupSet, InitializeLead, Lead, LeadError, LeadEvent, LeadId, LeadStatus,
+    LeadWasInitialized, NameChanged, SetFollowup, StatusChanged,
 };
 use eventsrc_examples::race::RacingStore;
 
@@ -35,7 +38,7 @@ where
 
 fn initialized() -> Vec<LeadEvent> {
     vec![
-        LeadEvent::LeadWasInitialized { id: ID },
+        LeadWasInitialized { id: ID }.into(),
         status_changed(LeadStatus::Available),
     ]
 }
@@ -46,22 +49,38 @@ fn with(mut events: Vec<LeadEvent>, more: impl IntoIterator<Item = LeadEvent>) -
 }
 
 fn status_changed(status: LeadStatus) -> LeadEvent {
-    LeadEvent::StatusChanged { status }
+    StatusChanged { status }.into()
 }
 
 fn named(name: &str) -> LeadEvent {
-    LeadEvent::NameChanged { name: name.into() }
+    NameChanged { name: name.into() }.into()
+}
+
+fn contact_changed(email: &str, phone: &str) -> LeadEvent {
+    ContactInformationChanged {
+        email: email.into(),
+        phone: phone.into(),
+    }
+    .into()
+}
+
+fn followup_set(text: &str) -> LeadEvent {
+    FollowupSet { date: date(text) }.into()
 }
 
 fn contact(email: &str, phone: &str) -> ChangeContactInformation {
     ChangeContactInformation {
+        lead: ID,
         email: email.into(),
         phone: phone.into(),
     }
 }
 
 fn rename(name: &str) -> ChangeName {
-    ChangeName { name: name.into() }
+    ChangeName {
+        lead: ID,
+        name: name.into(),
+    }
 }
 
 fn date(text: &str) -> Date {
@@ -69,11 +88,14 @@ fn date(text: &str) -> Date {
 }
 
 fn followup_on(text: &str) -> SetFollowup {
-    SetFollowup { on: date(text) }
+    SetFollowup {
+        lead: ID,
+        on: date(text),
+    }
 }
 
 fn to(status: LeadStatus) -> ChangeStatus {
-    ChangeStatus { status }
+    ChangeStatus { lead: ID, status }
 }
 
 // --- InitializeLead ----------------------------------------------------------------------------
@@ -168,10 +190,7 @@ fn changing_contact_information_records_both_fields() {
     );
     assert_eq!(
         events,
-        Ok(vec![LeadEvent::ContactInformationChanged {
-            email: "s.ivanov@example.com".into(),
-            phone: "03-27243457".into(),
-        }])
+        Ok(vec![contact_changed("s.ivanov@example.com", "03-27243457")])
     );
 }
 
@@ -179,10 +198,7 @@ fn changing_contact_information_records_both_fields() {
 fn the_same_contact_information_again_is_a_noop() {
     let lead = given(&with(
         initialized(),
-        [LeadEvent::ContactInformationChanged {
-            email: "s.ivanov@example.com".into(),
-            phone: "03-27243457".into(),
-        }],
+        [contact_changed("s.ivanov@example.com", "03-27243457")],
     ));
     assert_eq!(
         when(&lead, contact("s.ivanov@example.com", "03-27243457")),
@@ -203,9 +219,7 @@ fn a_followup_moves_the_lead_to_followup_and_sets_the_date() {
         events,
         vec![
             status_changed(LeadStatus::FollowUp),
-            LeadEvent::FollowupSet {
-                date: date("2016-11-23")
-            },
+            followup_set("2016-11-23")
         ]
     );
     let lead = given(&with(initialized(), events));
@@ -219,17 +233,13 @@ fn moving_a_pending_followup_only_sets_the_new_date() {
         initialized(),
         [
             status_changed(LeadStatus::FollowUp),
-            LeadEvent::FollowupSet {
-                date: date("2016-11-23"),
-            },
+            followup_set("2016-11-23"),
         ],
     );
     let lead = given(&pending);
     assert_eq!(
         when(&lead, followup_on("2016-11-30")),
-        Ok(vec![LeadEvent::FollowupSet {
-            date: date("2016-11-30")
-        }])
+        Ok(vec![followup_set("2016-11-30")])
     );
     assert_eq!(when(&lead, followup_on("2016-11-23")), Ok(vec![]));
 }
@@ -240,9 +250,7 @@ fn leaving_followup_clears_the_date() {
         initialized(),
         [
             status_changed(LeadStatus::FollowUp),
-            LeadEvent::FollowupSet {
-                date: date("2016-11-23"),
-            },
+            followup_set("2016-11-23"),
             status_changed(LeadStatus::Converted),
         ],
     ));
@@ -304,7 +312,17 @@ fn failing_fields(command: &impl Command) -> Vec<&'static str> {
 fn names_must_not_be_blank_or_huge() {
     assert_eq!(failing_fields(&rename("Stefan Ivanov")), Vec::<&str>::new());
     assert_eq!(failing_fields(&rename("   ")), ["name"]);
-    assert_eq!(failing_fields(&rename(&"x".repeat(201))), ["name"]);
+    let longest = "x".repeat(ChangeName::MAX_LEN);
+    assert!(rename(&longest).validate().is_ok());
+    let error = rename(&format!("{longest}x")).validate().unwrap_err();
+    let message = format!("must be at most {} characters", ChangeName::MAX_LEN);
+    assert_eq!(
+        error.fields,
+        [FieldError {
+            field: "name",
+            message
+        }]
+    );
 }
 
 #[test]
@@ -326,7 +344,7 @@ fn contact_information_reports_every_bad_field() {
             },
             FieldError {
                 field: "phone",
-                message: "must contain digits".into()
+                message: "must be digits, optionally with spaces and `+-()`".into()
             },
         ]
     );
@@ -379,27 +397,52 @@ fn dates_must_exist() {
 
 fn every_event() -> Vec<LeadEvent> {
     vec![
-        LeadEvent::LeadWasInitialized { id: ID },
+        LeadWasInitialized { id: ID }.into(),
         status_changed(LeadStatus::FollowUp),
         named("Stefan Ivanov"),
-        LeadEvent::ContactInformationChanged {
-            email: "s.ivanov@example.com".into(),
-            phone: "03-27243457".into(),
-        },
-        LeadEvent::FollowupSet {
-            date: date("2016-11-23"),
-        },
+        contact_changed("s.ivanov@example.com", "03-27243457"),
+        followup_set("2016-11-23"),
     ]
 }
 
+/// The stored name and schema version of each of [`every_event`], in the same order.
+const STORED_AS: [(&str, u32); 5] = [
+    ("LeadWasInitialized", 1),
+    ("StatusChanged", 1),
+    ("NameChanged", 1),
+    ("ContactInformationChanged", 2),
+    ("FollowupSet", 1),
+];
+
 #[test]
 fn every_event_round_trips_under_its_own_name() {
-    for (event, name) in every_event().into_iter().zip(LeadEvent::NAMES) {
+    for (event, (name, version)) in every_event().into_iter().zip(STORED_AS) {
         assert_eq!(event.event_type(), name);
-        assert_eq!(event.schema_version(), 1);
+        assert_eq!(event.schema_version(), version);
         let payload = event.encode().unwrap();
-        assert_eq!(LeadEvent::decode(name, 1, &payload).unwrap(), event);
+        assert_eq!(LeadEvent::decode(name, version, &payload).unwrap(), event);
     }
+}
+
+#[test]
+fn the_event_registry_knows_every_lead_event() {
+    eventsrc::registry::check().unwrap();
+    let registered: Vec<(&str, u32, u32)> = eventsrc::registry::events()
+        .into_iter()
+        .filter(|event| event.aggregates == [Lead::TYPE])
+        .map(|event| (event.name, event.version, event.oldest_version))
+        .collect();
+    assert_eq!(
+        registered,
+        [
+            ("ContactInformationChanged", 2, 1),
+            ("FollowupSet", 1, 1),
+            ("LeadWasInitialized", 1, 1),
+            ("NameChanged", 1, 1),
+            ("StatusChanged", 1, 1),
+        ]
+    );
+    assert_eq!(<ContactInformationChanged as EventType>::VERSION, 2);
 }
 
 #[test]
@@ -446,6 +489,32 @@ fn undecodable_payloads_are_errors_not_panics() {
             "{name} {payload}"
         );
     }
+    assert!(matches!(
+        LeadEvent::decode("ContactInformationChanged", 3, r#"{"email":"","phone":""}"#),
+        Err(DecodeError::FutureVersion {
+            version: 3,
+            current: 2,
+            ..
+        })
+    ));
+    // A version 1 payload the upcast cannot read is an error naming the version it started from.
+    for payload in [r#"{"contact":1410}"#, r#"["s@example.com"]"#] {
+        assert!(
+            matches!(
+                LeadEvent::decode("ContactInformationChanged", 1, payload),
+                Err(DecodeError::Upcast { version: 1, .. })
+            ),
+            "{payload}"
+        );
+    }
+    assert!(matches!(
+        LeadEvent::decode(
+            "ContactInformationChanged",
+            1,
+            r#"{"email":"s@example.com"}"#
+        ),
+        Err(DecodeError::Malformed { version: 1, .. })
+    ));
 }
 
 #[test]
@@ -454,13 +523,119 @@ fn added_fields_do_not_break_decoding() {
     assert_eq!(event.unwrap(), named("x"));
 }
 
+// --- version 1 of ContactInformationChanged, as stored -----------------------------------------
+
+/// Every file in `fixtures/leads/` is a `ContactInformationChanged` payload stored at version 1,
+/// paired here with the e-mail and phone it must read as at version 2.
+const V1_FIXTURES: [(&str, &str, &str); 3] = [
+    (
+        "contact_information_changed_v1_email.json",
+        "s.ivanov@example.com",
+        "",
+    ),
+    (
+        "contact_information_changed_v1_phone.json",
+        "",
+        "03-27243457",
+    ),
+    (
+        "contact_information_changed_v1_email_and_phone.json",
+        "s.ivanov@example.com",
+        "03-27243457",
+    ),
+];
+
+fn fixtures_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/leads")
+}
+
+/// Each fixture's stored payload and the value it must decode to.
+fn v1_fixtures() -> Vec<(String, ContactInformationChanged)> {
+    V1_FIXTURES
+        .iter()
+        .map(|(file, email, phone)| {
+            let payload = std::fs::read_to_string(fixtures_dir().join(file)).unwrap();
+            let v2 = ContactInformationChanged {
+                email: (*email).into(),
+                phone: (*phone).into(),
+            };
+            (payload, v2)
+        })
+        .collect()
+}
+
+#[test]
+fn every_fixture_has_an_expected_value() {
+    let mut files: Vec<String> = std::fs::read_dir(fixtures_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let mut expected: Vec<&str> = V1_FIXTURES.iter().map(|(file, ..)| *file).collect();
+    expected.sort_unstable();
+    assert_eq!(files, expected);
+}
+
+#[test]
+fn stored_version_1_contact_payloads_decode_as_version_2() {
+    let name = "ContactInformationChanged";
+    for (payload, v2) in v1_fixtures() {
+        assert_eq!(
+            ContactInformationChanged::decode(name, 1, &payload).unwrap(),
+            v2
+        );
+        assert_eq!(
+            LeadEvent::decode(name, 1, &payload).unwrap(),
+            v2.clone().into()
+        );
+        // The registry's dynamic view, for tools that know no Rust type.
+        let json = eventsrc::registry::decode_json(name, 1, &payload).unwrap();
+        assert_eq!(json, serde_json::to_value(&v2).unwrap());
+        // Once read, the event is written back at version 2.
+        assert_eq!(v2.schema_version(), 2);
+        let encoded = v2.encode().unwrap();
+        assert_eq!(
+            ContactInformationChanged::decode(name, 2, &encoded).unwrap(),
+            v2
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stream_of_version_1_payloads_loads_as_version_2() {
+    let store = MemoryStore::new();
+    let repository = Repository::new(store.clone());
+    let stream = Lead::stream_id(&ID).unwrap();
+    let initialized = NewEvent::raw("LeadWasInitialized", 1, r#"{"id":1410}"#);
+    store
+        .append(&stream, ExpectedVersion::NoStream, vec![initialized])
+        .await
+        .unwrap();
+    for (payload, v2) in v1_fixtures() {
+        let stored = NewEvent::raw("ContactInformationChanged", 1, payload);
+        store
+            .append(&stream, ExpectedVersion::Any, vec![stored])
+            .await
+            .unwrap();
+        let lead = repository.load::<Lead>(&ID).await.unwrap();
+        assert_eq!(lead.state.id(), Some(ID));
+        assert_eq!(lead.state.email(), v2.email);
+        assert_eq!(lead.state.phone(), v2.phone);
+    }
+    // Commands are decided on the upcast state: the stored contact again is a no-op.
+    let (_, last) = v1_fixtures().pop().unwrap();
+    let again = repository
+        .send(contact(&last.email, &last.phone), Metadata::new())
+        .await
+        .unwrap();
+    assert!(again.is_noop());
+}
+
 // --- the conflict rule ---------------------------------------------------------------------------
 
 #[test]
 fn a_followup_conflicts_with_a_status_change_and_a_rename_does_not() {
-    let followup = LeadEvent::FollowupSet {
-        date: date("2016-11-23"),
-    };
+    let followup = followup_set("2016-11-23");
     let closed = status_changed(LeadStatus::Closed);
     assert!(Lead::conflicts(&followup, &closed));
     assert!(!Lead::conflicts(&named("Stefan"), &closed));
@@ -478,11 +653,11 @@ async fn racing_lead() -> (
     let repository = Repository::new(racing.clone());
     let none = Metadata::new;
     repository
-        .execute::<Lead, _>(&ID, InitializeLead { id: ID }, none())
+        .send(InitializeLead { id: ID }, none())
         .await
         .unwrap();
     repository
-        .execute::<Lead, _>(&ID, rename("Stefan Ivanov"), none())
+        .send(rename("Stefan Ivanov"), none())
         .await
         .unwrap();
     let stream = Lead::stream_id(&ID).unwrap();
@@ -498,7 +673,7 @@ async fn racing_lead() -> (
 async fn a_rename_racing_a_status_change_is_decided_again_and_commits() {
     let (repository, _) = racing_lead().await;
     let committed = repository
-        .execute::<Lead, _>(&ID, rename("Stefan Petrov"), Metadata::new())
+        .send(rename("Stefan Petrov"), Metadata::new())
         .await
         .unwrap();
     assert_eq!(committed.attempts, 2);
@@ -511,7 +686,7 @@ async fn a_rename_racing_a_status_change_is_decided_again_and_commits() {
 async fn a_followup_racing_a_status_change_is_a_conflict() {
     let (repository, racing) = racing_lead().await;
     let result = repository
-        .execute::<Lead, _>(&ID, followup_on("2016-11-23"), Metadata::new())
+        .send(followup_on("2016-11-23"), Metadata::new())
         .await;
     match result {
         Err(ExecuteError::Conflict {
@@ -542,30 +717,26 @@ async fn stefans_story_runs_through_the_repository() {
     let as_maria = || Metadata::new().with_actor("maria");
 
     let first = repository
-        .execute::<Lead, _>(&ID, InitializeLead { id: ID }, as_maria())
+        .send(InitializeLead { id: ID }, as_maria())
         .await
         .unwrap();
     assert_eq!(first.stream_version, StreamVersion(2));
     repository
-        .execute::<Lead, _>(&ID, rename("Stefan Ivanov"), as_maria())
+        .send(rename("Stefan Ivanov"), as_maria())
         .await
         .unwrap();
     repository
-        .execute::<Lead, _>(
-            &ID,
-            contact("s.ivanov@example.com", "03-27243457"),
-            as_maria(),
-        )
+        .send(contact("s.ivanov@example.com", "03-27243457"), as_maria())
         .await
         .unwrap();
     let followup = repository
-        .execute::<Lead, _>(&ID, followup_on("2016-11-23"), as_maria())
+        .send(followup_on("2016-11-23"), as_maria())
         .await
         .unwrap();
     assert_eq!(followup.events.len(), 2);
 
     let noop = repository
-        .execute::<Lead, _>(&ID, rename("Stefan Ivanov"), as_maria())
+        .send(rename("Stefan Ivanov"), as_maria())
         .await
         .unwrap();
     assert!(noop.is_noop());
@@ -573,26 +744,20 @@ async fn stefans_story_runs_through_the_repository() {
     assert_eq!(noop.global_position, None);
 
     let invalid = repository
-        .execute::<Lead, _>(
-            &ID,
-            contact("stefan(at)example.bg", "050-8139904"),
-            as_maria(),
-        )
+        .send(contact("stefan(at)example.bg", "050-8139904"), as_maria())
         .await;
     assert!(matches!(invalid, Err(ExecuteError::Invalid(_))));
     repository
-        .execute::<Lead, _>(&ID, contact("stefan@example.bg", "050-8139904"), as_maria())
+        .send(contact("stefan@example.bg", "050-8139904"), as_maria())
         .await
         .unwrap();
     let converted = repository
-        .execute::<Lead, _>(&ID, to(LeadStatus::Converted), as_maria())
+        .send(to(LeadStatus::Converted), as_maria())
         .await
         .unwrap();
     assert_eq!(converted.stream_version, StreamVersion(8));
 
-    let rejected = repository
-        .execute::<Lead, _>(&ID, rename("Stefan Petrov"), as_maria())
-        .await;
+    let rejected = repository.send(rename("Stefan Petrov"), as_maria()).await;
     assert!(matches!(
         rejected,
         Err(ExecuteError::Rejected(LeadError::Converted(ID)))

@@ -9,12 +9,12 @@ use std::error::Error;
 use std::fmt::Debug;
 
 use eventsrc::{
-    Aggregate, Command, EventStore, ExecuteError, Handle, ManualClock, MemoryStore, Metadata,
-    NewEvent, ReadStream, RecordedEvent, Repository, StreamVersion, Timestamp,
+    Aggregate, AggregateCommand, Event, EventStore, ExecuteError, Handle, ManualClock, MemoryStore,
+    Metadata, NewEvent, ReadStream, RecordedEvent, Repository, StreamVersion, Timestamp,
 };
 use eventsrc_examples::leads::{
-    ChangeContactInformation, ChangeName, ChangeStatus, Date, InitializeLead, Lead, LeadEvent,
-    LeadId, LeadStatus, SetFollowup,
+    ChangeContactInformation, ChangeName, ChangeStatus, Date, InitializeLead, Lead, LeadId,
+    LeadStatus, SetFollowup, StatusChanged,
 };
 use eventsrc_examples::race::RacingStore;
 use uuid::Uuid;
@@ -39,8 +39,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let repository = Repository::new(store.clone());
     let mut journal = Journal::new(clock);
 
+    eventsrc::registry::check()?;
     println!("eventsrc: seed 002's leads on a MemoryStore");
-    println!("Each command goes through Repository::execute: validate, load, decide, append.\n");
+    print_registry();
+    println!("Each command goes through Repository::send: validate, load, decide, append.\n");
     stefans_story(&repository, &mut journal).await?;
     journal.print(STEFAN);
     print_history(&store, STEFAN, &journal).await?;
@@ -58,6 +60,20 @@ async fn main() -> Result<(), Box<dyn Error>> {
     journal.print(LILYANA);
     print_history(&store, LILYANA, &journal).await?;
     print_summary(&repository, LILYANA).await
+}
+
+/// One line: the lead's events as the registry knows them (checked at start-up).
+fn print_registry() {
+    let events: Vec<String> = eventsrc::registry::events()
+        .into_iter()
+        .filter(|event| event.aggregates.contains(&Lead::TYPE))
+        .map(|event| format!("{} v{}", event.name, event.version))
+        .collect();
+    println!(
+        "Event registry checked: {} lead events ({})",
+        events.len(),
+        events.join(", ")
+    );
 }
 
 /// Lead 1410 before its follow-up (`load_at`), on 2016-11-20 (`load_at_time`), and now.
@@ -103,61 +119,53 @@ async fn stefans_story(
     repository: &Repository<MemoryStore>,
     journal: &mut Journal,
 ) -> Result<(), Box<dyn Error>> {
+    let lead = STEFAN;
     let contact = |email: &str, phone: &str| ChangeContactInformation {
+        lead,
         email: email.into(),
         phone: phone.into(),
     };
     let import = "crm-import";
     journal
-        .execute(repository, STEFAN, import, InitializeLead { id: STEFAN })
+        .send(repository, import, InitializeLead { id: lead })
         .await?;
     journal.advance_seconds(1);
     let name = ChangeName {
+        lead,
         name: "Stefan Ivanov".into(),
     };
-    journal
-        .execute(repository, STEFAN, import, name.clone())
-        .await?;
+    journal.send(repository, import, name.clone()).await?;
     journal.advance_seconds(1);
     let first_contact = contact("s.ivanov@example.com", "03-27243457");
-    journal
-        .execute(repository, STEFAN, import, first_contact)
-        .await?;
+    journal.send(repository, import, first_contact).await?;
 
     journal.set(november(16, 14, 30));
-    let followup = SetFollowup {
-        on: "2016-11-23".parse()?,
-    };
+    let on = "2016-11-23".parse()?;
     journal
-        .execute(repository, STEFAN, "maria", followup)
+        .send(repository, "maria", SetFollowup { lead, on })
         .await?;
     journal.advance_seconds(60);
     // The form is sent again with nothing changed: a no-op, nothing appended.
-    journal.execute(repository, STEFAN, "maria", name).await?;
+    journal.send(repository, "maria", name).await?;
 
     journal.set(november(23, 10, 15));
     let typo = contact("stefan(at)example.bg", "050-8139904");
-    journal.execute(repository, STEFAN, "maria", typo).await?;
+    journal.send(repository, "maria", typo).await?;
     journal.advance_seconds(30);
     let new_contact = contact("stefan@example.bg", "050-8139904");
-    journal
-        .execute(repository, STEFAN, "maria", new_contact)
-        .await?;
+    journal.send(repository, "maria", new_contact).await?;
     journal.advance_seconds(300);
-    let converted = ChangeStatus {
-        status: LeadStatus::Converted,
-    };
+    let status = LeadStatus::Converted;
     journal
-        .execute(repository, STEFAN, "maria", converted)
+        .send(repository, "maria", ChangeStatus { lead, status })
         .await?;
 
     journal.set(november(24, 9, 0));
     let rename = ChangeName {
+        lead,
         name: "Stefan Petrov".into(),
     };
-    journal
-        .execute(repository, STEFAN, "georgi", rename)
-        .await?;
+    journal.send(repository, "georgi", rename).await?;
     Ok(())
 }
 
@@ -168,56 +176,49 @@ async fn lilyanas_race(
     racing: &RacingStore<MemoryStore>,
     journal: &mut Journal,
 ) -> Result<(), Box<dyn Error>> {
+    let lead = LILYANA;
     journal.set(november(14, 9, 5));
     let import = "crm-import";
     journal
-        .execute(repository, LILYANA, import, InitializeLead { id: LILYANA })
+        .send(repository, import, InitializeLead { id: lead })
         .await?;
     let name = ChangeName {
+        lead,
         name: "Lilyana Yankov".into(),
     };
-    journal.execute(repository, LILYANA, import, name).await?;
+    journal.send(repository, import, name).await?;
     let contact = ChangeContactInformation {
+        lead,
         email: "l.yankov@example.com".into(),
         phone: "04-6092212".into(),
     };
-    journal
-        .execute(repository, LILYANA, import, contact)
-        .await?;
+    journal.send(repository, import, contact).await?;
     journal.set(november(21, 11, 0));
-    let followup = SetFollowup {
-        on: Date::new(2016, 11, 25)?,
-    };
+    let on = Date::new(2016, 11, 25)?;
     journal
-        .execute(repository, LILYANA, "maria", followup)
+        .send(repository, "maria", SetFollowup { lead, on })
         .await?;
 
     journal.set(november(25, 16, 0));
-    let stream = Lead::stream_id(&LILYANA)?;
-    let reopened = LeadEvent::StatusChanged {
+    let stream = Lead::stream_id(&lead)?;
+    let reopened = StatusChanged {
         status: LeadStatus::Available,
     };
-    racing.race(
-        stream.clone(),
-        vec![journal.by_colleague(LILYANA, &reopened)?],
-    );
+    racing.race(stream.clone(), vec![journal.by_colleague(lead, &reopened)?]);
     let rename = ChangeName {
+        lead,
         name: "Lilyana Yankova".into(),
     };
-    journal
-        .execute(repository, LILYANA, "maria", rename)
-        .await?;
+    journal.send(repository, "maria", rename).await?;
 
     journal.advance_seconds(120);
-    let closed = LeadEvent::StatusChanged {
+    let closed = StatusChanged {
         status: LeadStatus::Closed,
     };
-    racing.race(stream, vec![journal.by_colleague(LILYANA, &closed)?]);
-    let followup = SetFollowup {
-        on: Date::new(2016, 12, 2)?,
-    };
+    racing.race(stream, vec![journal.by_colleague(lead, &closed)?]);
+    let on = Date::new(2016, 12, 2)?;
     journal
-        .execute(repository, LILYANA, "maria", followup)
+        .send(repository, "maria", SetFollowup { lead, on })
         .await?;
     Ok(())
 }
@@ -257,25 +258,25 @@ impl Journal {
         self.clock.advance(std::time::Duration::from_secs(seconds));
     }
 
-    /// Executes `command` on lead `id` as `actor` and notes the outcome. Rejections, validation
+    /// Sends `command` to its lead as `actor` and notes the outcome. Rejections, validation
     /// failures and conflicts are part of the story; any other failure ends the demo.
-    async fn execute<S, C>(
+    async fn send<S, C>(
         &mut self,
         repository: &Repository<S>,
-        id: LeadId,
         actor: &str,
         command: C,
     ) -> Result<(), Box<dyn Error>>
     where
         S: EventStore,
-        C: Command + Debug,
+        C: AggregateCommand<Aggregate = Lead> + Debug,
         Lead: Handle<C>,
     {
+        let id = *command.aggregate_id();
         let number = self.entries.iter().filter(|e| e.number.is_some()).count() + 1;
         let label = format!("#{number} {}", command.name());
         let described = format!("{command:?}");
         let metadata = Metadata::new().with_actor(actor);
-        let outcome = match repository.execute::<Lead, C>(&id, command, metadata).await {
+        let outcome = match repository.send(command, metadata).await {
             Ok(committed) if committed.is_noop() => {
                 "no-op: the lead already holds this, nothing appended".to_owned()
             }
@@ -315,7 +316,7 @@ impl Journal {
 
     /// An event written by a colleague on another node, to be slipped in before our next
     /// append; noted in the journal where it happens.
-    fn by_colleague(&mut self, id: LeadId, event: &LeadEvent) -> Result<NewEvent, Box<dyn Error>> {
+    fn by_colleague(&mut self, id: LeadId, event: &impl Event) -> Result<NewEvent, Box<dyn Error>> {
         let actor = "georgi";
         let new = NewEvent::from_event(event, Metadata::new().with_actor(actor))?;
         self.entries.push(Entry {

@@ -1,0 +1,138 @@
+//! Seed 004's carts, told through `eventsrc::Repository` on a `MemoryStore`: the talk's slide
+//! (two computers in, a mouse, one computer out, checkout) plus the commands a cart refuses;
+//! then "total computers sold", a counter folded over the global log.
+//!
+//! Run with: cargo run -p eventsrc-examples --bin cart
+
+use std::error::Error;
+use std::fmt::Debug;
+
+use eventsrc::store::ReadAll;
+use eventsrc::{
+    Aggregate, AggregateCommand, Event, EventStore, ExecuteError, GlobalPosition, Handle,
+    MemoryStore, Metadata, Repository,
+};
+use eventsrc_examples::cart::{AddItem, Cart, CartEvent, CartId, Checkout, RemoveItem, Sales};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn Error>> {
+    eventsrc::registry::check()?;
+    let store = MemoryStore::new();
+    let repository = Repository::new(store.clone());
+    println!("eventsrc: seed 004's carts on a MemoryStore");
+    let events: Vec<String> = eventsrc::registry::events()
+        .into_iter()
+        .filter(|event| event.aggregates.contains(&Cart::TYPE))
+        .map(|event| format!("{} v{}", event.name, event.version))
+        .collect();
+    println!(
+        "Event registry checked: {} cart events ({})",
+        events.len(),
+        events.join(", ")
+    );
+
+    let one = CartId(1);
+    println!("\nCart 1, as on the talk's slide, then three commands it refuses and a repeat");
+    send(&repository, add(one, "computer", 1)).await?;
+    send(&repository, add(one, "computer", 1)).await?;
+    send(&repository, add(one, "mouse", 1)).await?;
+    send(&repository, remove(one, "computer", 1)).await?;
+    send(&repository, remove(one, "keyboard", 1)).await?;
+    send(&repository, add(one, " ", 0)).await?;
+    send(&repository, Checkout { cart: one }).await?;
+    send(&repository, Checkout { cart: one }).await?;
+    send(&repository, add(one, "computer", 1)).await?;
+
+    let two = CartId(2);
+    println!("\nCart 2: checked out while empty, then filled and left open");
+    send(&repository, Checkout { cart: two }).await?;
+    send(&repository, add(two, "computer", 3)).await?;
+
+    print_computers_sold(&store).await
+}
+
+fn add(cart: CartId, sku: &str, quantity: u32) -> AddItem {
+    let sku = sku.into();
+    AddItem {
+        cart,
+        sku,
+        quantity,
+    }
+}
+
+fn remove(cart: CartId, sku: &str, quantity: u32) -> RemoveItem {
+    let sku = sku.into();
+    RemoveItem {
+        cart,
+        sku,
+        quantity,
+    }
+}
+
+/// Sends `command` to its cart and prints what became of it: the events and the cart after
+/// them, a no-op, or why it was refused.
+async fn send<C>(repository: &Repository<MemoryStore>, command: C) -> Result<(), Box<dyn Error>>
+where
+    C: AggregateCommand<Aggregate = Cart> + Debug,
+    Cart: Handle<C>,
+{
+    println!("  {command:?}");
+    let id = *command.aggregate_id();
+    let outcome = match repository.send(command, Metadata::new()).await {
+        Ok(committed) if committed.is_noop() => "no-op: nothing appended".to_owned(),
+        Ok(committed) => {
+            let types: Vec<&str> = committed.events.iter().map(|e| e.event_type()).collect();
+            let cart = repository.load::<Cart>(&id).await?;
+            format!("{}; cart {id}: {}", types.join(", "), contents(&cart.state))
+        }
+        Err(error @ (ExecuteError::Invalid(_) | ExecuteError::Rejected(_))) => error.to_string(),
+        Err(other) => return Err(other.into()),
+    };
+    println!("      -> {outcome}");
+    Ok(())
+}
+
+/// `computer x1, mouse x1`, or `empty`; and whether it is checked out.
+fn contents(cart: &Cart) -> String {
+    let items: Vec<String> = cart
+        .items()
+        .iter()
+        .map(|(sku, units)| format!("{sku} x{units}"))
+        .collect();
+    let items = if items.is_empty() {
+        "empty".to_owned()
+    } else {
+        items.join(", ")
+    };
+    if cart.is_checked_out() {
+        format!("{items} (checked out)")
+    } else {
+        items
+    }
+}
+
+/// Every cart event in the global log, with the "computers" counter after each.
+async fn print_computers_sold(store: &MemoryStore) -> Result<(), Box<dyn Error>> {
+    println!("\nTotal computers sold: a counter folded over every cart's events, in log order");
+    println!(
+        "  position  cart    event        payload                           in open carts  sold"
+    );
+    let mut computers = Sales::of("computer");
+    let records = store
+        .read_all(ReadAll::after(GlobalPosition::START))
+        .await?;
+    for record in &records {
+        let event: CartEvent = record.decode()?;
+        computers.apply(&record.stream, &event);
+        println!(
+            "  {:<8}  {:<6}  {:<11}  {:<32}  {:<13}  {}",
+            record.global_position.to_string(),
+            record.stream.to_string(),
+            record.event_type,
+            record.payload,
+            computers.in_open_carts(),
+            computers.sold(),
+        );
+    }
+    Ok(())
+}

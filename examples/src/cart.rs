@@ -1,0 +1,304 @@
+//! Seed 004's shopping cart (Garrett Heinlen, "Event Sourcing: Don't want to miss a thing").
+//!
+//! A [`Cart`] is a fold over three events: [`ItemAdded`], [`ItemRemoved`] and [`CheckedOut`].
+//! Three commands decide them:
+//!
+//! - [`AddItem`]: a SKU (not blank) and a quantity from 1 to [`MAX_QUANTITY`];
+//! - [`RemoveItem`]: only what the cart holds, so a SKU that is not in the cart is rejected;
+//! - [`Checkout`]: an empty cart is rejected, and checking out again is a no-op.
+//!
+//! A checked-out cart keeps its items (they are the order) and takes no more changes.
+//!
+//! The talk's other fold, "total computers sold", is a counter over the events of every cart:
+//! [`Sales`].
+//!
+//! ```
+//! use eventsrc::{Aggregate, Handle};
+//! use eventsrc_examples::cart::{AddItem, Cart, CartId, Checkout};
+//!
+//! let mut cart = Cart::default();
+//! let add = AddItem { cart: CartId(1), sku: "computer".into(), quantity: 2 };
+//! for event in cart.handle(&add)? {
+//!     cart.apply(&event);
+//! }
+//! let checkout = Checkout { cart: CartId(1) };
+//! for event in cart.handle(&checkout)? {
+//!     cart.apply(&event);
+//! }
+//! assert!(cart.is_checked_out());
+//! assert_eq!(cart.quantity("computer"), 2);
+//! assert_eq!(cart.handle(&checkout)?, vec![]); // checking out again: a no-op
+//! # Ok::<(), eventsrc_examples::cart::CartError>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use eventsrc::{Decision, Event, StreamId, aggregate, command};
+use serde::{Deserialize, Serialize};
+
+/// The most units of one SKU a single command may add or remove.
+pub const MAX_QUANTITY: u32 = 99;
+
+/// A cart's id; the cart's stream is `cart-<id>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CartId(pub u64);
+
+impl fmt::Display for CartId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Units of a product went into the cart: `{"sku":"computer","quantity":1}`.
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ItemAdded {
+    /// The product.
+    pub sku: String,
+    /// How many units.
+    pub quantity: u32,
+}
+
+/// Units of a product came out of the cart: `{"sku":"computer","quantity":1}`.
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ItemRemoved {
+    /// The product.
+    pub sku: String,
+    /// How many units.
+    pub quantity: u32,
+}
+
+/// The cart was checked out: its items are now an order. Payload `{}`.
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct CheckedOut {}
+
+/// A shopping cart: the units of each SKU in it, and whether it is checked out.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Cart {
+    items: BTreeMap<String, u32>,
+    checked_out: bool,
+}
+
+#[aggregate(id = CartId, error = CartError)]
+impl Cart {
+    fn on_item_added(&mut self, event: &ItemAdded) {
+        let held = self.items.entry(event.sku.clone()).or_default();
+        *held = held.saturating_add(event.quantity);
+    }
+
+    fn on_item_removed(&mut self, event: &ItemRemoved) {
+        let left = self.quantity(&event.sku).saturating_sub(event.quantity);
+        if left == 0 {
+            self.items.remove(&event.sku);
+        } else {
+            self.items.insert(event.sku.clone(), left);
+        }
+    }
+
+    fn on_checked_out(&mut self, _: &CheckedOut) {
+        self.checked_out = true;
+    }
+}
+
+impl Cart {
+    /// Units of each SKU in the cart, by SKU.
+    pub fn items(&self) -> &BTreeMap<String, u32> {
+        &self.items
+    }
+
+    /// Units of `sku` in the cart.
+    pub fn quantity(&self, sku: &str) -> u32 {
+        self.items.get(sku).copied().unwrap_or(0)
+    }
+
+    /// Whether the cart holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Whether the cart is checked out (and so takes no more changes).
+    pub fn is_checked_out(&self) -> bool {
+        self.checked_out
+    }
+
+    fn open(&self) -> Result<(), CartError> {
+        if self.checked_out {
+            Err(CartError::CheckedOut)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Why a cart refused a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CartError {
+    /// `RemoveItem` of a SKU the cart does not hold.
+    #[error("`{sku}` is not in the cart")]
+    NotInCart {
+        /// The SKU asked for.
+        sku: String,
+    },
+    /// `RemoveItem` of more units than the cart holds.
+    #[error("the cart holds {held} of `{sku}`, fewer than the {requested} to remove")]
+    TooFew {
+        /// The SKU asked for.
+        sku: String,
+        /// Units in the cart.
+        held: u32,
+        /// Units asked for.
+        requested: u32,
+    },
+    /// `Checkout` of an empty cart.
+    #[error("the cart is empty: add an item before checking out")]
+    Empty,
+    /// A change to a checked-out cart.
+    #[error("the cart is checked out: its items are an order now")]
+    CheckedOut,
+}
+
+/// Puts `quantity` units of `sku` in the cart.
+#[command(aggregate = Cart, handler = Cart::add)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddItem {
+    /// The cart.
+    #[id]
+    pub cart: CartId,
+    /// The product; surrounding whitespace is dropped.
+    #[validate(non_empty)]
+    pub sku: String,
+    /// How many units: 1 to [`MAX_QUANTITY`].
+    #[validate(range(min = 1, max = 99))]
+    pub quantity: u32,
+}
+
+/// Takes `quantity` units of `sku` out of the cart.
+#[command(aggregate = Cart, handler = Cart::remove)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveItem {
+    /// The cart.
+    #[id]
+    pub cart: CartId,
+    /// The product; surrounding whitespace is dropped.
+    #[validate(non_empty)]
+    pub sku: String,
+    /// How many units: 1 to [`MAX_QUANTITY`], and no more than the cart holds.
+    #[validate(range(min = 1, max = 99))]
+    pub quantity: u32,
+}
+
+/// Checks the cart out. An empty cart cannot be; a checked-out cart already is (a no-op).
+#[command(aggregate = Cart, handler = Cart::checkout)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkout {
+    /// The cart.
+    #[id]
+    pub cart: CartId,
+}
+
+// The commands' handlers: state in, events out, no I/O.
+impl Cart {
+    fn add(&self, command: &AddItem) -> Decision<Self> {
+        self.open()?;
+        let (sku, quantity) = (command.sku.trim().to_owned(), command.quantity);
+        Ok(vec![ItemAdded { sku, quantity }.into()])
+    }
+
+    fn remove(&self, command: &RemoveItem) -> Decision<Self> {
+        self.open()?;
+        let (sku, requested) = (command.sku.trim().to_owned(), command.quantity);
+        match self.quantity(&sku) {
+            0 => Err(CartError::NotInCart { sku }),
+            held if held < requested => Err(CartError::TooFew {
+                sku,
+                held,
+                requested,
+            }),
+            _ => Ok(vec![
+                ItemRemoved {
+                    sku,
+                    quantity: requested,
+                }
+                .into(),
+            ]),
+        }
+    }
+
+    fn checkout(&self, _: &Checkout) -> Decision<Self> {
+        if self.checked_out {
+            Ok(vec![])
+        } else if self.is_empty() {
+            Err(CartError::Empty)
+        } else {
+            Ok(vec![CheckedOut {}.into()])
+        }
+    }
+}
+
+/// The talk's "total computers sold": a counter folded over the events of every cart, in the
+/// order of the global log. Units of the SKU count as sold when their cart is checked out; until
+/// then they are in open carts.
+///
+/// ```
+/// use eventsrc::StreamId;
+/// use eventsrc_examples::cart::{CheckedOut, ItemAdded, ItemRemoved, Sales};
+///
+/// let (one, two) = (StreamId::new("cart", 1)?, StreamId::new("cart", 2)?);
+/// let computer = |quantity| ItemAdded { sku: "computer".into(), quantity };
+/// let mut computers = Sales::of("computer");
+/// computers.apply(&one, &computer(2).into());
+/// computers.apply(&two, &computer(1).into());
+/// computers.apply(&one, &ItemRemoved { sku: "computer".into(), quantity: 1 }.into());
+/// computers.apply(&one, &CheckedOut {}.into());
+/// assert_eq!((computers.sold(), computers.in_open_carts()), (1, 1));
+/// # Ok::<(), eventsrc::InvalidStreamId>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Sales {
+    sku: String,
+    open: BTreeMap<StreamId, u32>,
+    sold: u32,
+}
+
+impl Sales {
+    /// A counter of `sku`, at zero.
+    pub fn of(sku: impl Into<String>) -> Self {
+        Self {
+            sku: sku.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Counts one event of the cart whose stream is `cart`.
+    pub fn apply(&mut self, cart: &StreamId, event: &CartEvent) {
+        match event {
+            CartEvent::ItemAdded(added) if added.sku == self.sku => {
+                let units = self.open.entry(cart.clone()).or_default();
+                *units = units.saturating_add(added.quantity);
+            }
+            CartEvent::ItemRemoved(removed) if removed.sku == self.sku => {
+                if let Some(units) = self.open.get_mut(cart) {
+                    *units = units.saturating_sub(removed.quantity);
+                }
+            }
+            CartEvent::CheckedOut(_) => {
+                let units = self.open.remove(cart).unwrap_or(0);
+                self.sold = self.sold.saturating_add(units);
+            }
+            CartEvent::ItemAdded(_) | CartEvent::ItemRemoved(_) => {}
+        }
+    }
+
+    /// Units in checked-out carts.
+    pub fn sold(&self) -> u32 {
+        self.sold
+    }
+
+    /// Units in carts not checked out yet.
+    pub fn in_open_carts(&self) -> u32 {
+        self.open
+            .values()
+            .fold(0, |total, units| total.saturating_add(*units))
+    }
+}
