@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Aggregate, AggregateCommand, Command, Decision, DecodeError, Event, EventType, MemoryStore,
-    Metadata, Repository, Versioned, aggregate, command,
+    Aggregate, AggregateCommand, Command, Decision, DecodeError, Event, EventStore, EventType,
+    ExpectedVersion, MemoryStore, Metadata, NewEvent, Repository, Versioned, aggregate, command,
 };
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -278,21 +278,14 @@ async fn a_command_sent_through_a_repository_appends_its_event() {
     let repository = Repository::new(MemoryStore::new());
     let store = repository.store();
     let stream = Account::stream_id(&5).unwrap();
-    let opened = crate::NewEvent::from_event(
-        &AccountEvent::Opened(Opened {
-            owner: "Ana".into(),
-        }),
-        Metadata::new(),
-    )
-    .unwrap();
-    crate::EventStore::append(
-        store,
-        &stream,
-        crate::ExpectedVersion::NoStream,
-        vec![opened],
-    )
-    .await
-    .unwrap();
+    let opened = AccountEvent::Opened(Opened {
+        owner: "Ana".into(),
+    });
+    let opened = NewEvent::from_event(&opened, Metadata::new()).unwrap();
+    store
+        .append(&stream, ExpectedVersion::NoStream, vec![opened])
+        .await
+        .unwrap();
     let deposit = Deposit {
         account: 5,
         cents: 250,

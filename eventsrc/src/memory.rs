@@ -1,5 +1,6 @@
 //! The in-memory backend: every storage trait, no persistence.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -8,8 +9,9 @@ use crate::store::{
     AppendResult, Direction, ReadAll, ReadStream, Snapshot, StoreError, check_batch,
 };
 use crate::{
-    CheckpointStore, Clock, EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent,
-    RecordedEvent, SnapshotStore, StoredEvent, StreamId, StreamVersion, SystemClock, Tenant,
+    CheckpointStore, Clock, EventId, EventStore, ExpectedVersion, GlobalPosition, Metadata,
+    NewEvent, RecordedEvent, SnapshotStore, StoredEvent, StreamId, StreamVersion, SystemClock,
+    Tenant, Timestamp,
 };
 
 /// An event store, snapshot store and checkpoint store in process memory.
@@ -47,10 +49,96 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct Log {
     /// Every event of every tenant; an event's sequence number is its index plus one.
-    events: Vec<RecordedEvent>,
+    events: Records,
     /// Where each event id is stored (index into `events`).
     ids: HashMap<EventId, usize, BuildHasherDefault<IdHasher>>,
     tenants: HashMap<Tenant, TenantLog>,
+}
+
+/// An event as this store keeps it: the `NewEvent`'s parts moved in, so an append copies no
+/// payload and allocates no name. `RecordedEvent`s are built only when a caller asks for owned
+/// records; loads visit these in place.
+struct Record {
+    event_id: EventId,
+    stream: StreamId,
+    stream_version: StreamVersion,
+    global_position: GlobalPosition,
+    tenant: Tenant,
+    event_type: Cow<'static, str>,
+    schema_version: u32,
+    payload: String,
+    metadata: Metadata,
+    recorded_at: Timestamp,
+}
+
+impl Record {
+    fn as_stored(&self) -> StoredEvent<'_> {
+        StoredEvent {
+            event_id: self.event_id,
+            stream: &self.stream,
+            stream_version: self.stream_version,
+            global_position: self.global_position,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            payload: &self.payload,
+            recorded_at: self.recorded_at,
+        }
+    }
+
+    fn to_recorded(&self) -> RecordedEvent {
+        RecordedEvent {
+            event_id: self.event_id,
+            stream: self.stream.clone(),
+            stream_version: self.stream_version,
+            global_position: self.global_position,
+            tenant: self.tenant.clone(),
+            event_type: self.event_type.as_ref().into(),
+            schema_version: self.schema_version,
+            payload: self.payload.as_str().into(),
+            metadata: self.metadata.clone(),
+            recorded_at: self.recorded_at,
+        }
+    }
+
+    fn same_content(&self, new: &NewEvent) -> bool {
+        self.event_id == new.event_id
+            && self.event_type == new.event_type
+            && self.schema_version == new.schema_version
+            && self.payload == new.payload
+            && self.metadata == new.metadata
+    }
+}
+
+/// Records in fixed-size chunks, so that growing the log never moves what is stored.
+#[derive(Default)]
+struct Records(Vec<Vec<Record>>);
+
+impl Records {
+    const CHUNK: usize = 4096;
+
+    fn len(&self) -> usize {
+        self.0
+            .last()
+            .map_or(0, |last| (self.0.len() - 1) * Self::CHUNK + last.len())
+    }
+
+    fn push(&mut self, record: Record) {
+        match self.0.last_mut() {
+            Some(last) if last.len() < Self::CHUNK => last.push(record),
+            _ => {
+                let mut chunk = Vec::with_capacity(Self::CHUNK);
+                chunk.push(record);
+                self.0.push(chunk);
+            }
+        }
+    }
+}
+
+impl std::ops::Index<usize> for Records {
+    type Output = Record;
+    fn index(&self, index: usize) -> &Record {
+        &self.0[index / Self::CHUNK][index % Self::CHUNK]
+    }
 }
 
 /// Hashes event ids by folding their bytes with a multiply: v7 ids end in 74 random bits, so
@@ -171,15 +259,15 @@ impl MemoryStore {
             ids.insert(new.event_id, index);
             stream_log.push(index);
             tenant_log.all.push(index);
-            all_events.push(RecordedEvent {
+            all_events.push(Record {
                 event_id: new.event_id,
                 stream: stream.clone(),
                 stream_version: StreamVersion(current + offset as u64 + 1),
                 global_position: GlobalPosition::new(commit, index as u64 + 1),
                 tenant: self.tenant.clone(),
-                event_type: new.event_type.as_ref().into(),
+                event_type: new.event_type,
                 schema_version: new.schema_version,
-                payload: new.payload.into(),
+                payload: new.payload,
                 metadata: new.metadata,
                 recorded_at,
             });
@@ -198,7 +286,7 @@ impl MemoryStore {
         &self,
         stream: &StreamId,
         read: ReadStream,
-        mut each: impl FnMut(&RecordedEvent) -> Result<(), E>,
+        mut each: impl FnMut(&Record) -> Result<(), E>,
     ) -> Result<(), E> {
         let log = self.read();
         let Some(indexes) = log
@@ -239,7 +327,7 @@ impl MemoryStore {
             .map(|&i| &log.events[i])
             .filter(|e| read.filter.matches(e.stream.category(), &e.event_type))
             .take(read.limit)
-            .cloned()
+            .map(Record::to_recorded)
             .collect()
     }
 }
@@ -320,7 +408,7 @@ impl EventStore for MemoryStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut events = Vec::with_capacity(read.limit.unwrap_or(0).min(1024));
         self.with_stream(stream, read, |event| {
-            events.push(event.clone());
+            events.push(event.to_recorded());
             Ok::<(), StoreError>(())
         })?;
         Ok(events)
