@@ -4,11 +4,11 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Attribute, Fields, Ident, ItemStruct, LitStr, Path};
+use syn::{Attribute, Fields, Ident, ItemStruct, Path};
 
 use crate::attr::{self, Errors, Seen};
 
-const KEYS: &str = "aggregate, handler, crate";
+const KEYS: &str = "aggregate, handler, validate, crate";
 const RULES: &str = "non_empty, range(min = .., max = ..), with = path, message = \"...\"";
 
 #[derive(Default)]
@@ -16,14 +16,15 @@ struct CommandAttrs {
     krate: Option<Path>,
     aggregate: Option<Path>,
     handler: Option<Path>,
+    validate: Option<Path>,
 }
 
 /// One check from a `#[validate(...)]` attribute.
 enum Rule {
     NonEmpty,
     Range {
-        min: Option<syn::Lit>,
-        max: Option<syn::Lit>,
+        min: Option<syn::Expr>,
+        max: Option<syn::Expr>,
     },
     With(Path),
 }
@@ -31,7 +32,7 @@ enum Rule {
 struct Check {
     field: Ident,
     rule: Rule,
-    message: Option<LitStr>,
+    message: Option<syn::Expr>,
     span: Span,
 }
 
@@ -89,6 +90,7 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> CommandAttrs {
         match key.as_str() {
             "crate" => attrs.krate = Some(value),
             "aggregate" => attrs.aggregate = Some(value),
+            "validate" => attrs.validate = Some(value),
             _ => attrs.handler = Some(value),
         }
         Ok(())
@@ -139,13 +141,16 @@ fn validate_attr(attr: &Attribute, field: &Ident, errors: &mut Errors) -> Vec<Ch
         match key.as_str() {
             "non_empty" => rules.push((Rule::NonEmpty, span)),
             "with" => rules.push((Rule::With(attr::path(&meta)?), span)),
-            "message" => message = Some(attr::string(&meta)?),
+            "message" => message = Some(meta.value()?.parse::<syn::Expr>()?),
             "range" => {
                 let (mut min, mut max) = (None, None);
                 meta.parse_nested_meta(|bound| {
-                    let lit = bound.value()?.parse::<syn::Lit>()?;
-                    if !matches!(lit, syn::Lit::Int(_) | syn::Lit::Float(_)) {
-                        errors.spanned(&lit, "a `range` bound is a number literal");
+                    // A number literal or a constant: `max = 99` or `max = MAX_QUANTITY`.
+                    let lit = bound.value()?.parse::<syn::Expr>()?;
+                    if let syn::Expr::Lit(syn::ExprLit { lit: other, .. }) = &lit
+                        && !matches!(other, syn::Lit::Int(_) | syn::Lit::Float(_))
+                    {
+                        errors.spanned(&lit, "a `range` bound is a number or a numeric constant");
                     }
                     match attr::key_of(&bound).as_str() {
                         "min" => min = Some(lit),
@@ -223,6 +228,11 @@ fn expand_impls(
     let (impl_generics, ty_generics, where_clause) = item.generics.split_for_impl();
     let name = ident.to_string();
     let checks = checks.iter().map(|check| validation(krate, check));
+    // A whole-command check (fields that depend on each other) runs after the field rules.
+    let whole = attrs
+        .validate
+        .as_ref()
+        .map(|path| quote!(#path(self, &mut errors);));
     let targeting = match (attrs.aggregate.as_ref(), id_field) {
         (Some(aggregate), Some(id)) => {
             // Spanned at the user's `aggregate = ...` so a non-aggregate is reported there.
@@ -265,6 +275,7 @@ fn expand_impls(
                 fn validate(&self) -> ::core::result::Result<(), #krate::ValidationError> {
                     let mut errors = #krate::ValidationError::new();
                     #(#checks)*
+                    #whole
                     errors.into_result()
                 }
                 fn name(&self) -> &'static str {
@@ -284,38 +295,50 @@ fn validation(krate: &TokenStream, check: &Check) -> TokenStream {
         span,
     } = check;
     let field_name = field.to_string();
-    let (test, default_message) = match rule {
-        Rule::NonEmpty => (
-            quote_spanned!(*span=> #krate::__private::non_empty(&self.#field)),
-            "must not be empty".to_owned(),
-        ),
+    // The field named with the rule's span, so a type error points at the rule, not the field.
+    let field = &Ident::new(&field_name, *span);
+    let p = quote!(#krate::__private);
+    let custom = message
+        .as_ref()
+        .map(|m| quote!(::std::string::ToString::to_string(&#m)));
+    let or_default = |default: TokenStream| match &custom {
+        Some(custom) => custom.clone(),
+        None => default,
+    };
+    match rule {
+        Rule::NonEmpty => {
+            let message = or_default(quote!(::std::string::String::from("must not be empty")));
+            quote_spanned! {*span=>
+                if !#p::non_empty(&self.#field) {
+                    errors.push(#field_name, #message);
+                }
+            }
+        }
         Rule::Range { min, max } => {
-            let bound = |b: &Option<syn::Lit>| match b {
-                Some(lit) => quote!(::core::option::Option::Some(#lit as f64)),
+            let bound = |b: &Option<syn::Expr>| match b {
+                Some(expr) => quote!(::core::option::Option::Some((#expr) as f64)),
                 None => quote!(::core::option::Option::None),
             };
             let (lo, hi) = (bound(min), bound(max));
-            let text = |b: &Option<syn::Lit>| b.as_ref().map(|l| quote!(#l).to_string());
-            let message = match (text(min), text(max)) {
-                (Some(lo), Some(hi)) => format!("must be between {lo} and {hi}"),
-                (Some(lo), None) => format!("must be at least {lo}"),
-                (None, Some(hi)) => format!("must be at most {hi}"),
-                (None, None) => "is out of range".to_owned(),
-            };
-            (
-                quote_spanned!(*span=> #krate::__private::in_range(&self.#field, #lo, #hi)),
-                message,
-            )
+            let message = or_default(quote!(#p::range_message(#lo, #hi)));
+            quote_spanned! {*span=>
+                if !#p::in_range(&self.#field, #lo, #hi) {
+                    errors.push(#field_name, #message);
+                }
+            }
         }
-        Rule::With(path) => (
-            quote_spanned!(path.span()=> #path(&self.#field)),
-            "is invalid".to_owned(),
-        ),
-    };
-    let message = message.as_ref().map_or(default_message, LitStr::value);
-    quote! {
-        if !(#test) {
-            errors.push(#field_name, #message);
+        Rule::With(path) => {
+            // The rule's own `message` wins over the text of an error the function returns.
+            let message = match &custom {
+                Some(custom) => quote!(#custom),
+                None => quote!(reason.unwrap_or_else(|| ::std::string::String::from("is invalid"))),
+            };
+            quote_spanned! {path.span()=>
+                if let ::core::option::Option::Some(reason) = #p::check_failed(#path(&self.#field)) {
+                    let _ = &reason;
+                    errors.push(#field_name, #message);
+                }
+            }
         }
     }
 }

@@ -179,7 +179,10 @@ pub fn derive(input: DeriveInput) -> TokenStream {
         return errors.into_compile_errors();
     }
     let expanded = match &input.data {
-        Data::Struct(_) => expand_struct(&input.ident, &attrs, &krate, &mut errors),
+        Data::Struct(data) => {
+            let unit = matches!(data.fields, Fields::Unit);
+            expand_struct(&input.ident, unit, &attrs, &krate, &mut errors)
+        }
         Data::Enum(data) => {
             let variants = variant_specs(data, &mut errors);
             expand_enum(&krate, &input.ident, &variants)
@@ -235,18 +238,27 @@ fn fallback(krate: &TokenStream, ident: &Ident, attrs: &EventAttrs, place: Place
 
 fn expand_struct(
     ident: &Ident,
+    unit: bool,
     attrs: &EventAttrs,
     krate: &TokenStream,
     errors: &mut Errors,
 ) -> TokenStream {
-    attrs.check_chain(errors);
+    if !unit {
+        attrs.check_chain(errors);
+    }
     let chain = Chain {
         krate,
         version: attrs.version(),
         prev: attrs.upcast_from.as_ref(),
         steps: &attrs.upcast_json,
     };
-    let versioned = chain.versioned_impl(&quote!(#ident));
+    // A unit struct has no payload: it is stored as `{}` (like a unit variant) and any payload
+    // of a version up to the current one reads as the value.
+    let versioned = if unit {
+        unit_versioned(krate, ident, attrs.version())
+    } else {
+        chain.versioned_impl(&quote!(#ident))
+    };
     if let Some(current) = &attrs.superseded_by {
         for (present, key) in [
             (attrs.name.is_some(), "name"),
@@ -273,13 +285,20 @@ fn expand_struct(
         .map_or_else(|| ident.to_string(), LitStr::value);
     let version = attrs.version();
     let aliases = &attrs.aliases;
+    let encode = if unit {
+        quote!(::core::result::Result::Ok(::std::string::String::from(
+            "{}"
+        )))
+    } else {
+        quote!(#krate::__private::encode(#name, self))
+    };
     let registration = registration(
         krate,
         &name,
         version,
         aliases,
         &ident.to_string(),
-        &chain.oldest(),
+        &if unit { quote!(1u32) } else { chain.oldest() },
         &quote!(#ident),
     );
     quote! {
@@ -305,7 +324,7 @@ fn expand_struct(
                 }
                 #[inline]
                 fn encode(&self) -> ::core::result::Result<::std::string::String, #krate::EncodeError> {
-                    #krate::__private::encode(#name, self)
+                    #encode
                 }
                 #[inline]
                 fn decode(
@@ -322,6 +341,26 @@ fn expand_struct(
 
             #registration
         };
+    }
+}
+
+fn unit_versioned(krate: &TokenStream, ident: &Ident, version: u32) -> TokenStream {
+    quote! {
+        #[automatically_derived]
+        impl #krate::Versioned for #ident {
+            const VERSION: u32 = #version;
+            const OLDEST: u32 = 1;
+            fn from_version(
+                event_type: &str,
+                version: u32,
+                _payload: &str,
+            ) -> ::core::result::Result<Self, #krate::DecodeError> {
+                if version > #version {
+                    return ::core::result::Result::Err(#krate::__private::future_version(event_type, version, #version));
+                }
+                ::core::result::Result::Ok(#ident)
+            }
+        }
     }
 }
 
@@ -412,7 +451,8 @@ fn variant_specs(data: &syn::DataEnum, errors: &mut Errors) -> Vec<VariantSpec> 
                     "this variant wraps an event type: put `#[event(...)]` on that type's definition instead",
                 );
             }
-        } else {
+        } else if matches!(kind, VariantKind::Named(_)) {
+            // Unit variants have no payload to upcast; any older version reads as the value.
             attrs.check_chain(errors);
         }
         let name = attrs

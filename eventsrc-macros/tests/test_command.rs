@@ -503,3 +503,103 @@ async fn an_invalid_command_is_refused_before_anything_is_loaded_or_appended() {
             .is_empty()
     );
 }
+
+// Rules with constant bounds and messages, checks that explain themselves, and a
+// whole-command check across fields.
+
+const MAX_SEATS: u32 = 40;
+const SEATS_MESSAGE: &str = "must fit the room";
+
+fn known_room(room: &String) -> Result<(), String> {
+    if room.starts_with('R') {
+        Ok(())
+    } else {
+        Err(format!("`{room}` is not a room"))
+    }
+}
+
+fn ends_after_start(command: &Schedule, errors: &mut ValidationError) {
+    if command.ends <= command.starts {
+        errors.push("ends", "must come after `starts`");
+    }
+}
+
+#[eventsrc::command(aggregate = Course, handler = Course::schedule, validate = ends_after_start)]
+pub struct Schedule {
+    #[id]
+    pub course: String,
+    #[validate(range(min = 1, max = MAX_SEATS))]
+    pub seats: u32,
+    #[validate(range(max = MAX_SEATS), message = SEATS_MESSAGE)]
+    pub waiting: Option<u32>,
+    #[validate(with = known_room)]
+    pub room: String,
+    pub starts: u32,
+    pub ends: u32,
+}
+
+impl Course {
+    fn schedule(&self, _: &Schedule) -> Decision<Self> {
+        Ok(vec![])
+    }
+}
+
+fn schedule() -> Schedule {
+    Schedule {
+        course: "c".into(),
+        seats: 10,
+        waiting: None,
+        room: "R1".into(),
+        starts: 9,
+        ends: 10,
+    }
+}
+
+#[test]
+fn an_absent_optional_number_passes_its_range() {
+    assert_eq!(schedule().validate(), Ok(()));
+    let full = Schedule {
+        waiting: Some(41),
+        ..schedule()
+    };
+    let error = full.validate().unwrap_err();
+    assert_eq!(error.fields[0].field, "waiting");
+    assert_eq!(error.fields[0].message, "must fit the room");
+}
+
+#[test]
+fn range_bounds_may_be_constants_and_messages_show_their_values() {
+    let error = Schedule {
+        seats: 41,
+        ..schedule()
+    }
+    .validate()
+    .unwrap_err();
+    assert_eq!(error.fields[0].message, "must be between 1 and 40");
+}
+
+#[test]
+fn a_check_returning_an_error_supplies_the_message() {
+    let error = Schedule {
+        room: "kitchen".into(),
+        ..schedule()
+    }
+    .validate()
+    .unwrap_err();
+    assert_eq!(error.fields[0].field, "room");
+    assert_eq!(error.fields[0].message, "`kitchen` is not a room");
+}
+
+#[test]
+fn a_whole_command_check_runs_after_the_field_rules() {
+    let error = Schedule {
+        seats: 0,
+        ends: 8,
+        ..schedule()
+    }
+    .validate()
+    .unwrap_err();
+    let fields: Vec<&str> = error.fields.iter().map(|f| f.field).collect();
+    assert_eq!(fields, ["seats", "ends"]);
+    assert_eq!(error.fields[1].message, "must come after `starts`");
+}

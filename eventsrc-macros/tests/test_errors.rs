@@ -152,7 +152,12 @@ async fn json_that_is_not_json() {
         } => assert_eq!((event_type.as_str(), *version), ("meter.read", 1)),
         other => panic!("expected a malformed payload, got {other:?}"),
     }
-    assert_names_everything(&error, &record, "meter.read", "`meter.read` version 1");
+    assert_names_everything(
+        &error,
+        &record,
+        "meter.read",
+        "`meter.read` schema version 1",
+    );
 }
 
 #[tokio::test]
@@ -163,7 +168,12 @@ async fn json_that_does_not_fit_the_type() {
         matches!(error.source, DecodeError::Malformed { version: 1, .. }),
         "{error:?}"
     );
-    assert_names_everything(&error, &record, "meter.read", "`meter.read` version 1");
+    assert_names_everything(
+        &error,
+        &record,
+        "meter.read",
+        "`meter.read` schema version 1",
+    );
     // serde's reason is kept as the source.
     let reason = std::error::Error::source(&error.source)
         .unwrap()
@@ -186,7 +196,7 @@ async fn an_old_payload_an_upcast_step_refuses() {
         }
         other => panic!("expected an upcast error, got {other:?}"),
     }
-    assert_names_everything(&error, &record, "meter.reset", "from version 1");
+    assert_names_everything(&error, &record, "meter.reset", "from schema version 1");
 }
 
 #[tokio::test]

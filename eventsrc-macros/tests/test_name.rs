@@ -193,3 +193,24 @@ fn enum_decoding_finds_the_variant_by_stored_name() {
         }
     }
 }
+
+/// A unit struct has no payload: stored as `{}`, like a unit variant, and read from any.
+#[derive(eventsrc::Event, serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+#[event(name = "cart.emptied", version = 2)]
+pub struct Emptied;
+
+#[test]
+fn a_unit_struct_is_stored_as_an_empty_object() {
+    use eventsrc::Event as _;
+    assert_eq!(Emptied.encode().unwrap(), "{}");
+    assert_eq!(Emptied::decode("cart.emptied", 2, "{}").unwrap(), Emptied);
+    assert_eq!(Emptied::decode("cart.emptied", 1, "null").unwrap(), Emptied);
+    assert!(matches!(
+        Emptied::decode("cart.emptied", 3, "{}"),
+        Err(eventsrc::DecodeError::FutureVersion {
+            version: 3,
+            current: 2,
+            ..
+        })
+    ));
+}

@@ -186,7 +186,9 @@ fn steps_below_the_stored_version_are_skipped() {
         "no quantity",
     );
     assert!(
-        message.starts_with("event `cart.item_added` cannot be upcast from version 2: no quantity"),
+        message.starts_with(
+            "event `cart.item_added` cannot be upcast from schema version 2: no quantity"
+        ),
         "{message}"
     );
 }
@@ -208,7 +210,7 @@ fn a_failing_step_is_an_upcast_error_naming_the_version_it_started_from() {
     );
     assert_eq!(
         message,
-        "event `Paid` cannot be upcast from version 1: currency `USD` is no longer accepted"
+        "event `Paid` cannot be upcast from schema version 1: currency `USD` is no longer accepted"
     );
 }
 

@@ -127,7 +127,7 @@ pub enum DecodeError {
         current: u32,
     },
     /// The payload is not valid JSON or does not fit the type of its version.
-    #[error("event `{event_type}` version {version} does not fit its type: {source}")]
+    #[error("event `{event_type}` schema version {version} does not fit its type: {source}")]
     Malformed {
         /// The stored name.
         event_type: String,
@@ -138,7 +138,7 @@ pub enum DecodeError {
         source: serde_json::Error,
     },
     /// An upcaster refused a payload.
-    #[error("event `{event_type}` cannot be upcast from version {version}: {reason}")]
+    #[error("event `{event_type}` cannot be upcast from schema version {version}: {reason}")]
     Upcast {
         /// The stored name.
         event_type: String,
@@ -342,7 +342,7 @@ impl StoredEvent<'_> {
 /// A stored event that could not be decoded, with everything needed to find it.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "cannot decode event {event_id} at `{stream}` version {stream_version} (position {global_position}): {source}"
+    "cannot decode event {event_id} at `{stream}` stream version {stream_version} (position {global_position}): {source}"
 )]
 pub struct RecordDecodeError {
     /// The event's id.

@@ -52,6 +52,9 @@ pub use uuid::Uuid;
 /// | `crate = path` | where `eventsrc` is, if renamed or re-exported |
 ///
 /// Payloads at the current version decode straight into the type; older ones walk the chain.
+/// A unit struct (`struct CheckedOut;`) is stored as `{}` and reads from any payload. Fields of
+/// named enum variants are serialized by reference, so a generic `skip_serializing_if` helper
+/// sees `&&T`: write it for the reference, or make the event a struct.
 /// A version newer than the code, an unknown name, or JSON that does not fit is a
 /// [`DecodeError`], never a panic.
 ///
@@ -153,12 +156,17 @@ pub use eventsrc_macros::aggregate;
 /// |---|---|
 /// | `aggregate = Type` | the aggregate it targets (required) |
 /// | `handler = path` | `fn(&Aggregate, &Self) -> Decision<Aggregate>` to implement [`Handle`] with |
+/// | `validate = path` | `fn(&Self, &mut ValidationError)`: a check across fields, run after the field rules |
 /// | `crate = path` | where `eventsrc` is |
 ///
 /// Fields: `#[id]` marks the one field holding the aggregate's id; `#[validate(...)]` adds
 /// checks run before anything is loaded, all reported together in a [`ValidationError`]:
-/// `non_empty` (strings, collections, options), `range(min = .., max = ..)` (numbers, inclusive),
-/// `with = path` (`fn(&FieldType) -> bool`), and `message = "..."` to replace the message.
+/// - `non_empty`: strings (more than whitespace), collections, options;
+/// - `range(min = .., max = ..)`: numbers, bounds inclusive, literals or constants; an absent
+///   `Option` passes;
+/// - `with = path`: `fn(&FieldType) -> bool`, or `-> Result<(), E>` whose error text becomes the
+///   message;
+/// - `message = ...`: a string (or string constant) replacing the rule's message.
 ///
 /// ```
 /// # use eventsrc::{aggregate, Event};

@@ -198,26 +198,64 @@ pub fn non_empty<T: NonEmpty + ?Sized>(value: &T) -> bool {
     label = "not a number"
 )]
 pub trait Numeric {
-    /// The value as `f64` (exact up to 2^53).
-    fn to_f64(&self) -> f64;
+    /// The value as `f64` (exact up to 2^53); `None` for an absent optional value.
+    fn to_f64(&self) -> Option<f64>;
 }
 
 macro_rules! numeric {
-    ($($t:ty),*) => { $(impl Numeric for $t { fn to_f64(&self) -> f64 { *self as f64 } })* };
+    ($($t:ty),*) => { $(impl Numeric for $t { fn to_f64(&self) -> Option<f64> { Some(*self as f64) } })* };
 }
 numeric!(
     i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64
 );
 
 impl<T: Numeric> Numeric for Option<T> {
-    fn to_f64(&self) -> f64 {
-        self.as_ref().map_or(f64::NAN, Numeric::to_f64)
+    fn to_f64(&self) -> Option<f64> {
+        self.as_ref().and_then(Numeric::to_f64)
     }
 }
 
-/// `#[validate(range(min = .., max = ..))]`, bounds inclusive.
+/// `#[validate(range(min = .., max = ..))]`, bounds inclusive; an absent `Option` passes (pair
+/// it with `non_empty` to require one).
 #[inline]
 pub fn in_range<T: Numeric + ?Sized>(value: &T, min: Option<f64>, max: Option<f64>) -> bool {
-    let value = value.to_f64();
-    min.is_none_or(|min| value >= min) && max.is_none_or(|max| value <= max)
+    value.to_f64().is_none_or(|value| {
+        min.is_none_or(|min| value >= min) && max.is_none_or(|max| value <= max)
+    })
+}
+
+/// The default message of a `range` rule, from its bounds' values.
+pub fn range_message(min: Option<f64>, max: Option<f64>) -> String {
+    match (min, max) {
+        (Some(min), Some(max)) => format!("must be between {min} and {max}"),
+        (Some(min), None) => format!("must be at least {min}"),
+        (None, Some(max)) => format!("must be at most {max}"),
+        (None, None) => "is out of range".to_owned(),
+    }
+}
+
+/// What a `#[validate(with = f)]` function may return: `bool` (false fails, with the rule's
+/// message), or `Result<(), E>` (an error fails, with the error's text unless the rule has a
+/// `message`).
+pub trait CheckOutcome {
+    /// `None` when the check passed; `Some(reason)` when it failed, with an optional message.
+    fn failure(self) -> Option<Option<String>>;
+}
+
+impl CheckOutcome for bool {
+    fn failure(self) -> Option<Option<String>> {
+        (!self).then_some(None)
+    }
+}
+
+impl<E: fmt::Display> CheckOutcome for Result<(), E> {
+    fn failure(self) -> Option<Option<String>> {
+        self.err().map(|e| Some(e.to_string()))
+    }
+}
+
+/// Whether a `with` check failed, and with which message.
+#[inline]
+pub fn check_failed<O: CheckOutcome>(outcome: O) -> Option<Option<String>> {
+    outcome.failure()
 }
