@@ -23,8 +23,8 @@ struct CommandAttrs {
 enum Rule {
     NonEmpty,
     Range {
-        min: Option<syn::Expr>,
-        max: Option<syn::Expr>,
+        min: Option<Box<syn::Expr>>,
+        max: Option<Box<syn::Expr>>,
     },
     With(Path),
 }
@@ -153,8 +153,8 @@ fn validate_attr(attr: &Attribute, field: &Ident, errors: &mut Errors) -> Vec<Ch
                         errors.spanned(&lit, "a `range` bound is a number or a numeric constant");
                     }
                     match attr::key_of(&bound).as_str() {
-                        "min" => min = Some(lit),
-                        "max" => max = Some(lit),
+                        "min" => min = Some(Box::new(lit)),
+                        "max" => max = Some(Box::new(lit)),
                         other => errors.spanned(
                             &bound.path,
                             format!("unknown `range` bound `{other}`; expected `min` or `max`"),
@@ -315,7 +315,7 @@ fn validation(krate: &TokenStream, check: &Check) -> TokenStream {
             }
         }
         Rule::Range { min, max } => {
-            let bound = |b: &Option<syn::Expr>| match b {
+            let bound = |b: &Option<Box<syn::Expr>>| match b {
                 Some(expr) => quote!(::core::option::Option::Some((#expr) as f64)),
                 None => quote!(::core::option::Option::None),
             };
