@@ -188,16 +188,16 @@ where
     #[track_caller]
     fn apply(&mut self, records: &[RecordedEvent]) {
         for record in records {
-            if let Some(event) = decode::<P::Event>(record, P::UNKNOWN_EVENTS) {
-                if let Err(error) = self.projection.apply(event, record) {
-                    panic!(
-                        "projection `{}` failed on `{}` at `{}` v{}: {error}",
-                        P::NAME,
-                        record.event_type,
-                        record.stream,
-                        record.stream_version
-                    );
-                }
+            if let Some(event) = decode::<P::Event>(record, P::UNKNOWN_EVENTS)
+                && let Err(error) = self.projection.apply(event, record)
+            {
+                panic!(
+                    "projection `{}` failed on `{}` at `{}` v{}: {error}",
+                    P::NAME,
+                    record.event_type,
+                    record.stream,
+                    record.stream_version
+                );
             }
         }
     }
