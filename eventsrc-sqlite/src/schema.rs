@@ -54,11 +54,18 @@ pub fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found: u32 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
     if found > CURRENT {
-        return Err(OpenError::NewerSchema { found, supported: CURRENT });
+        return Err(OpenError::NewerSchema {
+            found,
+            supported: CURRENT,
+        });
     }
     for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         tx.execute_batch(sql)?;
-        tracing::info!(from = version, to = version + 1, "migrated the eventsrc schema");
+        tracing::info!(
+            from = version,
+            to = version + 1,
+            "migrated the eventsrc schema"
+        );
     }
     tx.pragma_update(None, "user_version", CURRENT)?;
     tx.commit()?;

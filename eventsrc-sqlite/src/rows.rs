@@ -1,0 +1,241 @@
+//! Reading rows: SQL for the queries, and rows turned into records (or borrowed views).
+
+use std::sync::Arc;
+
+use eventsrc::store::{Direction, ReadAll, ReadStream, StoreError};
+use eventsrc::{
+    EventId, GlobalPosition, Metadata, RecordedEvent, StoredEvent, StreamId, StreamVersion, Tenant,
+    Timestamp, Uuid,
+};
+use rusqlite::{Connection, Row, params_from_iter, types::Value};
+
+use crate::backend;
+
+/// The columns every event query selects, in this order.
+const COLUMNS: &str = "position, commit_seq, stream, stream_version, event_id, event_type, \
+                       schema_version, payload, metadata, recorded_at";
+
+/// One stream read as SQL and parameters.
+pub fn stream_query(tenant: &Tenant, stream: &StreamId, read: ReadStream) -> (String, Vec<Value>) {
+    let (op, order) = match read.direction {
+        Direction::Forward => (">=", "ASC"),
+        Direction::Backward => ("<=", "DESC"),
+    };
+    let from = match (read.direction, read.from) {
+        (_, Some(version)) => version.get() as i64,
+        (Direction::Forward, None) => 1,
+        (Direction::Backward, None) => i64::MAX,
+    };
+    let limit = read.limit.map_or(-1, |n| n.min(i64::MAX as usize) as i64);
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events WHERE tenant = ?1 AND stream = ?2 AND stream_version {op} ?3 \
+         ORDER BY stream_version {order} LIMIT ?4"
+    );
+    let params = vec![
+        Value::Text(tenant.as_str().to_owned()),
+        Value::Text(stream.as_str().to_owned()),
+        Value::Integer(from),
+        Value::Integer(limit),
+    ];
+    (sql, params)
+}
+
+/// A read of the global log as SQL and parameters.
+pub fn all_query(tenant: &Tenant, read: &ReadAll) -> (String, Vec<Value>) {
+    let mut sql = format!("SELECT {COLUMNS} FROM events WHERE tenant = ?1 AND position > ?2");
+    let mut params = vec![
+        Value::Text(tenant.as_str().to_owned()),
+        // Commit order is position order in a single-writer store.
+        Value::Integer(read.after.sequence.min(i64::MAX as u64) as i64),
+    ];
+    for (column, values) in [
+        ("event_type", &read.filter.event_types),
+        ("category", &read.filter.categories),
+    ] {
+        if values.is_empty() {
+            continue;
+        }
+        let first = params.len() + 1;
+        let marks: Vec<String> = (first..first + values.len())
+            .map(|i| format!("?{i}"))
+            .collect();
+        sql.push_str(&format!(" AND {column} IN ({})", marks.join(", ")));
+        params.extend(values.iter().map(|v| Value::Text(v.clone())));
+    }
+    sql.push_str(&format!(" ORDER BY position LIMIT ?{}", params.len() + 1));
+    params.push(Value::Integer(read.limit.min(i64::MAX as usize) as i64));
+    (sql, params)
+}
+
+/// Runs an event query and builds owned records. `stream` short-cuts parsing when every row
+/// belongs to one known stream.
+pub fn query_records(
+    conn: &Connection,
+    tenant: &Tenant,
+    known: Option<&StreamId>,
+    (sql, params): (String, Vec<Value>),
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut statement = conn.prepare_cached(&sql).map_err(backend)?;
+    let mut rows = statement.query(params_from_iter(params)).map_err(backend)?;
+    let mut records = Vec::new();
+    let mut last_stream: Option<StreamId> = known.cloned();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let head = Head::read(row)?;
+        let stream = stream_of(row, head.position, &mut last_stream)?;
+        let metadata = metadata_of(row, head.position)?;
+        records.push(RecordedEvent {
+            event_id: head.event_id,
+            stream,
+            stream_version: head.stream_version,
+            global_position: head.position,
+            tenant: tenant.clone(),
+            event_type: Arc::from(text(row, 5, head.position)?),
+            schema_version: head.schema_version,
+            payload: Arc::from(text(row, 7, head.position)?),
+            metadata,
+            recorded_at: head.recorded_at,
+        });
+    }
+    Ok(records)
+}
+
+/// The rows of one stream read, packed for visiting: fixed columns in one vector, every type
+/// name and payload in one string. Built on a blocking thread, visited on the caller's.
+#[derive(Default)]
+pub struct Compact {
+    heads: Vec<(Head, [usize; 3])>,
+    text: String,
+}
+
+/// Runs a stream query into a [`Compact`].
+pub fn query_compact(
+    conn: &Connection,
+    (sql, params): (String, Vec<Value>),
+) -> Result<Compact, StoreError> {
+    let mut statement = conn.prepare_cached(&sql).map_err(backend)?;
+    let mut rows = statement.query(params_from_iter(params)).map_err(backend)?;
+    let mut compact = Compact::default();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let head = Head::read(row)?;
+        let start = compact.text.len();
+        compact.text.push_str(text(row, 5, head.position)?);
+        let type_end = compact.text.len();
+        compact.text.push_str(text(row, 7, head.position)?);
+        compact
+            .heads
+            .push((head, [start, type_end, compact.text.len()]));
+    }
+    Ok(compact)
+}
+
+impl Compact {
+    /// Hands each event to `visit`, in order, stopping at its first error.
+    pub fn visit<E>(
+        &self,
+        stream: &StreamId,
+        mut visit: impl FnMut(StoredEvent<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for (head, [start, type_end, end]) in &self.heads {
+            visit(StoredEvent {
+                event_id: head.event_id,
+                stream,
+                stream_version: head.stream_version,
+                global_position: head.position,
+                event_type: &self.text[*start..*type_end],
+                schema_version: head.schema_version,
+                payload: &self.text[*type_end..*end],
+                recorded_at: head.recorded_at,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The fixed-size columns of an event row.
+#[derive(Clone, Copy)]
+struct Head {
+    position: GlobalPosition,
+    stream_version: StreamVersion,
+    event_id: EventId,
+    schema_version: u32,
+    recorded_at: Timestamp,
+}
+
+impl Head {
+    fn read(row: &Row<'_>) -> Result<Self, StoreError> {
+        let sequence: i64 = row.get(0).map_err(backend)?;
+        let commit: i64 = row.get(1).map_err(backend)?;
+        let position = GlobalPosition::new(commit as u64, sequence as u64);
+        let corrupt = |reason: String| StoreError::Corrupt { position, reason };
+        let stream_version: i64 = row.get(3).map_err(backend)?;
+        let id = row
+            .get_ref(4)
+            .map_err(backend)?
+            .as_blob()
+            .map_err(|e| corrupt(format!("event_id: {e}")))?;
+        let id: [u8; 16] = id
+            .try_into()
+            .map_err(|_| corrupt(format!("event_id has {} bytes, not 16", id.len())))?;
+        let schema_version: i64 = row.get(6).map_err(backend)?;
+        let recorded_at: i64 = row.get(9).map_err(backend)?;
+        if stream_version < 1 || !(0..=i64::from(u32::MAX)).contains(&schema_version) {
+            return Err(corrupt(format!(
+                "stream version {stream_version}, schema version {schema_version}"
+            )));
+        }
+        Ok(Self {
+            position,
+            stream_version: StreamVersion(stream_version as u64),
+            event_id: EventId(Uuid::from_bytes(id)),
+            schema_version: schema_version as u32,
+            recorded_at: Timestamp::from_micros(recorded_at),
+        })
+    }
+}
+
+fn text<'r>(
+    row: &'r Row<'_>,
+    column: usize,
+    position: GlobalPosition,
+) -> Result<&'r str, StoreError> {
+    row.get_ref(column)
+        .map_err(backend)?
+        .as_str()
+        .map_err(|e| StoreError::Corrupt {
+            position,
+            reason: format!("column {column}: {e}"),
+        })
+}
+
+/// The row's stream, reusing the previous row's when the text is the same (reads of one stream,
+/// or runs of one stream in the global log, parse it once).
+fn stream_of(
+    row: &Row<'_>,
+    position: GlobalPosition,
+    last: &mut Option<StreamId>,
+) -> Result<StreamId, StoreError> {
+    let name = text(row, 2, position)?;
+    if let Some(stream) = last.as_ref().filter(|s| s.as_str() == name) {
+        return Ok(stream.clone());
+    }
+    let stream: StreamId = name.parse().map_err(|e| StoreError::Corrupt {
+        position,
+        reason: format!("{e}"),
+    })?;
+    *last = Some(stream.clone());
+    Ok(stream)
+}
+
+fn metadata_of(row: &Row<'_>, position: GlobalPosition) -> Result<Metadata, StoreError> {
+    match row.get_ref(8).map_err(backend)?.as_str_or_null() {
+        Ok(None) => Ok(Metadata::default()),
+        Ok(Some(json)) => serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
+            position,
+            reason: format!("metadata: {e}"),
+        }),
+        Err(e) => Err(StoreError::Corrupt {
+            position,
+            reason: format!("metadata: {e}"),
+        }),
+    }
+}
