@@ -1,0 +1,406 @@
+//! eventsrc-sqlite beside the raw limit of SQLite through the same driver (rusqlite): the same
+//! rows inserted into the same table with plain `INSERT`s, the same stream read with a plain
+//! `SELECT`. Prints one table.
+//!
+//! Run with: `cargo bench -p eventsrc-sqlite` (durable commits, `synchronous=FULL`).
+//! `EVENTSRC_BENCH_SCALE=0.1` shrinks every workload (e.g. for a quick look); the README's
+//! figures use the default scale of 1.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use eventsrc::{
+    Decision, Event, EventStore, ExpectedVersion, GlobalPosition, NewEvent, ReadAll, Repository,
+    StreamId, StreamVersion, aggregate, command,
+};
+use eventsrc_sqlite::SqliteEventStore;
+use rusqlite::{Connection, params};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct ItemAdded {
+    sku: String,
+    quantity: u32,
+    price_cents: u64,
+}
+
+#[derive(Default, Debug, PartialEq)]
+struct Cart {
+    items: u64,
+    total_cents: u64,
+}
+
+#[aggregate(id = u64)]
+impl Cart {
+    fn on_item_added(&mut self, event: &ItemAdded) {
+        self.items += u64::from(event.quantity);
+        self.total_cents += event.price_cents * u64::from(event.quantity);
+    }
+}
+
+#[command(aggregate = Cart, handler = Cart::add)]
+struct AddItem {
+    #[id]
+    cart: u64,
+}
+
+impl Cart {
+    fn add(&self, _: &AddItem) -> Decision<Self> {
+        Ok(vec![item(self.items).into()])
+    }
+}
+
+fn item(n: u64) -> ItemAdded {
+    ItemAdded {
+        sku: format!("computer-{}", n % 97),
+        quantity: 1 + (n % 3) as u32,
+        price_cents: 129_900,
+    }
+}
+
+fn new_event(n: u64) -> NewEvent {
+    NewEvent::from_event(&item(n), eventsrc::Metadata::new()).expect("encodes")
+}
+
+fn stream(n: u64) -> StreamId {
+    StreamId::new("cart", n).expect("a stream id")
+}
+
+fn scale(n: u64) -> u64 {
+    let factor: f64 = std::env::var("EVENTSRC_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    ((n as f64 * factor) as u64).max(10)
+}
+
+/// A fresh database file with the eventsrc schema, in a directory removed on drop.
+struct Db(PathBuf);
+
+impl Db {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("eventsrc-bench-{}", eventsrc::EventId::new()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        Self(dir)
+    }
+    fn file(&self) -> PathBuf {
+        self.0.join("bench.db")
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A raw connection configured as the store configures its writer.
+fn raw(path: &Path) -> Connection {
+    let conn = Connection::open(path).expect("opens");
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .expect("wal");
+    conn.pragma_update(None, "synchronous", "FULL")
+        .expect("full");
+    conn.busy_timeout(Duration::from_secs(30))
+        .expect("busy timeout");
+    conn
+}
+
+const RAW_INSERT: &str = "INSERT INTO events (position, commit_seq, tenant, stream, category, \
+    stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at) \
+    VALUES (?1, ?1, 'default', ?2, 'cart', ?3, ?4, 'ItemAdded', 1, ?5, NULL, ?6)";
+
+/// Raw: `events` rows in transactions of `batch`, each row the same shape the store writes.
+fn raw_append(
+    conn: &mut Connection,
+    streams: u64,
+    total: u64,
+    batch: u64,
+    first_position: &mut i64,
+) {
+    let mut versions = vec![0i64; streams as usize];
+    let mut n = 0;
+    while n < total {
+        let s = (n / batch) % streams;
+        let tx = conn.transaction().expect("begins");
+        {
+            let mut insert = tx.prepare_cached(RAW_INSERT).expect("prepares");
+            for _ in 0..batch {
+                versions[s as usize] += 1;
+                let payload = serde_json::to_string(&item(n)).expect("encodes");
+                insert
+                    .execute(params![
+                        *first_position,
+                        format!("cart-{s}"),
+                        versions[s as usize],
+                        eventsrc::EventId::new().0.as_bytes(),
+                        payload,
+                        eventsrc::Timestamp::now().as_micros()
+                    ])
+                    .expect("inserts");
+                *first_position += 1;
+                n += 1;
+            }
+        }
+        tx.commit().expect("commits");
+    }
+}
+
+async fn store_append(store: &SqliteEventStore, streams: u64, total: u64, batch: u64, offset: u64) {
+    let mut versions = vec![StreamVersion::NONE; streams as usize];
+    let mut n = 0;
+    while n < total {
+        let s = (n / batch) % streams;
+        let events: Vec<NewEvent> = (n..n + batch).map(new_event).collect();
+        let done = store
+            .append(
+                &stream(offset + s),
+                ExpectedVersion::at(versions[s as usize]),
+                events,
+            )
+            .await
+            .expect("appends");
+        versions[s as usize] = done.stream_version;
+        n += batch;
+    }
+}
+
+struct Row {
+    name: String,
+    eventsrc: f64,
+    raw: f64,
+    unit: &'static str,
+}
+
+fn rate(count: u64, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64()
+}
+
+async fn append_rows(rows: &mut Vec<Row>) {
+    for (batch, total) in [
+        (1, scale(2_000)),
+        (10, scale(20_000)),
+        (100, scale(100_000)),
+    ] {
+        let db = Db::new();
+        let store = SqliteEventStore::open(db.file()).await.expect("opens");
+        let started = Instant::now();
+        store_append(&store, 100, total, batch, 0).await;
+        let eventsrc = rate(total, started.elapsed());
+        drop(store);
+
+        let db = Db::new();
+        drop(
+            SqliteEventStore::open(db.file())
+                .await
+                .expect("creates the schema"),
+        );
+        let mut conn = raw(&db.file());
+        let started = Instant::now();
+        raw_append(&mut conn, 100, total, batch, &mut 1);
+        let raw = rate(total, started.elapsed());
+        rows.push(Row {
+            name: format!("append, 1 writer, batches of {batch}"),
+            eventsrc,
+            raw,
+            unit: "events/s",
+        });
+    }
+}
+
+async fn concurrent_rows(rows: &mut Vec<Row>) {
+    const WRITERS: u64 = 8;
+    for (batch, per_writer) in [(1, scale(500)), (100, scale(10_000))] {
+        let db = Db::new();
+        let store = SqliteEventStore::open(db.file()).await.expect("opens");
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let store = store.clone();
+                tokio::spawn(
+                    async move { store_append(&store, 1, per_writer, batch, w * 1000).await },
+                )
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("writer finished");
+        }
+        let eventsrc = rate(WRITERS * per_writer, started.elapsed());
+        drop(store);
+
+        // Raw: one connection per writer thread, each INSERT batch its own transaction; SQLite
+        // serializes them on its write lock.
+        let db = Db::new();
+        drop(
+            SqliteEventStore::open(db.file())
+                .await
+                .expect("creates the schema"),
+        );
+        let path = db.file();
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            for w in 0..WRITERS {
+                let path = &path;
+                scope.spawn(move || {
+                    let mut conn = raw(path);
+                    // Distinct position ranges per writer, so rows never collide.
+                    let mut position = (w * 10_000_000 + 1) as i64;
+                    let mut versions = 0i64;
+                    for chunk in 0..per_writer / batch {
+                        let tx = conn
+                            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                            .expect("begins");
+                        {
+                            let mut insert = tx.prepare_cached(RAW_INSERT).expect("prepares");
+                            for i in 0..batch {
+                                versions += 1;
+                                let payload = serde_json::to_string(&item(chunk * batch + i))
+                                    .expect("encodes");
+                                insert
+                                    .execute(params![
+                                        position,
+                                        format!("cart-{}", w * 1000),
+                                        versions,
+                                        eventsrc::EventId::new().0.as_bytes(),
+                                        payload,
+                                        eventsrc::Timestamp::now().as_micros()
+                                    ])
+                                    .expect("inserts");
+                                position += 1;
+                            }
+                        }
+                        tx.commit().expect("commits");
+                    }
+                });
+            }
+        });
+        let raw = rate(WRITERS * per_writer, started.elapsed());
+        rows.push(Row {
+            name: format!("append, {WRITERS} writers on distinct streams, batches of {batch}"),
+            eventsrc,
+            raw,
+            unit: "events/s",
+        });
+    }
+}
+
+async fn load_row(rows: &mut Vec<Row>) {
+    let db = Db::new();
+    let store = SqliteEventStore::open(db.file()).await.expect("opens");
+    store_append(&store, 1, 1_000, 100, 7).await;
+    let repository = Repository::new(store.clone());
+    let rounds = scale(300);
+    let expected = repository.load::<Cart>(&7).await.expect("loads").state;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let cart = repository.load::<Cart>(&7).await.expect("loads");
+        assert_eq!(cart.version, StreamVersion(1_000));
+    }
+    let eventsrc = rate(rounds, started.elapsed());
+
+    // Raw: the same stream with a plain SELECT, each payload decoded into the type and folded.
+    let conn = raw(&db.file());
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let mut select = conn
+            .prepare_cached("SELECT payload FROM events WHERE tenant = 'default' AND stream = 'cart-7' ORDER BY stream_version")
+            .expect("prepares");
+        let mut rows = select.query([]).expect("queries");
+        let mut cart = Cart::default();
+        while let Some(row) = rows.next().expect("a row") {
+            let event: ItemAdded =
+                serde_json::from_str(row.get_ref(0).expect("payload").as_str().expect("text"))
+                    .expect("decodes");
+            cart.on_item_added(&event);
+        }
+        assert_eq!(cart, expected);
+    }
+    let raw = rate(rounds, started.elapsed());
+    rows.push(Row {
+        name: "load an aggregate of 1,000 events".into(),
+        eventsrc,
+        raw,
+        unit: "loads/s",
+    });
+    drop(store);
+}
+
+async fn scan_row(rows: &mut Vec<Row>) {
+    let total = scale(1_000_000);
+    let db = Db::new();
+    let store = SqliteEventStore::open_with(
+        db.file(),
+        eventsrc_sqlite::SqliteOptions::default().durability(eventsrc_sqlite::Durability::Normal),
+    )
+    .await
+    .expect("opens");
+    store_append(&store, 1_000, total, 1_000, 0).await;
+
+    let started = Instant::now();
+    let (mut after, mut seen) = (GlobalPosition::START, 0u64);
+    loop {
+        let page = store
+            .read_all(ReadAll::after(after).limit(10_000))
+            .await
+            .expect("reads");
+        let Some(last) = page.last() else { break };
+        after = last.global_position;
+        seen += page.len() as u64;
+    }
+    assert_eq!(seen, total);
+    let eventsrc = rate(total, started.elapsed());
+
+    // Raw: one ordered scan of the same columns, each row into owned values.
+    let conn = raw(&db.file());
+    let started = Instant::now();
+    let mut select = conn
+        .prepare("SELECT position, commit_seq, stream, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at FROM events WHERE tenant = 'default' ORDER BY position")
+        .expect("prepares");
+    let mut rows_read = select.query([]).expect("queries");
+    let mut seen = 0u64;
+    while let Some(row) = rows_read.next().expect("a row") {
+        let stream: String = row.get(2).expect("stream");
+        let id: Vec<u8> = row.get(4).expect("id");
+        let event_type: String = row.get(5).expect("type");
+        let payload: String = row.get(7).expect("payload");
+        std::hint::black_box((stream, id, event_type, payload));
+        seen += 1;
+    }
+    assert_eq!(seen, total);
+    let raw = rate(total, started.elapsed());
+    rows.push(Row {
+        name: format!("read-all scan of {total} events"),
+        eventsrc,
+        raw,
+        unit: "events/s",
+    });
+    drop(store);
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut rows = Vec::new();
+    runtime.block_on(async {
+        append_rows(&mut rows).await;
+        concurrent_rows(&mut rows).await;
+        load_row(&mut rows).await;
+        scan_row(&mut rows).await;
+    });
+    println!("\n| SQLite (WAL, synchronous=FULL) | eventsrc | raw rusqlite | eventsrc / raw |");
+    println!("|---|---:|---:|---:|");
+    for row in rows {
+        println!(
+            "| {} | {:.0} {} | {:.0} {} | {:.2} |",
+            row.name,
+            row.eventsrc,
+            row.unit,
+            row.raw,
+            row.unit,
+            row.eventsrc / row.raw
+        );
+    }
+}
