@@ -297,6 +297,54 @@ async fn load_row(rows: &mut Vec<Row>) {
         assert_eq!(cart.version, StreamVersion(1_000));
     }
     let eventsrc = rate(rounds, started.elapsed());
+    if std::env::var("EVENTSRC_BENCH_DETAIL").is_ok() {
+        let started = Instant::now();
+        for _ in 0..rounds {
+            store
+                .visit_stream(&stream(7), eventsrc::ReadStream::forward(), |_| {
+                    Ok::<(), eventsrc::StoreError>(())
+                })
+                .await
+                .expect("visits");
+        }
+        eprintln!(
+            "visit only: {:?} per load",
+            started.elapsed() / rounds as u32
+        );
+        let started = Instant::now();
+        for _ in 0..rounds {
+            store.stream_version(&stream(7)).await.expect("a version");
+        }
+        eprintln!("a trivial read: {:?}", started.elapsed() / rounds as u32);
+        let conn = raw(&db.file());
+        for sql in [
+            "SELECT position, commit_seq, stream, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at FROM events WHERE tenant = ?1 AND stream = ?2 AND stream_version >= ?3 ORDER BY stream_version ASC LIMIT ?4",
+            "SELECT payload FROM events WHERE tenant = ?1 AND stream = ?2 AND stream_version >= ?3 ORDER BY stream_version ASC LIMIT ?4",
+            "SELECT payload FROM events WHERE tenant = ?1 AND stream = ?2 ORDER BY stream_version",
+            "SELECT stream_version, event_type, schema_version, payload FROM events WHERE tenant = ?1 AND stream = ?2 AND stream_version >= ?3 ORDER BY stream_version ASC LIMIT ?4",
+            "SELECT position, stream_version, event_type, schema_version, payload FROM events WHERE tenant = ?1 AND stream = ?2 AND stream_version >= ?3 ORDER BY stream_version ASC LIMIT ?4",
+            "SELECT position, commit_seq, NULL, stream_version, event_id, event_type, schema_version, payload, NULL, recorded_at FROM events WHERE tenant = ?1 AND stream = ?2 AND stream_version >= ?3 ORDER BY stream_version ASC LIMIT ?4",
+        ] {
+            let started = Instant::now();
+            for _ in 0..rounds {
+                let mut select = conn.prepare_cached(sql).expect("prepares");
+                let limit: i64 = -1;
+                let mut rows = if sql.contains("?4") {
+                    select
+                        .query(params!["default", "cart-7", 1, limit])
+                        .expect("queries")
+                } else {
+                    select.query(params!["default", "cart-7"]).expect("queries")
+                };
+                while let Some(row) = rows.next().expect("a row") {
+                    for c in 0..row.as_ref().column_count() {
+                        std::hint::black_box(row.get_ref(c).expect("col"));
+                    }
+                }
+            }
+            eprintln!("{:?} per run: {sql}", started.elapsed() / rounds as u32);
+        }
+    }
 
     // Raw: the same stream with a plain SELECT, each payload decoded into the type and folded.
     let conn = raw(&db.file());
@@ -384,11 +432,22 @@ fn main() {
         .build()
         .expect("a runtime");
     let mut rows = Vec::new();
+    // `EVENTSRC_BENCH_ONLY=load` (or append, concurrent, scan) runs one part.
+    let only = std::env::var("EVENTSRC_BENCH_ONLY").unwrap_or_default();
+    let runs = |part: &str| only.is_empty() || only == part;
     runtime.block_on(async {
-        append_rows(&mut rows).await;
-        concurrent_rows(&mut rows).await;
-        load_row(&mut rows).await;
-        scan_row(&mut rows).await;
+        if runs("append") {
+            append_rows(&mut rows).await;
+        }
+        if runs("concurrent") {
+            concurrent_rows(&mut rows).await;
+        }
+        if runs("load") {
+            load_row(&mut rows).await;
+        }
+        if runs("scan") {
+            scan_row(&mut rows).await;
+        }
     });
     println!("\n| SQLite (WAL, synchronous=FULL) | eventsrc | raw rusqlite | eventsrc / raw |");
     println!("|---|---:|---:|---:|");

@@ -128,6 +128,17 @@ struct Shared {
     writer: Sender<writer::Request>,
     /// `None` for an in-memory database, whose only connection is the writer's.
     readers: Option<Arc<Readers>>,
+    /// A directory to delete with the last handle ([`SqliteEventStore::open_temporary`]).
+    temporary: Option<PathBuf>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Connections still open on the files keep working on Unix until they close.
+        if let Some(dir) = &self.temporary {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// Idle read-only connections to the file, reused across reads.
@@ -166,7 +177,24 @@ impl SqliteEventStore {
         path: impl AsRef<Path>,
         options: SqliteOptions,
     ) -> Result<Self, OpenError> {
-        let path = path.as_ref().to_owned();
+        Self::open_at(path.as_ref().to_owned(), options, None).await
+    }
+
+    /// A database in a fresh file under the system's temporary directory, deleted with the last
+    /// handle: for tests that want the file-backed path (WAL, reader connections) without
+    /// cleaning up after themselves.
+    pub async fn open_temporary() -> Result<Self, OpenError> {
+        let dir =
+            std::env::temp_dir().join(format!("eventsrc-sqlite-{}", eventsrc::EventId::new()));
+        std::fs::create_dir_all(&dir)?;
+        Self::open_at(dir.join("events.db"), SqliteOptions::default(), Some(dir)).await
+    }
+
+    async fn open_at(
+        path: PathBuf,
+        options: SqliteOptions,
+        temporary: Option<PathBuf>,
+    ) -> Result<Self, OpenError> {
         let opened = tokio::task::spawn_blocking(move || -> Result<_, OpenError> {
             let mut conn = Connection::open(&path)?;
             configure(&conn, options.durability)?;
@@ -179,6 +207,7 @@ impl SqliteEventStore {
             Ok(Shared {
                 writer,
                 readers: Some(readers),
+                temporary,
             })
         })
         .await
@@ -204,6 +233,7 @@ impl SqliteEventStore {
             shared: Arc::new(Shared {
                 writer,
                 readers: None,
+                temporary: None,
             }),
             tenant: Tenant::default(),
         })
@@ -222,6 +252,11 @@ impl SqliteEventStore {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         match &self.shared.readers {
+            // On a multi-threaded runtime, block this worker in place (tokio moves its other
+            // tasks away) instead of handing the read to another thread: no handoff latency.
+            Some(readers) if may_block_in_place() => {
+                tokio::task::block_in_place(|| readers.with(job))
+            }
             Some(readers) => {
                 let readers = Arc::clone(readers);
                 tokio::task::spawn_blocking(move || readers.with(job))
@@ -259,33 +294,43 @@ fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> 
     Ok(())
 }
 
+/// Whether this thread is a worker of a multi-threaded tokio runtime, where
+/// `block_in_place` is allowed.
+fn may_block_in_place() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
 impl Readers {
-    fn with<T>(
+    /// Runs `job` on an idle read-only connection (opening one when none is idle).
+    fn with<T, E: From<StoreError>>(
         &self,
-        job: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let pooled = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => {
-                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                let conn = Connection::open_with_flags(&self.path, flags).map_err(backend)?;
-                conn.busy_timeout(std::time::Duration::from_secs(5))
-                    .map_err(backend)?;
-                conn.set_prepared_statement_cache_capacity(64);
-                conn
-            }
-        };
+        job: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let conn = self.take()?;
         let result = job(&conn);
         self.idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(conn);
         result
+    }
+
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(conn) = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+        {
+            return Ok(conn);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
     }
 }
 
@@ -346,11 +391,19 @@ impl EventStore for SqliteEventStore {
         F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
         E: From<StoreError> + Send,
     {
-        let query = rows::stream_query(&self.tenant, stream, read);
-        let compact = self
-            .read(move |conn| rows::query_compact(conn, query))
-            .await?;
-        compact.visit(stream, visit)
+        let query = rows::visit_query(&self.tenant, stream, read);
+        match &self.shared.readers {
+            // Blocking in place lets the visitor borrow straight from SQLite's row buffers.
+            Some(readers) if may_block_in_place() => tokio::task::block_in_place(|| {
+                readers.with(|conn| rows::visit_rows(conn, stream, query, visit))
+            }),
+            _ => {
+                let compact = self
+                    .read(move |conn| rows::query_compact(conn, query))
+                    .await?;
+                compact.visit(stream, visit)
+            }
+        }
     }
 
     async fn read_all(&self, read: ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {

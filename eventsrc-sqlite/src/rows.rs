@@ -15,20 +15,40 @@ use crate::backend;
 const COLUMNS: &str = "position, commit_seq, stream, stream_version, event_id, event_type, \
                        schema_version, payload, metadata, recorded_at";
 
+/// The columns a visit needs: what folding an aggregate reads, nothing more (each column costs
+/// about as much to extract as a payload decode saves).
+const VISIT_COLUMNS: &str = "stream_version, event_type, schema_version, payload";
+
 /// One stream read as SQL and parameters.
 pub fn stream_query(tenant: &Tenant, stream: &StreamId, read: ReadStream) -> (String, Vec<Value>) {
+    stream_query_of(COLUMNS, tenant, stream, read)
+}
+
+/// One stream read for a visit: only the columns a [`StoredEvent`] holds.
+pub fn visit_query(tenant: &Tenant, stream: &StreamId, read: ReadStream) -> (String, Vec<Value>) {
+    stream_query_of(VISIT_COLUMNS, tenant, stream, read)
+}
+
+fn stream_query_of(
+    columns: &str,
+    tenant: &Tenant,
+    stream: &StreamId,
+    read: ReadStream,
+) -> (String, Vec<Value>) {
     let (op, order) = match read.direction {
         Direction::Forward => (">=", "ASC"),
         Direction::Backward => ("<=", "DESC"),
     };
     let from = match (read.direction, read.from) {
-        (_, Some(version)) => version.get() as i64,
+        // Versions beyond i64 cannot be stored; clamping keeps "from past the end" empty
+        // forwards and everything backwards.
+        (_, Some(version)) => version.get().min(i64::MAX as u64) as i64,
         (Direction::Forward, None) => 1,
         (Direction::Backward, None) => i64::MAX,
     };
     let limit = read.limit.map_or(-1, |n| n.min(i64::MAX as usize) as i64);
     let sql = format!(
-        "SELECT {COLUMNS} FROM events WHERE tenant = ?1 AND stream = ?2 AND stream_version {op} ?3 \
+        "SELECT {columns} FROM events WHERE tenant = ?1 AND stream = ?2 AND stream_version {op} ?3 \
          ORDER BY stream_version {order} LIMIT ?4"
     );
     let params = vec![
@@ -99,15 +119,49 @@ pub fn query_records(
     Ok(records)
 }
 
-/// The rows of one stream read, packed for visiting: fixed columns in one vector, every type
-/// name and payload in one string. Built on a blocking thread, visited on the caller's.
+/// The rows of one stream read, packed for visiting: versions in one vector, every type name
+/// and payload in one string. Built on a blocking thread, visited on the caller's.
 #[derive(Default)]
 pub struct Compact {
-    heads: Vec<(Head, [usize; 3])>,
+    rows: Vec<(StreamVersion, u32, [usize; 3])>,
     text: String,
 }
 
-/// Runs a stream query into a [`Compact`].
+/// Reads one visit row: stream version, event type, schema version, payload.
+fn visit_row<'r>(row: &'r Row<'_>) -> Result<(StreamVersion, &'r str, u32, &'r str), StoreError> {
+    let int = |column: usize| {
+        row.get_ref(column)
+            .and_then(|v| Ok(v.as_i64()?))
+            .map_err(backend)
+    };
+    let version = int(0)?;
+    let corrupt = |reason: String| StoreError::Corrupt {
+        position: GlobalPosition::START,
+        reason,
+    };
+    let schema_version = u32::try_from(int(2)?).map_err(|_| {
+        corrupt(format!(
+            "stream version {version}: schema version out of range"
+        ))
+    })?;
+    let text = |column: usize| {
+        row.get_ref(column)
+            .map_err(backend)?
+            .as_str()
+            .map_err(|e| corrupt(format!("stream version {version}, column {column}: {e}")))
+    };
+    if version < 1 {
+        return Err(corrupt(format!("stream version {version}")));
+    }
+    Ok((
+        StreamVersion(version as u64),
+        text(1)?,
+        schema_version,
+        text(3)?,
+    ))
+}
+
+/// Runs a visit query into a [`Compact`].
 pub fn query_compact(
     conn: &Connection,
     (sql, params): (String, Vec<Value>),
@@ -116,16 +170,41 @@ pub fn query_compact(
     let mut rows = statement.query(params_from_iter(params)).map_err(backend)?;
     let mut compact = Compact::default();
     while let Some(row) = rows.next().map_err(backend)? {
-        let head = Head::read(row)?;
+        let (version, event_type, schema_version, payload) = visit_row(row)?;
         let start = compact.text.len();
-        compact.text.push_str(text(row, 5, head.position)?);
+        compact.text.push_str(event_type);
         let type_end = compact.text.len();
-        compact.text.push_str(text(row, 7, head.position)?);
-        compact
-            .heads
-            .push((head, [start, type_end, compact.text.len()]));
+        compact.text.push_str(payload);
+        compact.rows.push((
+            version,
+            schema_version,
+            [start, type_end, compact.text.len()],
+        ));
     }
     Ok(compact)
+}
+
+/// Runs a visit query and hands each row to `visit` as a view borrowed from SQLite's own row
+/// buffer: no copy at all.
+pub fn visit_rows<E: From<StoreError>>(
+    conn: &Connection,
+    stream: &StreamId,
+    (sql, params): (String, Vec<Value>),
+    mut visit: impl FnMut(StoredEvent<'_>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut statement = conn.prepare_cached(&sql).map_err(backend)?;
+    let mut rows = statement.query(params_from_iter(params)).map_err(backend)?;
+    while let Some(row) = rows.next().map_err(backend)? {
+        let (stream_version, event_type, schema_version, payload) = visit_row(row)?;
+        visit(StoredEvent {
+            stream,
+            stream_version,
+            event_type,
+            schema_version,
+            payload,
+        })?;
+    }
+    Ok(())
 }
 
 impl Compact {
@@ -135,16 +214,13 @@ impl Compact {
         stream: &StreamId,
         mut visit: impl FnMut(StoredEvent<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        for (head, [start, type_end, end]) in &self.heads {
+        for (stream_version, schema_version, [start, type_end, end]) in &self.rows {
             visit(StoredEvent {
-                event_id: head.event_id,
                 stream,
-                stream_version: head.stream_version,
-                global_position: head.position,
+                stream_version: *stream_version,
                 event_type: &self.text[*start..*type_end],
-                schema_version: head.schema_version,
+                schema_version: *schema_version,
                 payload: &self.text[*type_end..*end],
-                recorded_at: head.recorded_at,
             })?;
         }
         Ok(())
@@ -163,11 +239,17 @@ struct Head {
 
 impl Head {
     fn read(row: &Row<'_>) -> Result<Self, StoreError> {
-        let sequence: i64 = row.get(0).map_err(backend)?;
-        let commit: i64 = row.get(1).map_err(backend)?;
+        let int = |column: usize| {
+            row.get_ref(column)
+                .map_err(backend)?
+                .as_i64()
+                .map_err(StoreError::backend)
+        };
+        let sequence = int(0)?;
+        let commit = int(1)?;
         let position = GlobalPosition::new(commit as u64, sequence as u64);
         let corrupt = |reason: String| StoreError::Corrupt { position, reason };
-        let stream_version: i64 = row.get(3).map_err(backend)?;
+        let stream_version = int(3)?;
         let id = row
             .get_ref(4)
             .map_err(backend)?
@@ -176,8 +258,8 @@ impl Head {
         let id: [u8; 16] = id
             .try_into()
             .map_err(|_| corrupt(format!("event_id has {} bytes, not 16", id.len())))?;
-        let schema_version: i64 = row.get(6).map_err(backend)?;
-        let recorded_at: i64 = row.get(9).map_err(backend)?;
+        let schema_version = int(6)?;
+        let recorded_at = int(9)?;
         if stream_version < 1 || !(0..=i64::from(u32::MAX)).contains(&schema_version) {
             return Err(corrupt(format!(
                 "stream version {stream_version}, schema version {schema_version}"

@@ -238,64 +238,61 @@ fn already_stored(conn: &Connection, append: &Append) -> Result<Option<AppendRes
              position, commit_seq, recorded_at FROM events WHERE event_id = ?1",
         )
         .map_err(backend)?;
-    let duplicate = |event: &NewEvent| StoreError::DuplicateEventId {
-        event_id: event.event_id,
-        stream: append.stream.clone(),
-    };
-    let mut found: Vec<(i64, AppendResult)> = Vec::new();
-    for (offset, event) in append.events.iter().enumerate() {
+    let mut stored = Vec::with_capacity(append.events.len());
+    for event in &append.events {
         let row = lookup
             .query_row([event.event_id.0.as_bytes()], |row| {
-                let same_place = row.get_ref(0)?.as_str()? == append.tenant.as_str()
-                    && row.get_ref(1)?.as_str()? == append.stream.as_str();
-                let same_content = row.get_ref(3)?.as_str()? == event.event_type
+                let metadata = match row.get_ref(6)?.as_str_or_null()? {
+                    None => Some(Metadata::default()),
+                    Some(json) => serde_json::from_str::<Metadata>(json).ok(),
+                };
+                let same = row.get_ref(0)?.as_str()? == append.tenant.as_str()
+                    && row.get_ref(1)?.as_str()? == append.stream.as_str()
+                    && row.get_ref(3)?.as_str()? == event.event_type
                     && row.get::<_, i64>(4)? == i64::from(event.schema_version)
                     && row.get_ref(5)?.as_str()? == event.payload
-                    && row
-                        .get_ref(6)?
-                        .as_str_or_null()?
-                        .map(serde_json::from_str::<Metadata>)
-                        .transpose()
-                        .ok()
-                        .map(Option::unwrap_or_default)
-                        .as_ref()
-                        == Some(&event.metadata);
-                let version: i64 = row.get(2)?;
+                    && metadata.as_ref() == Some(&event.metadata);
+                let version = StreamVersion(row.get::<_, i64>(2)? as u64);
                 let position =
                     GlobalPosition::new(row.get::<_, i64>(8)? as u64, row.get::<_, i64>(7)? as u64);
-                let result = AppendResult {
-                    first_version: StreamVersion(version as u64),
-                    stream_version: StreamVersion(version as u64),
-                    position,
-                    recorded_at: Timestamp::from_micros(row.get(9)?),
-                    already_stored: true,
-                };
-                Ok((same_place && same_content, version, result))
+                let recorded_at = Timestamp::from_micros(row.get(9)?);
+                Ok((same, version, position, recorded_at))
             })
             .optional()
             .map_err(backend)?;
+        stored.push(row);
+    }
+    let Some(first) = stored.iter().position(Option::is_some) else {
+        return Ok(None);
+    };
+    let duplicate = |index: usize| StoreError::DuplicateEventId {
+        event_id: append.events[index].event_id,
+        stream: append.stream.clone(),
+    };
+    // A retry is the whole batch, stored in this stream, in order, with the same content.
+    let mut previous: Option<StreamVersion> = None;
+    for (index, row) in stored.iter().enumerate() {
         match row {
-            None if found.is_empty() => continue,
-            None => return Err(duplicate(event)),
-            Some((true, version, result))
-                if found.len() == offset
-                    && found
-                        .first()
-                        .is_none_or(|(first, _)| version == first + offset as i64) =>
-            {
-                found.push((version, result));
+            None => return Err(duplicate(first)),
+            Some((false, ..)) => return Err(duplicate(index)),
+            Some((true, version, ..)) if previous.is_some_and(|p| p.advance(1) != *version) => {
+                return Err(duplicate(index));
             }
-            Some(_) => return Err(duplicate(event)),
+            Some((true, version, ..)) => previous = Some(*version),
         }
     }
-    match (found.first(), found.last()) {
-        (Some((first, _)), Some((_, last))) if found.len() == append.events.len() => {
+    let first_version = stored.first().and_then(|r| r.as_ref()).map(|r| r.1);
+    let last = stored.last().and_then(|r| r.as_ref());
+    match (first_version, last) {
+        (Some(first_version), Some((_, version, position, recorded_at))) => {
             Ok(Some(AppendResult {
-                first_version: StreamVersion(*first as u64),
-                ..*last
+                first_version,
+                stream_version: *version,
+                position: *position,
+                recorded_at: *recorded_at,
+                already_stored: true,
             }))
         }
-        (None, _) => Ok(None),
-        _ => Err(duplicate(&append.events[found.len()])),
+        _ => Err(duplicate(first)),
     }
 }

@@ -246,3 +246,22 @@ async fn concurrent_appends_commit_in_groups_with_one_winner_per_version() {
             .all(|w| w[0].global_position < w[1].global_position)
     );
 }
+
+#[tokio::test]
+async fn a_temporary_database_is_deleted_with_its_last_handle() {
+    let store = SqliteEventStore::open_temporary().await.unwrap();
+    let file = store.path().unwrap().to_owned();
+    store
+        .append(
+            &stream(1),
+            ExpectedVersion::Any,
+            vec![NewEvent::raw("Counted", 1, "{}")],
+        )
+        .await
+        .unwrap();
+    let other = store.with_tenant("acme".into());
+    drop(store);
+    assert!(file.exists(), "a handle is still open");
+    drop(other);
+    assert!(!file.exists() && !file.parent().unwrap().exists());
+}

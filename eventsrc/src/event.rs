@@ -272,20 +272,18 @@ pub struct RecordedEvent {
 impl RecordedEvent {
     /// Decodes the payload into `E`, upcasting as needed; the error names this record.
     pub fn decode<E: Event>(&self) -> Result<E, RecordDecodeError> {
-        self.as_stored().decode()
+        E::decode(&self.event_type, self.schema_version, &self.payload)
+            .map_err(|source| RecordDecodeError::new(self, source))
     }
 
     /// This record as a borrowed [`StoredEvent`].
     pub fn as_stored(&self) -> StoredEvent<'_> {
         StoredEvent {
-            event_id: self.event_id,
             stream: &self.stream,
             stream_version: self.stream_version,
-            global_position: self.global_position,
             event_type: &self.event_type,
             schema_version: self.schema_version,
             payload: &self.payload,
-            recorded_at: self.recorded_at,
         }
     }
 
@@ -300,42 +298,29 @@ impl RecordedEvent {
     }
 }
 
-/// A stored event borrowed from a store's own buffer (rows, pages, memory): what
-/// [`EventStore::visit_stream`](crate::EventStore::visit_stream) hands out so that loading an
-/// aggregate decodes each payload where it lies, without an owned copy per event. It leaves
-/// out the tenant and metadata, which folding state does not need.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A stored event borrowed from a store's own buffer (rows, pages, memory), holding only what
+/// folding an aggregate needs: what
+/// [`EventStore::visit_stream`](crate::EventStore::visit_stream) hands out, so that a load
+/// decodes each payload where it lies and reads no column it does not use. (A decode error is
+/// rare; the repository then reads that one record again to name its id and position.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredEvent<'a> {
-    /// Unique id.
-    pub event_id: EventId,
     /// The stream it belongs to.
     pub stream: &'a StreamId,
     /// Its 1-based place in the stream.
     pub stream_version: StreamVersion,
-    /// Its place in the store's global log.
-    pub global_position: GlobalPosition,
     /// The stored name.
     pub event_type: &'a str,
     /// The version the payload was written with.
     pub schema_version: u32,
     /// The JSON payload.
     pub payload: &'a str,
-    /// When the store recorded it.
-    pub recorded_at: Timestamp,
 }
 
 impl StoredEvent<'_> {
-    /// Decodes the payload into `E`, upcasting as needed; the error names this event.
-    pub fn decode<E: Event>(&self) -> Result<E, RecordDecodeError> {
-        E::decode(self.event_type, self.schema_version, self.payload).map_err(|source| {
-            RecordDecodeError {
-                event_id: self.event_id,
-                stream: self.stream.clone(),
-                stream_version: self.stream_version,
-                global_position: self.global_position,
-                source,
-            }
-        })
+    /// Decodes the payload into `E`, upcasting as needed.
+    pub fn decode<E: Event>(&self) -> Result<E, DecodeError> {
+        E::decode(self.event_type, self.schema_version, self.payload)
     }
 }
 

@@ -74,14 +74,11 @@ struct Record {
 impl Record {
     fn as_stored(&self) -> StoredEvent<'_> {
         StoredEvent {
-            event_id: self.event_id,
             stream: &self.stream,
             stream_version: self.stream_version,
-            global_position: self.global_position,
             event_type: &self.event_type,
             schema_version: self.schema_version,
             payload: &self.payload,
-            recorded_at: self.recorded_at,
         }
     }
 

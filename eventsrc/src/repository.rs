@@ -413,15 +413,17 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
     ) -> Result<bool, LoadError> {
         let read = ReadStream::forward().from(loaded.version.advance(1));
         let mut incompatible = false;
-        self.store
+        let visited = self
+            .store
             .visit_stream(stream, read, |stored| {
-                let theirs: A::Event = stored.decode()?;
+                let theirs: A::Event = stored.decode().map_err(|e| Fold::at(&stored, e))?;
                 incompatible |= ours.iter().any(|event| A::conflicts(event, &theirs));
                 loaded.state.apply(&theirs);
                 loaded.version = stored.stream_version;
-                Ok::<(), LoadError>(())
+                Ok(())
             })
-            .await?;
+            .await;
+        self.name_undecodable(stream, visited).await?;
         Ok(incompatible)
     }
 
@@ -439,14 +441,46 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
             }
             read = read.limit((last.get() - from.get() + 1) as usize);
         }
-        self.store
+        let visited = self
+            .store
             .visit_stream(stream, read, |stored| {
-                loaded.state.apply(&stored.decode()?);
+                loaded
+                    .state
+                    .apply(&stored.decode().map_err(|e| Fold::at(&stored, e))?);
                 loaded.version = stored.stream_version;
-                Ok::<(), LoadError>(())
+                Ok(())
             })
-            .await?;
+            .await;
+        self.name_undecodable(stream, visited).await?;
         Ok(loaded)
+    }
+
+    /// Turns a fold's failure into a [`LoadError`]. A decode failure reads its one record again
+    /// (loads read only the columns folding needs) so the error names the event's id and
+    /// position.
+    async fn name_undecodable(
+        &self,
+        stream: &StreamId,
+        visited: Result<(), Fold>,
+    ) -> Result<(), LoadError> {
+        let (version, source) = match visited {
+            Ok(()) => return Ok(()),
+            Err(Fold::Store(error)) => return Err(error.into()),
+            Err(Fold::Decode { version, source }) => (version, source),
+        };
+        let again = self
+            .store
+            .read_stream(stream, ReadStream::forward().from(version).limit(1))
+            .await?;
+        match again.first() {
+            Some(record) => Err(RecordDecodeError::new(record, source).into()),
+            // The record vanished between the two reads: only a store that lost data does that.
+            None => Err(StoreError::Corrupt {
+                position: GlobalPosition::START,
+                reason: format!("`{stream}` version {version} failed to decode ({source}), then could not be read again"),
+            }
+            .into()),
+        }
     }
 
     /// The latest snapshot usable for a load up to `up_to`, or the empty state. A snapshot of
@@ -537,6 +571,30 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         };
         self.snapshots.save_snapshot(snapshot).await?;
         Ok(Some(loaded.version))
+    }
+}
+
+/// Why folding a stream stopped.
+enum Fold {
+    Store(StoreError),
+    Decode {
+        version: StreamVersion,
+        source: crate::DecodeError,
+    },
+}
+
+impl Fold {
+    fn at(stored: &crate::StoredEvent<'_>, source: crate::DecodeError) -> Self {
+        Self::Decode {
+            version: stored.stream_version,
+            source,
+        }
+    }
+}
+
+impl From<StoreError> for Fold {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
     }
 }
 

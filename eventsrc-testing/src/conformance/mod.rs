@@ -1,0 +1,256 @@
+//! The backend conformance suite: the behaviour every [`EventStore`], [`SnapshotStore`] and
+//! [`CheckpointStore`] must show, as generic async cases that any store can be run through.
+//!
+//! Each case is a `pub async fn case<S: StoreUnderTest>(store: S)` that panics, naming what it
+//! expected and what it got, when the store misbehaves. [`event_store_conformance!`] stamps one
+//! named `#[tokio::test]` per case for a store factory, so a backend crate runs the whole suite
+//! with one line and every failure has a name:
+//!
+//! ```text
+//! eventsrc_testing::event_store_conformance!(|| async { MyEventStore::open_fresh().await });
+//! ```
+//!
+//! The list of cases lives in one place (the `__conformance_cases` macro): the stamped tests,
+//! [`CASES`] and the re-exports below are all generated from it, and a case function missing
+//! from the list is dead code, which the workspace's lints reject. So a new case reaches every
+//! backend.
+//!
+//! Every case expects the store it is given to be empty for its tenant (a fresh database,
+//! schema or tenant per call). Cases that need other tenants make new ones with
+//! [`EventStore::with_tenant`] and unique names, so they never meet data of another run.
+//!
+//! [`event_store_conformance!`]: crate::event_store_conformance
+
+// The cases are test code: unwrapping a store's answer there is the assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use eventsrc::{CheckpointStore, EventStore, SnapshotStore};
+
+mod append;
+mod concurrency;
+mod content;
+mod expect;
+mod idempotency;
+mod log;
+mod reads;
+mod sample;
+mod snapshots;
+mod tenants;
+mod time;
+
+/// What a store must implement to run the suite: all three storage traits, cheap clones that
+/// share the same storage (the concurrent cases hand one to each task), and `'static` so that
+/// a clone can move into a spawned task.
+pub trait StoreUnderTest: EventStore + SnapshotStore + CheckpointStore + Clone + 'static {}
+
+impl<S> StoreUnderTest for S where S: EventStore + SnapshotStore + CheckpointStore + Clone + 'static {}
+
+/// What a backend supports, where real backends legitimately differ. A case that needs a
+/// capability the backend lacks is skipped, and says so: it prints
+/// `conformance: <case> skipped: backend lacks <capability>` (shown with `--nocapture`).
+///
+/// Everything else in the suite is required of every backend.
+///
+/// ```
+/// use eventsrc_testing::conformance::Capabilities;
+///
+/// // A database that stamps `recorded_at` with its own clock:
+/// let postgres = Capabilities { local_clock: false, ..Capabilities::all() };
+/// assert!(postgres.concurrent_writers && !postgres.local_clock);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Appends from many tasks at once, on one stream or many, each succeed or fail with
+    /// `StoreError::WrongExpectedVersion`, never with a backend error such as a lock timeout.
+    /// Off for a backend documented as single-writer (e.g. one SQLite connection without a busy
+    /// timeout), which skips the three concurrency cases.
+    pub concurrent_writers: bool,
+    /// A payload of 1 MiB is stored and read back. Off for backends with a small row or item
+    /// size limit.
+    pub large_payloads: bool,
+    /// `recorded_at` is read in this process, from the store's [`Clock`](eventsrc::Clock) (so it
+    /// lies between the instants read just before and just after an append, to the
+    /// microsecond). Off for databases that stamp the server's time, which the suite then checks
+    /// only within a window allowing for clock skew.
+    pub local_clock: bool,
+}
+
+impl Capabilities {
+    /// Every capability: what the in-memory store supports.
+    pub const fn all() -> Self {
+        Self {
+            concurrent_writers: true,
+            large_payloads: true,
+            local_clock: true,
+        }
+    }
+}
+
+/// Whether `case` needs a capability missing from `capabilities`; if so, prints
+/// `conformance: <case> skipped: backend lacks <capability>` and returns `true`.
+///
+/// The stamped tests call it before running a case; a harness of your own can too.
+pub fn skips(case: &str, capabilities: &Capabilities) -> bool {
+    match missing_capability(case, capabilities) {
+        Some(capability) => {
+            println!("conformance: {case} skipped: backend lacks {capability}");
+            true
+        }
+        None => false,
+    }
+}
+
+/// THE list of cases: `module::case`, followed by `=> capability` when the case needs one.
+/// Calls the macro named in brackets with the tokens after it, then the list.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ([$($callback:tt)*] $($context:tt)*) => {
+        $($callback)*! {
+            [$($context)*]
+            append::append_records_every_field,
+            append::an_append_reports_its_versions_and_last_position,
+            append::a_batch_shares_one_commit_and_one_timestamp,
+            append::expected_any_appends_to_missing_and_existing_streams,
+            append::expected_no_stream_succeeds_once_then_conflicts,
+            append::expected_stream_exists_conflicts_then_succeeds,
+            append::expected_exact_succeeds_only_at_the_current_version,
+            append::expected_exact_none_behaves_as_no_stream,
+            append::a_conflicting_append_writes_nothing,
+            idempotency::re_appending_a_stored_batch_is_idempotent,
+            idempotency::re_appending_an_earlier_batch_returns_its_original_place,
+            idempotency::the_same_id_with_other_content_is_a_duplicate,
+            idempotency::the_same_id_in_another_stream_is_a_duplicate,
+            idempotency::a_batch_mixing_stored_and_new_ids_is_a_duplicate,
+            idempotency::an_id_stored_by_another_tenant_is_never_a_retry,
+            idempotency::an_empty_batch_is_invalid,
+            idempotency::an_id_twice_in_one_batch_is_invalid,
+            idempotency::a_batch_failing_at_its_last_event_writes_nothing,
+            concurrency::concurrent_appends_to_one_stream_have_one_winner_per_version
+                => concurrent_writers,
+            concurrency::concurrent_appends_to_many_streams_all_land => concurrent_writers,
+            concurrency::a_reader_tailing_concurrent_appends_misses_nothing => concurrent_writers,
+            reads::reads_a_stream_forward_from_a_version_with_a_limit,
+            reads::reads_a_stream_backward_from_a_version_with_a_limit,
+            reads::a_missing_stream_reads_as_empty_at_version_none,
+            reads::a_stream_holds_only_its_own_events,
+            reads::a_ten_thousand_event_stream_reads_in_pages,
+            reads::visit_stream_agrees_with_read_stream,
+            reads::clones_and_tenant_handles_share_the_storage,
+            log::read_all_returns_every_stream_in_commit_order,
+            log::read_all_pages_strictly_after_a_position,
+            log::read_all_filters_by_event_type,
+            log::read_all_filters_by_category,
+            log::head_position_is_the_last_visible_event,
+            tenants::tenants_do_not_see_each_others_events,
+            tenants::the_same_stream_name_in_two_tenants_is_two_streams,
+            tenants::tenants_do_not_see_each_others_snapshots_or_checkpoints,
+            content::metadata_round_trips,
+            content::payloads_round_trip_byte_for_byte,
+            content::unicode_stream_ids_and_payloads_round_trip,
+            content::the_longest_stream_id_round_trips,
+            content::a_one_mebibyte_payload_round_trips => large_payloads,
+            content::numeric_fields_keep_their_full_range,
+            time::recorded_at_never_decreases_in_append_order,
+            time::recorded_at_comes_from_the_local_clock => local_clock,
+            snapshots::snapshots_are_saved_loaded_and_replaced,
+            snapshots::a_snapshot_loads_exactly_as_saved,
+            snapshots::checkpoints_are_saved_loaded_and_overwritten_per_subscriber,
+        }
+    };
+}
+
+/// Generates, from the list, the re-exports of the case functions, [`CASES`] and
+/// [`missing_capability`].
+macro_rules! index {
+    ([] $($module:ident :: $case:ident $(=> $capability:ident)?),* $(,)?) => {
+        pub use self::{$($module::$case),*};
+
+        /// The name of every case, in the order the list gives them.
+        pub const CASES: &[&str] = &[$(stringify!($case)),*];
+
+        /// The capability `case` needs and `capabilities` lacks, if any (`None` as well for a
+        /// name that is not a case).
+        pub fn missing_capability(
+            case: &str,
+            capabilities: &Capabilities,
+        ) -> Option<&'static str> {
+            $(
+                $(
+                    if case == stringify!($case) && !capabilities.$capability {
+                        return Some(stringify!($capability));
+                    }
+                )?
+            )*
+            None
+        }
+    };
+}
+
+crate::__conformance_cases!([index]);
+
+/// Stamps one test per case; called through the list by [`event_store_conformance!`].
+///
+/// [`event_store_conformance!`]: crate::event_store_conformance
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ([$factory:expr] $($module:ident :: $case:ident $(=> $capability:ident)?),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                if $crate::conformance::skips(stringify!($case), &CAPABILITIES) {
+                    return;
+                }
+                let store = ($factory)().await;
+                $crate::conformance::$case(store).await;
+            }
+        )*
+    };
+}
+
+/// Runs the backend conformance suite against a store: one `#[tokio::test]` per case, named
+/// after it, inside a `mod conformance`.
+///
+/// `factory` is any expression for which `(factory)().await` gives a store implementing
+/// [`StoreUnderTest`](crate::conformance::StoreUnderTest): a closure returning an async block, or
+/// an `async fn`. It is called once per test, and must give a store that is empty for its tenant
+/// (a database backend would create a fresh schema or database each time). Optionally,
+/// `capabilities = ...` declares what the backend lacks (a const expression of
+/// [`Capabilities`](crate::conformance::Capabilities)); the default is
+/// [`Capabilities::all()`](crate::conformance::Capabilities::all).
+///
+/// The calling crate needs `tokio` with the `rt-multi-thread` and `macros` features among its
+/// dev-dependencies (the tests are `#[tokio::test(flavor = "multi_thread")]`), and
+/// `eventsrc-testing` with the `conformance` feature. Names in the calling module are visible to
+/// both expressions.
+///
+/// ```text
+/// use eventsrc_testing::conformance::Capabilities;
+///
+/// eventsrc_testing::event_store_conformance!(
+///     || async { PgEventStore::connect_fresh_schema(&url()).await },
+///     capabilities = Capabilities { local_clock: false, ..Capabilities::all() },
+/// );
+/// ```
+#[macro_export]
+macro_rules! event_store_conformance {
+    ($factory:expr $(,)?) => {
+        $crate::event_store_conformance!(
+            $factory,
+            capabilities = $crate::conformance::Capabilities::all()
+        );
+    };
+    ($factory:expr, capabilities = $capabilities:expr $(,)?) => {
+        /// The eventsrc backend conformance suite: one test per case.
+        mod conformance {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[allow(dead_code)]
+            const CAPABILITIES: $crate::conformance::Capabilities = $capabilities;
+
+            $crate::__conformance_cases!([$crate::__conformance_tests] $factory);
+        }
+    };
+}

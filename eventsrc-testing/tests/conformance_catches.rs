@@ -1,0 +1,440 @@
+//! The conformance suite catches broken stores: each flaw below, planted in a wrapper around
+//! the memory store, must make the cases named beside it fail.
+
+#![cfg(feature = "conformance")]
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use eventsrc::{
+    AppendResult, CheckpointStore, Direction, EventFilter, EventStore, ExpectedVersion,
+    GlobalPosition, MemoryStore, NewEvent, ReadAll, ReadStream, RecordedEvent, Snapshot,
+    SnapshotStore, StoreError, StoredEvent, StreamId, StreamVersion, Tenant, Timestamp,
+};
+use eventsrc_testing::conformance as suite;
+
+/// One way to get a store wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flaw {
+    IgnoresExpectedVersion,
+    ChecksThenActs,
+    ReportsAWrongActualVersion,
+    ChecksExpectedVersionBeforeRetries,
+    ForgetsAlreadyStored,
+    NotAtomic,
+    AcceptsEmptyBatches,
+    ReadsBackwardAsForward,
+    IgnoresStreamLimits,
+    StopsVisitsLate,
+    VisitsIgnoringBounds,
+    ReadsAllInclusively,
+    IgnoresFilters,
+    LimitsBeforeFiltering,
+    HidesInFlightEvents,
+    HeadStaysAtStart,
+    SharesTenants,
+    FoldsCase,
+    NormalisesPayloads,
+    DropsMetadataExtras,
+    TruncatesPayloads,
+    KeepsMilliseconds,
+    SnapshotsLastWriteWins,
+    SnapshotsKeepTheFirstOfAVersion,
+    ForgetsCheckpointsAtStart,
+}
+
+/// The memory store with one flaw.
+#[derive(Clone)]
+struct Flawed {
+    inner: MemoryStore,
+    flaw: Flaw,
+    snapshots: Arc<Mutex<HashMap<(Tenant, StreamId), Snapshot>>>,
+}
+
+impl Flawed {
+    fn new(flaw: Flaw) -> Self {
+        Self {
+            inner: MemoryStore::new(),
+            flaw,
+            snapshots: Arc::default(),
+        }
+    }
+
+    fn stream(&self, stream: &StreamId) -> StreamId {
+        match self.flaw {
+            Flaw::FoldsCase => stream.as_str().to_lowercase().parse().unwrap(),
+            _ => stream.clone(),
+        }
+    }
+
+    fn time(&self, time: Timestamp) -> Timestamp {
+        match self.flaw {
+            Flaw::KeepsMilliseconds => Timestamp::from_micros(time.as_micros() / 1000 * 1000),
+            _ => time,
+        }
+    }
+
+    fn deliver(&self, mut event: RecordedEvent) -> RecordedEvent {
+        event.recorded_at = self.time(event.recorded_at);
+        match self.flaw {
+            Flaw::NormalisesPayloads => {
+                let value: serde_json::Value = serde_json::from_str(&event.payload).unwrap();
+                event.payload = value.to_string().into();
+            }
+            Flaw::DropsMetadataExtras => event.metadata.extra.clear(),
+            _ => {}
+        }
+        event
+    }
+
+    async fn append_flawed(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        mut events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        let inner = &self.inner;
+        let conflict = |actual| StoreError::WrongExpectedVersion {
+            stream: stream.clone(),
+            expected,
+            actual,
+        };
+        match self.flaw {
+            Flaw::IgnoresExpectedVersion => {
+                inner.append(stream, ExpectedVersion::Any, events).await
+            }
+            Flaw::ChecksThenActs | Flaw::ChecksExpectedVersionBeforeRetries => {
+                let current = inner.stream_version(stream).await?;
+                if !expected.accepts(current) {
+                    return Err(conflict(current));
+                }
+                tokio::task::yield_now().await;
+                inner.append(stream, ExpectedVersion::Any, events).await
+            }
+            Flaw::ReportsAWrongActualVersion => {
+                match inner.append(stream, expected, events).await {
+                    Err(StoreError::WrongExpectedVersion { actual, .. }) => {
+                        Err(conflict(actual.advance(1)))
+                    }
+                    other => other,
+                }
+            }
+            Flaw::ForgetsAlreadyStored => {
+                let appended = inner.append(stream, expected, events).await?;
+                Ok(AppendResult {
+                    already_stored: false,
+                    ..appended
+                })
+            }
+            Flaw::NotAtomic if events.len() > 1 => {
+                let last = events.split_off(events.len() - 1);
+                let first = inner.append(stream, expected, events).await?;
+                let rest = inner.append(stream, ExpectedVersion::Any, last).await?;
+                Ok(AppendResult {
+                    first_version: first.first_version,
+                    ..rest
+                })
+            }
+            Flaw::AcceptsEmptyBatches if events.is_empty() => {
+                let current = inner.stream_version(stream).await?;
+                Ok(AppendResult {
+                    first_version: current.advance(1),
+                    stream_version: current,
+                    position: inner.head_position().await?,
+                    recorded_at: Timestamp::now(),
+                    already_stored: false,
+                })
+            }
+            Flaw::TruncatesPayloads => {
+                for event in &mut events {
+                    let mut end = event.payload.len().min(64 * 1024);
+                    while !event.payload.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    event.payload.truncate(end);
+                }
+                inner.append(stream, expected, events).await
+            }
+            _ => inner.append(stream, expected, events).await,
+        }
+    }
+}
+
+impl EventStore for Flawed {
+    fn tenant(&self) -> &Tenant {
+        self.inner.tenant()
+    }
+
+    fn with_tenant(&self, tenant: Tenant) -> Self {
+        match self.flaw {
+            Flaw::SharesTenants => self.clone(),
+            _ => Self {
+                inner: self.inner.with_tenant(tenant),
+                ..self.clone()
+            },
+        }
+    }
+
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        let stream = self.stream(stream);
+        let mut appended = self.append_flawed(&stream, expected, events).await?;
+        appended.recorded_at = self.time(appended.recorded_at);
+        Ok(appended)
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        mut read: ReadStream,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        match self.flaw {
+            Flaw::ReadsBackwardAsForward => read.direction = Direction::Forward,
+            Flaw::IgnoresStreamLimits => read.limit = None,
+            _ => {}
+        }
+        let events = self.inner.read_stream(&self.stream(stream), read).await?;
+        Ok(events.into_iter().map(|e| self.deliver(e)).collect())
+    }
+
+    async fn visit_stream<F, E>(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+        mut visit: F,
+    ) -> Result<(), E>
+    where
+        F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        let read = match self.flaw {
+            Flaw::VisitsIgnoringBounds => ReadStream::forward(),
+            _ => read,
+        };
+        let mut first_error = None;
+        for event in &self.read_stream(stream, read).await? {
+            match visit(event.as_stored()) {
+                Err(error) if self.flaw == Flaw::StopsVisitsLate => {
+                    first_error.get_or_insert(error);
+                }
+                Err(error) => return Err(error),
+                Ok(()) => {}
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn read_all(&self, read: ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut events = match self.flaw {
+            Flaw::ReadsAllInclusively => {
+                let everything = ReadAll::after(GlobalPosition::START).limit(usize::MAX);
+                let everything = ReadAll {
+                    filter: read.filter.clone(),
+                    ..everything
+                };
+                let events = self.inner.read_all(everything).await?.into_iter();
+                let at_or_after = events.filter(|e| e.global_position >= read.after);
+                at_or_after.take(read.limit).collect()
+            }
+            Flaw::IgnoresFilters => {
+                let unfiltered = ReadAll {
+                    filter: EventFilter::default(),
+                    ..read
+                };
+                self.inner.read_all(unfiltered).await?
+            }
+            Flaw::LimitsBeforeFiltering => {
+                let filter = read.filter.clone();
+                let unfiltered = ReadAll {
+                    filter: EventFilter::default(),
+                    ..read
+                };
+                let events = self.inner.read_all(unfiltered).await?.into_iter();
+                let matching =
+                    |e: &RecordedEvent| filter.matches(e.stream.category(), &e.event_type);
+                events.filter(matching).collect()
+            }
+            _ => self.inner.read_all(read).await?,
+        };
+        let head = self.inner.head_position().await?;
+        let reaches_head = events.last().is_some_and(|e| e.global_position == head);
+        if self.flaw == Flaw::HidesInFlightEvents && reaches_head && events.len() >= 2 {
+            events.remove(events.len() - 2);
+        }
+        Ok(events.into_iter().map(|e| self.deliver(e)).collect())
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<StreamVersion, StoreError> {
+        self.inner.stream_version(&self.stream(stream)).await
+    }
+
+    async fn head_position(&self) -> Result<GlobalPosition, StoreError> {
+        match self.flaw {
+            Flaw::HeadStaysAtStart => Ok(GlobalPosition::START),
+            _ => self.inner.head_position().await,
+        }
+    }
+}
+
+impl SnapshotStore for Flawed {
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        match self.flaw {
+            Flaw::SnapshotsLastWriteWins | Flaw::SnapshotsKeepTheFirstOfAVersion => {
+                let key = (self.tenant().clone(), stream.clone());
+                Ok(self.snapshots.lock().unwrap().get(&key).cloned())
+            }
+            _ => self.inner.load_snapshot(stream).await,
+        }
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let replaces = |kept: &Snapshot| match self.flaw {
+            Flaw::SnapshotsLastWriteWins => true,
+            Flaw::SnapshotsKeepTheFirstOfAVersion => kept.version < snapshot.version,
+            _ => unreachable!("only the snapshot flaws keep their own snapshots"),
+        };
+        match self.flaw {
+            Flaw::SnapshotsLastWriteWins | Flaw::SnapshotsKeepTheFirstOfAVersion => {
+                let key = (self.tenant().clone(), snapshot.stream.clone());
+                let mut snapshots = self.snapshots.lock().unwrap();
+                if snapshots.get(&key).is_none_or(replaces) {
+                    snapshots.insert(key, snapshot);
+                }
+                Ok(())
+            }
+            _ => self.inner.save_snapshot(snapshot).await,
+        }
+    }
+}
+
+impl CheckpointStore for Flawed {
+    async fn load_checkpoint(
+        &self,
+        subscriber: &str,
+    ) -> Result<Option<GlobalPosition>, StoreError> {
+        let loaded = self.inner.load_checkpoint(subscriber).await?;
+        match self.flaw {
+            Flaw::ForgetsCheckpointsAtStart => Ok(loaded.filter(|p| *p != GlobalPosition::START)),
+            _ => Ok(loaded),
+        }
+    }
+
+    async fn save_checkpoint(
+        &self,
+        subscriber: &str,
+        position: GlobalPosition,
+    ) -> Result<(), StoreError> {
+        self.inner.save_checkpoint(subscriber, position).await
+    }
+}
+
+/// Whether running `case` panics.
+async fn fails(case: impl Future<Output = ()> + Send + 'static) -> bool {
+    tokio::spawn(case)
+        .await
+        .is_err_and(|error| error.is_panic())
+}
+
+/// For each case named, runs it against a store with `flaw` and lists the cases that passed.
+macro_rules! escapes {
+    ($flaw:expr => $($case:ident),+ $(,)?) => {{
+        let mut escaped = Vec::new();
+        $(
+            if !fails(suite::$case(Flawed::new($flaw))).await {
+                escaped.push(format!("{:?} is not caught by `{}`", $flaw, stringify!($case)));
+            }
+        )+
+        escaped
+    }};
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_planted_flaw_fails_the_cases_meant_to_catch_it() {
+    // The flawed stores panic on purpose, in spawned tasks whose output is not captured.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let escaped = [
+        escapes!(Flaw::IgnoresExpectedVersion =>
+            expected_no_stream_succeeds_once_then_conflicts,
+            expected_stream_exists_conflicts_then_succeeds,
+            expected_exact_succeeds_only_at_the_current_version,
+            expected_exact_none_behaves_as_no_stream,
+            a_conflicting_append_writes_nothing,
+            the_same_stream_name_in_two_tenants_is_two_streams,
+            concurrent_appends_to_one_stream_have_one_winner_per_version),
+        escapes!(Flaw::ChecksThenActs =>
+            concurrent_appends_to_one_stream_have_one_winner_per_version),
+        escapes!(Flaw::ReportsAWrongActualVersion =>
+            expected_no_stream_succeeds_once_then_conflicts,
+            expected_exact_succeeds_only_at_the_current_version,
+            concurrent_appends_to_one_stream_have_one_winner_per_version),
+        escapes!(Flaw::ChecksExpectedVersionBeforeRetries =>
+            re_appending_a_stored_batch_is_idempotent,
+            re_appending_an_earlier_batch_returns_its_original_place),
+        escapes!(Flaw::ForgetsAlreadyStored =>
+            re_appending_a_stored_batch_is_idempotent,
+            re_appending_an_earlier_batch_returns_its_original_place,
+            payloads_round_trip_byte_for_byte),
+        escapes!(Flaw::NotAtomic =>
+            a_batch_failing_at_its_last_event_writes_nothing,
+            a_batch_mixing_stored_and_new_ids_is_a_duplicate,
+            a_batch_shares_one_commit_and_one_timestamp,
+            an_id_twice_in_one_batch_is_invalid),
+        escapes!(Flaw::AcceptsEmptyBatches => an_empty_batch_is_invalid),
+        escapes!(Flaw::ReadsBackwardAsForward =>
+            reads_a_stream_backward_from_a_version_with_a_limit,
+            a_ten_thousand_event_stream_reads_in_pages),
+        escapes!(Flaw::IgnoresStreamLimits =>
+            reads_a_stream_forward_from_a_version_with_a_limit,
+            reads_a_stream_backward_from_a_version_with_a_limit,
+            a_ten_thousand_event_stream_reads_in_pages),
+        escapes!(Flaw::StopsVisitsLate => visit_stream_agrees_with_read_stream),
+        escapes!(Flaw::VisitsIgnoringBounds => visit_stream_agrees_with_read_stream),
+        escapes!(Flaw::ReadsAllInclusively =>
+            read_all_pages_strictly_after_a_position,
+            read_all_filters_by_category,
+            a_reader_tailing_concurrent_appends_misses_nothing),
+        escapes!(Flaw::IgnoresFilters =>
+            read_all_filters_by_event_type,
+            read_all_filters_by_category,
+            tenants_do_not_see_each_others_events),
+        escapes!(Flaw::LimitsBeforeFiltering => read_all_filters_by_event_type),
+        escapes!(Flaw::HidesInFlightEvents =>
+            a_reader_tailing_concurrent_appends_misses_nothing,
+            read_all_returns_every_stream_in_commit_order),
+        escapes!(Flaw::HeadStaysAtStart =>
+            head_position_is_the_last_visible_event,
+            an_append_reports_its_versions_and_last_position,
+            tenants_do_not_see_each_others_events),
+        escapes!(Flaw::SharesTenants =>
+            tenants_do_not_see_each_others_events,
+            the_same_stream_name_in_two_tenants_is_two_streams,
+            tenants_do_not_see_each_others_snapshots_or_checkpoints,
+            clones_and_tenant_handles_share_the_storage,
+            head_position_is_the_last_visible_event),
+        escapes!(Flaw::FoldsCase => a_stream_holds_only_its_own_events),
+        escapes!(Flaw::NormalisesPayloads => payloads_round_trip_byte_for_byte),
+        escapes!(Flaw::DropsMetadataExtras =>
+            metadata_round_trips,
+            append_records_every_field),
+        escapes!(Flaw::TruncatesPayloads => a_one_mebibyte_payload_round_trips),
+        escapes!(Flaw::KeepsMilliseconds => recorded_at_comes_from_the_local_clock),
+        escapes!(Flaw::SnapshotsLastWriteWins => snapshots_are_saved_loaded_and_replaced),
+        escapes!(Flaw::SnapshotsKeepTheFirstOfAVersion => snapshots_are_saved_loaded_and_replaced),
+        escapes!(Flaw::ForgetsCheckpointsAtStart =>
+            checkpoints_are_saved_loaded_and_overwritten_per_subscriber),
+    ]
+    .concat();
+    std::panic::set_hook(report);
+    assert!(
+        escaped.is_empty(),
+        "flaws the suite missed:\n{}",
+        escaped.join("\n")
+    );
+}
