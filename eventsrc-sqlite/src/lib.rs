@@ -376,7 +376,8 @@ impl EventStore for SqliteEventStore {
         let (tenant, stream) = (self.tenant.clone(), stream.clone());
         self.read(move |conn| {
             let query = rows::stream_query(&tenant, &stream, read);
-            rows::query_records(conn, &tenant, Some(&stream), query)
+            let capacity = read.limit.unwrap_or(0).min(4096);
+            rows::query_records(conn, &tenant, Some(&stream), query, capacity)
         })
         .await
     }
@@ -410,7 +411,8 @@ impl EventStore for SqliteEventStore {
         let tenant = self.tenant.clone();
         self.read(move |conn| {
             let query = rows::all_query(&tenant, &read);
-            rows::query_records(conn, &tenant, None, query)
+            let capacity = read.limit.min(16_384);
+            rows::query_records(conn, &tenant, None, query, capacity)
         })
         .await
     }

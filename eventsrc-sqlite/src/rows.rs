@@ -94,11 +94,13 @@ pub fn query_records(
     tenant: &Tenant,
     known: Option<&StreamId>,
     (sql, params): (String, Vec<Value>),
+    capacity: usize,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let mut statement = conn.prepare_cached(&sql).map_err(backend)?;
     let mut rows = statement.query(params_from_iter(params)).map_err(backend)?;
-    let mut records = Vec::new();
+    let mut records = Vec::with_capacity(capacity);
     let mut last_stream: Option<StreamId> = known.cloned();
+    let mut last_type: Option<Arc<str>> = None;
     while let Some(row) = rows.next().map_err(backend)? {
         let head = Head::read(row)?;
         let stream = stream_of(row, head.position, &mut last_stream)?;
@@ -109,7 +111,7 @@ pub fn query_records(
             stream_version: head.stream_version,
             global_position: head.position,
             tenant: tenant.clone(),
-            event_type: Arc::from(text(row, 5, head.position)?),
+            event_type: shared_name(text(row, 5, head.position)?, &mut last_type),
             schema_version: head.schema_version,
             payload: Arc::from(text(row, 7, head.position)?),
             metadata,
@@ -287,6 +289,18 @@ fn text<'r>(
             position,
             reason: format!("column {column}: {e}"),
         })
+}
+
+/// The row's event type, sharing the previous row's allocation when the name is the same.
+fn shared_name(name: &str, last: &mut Option<Arc<str>>) -> Arc<str> {
+    match last {
+        Some(shared) if **shared == *name => Arc::clone(shared),
+        _ => {
+            let shared: Arc<str> = Arc::from(name);
+            *last = Some(Arc::clone(&shared));
+            shared
+        }
+    }
 }
 
 /// The row's stream, reusing the previous row's when the text is the same (reads of one stream,
