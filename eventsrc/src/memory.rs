@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::store::{
@@ -51,7 +51,7 @@ struct Log {
     /// Every event of every tenant; an event's sequence number is its index plus one.
     events: Records,
     /// Where each event id is stored (index into `events`).
-    ids: HashMap<EventId, usize, BuildHasherDefault<IdHasher>>,
+    ids: HashMap<EventId, usize, BuildHasherDefault<crate::stream::IdHasher>>,
     tenants: HashMap<Tenant, TenantLog>,
 }
 
@@ -135,26 +135,6 @@ impl std::ops::Index<usize> for Records {
     type Output = Record;
     fn index(&self, index: usize) -> &Record {
         &self.0[index / Self::CHUNK][index % Self::CHUNK]
-    }
-}
-
-/// Hashes event ids by folding their bytes with a multiply: v7 ids end in 74 random bits, so
-/// SipHash's protection against chosen keys buys nothing here and cost a fifth of an append.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x517C_C1B7_2722_0A95);
-        }
     }
 }
 

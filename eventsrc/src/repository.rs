@@ -374,8 +374,14 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
                 .collect::<Result<Vec<_>, _>>()?;
             committed.event_ids = batch.iter().map(|e| e.event_id).collect();
             let expected = ExpectedVersion::at(loaded.version);
-            let span = tracing::debug_span!("append", stream = %stream, %expected, events = batch.len());
-            match self.store.append(&stream, expected, batch).instrument(span).await {
+            let span =
+                tracing::debug_span!("append", stream = %stream, %expected, events = batch.len());
+            match self
+                .store
+                .append(&stream, expected, batch)
+                .instrument(span)
+                .await
+            {
                 Ok(appended) => {
                     committed.stream_version = appended.stream_version;
                     committed.global_position = Some(appended.position);

@@ -313,7 +313,10 @@ pub fn check_batch(stream: &StreamId, events: &[NewEvent]) -> Result<(), StoreEr
             |(i, e): &(usize, &NewEvent)| events[..*i].iter().any(|p| p.event_id == e.event_id);
         events.iter().enumerate().find(repeats).map(|(_, e)| e)
     } else {
-        let mut seen = std::collections::HashSet::with_capacity(events.len());
+        let mut seen: std::collections::HashSet<
+            _,
+            std::hash::BuildHasherDefault<crate::stream::IdHasher>,
+        > = std::collections::HashSet::with_capacity_and_hasher(events.len(), Default::default());
         events.iter().find(|e| !seen.insert(e.event_id))
     };
     match twice {

@@ -35,6 +35,8 @@
 //! # Ok::<(), eventsrc_examples::leads::LeadError>(())
 //! ```
 
+pub mod story;
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -1,8 +1,8 @@
 //! The source talks' domains, written against `eventsrc` and runnable end to end.
 //!
 //! - [`leads`]: seed 002's sales leads (events, the `Lead` aggregate, its commands and rules).
-//!   The demo binary tells the talk's story of Stefan Ivanov:
-//!   `cargo run -p eventsrc-examples --bin leads`.
+//!   The demo binary tells the talk's story of Stefan Ivanov ([`leads::story`]) on a SQLite
+//!   file, and continues it on every further run: `cargo run -p eventsrc-examples --bin leads`.
 //! - [`cart`]: seed 004's shopping cart, a fold over added and removed items, and the talk's
 //!   "total computers sold" counter: `cargo run -p eventsrc-examples --bin cart`.
 //! - [`subscription`]: seed 001's subscriptions (created, activated with a payment key,
@@ -10,8 +10,12 @@
 //!   `cargo run -p eventsrc-examples --bin subscription`.
 //! - [`race`]: a store wrapper that stages a concurrent writer on cue, for showing and testing
 //!   what the repository does when two commands race.
+//! - [`store`]: [`store::AnyStore`], one store type over every backend, opened from a URL
+//!   (`memory:`, `sqlite://path/to/file.db`, `sqlite::memory:`). Every demo takes
+//!   `--store <url>` or the `EVENTSRC_STORE` environment variable.
 
 pub mod cart;
 pub mod leads;
 pub mod race;
+pub mod store;
 pub mod subscription;

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use eventsrc::store::{AppendResult, ReadAll, ReadStream, StoreError};
 use eventsrc::{
-    EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StreamId, StreamVersion,
-    Tenant,
+    EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StoredEvent, StreamId,
+    StreamVersion, Tenant,
 };
 
 /// An [`EventStore`] that lets a simulated concurrent writer slip events in before the next
@@ -101,6 +101,19 @@ impl<S: EventStore> EventStore for RacingStore<S> {
         read: ReadStream,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_stream(stream, read).await
+    }
+
+    async fn visit_stream<F, E>(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+        visit: F,
+    ) -> Result<(), E>
+    where
+        F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        self.inner.visit_stream(stream, read, visit).await
     }
 
     async fn read_all(&self, read: ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {

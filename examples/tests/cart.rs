@@ -14,6 +14,7 @@ use eventsrc_examples::cart::{
     AddItem, Cart, CartError, CartEvent, CartId, CheckedOut, Checkout, ItemAdded, ItemRemoved,
     MAX_QUANTITY, RemoveItem, Sales,
 };
+use eventsrc_examples::store::AnyStore;
 
 const ID: CartId = CartId(1);
 
@@ -293,7 +294,16 @@ fn computers_sold_counts_each_cart_on_its_own() {
 
 #[tokio::test]
 async fn the_slide_runs_through_the_repository() {
-    let store = MemoryStore::new();
+    the_slide_through_a_repository_on(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn the_slide_runs_through_the_repository_on_sqlite() {
+    let store = AnyStore::open("sqlite::memory:").await.unwrap();
+    the_slide_through_a_repository_on(store).await;
+}
+
+async fn the_slide_through_a_repository_on(store: impl EventStore + Clone) {
     let repository = Repository::new(store.clone());
     let md = Metadata::new;
     for command in [add("computer", 1), add("computer", 1), add("mouse", 1)] {

@@ -1,5 +1,6 @@
 //! Specs for seed 002's leads: given events, when a command, then events (or an error); the
-//! stored form of each event; the conflict rule; and the talk's story through a repository.
+//! stored form of each event; the conflict rule; the talk's story through a repository, on
+//! memory and on SQLite; and the demo, continuing its history run after run on a SQLite file.
 
 // A failed unwrap is a failed test, with the value in the message.
 #![allow(clippy::unwrap_used)]
@@ -8,14 +9,18 @@ use std::path::Path;
 
 use eventsrc::{
     Aggregate, Command, DecodeError, Event, EventStore, EventType, ExecuteError, ExpectedVersion,
-    FieldError, Handle, MemoryStore, Metadata, NewEvent, ReadStream, Repository, StreamVersion,
+    FieldError, Handle, MemoryStore, Metadata, NewEvent, ReadStream, RecordedEvent, Repository,
+    StreamVersion,
 };
+use eventsrc_examples::leads::story::{self, COMMAND_KEY, LILYANA, RUN_KEY, STEFAN};
 use eventsrc_examples::leads::{
     ChangeContactInformation, ChangeName, ChangeStatus, ContactInformationChanged, Date,
     FollowupSet, InitializeLead, Lead, LeadError, LeadEvent, LeadId, LeadStatus,
     LeadWasInitialized, NameChanged, SetFollowup, StatusChanged,
 };
 use eventsrc_examples::race::RacingStore;
+use eventsrc_examples::store::AnyStore;
+use eventsrc_sqlite::{SqliteEventStore, SqliteOptions};
 
 const ID: LeadId = LeadId(1410);
 
@@ -712,7 +717,15 @@ async fn a_followup_racing_a_status_change_is_a_conflict() {
 
 #[tokio::test]
 async fn stefans_story_runs_through_the_repository() {
-    let store = MemoryStore::new();
+    stefans_story_on(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn stefans_story_runs_through_the_repository_on_sqlite() {
+    stefans_story_on(SqliteEventStore::open_in_memory().await.unwrap()).await;
+}
+
+async fn stefans_story_on(store: impl EventStore + Clone) {
     let repository = Repository::new(store.clone());
     let as_maria = || Metadata::new().with_actor("maria");
 
@@ -805,4 +818,150 @@ async fn stefans_story_runs_through_the_repository() {
     assert_eq!(records[4].metadata.causation_id, Some(followup.command_id));
     assert_eq!(records[5].metadata.causation_id, Some(followup.command_id));
     assert_eq!(&*records[5].payload, r#"{"date":"2016-11-23"}"#);
+}
+
+// --- the demo, run after run ----------------------------------------------------------------------
+
+/// A database file in the temp directory, removed (with SQLite's `-wal` and `-shm` files) when
+/// dropped.
+struct TempDb(std::path::PathBuf);
+
+impl TempDb {
+    fn new(name: &str) -> Self {
+        let file = format!("eventsrc-examples-{}-{name}.db", std::process::id());
+        let db = Self(std::env::temp_dir().join(file));
+        db.remove();
+        db
+    }
+
+    fn remove(&self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.0.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// One run of the demo, as the binary does it: open the file with the story's clock, tell,
+/// close. Returns what it did, what it printed and the two leads' records after it.
+async fn demo_run(db: &TempDb) -> (story::Told, String, Vec<RecordedEvent>, Vec<RecordedEvent>) {
+    let clock = story::clock();
+    let options = SqliteOptions::default().clock(clock.clone());
+    let store = SqliteEventStore::open_with(&db.0, options).await.unwrap();
+    let mut out = Vec::new();
+    let told = story::tell(&store, &clock, &mut out).await.unwrap();
+    let read = |lead| {
+        let store = store.clone();
+        async move {
+            let stream = Lead::stream_id(&lead).unwrap();
+            store
+                .read_stream(&stream, ReadStream::forward())
+                .await
+                .unwrap()
+        }
+    };
+    let (stefan, lilyana) = (read(STEFAN).await, read(LILYANA).await);
+    (told, String::from_utf8(out).unwrap(), stefan, lilyana)
+}
+
+fn runs(records: &[RecordedEvent]) -> Vec<u64> {
+    let run = |r: &RecordedEvent| r.metadata.get(RUN_KEY).and_then(|run| run.as_u64());
+    records.iter().map(|r| run(r).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn the_demo_continues_its_history_on_the_next_run() {
+    let db = TempDb::new("continues");
+
+    let (first, output, stefan, lilyana) = demo_run(&db).await;
+    assert_eq!((first.run, first.earlier_events, first.events), (1, 0, 17));
+    assert!(!output.contains("continuing the history"), "{output}");
+    assert_eq!((stefan.len(), lilyana.len()), (8, 9));
+    let lead = lilyana.last().unwrap();
+    assert_eq!(&*lead.payload, r#"{"status":"Closed"}"#);
+
+    // Run 2: Stefan is converted (final), so the lead closed in run 1 is reopened and given a
+    // follow-up a week out, on the next working day after its last event.
+    let (second, output, stefan_2, lilyana_2) = demo_run(&db).await;
+    assert_eq!(
+        (second.run, second.earlier_events, second.events),
+        (2, 17, 20)
+    );
+    assert!(
+        output.contains("Run 2: continuing the history from an earlier run (17 events"),
+        "{output}"
+    );
+    assert_eq!(stefan_2, stefan, "lead 1410 is untouched");
+    assert_eq!(
+        lilyana_2[..9],
+        lilyana[..],
+        "run 1's events are still there"
+    );
+    assert_eq!(runs(&lilyana_2), [1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2]);
+    let added: Vec<(&str, &str, String)> = lilyana_2[9..]
+        .iter()
+        .map(|r| (&*r.event_type, &*r.payload, r.recorded_at.to_string()))
+        .collect();
+    assert_eq!(
+        added,
+        [
+            (
+                "StatusChanged",
+                r#"{"status":"Available"}"#,
+                "2016-11-28T09:00:00.000000Z".to_owned()
+            ),
+            (
+                "StatusChanged",
+                r#"{"status":"FollowUp"}"#,
+                "2016-11-28T09:00:30.000000Z".to_owned()
+            ),
+            (
+                "FollowupSet",
+                r#"{"date":"2016-12-05"}"#,
+                "2016-11-28T09:00:30.000000Z".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(
+        lilyana_2[11].metadata.get(COMMAND_KEY),
+        Some(&"SetFollowup".into())
+    );
+    // The history it prints spans both runs.
+    assert!(output.contains("load_at(v9): before run 2"), "{output}");
+    assert!(output.contains(r#"{"name":"Lilyana Yankova"}"#), "{output}");
+
+    // Run 3: the follow-up call is made on its day and the next one set a week later.
+    let (third, _, _, lilyana_3) = demo_run(&db).await;
+    assert_eq!((third.run, third.earlier_events, third.events), (3, 20, 21));
+    assert_eq!(lilyana_3[..12], lilyana_2[..]);
+    let last = lilyana_3.last().unwrap();
+    assert_eq!(&*last.payload, r#"{"date":"2016-12-12"}"#);
+    assert_eq!(last.recorded_at.to_string(), "2016-12-05T10:00:00.000000Z");
+}
+
+#[tokio::test]
+async fn the_demo_tells_the_same_story_on_every_backend() {
+    let clock = story::clock();
+    let mut on_memory = Vec::new();
+    let memory = MemoryStore::with_clock(clock.clone());
+    story::tell(&memory, &clock, &mut on_memory).await.unwrap();
+
+    let clock = story::clock();
+    let sqlite = AnyStore::open_with_clock("sqlite::memory:", clock.clone())
+        .await
+        .unwrap();
+    let mut on_sqlite = Vec::new();
+    let told = story::tell(&sqlite, &clock, &mut on_sqlite).await.unwrap();
+    assert_eq!((told.run, told.events), (1, 17));
+    assert_eq!(
+        String::from_utf8(on_sqlite).unwrap(),
+        String::from_utf8(on_memory).unwrap()
+    );
 }

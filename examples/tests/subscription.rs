@@ -9,6 +9,7 @@ use eventsrc::{
     Aggregate, Command, Event, EventStore, ExecuteError, FieldError, Handle, MemoryStore, Metadata,
     ReadStream, Repository, StreamVersion,
 };
+use eventsrc_examples::store::AnyStore;
 use eventsrc_examples::subscription::{
     Activate, Activated, Create, Created, Deactivate, Deactivated, Subscription, SubscriptionError,
     SubscriptionEvent, SubscriptionId, SubscriptionStatus,
@@ -266,7 +267,16 @@ fn the_talks_stripe_key_payload_reads_as_a_payment_key() {
 
 #[tokio::test]
 async fn a_subscription_lives_through_the_repository() {
-    let store = MemoryStore::new();
+    a_subscription_through_a_repository_on(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn a_subscription_lives_through_the_repository_on_sqlite() {
+    let store = AnyStore::open("sqlite::memory:").await.unwrap();
+    a_subscription_through_a_repository_on(store).await;
+}
+
+async fn a_subscription_through_a_repository_on(store: impl EventStore + Clone) {
     let repository = Repository::new(store.clone());
     let by_user = || Metadata::new().with("user_id", 123);
 

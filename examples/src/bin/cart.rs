@@ -1,25 +1,55 @@
-//! Seed 004's carts, told through `eventsrc::Repository` on a `MemoryStore`: the talk's slide
-//! (two computers in, a mouse, one computer out, checkout) plus the commands a cart refuses;
-//! then "total computers sold", a counter folded over the global log.
+//! Seed 004's carts, told through `eventsrc::Repository`: the talk's slide (two computers in, a
+//! mouse, one computer out, checkout) plus the commands a cart refuses; then "total computers
+//! sold", a counter folded over the carts' events in the global log.
 //!
-//! Run with: cargo run -p eventsrc-examples --bin cart
+//! The store is `memory:` (nothing kept) unless `--store <url>` or the environment variable
+//! `EVENTSRC_STORE` names another (the flag wins), e.g. `sqlite://eventsrc-demo.db`, the leads
+//! demo's file: the carts' streams sit beside the leads' and the counter reads only carts. On a
+//! store that already holds carts 1 and 2 the commands are decided against what is there (a
+//! checked-out cart refuses more items), and the counter includes the earlier runs' sales.
+//!
+//! Run with: `cargo run -p eventsrc-examples --bin cart [-- --store <url>]`
 
 use std::error::Error;
 use std::fmt::Debug;
+use std::process::ExitCode;
 
 use eventsrc::store::ReadAll;
 use eventsrc::{
-    Aggregate, AggregateCommand, Event, EventStore, ExecuteError, GlobalPosition, Handle,
-    MemoryStore, Metadata, Repository,
+    Aggregate, AggregateCommand, Event, EventStore, ExecuteError, GlobalPosition, Handle, Metadata,
+    Repository,
 };
 use eventsrc_examples::cart::{AddItem, Cart, CartEvent, CartId, Checkout, RemoveItem, Sales};
+use eventsrc_examples::store::{AnyStore, Invocation, StoreUrl};
+
+/// The store when neither `--store` nor `EVENTSRC_STORE` names one.
+const DEFAULT_STORE: &str = "memory:";
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
+    let (url, source) = match Invocation::from_env(DEFAULT_STORE)? {
+        Invocation::Help => {
+            print!("{}", Invocation::usage("cart", DEFAULT_STORE));
+            return Ok(());
+        }
+        Invocation::Run { url, source } => (url, source),
+    };
     eventsrc::registry::check()?;
-    let store = MemoryStore::new();
+    let url: StoreUrl = url.parse()?;
+    let store = url.open().await?;
     let repository = Repository::new(store.clone());
-    println!("eventsrc: seed 004's carts on a MemoryStore");
+    println!("eventsrc: seed 004's carts on {store}");
+    println!("Store URL: {url} ({source})");
     let events: Vec<String> = eventsrc::registry::events()
         .into_iter()
         .filter(|event| event.aggregates.contains(&Cart::TYPE))
@@ -32,6 +62,17 @@ async fn main() -> Result<(), Box<dyn Error>> {
     );
 
     let one = CartId(1);
+    let two = CartId(2);
+    for cart in [one, two] {
+        let earlier = repository.load::<Cart>(&cart).await?;
+        if earlier.version.get() > 0 {
+            println!(
+                "Cart {cart} already has {} events in this store (an earlier run): the commands \
+                 below are decided against them.",
+                earlier.version
+            );
+        }
+    }
     println!("\nCart 1, as on the talk's slide, then three commands it refuses and a repeat");
     send(&repository, add(one, "computer", 1)).await?;
     send(&repository, add(one, "computer", 1)).await?;
@@ -43,7 +84,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
     send(&repository, Checkout { cart: one }).await?;
     send(&repository, add(one, "computer", 1)).await?;
 
-    let two = CartId(2);
     println!("\nCart 2: checked out while empty, then filled and left open");
     send(&repository, Checkout { cart: two }).await?;
     send(&repository, add(two, "computer", 3)).await?;
@@ -71,7 +111,7 @@ fn remove(cart: CartId, sku: &str, quantity: u32) -> RemoveItem {
 
 /// Sends `command` to its cart and prints what became of it: the events and the cart after
 /// them, a no-op, or why it was refused.
-async fn send<C>(repository: &Repository<MemoryStore>, command: C) -> Result<(), Box<dyn Error>>
+async fn send<C>(repository: &Repository<AnyStore>, command: C) -> Result<(), Box<dyn Error>>
 where
     C: AggregateCommand<Aggregate = Cart> + Debug,
     Cart: Handle<C>,
@@ -111,28 +151,34 @@ fn contents(cart: &Cart) -> String {
     }
 }
 
-/// Every cart event in the global log, with the "computers" counter after each.
-async fn print_computers_sold(store: &MemoryStore) -> Result<(), Box<dyn Error>> {
+/// Every cart event in the global log (other streams in the store are skipped), with the
+/// "computers" counter after each.
+async fn print_computers_sold(store: &AnyStore) -> Result<(), Box<dyn Error>> {
     println!("\nTotal computers sold: a counter folded over every cart's events, in log order");
     println!(
         "  position  cart    event        payload                           in open carts  sold"
     );
     let mut computers = Sales::of("computer");
-    let records = store
-        .read_all(ReadAll::after(GlobalPosition::START))
-        .await?;
-    for record in &records {
-        let event: CartEvent = record.decode()?;
-        computers.apply(&record.stream, &event);
-        println!(
-            "  {:<8}  {:<6}  {:<11}  {:<32}  {:<13}  {}",
-            record.global_position.to_string(),
-            record.stream.to_string(),
-            record.event_type,
-            record.payload,
-            computers.in_open_carts(),
-            computers.sold(),
-        );
+    let mut after = GlobalPosition::START;
+    loop {
+        let page = ReadAll::after(after).categories([Cart::TYPE]);
+        let records = store.read_all(page).await?;
+        let Some(last) = records.last() else {
+            return Ok(());
+        };
+        after = last.global_position;
+        for record in &records {
+            let event: CartEvent = record.decode()?;
+            computers.apply(&record.stream, &event);
+            println!(
+                "  {:<8}  {:<6}  {:<11}  {:<32}  {:<13}  {}",
+                record.global_position.to_string(),
+                record.stream.to_string(),
+                record.event_type,
+                record.payload,
+                computers.in_open_carts(),
+                computers.sold(),
+            );
+        }
     }
-    Ok(())
 }

@@ -1,30 +1,61 @@
-//! Seed 001's subscriptions, told through `eventsrc::Repository` on a `MemoryStore`:
-//! subscription 12 is created, activated with a payment key (twice, as a provider's
-//! notification may arrive twice: the talk's `noop?`), refused a second key, deactivated and
-//! activated again; then the talk's two tables, the stored events and the subscription row.
+//! Seed 001's subscriptions, told through `eventsrc::Repository`: subscription 12 is created,
+//! activated with a payment key (twice, as a provider's notification may arrive twice: the
+//! talk's `noop?`), refused a second key, deactivated and activated again; then the talk's two
+//! tables, the stored events and the subscription row.
 //!
-//! Run with: cargo run -p eventsrc-examples --bin subscription
+//! The store is `memory:` (nothing kept) unless `--store <url>` or the environment variable
+//! `EVENTSRC_STORE` names another (the flag wins), e.g. `sqlite://eventsrc-demo.db`, the leads
+//! demo's file. On a store that already holds subscription 12 the commands are decided against
+//! what is there (some turn into no-ops or refusals), and the tables show every run's events,
+//! each stamped with the story's dates in February and April 2018.
+//!
+//! Run with: `cargo run -p eventsrc-examples --bin subscription [-- --store <url>]`
 
 use std::error::Error;
 use std::fmt::Debug;
+use std::process::ExitCode;
 
 use eventsrc::{
-    Aggregate, AggregateCommand, Event, EventStore, ExecuteError, Handle, ManualClock, MemoryStore,
-    Metadata, ReadStream, Repository, Timestamp,
+    Aggregate, AggregateCommand, Event, EventStore, ExecuteError, Handle, ManualClock, Metadata,
+    ReadStream, Repository, Timestamp,
 };
+use eventsrc_examples::store::{AnyStore, Invocation, StoreUrl};
 use eventsrc_examples::subscription::{Activate, Create, Deactivate, Subscription, SubscriptionId};
 
 /// 2018-02-01T10:00:00Z, in seconds since the Unix epoch: the talk's subscription 12 was
 /// created that day.
 const FEBRUARY_2018: i64 = 1_517_479_200;
 
+/// The store when neither `--store` nor `EVENTSRC_STORE` names one.
+const DEFAULT_STORE: &str = "memory:";
+
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
+    let (url, source) = match Invocation::from_env(DEFAULT_STORE)? {
+        Invocation::Help => {
+            print!("{}", Invocation::usage("subscription", DEFAULT_STORE));
+            return Ok(());
+        }
+        Invocation::Run { url, source } => (url, source),
+    };
     eventsrc::registry::check()?;
+    let url: StoreUrl = url.parse()?;
+    // A manual clock stamps `recorded_at`, so the story happens in 2018, as in the talk.
     let clock = ManualClock::new(Timestamp::from_micros(FEBRUARY_2018 * 1_000_000));
-    let store = MemoryStore::with_clock(clock.clone());
+    let store = url.open_with_clock(clock.clone()).await?;
     let repository = Repository::new(store.clone());
-    println!("eventsrc: seed 001's subscriptions on a MemoryStore");
+    println!("eventsrc: seed 001's subscriptions on {store}");
+    println!("Store URL: {url} ({source})");
     let events: Vec<String> = eventsrc::registry::events()
         .into_iter()
         .filter(|event| event.aggregates.contains(&Subscription::TYPE))
@@ -43,6 +74,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
         subscription: id,
         payment_key: key.into(),
     };
+    let earlier = repository.load::<Subscription>(&id).await?.version;
+    if earlier.get() > 0 {
+        println!(
+            "Subscription {id} already has {earlier} events in this store (an earlier run): the \
+             commands below are decided against them."
+        );
+    }
     println!("\nCommands for subscription {id}");
     let create = |email: &str, plan: &str| Create {
         subscription: id,
@@ -75,7 +113,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
 /// Sends `command` to its subscription and prints what became of it.
 async fn send<C>(
-    repository: &Repository<MemoryStore>,
+    repository: &Repository<AnyStore>,
     command: C,
     metadata: Metadata,
 ) -> Result<(), Box<dyn Error>>
@@ -104,7 +142,7 @@ where
 }
 
 /// The talk's events table: id, subscription id, type, data, metadata, created_at.
-async fn print_events(store: &MemoryStore, id: SubscriptionId) -> Result<(), Box<dyn Error>> {
+async fn print_events(store: &AnyStore, id: SubscriptionId) -> Result<(), Box<dyn Error>> {
     let stream = Subscription::stream_id(&id)?;
     println!("\nStored events of {stream}, as the talk's events table");
     println!(
@@ -128,7 +166,7 @@ async fn print_events(store: &MemoryStore, id: SubscriptionId) -> Result<(), Box
 
 /// The talk's subscriptions table: the aggregate's current state.
 async fn print_row(
-    repository: &Repository<MemoryStore>,
+    repository: &Repository<AnyStore>,
     id: SubscriptionId,
 ) -> Result<(), Box<dyn Error>> {
     let loaded = repository.load::<Subscription>(&id).await?;
