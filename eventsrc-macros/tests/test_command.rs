@@ -24,7 +24,7 @@ pub struct Tagged {
 #[error("the course is already registered")]
 pub struct AlreadyRegistered;
 
-#[derive(Default, Debug)]
+#[derive(Default, Debug, PartialEq)]
 pub struct Course {
     name: Option<String>,
     tags: Vec<String>,
@@ -602,4 +602,34 @@ fn a_whole_command_check_runs_after_the_field_rules() {
     let fields: Vec<&str> = error.fields.iter().map(|f| f.field).collect();
     assert_eq!(fields, ["seats", "ends"]);
     assert_eq!(error.fields[1].message, "must come after `starts`");
+}
+
+/// The same routing and validation read as a spec, through eventsrc-testing's fixture (which
+/// also checks on its own that the generated events round-trip and the state rebuilds).
+#[test]
+fn routing_and_validation_read_as_a_spec() {
+    use eventsrc_testing::AggregateFixture;
+
+    let register = |name: &str, seats| Register {
+        course: "rust-101".into(),
+        name: name.into(),
+        seats,
+    };
+    AggregateFixture::<Course>::new()
+        .given_nothing()
+        .when(register("", 0))
+        .then_invalid(&["name", "seats"])
+        .when(register("Rust 101", 12))
+        .then_events([Registered {
+            name: "Rust 101".into(),
+            seats: 12,
+        }
+        .into()])
+        .when(register("Rust 101", 12))
+        .then_error(AlreadyRegistered)
+        .when(Tag {
+            course: "rust-101".into(),
+            tags: vec![],
+        })
+        .then_invalid(&["tags"]);
 }
