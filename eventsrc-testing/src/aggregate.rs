@@ -133,6 +133,11 @@ where
         self
     }
 
+    /// The state folded from the given events (and earlier commands' events) so far.
+    pub fn state(&self) -> &A {
+        &self.state
+    }
+
     /// Events that already happened, applied in order.
     #[track_caller]
     pub fn given(mut self, events: impl IntoIterator<Item = A::Event>) -> Self {
@@ -351,6 +356,20 @@ where
                 self.command
             );
         }
+        self
+    }
+
+    /// Validation refused the command; `check` inspects the whole error (fields and messages).
+    #[track_caller]
+    pub fn then_validation(self, check: impl FnOnce(&ValidationError)) -> Self {
+        let Outcome::Invalid(invalid) = &self.outcome else {
+            panic!(
+                "`{}` was expected to fail validation, but {}",
+                self.command,
+                self.describe()
+            );
+        };
+        check(invalid);
         self
     }
 

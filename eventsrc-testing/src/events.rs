@@ -84,3 +84,40 @@ pub fn assert_upcasts<E: Event + Debug + PartialEq>(
         }
     }
 }
+
+/// Asserts the exact stored form of `event`: its name, schema version and payload text (and
+/// that it round-trips, as [`assert_round_trip`]).
+///
+/// ```
+/// # use eventsrc::Event;
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(Event, Serialize, Deserialize, Debug, PartialEq)]
+/// #[event(name = "cart.item_added")]
+/// struct ItemAdded { sku: String }
+///
+/// eventsrc_testing::assert_stored_as(&ItemAdded { sku: "laptop".into() }, "cart.item_added", 1, r#"{"sku":"laptop"}"#);
+/// ```
+#[track_caller]
+pub fn assert_stored_as<E: Event + Debug + PartialEq>(
+    event: &E,
+    event_type: &str,
+    schema_version: u32,
+    payload: &str,
+) {
+    let stored = (event.event_type(), event.schema_version());
+    if stored != (event_type, schema_version) {
+        panic!(
+            "{event:?} is stored as `{}` v{}, expected `{event_type}` v{schema_version}",
+            stored.0, stored.1
+        );
+    }
+    match event.encode() {
+        Ok(actual) if actual == payload => {}
+        Ok(actual) => panic!(
+            "`{event_type}` v{schema_version} has another payload (- expected, + actual):\n{}",
+            crate::diff::lines(payload, &actual)
+        ),
+        Err(error) => panic!("`{event_type}` v{schema_version} does not encode: {error}"),
+    }
+    check_round_trip(event);
+}

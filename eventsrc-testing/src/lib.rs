@@ -9,6 +9,6 @@ mod eventually;
 mod readside;
 
 pub use aggregate::{AggregateFixture, EventPredicate, Then};
-pub use events::{assert_round_trip, assert_upcasts};
+pub use events::{assert_round_trip, assert_stored_as, assert_upcasts};
 pub use eventually::eventually;
 pub use readside::{ProjectionFixture, ProjectionWhen, ReactorFixture, ReactorThen};

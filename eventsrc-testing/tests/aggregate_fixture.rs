@@ -271,3 +271,23 @@ fn the_round_trip_check_can_be_switched_off() {
         .given([Lossy { kept: 2, lost: 0 }.into()])
         .without_state_check();
 }
+
+#[test]
+fn validation_failures_can_be_inspected_whole_and_the_state_read_at_any_time() {
+    let fixture = AggregateFixture::<Cart>::new().given([added("a"), added("b")]);
+    assert_eq!(fixture.state().items, ["a", "b"]);
+    fixture
+        .when(Add {
+            cart: 1,
+            sku: " ".into(),
+        })
+        .then_validation(|invalid| {
+            assert_eq!(invalid.fields[0].message, "must not be empty");
+        });
+}
+
+#[test]
+#[should_panic(expected = "`Added` v1 has another payload")]
+fn the_exact_stored_form_is_checked() {
+    eventsrc_testing::assert_stored_as(&Added { sku: "a".into() }, "Added", 1, r#"{"sku":"b"}"#);
+}
