@@ -1,0 +1,658 @@
+//! The scale-out backend of [`eventsrc`](https://docs.rs/eventsrc): events, snapshots and
+//! checkpoints in PostgreSQL, shared by many application nodes.
+//!
+//! - **One round trip per append.** A single prepared statement reads the stream's version,
+//!   checks the expected version, inserts the whole batch from arrays and returns the result,
+//!   in autocommit on a pooled connection (`deadpool-postgres`). Concurrent writers race on a
+//!   unique index; the loser runs again and appends after the winner, or reports
+//!   [`StoreError::WrongExpectedVersion`] when its expectation no longer holds.
+//! - **A gap-free global log.** A [`GlobalPosition`] is `(transaction id, position)`, and
+//!   [`read_all`](EventStore::read_all) returns only events of transactions older than the
+//!   oldest one still in flight, so a reader never skips an event whose transaction commits
+//!   after a later-numbered one. When events are held back only by appends still finishing,
+//!   a read waits for them a moment ([`PgOptions::horizon_wait`]), so it returns everything
+//!   committed before it began. See [`PgEventStore::lag`] for how far behind a reader is.
+//! - **`recorded_at`** is the server's clock at the start of the append's transaction.
+//! - **Live readers are woken** by LISTEN/NOTIFY: see [`PgEventStore::notifications`].
+//! - **Versioned schema**, created and migrated on connect under an advisory lock, so several
+//!   nodes may start at once; a schema written by a newer build is refused with
+//!   [`ConnectError::NewerSchema`].
+//! - **Tenants** share the tables; every query is scoped by the handle's tenant.
+//!
+//! ```no_run
+//! use eventsrc::{EventStore, ExpectedVersion, NewEvent, ReadStream, StreamId};
+//! use eventsrc_postgres::{PgEventStore, PgOptions};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = PgEventStore::connect_with(
+//!     "postgres://app@db.internal/app",
+//!     PgOptions::default().schema("orders").pool_size(32),
+//! )
+//! .await?;
+//! let stream = StreamId::new("cart", 42)?;
+//! let added = NewEvent::raw("ItemAdded", 1, r#"{"sku":"apple"}"#);
+//! store.append(&stream, ExpectedVersion::NoStream, vec![added]).await?;
+//! let events = store.read_stream(&stream, ReadStream::forward()).await?;
+//! assert_eq!(&*events[0].event_type, "ItemAdded");
+//!
+//! // Another tenant sees nothing of it.
+//! let acme = store.with_tenant("acme".into());
+//! assert!(acme.read_stream(&stream, ReadStream::forward()).await?.is_empty());
+//! # Ok(()) }
+//! ```
+//!
+//! TLS: [`PgEventStore::connect`] and [`connect_with`](PgEventStore::connect_with) connect
+//! without it; [`connect_config_tls`](PgEventStore::connect_config_tls) takes the
+//! `tokio_postgres` TLS connector of your choice, so this crate pulls in no TLS stack.
+
+mod notify;
+mod options;
+mod rows;
+mod schema;
+mod writer;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use eventsrc::store::{AppendResult, ReadAll, ReadStream, Snapshot, StoreError, check_batch};
+use eventsrc::{
+    CheckpointStore, Direction, EventStore, ExpectedVersion, GlobalPosition, NewEvent,
+    RecordedEvent, SnapshotStore, StoredEvent, StreamId, StreamVersion, Tenant, Timestamp,
+};
+use tokio::sync::{OnceCell, watch};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row, Socket};
+
+pub use options::{ConnectError, PgOptions};
+pub use schema::CURRENT as SCHEMA_VERSION;
+/// The pool and driver this crate is built on, at the versions its API uses.
+pub use {deadpool_postgres, tokio_postgres};
+
+/// How far a reader at some position is behind the log; see [`PgEventStore::lag`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lag {
+    /// Events after the position that `read_all` returns now.
+    pub readable: u64,
+    /// Events after the position already committed but held back behind a transaction still
+    /// in flight; `read_all` returns them once it finishes.
+    pub held_back: u64,
+}
+
+impl Lag {
+    /// Every committed event after the position.
+    pub fn total(&self) -> u64 {
+        self.readable + self.held_back
+    }
+}
+
+/// An event store, snapshot store and checkpoint store in a PostgreSQL schema.
+///
+/// Clones and [`with_tenant`](EventStore::with_tenant) handles share one connection pool; it
+/// closes when the last handle is dropped.
+#[derive(Clone)]
+pub struct PgEventStore {
+    shared: Arc<Shared>,
+    tenant: Tenant,
+}
+
+struct Shared {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    /// Opens the LISTEN connection, with the pool's TLS connector.
+    listen_connector: notify::Connector,
+    schema: String,
+    sql: Sql,
+    horizon_wait: Duration,
+    /// Sends NOTIFY after appends; `None` when [`PgOptions::notify`] is off.
+    notifier: Option<notify::Notifier>,
+    listener: OnceCell<notify::Listener>,
+}
+
+/// Every statement, with the schema filled in once at connect.
+struct Sql {
+    writer: writer::WriteSql,
+    read: rows::ReadSql,
+    load_snapshot: String,
+    save_snapshot: String,
+    load_checkpoint: String,
+    save_checkpoint: String,
+}
+
+impl Sql {
+    fn new(quoted: &str) -> Self {
+        Self {
+            writer: writer::WriteSql::new(quoted),
+            read: rows::ReadSql::new(quoted),
+            load_snapshot: format!(
+                "SELECT version, state_version, payload, taken_at FROM {quoted}.snapshots \
+                 WHERE tenant = $1 AND stream = $2"
+            ),
+            save_snapshot: format!(
+                "INSERT INTO {quoted}.snapshots AS s \
+                     (tenant, stream, version, state_version, payload, taken_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (tenant, stream) DO UPDATE SET version = excluded.version, \
+                     state_version = excluded.state_version, payload = excluded.payload, \
+                     taken_at = excluded.taken_at \
+                 WHERE excluded.version >= s.version"
+            ),
+            load_checkpoint: format!(
+                "SELECT commit_id, sequence FROM {quoted}.checkpoints \
+                 WHERE tenant = $1 AND subscriber = $2"
+            ),
+            save_checkpoint: format!(
+                "INSERT INTO {quoted}.checkpoints (tenant, subscriber, commit_id, sequence) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant, subscriber) DO UPDATE \
+                 SET commit_id = excluded.commit_id, sequence = excluded.sequence"
+            ),
+        }
+    }
+}
+
+impl std::fmt::Debug for PgEventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgEventStore")
+            .field("schema", &self.shared.schema)
+            .field("tenant", &self.tenant)
+            .finish()
+    }
+}
+
+pub(crate) fn backend(error: tokio_postgres::Error) -> StoreError {
+    StoreError::backend(error)
+}
+
+impl PgEventStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`, or
+    /// the `key=value` form) with default [`PgOptions`], creating or migrating the schema.
+    pub async fn connect(url: &str) -> Result<Self, ConnectError> {
+        Self::connect_with(url, PgOptions::default()).await
+    }
+
+    /// Connects to the database at `url` with `options`.
+    pub async fn connect_with(url: &str, options: PgOptions) -> Result<Self, ConnectError> {
+        let config = url
+            .parse::<tokio_postgres::Config>()
+            .map_err(ConnectError::InvalidUrl)?;
+        Self::connect_config(config, options).await
+    }
+
+    /// Connects with a ready `tokio_postgres` configuration and `options` (whose application
+    /// name and connect timeout replace the configuration's), without TLS.
+    pub async fn connect_config(
+        config: tokio_postgres::Config,
+        options: PgOptions,
+    ) -> Result<Self, ConnectError> {
+        Self::connect_config_tls(config, options, NoTls).await
+    }
+
+    /// Connects with a ready configuration, `options`, and the TLS connector `tls` for every
+    /// connection (the pool's and the LISTEN one): any `tokio_postgres` connector, such as
+    /// `tokio_postgres_rustls::MakeRustlsConnect` or `postgres_native_tls::MakeTlsConnector`,
+    /// which your application adds as a dependency. Set the configuration's `ssl_mode` to
+    /// `Require` to refuse a server without TLS.
+    ///
+    /// ```no_run
+    /// use eventsrc_postgres::{PgEventStore, PgOptions};
+    ///
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = "host=localhost user=app dbname=app".parse()?;
+    /// // Here `NoTls`; pass your TLS crate's connector instead.
+    /// let store = PgEventStore::connect_config_tls(
+    ///     config,
+    ///     PgOptions::default(),
+    ///     tokio_postgres::NoTls,
+    /// )
+    /// .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_config_tls<T>(
+        mut config: tokio_postgres::Config,
+        options: PgOptions,
+        tls: T,
+    ) -> Result<Self, ConnectError>
+    where
+        T: MakeTlsConnect<Socket> + Clone + Sync + Send + 'static,
+        T::Stream: Sync + Send,
+        T::TlsConnect: Sync + Send,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        options::check_schema_name(&options.schema)?;
+        config
+            .application_name(&options.application_name)
+            .connect_timeout(options.connect_timeout);
+        let listen_connector = notify::connector(tls.clone());
+        let manager = Manager::from_config(
+            config.clone(),
+            tls,
+            ManagerConfig {
+                // A closed connection is noticed without a round trip; one that dies while
+                // idle fails its next operation cleanly and is dropped from the pool.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.pool_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .build()
+            .map_err(|e| ConnectError::Pool(e.to_string()))?;
+        let quoted = format!("\"{}\"", options.schema);
+        {
+            let mut client = pool
+                .get()
+                .await
+                .map_err(|e| ConnectError::Pool(e.to_string()))?;
+            let client: &mut tokio_postgres::Client = &mut client;
+            schema::migrate(client, &options.schema, &quoted).await?;
+        }
+        let notifier = options
+            .notify
+            .then(|| notify::Notifier::start(pool.clone(), options.schema.clone()));
+        Ok(Self {
+            shared: Arc::new(Shared {
+                pool,
+                config,
+                listen_connector,
+                notifier,
+                sql: Sql::new(&quoted),
+                schema: options.schema,
+                horizon_wait: options.horizon_wait,
+                listener: OnceCell::new(),
+            }),
+            tenant: Tenant::default(),
+        })
+    }
+
+    /// The schema this store keeps its tables in.
+    pub fn schema(&self) -> &str {
+        &self.shared.schema
+    }
+
+    /// The connection pool, for running your own statements next to the store's (a read
+    /// model updated with its checkpoint, say).
+    pub fn pool(&self) -> &Pool {
+        &self.shared.pool
+    }
+
+    /// A receiver that changes whenever an append commits to this schema (any tenant), fed by
+    /// a dedicated connection LISTENing on the channel named after the schema.
+    ///
+    /// Wait with [`changed`](watch::Receiver::changed), then read the log from your last
+    /// position. The value is only a counter: it also moves when the listening connection
+    /// reconnects (notifications may have been missed meanwhile), and several appends may
+    /// wake a reader once. The first call opens the connection (an error if it cannot); later
+    /// calls share it, and it reconnects by itself until the last handle is dropped.
+    ///
+    /// Where notifications cannot be had ([`PgOptions::notify`] off on some writer, a pooler
+    /// in transaction mode between the application and the database), poll `read_all`
+    /// instead: it is always correct, and notifications only shorten the wait.
+    pub async fn notifications(&self) -> Result<watch::Receiver<u64>, StoreError> {
+        let listener = self
+            .shared
+            .listener
+            .get_or_try_init(|| {
+                notify::listen(
+                    self.shared.listen_connector.clone(),
+                    self.shared.config.clone(),
+                    self.shared.schema.clone(),
+                )
+            })
+            .await
+            .map_err(backend)?;
+        Ok(listener.counter.subscribe())
+    }
+
+    /// How far a reader that has read up to `after` is behind this tenant's log: the events
+    /// it can read now, and those already committed but held back behind a transaction still
+    /// in flight. `head_position` gives the same horizon as a position: a subscriber is
+    /// caught up when its checkpoint equals the head.
+    pub async fn lag(&self, after: GlobalPosition) -> Result<Lag, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.shared.sql.read.lag)
+            .await
+            .map_err(backend)?;
+        let (commit, sequence) = rows::position_params(after);
+        let row = client
+            .query_one(&statement, &[&self.tenant.as_str(), &commit, &sequence])
+            .await
+            .map_err(backend)?;
+        let readable: i64 = row.try_get(0).map_err(backend)?;
+        let held_back: i64 = row.try_get(1).map_err(backend)?;
+        Ok(Lag {
+            readable: readable.max(0) as u64,
+            held_back: held_back.max(0) as u64,
+        })
+    }
+
+    /// Test hook, not public API: appends with the store's own statement inside an explicit
+    /// transaction that stays open for a random time of up to `hold` after the insert, so that
+    /// tests can make transactions commit out of position order. The connection is discarded
+    /// afterwards.
+    #[doc(hidden)]
+    pub async fn __append_holding_transaction(
+        &self,
+        stream: &StreamId,
+        events: Vec<NewEvent>,
+        hold: Duration,
+    ) -> Result<AppendResult, StoreError> {
+        check_batch(stream, &events)?;
+        let client = Object::take(self.client().await?);
+        client.batch_execute("BEGIN").await.map_err(backend)?;
+        let appended = self
+            .append_on(&client, stream, ExpectedVersion::Any, &events)
+            .await?;
+        client
+            .execute(
+                "SELECT pg_sleep(random() * $1::float8)",
+                &[&hold.as_secs_f64()],
+            )
+            .await
+            .map_err(backend)?;
+        client.batch_execute("COMMIT").await.map_err(backend)?;
+        Ok(appended)
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.shared.pool.get().await.map_err(StoreError::backend)
+    }
+
+    async fn append_on(
+        &self,
+        client: &deadpool_postgres::ClientWrapper,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult, StoreError> {
+        let append = writer::Append {
+            tenant: &self.tenant,
+            stream,
+            expected,
+            events,
+        };
+        writer::append(client, &self.shared.sql.writer, &append).await
+    }
+
+    /// Runs a log read or the head query (`sql`) until nothing it could return is held back,
+    /// or [`PgOptions::horizon_wait`] runs out. `full` says whether an answer is complete
+    /// regardless (a full page). The connection goes back to the pool between tries.
+    async fn below_horizon(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        full: impl Fn(&[Row]) -> Result<bool, StoreError>,
+    ) -> Result<Vec<Row>, StoreError> {
+        let deadline = Instant::now() + self.shared.horizon_wait;
+        let mut pause = Duration::from_millis(1);
+        let mut target: Option<i64> = None;
+        loop {
+            let found = {
+                let client = self.client().await?;
+                let statement = client.prepare_cached(sql).await.map_err(backend)?;
+                client.query(&statement, params).await.map_err(backend)?
+            };
+            let Some(first) = found.first() else {
+                return Ok(found);
+            };
+            let (horizon, held) = rows::horizon(first)?;
+            // Wait for the events held back at the first try, not for later ones.
+            let waiting_for = match (target, held) {
+                (Some(target), _) => target,
+                (None, Some(held)) => *target.insert(held),
+                (None, None) => return Ok(found),
+            };
+            if horizon > waiting_for || full(&found)? || Instant::now() >= deadline {
+                return Ok(found);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+}
+
+impl EventStore for PgEventStore {
+    fn tenant(&self) -> &Tenant {
+        &self.tenant
+    }
+
+    fn with_tenant(&self, tenant: Tenant) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            tenant,
+        }
+    }
+
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        check_batch(stream, &events)?;
+        let client = self.client().await?;
+        let appended = self.append_on(&client, stream, expected, &events).await?;
+        drop(client);
+        if let (false, Some(notifier)) = (appended.already_stored, &self.shared.notifier) {
+            notifier.appended();
+        }
+        Ok(appended)
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let found = self.stream_rows(stream, read, false).await?;
+        rows::records(&found, 0, &self.tenant, Some(stream))
+    }
+
+    async fn visit_stream<F, E>(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+        visit: F,
+    ) -> Result<(), E>
+    where
+        F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        let found = self.stream_rows(stream, read, true).await?;
+        rows::visit(&found, stream, visit)
+    }
+
+    async fn read_all(&self, read: ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
+        let (commit, sequence) = rows::position_params(read.after);
+        let limit = rows::limit_param(&read);
+        let params: [&(dyn ToSql + Sync); 6] = [
+            &self.tenant.as_str(),
+            &commit,
+            &sequence,
+            &limit,
+            &read.filter.event_types,
+            &read.filter.categories,
+        ];
+        let found = self
+            .below_horizon(&self.shared.sql.read.all, &params, |found| {
+                let events = match found.first() {
+                    Some(first) if rows::has_event(first)? => found.len(),
+                    _ => 0,
+                };
+                Ok(events as i64 >= limit)
+            })
+            .await?;
+        match found.first() {
+            Some(first) if rows::has_event(first)? => rows::records(&found, 2, &self.tenant, None),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<StreamVersion, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.shared.sql.read.stream_version)
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_one(&statement, &[&self.tenant.as_str(), &stream.as_str()])
+            .await
+            .map_err(backend)?;
+        let version: i64 = row.try_get(0).map_err(backend)?;
+        Ok(StreamVersion(version.max(0) as u64))
+    }
+
+    async fn head_position(&self) -> Result<GlobalPosition, StoreError> {
+        let tenant = self.tenant.as_str();
+        let found = self
+            .below_horizon(&self.shared.sql.read.head, &[&tenant], |_| Ok(false))
+            .await?;
+        let Some(row) = found.first() else {
+            return Ok(GlobalPosition::START);
+        };
+        let commit: Option<i64> = row.try_get(2).map_err(backend)?;
+        let sequence: Option<i64> = row.try_get(3).map_err(backend)?;
+        Ok(match (commit, sequence) {
+            (Some(commit), Some(sequence)) => {
+                GlobalPosition::new(commit.max(0) as u64, sequence.max(0) as u64)
+            }
+            _ => GlobalPosition::START,
+        })
+    }
+}
+
+impl PgEventStore {
+    /// The rows of a stream read: every column, or only those a visit reads.
+    async fn stream_rows(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+        visit: bool,
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.client().await?;
+        let sql = &self.shared.sql.read;
+        let sql = match (read.direction, visit) {
+            (Direction::Forward, false) => &sql.forward,
+            (Direction::Backward, false) => &sql.backward,
+            (Direction::Forward, true) => &sql.visit_forward,
+            (Direction::Backward, true) => &sql.visit_backward,
+        };
+        let statement = client.prepare_cached(sql).await.map_err(backend)?;
+        let (from, limit) = rows::stream_bounds(read);
+        client
+            .query(
+                &statement,
+                &[&self.tenant.as_str(), &stream.as_str(), &from, &limit],
+            )
+            .await
+            .map_err(backend)
+    }
+}
+
+impl SnapshotStore for PgEventStore {
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.shared.sql.load_snapshot)
+            .await
+            .map_err(backend)?;
+        let Some(row) = client
+            .query_opt(&statement, &[&self.tenant.as_str(), &stream.as_str()])
+            .await
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        let version: i64 = row.try_get(0).map_err(backend)?;
+        let state_version: i64 = row.try_get(1).map_err(backend)?;
+        let taken_at: std::time::SystemTime = row.try_get(3).map_err(backend)?;
+        let state_version = u32::try_from(state_version).map_err(|_| {
+            StoreError::backend(std::io::Error::other(format!(
+                "the snapshot of `{stream}` has state version {state_version}, outside u32"
+            )))
+        })?;
+        Ok(Some(Snapshot {
+            stream: stream.clone(),
+            version: StreamVersion(version as u64),
+            state_version,
+            payload: row.try_get(2).map_err(backend)?,
+            taken_at: Timestamp::from(taken_at),
+        }))
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.shared.sql.save_snapshot)
+            .await
+            .map_err(backend)?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &self.tenant.as_str(),
+                    &snapshot.stream.as_str(),
+                    &(snapshot.version.get() as i64),
+                    &i64::from(snapshot.state_version),
+                    &snapshot.payload,
+                    &std::time::SystemTime::from(snapshot.taken_at),
+                ],
+            )
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
+}
+
+impl CheckpointStore for PgEventStore {
+    async fn load_checkpoint(
+        &self,
+        subscriber: &str,
+    ) -> Result<Option<GlobalPosition>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.shared.sql.load_checkpoint)
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_opt(&statement, &[&self.tenant.as_str(), &subscriber])
+            .await
+            .map_err(backend)?;
+        row.map(|row| {
+            let commit: i64 = row.try_get(0).map_err(backend)?;
+            let sequence: i64 = row.try_get(1).map_err(backend)?;
+            // Stored bit for bit: u64 → i64 → u64 is the identity.
+            Ok(GlobalPosition::new(commit as u64, sequence as u64))
+        })
+        .transpose()
+    }
+
+    async fn save_checkpoint(
+        &self,
+        subscriber: &str,
+        position: GlobalPosition,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.shared.sql.save_checkpoint)
+            .await
+            .map_err(backend)?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &self.tenant.as_str(),
+                    &subscriber,
+                    &(position.commit as i64),
+                    &(position.sequence as i64),
+                ],
+            )
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
+}

@@ -1,0 +1,302 @@
+//! Reading rows: the SQL of every read, and rows turned into records (or borrowed views).
+//!
+//! Reads of the global log stop at the *horizon*: the oldest transaction still in flight when
+//! the statement's snapshot was taken (`pg_snapshot_xmin(pg_current_snapshot())`). Every
+//! transaction below it has finished, so every event it will ever hold is visible now, and an
+//! event committed later belongs to a transaction at or above it, ordered after everything
+//! returned: a reader paging by `(transaction_id, position)` never skips an event that commits
+//! after a later-numbered one (DESIGN.md, the bigserial trap).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use eventsrc::store::{Direction, ReadAll, ReadStream, StoreError};
+use eventsrc::{
+    EventId, GlobalPosition, Metadata, RecordedEvent, StoredEvent, StreamId, StreamVersion, Tenant,
+    Timestamp, Uuid,
+};
+use tokio_postgres::Row;
+
+use crate::backend;
+
+/// The columns every event query selects, in this order.
+const COLUMNS: &str = "position, transaction_id, stream, stream_version, event_id, event_type, \
+                       schema_version, payload::text, metadata::text, recorded_at";
+
+/// The columns a visit needs: what folding an aggregate reads, nothing more.
+const VISIT_COLUMNS: &str = "stream_version, event_type, schema_version, payload::text";
+
+/// The horizon of the statement's snapshot, as a one-row CTE named `horizon`.
+const HORIZON: &str = "horizon AS MATERIALIZED ( \
+                           SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin)";
+
+/// The event-type and category filters of a log read, on `$5` and `$6` (empty arrays admit
+/// everything), for a table aliased `alias`.
+fn filters(alias: &str) -> String {
+    format!(
+        "(cardinality($5::text[]) = 0 OR {alias}.event_type = ANY($5::text[])) \
+         AND (cardinality($6::text[]) = 0 OR {alias}.category = ANY($6::text[]))"
+    )
+}
+
+/// The SQL of every read, with the schema name filled in once.
+pub struct ReadSql {
+    pub forward: String,
+    pub backward: String,
+    pub visit_forward: String,
+    pub visit_backward: String,
+    pub all: String,
+    pub head: String,
+    pub lag: String,
+    pub stream_version: String,
+}
+
+impl ReadSql {
+    pub fn new(schema: &str) -> Self {
+        // $1 tenant, $2 stream, $3 first version, $4 limit (NULL: all).
+        let stream = |columns: &str, op: &str, order: &str| {
+            format!(
+                "SELECT {columns} FROM {schema}.events \
+                 WHERE tenant = $1 AND stream = $2 AND stream_version {op} $3 \
+                 ORDER BY stream_version {order} LIMIT $4"
+            )
+        };
+        Self {
+            forward: stream(COLUMNS, ">=", "ASC"),
+            backward: stream(COLUMNS, "<=", "DESC"),
+            visit_forward: stream(VISIT_COLUMNS, ">=", "ASC"),
+            visit_backward: stream(VISIT_COLUMNS, "<=", "DESC"),
+            // $1 tenant, $2..$3 after (commit, sequence), $4 limit, $5 types, $6 categories.
+            // One row always comes back, carrying the horizon and the newest transaction whose
+            // matching events it holds back; event columns are NULL when the page is empty.
+            all: format!(
+                "WITH {HORIZON} \
+                 SELECT h.xmin, held.last, page.* \
+                 FROM horizon h \
+                 CROSS JOIN LATERAL ( \
+                     SELECT max(x.transaction_id) AS last FROM {schema}.events x \
+                     WHERE x.tenant = $1 AND x.transaction_id >= h.xmin \
+                       AND (x.transaction_id, x.position) > ($2, $3) AND {held_filters} \
+                 ) held \
+                 LEFT JOIN LATERAL ( \
+                     SELECT {COLUMNS} FROM {schema}.events e \
+                     WHERE e.tenant = $1 AND (e.transaction_id, e.position) > ($2, $3) \
+                       AND e.transaction_id < h.xmin AND {page_filters} \
+                     ORDER BY e.transaction_id, e.position LIMIT $4 \
+                 ) page ON true",
+                held_filters = filters("x"),
+                page_filters = filters("e"),
+            ),
+            head: format!(
+                "WITH {HORIZON} \
+                 SELECT h.xmin, \
+                     (SELECT max(x.transaction_id) FROM {schema}.events x \
+                      WHERE x.tenant = $1 AND x.transaction_id >= h.xmin), \
+                     last.transaction_id, last.position \
+                 FROM horizon h \
+                 LEFT JOIN LATERAL ( \
+                     SELECT transaction_id, position FROM {schema}.events \
+                     WHERE tenant = $1 AND transaction_id < h.xmin \
+                     ORDER BY transaction_id DESC, position DESC LIMIT 1 \
+                 ) last ON true"
+            ),
+            lag: format!(
+                "WITH {HORIZON} \
+                 SELECT count(*) FILTER (WHERE e.transaction_id < h.xmin), \
+                        count(*) FILTER (WHERE e.transaction_id >= h.xmin) \
+                 FROM horizon h JOIN {schema}.events e \
+                   ON e.tenant = $1 AND (e.transaction_id, e.position) > ($2, $3)"
+            ),
+            stream_version: format!(
+                "SELECT COALESCE(MAX(stream_version), 0) FROM {schema}.events \
+                 WHERE tenant = $1 AND stream = $2"
+            ),
+        }
+    }
+}
+
+/// A stream read's parameters after the tenant and stream: first version and limit.
+pub fn stream_bounds(read: ReadStream) -> (i64, Option<i64>) {
+    let from = match (read.direction, read.from) {
+        (_, Some(version)) => i64::try_from(version.get()).unwrap_or(i64::MAX),
+        (Direction::Forward, None) => 1,
+        (Direction::Backward, None) => i64::MAX,
+    };
+    let limit = read.limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    (from, limit)
+}
+
+/// A position as the two signed columns it is compared with.
+pub fn position_params(position: GlobalPosition) -> (i64, i64) {
+    let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    (signed(position.commit), signed(position.sequence))
+}
+
+/// A log read's limit as SQL wants it.
+pub fn limit_param(read: &ReadAll) -> i64 {
+    i64::try_from(read.limit).unwrap_or(i64::MAX)
+}
+
+pub fn corrupt(position: GlobalPosition, reason: String) -> StoreError {
+    StoreError::Corrupt { position, reason }
+}
+
+/// The fixed-size columns of an event row, starting at column `base`.
+#[derive(Clone, Copy)]
+struct Head {
+    position: GlobalPosition,
+    stream_version: StreamVersion,
+    event_id: EventId,
+    schema_version: u32,
+    recorded_at: Timestamp,
+}
+
+impl Head {
+    fn read(row: &Row, base: usize) -> Result<Self, StoreError> {
+        let sequence: i64 = row.try_get(base).map_err(backend)?;
+        let commit: i64 = row.try_get(base + 1).map_err(backend)?;
+        let position = GlobalPosition::new(commit as u64, sequence as u64);
+        let column = |offset: usize, error: tokio_postgres::Error| {
+            let name = row.columns().get(base + offset).map_or("?", |c| c.name());
+            corrupt(position, format!("column `{name}`: {error}"))
+        };
+        let stream_version: i64 = row.try_get(base + 3).map_err(|e| column(3, e))?;
+        let event_id: Uuid = row.try_get(base + 4).map_err(|e| column(4, e))?;
+        let schema_version: i64 = row.try_get(base + 6).map_err(|e| column(6, e))?;
+        let recorded_at: SystemTime = row.try_get(base + 9).map_err(|e| column(9, e))?;
+        if stream_version < 1 || commit < 0 || sequence < 0 {
+            return Err(corrupt(
+                position,
+                format!("stream version {stream_version}, position {commit}:{sequence}"),
+            ));
+        }
+        let schema_version = u32::try_from(schema_version).map_err(|_| {
+            corrupt(
+                position,
+                format!("schema version {schema_version} is outside 0..=4294967295"),
+            )
+        })?;
+        Ok(Self {
+            position,
+            stream_version: StreamVersion(stream_version as u64),
+            event_id: EventId(event_id),
+            schema_version,
+            recorded_at: Timestamp::from(recorded_at),
+        })
+    }
+}
+
+fn text(row: &Row, column: usize, position: GlobalPosition) -> Result<&str, StoreError> {
+    row.try_get::<_, &str>(column).map_err(|e| {
+        let name = row.columns().get(column).map_or("?", |c| c.name());
+        corrupt(position, format!("column `{name}`: {e}"))
+    })
+}
+
+/// Owned records from event rows whose columns start at `base`. `known` short-cuts parsing
+/// when every row belongs to one stream.
+pub fn records(
+    rows: &[Row],
+    base: usize,
+    tenant: &Tenant,
+    known: Option<&StreamId>,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut records = Vec::with_capacity(rows.len());
+    let mut last_stream: Option<StreamId> = known.cloned();
+    for row in rows {
+        let head = Head::read(row, base)?;
+        let stream = stream_of(row, base + 2, head.position, &mut last_stream)?;
+        let metadata = match row
+            .try_get::<_, Option<&str>>(base + 8)
+            .map_err(|e| corrupt(head.position, format!("metadata: {e}")))?
+        {
+            None => Metadata::default(),
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| corrupt(head.position, format!("metadata: {e}")))?,
+        };
+        records.push(RecordedEvent {
+            event_id: head.event_id,
+            stream,
+            stream_version: head.stream_version,
+            global_position: head.position,
+            tenant: tenant.clone(),
+            event_type: Arc::from(text(row, base + 5, head.position)?),
+            schema_version: head.schema_version,
+            payload: Arc::from(text(row, base + 7, head.position)?),
+            metadata,
+            recorded_at: head.recorded_at,
+        });
+    }
+    Ok(records)
+}
+
+/// Hands each row of a visit read ([`VISIT_COLUMNS`]) to `visit` as a [`StoredEvent`]
+/// borrowing the row's own buffers (no copy per event), in order, stopping at its first error.
+pub fn visit<E>(
+    rows: &[Row],
+    stream: &StreamId,
+    mut visit: impl FnMut(StoredEvent<'_>) -> Result<(), E>,
+) -> Result<(), E>
+where
+    E: From<StoreError>,
+{
+    for row in rows {
+        let version: i64 = row.try_get(0).map_err(backend)?;
+        // A visit reads no position; the reason names the stream version instead.
+        let corrupt = |reason: String| {
+            corrupt(
+                GlobalPosition::START,
+                format!("`{stream}` stream version {version}: {reason}"),
+            )
+        };
+        let text = |column: usize| {
+            row.try_get::<_, &str>(column)
+                .map_err(|e| corrupt(format!("column {column}: {e}")))
+        };
+        let schema_version: i64 = row.try_get(2).map_err(backend)?;
+        let schema_version = u32::try_from(schema_version)
+            .map_err(|_| corrupt(format!("schema version {schema_version} is outside u32")))?;
+        if version < 1 {
+            return Err(corrupt("not a stream version".to_owned()).into());
+        }
+        visit(StoredEvent {
+            stream,
+            stream_version: StreamVersion(version as u64),
+            event_type: text(1)?,
+            schema_version,
+            payload: text(3)?,
+        })?;
+    }
+    Ok(())
+}
+
+/// The row's stream, reusing the previous row's when the text is the same.
+fn stream_of(
+    row: &Row,
+    column: usize,
+    position: GlobalPosition,
+    last: &mut Option<StreamId>,
+) -> Result<StreamId, StoreError> {
+    let name = text(row, column, position)?;
+    if let Some(stream) = last.as_ref().filter(|s| s.as_str() == name) {
+        return Ok(stream.clone());
+    }
+    let stream: StreamId = name
+        .parse()
+        .map_err(|e| corrupt(position, format!("{e}")))?;
+    *last = Some(stream.clone());
+    Ok(stream)
+}
+
+/// The first two columns of a log read or head query: the horizon and the newest transaction
+/// held back behind it, if any.
+pub fn horizon(row: &Row) -> Result<(i64, Option<i64>), StoreError> {
+    let xmin: i64 = row.try_get(0).map_err(backend)?;
+    let held: Option<i64> = row.try_get(1).map_err(backend)?;
+    Ok((xmin, held))
+}
+
+/// Whether a log read's row carries an event (the empty page's single row does not).
+pub fn has_event(row: &Row) -> Result<bool, StoreError> {
+    Ok(row.try_get::<_, Option<i64>>(2).map_err(backend)?.is_some())
+}

@@ -1,0 +1,429 @@
+//! Appending: one statement, one round trip, on a pooled connection in autocommit.
+//!
+//! The statement reads the stream's version, checks the expectation in SQL, inserts the whole
+//! batch from arrays and returns what it did, atomically. Concurrent writers to one stream race
+//! on the `(tenant, stream, stream_version)` unique index: the loser's statement fails with a
+//! unique violation, and is run again so that it reads the winner's version (and then either
+//! appends after it or reports the conflict, as its expectation says). A unique violation on
+//! the event id means the batch may be a retry of one already stored: that is checked against
+//! the stored rows, with the same rules as the other backends.
+
+use deadpool_postgres::ClientWrapper;
+use eventsrc::store::{AppendResult, StoreError};
+use eventsrc::{
+    EventId, ExpectedVersion, GlobalPosition, Metadata, NewEvent, StreamId, StreamVersion, Tenant,
+    Timestamp, Uuid,
+};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
+
+use crate::backend;
+use crate::rows::corrupt;
+
+/// How many times an append runs again after losing a race on a stream version to another
+/// writer. Each lost race means another append landed, so this bounds only pathological
+/// contention on one stream.
+const MAX_RACES: usize = 1000;
+
+/// The SQL of an append, with the schema filled in once.
+pub struct WriteSql {
+    append: String,
+    already_stored: String,
+}
+
+impl WriteSql {
+    pub fn new(schema: &str) -> Self {
+        Self {
+            append: append_sql(schema),
+            already_stored: already_stored_sql(schema),
+        }
+    }
+}
+
+/// The append statement. Parameters: `$1` tenant, `$2` stream, `$3` category, `$4..$5` the
+/// accepted range of the current version, and `$6..$10` the batch as arrays (ids, types,
+/// schema versions, payloads, metadata).
+fn append_sql(schema: &str) -> String {
+    format!(
+        "WITH current AS ( \
+             SELECT COALESCE(MAX(stream_version), 0) AS version FROM {schema}.events \
+             WHERE tenant = $1 AND stream = $2 \
+         ), inserted AS ( \
+             INSERT INTO {schema}.events (tenant, stream, category, stream_version, event_id, \
+                 event_type, schema_version, payload, metadata) \
+             SELECT $1, $2, $3, current.version + batch.n, batch.event_id, batch.event_type, \
+                 batch.schema_version, batch.payload::json, batch.metadata::json \
+             FROM current, unnest($6::uuid[], $7::text[], $8::bigint[], $9::text[], $10::text[]) \
+                 WITH ORDINALITY AS batch(event_id, event_type, schema_version, payload, metadata, n) \
+             WHERE current.version BETWEEN $4 AND $5 \
+             ORDER BY batch.n \
+             RETURNING position, transaction_id, recorded_at \
+         ) \
+         SELECT current.version, \
+             (SELECT count(*) FROM inserted), \
+             (SELECT max(position) FROM inserted), \
+             (SELECT max(transaction_id) FROM inserted), \
+             (SELECT max(recorded_at) FROM inserted) \
+         FROM current"
+    )
+}
+
+/// Looks up the stored rows of a batch's ids, one row per id in batch order (all columns
+/// `NULL` where the id is not stored).
+fn already_stored_sql(schema: &str) -> String {
+    format!(
+        "SELECT e.tenant, e.stream, e.stream_version, e.event_type, e.schema_version, \
+             e.payload::text, e.metadata::text, e.position, e.transaction_id, e.recorded_at \
+         FROM unnest($1::uuid[]) WITH ORDINALITY AS wanted(event_id, n) \
+         LEFT JOIN {schema}.events e ON e.event_id = wanted.event_id \
+         ORDER BY wanted.n"
+    )
+}
+
+/// One append: where, what is expected, and the batch.
+pub struct Append<'a> {
+    pub tenant: &'a Tenant,
+    pub stream: &'a StreamId,
+    pub expected: ExpectedVersion,
+    pub events: &'a [NewEvent],
+}
+
+/// The batch as the arrays the statement unnests; payloads are borrowed, not copied.
+struct Columns<'a> {
+    ids: Vec<Uuid>,
+    types: Vec<&'a str>,
+    schema_versions: Vec<i64>,
+    payloads: Vec<&'a str>,
+    metadata: Vec<Option<String>>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(events: &'a [NewEvent]) -> Result<Self, StoreError> {
+        let mut columns = Columns {
+            ids: Vec::with_capacity(events.len()),
+            types: Vec::with_capacity(events.len()),
+            schema_versions: Vec::with_capacity(events.len()),
+            payloads: Vec::with_capacity(events.len()),
+            metadata: Vec::with_capacity(events.len()),
+        };
+        for event in events {
+            columns.ids.push(event.event_id.0);
+            columns.types.push(&event.event_type);
+            columns
+                .schema_versions
+                .push(i64::from(event.schema_version));
+            columns.payloads.push(&event.payload);
+            columns.metadata.push(encode_metadata(&event.metadata)?);
+        }
+        Ok(columns)
+    }
+}
+
+fn encode_metadata(metadata: &Metadata) -> Result<Option<String>, StoreError> {
+    if metadata.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(metadata)
+        .map(Some)
+        .map_err(StoreError::backend)
+}
+
+/// The range of current versions `expected` accepts, as the statement's `$4` and `$5`.
+fn accepted_range(expected: ExpectedVersion) -> (i64, i64) {
+    match expected {
+        ExpectedVersion::Any => (0, i64::MAX),
+        ExpectedVersion::NoStream => (0, 0),
+        ExpectedVersion::StreamExists => (1, i64::MAX),
+        // A version beyond i64 is never a stream's: an empty range.
+        ExpectedVersion::Exact(version) => match i64::try_from(version.get()) {
+            Ok(version) => (version, version),
+            Err(_) => (1, 0),
+        },
+    }
+}
+
+/// What the statement answered, or why it must run again.
+enum Attempt {
+    Done(AppendResult),
+    /// Another writer took a version first: run again.
+    Raced,
+}
+
+/// Runs the append on `client` (autocommit, or an open transaction for the test hook),
+/// running it again after each lost race.
+pub async fn append(
+    client: &ClientWrapper,
+    sql: &WriteSql,
+    append: &Append<'_>,
+) -> Result<AppendResult, StoreError> {
+    let statement = client.prepare_cached(&sql.append).await.map_err(backend)?;
+    let columns = Columns::of(append.events)?;
+    for _ in 0..MAX_RACES {
+        if let Attempt::Done(result) = attempt(client, &statement, sql, append, &columns).await? {
+            return Ok(result);
+        }
+    }
+    Err(StoreError::backend(std::io::Error::other(format!(
+        "gave up appending to `{}` after losing {MAX_RACES} races for its next version",
+        append.stream
+    ))))
+}
+
+async fn attempt(
+    client: &ClientWrapper,
+    statement: &Statement,
+    sql: &WriteSql,
+    append: &Append<'_>,
+    columns: &Columns<'_>,
+) -> Result<Attempt, StoreError> {
+    let (low, high) = accepted_range(append.expected);
+    let params: [&(dyn ToSql + Sync); 10] = [
+        &append.tenant.as_str(),
+        &append.stream.as_str(),
+        &append.stream.category(),
+        &low,
+        &high,
+        &columns.ids,
+        &columns.types,
+        &columns.schema_versions,
+        &columns.payloads,
+        &columns.metadata,
+    ];
+    let row = match client.query_one(statement, &params).await {
+        Ok(row) => row,
+        Err(error) => {
+            let constraint = error
+                .as_db_error()
+                .filter(|db| *db.code() == SqlState::UNIQUE_VIOLATION)
+                .and_then(|db| db.constraint());
+            return match constraint {
+                Some("events_stream_version_unique") => Ok(Attempt::Raced),
+                Some("events_event_id_unique") => {
+                    match stored(client, sql, append).await? {
+                        Some(done) => Ok(Attempt::Done(done)),
+                        // The row that collided is gone again: try afresh.
+                        None => Ok(Attempt::Raced),
+                    }
+                }
+                _ => Err(refused_value(error, append)),
+            };
+        }
+    };
+    let outcome = Outcome::read(&row)?;
+    if outcome.inserted == 0 {
+        // The expectation failed; unless this is a retry of an append that did land.
+        return match stored(client, sql, append).await? {
+            Some(done) => Ok(Attempt::Done(done)),
+            None => Err(StoreError::WrongExpectedVersion {
+                stream: append.stream.clone(),
+                expected: append.expected,
+                actual: StreamVersion(outcome.current),
+            }),
+        };
+    }
+    let count = append.events.len() as u64;
+    if outcome.inserted != count {
+        return Err(StoreError::backend(std::io::Error::other(format!(
+            "appending {count} events to `{}` inserted {} rows",
+            append.stream, outcome.inserted
+        ))));
+    }
+    Ok(Attempt::Done(AppendResult {
+        first_version: StreamVersion(outcome.current + 1),
+        stream_version: StreamVersion(outcome.current + count),
+        position: outcome.position,
+        recorded_at: outcome.recorded_at,
+        already_stored: false,
+    }))
+}
+
+/// A payload the `json` column refuses is the caller's mistake: say which event it is (found
+/// again here, on this rare path, rather than checked on every append). Other errors are the
+/// backend's.
+fn refused_value(error: tokio_postgres::Error, append: &Append<'_>) -> StoreError {
+    let Some(db) = error
+        .as_db_error()
+        .filter(|db| *db.code() == SqlState::INVALID_TEXT_REPRESENTATION)
+    else {
+        return backend(error);
+    };
+    let culprit = append
+        .events
+        .iter()
+        .find(|e| serde_json::from_str::<serde_json::Value>(&e.payload).is_err());
+    let reason = match culprit {
+        Some(event) => format!(
+            "the payload of event {} (`{}`) is not JSON: {}",
+            event.event_id,
+            event.event_type,
+            db.message()
+        ),
+        None => format!("PostgreSQL refused a value: {}", db.message()),
+    };
+    StoreError::InvalidAppend {
+        stream: append.stream.clone(),
+        reason,
+    }
+}
+
+/// The statement's one row.
+struct Outcome {
+    current: u64,
+    inserted: u64,
+    position: GlobalPosition,
+    recorded_at: Timestamp,
+}
+
+impl Outcome {
+    fn read(row: &Row) -> Result<Self, StoreError> {
+        let current: i64 = row.try_get(0).map_err(backend)?;
+        let inserted: i64 = row.try_get(1).map_err(backend)?;
+        let sequence: Option<i64> = row.try_get(2).map_err(backend)?;
+        let commit: Option<i64> = row.try_get(3).map_err(backend)?;
+        let recorded_at: Option<std::time::SystemTime> = row.try_get(4).map_err(backend)?;
+        Ok(Self {
+            current: current.max(0) as u64,
+            inserted: inserted.max(0) as u64,
+            position: GlobalPosition::new(
+                commit.unwrap_or(0).max(0) as u64,
+                sequence.unwrap_or(0).max(0) as u64,
+            ),
+            recorded_at: recorded_at.map_or(Timestamp::UNIX_EPOCH, Timestamp::from),
+        })
+    }
+}
+
+/// A stored row of one of the batch's ids.
+struct StoredRow {
+    tenant: String,
+    stream: String,
+    stream_version: u64,
+    event_type: String,
+    schema_version: i64,
+    payload: String,
+    metadata: Option<String>,
+    position: GlobalPosition,
+    recorded_at: Timestamp,
+}
+
+impl StoredRow {
+    /// `None` when the id is not stored.
+    fn read(row: &Row) -> Result<Option<Self>, StoreError> {
+        let Some(tenant) = row.try_get::<_, Option<String>>(0).map_err(backend)? else {
+            return Ok(None);
+        };
+        let sequence: i64 = row.try_get(7).map_err(backend)?;
+        let commit: i64 = row.try_get(8).map_err(backend)?;
+        let position = GlobalPosition::new(commit as u64, sequence as u64);
+        let stream_version: i64 = row.try_get(2).map_err(backend)?;
+        if stream_version < 1 {
+            return Err(corrupt(
+                position,
+                format!("stream version {stream_version}"),
+            ));
+        }
+        let recorded_at: std::time::SystemTime = row.try_get(9).map_err(backend)?;
+        Ok(Some(Self {
+            tenant,
+            stream: row.try_get(1).map_err(backend)?,
+            stream_version: stream_version as u64,
+            event_type: row.try_get(3).map_err(backend)?,
+            schema_version: row.try_get(4).map_err(backend)?,
+            payload: row.try_get(5).map_err(backend)?,
+            metadata: row.try_get(6).map_err(backend)?,
+            position,
+            recorded_at: Timestamp::from(recorded_at),
+        }))
+    }
+
+    fn same_content(&self, new: &NewEvent) -> bool {
+        let metadata = match &self.metadata {
+            None => Some(Metadata::default()),
+            Some(json) => serde_json::from_str::<Metadata>(json).ok(),
+        };
+        self.event_type == new.event_type
+            && self.schema_version == i64::from(new.schema_version)
+            && self.payload == new.payload
+            && metadata.as_ref() == Some(&new.metadata)
+    }
+}
+
+/// `Some(result)` when every event of the append is already stored, in this tenant and
+/// stream, in order, with the same content (an idempotent retry); `None` when none is stored;
+/// [`StoreError::DuplicateEventId`] when some are, or any is stored otherwise.
+async fn stored(
+    client: &ClientWrapper,
+    sql: &WriteSql,
+    append: &Append<'_>,
+) -> Result<Option<AppendResult>, StoreError> {
+    // Prepared only here: a fresh batch, the usual case, never needs it.
+    let statement = client
+        .prepare_cached(&sql.already_stored)
+        .await
+        .map_err(backend)?;
+    let ids: Vec<Uuid> = append.events.iter().map(|e| e.event_id.0).collect();
+    let rows = client.query(&statement, &[&ids]).await.map_err(backend)?;
+    let duplicate = |event_id: EventId| StoreError::DuplicateEventId {
+        event_id,
+        stream: append.stream.clone(),
+    };
+    let mut found: Vec<(&NewEvent, StoredRow)> = Vec::new();
+    for (new, row) in append.events.iter().zip(&rows) {
+        match StoredRow::read(row)? {
+            Some(stored) => found.push((new, stored)),
+            None if found.is_empty() => continue,
+            None => return Err(duplicate(found[0].0.event_id)),
+        }
+    }
+    let (Some((_, first)), Some((_, last))) = (found.first(), found.last()) else {
+        return Ok(None);
+    };
+    if found.len() < append.events.len() {
+        return Err(duplicate(found[0].0.event_id));
+    }
+    let first_version = first.stream_version;
+    for (offset, (new, stored)) in found.iter().enumerate() {
+        let in_place = stored.tenant == append.tenant.as_str()
+            && stored.stream == append.stream.as_str()
+            && stored.stream_version == first_version + offset as u64;
+        if !in_place || !stored.same_content(new) {
+            return Err(duplicate(new.event_id));
+        }
+    }
+    Ok(Some(AppendResult {
+        first_version: StreamVersion(first_version),
+        stream_version: StreamVersion(last.stream_version),
+        position: last.position,
+        recorded_at: last.recorded_at,
+        already_stored: true,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expectations_become_ranges_of_accepted_versions() {
+        let accepts = |expected, version: i64| {
+            let (low, high) = accepted_range(expected);
+            (low..=high).contains(&version)
+        };
+        for version in [0, 1, 7, i64::MAX] {
+            assert!(accepts(ExpectedVersion::Any, version));
+            assert_eq!(
+                accepts(ExpectedVersion::NoStream, version),
+                ExpectedVersion::NoStream.accepts(StreamVersion(version as u64))
+            );
+            assert_eq!(accepts(ExpectedVersion::StreamExists, version), version > 0);
+            assert_eq!(
+                accepts(ExpectedVersion::Exact(StreamVersion(7)), version),
+                version == 7
+            );
+        }
+        // A version beyond i64 accepts no stored version.
+        let (low, high) = accepted_range(ExpectedVersion::Exact(StreamVersion(u64::MAX)));
+        assert!(low > high, "{low}..={high}");
+    }
+}
