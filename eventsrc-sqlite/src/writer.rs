@@ -81,6 +81,14 @@ enum Outcome {
     AlreadyStored(AppendResult),
 }
 
+impl Outcome {
+    fn into_result(self) -> AppendResult {
+        match self {
+            Self::Appended(result, _) | Self::AlreadyStored(result) => result,
+        }
+    }
+}
+
 fn commit_group(conn: &mut Connection, group: &mut Vec<Append>, clock: &dyn Clock) {
     if group.is_empty() {
         return;
@@ -93,6 +101,15 @@ fn commit_group(conn: &mut Connection, group: &mut Vec<Append>, clock: &dyn Cloc
             r.get(0)
         })?;
         let mut next_position = last + 1;
+        if let [only] = appends.as_slice() {
+            // Alone in its transaction, an append needs no savepoint: the transaction itself
+            // commits or rolls back (two statements fewer on every single-writer commit).
+            let result = append_one(&tx, only, next_position, recorded_at);
+            if matches!(result, Ok(Outcome::Appended(..))) {
+                tx.commit()?;
+            }
+            return Ok(vec![result.map(Outcome::into_result)]);
+        }
         let mut results = Vec::with_capacity(appends.len());
         for append in &appends {
             let savepoint = tx.savepoint()?;
