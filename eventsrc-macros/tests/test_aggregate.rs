@@ -6,13 +6,12 @@
 
 use std::any::TypeId;
 use std::convert::Infallible;
-use std::sync::Mutex;
 
 use eventsrc::{
-    Aggregate, AppendResult, Decision, Event, EventStore, ExecuteError, ExpectedVersion,
-    GlobalPosition, Handle, MemoryStore, Metadata, NewEvent, ReadAll, ReadStream, RecordedEvent,
-    Repository, SnapshotStore, StoreError, StreamId, StreamVersion, Tenant, aggregate, command,
+    Aggregate, Decision, Event, EventStore, ExecuteError, Handle, MemoryStore, Metadata, NewEvent,
+    ReadStream, Repository, SnapshotStore, aggregate, command,
 };
+use eventsrc_testing::RacingStore;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -465,73 +464,15 @@ async fn an_aggregate_runs_end_to_end_through_a_repository() {
     assert_eq!(other.state, BankAccount::default());
 }
 
-/// A store where another writer slips one event into the stream just before the next append:
-/// a deterministic race.
-struct RacingStore {
-    inner: MemoryStore,
-    intruder: Mutex<Option<NewEvent>>,
+/// Another writer slips `event` into the account's stream just before the next append: a
+/// deterministic race, staged with eventsrc-testing's `RacingStore`.
+fn race(repository: &Repository<RacingStore<MemoryStore>>, account: u64, event: impl Event) {
+    let stream = BankAccount::stream_id(&account).unwrap();
+    let intruder = NewEvent::from_event(&event, Metadata::new()).unwrap();
+    repository.store().race(stream, vec![intruder]);
 }
 
-impl RacingStore {
-    fn new(inner: MemoryStore) -> Self {
-        Self {
-            inner,
-            intruder: Mutex::new(None),
-        }
-    }
-
-    fn before_next_append(&self, event: impl Event) {
-        *self.intruder.lock().unwrap() =
-            Some(NewEvent::from_event(&event, Metadata::new()).unwrap());
-    }
-}
-
-impl EventStore for RacingStore {
-    fn tenant(&self) -> &Tenant {
-        self.inner.tenant()
-    }
-
-    fn with_tenant(&self, tenant: Tenant) -> Self {
-        Self::new(self.inner.with_tenant(tenant))
-    }
-
-    async fn append(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendResult, StoreError> {
-        let intruder = self.intruder.lock().unwrap().take();
-        if let Some(intruder) = intruder {
-            self.inner
-                .append(stream, ExpectedVersion::Any, vec![intruder])
-                .await?;
-        }
-        self.inner.append(stream, expected, events).await
-    }
-
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        read: ReadStream,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream, read).await
-    }
-
-    async fn read_all(&self, read: ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(read).await
-    }
-
-    async fn stream_version(&self, stream: &StreamId) -> Result<StreamVersion, StoreError> {
-        self.inner.stream_version(stream).await
-    }
-
-    async fn head_position(&self) -> Result<GlobalPosition, StoreError> {
-        self.inner.head_position().await
-    }
-}
-
-async fn funded_account(repository: &Repository<RacingStore>, account: u64) {
+async fn funded_account(repository: &Repository<RacingStore<MemoryStore>>, account: u64) {
     let open = Open {
         account,
         owner: "Ana".into(),
@@ -548,7 +489,7 @@ async fn funded_account(repository: &Repository<RacingStore>, account: u64) {
 async fn a_race_with_a_conflicting_event_is_refused_through_the_declared_function() {
     let repository = Repository::new(RacingStore::new(MemoryStore::new()));
     funded_account(&repository, 1).await;
-    repository.store().before_next_append(Closed);
+    race(&repository, 1, Closed);
     let withdraw = Withdraw {
         account: 1,
         cents: 100,
@@ -577,9 +518,7 @@ async fn a_race_with_a_conflicting_event_is_refused_through_the_declared_functio
 async fn a_race_with_a_compatible_event_is_decided_again() {
     let repository = Repository::new(RacingStore::new(MemoryStore::new()));
     funded_account(&repository, 2).await;
-    repository
-        .store()
-        .before_next_append(Deposited { cents: 50 });
+    race(&repository, 2, Deposited { cents: 50 });
     let withdraw = Withdraw {
         account: 2,
         cents: 100,

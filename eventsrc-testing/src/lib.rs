@@ -6,9 +6,11 @@ pub mod conformance;
 mod diff;
 mod events;
 mod eventually;
+mod race;
 mod readside;
 
 pub use aggregate::{AggregateFixture, EventPredicate, Then};
 pub use events::{assert_round_trip, assert_stored_as, assert_upcasts};
 pub use eventually::eventually;
+pub use race::RacingStore;
 pub use readside::{ProjectionFixture, ProjectionWhen, ReactorFixture, ReactorThen};
