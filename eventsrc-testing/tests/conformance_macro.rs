@@ -1,9 +1,12 @@
 //! `event_store_conformance!` with declared capabilities: the memory store, told it lacks two of
-//! them, runs the suite with the cases needing those skipped; and the list of cases itself.
+//! them, runs the suite with the cases needing those skipped; with `skip_if`, alone and beside
+//! capabilities and a teardown, in any order; and the list of cases itself.
 
 #![cfg(feature = "conformance")]
+// A failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
 
-use eventsrc_testing::conformance::{CASES, Capabilities, missing_capability, skips};
+use eventsrc_testing::conformance::{CASES, Capabilities, missing_capability, skips, skips_if};
 
 eventsrc_testing::event_store_conformance!(
     || async { eventsrc::MemoryStore::new() },
@@ -13,6 +16,54 @@ eventsrc_testing::event_store_conformance!(
         ..Capabilities::all()
     },
 );
+
+/// `skip_if` saying yes to everything, beside capabilities: no case asks for a store, since the
+/// factory panics.
+mod skip_if_everything {
+    use eventsrc::MemoryStore;
+    use eventsrc_testing::conformance::Capabilities;
+
+    async fn no_store() -> MemoryStore {
+        panic!("skip_if skips every case, so the factory is never called");
+    }
+
+    eventsrc_testing::event_store_conformance!(
+        no_store,
+        skip_if = |_| true,
+        capabilities = Capabilities {
+            concurrent_writers: false,
+            ..Capabilities::all()
+        },
+    );
+}
+
+/// `skip_if` choosing one case to run, the others skipped. The teardown runs after it on a clone
+/// that shares the case's storage, so it sees what the case appended.
+mod skip_if_all_but_one {
+    use eventsrc::{EventStore, GlobalPosition, MemoryStore};
+
+    const RUNS: &str = "append_records_every_field";
+
+    eventsrc_testing::event_store_conformance!(
+        || async { MemoryStore::new() },
+        teardown = |store: MemoryStore| async move {
+            assert_ne!(store.head_position().await.unwrap(), GlobalPosition::START);
+        },
+        skip_if = |case: &str| case != RUNS,
+    );
+}
+
+#[test]
+fn skips_if_skips_what_the_closure_names() {
+    let large = |case: &str| case.contains("mebibyte");
+    let skipped: Vec<&str> = CASES
+        .iter()
+        .copied()
+        .filter(|case| skips_if(case, large))
+        .collect();
+    assert_eq!(skipped, ["a_one_mebibyte_payload_round_trips"]);
+    assert!(!skips_if("append_records_every_field", |_| false));
+}
 
 #[test]
 fn every_case_is_listed_once() {

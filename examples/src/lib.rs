@@ -11,8 +11,9 @@
 //! - [`race`]: a store wrapper that stages a concurrent writer on cue, for showing and testing
 //!   what the repository does when two commands race.
 //! - [`store`]: [`store::AnyStore`], one store type over every backend, opened from a URL
-//!   (`memory:`, `sqlite://path/to/file.db`, `sqlite::memory:`). Every demo takes
-//!   `--store <url>` or the `EVENTSRC_STORE` environment variable.
+//!   (`memory:`, `sqlite://path/to/file.db`, `sqlite::memory:`,
+//!   `postgres://user:password@host/database?schema=name`). Every demo takes `--store <url>` or
+//!   the `EVENTSRC_STORE` environment variable.
 
 pub mod cart;
 pub mod leads;

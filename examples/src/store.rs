@@ -10,10 +10,17 @@
 //! | `sqlite://eventsrc-demo.db` | a [`SqliteEventStore`] in that file, relative to the current directory |
 //! | `sqlite:///var/lib/app/events.db` | the same with an absolute path (three slashes) |
 //! | `sqlite::memory:` | a private SQLite database in memory, gone when the program ends |
+//! | `postgres://user:password@host:5432/database` | a [`PgEventStore`] in the schema `eventsrc` of that database, created if missing |
+//! | `postgres://user@host/database?schema=demo` | the same in the schema `demo` |
 //!
-//! `postgres://` URLs are recognised and refused with [`OpenStoreError::PostgresUnavailable`]
-//! until the PostgreSQL backend joins [`AnyStore`]. The demo binaries take the URL from
-//! `--store <url>` or the `EVENTSRC_STORE` environment variable ([`Invocation::parse`]).
+//! `postgresql://` works as well as `postgres://`. A PostgreSQL URL goes to the driver as it is
+//! (less `schema=`), so its other parameters (`sslmode`, `connect_timeout`, ...) are the
+//! driver's; TLS is not built in, so `sslmode=require` fails. A schema name is lower-case ASCII
+//! letters, digits and `_`. Nothing this module prints or returns shows the password: a
+//! PostgreSQL URL is displayed with `***` in its place.
+//!
+//! The demo binaries take the URL from `--store <url>` or the `EVENTSRC_STORE` environment
+//! variable ([`Invocation::parse`]).
 //!
 //! ```
 //! use eventsrc::{EventStore, ExpectedVersion, NewEvent, ReadStream, StreamId};
@@ -39,6 +46,7 @@ use eventsrc::{
     CheckpointStore, Clock, EventStore, ExpectedVersion, GlobalPosition, MemoryStore, NewEvent,
     RecordedEvent, SnapshotStore, StoredEvent, StreamId, StreamVersion, SystemClock, Tenant,
 };
+use eventsrc_postgres::{ConnectError, PgEventStore, PgOptions};
 use eventsrc_sqlite::{SqliteEventStore, SqliteOptions};
 
 /// The environment variable the demos read a store URL from when no `--store` is given.
@@ -54,9 +62,8 @@ pub enum AnyStore {
     Memory(MemoryStore),
     /// The embedded SQLite backend, on a file or in memory.
     Sqlite(SqliteEventStore),
-    // PostgreSQL: when eventsrc-postgres lands, add its variant here,
-    // `Postgres(eventsrc_postgres::...)`, then an arm in `delegate!` below, a `From` impl, a
-    // `StoreUrl::Postgres` to open it and a line in `Display`.
+    /// The PostgreSQL backend, in one schema of a database.
+    Postgres(PgEventStore),
 }
 
 /// Runs `$call` on the store inside `$any`, bound to `$store`: one arm per backend.
@@ -65,7 +72,7 @@ macro_rules! delegate {
         match $any {
             AnyStore::Memory($store) => $call,
             AnyStore::Sqlite($store) => $call,
-            // AnyStore::Postgres($store) => $call,
+            AnyStore::Postgres($store) => $call,
         }
     };
 }
@@ -82,27 +89,36 @@ impl From<SqliteEventStore> for AnyStore {
     }
 }
 
+impl From<PgEventStore> for AnyStore {
+    fn from(store: PgEventStore) -> Self {
+        Self::Postgres(store)
+    }
+}
+
 impl AnyStore {
     /// Opens the store `url` names, reading `recorded_at` from the system clock.
     pub async fn open(url: &str) -> Result<Self, OpenStoreError> {
         url.parse::<StoreUrl>()?.open().await
     }
 
-    /// Opens the store `url` names, reading `recorded_at` from `clock`.
+    /// Opens the store `url` names, reading `recorded_at` from `clock` (not on PostgreSQL,
+    /// which reads the server's clock; see [`StoreUrl::open_with_clock`]).
     pub async fn open_with_clock(url: &str, clock: impl Clock) -> Result<Self, OpenStoreError> {
         url.parse::<StoreUrl>()?.open_with_clock(clock).await
     }
 
-    /// The backend's name: `memory`, `sqlite`.
+    /// The backend's name: `memory`, `sqlite`, `postgres`.
     pub fn backend(&self) -> &'static str {
         match self {
             Self::Memory(_) => "memory",
             Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
         }
     }
 }
 
-/// Where the events live, in words: `a SQLite file, /home/me/eventsrc-demo.db`.
+/// Where the events live, in words: `a SQLite file, /home/me/eventsrc-demo.db`, `a PostgreSQL
+/// schema, eventsrc` (the database it is in, and the password, are not known here).
 impl fmt::Display for AnyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -111,6 +127,7 @@ impl fmt::Display for AnyStore {
                 Some(path) => write!(f, "a SQLite file, {}", absolute(path).display()),
                 None => f.write_str("a SQLite database in memory"),
             },
+            Self::Postgres(store) => write!(f, "a PostgreSQL schema, {}", store.schema()),
         }
     }
 }
@@ -202,7 +219,8 @@ impl CheckpointStore for AnyStore {
 /// A parsed store URL: which backend, and where.
 ///
 /// The scheme is matched without regard to case; a SQLite path is taken literally (no
-/// percent-decoding) and relative paths are relative to the current directory.
+/// percent-decoding) and relative paths are relative to the current directory. A PostgreSQL URL
+/// is checked by the driver as it parses (see [`PostgresUrl`]).
 ///
 /// ```
 /// use std::path::PathBuf;
@@ -212,7 +230,10 @@ impl CheckpointStore for AnyStore {
 /// assert_eq!(url, StoreUrl::SqliteFile(PathBuf::from("target/events.db")));
 /// assert_eq!(url.to_string(), "sqlite://target/events.db");
 /// assert_eq!("memory:".parse::<StoreUrl>()?, StoreUrl::Memory);
-/// assert!("postgres://localhost/events".parse::<StoreUrl>().is_err());
+///
+/// let url: StoreUrl = "postgres://app:s3cret@db.internal/events?schema=demo".parse()?;
+/// assert!(matches!(&url, StoreUrl::Postgres(pg) if pg.schema() == Some("demo")));
+/// assert_eq!(url.to_string(), "postgres://app:***@db.internal/events?schema=demo");
 /// # Ok::<(), eventsrc_examples::store::OpenStoreError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,8 +244,8 @@ pub enum StoreUrl {
     SqliteMemory,
     /// `sqlite://path` (or `sqlite:path`): a SQLite file, created if missing.
     SqliteFile(PathBuf),
-    // PostgreSQL: `Postgres(String)` for `postgres://` and `postgresql://`, once AnyStore has
-    // the variant. Its `Display` must leave out the password.
+    /// `postgres://...` or `postgresql://...`: a schema in a PostgreSQL database.
+    Postgres(PostgresUrl),
 }
 
 impl StoreUrl {
@@ -234,7 +255,9 @@ impl StoreUrl {
     }
 
     /// Opens the store, reading `recorded_at` from `clock`. A SQLite file is created (not its
-    /// directory) if it does not exist, and its schema created or migrated.
+    /// directory) if it does not exist, and its schema created or migrated; so is a
+    /// PostgreSQL schema. PostgreSQL stamps `recorded_at` with the server's clock at the start
+    /// of each append's transaction, so `clock` is not used there.
     pub async fn open_with_clock(&self, clock: impl Clock) -> Result<AnyStore, OpenStoreError> {
         let sqlite = |source| OpenStoreError::Sqlite {
             url: self.to_string(),
@@ -249,6 +272,17 @@ impl StoreUrl {
             Self::SqliteFile(path) => {
                 let options = SqliteOptions::default().clock(clock);
                 SqliteEventStore::open_with(path, options).await
+            }
+            Self::Postgres(url) => {
+                let options = match url.schema() {
+                    Some(schema) => PgOptions::default().schema(schema),
+                    None => PgOptions::default(),
+                };
+                let store = PgEventStore::connect_with(&url.connect, options).await;
+                return match store {
+                    Ok(store) => Ok(store.into()),
+                    Err(source) => Err(url.error(source)),
+                };
             }
         };
         Ok(opened.map_err(sqlite)?.into())
@@ -289,7 +323,7 @@ impl FromStr for StoreUrl {
                     Ok(Self::SqliteFile(PathBuf::from(path)))
                 }
             }
-            "postgres" | "postgresql" => Err(OpenStoreError::PostgresUnavailable),
+            "postgres" | "postgresql" => PostgresUrl::parse(scheme, rest).map(Self::Postgres),
             _ if scheme.is_empty() => Err(OpenStoreError::MissingScheme {
                 url: url.to_owned(),
             }),
@@ -300,25 +334,156 @@ impl FromStr for StoreUrl {
     }
 }
 
-/// The URL in its usual spelling, which parses back to the same value.
+/// The URL in its usual spelling, which parses back to the same value, except that a
+/// PostgreSQL password is written `***`.
 impl fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Memory => f.write_str("memory:"),
             Self::SqliteMemory => f.write_str("sqlite::memory:"),
             Self::SqliteFile(path) => write!(f, "sqlite://{}", path.display()),
+            Self::Postgres(url) => url.fmt(f),
         }
+    }
+}
+
+/// A PostgreSQL store URL: `postgres://` (or `postgresql://`), then whatever the driver,
+/// `tokio_postgres`, reads after it (`user:password@host:port/database?parameters`), plus a
+/// `schema=name` parameter of its own for the schema to keep the tables in (default
+/// `eventsrc`).
+///
+/// It never shows the password: [`Display`](fmt::Display) and [`Debug`] write `***` instead,
+/// and so do the errors naming it.
+///
+/// ```
+/// use eventsrc_examples::store::StoreUrl;
+///
+/// let url: StoreUrl = "PostgreSQL://app:s3cret@db.internal:5433/events?sslmode=disable".parse()?;
+/// let StoreUrl::Postgres(pg) = &url else { unreachable!() };
+/// assert_eq!(pg.schema(), None);
+/// assert_eq!(pg.to_string(), "postgresql://app:***@db.internal:5433/events?sslmode=disable");
+/// assert!(!format!("{pg:?}").contains("s3cret"));
+/// # Ok::<(), eventsrc_examples::store::OpenStoreError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresUrl {
+    /// The URL for the driver: `postgres://`, then the given URL after its scheme and `//`,
+    /// less the `schema` parameter. It holds the password: never print it.
+    connect: String,
+    /// The given URL with the scheme in lower case and the password replaced by `***`.
+    shown: String,
+    /// The `schema` parameter.
+    schema: Option<String>,
+}
+
+impl PostgresUrl {
+    /// The schema named by the `schema` parameter, if any; the store's default is `eventsrc`.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// Parses `rest`, what follows `scheme:` in a store URL.
+    fn parse(scheme: &str, rest: &str) -> Result<Self, OpenStoreError> {
+        let scheme = scheme.to_ascii_lowercase();
+        let (slashes, body) = match rest.strip_prefix("//") {
+            Some(body) => ("//", body),
+            None => ("", rest),
+        };
+        // Credentials end at the last `@`, as in a URL's authority: a password with an `@`
+        // that should have been percent-encoded is still hidden whole.
+        let (credentials, location) = match body.rsplit_once('@') {
+            Some((credentials, location)) => (Some(credentials), location),
+            None => (None, body),
+        };
+        let (address, query) = match location.split_once('?') {
+            Some((address, query)) => (address, Some(query)),
+            None => (location, None),
+        };
+        let hidden = credentials.map(|credentials| match credentials.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@"),
+            None => format!("{credentials}@"),
+        });
+        let shown = format!(
+            "{scheme}:{slashes}{}{address}{}",
+            hidden.as_deref().unwrap_or(""),
+            query.map(|query| format!("?{query}")).unwrap_or_default()
+        );
+        let malformed = |reason| OpenStoreError::Malformed {
+            url: shown.clone(),
+            reason,
+        };
+        if slashes.is_empty() {
+            return Err(malformed(
+                "write `postgres://user@host/database`, with the two slashes",
+            ));
+        }
+        let mut schema = None;
+        let mut parameters = Vec::new();
+        for parameter in query.into_iter().flat_map(|query| query.split('&')) {
+            match parameter.split_once('=') {
+                Some(("schema", _)) if schema.is_some() => {
+                    return Err(malformed("`schema=` is given twice"));
+                }
+                Some(("schema", "")) => return Err(malformed("`schema=` names no schema")),
+                Some(("schema", name)) => schema = Some(name.to_owned()),
+                _ => parameters.push(parameter),
+            }
+        }
+        let connect = format!(
+            "postgres://{}{address}{}",
+            credentials.map(|c| format!("{c}@")).unwrap_or_default(),
+            if parameters.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", parameters.join("&"))
+            }
+        );
+        let parsed = Self {
+            connect,
+            shown,
+            schema,
+        };
+        // The driver reads the URL again on connect; reading it now refuses a bad one early.
+        match parsed
+            .connect
+            .parse::<eventsrc_postgres::tokio_postgres::Config>()
+        {
+            Ok(_) => Ok(parsed),
+            Err(error) => Err(parsed.error(ConnectError::InvalidUrl(error))),
+        }
+    }
+
+    /// `source` as the error of opening this URL.
+    fn error(&self, source: ConnectError) -> OpenStoreError {
+        OpenStoreError::Postgres {
+            url: self.shown.clone(),
+            source,
+        }
+    }
+}
+
+/// The URL with `***` for the password.
+impl fmt::Display for PostgresUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+/// The URL with `***` for the password.
+impl fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PostgresUrl").field(&self.shown).finish()
     }
 }
 
 /// A store URL that names no store this build can open, or a store that failed to open.
 ///
-/// No variant repeats a URL that could carry a password (PostgreSQL's).
+/// A PostgreSQL URL appears with `***` for its password.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenStoreError {
     /// No `scheme:` in front (a bare file name, say).
     #[error(
-        "`{url}` is not a store URL: write `memory:`, `sqlite://path/to/file.db` or `sqlite::memory:`"
+        "`{url}` is not a store URL: write `memory:`, `sqlite://path/to/file.db`, `sqlite::memory:` or `postgres://user@host/database`"
     )]
     MissingScheme {
         /// The text given.
@@ -326,7 +491,7 @@ pub enum OpenStoreError {
     },
     /// A scheme no backend answers to.
     #[error(
-        "unknown store scheme `{scheme}:`: the stores are `memory:`, `sqlite://path/to/file.db` and `sqlite::memory:`"
+        "unknown store scheme `{scheme}:`: the stores are `memory:`, `sqlite://path/to/file.db`, `sqlite::memory:` and `postgres://user@host/database`"
     )]
     UnknownScheme {
         /// The scheme given, without its colon.
@@ -335,16 +500,11 @@ pub enum OpenStoreError {
     /// A known scheme with something wrong after it.
     #[error("invalid store URL `{url}`: {reason}")]
     Malformed {
-        /// The URL given.
+        /// The URL given (a PostgreSQL one without its password).
         url: String,
         /// What is wrong.
         reason: &'static str,
     },
-    /// A `postgres://` or `postgresql://` URL, before the PostgreSQL backend is wired in.
-    #[error(
-        "PostgreSQL support arrives with eventsrc-postgres; until then use `sqlite://path/to/file.db` or `memory:`"
-    )]
-    PostgresUnavailable,
     /// SQLite could not open the database (no such directory, not a database, a newer schema).
     #[error("cannot open `{url}`: {source}")]
     Sqlite {
@@ -353,6 +513,16 @@ pub enum OpenStoreError {
         /// What SQLite said.
         #[source]
         source: eventsrc_sqlite::OpenError,
+    },
+    /// The driver refused the PostgreSQL URL, or connecting, creating or migrating the schema
+    /// failed (unreachable, authentication, a bad schema name, a newer schema version).
+    #[error("cannot open `{url}`: {source}")]
+    Postgres {
+        /// The store URL, with `***` for the password.
+        url: String,
+        /// What PostgreSQL or the driver said.
+        #[source]
+        source: ConnectError,
     },
 }
 
@@ -469,7 +639,10 @@ impl Invocation {
              \x20 memory:                    in process memory, gone when the demo ends\n\
              \x20 sqlite://path/to/file.db   a SQLite file (relative to the current directory;\n\
              \x20                            sqlite:///absolute/path.db for an absolute path)\n\
-             \x20 sqlite::memory:            a SQLite database in memory\n"
+             \x20 sqlite::memory:            a SQLite database in memory\n\
+             \x20 postgres://user:password@host:5432/database[?schema=name]\n\
+             \x20                            a schema (default eventsrc) in a PostgreSQL database,\n\
+             \x20                            created if missing; postgresql:// works too\n"
         )
     }
 }
@@ -563,17 +736,96 @@ mod tests {
         }
     }
 
+    fn postgres(url: &str) -> PostgresUrl {
+        match parse(url) {
+            Ok(StoreUrl::Postgres(url)) => url,
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+
     #[test]
-    fn postgres_urls_wait_for_eventsrc_postgres_and_do_not_echo_the_password() {
+    fn postgres_urls_take_a_schema_and_keep_the_drivers_parameters() {
+        let url = postgres("postgres://app:s3cret@db.internal:5433/events");
+        assert_eq!(url.connect, "postgres://app:s3cret@db.internal:5433/events");
+        assert_eq!(url.schema(), None);
+
+        let url = postgres("PostgreSQL://app@db/events?sslmode=disable&schema=demo_2&port=5433");
+        assert_eq!(
+            url.connect,
+            "postgres://app@db/events?sslmode=disable&port=5433"
+        );
+        assert_eq!(url.schema(), Some("demo_2"));
+        assert_eq!(
+            url.to_string(),
+            "postgresql://app@db/events?sslmode=disable&schema=demo_2&port=5433"
+        );
+
+        let url = postgres("postgres://localhost?schema=demo");
+        assert_eq!(url.connect, "postgres://localhost");
+        assert_eq!(url.schema(), Some("demo"));
+    }
+
+    #[test]
+    fn a_postgres_url_without_a_password_prints_as_a_url_that_parses_back() {
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/test",
+            "postgresql://app@db.internal/events?schema=demo",
+            "postgres://localhost/events",
+        ] {
+            let parsed = parse(url).unwrap();
+            assert_eq!(parsed.to_string(), url);
+            assert_eq!(parse(&parsed.to_string()).unwrap(), parsed);
+        }
+    }
+
+    #[test]
+    fn postgres_passwords_are_never_shown() {
         for url in [
             "postgres://app:s3cret@db.internal/events",
-            "postgresql://app:s3cret@db.internal/events",
+            "postgresql://app:s3cret@db.internal/events?schema=demo",
+            "postgres://app:s3c@ret@db.internal/events",
+        ] {
+            let parsed = parse(url).unwrap();
+            for shown in [parsed.to_string(), format!("{parsed:?}")] {
+                assert!(!shown.contains("s3c"), "{shown}");
+                assert!(shown.contains("app:***@"), "{shown}");
+            }
+        }
+        for url in [
+            "postgres:app:s3cret@db.internal/events",
+            "postgres://app:s3cret@db.internal/events?schema=",
+            "postgres://app:s3cret@db.internal/events?schema=a&schema=b",
+            "postgres://app:s3cret@db.internal/events?colour=blue",
+            "postgres://app:s3cret@db.internal:port/events",
         ] {
             let error = parse(url).unwrap_err();
-            assert!(matches!(error, OpenStoreError::PostgresUnavailable));
-            let message = error.to_string();
-            assert!(message.contains("eventsrc-postgres"), "{message}");
-            assert!(!message.contains("s3cret"), "{message}");
+            for shown in [error.to_string(), format!("{error:?}")] {
+                assert!(!shown.contains("s3cret"), "{shown}");
+            }
+        }
+        assert!(matches!(
+            parse("postgres://app:s3cret@db.internal/events?colour=blue"),
+            Err(OpenStoreError::Postgres {
+                source: ConnectError::InvalidUrl(_),
+                ..
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_postgres_server_that_is_not_there_is_a_postgres_open_error() {
+        // Port 1 on this machine: nothing listens there, so the connection is refused at once.
+        let url = "postgres://app:s3cret@127.0.0.1:1/events";
+        match AnyStore::open(url).await {
+            Err(error @ OpenStoreError::Postgres { .. }) => {
+                let message = error.to_string();
+                assert!(
+                    message.contains("postgres://app:***@127.0.0.1:1/events"),
+                    "{message}"
+                );
+                assert!(!message.contains("s3cret"), "{message}");
+            }
+            other => panic!("{other:?}"),
         }
     }
 

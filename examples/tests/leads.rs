@@ -2,11 +2,14 @@
 //! validation failure (with `eventsrc-testing`'s `AggregateFixture`, which also checks that every
 //! event round-trips and that the state rebuilt from the events equals the deciding state); the
 //! stored form of each event; the conflict rule; the talk's story through a repository, on
-//! memory and on SQLite; and the demo, continuing its history run after run on a SQLite file.
+//! memory and on SQLite; and the demo, continuing its history run after run on a SQLite file
+//! and on PostgreSQL (`EVENTSRC_POSTGRES_URL`; without it that test prints
+//! `EVENTSRC-POSTGRES-SKIPPED` and passes).
 
 // A failed unwrap is a failed test, with the value in the message.
 #![allow(clippy::unwrap_used)]
 
+use std::io::Write;
 use std::path::Path;
 
 use eventsrc::{
@@ -956,4 +959,122 @@ async fn the_demo_tells_the_same_story_on_every_backend() {
         String::from_utf8(on_sqlite).unwrap(),
         String::from_utf8(on_memory).unwrap()
     );
+}
+
+// --- the demo on PostgreSQL -------------------------------------------------------------------
+
+/// The environment variable naming the PostgreSQL server the tests use.
+const POSTGRES_URL_VAR: &str = "EVENTSRC_POSTGRES_URL";
+
+/// The server's URL, or `None` after printing the marker CI fails on. The line goes straight to
+/// the process's stderr, past the test harness's capture, so that it shows when the test passes.
+fn postgres_url(test: &str) -> Option<String> {
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let line = format!(
+                "\nEVENTSRC-POSTGRES-SKIPPED: `{test}` did not run: set {POSTGRES_URL_VAR} \
+                 (e.g. postgres://postgres@127.0.0.1:5432/test) to run the PostgreSQL tests\n"
+            );
+            let _ = std::io::stderr().write_all(line.as_bytes());
+            None
+        }
+    }
+}
+
+/// `server` with `?schema=` naming a schema of this test alone, and that schema's name. The
+/// name follows eventsrc-postgres's tests (`eventsrc_test_<unix seconds>_<random>`), whose
+/// support code sweeps such schemas an hour old, left behind by a failed run.
+fn fresh_schema(server: &str) -> (String, String) {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let random = eventsrc::EventId::new().0.simple().to_string();
+    let schema = format!("eventsrc_test_{seconds}_{}", &random[random.len() - 12..]);
+    let separator = if server.contains('?') { '&' } else { '?' };
+    (format!("{server}{separator}schema={schema}"), schema)
+}
+
+/// One run of the demo as the binary does it, on the store `url` names: open, tell, close.
+async fn demo_run_on(url: &str) -> (story::Told, String, Vec<RecordedEvent>, Vec<RecordedEvent>) {
+    let clock = story::clock();
+    let store = AnyStore::open_with_clock(url, clock.clone()).await.unwrap();
+    let mut out = Vec::new();
+    let told = story::tell(&store, &clock, &mut out).await.unwrap();
+    let mut records = Vec::new();
+    for lead in [STEFAN, LILYANA] {
+        let stream = Lead::stream_id(&lead).unwrap();
+        records.push(
+            store
+                .read_stream(&stream, ReadStream::forward())
+                .await
+                .unwrap(),
+        );
+    }
+    let lilyana = records.pop().unwrap();
+    let stefan = records.pop().unwrap();
+    (told, String::from_utf8(out).unwrap(), stefan, lilyana)
+}
+
+#[tokio::test]
+async fn the_demo_continues_its_history_on_postgres() {
+    let Some(server) = postgres_url("the_demo_continues_its_history_on_postgres") else {
+        return;
+    };
+    let (url, schema) = fresh_schema(&server);
+    let store = AnyStore::open(&url).await.unwrap();
+    assert_eq!(store.backend(), "postgres");
+    assert_eq!(store.to_string(), format!("a PostgreSQL schema, {schema}"));
+
+    let (first, output, stefan, lilyana) = demo_run_on(&url).await;
+    assert_eq!((first.run, first.earlier_events, first.events), (1, 0, 17));
+    assert!(!output.contains("continuing the history"), "{output}");
+    assert!(output.contains("decided 2 times"), "the race: {output}");
+    assert_eq!((stefan.len(), lilyana.len()), (8, 9));
+    assert_eq!(&*lilyana.last().unwrap().payload, r#"{"status":"Closed"}"#);
+
+    // Run 2, on a new connection pool as a new process would: the closed lead is reopened and
+    // given a follow-up. PostgreSQL stamps `recorded_at` itself, so the dates are today's.
+    let (second, output, stefan_2, lilyana_2) = demo_run_on(&url).await;
+    assert_eq!(
+        (second.run, second.earlier_events, second.events),
+        (2, 17, 20)
+    );
+    assert!(
+        output.contains("Run 2: continuing the history from an earlier run (17 events"),
+        "{output}"
+    );
+    assert_eq!(stefan_2, stefan, "lead 1410 is untouched");
+    assert_eq!(
+        lilyana_2[..9],
+        lilyana[..],
+        "run 1's events are still there"
+    );
+    assert_eq!(runs(&lilyana_2), [1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2]);
+    let added: Vec<(&str, &str)> = lilyana_2[9..]
+        .iter()
+        .map(|r| (&*r.event_type, &*r.payload))
+        .collect();
+    assert_eq!(
+        added[..2],
+        [
+            ("StatusChanged", r#"{"status":"Available"}"#),
+            ("StatusChanged", r#"{"status":"FollowUp"}"#),
+        ]
+    );
+    assert_eq!(added[2].0, "FollowupSet");
+    assert!(output.contains("load_at(v9): before run 2"), "{output}");
+
+    let AnyStore::Postgres(postgres) = store else {
+        panic!("{store:?}");
+    };
+    postgres
+        .pool()
+        .get()
+        .await
+        .unwrap()
+        .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
 }

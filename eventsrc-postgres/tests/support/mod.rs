@@ -60,6 +60,14 @@ impl TestSchema {
         Some(Self { url, name, client })
     }
 
+    /// A fresh schema as [`new`](Self::new) makes it, for a caller that has already checked
+    /// that the server is configured (the conformance suite's `skip_if`).
+    pub async fn fresh() -> Self {
+        Self::new("the conformance suite")
+            .await
+            .unwrap_or_else(|| panic!("{URL_VAR} was set when the test began, and is not now"))
+    }
+
     /// Options for a store on this schema, named after it in `pg_stat_activity`.
     pub fn options(&self) -> PgOptions {
         PgOptions::default()
@@ -91,6 +99,21 @@ impl TestSchema {
             .await
             .expect("dropping the test schema");
     }
+}
+
+/// Drops `store`'s schema and everything in it, through the store's own pool.
+pub async fn drop_schema(store: &PgEventStore) {
+    store
+        .pool()
+        .get()
+        .await
+        .expect("a connection to drop the test schema")
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+            store.schema()
+        ))
+        .await
+        .expect("dropping the test schema");
 }
 
 /// A plain connection, driven on this runtime.

@@ -100,6 +100,27 @@ pub fn skips(case: &str, capabilities: &Capabilities) -> bool {
     }
 }
 
+/// Whether `skip_if` asks to skip `case`; if so, prints
+/// `conformance: <case> skipped: skip_if returned true` and returns `true`.
+///
+/// The stamped tests call it, after [`skips`], with the `skip_if` given to
+/// [`event_store_conformance!`](crate::event_store_conformance).
+///
+/// ```
+/// use eventsrc_testing::conformance::skips_if;
+///
+/// let large = |case: &str| case.contains("mebibyte");
+/// assert!(skips_if("a_one_mebibyte_payload_round_trips", large));
+/// assert!(!skips_if("append_records_every_field", large));
+/// ```
+pub fn skips_if(case: &str, skip_if: impl Fn(&str) -> bool) -> bool {
+    let skip = skip_if(case);
+    if skip {
+        println!("conformance: {case} skipped: skip_if returned true");
+    }
+    skip
+}
+
 /// THE list of cases: `module::case`, followed by `=> capability` when the case needs one.
 /// Calls the macro named in brackets with the tokens after it, then the list.
 #[doc(hidden)]
@@ -191,21 +212,107 @@ crate::__conformance_cases!([index]);
 
 /// Stamps one test per case; called through the list by [`event_store_conformance!`].
 ///
+/// The teardown gets a clone of the store taken before the case consumes it, and runs only
+/// when the case returns: a failed case panics first, leaving its data to look at.
+///
 /// [`event_store_conformance!`]: crate::event_store_conformance
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_tests {
-    ([$factory:expr] $($module:ident :: $case:ident $(=> $capability:ident)?),* $(,)?) => {
+    (
+        [$factory:expr, $skip_if:expr, $teardown:expr $(,)?]
+        $($module:ident :: $case:ident $(=> $capability:ident)?),* $(,)?
+    ) => {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                if $crate::conformance::skips(stringify!($case), &CAPABILITIES) {
+                if $crate::conformance::skips(stringify!($case), &CAPABILITIES)
+                    || $crate::conformance::skips_if(stringify!($case), $skip_if)
+                {
                     return;
                 }
                 let store = ($factory)().await;
+                let kept = ::std::clone::Clone::clone(&store);
                 $crate::conformance::$case(store).await;
+                ($teardown)(kept).await;
             }
         )*
+    };
+}
+
+/// Reads the options of [`event_store_conformance!`] in any order into three slots
+/// (capabilities, skip_if, teardown), each empty until given, then stamps the tests. An option
+/// given twice, or a name that is not an option, is a compile error.
+///
+/// [`event_store_conformance!`]: crate::event_store_conformance
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_options {
+    ([$factory:expr] [$($capabilities:expr)?] [$($skip_if:expr)?] [$($teardown:expr)?]) => {
+        /// The eventsrc backend conformance suite: one test per case.
+        mod conformance {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[allow(dead_code)]
+            const CAPABILITIES: $crate::conformance::Capabilities = $crate::__conformance_or!(
+                [$($capabilities)?] $crate::conformance::Capabilities::all()
+            );
+
+            $crate::__conformance_cases!(
+                [$crate::__conformance_tests]
+                $factory,
+                $crate::__conformance_or!([$($skip_if)?] |_: &str| false),
+                $crate::__conformance_or!([$($teardown)?] |_| async {}),
+            );
+        }
+    };
+    (
+        [$factory:expr] [] [$($skip_if:expr)?] [$($teardown:expr)?]
+        capabilities = $value:expr $(, $($rest:tt)*)?
+    ) => {
+        $crate::__conformance_options!(
+            [$factory] [$value] [$($skip_if)?] [$($teardown)?] $($($rest)*)?
+        );
+    };
+    (
+        [$factory:expr] [$($capabilities:expr)?] [] [$($teardown:expr)?]
+        skip_if = $value:expr $(, $($rest:tt)*)?
+    ) => {
+        $crate::__conformance_options!(
+            [$factory] [$($capabilities)?] [$value] [$($teardown)?] $($($rest)*)?
+        );
+    };
+    (
+        [$factory:expr] [$($capabilities:expr)?] [$($skip_if:expr)?] []
+        teardown = $value:expr $(, $($rest:tt)*)?
+    ) => {
+        $crate::__conformance_options!(
+            [$factory] [$($capabilities)?] [$($skip_if)?] [$value] $($($rest)*)?
+        );
+    };
+    (
+        [$factory:expr] [$($capabilities:expr)?] [$($skip_if:expr)?] [$($teardown:expr)?]
+        $option:ident $($rest:tt)*
+    ) => {
+        ::core::compile_error!(::core::concat!(
+            "event_store_conformance!: `",
+            ::core::stringify!($option),
+            "` is given twice or is not an option; the options are `capabilities = ...`, \
+             `skip_if = ...` and `teardown = ...`, each at most once"
+        ));
+    };
+}
+
+/// The expression in the brackets, or the one after them when the brackets are empty.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_or {
+    ([$given:expr] $default:expr) => {
+        $given
+    };
+    ([] $default:expr) => {
+        $default
     };
 }
 
@@ -215,42 +322,58 @@ macro_rules! __conformance_tests {
 /// `factory` is any expression for which `(factory)().await` gives a store implementing
 /// [`StoreUnderTest`](crate::conformance::StoreUnderTest): a closure returning an async block, or
 /// an `async fn`. It is called once per test, and must give a store that is empty for its tenant
-/// (a database backend would create a fresh schema or database each time). Optionally,
-/// `capabilities = ...` declares what the backend lacks (a const expression of
-/// [`Capabilities`](crate::conformance::Capabilities)); the default is
-/// [`Capabilities::all()`](crate::conformance::Capabilities::all).
+/// (a database backend would create a fresh schema or database each time).
+///
+/// Options follow the factory, separated by commas, in any order, each at most once:
+///
+/// - `capabilities = ...` declares what the backend lacks: a const expression of
+///   [`Capabilities`](crate::conformance::Capabilities), by default
+///   [`Capabilities::all()`](crate::conformance::Capabilities::all). A case needing a missing
+///   capability is skipped.
+/// - `skip_if = ...` skips cases at run time, for a backend that is not always there (a
+///   database server named by an environment variable): an `Fn(&str) -> bool` given the case's
+///   name, returning `true` to skip it. It is asked before the factory is called, and only
+///   about cases the capabilities leave in; a skipped case prints
+///   `conformance: <case> skipped: skip_if returned true` (see [`skips_if`]) and passes. When
+///   something should notice the skip (CI), print a reason from the closure straight to
+///   `std::io::stderr()`, which the test harness does not capture.
+/// - `teardown = ...` cleans up after a case that passed: an expression for which
+///   `(teardown)(store).await` runs, given a clone of the store the factory gave (taken before
+///   the case consumes it, so it shares the case's storage). A database backend drops the
+///   schema or database it created. It does not run when the case fails, which leaves the data
+///   to look at.
 ///
 /// The calling crate needs `tokio` with the `rt-multi-thread` and `macros` features among its
 /// dev-dependencies (the tests are `#[tokio::test(flavor = "multi_thread")]`), and
 /// `eventsrc-testing` with the `conformance` feature. Names in the calling module are visible to
-/// both expressions.
+/// every expression.
+///
+/// A database backend whose tests run only when a server is configured:
 ///
 /// ```text
+/// use std::io::Write;
+///
 /// use eventsrc_testing::conformance::Capabilities;
 ///
 /// eventsrc_testing::event_store_conformance!(
-///     || async { PgEventStore::connect_fresh_schema(&url()).await },
+///     || async { PgEventStore::connect_to_fresh_schema(&database_url().unwrap()).await },
 ///     capabilities = Capabilities { local_clock: false, ..Capabilities::all() },
+///     skip_if = |case| {
+///         let missing = database_url().is_none();
+///         if missing {
+///             let line = format!("MY-BACKEND-SKIPPED: {case}: set MY_DATABASE_URL\n");
+///             let _ = std::io::stderr().write_all(line.as_bytes());
+///         }
+///         missing
+///     },
+///     teardown = |store: PgEventStore| async move { drop_schema(&store).await },
 /// );
 /// ```
+///
+/// [`skips_if`]: crate::conformance::skips_if
 #[macro_export]
 macro_rules! event_store_conformance {
-    ($factory:expr $(,)?) => {
-        $crate::event_store_conformance!(
-            $factory,
-            capabilities = $crate::conformance::Capabilities::all()
-        );
-    };
-    ($factory:expr, capabilities = $capabilities:expr $(,)?) => {
-        /// The eventsrc backend conformance suite: one test per case.
-        mod conformance {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[allow(dead_code)]
-            const CAPABILITIES: $crate::conformance::Capabilities = $capabilities;
-
-            $crate::__conformance_cases!([$crate::__conformance_tests] $factory);
-        }
+    ($factory:expr $(, $($options:tt)*)?) => {
+        $crate::__conformance_options!([$factory] [] [] [] $($($options)*)?);
     };
 }

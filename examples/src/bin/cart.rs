@@ -4,9 +4,11 @@
 //!
 //! The store is `memory:` (nothing kept) unless `--store <url>` or the environment variable
 //! `EVENTSRC_STORE` names another (the flag wins), e.g. `sqlite://eventsrc-demo.db`, the leads
-//! demo's file: the carts' streams sit beside the leads' and the counter reads only carts. On a
-//! store that already holds carts 1 and 2 the commands are decided against what is there (a
-//! checked-out cart refuses more items), and the counter includes the earlier runs' sales.
+//! demo's file, or `postgres://user:password@host/database` (the schema `eventsrc`, or the one
+//! `?schema=name` names; the password is never printed): the carts' streams sit beside the
+//! leads' and the counter reads only carts. On a store that already holds carts 1 and 2 the
+//! commands are decided against what is there (a checked-out cart refuses more items), and the
+//! counter includes the earlier runs' sales.
 //!
 //! Run with: `cargo run -p eventsrc-examples --bin cart [-- --store <url>]`
 

@@ -9,7 +9,13 @@
 //!
 //! Another store: `--store <url>`, or the environment variable `EVENTSRC_STORE` (the flag
 //! wins): `memory:` (nothing kept), `sqlite://path/to/file.db`, `sqlite:///absolute/path.db`,
-//! `sqlite::memory:`.
+//! `sqlite::memory:`, or PostgreSQL: `postgres://user:password@host:5432/database` keeps the
+//! events in the schema `eventsrc` of that database (created if missing), and
+//! `...database?schema=name` in the schema `name`; `postgresql://` works too. The demo continues
+//! its history there the same way; drop the schema (`DROP SCHEMA eventsrc CASCADE`) to start
+//! over. PostgreSQL stamps `recorded_at` with the server's clock, not the story's, so there the
+//! history shows today's dates, the later runs date their follow-ups from today, and
+//! `load_at_time(2016-11-20)` finds the lead not yet created. The password is never printed.
 //!
 //! Run with: `cargo run -p eventsrc-examples --bin leads [-- --store <url>]`
 
@@ -50,17 +56,26 @@ async fn run() -> Result<(), Box<dyn Error>> {
     println!("Store URL: {url} ({source})");
     let mut stdout = std::io::stdout();
     let told = story::tell(&store, &clock, &mut stdout).await?;
-    if let AnyStore::Sqlite(sqlite) = &store
-        && sqlite.path().is_some()
-    {
-        println!(
-            "\nThe file now holds {} events of leads {} and {} (run {}): run the demo again to \
-             continue their history, or delete the file to start over.",
-            told.events,
-            story::STEFAN,
-            story::LILYANA,
-            told.run
-        );
-    }
+    let (place, start_over) = match &store {
+        AnyStore::Sqlite(sqlite) if sqlite.path().is_some() => {
+            ("file".to_owned(), "delete the file".to_owned())
+        }
+        AnyStore::Postgres(postgres) => (
+            "schema".to_owned(),
+            format!(
+                "drop the schema (DROP SCHEMA {} CASCADE)",
+                postgres.schema()
+            ),
+        ),
+        _ => return Ok(()),
+    };
+    println!(
+        "\nThe {place} now holds {} events of leads {} and {} (run {}): run the demo again to \
+         continue their history, or {start_over} to start over.",
+        told.events,
+        story::STEFAN,
+        story::LILYANA,
+        told.run
+    );
     Ok(())
 }

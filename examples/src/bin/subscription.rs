@@ -5,9 +5,11 @@
 //!
 //! The store is `memory:` (nothing kept) unless `--store <url>` or the environment variable
 //! `EVENTSRC_STORE` names another (the flag wins), e.g. `sqlite://eventsrc-demo.db`, the leads
-//! demo's file. On a store that already holds subscription 12 the commands are decided against
-//! what is there (some turn into no-ops or refusals), and the tables show every run's events,
-//! each stamped with the story's dates in February and April 2018.
+//! demo's file, or `postgres://user:password@host/database` (the schema `eventsrc`, or the one
+//! `?schema=name` names; the password is never printed). On a store that already holds
+//! subscription 12 the commands are decided against what is there (some turn into no-ops or
+//! refusals), and the tables show every run's events, each stamped with the story's dates in
+//! February and April 2018 (on PostgreSQL, with the server's clock: today).
 //!
 //! Run with: `cargo run -p eventsrc-examples --bin subscription [-- --store <url>]`
 

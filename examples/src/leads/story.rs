@@ -156,7 +156,7 @@ where
         writeln!(
             out,
             "\nThe race on lead {LILYANA} was staged in an earlier run; tell the story on a fresh store \
-             (`--store memory:`, or delete the database file) to see it again."
+             (`--store memory:`, or start over: delete the SQLite file or drop the PostgreSQL schema) to see it again."
         )?;
     }
 
