@@ -60,6 +60,7 @@ use eventsrc::{
     CheckpointStore, Direction, EventStore, ExpectedVersion, GlobalPosition, NewEvent,
     RecordedEvent, SnapshotStore, StoredEvent, StreamId, StreamVersion, Tenant, Timestamp,
 };
+use futures_util::TryStreamExt;
 use tokio::sync::{OnceCell, watch};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::ToSql;
@@ -235,6 +236,7 @@ impl PgEventStore {
             },
         );
         let pool = Pool::builder(manager)
+            .queue_mode(deadpool_postgres::QueueMode::Lifo)
             .max_size(options.pool_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(options.pool_timeout))
@@ -378,41 +380,82 @@ impl PgEventStore {
         writer::append(client, &self.shared.sql.writer, &append).await
     }
 
-    /// Runs a log read or the head query (`sql`) until nothing it could return is held back,
-    /// or [`PgOptions::horizon_wait`] runs out. `full` says whether an answer is complete
-    /// regardless (a full page). The connection goes back to the pool between tries.
-    async fn below_horizon(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-        full: impl Fn(&[Row]) -> Result<bool, StoreError>,
-    ) -> Result<Vec<Row>, StoreError> {
+    /// Runs `fetch` (one try of a log read or the head query) until nothing it could return
+    /// is held back, or [`PgOptions::horizon_wait`] runs out. The connection goes back to the
+    /// pool between tries.
+    async fn below_horizon<T, F, Fut>(&self, mut fetch: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Try<T>, StoreError>>,
+    {
         let deadline = Instant::now() + self.shared.horizon_wait;
         let mut pause = Duration::from_millis(1);
         let mut target: Option<i64> = None;
         loop {
-            let found = {
-                let client = self.client().await?;
-                let statement = client.prepare_cached(sql).await.map_err(backend)?;
-                client.query(&statement, params).await.map_err(backend)?
-            };
-            let Some(first) = found.first() else {
-                return Ok(found);
-            };
-            let (horizon, held) = rows::horizon(first)?;
+            let found = fetch().await?;
             // Wait for the events held back at the first try, not for later ones.
-            let waiting_for = match (target, held) {
+            let waiting_for = match (target, found.held) {
                 (Some(target), _) => target,
                 (None, Some(held)) => *target.insert(held),
-                (None, None) => return Ok(found),
+                (None, None) => return Ok(found.value),
             };
-            if horizon > waiting_for || full(&found)? || Instant::now() >= deadline {
-                return Ok(found);
+            if found.horizon > waiting_for || found.complete || Instant::now() >= deadline {
+                return Ok(found.value);
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(20));
         }
     }
+
+    /// One try of a log read: the page, read into records while its rows stream in (so that
+    /// decoding overlaps the server producing the rest), with the horizon and the newest
+    /// transaction whose events it holds back.
+    async fn log_page(
+        &self,
+        params: &[&(dyn ToSql + Sync)],
+        capacity: usize,
+    ) -> Result<Try<Vec<RecordedEvent>>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.shared.sql.read.all)
+            .await
+            .map_err(backend)?;
+        let found = client
+            .query_raw(&statement, params.iter().copied())
+            .await
+            .map_err(backend)?;
+        let mut found = std::pin::pin!(found);
+        let mut reader = rows::RecordReader::new(&self.tenant, None);
+        let mut page = Try {
+            value: Vec::new(),
+            horizon: 0,
+            held: None,
+            complete: false,
+        };
+        let mut first = true;
+        while let Some(row) = found.try_next().await.map_err(backend)? {
+            if std::mem::take(&mut first) {
+                (page.horizon, page.held) = rows::horizon(&row)?;
+                // An empty page is one row without an event.
+                if !rows::has_event(&row)? {
+                    continue;
+                }
+                page.value.reserve(capacity);
+            }
+            page.value.push(reader.read(&row, 2)?);
+        }
+        Ok(page)
+    }
+}
+
+/// One try of a read that stops at the horizon: what it found, the horizon, the newest
+/// transaction whose events it held back (if any), and whether the answer is complete
+/// regardless (a full page).
+struct Try<T> {
+    value: T,
+    horizon: i64,
+    held: Option<i64>,
+    complete: bool,
 }
 
 impl EventStore for PgEventStore {
@@ -477,19 +520,13 @@ impl EventStore for PgEventStore {
             &read.filter.event_types,
             &read.filter.categories,
         ];
-        let found = self
-            .below_horizon(&self.shared.sql.read.all, &params, |found| {
-                let events = match found.first() {
-                    Some(first) if rows::has_event(first)? => found.len(),
-                    _ => 0,
-                };
-                Ok(events as i64 >= limit)
-            })
-            .await?;
-        match found.first() {
-            Some(first) if rows::has_event(first)? => rows::records(&found, 2, &self.tenant, None),
-            _ => Ok(Vec::new()),
-        }
+        let (params, capacity) = (&params, read.limit.min(16_384));
+        self.below_horizon(move || async move {
+            let mut page = self.log_page(params, capacity).await?;
+            page.complete = page.value.len() as i64 >= limit;
+            Ok(page)
+        })
+        .await
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<StreamVersion, StoreError> {
@@ -507,9 +544,26 @@ impl EventStore for PgEventStore {
     }
 
     async fn head_position(&self) -> Result<GlobalPosition, StoreError> {
-        let tenant = self.tenant.as_str();
+        let tenant = &self.tenant.as_str();
         let found = self
-            .below_horizon(&self.shared.sql.read.head, &[&tenant], |_| Ok(false))
+            .below_horizon(move || async move {
+                let client = self.client().await?;
+                let statement = client
+                    .prepare_cached(&self.shared.sql.read.head)
+                    .await
+                    .map_err(backend)?;
+                let found = client.query(&statement, &[tenant]).await.map_err(backend)?;
+                let (horizon, held) = match found.first() {
+                    Some(first) => rows::horizon(first)?,
+                    None => (0, None),
+                };
+                Ok(Try {
+                    value: found,
+                    horizon,
+                    held,
+                    complete: false,
+                })
+            })
             .await?;
         let Some(row) = found.first() else {
             return Ok(GlobalPosition::START);

@@ -56,7 +56,8 @@ impl PgOptions {
     /// Whether appends `NOTIFY` the schema's channel (default on), which is what wakes
     /// [`PgEventStore::notifications`](crate::PgEventStore::notifications) in every process. A background task sends the
     /// notification after the append commits, one for all appends that commit while it is
-    /// sending, so appends never wait for it. Off: readers in other processes poll.
+    /// sending or within a millisecond of the previous notification, so appends never wait
+    /// for it. Off: readers in other processes poll.
     pub fn notify(mut self, notify: bool) -> Self {
         self.notify = notify;
         self

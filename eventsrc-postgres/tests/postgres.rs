@@ -285,6 +285,19 @@ async fn a_payload_that_is_not_json_is_an_invalid_append_naming_the_event() {
         }
         other => panic!("expected an invalid append, got {other:?}"),
     }
+    // Alone, an event goes through the single-event statement: the same answer.
+    let bad = NewEvent::raw("Counted", 1, "{by: 1}");
+    let bad_id = bad.event_id;
+    match store
+        .append(&stream(1), ExpectedVersion::Any, vec![bad])
+        .await
+    {
+        Err(StoreError::InvalidAppend { stream: s, reason }) => {
+            assert_eq!(s, stream(1));
+            assert!(reason.contains(&bad_id.to_string()), "{reason}");
+        }
+        other => panic!("expected an invalid append, got {other:?}"),
+    }
     assert_eq!(
         store.stream_version(&stream(1)).await.unwrap(),
         StreamVersion::NONE

@@ -97,9 +97,10 @@ fn commit_group(conn: &mut Connection, group: &mut Vec<Append>, clock: &dyn Cloc
     let recorded_at = clock.now();
     let committed = (|| -> rusqlite::Result<Vec<Result<AppendResult, StoreError>>> {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let last: i64 = tx.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |r| {
-            r.get(0)
-        })?;
+        // Cached: parsing it again cost a few microseconds on every commit.
+        let last: i64 = tx
+            .prepare_cached("SELECT COALESCE(MAX(position), 0) FROM events")?
+            .query_row([], |r| r.get(0))?;
         let mut next_position = last + 1;
         if let [only] = appends.as_slice() {
             // Alone in its transaction, an append needs no savepoint: the transaction itself

@@ -1,0 +1,691 @@
+//! eventsrc-postgres beside the raw limit of PostgreSQL through the same driver
+//! (tokio-postgres): the same rows inserted into the same `events` table with plain multi-row
+//! `INSERT`s, the same stream read with a plain `SELECT`, the same log scanned with one ordered
+//! `SELECT`. Prints one table.
+//!
+//! Run with: `EVENTSRC_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo bench -p
+//! eventsrc-postgres` (without the variable it says so and stops). Everything happens in a
+//! fresh schema, dropped at the end. `EVENTSRC_BENCH_SCALE=0.1` shrinks every workload (e.g.
+//! for a quick look); the README's figures use the default scale of 1.
+//! `EVENTSRC_BENCH_ONLY=append` (or `concurrent`, `scan`, `load`, `command`) runs one part.
+//!
+//! The store runs with its default options (a pool of 16, notifications on), as an
+//! application would. Commits are whatever the server makes them (durable by default).
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use eventsrc::{
+    Decision, Event, EventId, EventStore, ExpectedVersion, GlobalPosition, Metadata, NewEvent,
+    ReadAll, Repository, StreamId, StreamVersion, Tenant, Uuid, aggregate, command,
+};
+use eventsrc_postgres::tokio_postgres::types::ToSql;
+use eventsrc_postgres::tokio_postgres::{self, Client, NoTls, Statement};
+use eventsrc_postgres::{PgEventStore, PgOptions};
+use futures_util::TryStreamExt;
+use serde::{Deserialize, Serialize};
+
+const URL_VAR: &str = "EVENTSRC_POSTGRES_URL";
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct ItemAdded {
+    sku: String,
+    quantity: u32,
+    price_cents: u64,
+}
+
+#[derive(Default, Debug, PartialEq)]
+struct Cart {
+    items: u64,
+    total_cents: u64,
+}
+
+#[aggregate(id = u64)]
+impl Cart {
+    fn on_item_added(&mut self, event: &ItemAdded) {
+        self.items += u64::from(event.quantity);
+        self.total_cents += event.price_cents * u64::from(event.quantity);
+    }
+}
+
+#[command(aggregate = Cart, handler = Cart::add)]
+struct AddItem {
+    #[id]
+    cart: u64,
+}
+
+impl Cart {
+    fn add(&self, _: &AddItem) -> Decision<Self> {
+        Ok(vec![item(self.items).into()])
+    }
+}
+
+fn item(n: u64) -> ItemAdded {
+    ItemAdded {
+        sku: format!("computer-{}", n % 97),
+        quantity: 1 + (n % 3) as u32,
+        price_cents: 129_900,
+    }
+}
+
+fn new_event(n: u64) -> NewEvent {
+    NewEvent::from_event(&item(n), Metadata::new()).expect("encodes")
+}
+
+fn payload(n: u64) -> String {
+    serde_json::to_string(&item(n)).expect("encodes")
+}
+
+fn stream(n: u64) -> StreamId {
+    StreamId::new("cart", n).expect("a stream id")
+}
+
+fn scale(n: u64) -> u64 {
+    let factor: f64 = std::env::var("EVENTSRC_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    ((n as f64 * factor) as u64).max(10)
+}
+
+/// The append workloads write to this tenant; the seeded log (scan, load, command) is the
+/// default tenant's, so the scan reads exactly what was seeded.
+const APPENDS: &str = "appends";
+
+/// Stream numbers of the append workloads: eventsrc's from 0 up, the raw side's from here up.
+const RAW_STREAMS: u64 = 1_000_000;
+
+/// The schema of one run and what both sides use in it.
+struct Bench {
+    url: String,
+    schema: String,
+    store: PgEventStore,
+}
+
+impl Bench {
+    fn table(&self) -> String {
+        format!("\"{}\".events", self.schema)
+    }
+
+    /// A plain connection of its own, driven on this runtime.
+    async fn client(&self) -> Client {
+        let (client, connection) = tokio_postgres::connect(&self.url, NoTls)
+            .await
+            .expect("connects");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
+    /// Raw: one multi-row `INSERT` of `batch` events into one stream, prepared, on `client`.
+    /// The stream is `$1`; each row binds its version, id and payload; the other columns are
+    /// constants, and the defaults fill position, transaction id and recorded_at as they do
+    /// for the store.
+    async fn raw_insert(&self, client: &Client, tenant: &str, batch: u64) -> Statement {
+        let rows: Vec<String> = (0..batch)
+            .map(|i| {
+                let p = 2 + 3 * i;
+                format!(
+                    "('{tenant}', $1, 'cart', ${p}, ${}, 'ItemAdded', 1, ${}::text::json, NULL)",
+                    p + 1,
+                    p + 2
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO {} (tenant, stream, category, stream_version, event_id, event_type, \
+             schema_version, payload, metadata) VALUES {}",
+            self.table(),
+            rows.join(", ")
+        );
+        client.prepare(&sql).await.expect("prepares")
+    }
+}
+
+/// Raw: the next `batch` events of `stream` (at `version` so far) in one statement, one
+/// transaction (autocommit).
+async fn raw_append(
+    client: &Client,
+    insert: &Statement,
+    stream: &str,
+    version: &mut i64,
+    first_n: u64,
+    batch: u64,
+) {
+    let versions: Vec<i64> = (1..=batch as i64).map(|i| *version + i).collect();
+    let ids: Vec<Uuid> = (0..batch).map(|_| EventId::new().0).collect();
+    let payloads: Vec<String> = (first_n..first_n + batch).map(payload).collect();
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(1 + 3 * batch as usize);
+    params.push(&stream);
+    for ((version, id), payload) in versions.iter().zip(&ids).zip(&payloads) {
+        params.push(version);
+        params.push(id);
+        params.push(payload);
+    }
+    client.execute(insert, &params).await.expect("inserts");
+    *version += batch as i64;
+}
+
+/// Raw: `total` events in batches of `batch`, round-robin over `streams` streams from
+/// `offset`.
+async fn raw_append_streams(
+    client: &Client,
+    insert: &Statement,
+    streams: u64,
+    total: u64,
+    batch: u64,
+    offset: u64,
+) {
+    let mut versions = vec![0i64; streams as usize];
+    let names: Vec<String> = (0..streams)
+        .map(|s| stream(offset + s).to_string())
+        .collect();
+    let mut n = 0;
+    while n < total {
+        let s = ((n / batch) % streams) as usize;
+        raw_append(client, insert, &names[s], &mut versions[s], n, batch).await;
+        n += batch;
+    }
+}
+
+/// eventsrc: the same, each append expecting the version the previous one returned, as a
+/// repository does.
+async fn store_append(store: &PgEventStore, streams: u64, total: u64, batch: u64, offset: u64) {
+    let mut versions = vec![StreamVersion::NONE; streams as usize];
+    let mut n = 0;
+    while n < total {
+        let s = (n / batch) % streams;
+        let events: Vec<NewEvent> = (n..n + batch).map(new_event).collect();
+        let done = store
+            .append(
+                &stream(offset + s),
+                ExpectedVersion::at(versions[s as usize]),
+                events,
+            )
+            .await
+            .expect("appends");
+        versions[s as usize] = done.stream_version;
+        n += batch;
+    }
+}
+
+struct Row {
+    name: String,
+    eventsrc: f64,
+    raw: f64,
+    unit: &'static str,
+}
+
+fn rate(count: u64, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64()
+}
+
+async fn append_rows(bench: &Bench, rows: &mut Vec<Row>) {
+    // fsync latency drifts on a virtual machine; both sides run in alternating rounds so that
+    // drift falls on both alike.
+    const ROUNDS: u64 = 4;
+    let store = bench.store.with_tenant(Tenant::new(APPENDS));
+    let client = bench.client().await;
+    for (part, (batch, total)) in [
+        (1, scale(4_000)),
+        (10, scale(20_000)),
+        (100, scale(100_000)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let insert = bench.raw_insert(&client, APPENDS, batch).await;
+        let (mut store_time, mut raw_time) = (Duration::ZERO, Duration::ZERO);
+        let per_round = total / ROUNDS;
+        for round in 0..ROUNDS {
+            // Fresh streams each round, so the expected versions stay each side's own.
+            let offset = part as u64 * 10_000 + round * 1_000;
+            let started = Instant::now();
+            store_append(&store, 100, per_round, batch, offset).await;
+            store_time += started.elapsed();
+            let started = Instant::now();
+            raw_append_streams(
+                &client,
+                &insert,
+                100,
+                per_round,
+                batch,
+                RAW_STREAMS + offset,
+            )
+            .await;
+            raw_time += started.elapsed();
+        }
+        rows.push(Row {
+            name: format!("append, 1 writer, batches of {batch}"),
+            eventsrc: rate(per_round * ROUNDS, store_time),
+            raw: rate(per_round * ROUNDS, raw_time),
+            unit: "events/s",
+        });
+    }
+}
+
+async fn concurrent_rows(bench: &Bench, rows: &mut Vec<Row>) {
+    const WRITERS: u64 = 8;
+    const ROUNDS: u64 = 2;
+    let store = bench.store.with_tenant(Tenant::new(APPENDS));
+    // Raw: a client per writer, as 8 processes or a pool would have.
+    let mut clients = Vec::new();
+    for _ in 0..WRITERS {
+        clients.push(std::sync::Arc::new(bench.client().await));
+    }
+    for (part, (batch, per_writer)) in [(1, scale(1_000)), (10, scale(5_000)), (100, scale(20_000))]
+        .into_iter()
+        .enumerate()
+    {
+        let mut inserts = Vec::new();
+        for client in &clients {
+            inserts.push(std::sync::Arc::new(
+                bench.raw_insert(client, APPENDS, batch).await,
+            ));
+        }
+        let per_round = per_writer / ROUNDS;
+        let (mut store_time, mut raw_time) = (Duration::ZERO, Duration::ZERO);
+        for round in 0..ROUNDS {
+            let offset = 100_000 + part as u64 * 10_000 + round * 1_000;
+            let started = Instant::now();
+            let tasks: Vec<_> = (0..WRITERS)
+                .map(|w| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        store_append(&store, 1, per_round, batch, offset + w).await;
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.expect("writer finished");
+            }
+            store_time += started.elapsed();
+
+            let started = Instant::now();
+            let tasks: Vec<_> = (0..WRITERS)
+                .map(|w| {
+                    let client = std::sync::Arc::clone(&clients[w as usize]);
+                    let insert = std::sync::Arc::clone(&inserts[w as usize]);
+                    tokio::spawn(async move {
+                        let name = stream(RAW_STREAMS + offset + w).to_string();
+                        let mut version = 0;
+                        let mut n = 0;
+                        while n < per_round {
+                            raw_append(&client, &insert, &name, &mut version, n, batch).await;
+                            n += batch;
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.expect("writer finished");
+            }
+            raw_time += started.elapsed();
+        }
+        rows.push(Row {
+            name: format!("append, {WRITERS} writers on distinct streams, batches of {batch}"),
+            eventsrc: rate(WRITERS * per_round * ROUNDS, store_time),
+            raw: rate(WRITERS * per_round * ROUNDS, raw_time),
+            unit: "events/s",
+        });
+    }
+}
+
+/// Seeds the default tenant's log: `streams` streams of 1,000 events each, appended by 8
+/// writers in batches of 1,000 (one append per stream).
+async fn seed(bench: &Bench, streams: u64) {
+    const WRITERS: u64 = 8;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = bench.store.clone();
+            tokio::spawn(async move {
+                for s in (w..streams).step_by(WRITERS as usize) {
+                    let events: Vec<NewEvent> =
+                        (s * 1_000..(s + 1) * 1_000).map(new_event).collect();
+                    store
+                        .append(&stream(s), ExpectedVersion::NoStream, events)
+                        .await
+                        .expect("seeds");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("seeder finished");
+    }
+    // Settle before measuring: hint bits set and statistics fresh (as autovacuum would leave a
+    // table at rest), and the seed's WAL written out, so that no reader runs beside the
+    // server's own catching up.
+    let client = bench.client().await;
+    for settle in [
+        format!("VACUUM ANALYZE {}", bench.table()),
+        "CHECKPOINT".into(),
+    ] {
+        client.batch_execute(&settle).await.expect("settles");
+    }
+    eprintln!(
+        "seeded {} events in {:.1} s (eventsrc appends of 1,000 events, {WRITERS} writers)",
+        streams * 1_000,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// eventsrc: the whole log in pages of `page` events, as a projection catching up reads it.
+async fn store_scan(store: &PgEventStore, page: usize) -> u64 {
+    let (mut after, mut seen) = (GlobalPosition::START, 0u64);
+    loop {
+        let page = store
+            .read_all(ReadAll::after(after).limit(page))
+            .await
+            .expect("reads");
+        let Some(last) = page.last() else { break };
+        after = last.global_position;
+        seen += page.len() as u64;
+    }
+    seen
+}
+
+/// Raw: one SELECT of the same rows in the same order (the log's), streamed, every column
+/// into owned values.
+async fn raw_scan(client: &Client, select: &Statement) -> u64 {
+    let found = client
+        .query_raw(select, std::iter::empty::<i64>())
+        .await
+        .expect("queries");
+    let mut found = std::pin::pin!(found);
+    let mut seen = 0u64;
+    while let Some(row) = found.try_next().await.expect("a row") {
+        let numbers: [i64; 4] = [0, 1, 3, 6].map(|c| row.get(c));
+        let stream: String = row.get(2);
+        let id: Uuid = row.get(4);
+        let event_type: String = row.get(5);
+        let payload: String = row.get(7);
+        let metadata: Option<String> = row.get(8);
+        let recorded_at: SystemTime = row.get(9);
+        std::hint::black_box((
+            numbers,
+            stream,
+            id,
+            event_type,
+            payload,
+            metadata,
+            recorded_at,
+        ));
+        seen += 1;
+    }
+    seen
+}
+
+async fn scan_row(bench: &Bench, rows: &mut Vec<Row>, total: u64) {
+    const ROUNDS: u64 = 2;
+    let client = bench.client().await;
+    let select = client
+        .prepare(&format!(
+            "SELECT position, transaction_id, stream, stream_version, event_id, event_type, \
+             schema_version, payload::text, metadata::text, recorded_at FROM {} \
+             WHERE tenant = 'default' ORDER BY transaction_id, position",
+            bench.table()
+        ))
+        .await
+        .expect("prepares");
+    // Pages of 10,000 as in the SQLite table; every page is a query of its own, and a query's
+    // start costs PostgreSQL and the driver more than a step of SQLite costs, so larger pages
+    // are shown too.
+    for page in [10_000, 100_000] {
+        let (mut store_time, mut raw_time) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..ROUNDS {
+            let started = Instant::now();
+            assert_eq!(store_scan(&bench.store, page).await, total);
+            store_time += started.elapsed();
+            let started = Instant::now();
+            assert_eq!(raw_scan(&client, &select).await, total);
+            raw_time += started.elapsed();
+        }
+        rows.push(Row {
+            name: format!(
+                "read-all scan of {total} events (eventsrc in pages of {page}, raw in one SELECT)"
+            ),
+            eventsrc: rate(total * ROUNDS, store_time),
+            raw: rate(total * ROUNDS, raw_time),
+            unit: "events/s",
+        });
+    }
+}
+
+/// Raw: a hand-written loader. A plain SELECT of what any loader needs (type, schema version,
+/// payload), a `match` on the type, serde_json straight into it, a fold.
+async fn raw_load(client: &Client, select: &Statement, stream: &str) -> (Cart, i64) {
+    let found = client.query(select, &[&stream]).await.expect("queries");
+    let mut cart = Cart::default();
+    let mut version = 0;
+    for row in &found {
+        match (row.get::<_, &str>(0), row.get::<_, i64>(1)) {
+            ("ItemAdded", 1) => {
+                let event: ItemAdded = serde_json::from_str(row.get(2)).expect("decodes");
+                cart.on_item_added(&event);
+            }
+            (other, version) => panic!("unexpected {other} v{version}"),
+        }
+        version = row.get(3);
+    }
+    (cart, version)
+}
+
+async fn raw_loader(bench: &Bench, client: &Client) -> Statement {
+    client
+        .prepare(&format!(
+            "SELECT event_type, schema_version, payload::text, stream_version FROM {} \
+             WHERE tenant = 'default' AND stream = $1 ORDER BY stream_version",
+            bench.table()
+        ))
+        .await
+        .expect("prepares")
+}
+
+async fn load_row(bench: &Bench, rows: &mut Vec<Row>) {
+    const ROUNDS: u64 = 4;
+    let repository = Repository::new(bench.store.clone());
+    let per_round = scale(300) / ROUNDS;
+    let expected = repository.load::<Cart>(&7).await.expect("loads").state;
+    let client = bench.client().await;
+    let select = raw_loader(bench, &client).await;
+    let name = stream(7).to_string();
+    let (mut store_time, mut raw_time) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        for _ in 0..per_round {
+            let cart = repository.load::<Cart>(&7).await.expect("loads");
+            assert_eq!(cart.version, StreamVersion(1_000));
+        }
+        store_time += started.elapsed();
+        let started = Instant::now();
+        for _ in 0..per_round {
+            let (cart, version) = raw_load(&client, &select, &name).await;
+            assert_eq!(cart, expected);
+            assert_eq!(version, 1_000);
+        }
+        raw_time += started.elapsed();
+    }
+    rows.push(Row {
+        name: "load an aggregate of 1,000 events".into(),
+        eventsrc: rate(per_round * ROUNDS, store_time),
+        raw: rate(per_round * ROUNDS, raw_time),
+        unit: "loads/s",
+    });
+}
+
+/// One command on each of `commands` fresh aggregates of 1,000 events per side, the two sides
+/// taking turns.
+async fn command_row(bench: &Bench, rows: &mut Vec<Row>, streams: u64) {
+    let commands = scale(200).min(streams.saturating_sub(10) / 2).max(1);
+    let repository = Repository::new(bench.store.clone());
+    let client = bench.client().await;
+    let select = raw_loader(bench, &client).await;
+    // Raw: the hand-written loader, the same decision, and one INSERT at the next version
+    // (the unique index refuses it if another writer got there first), with the metadata the
+    // repository stamps (causation and correlation: the command's id).
+    let insert = client
+        .prepare(&format!(
+            "INSERT INTO {} (tenant, stream, category, stream_version, event_id, event_type, \
+             schema_version, payload, metadata) \
+             VALUES ('default', $1, 'cart', $2, $3, 'ItemAdded', 1, $4::text::json, $5::text::json)",
+            bench.table()
+        ))
+        .await
+        .expect("prepares");
+    let (mut store_time, mut raw_time) = (Duration::ZERO, Duration::ZERO);
+    for i in 0..commands {
+        let started = Instant::now();
+        let committed = repository
+            .send(AddItem { cart: 10 + i }, Metadata::new())
+            .await
+            .expect("commits");
+        store_time += started.elapsed();
+        assert_eq!(committed.stream_version, StreamVersion(1_001));
+
+        let name = stream(10 + commands + i).to_string();
+        let started = Instant::now();
+        let (cart, version) = raw_load(&client, &select, &name).await;
+        let event = item(cart.items);
+        let command_id = Uuid::now_v7();
+        let metadata = serde_json::to_string(&Metadata::new().caused_by(command_id))
+            .expect("encodes metadata");
+        let payload = serde_json::to_string(&event).expect("encodes");
+        client
+            .execute(
+                &insert,
+                &[
+                    &name,
+                    &(version + 1),
+                    &EventId::new().0,
+                    &payload,
+                    &metadata,
+                ],
+            )
+            .await
+            .expect("inserts");
+        raw_time += started.elapsed();
+    }
+    rows.push(Row {
+        name: format!(
+            "command on a 1,000-event aggregate (load + decide + append), 1 client \
+             ({:.1} ms vs {:.1} ms per command)",
+            store_time.as_secs_f64() * 1e3 / commands as f64,
+            raw_time.as_secs_f64() * 1e3 / commands as f64
+        ),
+        eventsrc: rate(commands, store_time),
+        raw: rate(commands, raw_time),
+        unit: "commands/s",
+    });
+}
+
+/// Drops bench schemas left behind by runs that panicked more than an hour ago.
+async fn sweep_stale(client: &Client, now: u64) {
+    let found = client
+        .query(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'eventsrc\\_bench\\_%'",
+            &[],
+        )
+        .await
+        .expect("lists schemas");
+    for row in found {
+        let name: String = row.get(0);
+        let created = name.split('_').nth(2).and_then(|s| s.parse::<u64>().ok());
+        if created.is_some_and(|created| now.saturating_sub(created) > 3_600) {
+            let _ = client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                .await;
+        }
+    }
+}
+
+fn main() {
+    let url = match std::env::var(URL_VAR) {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            println!(
+                "eventsrc-postgres bench: set {URL_VAR} (e.g. \
+                 postgres://postgres@127.0.0.1:5432/test) to run it; nothing was measured."
+            );
+            return;
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let only = std::env::var("EVENTSRC_BENCH_ONLY").unwrap_or_default();
+    let runs = |part: &str| only.is_empty() || only == part;
+    let mut rows = Vec::new();
+    let server = runtime.block_on(async {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        let random = EventId::new().0.simple().to_string();
+        let schema = format!("eventsrc_bench_{now}_{}", &random[random.len() - 12..]);
+        let store = PgEventStore::connect_with(
+            &url,
+            PgOptions::default()
+                .schema(&schema)
+                .application_name("eventsrc-bench"),
+        )
+        .await
+        .expect("connects");
+        let bench = Bench { url, schema, store };
+        let admin = bench.client().await;
+        sweep_stale(&admin, now).await;
+        let server: String = admin
+            .query_one(
+                "SELECT current_setting('server_version') || ', synchronous_commit=' || \
+                 current_setting('synchronous_commit')",
+                &[],
+            )
+            .await
+            .expect("asks the version")
+            .get(0);
+
+        if runs("append") {
+            append_rows(&bench, &mut rows).await;
+        }
+        if runs("concurrent") {
+            concurrent_rows(&bench, &mut rows).await;
+        }
+        if runs("scan") || runs("load") || runs("command") {
+            let streams = scale(1_000_000) / 1_000;
+            seed(&bench, streams).await;
+            if runs("scan") {
+                scan_row(&bench, &mut rows, streams * 1_000).await;
+            }
+            if runs("load") {
+                load_row(&bench, &mut rows).await;
+            }
+            if runs("command") {
+                command_row(&bench, &mut rows, streams).await;
+            }
+        }
+
+        let Bench { store, schema, .. } = bench;
+        drop(store);
+        admin
+            .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .await
+            .expect("drops the bench schema");
+        server
+    });
+    println!("\n| PostgreSQL {server} | eventsrc | raw tokio-postgres | eventsrc / raw |");
+    println!("|---|---:|---:|---:|");
+    for row in rows {
+        println!(
+            "| {} | {:.0} {} | {:.0} {} | {:.2} |",
+            row.name,
+            row.eventsrc,
+            row.unit,
+            row.raw,
+            row.unit,
+            row.eventsrc / row.raw
+        );
+    }
+}
