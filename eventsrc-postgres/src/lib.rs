@@ -236,7 +236,6 @@ impl PgEventStore {
             },
         );
         let pool = Pool::builder(manager)
-            .queue_mode(deadpool_postgres::QueueMode::Lifo)
             .max_size(options.pool_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(options.pool_timeout))
