@@ -645,6 +645,32 @@ impl Invocation {
              \x20                            created if missing; postgresql:// works too\n"
         )
     }
+
+    /// What every demo does first: read `--store`/[`STORE_ENV`], print the usage and return
+    /// `None` for `--help`, else the parsed store URL and where it came from.
+    pub fn store(
+        program: &str,
+        default: &str,
+    ) -> Result<Option<(StoreUrl, UrlSource)>, Box<dyn std::error::Error>> {
+        match Self::from_env(default)? {
+            Self::Help => {
+                print!("{}", Self::usage(program, default));
+                Ok(None)
+            }
+            Self::Run { url, source } => Ok(Some((url.parse()?, source))),
+        }
+    }
+}
+
+/// A demo's exit: success, or its error printed as `error: ...` with a failure code.
+pub fn exit_code(outcome: Result<(), Box<dyn std::error::Error>>) -> std::process::ExitCode {
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(test)]

@@ -22,32 +22,21 @@ use eventsrc::{
     Repository,
 };
 use eventsrc_examples::cart::{AddItem, Cart, CartEvent, CartId, Checkout, RemoveItem, Sales};
-use eventsrc_examples::store::{AnyStore, Invocation, StoreUrl};
+use eventsrc_examples::store::{AnyStore, Invocation, exit_code};
 
 /// The store when neither `--store` nor `EVENTSRC_STORE` names one.
 const DEFAULT_STORE: &str = "memory:";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code(run().await)
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {
-    let (url, source) = match Invocation::from_env(DEFAULT_STORE)? {
-        Invocation::Help => {
-            print!("{}", Invocation::usage("cart", DEFAULT_STORE));
-            return Ok(());
-        }
-        Invocation::Run { url, source } => (url, source),
+    let Some((url, source)) = Invocation::store("cart", DEFAULT_STORE)? else {
+        return Ok(());
     };
     eventsrc::registry::check()?;
-    let url: StoreUrl = url.parse()?;
     let store = url.open().await?;
     let repository = Repository::new(store.clone());
     println!("eventsrc: seed 004's carts on {store}");

@@ -23,31 +23,20 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use eventsrc_examples::leads::story;
-use eventsrc_examples::store::{AnyStore, Invocation, StoreUrl};
+use eventsrc_examples::store::{AnyStore, Invocation, exit_code};
 
 /// The store when neither `--store` nor `EVENTSRC_STORE` names one.
 const DEFAULT_STORE: &str = "sqlite://eventsrc-demo.db";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code(run().await)
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {
-    let (url, source) = match Invocation::from_env(DEFAULT_STORE)? {
-        Invocation::Help => {
-            print!("{}", Invocation::usage("leads", DEFAULT_STORE));
-            return Ok(());
-        }
-        Invocation::Run { url, source } => (url, source),
+    let Some((url, source)) = Invocation::store("leads", DEFAULT_STORE)? else {
+        return Ok(());
     };
-    let url: StoreUrl = url.parse()?;
     // A manual clock stamps `recorded_at`, so the story happens in November 2016 and later
     // runs continue from the last stored date.
     let clock = story::clock();

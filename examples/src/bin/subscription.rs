@@ -21,7 +21,7 @@ use eventsrc::{
     Aggregate, AggregateCommand, Event, EventStore, ExecuteError, Handle, ManualClock, Metadata,
     ReadStream, Repository, Timestamp,
 };
-use eventsrc_examples::store::{AnyStore, Invocation, StoreUrl};
+use eventsrc_examples::store::{AnyStore, Invocation, exit_code};
 use eventsrc_examples::subscription::{Activate, Create, Deactivate, Subscription, SubscriptionId};
 
 /// 2018-02-01T10:00:00Z, in seconds since the Unix epoch: the talk's subscription 12 was
@@ -33,25 +33,14 @@ const DEFAULT_STORE: &str = "memory:";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code(run().await)
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {
-    let (url, source) = match Invocation::from_env(DEFAULT_STORE)? {
-        Invocation::Help => {
-            print!("{}", Invocation::usage("subscription", DEFAULT_STORE));
-            return Ok(());
-        }
-        Invocation::Run { url, source } => (url, source),
+    let Some((url, source)) = Invocation::store("subscription", DEFAULT_STORE)? else {
+        return Ok(());
     };
     eventsrc::registry::check()?;
-    let url: StoreUrl = url.parse()?;
     // A manual clock stamps `recorded_at`, so the story happens in 2018, as in the talk.
     let clock = ManualClock::new(Timestamp::from_micros(FEBRUARY_2018 * 1_000_000));
     let store = url.open_with_clock(clock.clone()).await?;
