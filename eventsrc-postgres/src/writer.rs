@@ -10,7 +10,7 @@
 //! the stored rows, with the same rules as the other backends.
 
 use deadpool_postgres::ClientWrapper;
-use eventsrc::store::{AppendResult, StoreError};
+use eventsrc::store::{AppendResult, StoreError, encode_metadata};
 use eventsrc::{
     EventId, ExpectedVersion, GlobalPosition, Metadata, NewEvent, StreamId, StreamVersion, Tenant,
     Timestamp, Uuid,
@@ -139,7 +139,9 @@ impl<'a> Batch<'a> {
                 event_type: &event.event_type,
                 schema_version: i64::from(event.schema_version),
                 payload: &event.payload,
-                metadata: encode_metadata(&event.metadata)?,
+                metadata: encode_metadata(std::slice::from_ref(event))?
+                    .pop()
+                    .flatten(),
             },
             events => Batch::Many(Columns::of(events)?),
         })
@@ -162,7 +164,7 @@ impl<'a> Columns<'a> {
             types: Vec::with_capacity(events.len()),
             schema_versions: Vec::with_capacity(events.len()),
             payloads: Vec::with_capacity(events.len()),
-            metadata: Vec::with_capacity(events.len()),
+            metadata: encode_metadata(events)?,
         };
         for event in events {
             columns.ids.push(event.event_id.0);
@@ -171,19 +173,9 @@ impl<'a> Columns<'a> {
                 .schema_versions
                 .push(i64::from(event.schema_version));
             columns.payloads.push(&event.payload);
-            columns.metadata.push(encode_metadata(&event.metadata)?);
         }
         Ok(columns)
     }
-}
-
-fn encode_metadata(metadata: &Metadata) -> Result<Option<String>, StoreError> {
-    if metadata.is_empty() {
-        return Ok(None);
-    }
-    serde_json::to_string(metadata)
-        .map(Some)
-        .map_err(StoreError::backend)
 }
 
 /// The range of current versions `expected` accepts, as the statement's `$4` and `$5`.

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
-use eventsrc::store::{AppendResult, StoreError};
+use eventsrc::store::{AppendResult, StoreError, encode_metadata};
 use eventsrc::{
     Clock, ExpectedVersion, GlobalPosition, Metadata, NewEvent, StreamId, StreamVersion, Tenant,
     Timestamp,
@@ -188,9 +188,9 @@ fn append_one(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .map_err(backend)?;
-    for (offset, event) in events.iter().enumerate() {
+    let metadata = encode_metadata(events)?;
+    for ((offset, event), metadata) in events.iter().enumerate().zip(metadata) {
         let offset = offset as i64;
-        let metadata = encode_metadata(&event.metadata)?;
         let inserted = insert.execute(params![
             first_position + offset,
             first_position,
@@ -235,15 +235,6 @@ fn append_one(
         },
         count,
     ))
-}
-
-fn encode_metadata(metadata: &Metadata) -> Result<Option<String>, StoreError> {
-    if metadata.is_empty() {
-        return Ok(None);
-    }
-    serde_json::to_string(metadata)
-        .map(Some)
-        .map_err(StoreError::backend)
 }
 
 /// `Some(result)` when every event of the append is already stored in this tenant and stream,

@@ -328,6 +328,23 @@ pub fn check_batch(stream: &StreamId, events: &[NewEvent]) -> Result<(), StoreEr
     }
 }
 
+/// The stored JSON of each event's metadata, `None` where it is empty. A run of events with equal
+/// metadata (one command's events always share theirs) is serialized once: backends call this
+/// instead of encoding per event.
+pub fn encode_metadata(events: &[NewEvent]) -> Result<Vec<Option<String>>, StoreError> {
+    let mut encoded: Vec<Option<String>> = Vec::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        let same_as_previous = i > 0 && events[i - 1].metadata == event.metadata;
+        let json = match encoded.last() {
+            Some(previous) if same_as_previous => previous.clone(),
+            _ if event.metadata.is_empty() => None,
+            _ => Some(serde_json::to_string(&event.metadata).map_err(StoreError::backend)?),
+        };
+        encoded.push(json);
+    }
+    Ok(encoded)
+}
+
 /// Up to this many events, [`check_batch`] looks for a repeated id pairwise.
 const SMALL_BATCH: usize = 16;
 
@@ -415,5 +432,27 @@ mod tests {
                 other => panic!("{len}: expected an invalid append, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn metadata_is_encoded_per_run_and_empty_metadata_is_none() {
+        let by = |actor: &str| crate::Metadata::new().with_actor(actor);
+        let events = [
+            NewEvent::raw("A", 1, "{}").with_metadata(by("ada")),
+            NewEvent::raw("B", 1, "{}").with_metadata(by("ada")),
+            NewEvent::raw("C", 1, "{}"),
+            NewEvent::raw("D", 1, "{}").with_metadata(by("bob")),
+        ];
+        let encoded = encode_metadata(&events).unwrap();
+        let ada = Some(r#"{"actor":"ada"}"#.to_owned());
+        assert_eq!(
+            encoded,
+            [
+                ada.clone(),
+                ada,
+                None,
+                Some(r#"{"actor":"bob"}"#.to_owned())
+            ]
+        );
     }
 }
