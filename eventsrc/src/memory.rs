@@ -275,19 +275,27 @@ impl MemoryStore {
         };
         // Stream versions are 1-based and dense, so version v sits at indexes[v - 1].
         let limit = read.limit.unwrap_or(usize::MAX);
-        let selected: Box<dyn Iterator<Item = &usize>> = match read.direction {
+        let mut visit = |&i: &usize| each(&log.events[i]);
+        match read.direction {
             Direction::Forward => {
                 let start = read.from.map_or(0, |v| v.get().saturating_sub(1) as usize);
-                Box::new(indexes.iter().skip(start).take(limit))
+                indexes
+                    .iter()
+                    .skip(start)
+                    .take(limit)
+                    .try_for_each(&mut visit)
             }
             Direction::Backward => {
                 let end = read
                     .from
                     .map_or(indexes.len(), |v| (v.get() as usize).min(indexes.len()));
-                Box::new(indexes[..end].iter().rev().take(limit))
+                indexes[..end]
+                    .iter()
+                    .rev()
+                    .take(limit)
+                    .try_for_each(&mut visit)
             }
-        };
-        selected.map(|&i| &log.events[i]).try_for_each(&mut each)
+        }
     }
 
     fn read_all_now(&self, read: &ReadAll) -> Vec<RecordedEvent> {
