@@ -327,6 +327,10 @@ fn expand_struct(
                     #encode
                 }
                 #[inline]
+                fn stored_types() -> ::core::option::Option<::std::vec::Vec<&'static str>> {
+                    ::core::option::Option::Some(::std::vec![#name #(, #aliases)*])
+                }
+                #[inline]
                 fn decode(
                     event_type: &str,
                     version: u32,
@@ -495,12 +499,17 @@ pub fn expand_enum(
     let mut encode = Vec::new();
     let mut decode = Vec::new();
     let mut arms = Vec::new();
+    let mut stored = Vec::new();
     for v in variants {
         let ident = &v.ident;
         let (name, version, aliases) = (&v.name, v.version, &v.aliases);
         match &v.kind {
             VariantKind::Newtype(ty) => {
                 event_type.push(quote!(Self::#ident(event) => #krate::Event::event_type(event),));
+                stored.push(quote! {
+                    types.push(<#ty as #krate::EventType>::NAME);
+                    types.extend_from_slice(<#ty as #krate::EventType>::ALIASES);
+                });
                 schema_version
                     .push(quote!(Self::#ident(event) => #krate::Event::schema_version(event),));
                 encode.push(quote!(Self::#ident(event) => #krate::Event::encode(event),));
@@ -518,6 +527,7 @@ pub fn expand_enum(
             }
             VariantKind::Unit => {
                 event_type.push(quote!(Self::#ident {} => #name,));
+                stored.push(quote!(types.extend_from_slice(&[#name #(, #aliases)*]);));
                 schema_version.push(quote!(Self::#ident {} => #version,));
                 encode.push(quote!(Self::#ident {} => ::core::result::Result::Ok(::std::string::String::from("{}")),));
                 arms.push(quote! {
@@ -597,6 +607,7 @@ pub fn expand_enum(
                     &quote!(#enum_ident),
                 ));
                 event_type.push(quote!(Self::#ident { .. } => #name,));
+                stored.push(quote!(types.extend_from_slice(&[#name #(, #aliases)*]);));
                 schema_version.push(quote!(Self::#ident { .. } => #version,));
                 encode.push(quote! {
                     Self::#ident { #(#names),* } => #krate::__private::encode(#name, &#encoder { #(#names),* }),
@@ -630,6 +641,12 @@ pub fn expand_enum(
                 #[inline]
                 fn encode(&self) -> ::core::result::Result<::std::string::String, #krate::EncodeError> {
                     match self { #(#encode)* #never }
+                }
+                fn stored_types() -> ::core::option::Option<::std::vec::Vec<&'static str>> {
+                    #[allow(unused_mut)]
+                    let mut types: ::std::vec::Vec<&'static str> = ::std::vec::Vec::new();
+                    #(#stored)*
+                    ::core::option::Option::Some(types)
                 }
                 fn decode(
                     event_type: &str,

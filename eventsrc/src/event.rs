@@ -55,6 +55,13 @@ pub trait Event: Sized + Send + Sync + 'static {
     /// Reads a stored payload written as `event_type` at `schema_version`, upcasting older
     /// versions to the current type.
     fn decode(event_type: &str, schema_version: u32, payload: &str) -> Result<Self, DecodeError>;
+
+    /// The stored names this type reads: its names and aliases (an enum's, all its variants').
+    /// Subscriptions use it to read only those from the store. `None`, the default for
+    /// hand-written impls, means "cannot say": consumers then read every event.
+    fn stored_types() -> Option<Vec<&'static str>> {
+        None
+    }
 }
 
 /// One event type with a fixed stored name: what `#[derive(Event)]` implements for a struct.

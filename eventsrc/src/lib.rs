@@ -8,8 +8,10 @@ mod metadata;
 pub mod projection;
 pub mod registry;
 pub mod repository;
+pub mod runner;
 pub mod store;
 mod stream;
+pub mod subscription;
 mod time;
 
 pub use aggregate::{
@@ -24,8 +26,9 @@ pub use memory::MemoryStore;
 pub use metadata::Metadata;
 pub use repository::{Committed, ExecuteError, LoadError, Loaded, Repository};
 pub use store::{
-    AppendResult, CheckpointStore, Direction, EventFilter, EventStore, NoSnapshots, ReadAll,
-    ReadStream, Snapshot, SnapshotStore, StoreError,
+    AppendResult, AppendSignal, CheckpointStore, Direction, EventFilter, EventStore, Lease, Leases,
+    LocalLeases, NoSnapshots, ParkedEvent, ParkedStore, ReadAll, ReadStream, Snapshot,
+    SnapshotStore, StoreError,
 };
 pub use stream::{
     EventId, ExpectedVersion, GlobalPosition, InvalidPosition, InvalidStreamId, StreamId,

@@ -6,7 +6,8 @@ use std::hash::BuildHasherDefault;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::store::{
-    AppendResult, Direction, ReadAll, ReadStream, Snapshot, StoreError, check_batch,
+    AppendResult, AppendSignal, Direction, Lease, Leases, LocalLeases, ParkedEvent, ParkedStore,
+    ReadAll, ReadStream, Snapshot, StoreError, check_batch,
 };
 use crate::{
     CheckpointStore, Clock, EventId, EventStore, ExpectedVersion, GlobalPosition, Metadata,
@@ -44,6 +45,22 @@ pub struct MemoryStore {
     shared: Arc<RwLock<Log>>,
     clock: Arc<dyn Clock>,
     tenant: Tenant,
+    live: Arc<Live>,
+}
+
+/// What live readers and runners share besides the log: the append signal and the leases.
+struct Live {
+    appended: tokio::sync::watch::Sender<u64>,
+    leases: LocalLeases,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Self {
+            appended: tokio::sync::watch::Sender::new(0),
+            leases: LocalLeases::default(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -145,6 +162,7 @@ struct TenantLog {
     streams: HashMap<StreamId, Vec<usize>>,
     snapshots: HashMap<StreamId, Snapshot>,
     checkpoints: HashMap<String, GlobalPosition>,
+    parked: HashMap<String, Vec<ParkedEvent>>,
 }
 
 impl Default for MemoryStore {
@@ -175,6 +193,7 @@ impl MemoryStore {
             shared: Arc::default(),
             clock: Arc::new(clock),
             tenant: Tenant::default(),
+            live: Arc::default(),
         }
     }
 
@@ -383,7 +402,11 @@ impl EventStore for MemoryStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        self.append_now(stream, expected, events)
+        let result = self.append_now(stream, expected, events)?;
+        if !result.already_stored {
+            self.live.appended.send_modify(|count| *count += 1);
+        }
+        Ok(result)
     }
 
     async fn read_stream(
@@ -431,6 +454,10 @@ impl EventStore for MemoryStore {
         let log = self.read();
         let last = log.tenants.get(&self.tenant).and_then(|t| t.all.last());
         Ok(last.map_or(GlobalPosition::START, |&i| log.events[i].global_position))
+    }
+
+    async fn append_signal(&self) -> Result<Option<AppendSignal>, StoreError> {
+        Ok(Some(self.live.appended.subscribe()))
     }
 }
 
@@ -485,5 +512,52 @@ impl CheckpointStore for MemoryStore {
             .checkpoints
             .insert(subscriber.to_owned(), position);
         Ok(())
+    }
+}
+
+impl ParkedStore for MemoryStore {
+    async fn park(&self, parked: ParkedEvent) -> Result<(), StoreError> {
+        let mut log = self.write();
+        let tenant_log = log.tenants.entry(self.tenant.clone()).or_default();
+        let list = tenant_log.parked.entry(parked.reactor.clone()).or_default();
+        list.retain(|p| p.event.event_id != parked.event.event_id);
+        let at = list.partition_point(|p| p.event.global_position < parked.event.global_position);
+        list.insert(at, parked);
+        Ok(())
+    }
+
+    async fn parked(&self, reactor: &str) -> Result<Vec<ParkedEvent>, StoreError> {
+        let log = self.read();
+        Ok(log
+            .tenants
+            .get(&self.tenant)
+            .and_then(|t| t.parked.get(reactor))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn unpark(&self, reactor: &str, event_id: EventId) -> Result<bool, StoreError> {
+        let mut log = self.write();
+        let Some(list) = log
+            .tenants
+            .get_mut(&self.tenant)
+            .and_then(|t| t.parked.get_mut(reactor))
+        else {
+            return Ok(false);
+        };
+        let before = list.len();
+        list.retain(|p| p.event.event_id != event_id);
+        Ok(list.len() < before)
+    }
+}
+
+/// Leases among the runners of this process that share the store (clones and tenant handles),
+/// per tenant.
+impl Leases for MemoryStore {
+    async fn try_acquire(&self, name: &str) -> Result<Option<Lease>, StoreError> {
+        Ok(self
+            .live
+            .leases
+            .try_acquire_now(&format!("{}/{name}", self.tenant)))
     }
 }

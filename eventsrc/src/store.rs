@@ -83,7 +83,24 @@ pub trait EventStore: Send + Sync {
     /// The position of the last event a reader of this tenant's log can see now
     /// (`GlobalPosition::START` when there is none): the head against which lag is measured.
     fn head_position(&self) -> impl Future<Output = Result<GlobalPosition, StoreError>> + Send;
+
+    /// A signal that moves after events are appended, so that live readers
+    /// ([`Subscription`](crate::subscription::Subscription)) wake at once instead of polling.
+    ///
+    /// The value is only a counter: several appends may wake a reader once, and a reader must
+    /// always read the log to learn what is new. `Ok(None)` (the default) means the backend
+    /// cannot tell; readers then poll. A signal is a hint, never the only way to learn of an
+    /// append: readers also poll at a slower pace, so a missed wake-up delays, never loses.
+    fn append_signal(
+        &self,
+    ) -> impl Future<Output = Result<Option<AppendSignal>, StoreError>> + Send {
+        async { Ok(None) }
+    }
 }
+
+/// See [`EventStore::append_signal`]: a `tokio::sync::watch` receiver of an append counter.
+/// It works on any executor; only waiting with a timeout needs tokio's timer.
+pub type AppendSignal = tokio::sync::watch::Receiver<u64>;
 
 /// What an append stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,6 +297,143 @@ pub trait CheckpointStore: Send + Sync {
         subscriber: &str,
         position: GlobalPosition,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// An event a reactor gave up on after its retries, kept with the error so that it can be
+/// listed, fixed and replayed ([`ParkedStore`]). The reactor went on past it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParkedEvent {
+    /// The reactor that parked it.
+    pub reactor: String,
+    /// The event, as it was read from the log.
+    pub event: RecordedEvent,
+    /// The last error, as text.
+    pub error: String,
+    /// How many times it was tried.
+    pub attempts: u32,
+    /// When it was parked (or parked again after a failed replay).
+    pub parked_at: Timestamp,
+}
+
+/// Keeps the events reactors parked: durable where the backend is, per tenant.
+pub trait ParkedStore: Send + Sync {
+    /// Parks an event, replacing an earlier entry for the same reactor and event id.
+    fn park(&self, parked: ParkedEvent) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The events `reactor` parked, in global order.
+    fn parked(
+        &self,
+        reactor: &str,
+    ) -> impl Future<Output = Result<Vec<ParkedEvent>, StoreError>> + Send;
+
+    /// Removes a parked event (after a successful replay); `false` if it was not parked.
+    fn unpark(
+        &self,
+        reactor: &str,
+        event_id: EventId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Leadership among the nodes sharing a store: at most one holder of a name at a time, so that
+/// each projection and durable reactor runs on exactly one node.
+///
+/// A lease lasts until it is dropped or its holder dies (on PostgreSQL, until the session that
+/// holds the advisory lock ends); then another node's [`try_acquire`](Leases::try_acquire)
+/// succeeds. Runners also fence their writes with the checkpoint, so a node that lost its
+/// lease without knowing cannot apply a batch twice.
+pub trait Leases: Send + Sync {
+    /// Takes the lease on `name` if nobody holds it; `Ok(None)` if another holder does.
+    fn try_acquire(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send;
+}
+
+/// A held lease ([`Leases`]); dropping it releases it.
+pub struct Lease {
+    held: tokio::sync::watch::Receiver<bool>,
+    _guard: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl Lease {
+    /// A lease that holds while `held` is `true` and is released when `guard` is dropped.
+    /// For backend authors: `held` turns `false` when the lease is lost (a connection died).
+    pub fn new(
+        held: tokio::sync::watch::Receiver<bool>,
+        guard: impl std::any::Any + Send + Sync,
+    ) -> Self {
+        Self {
+            held,
+            _guard: Box::new(guard),
+        }
+    }
+
+    /// Whether the lease still holds, as far as this node knows.
+    pub fn is_held(&self) -> bool {
+        *self.held.borrow()
+    }
+
+    /// Resolves when the lease is lost.
+    pub async fn lost(&mut self) {
+        let _ = self.held.wait_for(|held| !held).await;
+    }
+}
+
+/// Leases within one process: a set of held names. [`MemoryStore`](crate::MemoryStore) uses it,
+/// and so can any backend whose runners all live in one process (an embedded database file).
+#[derive(Debug, Clone, Default)]
+pub struct LocalLeases {
+    held: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+impl LocalLeases {
+    /// Takes the lease on `name` if it is free.
+    pub fn try_acquire_now(&self, name: &str) -> Option<Lease> {
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !held.insert(name.to_owned()) {
+            return None;
+        }
+        let (sender, receiver) = tokio::sync::watch::channel(true);
+        let release = Release {
+            held: std::sync::Arc::clone(&self.held),
+            name: name.to_owned(),
+            _sender: sender,
+        };
+        Some(Lease::new(receiver, release))
+    }
+}
+
+impl Leases for LocalLeases {
+    async fn try_acquire(&self, name: &str) -> Result<Option<Lease>, StoreError> {
+        Ok(self.try_acquire_now(name))
+    }
+}
+
+/// Frees a [`LocalLeases`] name when its lease is dropped.
+struct Release {
+    held: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    name: String,
+    _sender: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.name);
+    }
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("held", &self.is_held())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A snapshot store that keeps nothing: the default of a [`Repository`](crate::Repository).
