@@ -9,9 +9,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use eventsrc::{
-    AppendResult, CheckpointStore, Direction, EventFilter, EventStore, ExpectedVersion,
-    GlobalPosition, MemoryStore, NewEvent, ReadAll, ReadStream, RecordedEvent, Snapshot,
-    SnapshotStore, StoreError, StoredEvent, StreamId, StreamVersion, Tenant, Timestamp,
+    AppendResult, AppendSignal, CheckpointStore, Direction, EventFilter, EventStore,
+    ExpectedVersion, GlobalPosition, Lease, Leases, LocalLeases, MemoryStore, NewEvent,
+    ParkedEvent, ParkedStore, ReadAll, ReadStream, RecordedEvent, Snapshot, SnapshotStore,
+    StoreError, StoredEvent, StreamId, StreamVersion, Tenant, Timestamp,
 };
 use eventsrc_testing::conformance as suite;
 
@@ -43,6 +44,11 @@ enum Flaw {
     SnapshotsLastWriteWins,
     SnapshotsKeepTheFirstOfAVersion,
     ForgetsCheckpointsAtStart,
+    SignalNeverMoves,
+    ParksInArrivalOrder,
+    ParksForEveryTenant,
+    LeasesEveryone,
+    KeepsLeasesForever,
 }
 
 /// The memory store with one flaw.
@@ -51,6 +57,9 @@ struct Flawed {
     inner: MemoryStore,
     flaw: Flaw,
     snapshots: Arc<Mutex<HashMap<(Tenant, StreamId), Snapshot>>>,
+    still: Arc<tokio::sync::watch::Sender<u64>>,
+    arrivals: Arc<Mutex<Vec<ParkedEvent>>>,
+    leaked: Arc<Mutex<Vec<(Lease, tokio::sync::watch::Sender<bool>)>>>,
 }
 
 impl Flawed {
@@ -59,6 +68,9 @@ impl Flawed {
             inner: MemoryStore::new(),
             flaw,
             snapshots: Arc::default(),
+            still: Arc::new(tokio::sync::watch::Sender::new(0)),
+            arrivals: Arc::default(),
+            leaked: Arc::default(),
         }
     }
 
@@ -280,6 +292,88 @@ impl EventStore for Flawed {
             _ => self.inner.head_position().await,
         }
     }
+
+    async fn append_signal(&self) -> Result<Option<AppendSignal>, StoreError> {
+        match self.flaw {
+            Flaw::SignalNeverMoves => Ok(Some(self.still.subscribe())),
+            _ => self.inner.append_signal().await,
+        }
+    }
+}
+
+impl ParkedStore for Flawed {
+    async fn park(&self, parked: ParkedEvent) -> Result<(), StoreError> {
+        match self.flaw {
+            Flaw::ParksInArrivalOrder => {
+                let mut list = self.arrivals.lock().unwrap();
+                list.retain(|p| {
+                    p.event.event_id != parked.event.event_id || p.reactor != parked.reactor
+                });
+                list.push(parked);
+                Ok(())
+            }
+            Flaw::ParksForEveryTenant => {
+                self.inner.with_tenant(Tenant::default()).park(parked).await
+            }
+            _ => self.inner.park(parked).await,
+        }
+    }
+
+    async fn parked(&self, reactor: &str) -> Result<Vec<ParkedEvent>, StoreError> {
+        match self.flaw {
+            Flaw::ParksInArrivalOrder => {
+                let list = self.arrivals.lock().unwrap();
+                Ok(list
+                    .iter()
+                    .filter(|p| p.reactor == reactor)
+                    .cloned()
+                    .collect())
+            }
+            Flaw::ParksForEveryTenant => {
+                self.inner
+                    .with_tenant(Tenant::default())
+                    .parked(reactor)
+                    .await
+            }
+            _ => self.inner.parked(reactor).await,
+        }
+    }
+
+    async fn unpark(&self, reactor: &str, event_id: eventsrc::EventId) -> Result<bool, StoreError> {
+        match self.flaw {
+            Flaw::ParksInArrivalOrder => {
+                let mut list = self.arrivals.lock().unwrap();
+                let before = list.len();
+                list.retain(|p| p.event.event_id != event_id || p.reactor != reactor);
+                Ok(list.len() < before)
+            }
+            Flaw::ParksForEveryTenant => {
+                self.inner
+                    .with_tenant(Tenant::default())
+                    .unpark(reactor, event_id)
+                    .await
+            }
+            _ => self.inner.unpark(reactor, event_id).await,
+        }
+    }
+}
+
+impl Leases for Flawed {
+    async fn try_acquire(&self, name: &str) -> Result<Option<Lease>, StoreError> {
+        match self.flaw {
+            Flaw::LeasesEveryone => Ok(LocalLeases::default().try_acquire_now(name)),
+            Flaw::KeepsLeasesForever => {
+                let lease = self.inner.try_acquire(name).await?;
+                // Leaked: dropping the returned lease releases nothing.
+                Ok(lease.map(|lease| {
+                    let (held, receiver) = tokio::sync::watch::channel(true);
+                    self.leaked.lock().unwrap().push((lease, held));
+                    Lease::new(receiver, ())
+                }))
+            }
+            _ => self.inner.try_acquire(name).await,
+        }
+    }
 }
 
 impl SnapshotStore for Flawed {
@@ -429,6 +523,9 @@ async fn every_planted_flaw_fails_the_cases_meant_to_catch_it() {
         escapes!(Flaw::SnapshotsKeepTheFirstOfAVersion => snapshots_are_saved_loaded_and_replaced),
         escapes!(Flaw::ForgetsCheckpointsAtStart =>
             checkpoints_are_saved_loaded_and_overwritten_per_subscriber),
+        escapes!(Flaw::ParksInArrivalOrder => parked_events_are_listed_replaced_and_removed),
+        escapes!(Flaw::ParksForEveryTenant => parked_events_belong_to_their_tenant),
+        escapes!(Flaw::LeasesEveryone => a_lease_is_exclusive_until_dropped),
     ]
     .concat();
     std::panic::set_hook(report);
@@ -437,4 +534,21 @@ async fn every_planted_flaw_fails_the_cases_meant_to_catch_it() {
         "flaws the suite missed:\n{}",
         escaped.join("\n")
     );
+}
+
+/// The flaws caught only when a wait runs out of time, on a paused clock: tokio moves it to
+/// the next timer whenever every task is idle, so the suite's deadlines pass at once.
+#[tokio::test(start_paused = true)]
+async fn flaws_caught_by_a_deadline_fail_their_cases() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let escaped = [
+        escapes!(Flaw::SignalNeverMoves => the_append_signal_moves_after_an_append),
+        escapes!(Flaw::KeepsLeasesForever =>
+            a_lease_is_exclusive_until_dropped,
+            a_follower_takes_over_when_the_leader_stops),
+    ]
+    .concat();
+    std::panic::set_hook(report);
+    assert!(escaped.is_empty(), "{escaped:#?}");
 }

@@ -5,6 +5,9 @@
 //!   file, and continues it on every further run: `cargo run -p eventsrc-examples --bin leads`.
 //! - [`cart`]: seed 004's shopping cart, a fold over added and removed items, and the talk's
 //!   "total computers sold" counter: `cargo run -p eventsrc-examples --bin cart`.
+//! - [`progress`]: seed 004's student progress (placed, activities and lessons completed, reset),
+//!   snapshotted every 50 events, with the talk's reports as projections: the highest lesson, the
+//!   last quiz, the average growth per month: `cargo run -p eventsrc-examples --bin progress`.
 //! - [`subscription`]: seed 001's subscriptions (created, activated with a payment key,
 //!   deactivated), with Rails-style presence validation and no-op commands:
 //!   `cargo run -p eventsrc-examples --bin subscription`.
@@ -17,6 +20,7 @@
 
 pub mod cart;
 pub mod leads;
+pub mod progress;
 pub mod race;
 pub mod store;
 pub mod subscription;

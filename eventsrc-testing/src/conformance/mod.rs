@@ -1,5 +1,5 @@
-//! The backend conformance suite: the behaviour every [`EventStore`], [`SnapshotStore`] and
-//! [`CheckpointStore`] must show, as generic async cases that any store can be run through.
+//! The backend conformance suite: the behaviour every [`EventStore`], [`SnapshotStore`],
+//! [`CheckpointStore`], [`ParkedStore`] and [`Leases`] must show, as generic async cases that any store can be run through.
 //!
 //! Each case is a `pub async fn case<S: StoreUnderTest>(store: S)` that panics, naming what it
 //! expected and what it got, when the store misbehaves. [`event_store_conformance!`] stamps one
@@ -24,7 +24,7 @@
 // The cases are test code: unwrapping a store's answer there is the assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use eventsrc::{CheckpointStore, EventStore, SnapshotStore};
+use eventsrc::{CheckpointStore, EventStore, Leases, ParkedStore, SnapshotStore};
 
 mod append;
 mod concurrency;
@@ -33,17 +33,24 @@ mod expect;
 mod idempotency;
 mod log;
 mod reads;
+mod readside;
 mod sample;
 mod snapshots;
 mod tenants;
 mod time;
 
-/// What a store must implement to run the suite: all three storage traits, cheap clones that
+/// What a store must implement to run the suite: all five storage traits, cheap clones that
 /// share the same storage (the concurrent cases hand one to each task), and `'static` so that
 /// a clone can move into a spawned task.
-pub trait StoreUnderTest: EventStore + SnapshotStore + CheckpointStore + Clone + 'static {}
+pub trait StoreUnderTest:
+    EventStore + SnapshotStore + CheckpointStore + ParkedStore + Leases + Clone + 'static
+{
+}
 
-impl<S> StoreUnderTest for S where S: EventStore + SnapshotStore + CheckpointStore + Clone + 'static {}
+impl<S> StoreUnderTest for S where
+    S: EventStore + SnapshotStore + CheckpointStore + ParkedStore + Leases + Clone + 'static
+{
+}
 
 /// What a backend supports, where real backends legitimately differ. A case that needs a
 /// capability the backend lacks is skipped, and says so: it prints
@@ -73,6 +80,9 @@ pub struct Capabilities {
     /// microsecond). Off for databases that stamp the server's time, which the suite then checks
     /// only within a window allowing for clock skew.
     pub local_clock: bool,
+    /// [`EventStore::append_signal`] returns a signal that moves after every append through
+    /// the store. Off for a backend whose live readers only poll.
+    pub append_signal: bool,
 }
 
 impl Capabilities {
@@ -82,6 +92,7 @@ impl Capabilities {
             concurrent_writers: true,
             large_payloads: true,
             local_clock: true,
+            append_signal: true,
         }
     }
 }
@@ -177,6 +188,18 @@ macro_rules! __conformance_cases {
             snapshots::snapshots_are_saved_loaded_and_replaced,
             snapshots::a_snapshot_loads_exactly_as_saved,
             snapshots::checkpoints_are_saved_loaded_and_overwritten_per_subscriber,
+            readside::a_subscription_catches_up_then_delivers_live_appends,
+            readside::the_append_signal_moves_after_an_append => append_signal,
+            readside::a_subscription_from_the_end_sees_only_later_events,
+            readside::a_filtered_subscription_keeps_up_with_the_log,
+            readside::a_checkpointed_runner_resumes_without_applying_twice,
+            readside::a_runner_behind_a_moved_checkpoint_is_fenced,
+            readside::parked_events_are_listed_replaced_and_removed,
+            readside::parked_events_belong_to_their_tenant,
+            readside::a_reactor_parks_what_keeps_failing_and_replays_it,
+            readside::a_lease_is_exclusive_until_dropped,
+            readside::leases_belong_to_their_tenant,
+            readside::a_follower_takes_over_when_the_leader_stops,
         }
     };
 }
