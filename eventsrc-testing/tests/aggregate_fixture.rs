@@ -291,3 +291,39 @@ fn validation_failures_can_be_inspected_whole_and_the_state_read_at_any_time() {
 fn the_exact_stored_form_is_checked() {
     eventsrc_testing::assert_stored_as(&Added { sku: "a".into() }, "Added", 1, r#"{"sku":"b"}"#);
 }
+
+/// A snapshotted aggregate whose state loses a field in its snapshot.
+#[derive(Default, Debug, PartialEq, Serialize, Deserialize)]
+struct Tally {
+    total: u32,
+    #[serde(skip)]
+    last_sku: Option<String>,
+}
+
+#[aggregate(id = u32, snapshot = 1, snapshot_every = 10)]
+impl Tally {
+    fn on_added(&mut self, event: &Added) {
+        self.total += 1;
+        self.last_sku = Some(event.sku.clone());
+    }
+}
+
+#[command(aggregate = Tally, handler = Tally::count)]
+struct Count {
+    #[id]
+    tally: u32,
+}
+
+impl Tally {
+    fn count(&self, _: &Count) -> Decision<Self> {
+        Ok(vec![Added { sku: "pen".into() }.into()])
+    }
+}
+
+#[test]
+#[should_panic(expected = "the state after `Count` differs from its snapshot read back")]
+fn a_state_that_does_not_survive_its_snapshot_is_caught() {
+    AggregateFixture::<Tally>::new()
+        .when(Count { tally: 1 })
+        .then_events([Added { sku: "pen".into() }.into()]);
+}
