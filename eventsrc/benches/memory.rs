@@ -12,6 +12,10 @@
 //!   the same 1,000 JSON payloads, kept as `String`s in a `Vec` beside their stored names, with
 //!   `serde_json::from_str` straight into the typed event and folds them with the same `match`.
 //!
+//! - `snapshots/*`: one cart of 10,000 events loaded without a snapshot and with one (taken
+//!   every 100 events, so the load reads the snapshot and nothing after it, or at most 99
+//!   events).
+//!
 //! Both sides are checked to store (and fold to) the same thing before anything is measured.
 //!
 //! Run with `cargo bench -p eventsrc` (the whole run takes about a minute); pass a filter to run
@@ -112,7 +116,7 @@ impl Event for CartEvent {
 }
 
 /// A shopping cart: what is in it and whether it was paid for.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default, PartialEq, Clone, Serialize, Deserialize)]
 struct Cart {
     lines: u64,
     units: u64,
@@ -421,5 +425,68 @@ fn load(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append, load);
+/// Events in the cart the `snapshots` benchmarks read.
+const SNAPSHOT_EVENTS: usize = 10_000;
+
+/// The same cart, snapshotted every 100 events.
+#[derive(Debug, Default, PartialEq, Clone, Serialize, Deserialize)]
+struct SnapshottedCart(Cart);
+
+impl Aggregate for SnapshottedCart {
+    const TYPE: &'static str = "cart";
+    const SNAPSHOT: Option<eventsrc::SnapshotFormat<Self>> =
+        Some(eventsrc::SnapshotFormat::json(1).every(100));
+    type Id = usize;
+    type Event = CartEvent;
+    type Error = AlreadyCheckedOut;
+
+    fn apply(&mut self, event: &CartEvent) {
+        fold(&mut self.0, event);
+    }
+}
+
+fn snapshots(c: &mut Criterion) {
+    let rt = runtime();
+    let store = MemoryStore::new();
+    let id = 7;
+    rt.block_on(async {
+        let stream = Cart::stream_id(&id).expect("a valid stream id");
+        let batch = (0..SNAPSHOT_EVENTS)
+            .map(|n| NewEvent::from_event(&cart_event(n, SNAPSHOT_EVENTS), Metadata::new()))
+            .collect::<Result<Vec<_>, _>>()
+            .expect("cart events encode");
+        store
+            .append(&stream, ExpectedVersion::NoStream, batch)
+            .await
+            .expect("the append succeeds");
+    });
+    let plain = Repository::new(store.clone());
+    let snapshotted = Repository::new(store.clone()).with_snapshots(store.clone());
+    let taken = rt
+        .block_on(snapshotted.snapshot::<SnapshottedCart>(&id))
+        .expect("the snapshot is taken");
+    assert_eq!(taken, Some(StreamVersion(SNAPSHOT_EVENTS as u64)));
+    let from_events = rt.block_on(plain.load::<Cart>(&id)).expect("loads");
+    let from_snapshot = rt
+        .block_on(snapshotted.load::<SnapshottedCart>(&id))
+        .expect("loads");
+    assert_eq!(from_snapshot.state.0, from_events.state);
+
+    let mut group = c.benchmark_group("snapshots");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    group.bench_function(BenchmarkId::new("without", SNAPSHOT_EVENTS), |b| {
+        b.iter(|| rt.block_on(plain.load::<Cart>(black_box(&id))).expect("loads"));
+    });
+    group.bench_function(BenchmarkId::new("with", SNAPSHOT_EVENTS), |b| {
+        b.iter(|| {
+            rt.block_on(snapshotted.load::<SnapshottedCart>(black_box(&id)))
+                .expect("loads")
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, append, load, snapshots);
 criterion_main!(benches);
