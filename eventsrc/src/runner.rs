@@ -410,12 +410,16 @@ impl ProgressWatch {
     }
 
     /// Waits until the runner has handled everything up to `position` (the position
-    /// [`Committed`](crate::Committed) or an append returned), at most `timeout`.
+    /// [`Committed`](crate::Committed) or an append returned), at most `timeout`. `None` (a
+    /// command that changed nothing) has nothing to wait for.
     pub async fn wait_for(
         &self,
-        position: GlobalPosition,
+        position: impl Into<Option<GlobalPosition>>,
         timeout: Duration,
     ) -> Result<(), RunError> {
+        let Some(position) = position.into() else {
+            return Ok(());
+        };
         let mut progress = self.progress.clone();
         let reached = |p: &Progress| p.position.is_some_and(|at| at >= position);
         let waited = tokio::time::timeout(timeout, progress.wait_for(reached)).await;
