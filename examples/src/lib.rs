@@ -9,7 +9,9 @@
 //!   snapshotted every 50 events, with the talk's reports as projections: the highest lesson, the
 //!   last quiz, the average growth per month: `cargo run -p eventsrc-examples --bin progress`.
 //! - [`subscription`]: seed 001's subscriptions (created, activated with a payment key,
-//!   deactivated), with Rails-style presence validation and no-op commands:
+//!   deactivated), with Rails-style presence validation, no-op commands, and the talk's
+//!   reactors (a confirmation and a new-subscriber notification, written to an outbox once per
+//!   event, retried and parked while the mail provider is down):
 //!   `cargo run -p eventsrc-examples --bin subscription`.
 //! - [`race`]: a store wrapper that stages a concurrent writer on cue, for showing and testing
 //!   what the repository does when two commands race.

@@ -1,8 +1,8 @@
 //! One store type for every backend the demos can run on, chosen by a URL.
 //!
-//! [`AnyStore`] is an [`EventStore`], [`SnapshotStore`] and [`CheckpointStore`] that hands every
-//! call to the backend inside it, so a demo written once runs on any of them. A [`StoreUrl`]
-//! names the backend:
+//! [`AnyStore`] is an [`EventStore`], [`SnapshotStore`], [`CheckpointStore`], [`ParkedStore`] and
+//! [`Leases`] that hands every call to the backend inside it, so a demo written once (its
+//! projections and reactors included) runs on any of them. A [`StoreUrl`] names the backend:
 //!
 //! | URL | store |
 //! |---|---|
@@ -43,8 +43,9 @@ use std::str::FromStr;
 
 use eventsrc::store::{AppendResult, ReadAll, ReadStream, Snapshot, StoreError};
 use eventsrc::{
-    CheckpointStore, Clock, EventStore, ExpectedVersion, GlobalPosition, MemoryStore, NewEvent,
-    RecordedEvent, SnapshotStore, StoredEvent, StreamId, StreamVersion, SystemClock, Tenant,
+    AppendSignal, CheckpointStore, Clock, EventId, EventStore, ExpectedVersion, GlobalPosition,
+    Lease, Leases, MemoryStore, NewEvent, ParkedEvent, ParkedStore, RecordedEvent, SnapshotStore,
+    StoredEvent, StreamId, StreamVersion, SystemClock, Tenant,
 };
 use eventsrc_postgres::{ConnectError, PgEventStore, PgOptions};
 use eventsrc_sqlite::{SqliteEventStore, SqliteOptions};
@@ -52,10 +53,13 @@ use eventsrc_sqlite::{SqliteEventStore, SqliteOptions};
 /// The environment variable the demos read a store URL from when no `--store` is given.
 pub const STORE_ENV: &str = "EVENTSRC_STORE";
 
-/// An event, snapshot and checkpoint store on any of the backends, chosen at run time.
+/// An event, snapshot, checkpoint and parked-event store, with leases, on any of the backends,
+/// chosen at run time.
 ///
 /// Every method is handed to the store inside, [`visit_stream`](EventStore::visit_stream)
-/// included, so a backend's zero-copy loads stay zero-copy. Clones share the store inside.
+/// included, so a backend's zero-copy loads stay zero-copy, and
+/// [`append_signal`](EventStore::append_signal) too, so live runners wake on appends instead of
+/// polling. Clones share the store inside.
 #[derive(Debug, Clone)]
 pub enum AnyStore {
     /// The in-memory backend.
@@ -187,6 +191,10 @@ impl EventStore for AnyStore {
     async fn head_position(&self) -> Result<GlobalPosition, StoreError> {
         delegate!(self, store => store.head_position().await)
     }
+
+    async fn append_signal(&self) -> Result<Option<AppendSignal>, StoreError> {
+        delegate!(self, store => store.append_signal().await)
+    }
 }
 
 impl SnapshotStore for AnyStore {
@@ -213,6 +221,26 @@ impl CheckpointStore for AnyStore {
         position: GlobalPosition,
     ) -> Result<(), StoreError> {
         delegate!(self, store => store.save_checkpoint(subscriber, position).await)
+    }
+}
+
+impl ParkedStore for AnyStore {
+    async fn park(&self, parked: ParkedEvent) -> Result<(), StoreError> {
+        delegate!(self, store => store.park(parked).await)
+    }
+
+    async fn parked(&self, reactor: &str) -> Result<Vec<ParkedEvent>, StoreError> {
+        delegate!(self, store => store.parked(reactor).await)
+    }
+
+    async fn unpark(&self, reactor: &str, event_id: EventId) -> Result<bool, StoreError> {
+        delegate!(self, store => store.unpark(reactor, event_id).await)
+    }
+}
+
+impl Leases for AnyStore {
+    async fn try_acquire(&self, name: &str) -> Result<Option<Lease>, StoreError> {
+        delegate!(self, store => store.try_acquire(name).await)
     }
 }
 
@@ -872,6 +900,24 @@ mod tests {
         let sqlite = AnyStore::open("sqlite::memory:").await.unwrap();
         assert_eq!(sqlite.backend(), "sqlite");
         assert_eq!(sqlite.to_string(), "a SQLite database in memory");
+    }
+
+    #[tokio::test]
+    async fn leases_parked_events_and_the_append_signal_are_the_backends() {
+        for url in ["memory:", "sqlite::memory:"] {
+            let store = AnyStore::open(url).await.unwrap();
+            let lease = store.try_acquire("notifications").await.unwrap();
+            assert!(lease.is_some(), "{url}");
+            let again = store.try_acquire("notifications").await.unwrap();
+            assert!(again.is_none(), "{url}: held");
+            drop(lease);
+            let again = store.try_acquire("notifications").await.unwrap();
+            assert!(again.is_some(), "{url}: released");
+            assert!(store.parked("notifications").await.unwrap().is_empty());
+            let id = EventId::new();
+            assert!(!store.unpark("notifications", id).await.unwrap(), "{url}");
+            assert!(store.append_signal().await.unwrap().is_some(), "{url}");
+        }
     }
 
     fn args(args: &[&str]) -> Vec<String> {

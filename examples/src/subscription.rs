@@ -14,6 +14,10 @@
 //!   same key is a no-op, with another key it is rejected (deactivate it first);
 //! - [`Deactivate`]: a subscription that is not active stays as it is (a no-op).
 //!
+//! The talk's second part, event-driven reactions, is in [`reactors`] (the dispatcher: which
+//! event sends which e-mail, decided as data) and [`outbox`] (the performer: messages written
+//! once per event, with a mail provider that can be taken down to show retries and parking).
+//!
 //! ```
 //! use eventsrc::{Aggregate, Command, Handle};
 //! use eventsrc_examples::subscription::{Activate, Create, Subscription, SubscriptionId};
@@ -38,6 +42,9 @@
 //! assert_eq!(subscription.handle(&activate)?, vec![]); // the talk's `noop?`
 //! # Ok::<(), eventsrc_examples::subscription::SubscriptionError>(())
 //! ```
+
+pub mod outbox;
+pub mod reactors;
 
 use std::fmt;
 

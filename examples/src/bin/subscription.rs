@@ -3,6 +3,13 @@
 //! talk's `noop?`), refused a second key, deactivated and activated again; then the talk's two
 //! tables, the stored events and the subscription row.
 //!
+//! The talk's reactors run along: after the first commands, the `subscription_notifications`
+//! reactor catches up and writes a new-subscriber notification and a confirmation to the outbox.
+//! Then the mail provider goes down: the reactivation's confirmation is tried three times and
+//! parked with its error, and once the provider is back a replay sends it. The outbox is printed
+//! before the tables. The reactor's checkpoint and parked events are kept in the store, so a run
+//! on a store that already holds the story notifies only what this run appended.
+//!
 //! The store is `memory:` (nothing kept) unless `--store <url>` or the environment variable
 //! `EVENTSRC_STORE` names another (the flag wins), e.g. `sqlite://eventsrc-demo.db`, the leads
 //! demo's file, or `postgres://user:password@host/database` (the schema `eventsrc`, or the one
@@ -16,12 +23,17 @@
 use std::error::Error;
 use std::fmt::Debug;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use eventsrc::projection::Reactor;
+use eventsrc::runner::{Reactions, Retry, Runner};
 use eventsrc::{
     Aggregate, AggregateCommand, Event, EventStore, ExecuteError, Handle, ManualClock, Metadata,
     ReadStream, Repository, Timestamp,
 };
 use eventsrc_examples::store::{AnyStore, Invocation, exit_code};
+use eventsrc_examples::subscription::outbox::{Message, Outbox};
+use eventsrc_examples::subscription::reactors::Notifications;
 use eventsrc_examples::subscription::{Activate, Create, Deactivate, Subscription, SubscriptionId};
 
 /// 2018-02-01T10:00:00Z, in seconds since the Unix epoch: the talk's subscription 12 was
@@ -30,6 +42,19 @@ const FEBRUARY_2018: i64 = 1_517_479_200;
 
 /// The store when neither `--store` nor `EVENTSRC_STORE` names one.
 const DEFAULT_STORE: &str = "memory:";
+
+/// The subscription the story is about.
+const ID: SubscriptionId = SubscriptionId(12);
+
+/// Three tries, 50 ms and 100 ms apart, then the event is parked: short enough for a demo.
+const RETRY: Retry = Retry {
+    attempts: 3,
+    delay: Duration::from_millis(50),
+    max_delay: Duration::from_secs(1),
+};
+
+/// The notifications reactor, run into the outbox, its checkpoint kept in the store.
+type NotificationRunner = Runner<AnyStore, Reactions<Notifications, Outbox<AnyStore>, AnyStore>>;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -47,6 +72,37 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let repository = Repository::new(store.clone());
     println!("eventsrc: seed 001's subscriptions on {store}");
     println!("Store URL: {url} ({source})");
+    print_registry();
+    let earlier = repository.load::<Subscription>(&ID).await?.version;
+    if earlier.get() > 0 {
+        println!(
+            "Subscription {ID} already has {earlier} events in this store (an earlier run): the \
+             commands below are decided against them."
+        );
+    }
+
+    let outbox = Outbox::new(store.clone());
+    let reactions = Reactions::new(Notifications, outbox.clone(), store.clone()).retry(RETRY);
+    let mut runner = Runner::new(store.clone(), reactions);
+
+    println!("\nCommands for subscription {ID}");
+    subscribe(&repository, &clock).await?;
+    react(&mut runner, &outbox).await?;
+
+    println!("\nThe mail provider goes down");
+    outbox.begin_outage();
+    resubscribe(&repository, &clock).await?;
+    react(&mut runner, &outbox).await?;
+    outbox.end_outage();
+    replay(runner, &outbox).await?;
+
+    print_outbox(&outbox);
+    print_events(&store, ID).await?;
+    print_row(&repository, ID).await
+}
+
+/// The subscription events the registry knows.
+fn print_registry() {
     let events: Vec<String> = eventsrc::registry::events()
         .into_iter()
         .filter(|event| event.aggregates.contains(&Subscription::TYPE))
@@ -57,49 +113,143 @@ async fn run() -> Result<(), Box<dyn Error>> {
         events.len(),
         events.join(", ")
     );
+}
 
-    let id = SubscriptionId(12);
-    let by_user = || Metadata::new().with("user_id", 123);
-    let notified = |n: u32| Metadata::new().with("notification_id", n);
-    let activate = |key: &str| Activate {
-        subscription: id,
+fn activate(key: &str) -> Activate {
+    Activate {
+        subscription: ID,
         payment_key: key.into(),
-    };
-    let earlier = repository.load::<Subscription>(&id).await?.version;
-    if earlier.get() > 0 {
-        println!(
-            "Subscription {id} already has {earlier} events in this store (an earlier run): the \
-             commands below are decided against them."
-        );
     }
-    println!("\nCommands for subscription {id}");
+}
+
+fn by_user() -> Metadata {
+    Metadata::new().with("user_id", 123)
+}
+
+fn notified(notification_id: u32) -> Metadata {
+    Metadata::new().with("notification_id", notification_id)
+}
+
+/// The story's first part: created, activated (the provider's notification twice), refused a
+/// second key.
+async fn subscribe(
+    repository: &Repository<AnyStore>,
+    clock: &ManualClock,
+) -> Result<(), Box<dyn Error>> {
     let create = |email: &str, plan: &str| Create {
-        subscription: id,
+        subscription: ID,
         email: email.into(),
         plan: plan.into(),
     };
-    send(&repository, create("", " "), by_user()).await?;
-    send(&repository, create("ada@example.com", "monthly"), by_user()).await?;
-    clock.advance(std::time::Duration::from_secs(60));
-    send(&repository, activate(""), notified(33_455)).await?;
-    send(&repository, activate("sub_66123"), notified(33_456)).await?;
-    send(&repository, activate("sub_66123"), notified(33_456)).await?;
-    send(&repository, activate("sub_70001"), notified(33_460)).await?;
+    send(repository, create("", " "), by_user()).await?;
+    send(repository, create("ada@example.com", "monthly"), by_user()).await?;
+    clock.advance(Duration::from_secs(60));
+    send(repository, activate(""), notified(33_455)).await?;
+    send(repository, activate("sub_66123"), notified(33_456)).await?;
+    send(repository, activate("sub_66123"), notified(33_456)).await?;
+    send(repository, activate("sub_70001"), notified(33_460)).await
+}
+
+/// The story's second part, two months later: deactivated (twice) and activated again; and a
+/// subscription that does not exist.
+async fn resubscribe(
+    repository: &Repository<AnyStore>,
+    clock: &ManualClock,
+) -> Result<(), Box<dyn Error>> {
     clock.set(Timestamp::from_micros(
         (FEBRUARY_2018 + 64 * 86_400) * 1_000_000,
     ));
-    let deactivate = Deactivate { subscription: id };
-    send(&repository, deactivate.clone(), by_user()).await?;
-    send(&repository, deactivate, by_user()).await?;
-    clock.advance(std::time::Duration::from_secs(3_600));
-    send(&repository, activate("sub_70001"), notified(33_512)).await?;
+    let deactivate = Deactivate { subscription: ID };
+    send(repository, deactivate.clone(), by_user()).await?;
+    send(repository, deactivate, by_user()).await?;
+    clock.advance(Duration::from_secs(3_600));
+    send(repository, activate("sub_70001"), notified(33_512)).await?;
     let unknown = Deactivate {
         subscription: SubscriptionId(13),
     };
-    send(&repository, unknown, by_user()).await?;
+    send(repository, unknown, by_user()).await
+}
 
-    print_events(&store, id).await?;
-    print_row(&repository, id).await
+/// Lets the reactor catch up with the log, and prints the messages it wrote and the events it
+/// parked.
+async fn react(
+    runner: &mut NotificationRunner,
+    outbox: &Outbox<AnyStore>,
+) -> Result<(), Box<dyn Error>> {
+    let (sent_before, parked_before) = (outbox.len(), runner.consumer().parked().await?.len());
+    let read_before = runner.progress().get().handled;
+    let progress = runner.catch_up().await?;
+    println!(
+        "  Reactor `{}` catches up: {} read, checkpoint at {}",
+        Notifications::NAME,
+        count(progress.handled - read_before, "new event"),
+        progress
+            .position
+            .map_or_else(|| "-".to_owned(), |p| p.to_string()),
+    );
+    for message in &outbox.messages()[sent_before..] {
+        println!("      -> outbox: {}", describe(message));
+    }
+    for parked in &runner.consumer().parked().await?[parked_before..] {
+        let event = &parked.event;
+        println!(
+            "      -> parked {} ({} v{}) after {} tries\n         error: {}",
+            event.event_type, event.stream, event.stream_version, parked.attempts, parked.error
+        );
+    }
+    Ok(())
+}
+
+/// Brings the provider back and replays what was parked.
+async fn replay(
+    runner: NotificationRunner,
+    outbox: &Outbox<AnyStore>,
+) -> Result<(), Box<dyn Error>> {
+    println!("\nThe mail provider is back: the parked events are replayed");
+    let sent_before = outbox.len();
+    let mut reactions = runner.into_consumer();
+    let replayed = reactions.replay_parked().await?;
+    println!(
+        "  {} sent and unparked, {} still parked",
+        count(replayed.succeeded.len(), "event"),
+        replayed.failed.len()
+    );
+    for message in &outbox.messages()[sent_before..] {
+        println!("      -> outbox: {}", describe(message));
+    }
+    Ok(())
+}
+
+/// `1 event`, `2 events`.
+fn count<N: std::fmt::Display + PartialEq + From<u8>>(n: N, noun: &str) -> String {
+    if n == N::from(1) {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// `to ada@example.com: "Your monthly subscription is active"`.
+fn describe(message: &Message) -> String {
+    format!("to {}: {:?}", message.to, message.subject)
+}
+
+/// The outbox: every message this run wrote, with the event it was written for.
+fn print_outbox(outbox: &Outbox<AnyStore>) {
+    println!(
+        "\nOutbox of this run ({}, one per event and kind)",
+        count(outbox.len(), "message")
+    );
+    println!("  {:<8}  {:<25}  {:<20}  subject", "event", "kind", "to");
+    for message in outbox.messages() {
+        println!(
+            "  {:<8}  {:<25}  {:<20}  {}",
+            message.position.to_string(),
+            message.kind.to_string(),
+            message.to,
+            message.subject
+        );
+    }
 }
 
 /// Sends `command` to its subscription and prints what became of it.
