@@ -2,18 +2,24 @@
 //! rows inserted into the same table with plain `INSERT`s, the same stream read with a plain
 //! `SELECT`. Prints one table.
 //!
+//! The read side beside hand-written rusqlite too: a projection rebuilt into a table through
+//! `Runner` + `SqliteReadModel`, and the live latency from an append to the read model.
+//!
 //! Run with: `cargo bench -p eventsrc-sqlite` (durable commits, `synchronous=FULL`).
 //! `EVENTSRC_BENCH_SCALE=0.1` shrinks every workload (e.g. for a quick look); the README's
-//! figures use the default scale of 1.
+//! figures use the default scale of 1. `EVENTSRC_BENCH_ONLY=rebuild` (or append, concurrent,
+//! load, scan, latency) runs one part.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use eventsrc::runner::Runner;
 use eventsrc::{
-    Decision, Event, EventStore, ExpectedVersion, GlobalPosition, NewEvent, ReadAll, Repository,
-    StreamId, StreamVersion, aggregate, command,
+    Decision, Event, EventStore, ExpectedVersion, GlobalPosition, NewEvent, ReadAll, RecordedEvent,
+    Repository, StreamId, StreamVersion, aggregate, command,
 };
-use eventsrc_sqlite::SqliteEventStore;
+use eventsrc_sqlite::rusqlite::Transaction;
+use eventsrc_sqlite::{SqliteEventStore, SqliteProjection, SqliteReadModel};
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
@@ -408,7 +414,8 @@ async fn load_row(rows: &mut Vec<Row>) {
     drop(store);
 }
 
-async fn scan_row(rows: &mut Vec<Row>) {
+/// A database of `scale(1_000_000)` events in 1,000 carts, for the scan and the rebuild.
+async fn filled() -> (Db, u64) {
     let total = scale(1_000_000);
     let db = Db::new();
     let store = SqliteEventStore::open_with(
@@ -418,7 +425,11 @@ async fn scan_row(rows: &mut Vec<Row>) {
     .await
     .expect("opens");
     store_append(&store, 1_000, total, 1_000, 0).await;
+    (db, total)
+}
 
+async fn scan_row(rows: &mut Vec<Row>, db: &Db, total: u64) {
+    let store = SqliteEventStore::open(db.file()).await.expect("opens");
     let started = Instant::now();
     let (mut after, mut seen) = (GlobalPosition::START, 0u64);
     loop {
@@ -463,6 +474,290 @@ async fn scan_row(rows: &mut Vec<Row>) {
     drop(store);
 }
 
+/// Items and revenue per cart: an additive read model, so applying an event twice would show.
+struct CartTotals {
+    table: &'static str,
+    /// The upsert, written once rather than per event.
+    upsert: String,
+}
+
+impl CartTotals {
+    fn into(table: &'static str) -> Self {
+        let upsert = format!(
+            "INSERT INTO {table} (cart, items, total_cents) VALUES (?1, ?2, ?3) ON CONFLICT (cart) \
+             DO UPDATE SET items = items + excluded.items, total_cents = total_cents + excluded.total_cents"
+        );
+        Self { table, upsert }
+    }
+}
+
+impl SqliteProjection for CartTotals {
+    const NAME: &'static str = "cart_totals";
+    type Event = ItemAdded;
+    type Error = rusqlite::Error;
+
+    fn setup(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        tx.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (cart TEXT PRIMARY KEY, items INTEGER NOT NULL, \
+             total_cents INTEGER NOT NULL)",
+            self.table
+        ))
+    }
+
+    fn apply(
+        &mut self,
+        tx: &Transaction<'_>,
+        added: ItemAdded,
+        record: &RecordedEvent,
+    ) -> rusqlite::Result<()> {
+        let quantity = i64::from(added.quantity);
+        tx.prepare_cached(&self.upsert)?
+            .execute(params![
+                record.stream.as_str(),
+                quantity,
+                quantity * added.price_cents as i64
+            ])
+            .map(drop)
+    }
+}
+
+/// Items over every event `0..total` (what every cart total must add up to).
+fn items_in(total: u64) -> i64 {
+    (0..total).map(|n| i64::from(item(n).quantity)).sum()
+}
+
+fn items_in_table(conn: &Connection, table: &str) -> i64 {
+    conn.query_row(&format!("SELECT SUM(items) FROM {table}"), [], |r| r.get(0))
+        .expect("sums")
+}
+
+/// Events per rebuild transaction on both sides.
+const REBUILD_BATCH: usize = 1_000;
+
+async fn rebuild_row(rows: &mut Vec<Row>, db: &Db, total: u64) {
+    let store = SqliteEventStore::open(db.file()).await.expect("opens");
+    let model = SqliteReadModel::new(CartTotals::into("cart_totals"), store.clone());
+    let mut runner = Runner::new(store.clone(), model).batch_size(REBUILD_BATCH);
+    let started = Instant::now();
+    let progress = runner.catch_up().await.expect("rebuilds");
+    let eventsrc = rate(total, started.elapsed());
+    assert_eq!(progress.handled, total);
+    drop(runner);
+
+    // Raw: a hand-written rebuilder on one connection. Pages of the log in position order,
+    // serde_json into the event, the same upsert, the checkpoint, one transaction per page.
+    let mut conn = raw(&db.file());
+    conn.execute_batch(
+        "CREATE TABLE raw_totals (cart TEXT PRIMARY KEY, items INTEGER NOT NULL, total_cents INTEGER NOT NULL)",
+    )
+    .expect("creates");
+    conn.release_memory().expect("releases the page cache");
+    let started = Instant::now();
+    let mut after = 0i64;
+    loop {
+        let tx = conn.transaction().expect("begins");
+        let mut read = 0;
+        {
+            let mut select = tx
+                .prepare_cached(
+                    "SELECT position, stream, event_type, schema_version, payload FROM events \
+                     WHERE tenant = 'default' AND position > ?1 ORDER BY position LIMIT ?2",
+                )
+                .expect("prepares");
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO raw_totals (cart, items, total_cents) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (cart) DO UPDATE SET items = items + excluded.items, \
+                     total_cents = total_cents + excluded.total_cents",
+                )
+                .expect("prepares");
+            let mut page = select
+                .query(params![after, REBUILD_BATCH as i64])
+                .expect("queries");
+            while let Some(row) = page.next().expect("a row") {
+                let text = |i: usize| row.get_ref(i).expect("a column").as_str().expect("text");
+                after = row.get(0).expect("a position");
+                let version: i64 = row.get(3).expect("a version");
+                assert_eq!((text(2), version), ("ItemAdded", 1));
+                let added: ItemAdded = serde_json::from_str(text(4)).expect("decodes");
+                let quantity = i64::from(added.quantity);
+                upsert
+                    .execute(params![
+                        text(1),
+                        quantity,
+                        quantity * added.price_cents as i64
+                    ])
+                    .expect("upserts");
+                read += 1;
+            }
+            tx.execute(
+                "INSERT INTO checkpoints (tenant, subscriber, commit_seq, sequence) \
+                 VALUES ('default', 'raw_totals', ?1, ?1) ON CONFLICT (tenant, subscriber) \
+                 DO UPDATE SET commit_seq = excluded.commit_seq, sequence = excluded.sequence",
+                [after],
+            )
+            .expect("checkpoints");
+        }
+        tx.commit().expect("commits");
+        if read < REBUILD_BATCH {
+            break;
+        }
+    }
+    let raw = rate(total, started.elapsed());
+    let expected = items_in(total);
+    assert_eq!(items_in_table(&conn, "cart_totals"), expected);
+    assert_eq!(items_in_table(&conn, "raw_totals"), expected);
+    rows.push(Row {
+        name: format!(
+            "projection rebuild of {total} events into a table (`Runner` + `SqliteReadModel`, {REBUILD_BATCH} per transaction)"
+        ),
+        eventsrc,
+        raw,
+        unit: "events/s",
+    });
+    drop(store);
+}
+
+/// p50 and p99 of a set of latencies.
+fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    (at(0.50), at(0.99))
+}
+
+struct Latency {
+    name: &'static str,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn latency_rows(latencies: &mut Vec<Latency>) {
+    const WARM_UP: u64 = 20;
+    let samples = scale(2_000);
+
+    // A live runner: append, then wait for the read model's progress to pass it.
+    let db = Db::new();
+    let store = SqliteEventStore::open(db.file()).await.expect("opens");
+    let runner = Runner::new(
+        store.clone(),
+        SqliteReadModel::new(CartTotals::into("cart_totals"), store.clone()),
+    );
+    let progress = runner.progress();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(runner.run(async {
+        stopped.await.ok();
+    }));
+    let (mut runner_samples, mut append_samples) = (Vec::new(), Vec::new());
+    for n in 0..WARM_UP + samples {
+        let started = Instant::now();
+        let appended = store
+            .append(&stream(n % 100), ExpectedVersion::Any, vec![new_event(n)])
+            .await
+            .expect("appends");
+        let append_took = started.elapsed();
+        progress
+            .wait_for(appended.position, Duration::from_secs(30))
+            .await
+            .expect("the read model follows");
+        if n >= WARM_UP {
+            runner_samples.push(started.elapsed());
+            append_samples.push(append_took);
+        }
+    }
+    if std::env::var("EVENTSRC_BENCH_DETAIL").is_ok() {
+        let (p50, p99) = percentiles(append_samples);
+        eprintln!("of which the append: p50 {p50:?}, p99 {p99:?}");
+    }
+    stop.send(()).ok();
+    task.await.expect("joins").expect("runs");
+    let (p50, p99) = percentiles(runner_samples);
+    latencies.push(Latency {
+        name: "append → `SqliteReadModel` updated (runner woken by the append signal; two commits)",
+        p50,
+        p99,
+    });
+    drop(store);
+
+    // An inline projection: the append returns with the read model updated.
+    let db = Db::new();
+    let store = SqliteEventStore::open(db.file()).await.expect("opens");
+    store
+        .add_inline(CartTotals::into("cart_totals"))
+        .await
+        .expect("registers");
+    let mut inline_samples = Vec::new();
+    for n in 0..WARM_UP + samples {
+        let started = Instant::now();
+        store
+            .append(&stream(n % 100), ExpectedVersion::Any, vec![new_event(n)])
+            .await
+            .expect("appends");
+        if n >= WARM_UP {
+            inline_samples.push(started.elapsed());
+        }
+    }
+    let (p50, p99) = percentiles(inline_samples);
+    latencies.push(Latency {
+        name: "append with an inline projection (one commit)",
+        p50,
+        p99,
+    });
+    drop(store);
+
+    // Raw: the floor of two durable commits in a row, an event and then a read model row.
+    let db = Db::new();
+    drop(
+        SqliteEventStore::open(db.file())
+            .await
+            .expect("creates the schema"),
+    );
+    let conn = raw(&db.file());
+    conn.execute_batch(
+        "CREATE TABLE raw_totals (cart TEXT PRIMARY KEY, items INTEGER NOT NULL, total_cents INTEGER NOT NULL)",
+    )
+    .expect("creates");
+    let mut raw_samples = Vec::new();
+    for n in 0..WARM_UP + samples {
+        let started = Instant::now();
+        let payload = serde_json::to_string(&item(n)).expect("encodes");
+        conn.prepare_cached(RAW_INSERT)
+            .and_then(|mut insert| {
+                insert.execute(params![
+                    n as i64 + 1,
+                    format!("cart-{}", n % 100),
+                    n as i64 + 1,
+                    eventsrc::EventId::new().0.as_bytes(),
+                    payload,
+                    eventsrc::Timestamp::now().as_micros()
+                ])
+            })
+            .expect("inserts");
+        let quantity = i64::from(item(n).quantity);
+        conn.prepare_cached(
+            "INSERT INTO raw_totals (cart, items, total_cents) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (cart) DO UPDATE SET items = items + excluded.items, \
+             total_cents = total_cents + excluded.total_cents",
+        )
+        .and_then(|mut upsert| {
+            upsert.execute(params![
+                format!("cart-{}", n % 100),
+                quantity,
+                quantity * 129_900
+            ])
+        })
+        .expect("upserts");
+        if n >= WARM_UP {
+            raw_samples.push(started.elapsed());
+        }
+    }
+    let (p50, p99) = percentiles(raw_samples);
+    latencies.push(Latency {
+        name: "raw: `INSERT` event, then `UPSERT` row, two autocommits on one thread",
+        p50,
+        p99,
+    });
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -470,7 +765,8 @@ fn main() {
         .build()
         .expect("a runtime");
     let mut rows = Vec::new();
-    // `EVENTSRC_BENCH_ONLY=load` (or append, concurrent, scan) runs one part.
+    let mut latencies = Vec::new();
+    // `EVENTSRC_BENCH_ONLY=load` (or append, concurrent, scan, rebuild, latency) runs one part.
     let only = std::env::var("EVENTSRC_BENCH_ONLY").unwrap_or_default();
     let runs = |part: &str| only.is_empty() || only == part;
     runtime.block_on(async {
@@ -483,8 +779,17 @@ fn main() {
         if runs("load") {
             load_row(&mut rows).await;
         }
-        if runs("scan") {
-            scan_row(&mut rows).await;
+        if runs("scan") || runs("rebuild") {
+            let (db, total) = filled().await;
+            if runs("scan") {
+                scan_row(&mut rows, &db, total).await;
+            }
+            if runs("rebuild") {
+                rebuild_row(&mut rows, &db, total).await;
+            }
+        }
+        if runs("latency") {
+            latency_rows(&mut latencies).await;
         }
     });
     println!("\n| SQLite (WAL, synchronous=FULL) | eventsrc | raw rusqlite | eventsrc / raw |");
@@ -499,5 +804,17 @@ fn main() {
             row.unit,
             row.eventsrc / row.raw
         );
+    }
+    if !latencies.is_empty() {
+        println!("\n| live read model latency (synchronous=FULL) | p50 | p99 |");
+        println!("|---|---:|---:|");
+        for latency in latencies {
+            println!(
+                "| {} | {:.0} µs | {:.0} µs |",
+                latency.name,
+                latency.p50.as_secs_f64() * 1e6,
+                latency.p99.as_secs_f64() * 1e6
+            );
+        }
     }
 }

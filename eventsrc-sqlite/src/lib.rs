@@ -27,23 +27,63 @@
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 //! ```
+//!
+//! # The read side
+//!
+//! Read models can live in the same file, as tables, updated in the transaction that moves
+//! their checkpoint:
+//!
+//! | what | how | consistency |
+//! |---|---|---|
+//! | [`SqliteReadModel`] | a [`SqliteProjection`] driven by [`eventsrc::runner::Runner`]: one writer transaction per batch checks the checkpoint, applies the batch, moves the checkpoint | exactly once; eventually consistent, read-your-writes with [`ProgressWatch::wait_for`](eventsrc::runner::ProgressWatch::wait_for) |
+//! | [`add_inline`](SqliteEventStore::add_inline) | a [`SqliteProjection`] applied inside every append's own transaction | exactly once; consistent with the append; a failing projection fails the append |
+//! | [`read_with`](SqliteEventStore::read_with) | a query on a pooled read-only connection, one snapshot | — |
+//! | [`write_with`](SqliteEventStore::write_with), [`switch_read_model`](SqliteEventStore::switch_read_model) | a transaction on the writer thread; a rebuilt read model switched in (seed 003's `users_new`) | — |
+//!
+//! Live readers wake on the store's [`append_signal`](EventStore::append_signal), moved by the
+//! writer thread after every commit that stored events. Reactors park events in the `parked`
+//! table ([`ParkedStore`](eventsrc::ParkedStore)), and runners take leadership through
+//! [`Leases`](eventsrc::Leases) held in memory: **an embedded file is one application
+//! process**. Several processes may open one file safely (SQLite locks it), but leases do not
+//! reach across them and the append signal does not wake their readers (they poll);
+//! checkpoints still fence their read models, each batch checking its checkpoint under
+//! SQLite's write lock.
+//!
+//! Every write runs on the one writer thread (appends, read model batches, inline
+//! projections, `write_with`), in the order it was sent: a read model batch never waits for
+//! SQLite's lock behind an append of the same process, and never interleaves with one.
 
+mod checkpoint;
+mod inline;
+mod leases;
+mod parked;
+mod projection;
 mod rows;
 mod schema;
+mod sql;
 mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use eventsrc::store::{AppendResult, ReadAll, ReadStream, Snapshot, StoreError, check_batch};
+use eventsrc::store::{
+    AppendResult, AppendSignal, ReadAll, ReadStream, Snapshot, StoreError, check_batch,
+};
 use eventsrc::{
-    CheckpointStore, Clock, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent,
-    SnapshotStore, StoredEvent, StreamId, StreamVersion, SystemClock, Tenant, Timestamp,
+    CheckpointStore, Clock, EventStore, ExpectedVersion, GlobalPosition, LocalLeases, NewEvent,
+    RecordedEvent, SnapshotStore, StoredEvent, StreamId, StreamVersion, SystemClock, Tenant,
+    Timestamp,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
+pub use projection::{
+    BoxError, InlineProjectionError, ReadModelError, SqliteProjection, SqliteReadModel,
+};
+/// The SQLite driver read models are written with, re-exported so that projections use the
+/// very version this crate links.
+pub use rusqlite;
 pub use schema::CURRENT as SCHEMA_VERSION;
 
 /// How hard a commit tries to reach the disk.
@@ -128,6 +168,10 @@ struct Shared {
     writer: Sender<writer::Request>,
     /// `None` for an in-memory database, whose only connection is the writer's.
     readers: Option<Arc<Readers>>,
+    /// Moved by the writer after each commit that stored events.
+    appended: Arc<watch::Sender<u64>>,
+    /// Shared by every store of this process open on the same file.
+    leases: LocalLeases,
     /// A directory to delete with the last handle ([`SqliteEventStore::open_temporary`]).
     temporary: Option<PathBuf>,
 }
@@ -160,7 +204,7 @@ pub(crate) fn backend(error: rusqlite::Error) -> StoreError {
     StoreError::backend(error)
 }
 
-fn closed() -> StoreError {
+pub(crate) fn closed() -> StoreError {
     StoreError::backend(std::io::Error::other(
         "the SQLite writer thread has stopped",
     ))
@@ -199,7 +243,9 @@ impl SqliteEventStore {
             let mut conn = Connection::open(&path)?;
             configure(&conn, options.durability)?;
             schema::migrate(&mut conn)?;
-            let writer = writer::spawn(conn, options.clock)?;
+            let appended = Arc::new(watch::Sender::new(0));
+            let writer = writer::spawn(conn, options.clock, Arc::clone(&appended))?;
+            let leases = leases::of_file(&path);
             let readers = Arc::new(Readers {
                 path,
                 idle: Mutex::new(Vec::new()),
@@ -207,6 +253,8 @@ impl SqliteEventStore {
             Ok(Shared {
                 writer,
                 readers: Some(readers),
+                appended,
+                leases,
                 temporary,
             })
         })
@@ -228,11 +276,14 @@ impl SqliteEventStore {
     pub async fn open_in_memory_with(options: SqliteOptions) -> Result<Self, OpenError> {
         let mut conn = Connection::open_in_memory()?;
         schema::migrate(&mut conn)?;
-        let writer = writer::spawn(conn, options.clock)?;
+        let appended = Arc::new(watch::Sender::new(0));
+        let writer = writer::spawn(conn, options.clock, Arc::clone(&appended))?;
         Ok(Self {
             shared: Arc::new(Shared {
                 writer,
                 readers: None,
+                appended,
+                leases: LocalLeases::default(),
                 temporary: None,
             }),
             tenant: Tenant::default(),
@@ -246,7 +297,7 @@ impl SqliteEventStore {
 
     /// Runs `job` on a connection that can read: a pooled read-only connection on the blocking
     /// pool, or the writer's connection for an in-memory database.
-    async fn read<T, F>(&self, job: F) -> Result<T, StoreError>
+    pub(crate) async fn read<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -267,15 +318,18 @@ impl SqliteEventStore {
         }
     }
 
-    /// Runs `job` on the writer thread, after the appends sent before it.
-    async fn on_writer<T, F>(&self, job: F) -> Result<T, StoreError>
+    /// Runs `job` on the writer thread, after the appends sent before it. A panic in `job` is
+    /// an error, not the end of the writer thread.
+    pub(crate) async fn on_writer<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let request = writer::Request::Run(Box::new(move |conn| {
-            let _ = reply.send(job(conn));
+            let result = projection::guarded(|| job(conn))
+                .unwrap_or_else(|panicked| Err(StoreError::backend(panicked)));
+            let _ = reply.send(result);
         }));
         self.shared.writer.send(request).map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
@@ -430,18 +484,15 @@ impl EventStore for SqliteEventStore {
 
     async fn head_position(&self) -> Result<GlobalPosition, StoreError> {
         let tenant = self.tenant.clone();
-        self.read(move |conn| {
-            conn.prepare_cached(
-                "SELECT commit_seq, position FROM events WHERE tenant = ?1 ORDER BY position DESC LIMIT 1",
-            )
-            .and_then(|mut s| {
-                s.query_row([tenant.as_str()], |r| Ok(GlobalPosition::new(r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)))
-                    .optional()
-            })
-            .map(|head| head.unwrap_or(GlobalPosition::START))
-            .map_err(backend)
-        })
-        .await
+        self.read(move |conn| checkpoint::head(conn, &tenant).map_err(backend))
+            .await
+    }
+
+    /// Moves after every commit of the writer thread that stored events (one commit may hold
+    /// many appends); never on an idempotent retry, which stores nothing. Only readers in this
+    /// process see it: another process appending to the same file is noticed by polling.
+    async fn append_signal(&self) -> Result<Option<AppendSignal>, StoreError> {
+        Ok(Some(self.shared.appended.subscribe()))
     }
 }
 
@@ -503,13 +554,8 @@ impl CheckpointStore for SqliteEventStore {
     ) -> Result<Option<GlobalPosition>, StoreError> {
         let (tenant, subscriber) = (self.tenant.clone(), subscriber.to_owned());
         self.read(move |conn| {
-            conn.prepare_cached("SELECT commit_seq, sequence FROM checkpoints WHERE tenant = ?1 AND subscriber = ?2")
-                .and_then(|mut s| {
-                    s.query_row(params![tenant.as_str(), subscriber], |r| {
-                        Ok(GlobalPosition::new(r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-                    })
-                    .optional()
-                })
+            checkpoint::load(conn, &tenant, &subscriber)
+                .map(|stored| stored.map(|s| s.position))
                 .map_err(backend)
         })
         .await
@@ -522,15 +568,7 @@ impl CheckpointStore for SqliteEventStore {
     ) -> Result<(), StoreError> {
         let (tenant, subscriber) = (self.tenant.clone(), subscriber.to_owned());
         self.on_writer(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO checkpoints (tenant, subscriber, commit_seq, sequence) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (tenant, subscriber) DO UPDATE SET commit_seq = excluded.commit_seq, sequence = excluded.sequence",
-            )
-            .and_then(|mut s| {
-                s.execute(params![tenant.as_str(), subscriber, position.commit as i64, position.sequence as i64])
-            })
-            .map(drop)
-            .map_err(backend)
+            checkpoint::save(conn, &tenant, &subscriber, position).map_err(backend)
         })
         .await
     }

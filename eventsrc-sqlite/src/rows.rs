@@ -11,8 +11,8 @@ use rusqlite::{Connection, Row, params_from_iter, types::Value};
 
 use crate::backend;
 
-/// The columns every event query selects, in this order.
-const COLUMNS: &str = "position, commit_seq, stream, stream_version, event_id, event_type, \
+/// The columns every event query selects, in this order (the parked table has them too).
+pub const COLUMNS: &str = "position, commit_seq, stream, stream_version, event_id, event_type, \
                        schema_version, payload, metadata, recorded_at";
 
 /// The columns a visit needs: what folding an aggregate reads, nothing more (each column costs
@@ -99,26 +99,49 @@ pub fn query_records(
     let mut statement = conn.prepare_cached(&sql).map_err(backend)?;
     let mut rows = statement.query(params_from_iter(params)).map_err(backend)?;
     let mut records = Vec::with_capacity(capacity);
-    let mut last_stream: Option<StreamId> = known.cloned();
-    let mut last_type: Option<Arc<str>> = None;
+    let mut reader = RecordReader::new(tenant, known);
     while let Some(row) = rows.next().map_err(backend)? {
+        records.push(reader.read(row)?);
+    }
+    Ok(records)
+}
+
+/// Builds records from rows whose first columns are [`COLUMNS`], sharing the stream and type
+/// name of consecutive rows that repeat them.
+pub struct RecordReader<'t> {
+    tenant: &'t Tenant,
+    last_stream: Option<StreamId>,
+    last_type: Option<Arc<str>>,
+}
+
+impl<'t> RecordReader<'t> {
+    /// Records of `tenant`; `known` short-cuts parsing when every row belongs to that stream.
+    pub fn new(tenant: &'t Tenant, known: Option<&StreamId>) -> Self {
+        Self {
+            tenant,
+            last_stream: known.cloned(),
+            last_type: None,
+        }
+    }
+
+    /// The record in `row`.
+    pub fn read(&mut self, row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
         let head = Head::read(row)?;
-        let stream = stream_of(row, head.position, &mut last_stream)?;
+        let stream = stream_of(row, head.position, &mut self.last_stream)?;
         let metadata = metadata_of(row, head.position)?;
-        records.push(RecordedEvent {
+        Ok(RecordedEvent {
             event_id: head.event_id,
             stream,
             stream_version: head.stream_version,
             global_position: head.position,
-            tenant: tenant.clone(),
-            event_type: shared_name(text(row, 5, head.position)?, &mut last_type),
+            tenant: self.tenant.clone(),
+            event_type: shared_name(text(row, 5, head.position)?, &mut self.last_type),
             schema_version: head.schema_version,
             payload: Arc::from(text(row, 7, head.position)?),
             metadata,
             recorded_at: head.recorded_at,
-        });
+        })
     }
-    Ok(records)
 }
 
 /// The rows of one stream read, packed for visiting: versions in one vector, every type name

@@ -3,21 +3,25 @@
 //! Appends that arrive while a commit is in progress wait in the channel; the next transaction
 //! takes all of them (up to [`MAX_GROUP`]), each inside its own savepoint, and one `COMMIT`
 //! (one fsync with `synchronous=FULL`) makes them all durable. A request that fails (a version
-//! conflict) rolls back its savepoint only; its neighbours commit. Every caller is answered
-//! only after the commit that holds its events, so a reply of success means durable.
+//! conflict, an inline projection refusing an event) rolls back its savepoint only; its
+//! neighbours commit. Every caller is answered only after the commit that holds its events, so
+//! a reply of success means durable; then the append counter moves, waking live readers.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 
 use eventsrc::store::{AppendResult, StoreError, encode_metadata};
 use eventsrc::{
     Clock, ExpectedVersion, GlobalPosition, Metadata, NewEvent, StreamId, StreamVersion, Tenant,
     Timestamp,
 };
-use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
-use tokio::sync::oneshot;
+use rusqlite::{
+    Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
+};
+use tokio::sync::{oneshot, watch};
 
 use crate::backend;
+use crate::inline::{self, InlineProjections, Slot};
 
 /// The most appends one transaction takes.
 const MAX_GROUP: usize = 256;
@@ -26,9 +30,12 @@ const MAX_GROUP: usize = 256;
 pub enum Request {
     /// Append events to a stream.
     Append(Append),
-    /// Run something else on the write connection (snapshots, checkpoints; every read of an
-    /// in-memory database, which has no second connection).
+    /// Run something else on the write connection (snapshots, checkpoints, read model
+    /// batches, `write_with`; every read of an in-memory database, which has no second
+    /// connection).
     Run(Box<dyn FnOnce(&mut Connection) + Send>),
+    /// Register an inline projection; it is answered once it has caught up.
+    AddInline(Slot),
 }
 
 /// One append and where to answer it.
@@ -40,37 +47,166 @@ pub struct Append {
     pub reply: oneshot::Sender<Result<AppendResult, StoreError>>,
 }
 
+/// What the writer thread owns.
+struct Writer {
+    conn: Connection,
+    clock: Arc<dyn Clock>,
+    /// Counts group commits that stored events: the append signal.
+    appended: Arc<watch::Sender<u64>>,
+    inline: InlineProjections,
+    group: Vec<Append>,
+}
+
 /// Starts the writer thread on `conn`; it ends when every sender is dropped.
-pub fn spawn(conn: Connection, clock: Arc<dyn Clock>) -> std::io::Result<Sender<Request>> {
+pub fn spawn(
+    conn: Connection,
+    clock: Arc<dyn Clock>,
+    appended: Arc<watch::Sender<u64>>,
+) -> std::io::Result<Sender<Request>> {
     let (sender, receiver) = channel();
+    let writer = Writer {
+        conn,
+        clock,
+        appended,
+        inline: InlineProjections::default(),
+        group: Vec::new(),
+    };
     std::thread::Builder::new()
         .name("eventsrc-sqlite-writer".into())
-        .spawn(move || run(conn, &receiver, &*clock))?;
+        .spawn(move || writer.run(&receiver))?;
     Ok(sender)
 }
 
-fn run(mut conn: Connection, receiver: &Receiver<Request>, clock: &dyn Clock) {
-    let mut group: Vec<Append> = Vec::new();
-    while let Ok(first) = receiver.recv() {
-        let mut next = Some(first);
-        while let Some(request) = next.take() {
-            match request {
-                Request::Append(append) => {
-                    group.push(append);
-                    if group.len() >= MAX_GROUP {
-                        commit_group(&mut conn, &mut group, clock);
-                    }
+impl Writer {
+    fn run(mut self, receiver: &Receiver<Request>) {
+        loop {
+            // While an inline projection catches up, the writer does not sleep on the channel:
+            // it takes what has arrived, then one more page of catch-up.
+            let first = if self.inline.catching_up() {
+                match receiver.try_recv() {
+                    Ok(request) => Some(request),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => return,
                 }
-                Request::Run(job) => {
-                    // Keep the order callers saw: appends sent before this job commit first.
-                    commit_group(&mut conn, &mut group, clock);
-                    job(&mut conn);
+            } else {
+                match receiver.recv() {
+                    Ok(request) => Some(request),
+                    Err(_) => return,
+                }
+            };
+            // At most a group's worth of requests per turn, so that a catch-up page gets its
+            // turn under a steady stream of appends.
+            let mut next = first;
+            let mut served = 0;
+            while let Some(request) = next.take() {
+                self.serve(request);
+                served += 1;
+                if served < MAX_GROUP {
+                    next = receiver.try_recv().ok();
                 }
             }
-            next = receiver.try_recv().ok();
+            self.commit_group();
+            self.inline.step(&mut self.conn);
         }
-        commit_group(&mut conn, &mut group, clock);
     }
+
+    fn serve(&mut self, request: Request) {
+        match request {
+            Request::Append(append) => {
+                self.group.push(append);
+                if self.group.len() >= MAX_GROUP {
+                    self.commit_group();
+                }
+            }
+            Request::Run(job) => {
+                // Keep the order callers saw: appends sent before this job commit first.
+                self.commit_group();
+                job(&mut self.conn);
+            }
+            Request::AddInline(slot) => {
+                self.commit_group();
+                self.inline.add(&mut self.conn, slot);
+            }
+        }
+    }
+
+    fn commit_group(&mut self) {
+        if self.group.is_empty() {
+            return;
+        }
+        let appends = std::mem::take(&mut self.group);
+        let recorded_at = self.clock.now();
+        match commit(&mut self.conn, &mut self.inline, &appends, recorded_at) {
+            Ok(results) => {
+                let stored = results
+                    .iter()
+                    .any(|r| r.as_ref().is_ok_and(|r| !r.already_stored));
+                if stored {
+                    // After the commit, so that a reader woken by it sees the events; before
+                    // the replies, so that an appender finds it moved.
+                    self.appended
+                        .send_modify(|count| *count = count.wrapping_add(1));
+                }
+                for (append, result) in appends.into_iter().zip(results) {
+                    let _ = append.reply.send(result);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, appends = appends.len(), "commit failed; nothing of the group is stored");
+                let message = error.to_string();
+                for append in appends {
+                    let _ = append
+                        .reply
+                        .send(Err(StoreError::backend(CommitFailed(message.clone()))));
+                }
+            }
+        }
+    }
+}
+
+/// Commits `appends` in one transaction, each in its own savepoint, and returns each one's
+/// result.
+fn commit(
+    conn: &mut Connection,
+    inline: &mut InlineProjections,
+    appends: &[Append],
+    recorded_at: Timestamp,
+) -> rusqlite::Result<Vec<Result<AppendResult, StoreError>>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Cached: parsing it again cost a few microseconds on every commit.
+    let last: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(position), 0) FROM events")?
+        .query_row([], |r| r.get(0))?;
+    let mut next_position = last + 1;
+    if let [only] = appends {
+        // Alone in its transaction, an append needs no savepoint: the transaction itself
+        // commits or rolls back (two statements fewer on every single-writer commit).
+        let result = append_one(&tx, inline, only, next_position, recorded_at);
+        if matches!(result, Ok(Outcome::Appended(..))) {
+            tx.commit()?;
+        }
+        return Ok(vec![result.map(Outcome::into_result)]);
+    }
+    let mut results = Vec::with_capacity(appends.len());
+    for append in appends {
+        // Savepoints by hand rather than rusqlite's `Savepoint`, so that inline projections
+        // get the transaction itself.
+        tx.prepare_cached("SAVEPOINT append")?.execute([])?;
+        match append_one(&tx, inline, append, next_position, recorded_at) {
+            Ok(Outcome::Appended(result, used)) => {
+                tx.prepare_cached("RELEASE append")?.execute([])?;
+                next_position += used;
+                results.push(Ok(result));
+            }
+            other => {
+                tx.prepare_cached("ROLLBACK TO append")?.execute([])?;
+                tx.prepare_cached("RELEASE append")?.execute([])?;
+                results.push(other.map(Outcome::into_result));
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(results)
 }
 
 /// What one append did inside the group's transaction.
@@ -89,70 +225,14 @@ impl Outcome {
     }
 }
 
-fn commit_group(conn: &mut Connection, group: &mut Vec<Append>, clock: &dyn Clock) {
-    if group.is_empty() {
-        return;
-    }
-    let appends = std::mem::take(group);
-    let recorded_at = clock.now();
-    let committed = (|| -> rusqlite::Result<Vec<Result<AppendResult, StoreError>>> {
-        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // Cached: parsing it again cost a few microseconds on every commit.
-        let last: i64 = tx
-            .prepare_cached("SELECT COALESCE(MAX(position), 0) FROM events")?
-            .query_row([], |r| r.get(0))?;
-        let mut next_position = last + 1;
-        if let [only] = appends.as_slice() {
-            // Alone in its transaction, an append needs no savepoint: the transaction itself
-            // commits or rolls back (two statements fewer on every single-writer commit).
-            let result = append_one(&tx, only, next_position, recorded_at);
-            if matches!(result, Ok(Outcome::Appended(..))) {
-                tx.commit()?;
-            }
-            return Ok(vec![result.map(Outcome::into_result)]);
-        }
-        let mut results = Vec::with_capacity(appends.len());
-        for append in &appends {
-            let savepoint = tx.savepoint()?;
-            match append_one(&savepoint, append, next_position, recorded_at) {
-                Ok(Outcome::Appended(result, used)) => {
-                    savepoint.commit()?;
-                    next_position += used;
-                    results.push(Ok(result));
-                }
-                // Dropping a savepoint rolls it back.
-                Ok(Outcome::AlreadyStored(result)) => results.push(Ok(result)),
-                Err(error) => results.push(Err(error)),
-            }
-        }
-        tx.commit()?;
-        Ok(results)
-    })();
-    match committed {
-        Ok(results) => {
-            for (append, result) in appends.into_iter().zip(results) {
-                let _ = append.reply.send(result);
-            }
-        }
-        Err(error) => {
-            tracing::error!(%error, appends = appends.len(), "commit failed; nothing of the group is stored");
-            let message = error.to_string();
-            for append in appends {
-                let _ = append
-                    .reply
-                    .send(Err(StoreError::backend(CommitFailed(message.clone()))));
-            }
-        }
-    }
-}
-
 /// The group's transaction failed as a whole; none of its appends is stored.
 #[derive(Debug, thiserror::Error)]
 #[error("commit failed, nothing stored: {0}")]
 struct CommitFailed(String);
 
 fn append_one(
-    conn: &Connection,
+    conn: &Transaction<'_>,
+    inline: &mut InlineProjections,
     append: &Append,
     first_position: i64,
     recorded_at: Timestamp,
@@ -220,6 +300,17 @@ fn append_one(
             }
             Err(error) => return Err(backend(error)),
         }
+    }
+    if inline.follows(tenant) {
+        let records = inline::records(
+            tenant,
+            stream,
+            events,
+            current + 1,
+            first_position,
+            recorded_at,
+        );
+        inline.apply_append(conn, tenant, stream, &records)?;
     }
     let count = events.len() as i64;
     Ok(Outcome::Appended(

@@ -1,0 +1,167 @@
+//! Your own SQL on the store's database: querying read models, changing tables, switching a
+//! rebuilt read model in.
+
+use eventsrc::{GlobalPosition, StoreError};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use crate::projection::{BoxError, ReadModelError, guarded};
+use crate::{SqliteEventStore, backend, checkpoint};
+
+impl SqliteEventStore {
+    /// Runs `query` on a connection that reads, inside one read transaction (so every
+    /// statement sees the same snapshot), off the caller's runtime: the way to query SQL read
+    /// models. A file's pooled read-only connections never wait for the writer; an in-memory
+    /// database lends its writer's connection, switched to `query_only` for the call.
+    ///
+    /// `query` may fail with any error (usually `rusqlite::Error`), which comes back inside
+    /// [`StoreError::Backend`]. Read models are not scoped by tenant: filter by the tenant
+    /// your projection stored if you keep several in one table.
+    ///
+    /// ```
+    /// use eventsrc_sqlite::SqliteEventStore;
+    ///
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// let store = SqliteEventStore::open_in_memory().await?;
+    /// store.write_with(|tx| tx.execute_batch("CREATE TABLE totals (n INTEGER); INSERT INTO totals VALUES (42)")).await?;
+    /// let n: i64 = store.read_with(|db| db.query_row("SELECT n FROM totals", [], |r| r.get(0))).await?;
+    /// assert_eq!(n, 42);
+    /// // Reads cannot write.
+    /// assert!(store.read_with(|db| db.execute("DELETE FROM totals", [])).await.is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn read_with<T, E, F>(&self, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        E: Into<BoxError>,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let lent = self.shared.readers.is_none();
+        self.read(move |conn| {
+            if lent {
+                conn.pragma_update(None, "query_only", true)
+                    .map_err(backend)?;
+            }
+            let queried = conn.unchecked_transaction().map_err(backend).map(|tx| {
+                let result = guarded(|| query(&tx));
+                // Dropping the transaction ends it (a rollback, with nothing to undo).
+                drop(tx);
+                result
+            });
+            if lent {
+                conn.pragma_update(None, "query_only", false)
+                    .map_err(backend)?;
+            }
+            match queried? {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(error)) => Err(StoreError::Backend(error.into())),
+                Err(panicked) => Err(StoreError::backend(panicked)),
+            }
+        })
+        .await
+    }
+
+    /// Runs `job` in one `IMMEDIATE` transaction on the writer thread, after the appends sent
+    /// before it and before those sent after: committed if it returns `Ok`, rolled back if it
+    /// fails (its error comes back inside [`StoreError::Backend`]) or panics. For changing read
+    /// model tables by hand: migrations of a read model, a switch (see
+    /// [`switch_read_model`](Self::switch_read_model)). Appends wait while it runs: keep it
+    /// short.
+    ///
+    /// ```
+    /// use eventsrc_sqlite::SqliteEventStore;
+    ///
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// let store = SqliteEventStore::open_in_memory().await?;
+    /// let inserted = store
+    ///     .write_with(|tx| {
+    ///         tx.execute_batch("CREATE TABLE notes (text TEXT)")?;
+    ///         tx.execute("INSERT INTO notes VALUES ('hello')", [])
+    ///     })
+    ///     .await?;
+    /// assert_eq!(inserted, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn write_with<T, E, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        E: Into<BoxError>,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+    {
+        self.on_writer(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let value = job(&tx).map_err(|error| StoreError::Backend(error.into()))?;
+            tx.commit().map_err(backend)?;
+            Ok(value)
+        })
+        .await
+    }
+
+    /// Switches a read model rebuilt beside the live one into its place, in one transaction
+    /// on the writer thread: `swap_tables` replaces the live tables with the rebuilt ones, and
+    /// the rebuilt model's checkpoint becomes the live name's (the rebuilt name's is removed).
+    /// Returns the position the live name now stands at.
+    ///
+    /// The recipe (seed 003's `users_new`): while a runner keeps `users` serving, run the same
+    /// projection type writing into `users_new` under another name,
+    /// `SqliteReadModel::new(Users { table: "users_new" }, store.clone()).named("users_rebuild")`,
+    /// with [`Runner::catch_up`](eventsrc::runner::Runner::catch_up), watching
+    /// [`Runner::progress`](eventsrc::runner::Runner::progress). Then stop the live runner,
+    /// switch, and start a runner of the rebuilt projection under the live name: it continues
+    /// from where the rebuild got to.
+    ///
+    /// The switch also bumps the live name's generation: a runner of the old projection left
+    /// running stops with [`ReadModelError::Switched`] at its next batch instead of writing into
+    /// the new tables. SQLite keeps index names through `ALTER TABLE ... RENAME`: name a
+    /// rebuild's indexes after its table, and drop or rename them in `swap_tables` too.
+    ///
+    /// ```no_run
+    /// # async fn switch(store: eventsrc_sqlite::SqliteEventStore) -> Result<(), eventsrc::StoreError> {
+    /// store
+    ///     .switch_read_model("users_rebuild", "users", |tx| {
+    ///         tx.execute_batch("DROP TABLE users; ALTER TABLE users_new RENAME TO users")
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn switch_read_model<E, F>(
+        &self,
+        rebuilt: &str,
+        live: &str,
+        swap_tables: F,
+    ) -> Result<GlobalPosition, StoreError>
+    where
+        E: Into<BoxError>,
+        F: FnOnce(&Transaction<'_>) -> Result<(), E> + Send + 'static,
+    {
+        let (tenant, rebuilt, live) = (self.tenant.clone(), rebuilt.to_owned(), live.to_owned());
+        self.on_writer(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let Some(built) = checkpoint::load(&tx, &tenant, &rebuilt).map_err(backend)? else {
+                return Err(StoreError::backend(ReadModelError::NotBuilt { name: rebuilt }));
+            };
+            swap_tables(&tx).map_err(|error| StoreError::Backend(error.into()))?;
+            let generation = checkpoint::load(&tx, &tenant, &live)
+                .map_err(backend)?
+                .map_or(0, |stored| stored.generation)
+                + 1;
+            let moved = checkpoint::Stored {
+                position: built.position,
+                generation,
+            };
+            checkpoint::replace(&tx, &tenant, &live, moved).map_err(backend)?;
+            if rebuilt != live {
+                checkpoint::delete(&tx, &tenant, &rebuilt).map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            tracing::info!(%rebuilt, %live, position = %built.position, generation, "switched in a rebuilt read model");
+            Ok(built.position)
+        })
+        .await
+    }
+}
