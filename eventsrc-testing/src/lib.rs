@@ -8,9 +8,11 @@ mod events;
 mod eventually;
 mod race;
 mod readside;
+mod runner;
 
 pub use aggregate::{AggregateFixture, EventPredicate, Then};
 pub use events::{assert_round_trip, assert_stored_as, assert_upcasts};
 pub use eventually::eventually;
 pub use race::RacingStore;
 pub use readside::{ProjectionFixture, ProjectionWhen, ReactorFixture, ReactorThen};
+pub use runner::RunnerFixture;

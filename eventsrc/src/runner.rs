@@ -478,6 +478,8 @@ pub struct Runner<S, C> {
     consumer: C,
     checkpoint: Option<GlobalPosition>,
     loaded: bool,
+    /// The batch read while the consumer handled the one before.
+    prefetched: Option<Batch>,
     progress: watch::Sender<Progress>,
 }
 
@@ -503,6 +505,7 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
             consumer,
             checkpoint: None,
             loaded: false,
+            prefetched: None,
             progress: watch::Sender::new(Progress::default()),
         }
     }
@@ -559,6 +562,7 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
     async fn load(&mut self) -> Result<(), RunError> {
         if !self.loaded {
             self.checkpoint = self.consumer.checkpoint().await?;
+            self.prefetched = None;
             // Without a checkpoint the subscription stays where it starts (or where it
             // resolved "the end" to).
             if let Some(position) = self.checkpoint {
@@ -570,7 +574,22 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
         Ok(())
     }
 
-    /// Hands one batch to the consumer and moves the checkpoint.
+    /// The next batch: the one read ahead, or a fresh read, waiting for new events if `wait`.
+    async fn next(&mut self, wait: bool) -> Result<Batch, RunError> {
+        if let Some(batch) = self.prefetched.take() {
+            return Ok(batch);
+        }
+        let read = if wait {
+            self.subscription.next_batch().await
+        } else {
+            self.subscription.poll_batch().await
+        };
+        read.map_err(|e| RunError::store(self.consumer.name(), e))
+    }
+
+    /// Hands one batch to the consumer and moves the checkpoint. When the batch was full
+    /// (more is waiting), the next one is read while the consumer works, so a catch-up or a
+    /// rebuild overlaps reading the log with writing the read model.
     async fn handle(&mut self, batch: Batch) -> Result<(), RunError> {
         if batch.events.is_empty() && Some(batch.through) == self.checkpoint {
             self.progress.send_if_modified(|p| {
@@ -586,13 +605,24 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
             events = batch.events.len(),
             through = %batch.through,
         );
-        let handled = self
-            .consumer
-            .handle(self.checkpoint, &batch.events, batch.through)
-            .instrument(span)
-            .await;
+        let Self {
+            consumer,
+            subscription,
+            checkpoint,
+            ..
+        } = self;
+        let handling = consumer
+            .handle(*checkpoint, &batch.events, batch.through)
+            .instrument(span);
+        let (handled, ahead) = if batch.caught_up {
+            (handling.await, None)
+        } else {
+            let (handled, ahead) = tokio::join!(handling, subscription.poll_batch());
+            (handled, Some(ahead))
+        };
         if let Err(error) = handled {
             // Read the batch again next time, from the checkpoint the store has.
+            self.subscription.seek(batch.after);
             self.loaded = false;
             return Err(error);
         }
@@ -602,6 +632,13 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
             p.handled += batch.events.len() as u64;
             p.caught_up = batch.caught_up;
         });
+        if let Some(ahead) = ahead {
+            let ahead = ahead.map_err(|e| RunError::store(self.consumer.name(), e))?;
+            // An empty read ahead says only "nothing new then": read again when asked.
+            if !ahead.events.is_empty() {
+                self.prefetched = Some(ahead);
+            }
+        }
         Ok(())
     }
 
@@ -609,12 +646,7 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
     pub async fn step(&mut self) -> Result<bool, RunError> {
         self.load().await?;
         let before = self.checkpoint;
-        let name = self.consumer.name();
-        let batch = self
-            .subscription
-            .poll_batch()
-            .await
-            .map_err(|e| RunError::store(name, e))?;
+        let batch = self.next(false).await?;
         self.handle(batch).await?;
         Ok(self.checkpoint != before)
     }
@@ -698,12 +730,7 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
     async fn follow(&mut self) -> Result<(), RunError> {
         loop {
             self.load().await?;
-            let name = self.consumer.name();
-            let batch = self
-                .subscription
-                .next_batch()
-                .await
-                .map_err(|e| RunError::store(name, e))?;
+            let batch = self.next(true).await?;
             self.handle(batch).await?;
         }
     }

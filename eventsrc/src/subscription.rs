@@ -52,6 +52,8 @@ pub enum Start {
 /// Events read by a subscription, and how far the log has been read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
+    /// The position the batch was read after: where to go back to if it is not handled.
+    pub after: GlobalPosition,
     /// The events, in commit order; at most the batch size. Empty when the log moved on
     /// only with events the filter leaves out.
     pub events: Vec<RecordedEvent>,
@@ -258,6 +260,7 @@ impl<S: EventStore> Subscription<S> {
         };
         self.position = Some(through);
         Ok(Batch {
+            after: position,
             events,
             through,
             caught_up,
