@@ -18,6 +18,8 @@
 //! `#[aggregate]` (which generates [`LeadEvent`]), and each command is a struct with `#[command]`,
 //! its `#[id]` naming the lead it targets and `#[validate]` rules checking its attributes.
 //! [`ContactInformationChanged`] is at schema version 2; stored version 1 payloads are upcast.
+//! The same events feed the talk's read models, LeadSearch and the status-change log, as
+//! SQLite tables ([`read_models`]).
 //!
 //! ```
 //! use eventsrc::{Aggregate, Handle};
@@ -35,6 +37,7 @@
 //! # Ok::<(), eventsrc_examples::leads::LeadError>(())
 //! ```
 
+pub mod read_models;
 pub mod story;
 
 use std::fmt;

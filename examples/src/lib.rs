@@ -1,8 +1,11 @@
 //! The source talks' domains, written against `eventsrc` and runnable end to end.
 //!
-//! - [`leads`]: seed 002's sales leads (events, the `Lead` aggregate, its commands and rules).
-//!   The demo binary tells the talk's story of Stefan Ivanov ([`leads::story`]) on a SQLite
-//!   file, and continues it on every further run: `cargo run -p eventsrc-examples --bin leads`.
+//! - [`leads`]: seed 002's sales leads (events, the `Lead` aggregate, its commands and rules),
+//!   and the talk's read models in SQLite tables ([`leads::read_models`]: LeadSearch, every
+//!   e-mail and phone a lead ever had, and the status-change log). The demo binary tells the
+//!   talk's story of Stefan Ivanov ([`leads::story`]) on a SQLite file with the read models
+//!   following it, and continues both on every further run (`--rebuild` rebuilds LeadSearch
+//!   beside the live table and switches it in): `cargo run -p eventsrc-examples --bin leads`.
 //! - [`cart`]: seed 004's shopping cart, a fold over added and removed items, and the talk's
 //!   "total computers sold" counter: `cargo run -p eventsrc-examples --bin cart`.
 //! - [`progress`]: seed 004's student progress (placed, activities and lessons completed, reset),

@@ -17,16 +17,33 @@
 //! history shows today's dates, the later runs date their follow-ups from today, and
 //! `load_at_time(2016-11-20)` finds the lead not yet created. The password is never printed.
 //!
-//! Run with: `cargo run -p eventsrc-examples --bin leads [-- --store <url>]`
+//! Then the talk's read models (`eventsrc_examples::leads::read_models`): LeadSearch, every
+//! e-mail and phone a lead ever had, and the status-change log with its transitions per pair of
+//! statuses. Their runners follow the log live while the story is told; the demo waits until
+//! they have seen its last append (read-your-writes) and prints what they answer, Stefan's old
+//! e-mail finding his lead among them. On a SQLite store they are tables of the same file, each
+//! batch committed with its checkpoint, so every run reads only what is new; on `memory:` and
+//! PostgreSQL they are kept in a SQLite database in memory beside the log and built from the
+//! whole log on every run. `--rebuild` then rebuilds LeadSearch into `lead_search_new` beside
+//! the live table, showing each batch, and switches it in.
+//!
+//! Run with: `cargo run -p eventsrc-examples --bin leads [-- --store <url>] [--rebuild]`
 
 use std::error::Error;
 use std::process::ExitCode;
 
+use eventsrc_examples::leads::read_models::{self, LeadReadModels, Placement};
 use eventsrc_examples::leads::story;
-use eventsrc_examples::store::{AnyStore, Invocation, exit_code};
+use eventsrc_examples::store::{AnyStore, Invocation, STORE_ENV, StoreUrl, UrlSource, exit_code};
 
 /// The store when neither `--store` nor `EVENTSRC_STORE` names one.
 const DEFAULT_STORE: &str = "sqlite://eventsrc-demo.db";
+
+/// The flag asking for a rebuild of LeadSearch after the story.
+const REBUILD_FLAG: &str = "--rebuild";
+
+/// Events per transaction of the rebuild: few, so that the demo's short log takes several.
+const REBUILD_BATCH: usize = 2;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -34,7 +51,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {
-    let Some((url, source)) = Invocation::store("leads", DEFAULT_STORE)? else {
+    let Some(Args {
+        url,
+        source,
+        rebuild,
+    }) = Args::from_env()?
+    else {
         return Ok(());
     };
     // A manual clock stamps `recorded_at`, so the story happens in November 2016 and later
@@ -44,7 +66,12 @@ async fn run() -> Result<(), Box<dyn Error>> {
     println!("eventsrc: seed 002's leads on {store}");
     println!("Store URL: {url} ({source})");
     let mut stdout = std::io::stdout();
-    let told = story::tell(&store, &clock, &mut stdout).await?;
+    let read_models = LeadReadModels::for_store(store.clone()).await?;
+    let projected = read_models::tell_with_read_models(&read_models, &clock, &mut stdout).await?;
+    if rebuild {
+        read_models::tell_rebuild(&read_models, REBUILD_BATCH, &mut stdout).await?;
+    }
+    let told = projected.told;
     let (place, start_over) = match &store {
         AnyStore::Sqlite(sqlite) if sqlite.path().is_some() => {
             ("file".to_owned(), "delete the file".to_owned())
@@ -58,13 +85,53 @@ async fn run() -> Result<(), Box<dyn Error>> {
         ),
         _ => return Ok(()),
     };
-    println!(
-        "\nThe {place} now holds {} events of leads {} and {} (run {}): run the demo again to \
-         continue their history, or {start_over} to start over.",
-        told.events,
-        story::STEFAN,
-        story::LILYANA,
-        told.run
+    let (events, run) = (told.events, told.run);
+    let (stefan, lilyana) = (story::STEFAN, story::LILYANA);
+    let held = format!(
+        "The {place} now holds {events} events of leads {stefan} and {lilyana} (run {run})"
     );
+    match read_models.placement() {
+        Placement::LogDatabase => println!(
+            "\n{held} and the read models' tables,\nwhich go on from their checkpoints: run the \
+             demo again to continue their history, or {start_over}\nto start over."
+        ),
+        Placement::Beside => println!(
+            "\n{held}: run the demo again to continue\ntheir history, or {start_over} to start over."
+        ),
+    }
     Ok(())
+}
+
+/// What the command line asks for.
+struct Args {
+    url: StoreUrl,
+    source: UrlSource,
+    /// `--rebuild`: rebuild LeadSearch after the story.
+    rebuild: bool,
+}
+
+impl Args {
+    /// Reads this process's arguments and environment; `None` after printing `--help`.
+    fn from_env() -> Result<Option<Self>, Box<dyn Error>> {
+        let mut args: Vec<String> = std::env::args().skip(1).collect();
+        let rebuild = args.iter().any(|arg| arg == REBUILD_FLAG);
+        args.retain(|arg| arg != REBUILD_FLAG);
+        let env = std::env::var(STORE_ENV).ok();
+        match Invocation::parse(args, env, DEFAULT_STORE)? {
+            Invocation::Help => {
+                print!("{}", Invocation::usage("leads", DEFAULT_STORE));
+                println!(
+                    "\nThis demo also takes:\n\
+                     \x20 {REBUILD_FLAG}                  after the story, rebuild LeadSearch beside its live\n\
+                     \x20                            table and switch it in"
+                );
+                Ok(None)
+            }
+            Invocation::Run { url, source } => Ok(Some(Self {
+                url: url.parse()?,
+                source,
+                rebuild,
+            })),
+        }
+    }
 }

@@ -757,7 +757,11 @@ fn lead_rows(states: &[(&Lead, StreamVersion)]) -> Vec<Vec<String>> {
 }
 
 /// Prints `rows` under `headers`, every column as wide as its widest cell.
-fn print_table(out: &mut dyn Write, headers: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+pub(crate) fn print_table(
+    out: &mut dyn Write,
+    headers: &[&str],
+    rows: &[Vec<String>],
+) -> std::io::Result<()> {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
