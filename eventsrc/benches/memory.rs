@@ -477,7 +477,10 @@ fn snapshots(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
     group.bench_function(BenchmarkId::new("without", SNAPSHOT_EVENTS), |b| {
-        b.iter(|| rt.block_on(plain.load::<Cart>(black_box(&id))).expect("loads"));
+        b.iter(|| {
+            rt.block_on(plain.load::<Cart>(black_box(&id)))
+                .expect("loads")
+        });
     });
     group.bench_function(BenchmarkId::new("with", SNAPSHOT_EVENTS), |b| {
         b.iter(|| {
