@@ -8,7 +8,7 @@
 //! Run with: `cargo bench -p eventsrc-sqlite` (durable commits, `synchronous=FULL`).
 //! `EVENTSRC_BENCH_SCALE=0.1` shrinks every workload (e.g. for a quick look); the README's
 //! figures use the default scale of 1. `EVENTSRC_BENCH_ONLY=rebuild` (or append, concurrent,
-//! load, scan, latency) runs one part.
+//! load, snapshots, scan, latency) runs one part.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -53,6 +53,21 @@ struct AddItem {
 impl Cart {
     fn add(&self, _: &AddItem) -> Decision<Self> {
         Ok(vec![item(self.items).into()])
+    }
+}
+
+/// The same cart, snapshotted every 100 events (the `snapshots` part).
+#[derive(Default, Debug, PartialEq, Serialize, Deserialize)]
+struct SnapshottedCart {
+    items: u64,
+    total_cents: u64,
+}
+
+#[aggregate(id = u64, name = "cart", snapshot = 1, snapshot_every = 100)]
+impl SnapshottedCart {
+    fn on_item_added(&mut self, event: &ItemAdded) {
+        self.items += u64::from(event.quantity);
+        self.total_cents += event.price_cents * u64::from(event.quantity);
     }
 }
 
@@ -314,6 +329,48 @@ async fn concurrent_rows(rows: &mut Vec<Row>) {
             unit: "events/s",
         });
     }
+}
+
+/// Loads of a 10,000-event cart per second, without and with a snapshot (taken at the last
+/// event, as `snapshot_every = 100` leaves it for a stream whose length is a multiple of 100).
+async fn snapshot_rows() -> (u64, f64, f64) {
+    const EVENTS: u64 = 10_000;
+    let db = Db::new();
+    let store = SqliteEventStore::open(db.file()).await.expect("opens");
+    store_append(&store, 1, EVENTS, 100, 9).await;
+    let plain = Repository::new(store.clone());
+    let snapshotted = Repository::new(store.clone()).with_snapshots(store.clone());
+    let taken = snapshotted
+        .snapshot::<SnapshottedCart>(&9)
+        .await
+        .expect("snapshots");
+    assert_eq!(taken, Some(StreamVersion(EVENTS)));
+    let from_events = plain.load::<Cart>(&9).await.expect("loads").state;
+    let from_snapshot = snapshotted
+        .load::<SnapshottedCart>(&9)
+        .await
+        .expect("loads")
+        .state;
+    assert_eq!(
+        (from_events.items, from_events.total_cents),
+        (from_snapshot.items, from_snapshot.total_cents)
+    );
+    let rounds = scale(50);
+    let started = Instant::now();
+    for _ in 0..rounds {
+        plain.load::<Cart>(&9).await.expect("loads");
+    }
+    let without = rate(rounds, started.elapsed());
+    let rounds = scale(5_000);
+    let started = Instant::now();
+    for _ in 0..rounds {
+        snapshotted
+            .load::<SnapshottedCart>(&9)
+            .await
+            .expect("loads");
+    }
+    let with = rate(rounds, started.elapsed());
+    (EVENTS, without, with)
 }
 
 async fn load_row(rows: &mut Vec<Row>) {
@@ -766,7 +823,9 @@ fn main() {
         .expect("a runtime");
     let mut rows = Vec::new();
     let mut latencies = Vec::new();
-    // `EVENTSRC_BENCH_ONLY=load` (or append, concurrent, scan, rebuild, latency) runs one part.
+    let mut snapshots = None;
+    // `EVENTSRC_BENCH_ONLY=load` (or append, concurrent, snapshots, scan, rebuild, latency)
+    // runs one part.
     let only = std::env::var("EVENTSRC_BENCH_ONLY").unwrap_or_default();
     let runs = |part: &str| only.is_empty() || only == part;
     runtime.block_on(async {
@@ -778,6 +837,9 @@ fn main() {
         }
         if runs("load") {
             load_row(&mut rows).await;
+        }
+        if runs("snapshots") {
+            snapshots = Some(snapshot_rows().await);
         }
         if runs("scan") || runs("rebuild") {
             let (db, total) = filled().await;
@@ -803,6 +865,18 @@ fn main() {
             row.raw,
             row.unit,
             row.eventsrc / row.raw
+        );
+    }
+    if let Some((events, without, with)) = snapshots {
+        println!(
+            "\n| load a {events}-event aggregate | without a snapshot | with a snapshot | speed-up |"
+        );
+        println!("|---|---:|---:|---:|");
+        println!(
+            "| `Repository::load` | {without:.0} loads/s ({:.2} ms) | {with:.0} loads/s ({:.3} ms) | {:.0}x |",
+            1e3 / without,
+            1e3 / with,
+            with / without
         );
     }
     if !latencies.is_empty() {
