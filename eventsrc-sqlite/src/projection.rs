@@ -409,10 +409,8 @@ pub(crate) fn decode<P: SqliteProjection>(
     name: &str,
     record: &RecordedEvent,
 ) -> Result<Option<P::Event>, RunError> {
-    decode_for::<P::Event>(record, P::UNKNOWN_EVENTS).map_err(|source| RunError::Decode {
-        consumer: name.to_owned(),
-        source: Box::new(source),
-    })
+    decode_for::<P::Event>(record, P::UNKNOWN_EVENTS)
+        .map_err(|source| RunError::decode(name, source))
 }
 
 /// Applies one event, a panic included among the errors that name it.

@@ -191,6 +191,14 @@ impl RunError {
         }
     }
 
+    /// An event `consumer` could not decode.
+    pub fn decode(consumer: &str, source: RecordDecodeError) -> Self {
+        Self::Decode {
+            consumer: consumer.to_owned(),
+            source: Box::new(source),
+        }
+    }
+
     /// `consumer`'s own failure on `event`.
     pub fn handle(
         consumer: &str,
@@ -235,12 +243,8 @@ pub fn stored_types<E: crate::Event>(unknown: UnknownEvents) -> Option<Vec<&'sta
 /// know (if it says so). Errors name the projection and the event.
 pub fn fold<P: Projection>(projection: &mut P, events: &[RecordedEvent]) -> Result<(), RunError> {
     for record in events {
-        let decoded = decode_for::<P::Event>(record, P::UNKNOWN_EVENTS).map_err(|source| {
-            RunError::Decode {
-                consumer: P::NAME.to_owned(),
-                source: Box::new(source),
-            }
-        })?;
+        let decoded = decode_for::<P::Event>(record, P::UNKNOWN_EVENTS)
+            .map_err(|source| RunError::decode(P::NAME, source))?;
         if let Some(event) = decoded {
             projection
                 .apply(event, record)
@@ -899,12 +903,8 @@ where
 
     /// Decides and performs the effects of one event, once.
     async fn react_once(&mut self, record: &RecordedEvent) -> Result<(), RunError> {
-        let decoded = decode_for::<R::Event>(record, R::UNKNOWN_EVENTS).map_err(|source| {
-            RunError::Decode {
-                consumer: R::NAME.to_owned(),
-                source: Box::new(source),
-            }
-        })?;
+        let decoded = decode_for::<R::Event>(record, R::UNKNOWN_EVENTS)
+            .map_err(|source| RunError::decode(R::NAME, source))?;
         let Some(event) = decoded else {
             return Ok(());
         };
