@@ -7,7 +7,17 @@
 //! eventsrc-postgres` (without the variable it says so and stops). Everything happens in a
 //! fresh schema, dropped at the end. `EVENTSRC_BENCH_SCALE=0.1` shrinks every workload (e.g.
 //! for a quick look); the README's figures use the default scale of 1.
-//! `EVENTSRC_BENCH_ONLY=append` (or `concurrent`, `scan`, `load`, `command`) runs one part.
+//! `EVENTSRC_BENCH_ONLY=append` (or `concurrent`, `scan`, `load`, `command`, `latency`,
+//! `rebuild`) runs one part.
+//!
+//! The read side: `latency` measures how long an append takes to reach a read model run live
+//! by a runner (woken by NOTIFY), and what an inline projection costs an append; it prints a
+//! second table. `rebuild` runs a projection over the whole seeded log (1M events at scale 1)
+//! into a table (`Runner` + `PgReadModel`, one upsert per event, checkpoint in the same
+//! transaction) beside a hand-written rebuild doing the same writes, and the `read_all` scan
+//! in the runner's pages beside one plain `SELECT`. A rebuild makes a round trip per event,
+//! so at scale 1 it takes minutes: it runs only when asked for (`EVENTSRC_BENCH_ONLY=rebuild`),
+//! keeping the default run short.
 //!
 //! The store runs with its default options (a pool of 16, notifications on), as an
 //! application would. Commits are whatever the server makes them (durable by default).
@@ -23,6 +33,11 @@ use eventsrc_postgres::tokio_postgres::{self, Client, NoTls, Statement};
 use eventsrc_postgres::{PgEventStore, PgOptions};
 use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
+
+/// The read side's parts: projection rebuild, live latency, inline projections. In a
+/// directory of its own, so that Cargo does not take it for a bench.
+#[path = "postgres/read_side.rs"]
+mod read_side;
 
 const URL_VAR: &str = "EVENTSRC_POSTGRES_URL";
 
@@ -618,7 +633,10 @@ fn main() {
         .expect("a runtime");
     let only = std::env::var("EVENTSRC_BENCH_ONLY").unwrap_or_default();
     let runs = |part: &str| only.is_empty() || only == part;
+    // Minutes at scale 1: only on request.
+    let rebuild = only == "rebuild";
     let mut rows = Vec::new();
+    let mut figures = Vec::new();
     let server = runtime.block_on(async {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -653,7 +671,7 @@ fn main() {
         if runs("concurrent") {
             concurrent_rows(&bench, &mut rows).await;
         }
-        if runs("scan") || runs("load") || runs("command") {
+        if runs("scan") || runs("load") || runs("command") || rebuild {
             let streams = scale(1_000_000) / 1_000;
             seed(&bench, streams).await;
             if runs("scan") {
@@ -662,9 +680,16 @@ fn main() {
             if runs("load") {
                 load_row(&bench, &mut rows).await;
             }
+            // Before `command`, which appends to the seeded log.
+            if rebuild {
+                read_side::rebuild_rows(&bench, &mut rows, streams * 1_000).await;
+            }
             if runs("command") {
                 command_row(&bench, &mut rows, streams).await;
             }
+        }
+        if runs("latency") {
+            read_side::latency_figures(&bench, &mut figures).await;
         }
 
         let Bench { store, schema, .. } = bench;
@@ -687,5 +712,12 @@ fn main() {
             row.unit,
             row.eventsrc / row.raw
         );
+    }
+    if !figures.is_empty() {
+        println!("\n| read side, PostgreSQL {server} | eventsrc |");
+        println!("|---|---:|");
+        for figure in figures {
+            println!("| {} | {} |", figure.name, figure.value);
+        }
     }
 }

@@ -19,6 +19,25 @@
 //!   [`ConnectError::NewerSchema`].
 //! - **Tenants** share the tables; every query is scoped by the handle's tenant.
 //!
+//! The read side, for runners on many nodes ([`eventsrc::runner`]):
+//!
+//! - **Read models in SQL, exactly once.** A [`PgProjection`] writes its own tables; run as a
+//!   [`PgReadModel`], each batch's rows and checkpoint commit in one transaction that locks
+//!   the checkpoint row and refuses the batch if another node moved it
+//!   ([`RunError::Fenced`](eventsrc::runner::RunError::Fenced)). Queries go through
+//!   [`PgEventStore::client`].
+//! - **Leadership.** The store is [`Leases`](eventsrc::Leases): a lease is a session advisory
+//!   lock on a connection of its own, released when the lease is dropped or the node's
+//!   session ends, so with [`Runner::run_as_leader`](eventsrc::runner::Runner::run_as_leader)
+//!   one node runs each read model and another takes over when it dies.
+//! - **Read-your-writes across nodes.** [`wait_for_checkpoint`](eventsrc::runner::wait_for_checkpoint)
+//!   with this store as the checkpoint store waits, on any node, until a read model (wherever
+//!   its runner is) has committed past a position an append returned.
+//! - **Inline projections.** [`PgEventStore::with_inline`] gives a handle whose appends update
+//!   read models in their own transaction.
+//! - **Live runners wake on NOTIFY** ([`EventStore::append_signal`]), and reactors' parked
+//!   events are kept whole in a `parked` table ([`ParkedStore`](eventsrc::ParkedStore)).
+//!
 //! ```no_run
 //! use eventsrc::{EventStore, ExpectedVersion, NewEvent, ReadStream, StreamId};
 //! use eventsrc_postgres::{PgEventStore, PgOptions};
@@ -45,9 +64,15 @@
 //! without it; [`connect_config_tls`](PgEventStore::connect_config_tls) takes the
 //! `tokio_postgres` TLS connector of your choice, so this crate pulls in no TLS stack.
 
+mod checkpoint;
+mod inline;
+mod leases;
 mod notify;
 mod options;
+mod parked;
+mod projection;
 mod rows;
+mod runner;
 mod schema;
 mod writer;
 
@@ -55,10 +80,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use eventsrc::store::{AppendResult, ReadAll, ReadStream, Snapshot, StoreError, check_batch};
+use eventsrc::store::{
+    AppendResult, AppendSignal, ReadAll, ReadStream, Snapshot, StoreError, check_batch,
+};
 use eventsrc::{
-    CheckpointStore, Direction, EventStore, ExpectedVersion, GlobalPosition, NewEvent,
-    RecordedEvent, SnapshotStore, StoredEvent, StreamId, StreamVersion, Tenant, Timestamp,
+    Direction, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, SnapshotStore,
+    StoredEvent, StreamId, StreamVersion, Tenant, Timestamp,
 };
 use futures_util::TryStreamExt;
 use tokio::sync::{OnceCell, watch};
@@ -67,6 +94,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Socket};
 
 pub use options::{ConnectError, PgOptions};
+pub use projection::PgProjection;
+pub use runner::PgReadModel;
 pub use schema::CURRENT as SCHEMA_VERSION;
 /// The pool and driver this crate is built on, at the versions its API uses.
 pub use {deadpool_postgres, tokio_postgres};
@@ -96,19 +125,23 @@ impl Lag {
 pub struct PgEventStore {
     shared: Arc<Shared>,
     tenant: Tenant,
+    /// The read models its appends update in their own transaction; usually none.
+    inline: Arc<[Arc<dyn inline::Apply>]>,
 }
 
 struct Shared {
     pool: Pool,
     config: tokio_postgres::Config,
-    /// Opens the LISTEN connection, with the pool's TLS connector.
-    listen_connector: notify::Connector,
+    /// Opens the connections outside the pool (LISTEN, leases), with the pool's TLS connector.
+    connector: notify::Connector,
     schema: String,
     sql: Sql,
     horizon_wait: Duration,
     /// Sends NOTIFY after appends; `None` when [`PgOptions::notify`] is off.
     notifier: Option<notify::Notifier>,
     listener: OnceCell<notify::Listener>,
+    /// Connections of lease tries that found the lease taken, kept for the next try.
+    idle_lease_sessions: leases::IdleSessions,
 }
 
 /// Every statement, with the schema filled in once at connect.
@@ -117,8 +150,8 @@ struct Sql {
     read: rows::ReadSql,
     load_snapshot: String,
     save_snapshot: String,
-    load_checkpoint: String,
-    save_checkpoint: String,
+    checkpoint: checkpoint::CheckpointSql,
+    parked: parked::ParkedSql,
 }
 
 impl Sql {
@@ -139,25 +172,19 @@ impl Sql {
                      taken_at = excluded.taken_at \
                  WHERE excluded.version >= s.version"
             ),
-            load_checkpoint: format!(
-                "SELECT commit_id, sequence FROM {quoted}.checkpoints \
-                 WHERE tenant = $1 AND subscriber = $2"
-            ),
-            save_checkpoint: format!(
-                "INSERT INTO {quoted}.checkpoints (tenant, subscriber, commit_id, sequence) \
-                 VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (tenant, subscriber) DO UPDATE \
-                 SET commit_id = excluded.commit_id, sequence = excluded.sequence"
-            ),
+            checkpoint: checkpoint::CheckpointSql::new(quoted),
+            parked: parked::ParkedSql::new(quoted),
         }
     }
 }
 
 impl std::fmt::Debug for PgEventStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inline: Vec<&str> = self.inline.iter().map(|p| p.name()).collect();
         f.debug_struct("PgEventStore")
             .field("schema", &self.shared.schema)
             .field("tenant", &self.tenant)
+            .field("inline", &inline)
             .finish()
     }
 }
@@ -225,7 +252,7 @@ impl PgEventStore {
         config
             .application_name(&options.application_name)
             .connect_timeout(options.connect_timeout);
-        let listen_connector = notify::connector(tls.clone());
+        let connector = notify::connector(tls.clone());
         let manager = Manager::from_config(
             config.clone(),
             tls,
@@ -258,14 +285,16 @@ impl PgEventStore {
             shared: Arc::new(Shared {
                 pool,
                 config,
-                listen_connector,
+                connector,
                 notifier,
                 sql: Sql::new(&quoted),
                 schema: options.schema,
                 horizon_wait: options.horizon_wait,
                 listener: OnceCell::new(),
+                idle_lease_sessions: leases::IdleSessions::default(),
             }),
             tenant: Tenant::default(),
+            inline: Arc::new([]),
         })
     }
 
@@ -298,7 +327,7 @@ impl PgEventStore {
             .listener
             .get_or_try_init(|| {
                 notify::listen(
-                    self.shared.listen_connector.clone(),
+                    self.shared.connector.clone(),
                     self.shared.config.clone(),
                     self.shared.schema.clone(),
                 )
@@ -343,29 +372,46 @@ impl PgEventStore {
         hold: Duration,
     ) -> Result<AppendResult, StoreError> {
         check_batch(stream, &events)?;
-        let client = Object::take(self.client().await?);
-        client.batch_execute("BEGIN").await.map_err(backend)?;
-        let appended = self
-            .append_on(&client, stream, ExpectedVersion::Any, &events)
-            .await?;
-        client
-            .execute(
-                "SELECT pg_sleep(random() * $1::float8)",
-                &[&hold.as_secs_f64()],
-            )
-            .await
-            .map_err(backend)?;
-        client.batch_execute("COMMIT").await.map_err(backend)?;
-        Ok(appended)
+        let client = self.client().await?;
+        let appended = async {
+            client.batch_execute("BEGIN").await.map_err(backend)?;
+            let appended = self
+                .append_on(&client, stream, ExpectedVersion::Any, &events)
+                .await?;
+            client
+                .execute(
+                    "SELECT pg_sleep(random() * $1::float8)",
+                    &[&hold.as_secs_f64()],
+                )
+                .await
+                .map_err(backend)?;
+            client.batch_execute("COMMIT").await.map_err(backend)?;
+            Ok(appended)
+        }
+        .await;
+        // Never back to the pool: it may be inside the transaction still.
+        drop(Object::take(client));
+        appended
     }
 
-    async fn client(&self) -> Result<Object, StoreError> {
+    /// A pooled connection, for queries of read models kept in this database (see
+    /// [`PgReadModel`]) or any statement of your own next to the store's. It goes back to the
+    /// pool when dropped.
+    ///
+    /// ```no_run
+    /// # async fn example(store: eventsrc_postgres::PgEventStore) -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = store.client().await?;
+    /// let row = client.query_one("SELECT count(*) FROM orders.cart_totals", &[]).await?;
+    /// let carts: i64 = row.get(0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn client(&self) -> Result<Object, StoreError> {
         self.shared.pool.get().await.map_err(StoreError::backend)
     }
 
     async fn append_on(
         &self,
-        client: &deadpool_postgres::ClientWrapper,
+        client: &Object,
         stream: &StreamId,
         expected: ExpectedVersion,
         events: &[NewEvent],
@@ -466,6 +512,7 @@ impl EventStore for PgEventStore {
         Self {
             shared: Arc::clone(&self.shared),
             tenant,
+            inline: Arc::clone(&self.inline),
         }
     }
 
@@ -476,9 +523,12 @@ impl EventStore for PgEventStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         check_batch(stream, &events)?;
-        let client = self.client().await?;
-        let appended = self.append_on(&client, stream, expected, &events).await?;
-        drop(client);
+        let appended = if self.inline.is_empty() {
+            let client = self.client().await?;
+            self.append_on(&client, stream, expected, &events).await?
+        } else {
+            inline::append(self, stream, expected, &events).await?
+        };
         if let (false, Some(notifier)) = (appended.already_stored, &self.shared.notifier) {
             notifier.appended();
         }
@@ -576,6 +626,23 @@ impl EventStore for PgEventStore {
             _ => GlobalPosition::START,
         })
     }
+
+    /// The [`notifications`](PgEventStore::notifications) counter. `Ok(None)`, with a
+    /// warning, when the LISTEN connection cannot be opened: readers then poll, which is
+    /// always correct, only slower.
+    async fn append_signal(&self) -> Result<Option<AppendSignal>, StoreError> {
+        match self.notifications().await {
+            Ok(signal) => Ok(Some(signal)),
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    schema = %self.shared.schema,
+                    "cannot LISTEN for appends; live readers will poll"
+                );
+                Ok(None)
+            }
+        }
+    }
 }
 
 impl PgEventStore {
@@ -653,55 +720,6 @@ impl SnapshotStore for PgEventStore {
                     &i64::from(snapshot.state_version),
                     &snapshot.payload,
                     &std::time::SystemTime::from(snapshot.taken_at),
-                ],
-            )
-            .await
-            .map(drop)
-            .map_err(backend)
-    }
-}
-
-impl CheckpointStore for PgEventStore {
-    async fn load_checkpoint(
-        &self,
-        subscriber: &str,
-    ) -> Result<Option<GlobalPosition>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&self.shared.sql.load_checkpoint)
-            .await
-            .map_err(backend)?;
-        let row = client
-            .query_opt(&statement, &[&self.tenant.as_str(), &subscriber])
-            .await
-            .map_err(backend)?;
-        row.map(|row| {
-            let commit: i64 = row.try_get(0).map_err(backend)?;
-            let sequence: i64 = row.try_get(1).map_err(backend)?;
-            // Stored bit for bit: u64 → i64 → u64 is the identity.
-            Ok(GlobalPosition::new(commit as u64, sequence as u64))
-        })
-        .transpose()
-    }
-
-    async fn save_checkpoint(
-        &self,
-        subscriber: &str,
-        position: GlobalPosition,
-    ) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&self.shared.sql.save_checkpoint)
-            .await
-            .map_err(backend)?;
-        client
-            .execute(
-                &statement,
-                &[
-                    &self.tenant.as_str(),
-                    &subscriber,
-                    &(position.commit as i64),
-                    &(position.sequence as i64),
                 ],
             )
             .await

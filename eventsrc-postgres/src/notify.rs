@@ -97,20 +97,22 @@ impl Drop for Listener {
     }
 }
 
-/// Opens a connection whose notifications bump the counter: the client, and the task driving
-/// the connection (it ends when the connection does). Boxed so that the store need not be
-/// generic over its TLS connector.
+/// Opens a dedicated connection, outside the pool, whose notifications bump the counter if
+/// there is one: the client, and the task driving the connection (it ends when the connection
+/// does). The LISTEN connection and each lease's connection are made with it. Boxed so that
+/// the store need not be generic over its TLS connector.
 pub type Connector = Arc<
     dyn Fn(
             tokio_postgres::Config,
-            watch::Sender<u64>,
+            Option<watch::Sender<u64>>,
         )
             -> Pin<Box<dyn Future<Output = Result<Connected, tokio_postgres::Error>> + Send>>
         + Send
         + Sync,
 >;
 
-/// A LISTENing connection: the client (kept alive) and the task driving the connection.
+/// A dedicated connection: the client (the connection closes when it is dropped) and the task
+/// driving the connection.
 pub type Connected = (tokio_postgres::Client, tokio::task::JoinHandle<()>);
 
 /// The [`Connector`] for connections made with `tls`.
@@ -129,11 +131,13 @@ where
                 loop {
                     match poll_fn(|cx| connection.poll_message(cx)).await {
                         Some(Ok(AsyncMessage::Notification(_))) => {
-                            counter.send_modify(|n| *n += 1);
+                            if let Some(counter) = &counter {
+                                counter.send_modify(|n| *n += 1);
+                            }
                         }
                         Some(Ok(_)) => {}
                         Some(Err(error)) => {
-                            tracing::warn!(%error, "the eventsrc LISTEN connection failed");
+                            tracing::warn!(%error, "a dedicated eventsrc connection failed");
                             return;
                         }
                         None => return,
@@ -174,7 +178,7 @@ async fn connect(
     channel: &str,
     counter: &watch::Sender<u64>,
 ) -> Result<Connected, tokio_postgres::Error> {
-    let (client, driver) = connector(config.clone(), counter.clone()).await?;
+    let (client, driver) = connector(config.clone(), Some(counter.clone())).await?;
     client
         .batch_execute(&format!("LISTEN \"{channel}\""))
         .await?;

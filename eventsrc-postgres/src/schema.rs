@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 use crate::ConnectError;
 
 /// The schema version this build writes.
-pub const CURRENT: i32 = 1;
+pub const CURRENT: i32 = 2;
 
 /// The oldest server this backend runs on: `pg_current_xact_id` and `pg_current_snapshot`
 /// arrived in PostgreSQL 13.
@@ -61,6 +61,37 @@ const MIGRATIONS: &[&str] = &[
         sequence        bigint      NOT NULL,
         PRIMARY KEY (tenant, subscriber)
     );
+    "#,
+    // 1 → 2: parked events; a checkpoint row without a position, which a read model inserts
+    // so that it can lock the row before its first batch (`FOR UPDATE` needs a row).
+    r#"
+    ALTER TABLE {schema}.checkpoints
+        ALTER COLUMN commit_id DROP NOT NULL,
+        ALTER COLUMN sequence DROP NOT NULL,
+        ADD CONSTRAINT checkpoints_position_whole
+            CHECK ((commit_id IS NULL) = (sequence IS NULL));
+    CREATE TABLE {schema}.parked (
+        tenant          text        NOT NULL,
+        reactor         text        NOT NULL,
+        event_id        uuid        NOT NULL,
+        -- The whole recorded event, so that it can be replayed without the log.
+        event_tenant    text        NOT NULL,
+        stream          text        NOT NULL,
+        stream_version  bigint      NOT NULL,
+        commit_id       bigint      NOT NULL,
+        sequence        bigint      NOT NULL,
+        event_type      text        NOT NULL,
+        schema_version  bigint      NOT NULL,
+        -- text, not json: the payload exactly as it was read.
+        payload         text        NOT NULL,
+        metadata        text,
+        recorded_at     timestamptz NOT NULL,
+        error           text        NOT NULL,
+        attempts        bigint      NOT NULL,
+        parked_at       timestamptz NOT NULL,
+        PRIMARY KEY (tenant, reactor, event_id)
+    );
+    CREATE INDEX parked_log ON {schema}.parked (tenant, reactor, commit_id, sequence);
     "#,
 ];
 

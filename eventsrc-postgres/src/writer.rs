@@ -1,4 +1,5 @@
-//! Appending: one statement, one round trip, on a pooled connection in autocommit.
+//! Appending: one statement, one round trip, on a pooled connection in autocommit (or, for a
+//! handle with inline projections, inside the transaction that also applies them).
 //!
 //! The statement reads the stream's version, checks the expectation in SQL, inserts the whole
 //! batch from arrays (a single event from plain parameters) and returns what it did,
@@ -9,7 +10,7 @@
 //! the event id means the batch may be a retry of one already stored: that is checked against
 //! the stored rows, with the same rules as the other backends.
 
-use deadpool_postgres::ClientWrapper;
+use deadpool_postgres::GenericClient;
 use eventsrc::store::{AppendResult, StoreError, encode_metadata};
 use eventsrc::{
     EventId, ExpectedVersion, GlobalPosition, Metadata, NewEvent, StreamId, StreamVersion, Tenant,
@@ -25,7 +26,7 @@ use crate::rows::{Micros, corrupt};
 /// How many times an append runs again after losing a race on a stream version to another
 /// writer. Each lost race means another append landed, so this bounds only pathological
 /// contention on one stream.
-const MAX_RACES: usize = 1000;
+pub const MAX_RACES: usize = 1000;
 
 /// The SQL of an append, with the schema filled in once.
 pub struct WriteSql {
@@ -192,39 +193,83 @@ fn accepted_range(expected: ExpectedVersion) -> (i64, i64) {
     }
 }
 
-/// What the statement answered, or why it must run again.
-enum Attempt {
+/// What one run of the statement answered, or why it must run again.
+pub enum Attempt {
     Done(AppendResult),
     /// Another writer took a version first: run again.
     Raced,
+    /// An event id is already stored: the batch may be a retry of one that landed, which
+    /// [`stored`] tells. In a transaction, the statement's failure aborted it: roll back
+    /// first.
+    Collided,
 }
 
-/// Runs the append on `client` (autocommit, or an open transaction for the test hook),
+/// Runs the append on `client` in autocommit (or an open transaction, for the test hook),
 /// running it again after each lost race.
 pub async fn append(
-    client: &ClientWrapper,
+    client: &impl GenericClient,
     sql: &WriteSql,
     append: &Append<'_>,
 ) -> Result<AppendResult, StoreError> {
-    let batch = Batch::of(append.events)?;
-    let text = match batch {
-        Batch::One { .. } => &sql.append_one,
-        Batch::Many(_) => &sql.append,
-    };
-    let statement = client.prepare_cached(text).await.map_err(backend)?;
+    let prepared = Prepared::new(client, sql, append.events).await?;
     for _ in 0..MAX_RACES {
-        if let Attempt::Done(result) = attempt(client, &statement, sql, append, &batch).await? {
-            return Ok(result);
+        match prepared.attempt(client, sql, append).await? {
+            Attempt::Done(result) => return Ok(result),
+            Attempt::Raced => {}
+            Attempt::Collided => {
+                if let Some(done) = stored(client, sql, append).await? {
+                    return Ok(done);
+                }
+                // The row that collided is gone again: try afresh.
+            }
         }
     }
-    Err(StoreError::backend(std::io::Error::other(format!(
+    Err(gave_up(append))
+}
+
+/// The error of an append that lost [`MAX_RACES`] races in a row.
+pub fn gave_up(append: &Append<'_>) -> StoreError {
+    StoreError::backend(std::io::Error::other(format!(
         "gave up appending to `{}` after losing {MAX_RACES} races for its next version",
         append.stream
-    ))))
+    )))
+}
+
+/// A batch bound for the append statement, and that statement, prepared on a connection.
+pub struct Prepared<'a> {
+    batch: Batch<'a>,
+    statement: Statement,
+}
+
+impl<'a> Prepared<'a> {
+    pub async fn new(
+        client: &impl GenericClient,
+        sql: &WriteSql,
+        events: &'a [NewEvent],
+    ) -> Result<Self, StoreError> {
+        let batch = Batch::of(events)?;
+        let text = match batch {
+            Batch::One { .. } => &sql.append_one,
+            Batch::Many(_) => &sql.append,
+        };
+        let statement = client.prepare_cached(text).await.map_err(backend)?;
+        Ok(Self { batch, statement })
+    }
+
+    /// Runs the statement once on `client` (the connection it was prepared on, or a
+    /// transaction on it).
+    pub async fn attempt(
+        &self,
+        client: &impl GenericClient,
+        sql: &WriteSql,
+        append: &Append<'_>,
+    ) -> Result<Attempt, StoreError> {
+        attempt(client, &self.statement, sql, append, &self.batch).await
+    }
 }
 
 async fn attempt(
-    client: &ClientWrapper,
+    client: &impl GenericClient,
     statement: &Statement,
     sql: &WriteSql,
     append: &Append<'_>,
@@ -277,13 +322,7 @@ async fn attempt(
                 .and_then(|db| db.constraint());
             return match constraint {
                 Some("events_stream_version_unique") => Ok(Attempt::Raced),
-                Some("events_event_id_unique") => {
-                    match stored(client, sql, append).await? {
-                        Some(done) => Ok(Attempt::Done(done)),
-                        // The row that collided is gone again: try afresh.
-                        None => Ok(Attempt::Raced),
-                    }
-                }
+                Some("events_event_id_unique") => Ok(Attempt::Collided),
                 _ => Err(refused_value(error, append)),
             };
         }
@@ -453,8 +492,8 @@ impl StoredRow {
 /// `Some(result)` when every event of the append is already stored, in this tenant and
 /// stream, in order, with the same content (an idempotent retry); `None` when none is stored;
 /// [`StoreError::DuplicateEventId`] when some are, or any is stored otherwise.
-async fn stored(
-    client: &ClientWrapper,
+pub async fn stored(
+    client: &impl GenericClient,
     sql: &WriteSql,
     append: &Append<'_>,
 ) -> Result<Option<AppendResult>, StoreError> {

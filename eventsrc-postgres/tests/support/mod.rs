@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use eventsrc_postgres::{PgEventStore, PgOptions};
 use tokio_postgres::NoTls;
 
+pub mod read_model;
+
 /// The environment variable naming the test server.
 pub const URL_VAR: &str = "EVENTSRC_POSTGRES_URL";
 
@@ -149,5 +151,21 @@ async fn sweep_stale(client: &tokio_postgres::Client) {
                 .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
                 .await;
         }
+    }
+}
+
+/// Waits for `condition` to hold, checking every few milliseconds, failing after `within`.
+pub async fn until<F, Fut>(what: &str, within: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

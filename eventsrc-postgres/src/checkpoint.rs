@@ -1,0 +1,111 @@
+//! Checkpoints ([`CheckpointStore`]), and the statements a read model's batch moves its
+//! checkpoint with, inside its own transaction.
+//!
+//! A row whose position is `NULL` means "no checkpoint yet": a read model inserts one before
+//! its first batch so that there is a row to lock (`SELECT ... FOR UPDATE`), and it reads as
+//! `None` like a missing row.
+
+use eventsrc::store::StoreError;
+use eventsrc::{CheckpointStore, GlobalPosition};
+
+use crate::{PgEventStore, backend};
+
+/// The SQL of checkpoints, with the schema filled in once.
+pub struct CheckpointSql {
+    load: String,
+    save: String,
+    /// Locks a read model's row and reads it: `$1` tenant, `$2` subscriber.
+    pub lock: String,
+    /// Inserts a row without a position, if there is none.
+    pub create: String,
+    /// Moves a locked row: `$3`, `$4` the position.
+    pub advance: String,
+}
+
+impl CheckpointSql {
+    pub fn new(schema: &str) -> Self {
+        Self {
+            load: format!(
+                "SELECT commit_id, sequence FROM {schema}.checkpoints \
+                 WHERE tenant = $1 AND subscriber = $2"
+            ),
+            save: format!(
+                "INSERT INTO {schema}.checkpoints (tenant, subscriber, commit_id, sequence) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant, subscriber) DO UPDATE \
+                 SET commit_id = excluded.commit_id, sequence = excluded.sequence"
+            ),
+            lock: format!(
+                "SELECT commit_id, sequence FROM {schema}.checkpoints \
+                 WHERE tenant = $1 AND subscriber = $2 FOR UPDATE"
+            ),
+            create: format!(
+                "INSERT INTO {schema}.checkpoints (tenant, subscriber) VALUES ($1, $2) \
+                 ON CONFLICT (tenant, subscriber) DO NOTHING"
+            ),
+            advance: format!(
+                "UPDATE {schema}.checkpoints SET commit_id = $3, sequence = $4 \
+                 WHERE tenant = $1 AND subscriber = $2"
+            ),
+        }
+    }
+}
+
+/// A position as the two columns it is stored in: bit for bit, so u64 → i64 → u64 is the
+/// identity.
+pub fn columns(position: GlobalPosition) -> (i64, i64) {
+    (position.commit as i64, position.sequence as i64)
+}
+
+/// A checkpoint row's position: `None` for a row inserted only to be locked.
+pub fn position(
+    row: &tokio_postgres::Row,
+) -> Result<Option<GlobalPosition>, tokio_postgres::Error> {
+    let commit: Option<i64> = row.try_get(0)?;
+    let sequence: Option<i64> = row.try_get(1)?;
+    Ok(commit
+        .zip(sequence)
+        .map(|(commit, sequence)| GlobalPosition::new(commit as u64, sequence as u64)))
+}
+
+impl CheckpointStore for PgEventStore {
+    async fn load_checkpoint(
+        &self,
+        subscriber: &str,
+    ) -> Result<Option<GlobalPosition>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.shared.sql.checkpoint.load)
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_opt(&statement, &[&self.tenant.as_str(), &subscriber])
+            .await
+            .map_err(backend)?;
+        match row {
+            Some(row) => position(&row).map_err(backend),
+            None => Ok(None),
+        }
+    }
+
+    async fn save_checkpoint(
+        &self,
+        subscriber: &str,
+        position: GlobalPosition,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.shared.sql.checkpoint.save)
+            .await
+            .map_err(backend)?;
+        let (commit, sequence) = columns(position);
+        client
+            .execute(
+                &statement,
+                &[&self.tenant.as_str(), &subscriber, &commit, &sequence],
+            )
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
+}

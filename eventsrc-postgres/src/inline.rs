@@ -1,0 +1,188 @@
+//! Inline projections: read models updated inside the append's own transaction
+//! ([`PgEventStore::with_inline`]).
+//!
+//! A handle with inline projections appends in an explicit transaction: the usual append
+//! statement, a read of the rows it inserted (their positions), each projection's `apply`,
+//! then `COMMIT`. A handle without any keeps the one-statement autocommit append: nothing on
+//! that path changes.
+//!
+//! No checkpoint is written. Every append through the handle carries its read models with it,
+//! so there is nothing to resume; and a checkpoint row updated by every append would hold
+//! a lock across each commit, making concurrent writers wait for one another's commits.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use deadpool_postgres::Transaction;
+use eventsrc::runner::RunError;
+use eventsrc::store::{AppendResult, StoreError};
+use eventsrc::{ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+
+use crate::projection::{PgProjection, apply_all};
+use crate::writer::{self, Attempt};
+use crate::{PgEventStore, backend, rows};
+
+/// A boxed future of [`Apply::apply`].
+type Applying<'a> = Pin<Box<dyn Future<Output = Result<(), RunError>> + Send + 'a>>;
+
+/// One inline projection, its type erased so that a handle can carry several.
+pub trait Apply: Send + Sync {
+    /// Its name, for errors and `Debug`.
+    fn name(&self) -> &str;
+
+    /// Applies the records of one append inside its transaction.
+    fn apply<'a>(&'a self, tx: &'a Transaction<'a>, records: &'a [RecordedEvent]) -> Applying<'a>;
+}
+
+/// A projection applied inline: each append applies a clone of it (the value is
+/// configuration; the state is in its tables), so appends through one handle run in parallel.
+pub struct Inline<P> {
+    pub projection: P,
+    pub name: String,
+}
+
+impl<P: PgProjection + Clone + Sync> Apply for Inline<P> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn apply<'a>(&'a self, tx: &'a Transaction<'a>, records: &'a [RecordedEvent]) -> Applying<'a> {
+        Box::pin(async move {
+            let mut projection = self.projection.clone();
+            apply_all(&mut projection, &self.name, tx, records).await
+        })
+    }
+}
+
+/// Appends `events` and applies them to `store`'s inline projections, in one transaction.
+/// An idempotent retry (every event already stored) applies nothing again.
+pub async fn append(
+    store: &PgEventStore,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+) -> Result<AppendResult, StoreError> {
+    let sql = &store.shared.sql;
+    let append = writer::Append {
+        tenant: &store.tenant,
+        stream,
+        expected,
+        events,
+    };
+    let mut client = store.client().await?;
+    let prepared = writer::Prepared::new(&client, &sql.writer, events).await?;
+    for _ in 0..writer::MAX_RACES {
+        let tx = client.transaction().await.map_err(backend)?;
+        match prepared.attempt(&tx, &sql.writer, &append).await? {
+            Attempt::Done(result) if result.already_stored => {
+                tx.rollback().await.map_err(backend)?;
+                return Ok(result);
+            }
+            Attempt::Done(result) => {
+                let records = inserted(store, &tx, stream, &result, events.len()).await?;
+                for projection in store.inline.iter() {
+                    projection
+                        .apply(&tx, &records)
+                        .await
+                        .map_err(StoreError::backend)?;
+                }
+                tx.commit().await.map_err(backend)?;
+                return Ok(result);
+            }
+            Attempt::Raced => tx.rollback().await.map_err(backend)?,
+            Attempt::Collided => {
+                // The failed statement aborted the transaction: look outside it.
+                tx.rollback().await.map_err(backend)?;
+                if let Some(done) = writer::stored(&client, &sql.writer, &append).await? {
+                    return Ok(done);
+                }
+            }
+        }
+    }
+    Err(writer::gave_up(&append))
+}
+
+/// The records the append just inserted, read back inside its transaction for their
+/// positions (concurrent appends draw positions from one sequence, so a batch's need not be
+/// consecutive).
+async fn inserted(
+    store: &PgEventStore,
+    tx: &Transaction<'_>,
+    stream: &StreamId,
+    result: &AppendResult,
+    count: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let statement = tx
+        .prepare_cached(&store.shared.sql.read.forward)
+        .await
+        .map_err(backend)?;
+    let from = result.first_version.get() as i64;
+    let limit = Some(count as i64);
+    let found = tx
+        .query(
+            &statement,
+            &[&store.tenant.as_str(), &stream.as_str(), &from, &limit],
+        )
+        .await
+        .map_err(backend)?;
+    rows::records(&found, 0, &store.tenant, Some(stream))
+}
+
+impl PgEventStore {
+    /// A handle whose appends also apply `projection`, in the same transaction: the read
+    /// model is never behind the log, and a failing `apply` fails the append
+    /// ([`StoreError::Backend`] wrapping the [`RunError`] that
+    /// names the projection and the event), storing nothing. Runs
+    /// [`PgProjection::setup`] first.
+    ///
+    /// Opt-in per handle: appends through this handle (and its clones and
+    /// [`with_tenant`](eventsrc::EventStore::with_tenant) handles) run `BEGIN`, the append statement,
+    /// a read of the inserted rows, each inline projection's `apply`, then `COMMIT`; other
+    /// handles keep the one-statement autocommit append. Only appends through handles that
+    /// carry the projection update it, so give it to every writer's handle; to build it over
+    /// events already stored, run it as a [`PgReadModel`](crate::PgReadModel) into its tables first. Each append
+    /// applies a clone of `projection`, so appends through one handle run concurrently.
+    /// Read-your-writes holds as soon as the append returns.
+    ///
+    /// No checkpoint is written: every append carries the read model with it, so there is
+    /// nothing to resume from, and a checkpoint row updated by every append would be locked
+    /// until each commit, making concurrent writers wait for one another's commits.
+    ///
+    /// ```no_run
+    /// # use eventsrc::{Event, RecordedEvent};
+    /// # use eventsrc_postgres::deadpool_postgres::Transaction;
+    /// # use eventsrc_postgres::{PgEventStore, PgProjection};
+    /// # #[derive(Event, serde::Serialize, serde::Deserialize, Debug)]
+    /// # struct ItemAdded { sku: String }
+    /// # #[derive(Clone)] struct ItemsSold;
+    /// # impl PgProjection for ItemsSold {
+    /// #     const NAME: &'static str = "items_sold";
+    /// #     type Event = ItemAdded;
+    /// #     type Error = eventsrc_postgres::tokio_postgres::Error;
+    /// #     async fn apply(&mut self, _: &Transaction<'_>, _: ItemAdded, _: &RecordedEvent) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = PgEventStore::connect("postgres://app@db.internal/app").await?;
+    /// let store = store.with_inline(ItemsSold).await?;
+    /// // Every append through `store` now updates the items_sold tables as it commits.
+    /// # Ok(()) }
+    /// ```
+    pub async fn with_inline<P>(&self, projection: P) -> Result<Self, eventsrc::runner::RunError>
+    where
+        P: PgProjection + Clone + Sync,
+    {
+        let mut projection = projection;
+        crate::projection::setup(&mut projection, P::NAME, self).await?;
+        let mut inline: Vec<Arc<dyn Apply>> = self.inline.iter().cloned().collect();
+        inline.push(Arc::new(Inline {
+            projection,
+            name: P::NAME.to_owned(),
+        }));
+        Ok(Self {
+            shared: Arc::clone(&self.shared),
+            tenant: self.tenant.clone(),
+            inline: inline.into(),
+        })
+    }
+}

@@ -1,0 +1,177 @@
+//! [`PgReadModel`]: a [`PgProjection`] as a [`Consumer`] of a
+//! [`Runner`](eventsrc::runner::Runner), its tables and checkpoint moved in one transaction.
+
+use eventsrc::runner::{Consumer, RunError, stored_types};
+use eventsrc::{CheckpointStore, GlobalPosition, RecordedEvent};
+
+use crate::projection::{PgProjection, apply_all, setup};
+use crate::{PgEventStore, backend, checkpoint};
+
+/// A [`PgProjection`] run from the log into its tables, each batch in one transaction that
+/// locks the checkpoint row (`SELECT ... FOR UPDATE`), checks it against where the runner
+/// left it, applies every event and moves the checkpoint. Exactly once: a batch whose
+/// checkpoint moved meanwhile (another node's runner got there first) is refused with
+/// [`RunError::Fenced`] and applies nothing, and two nodes handling the same batch at once
+/// take the lock in turn, so the second sees the first's checkpoint and is fenced.
+///
+/// Run it with [`Runner::run_as_leader`](eventsrc::runner::Runner::run_as_leader) on every
+/// node, with the store as the [`Leases`](eventsrc::Leases): one node runs it, the others
+/// take over when it dies. Query the tables through [`PgEventStore::client`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use eventsrc::runner::{Runner, wait_for_checkpoint};
+/// use eventsrc::{EventStore, ExpectedVersion, NewEvent, StreamId};
+/// use eventsrc_postgres::{PgEventStore, PgProjection, PgReadModel};
+/// # use eventsrc::{Event, RecordedEvent};
+/// # use eventsrc_postgres::deadpool_postgres::Transaction;
+/// # #[derive(Event, serde::Serialize, serde::Deserialize, Debug)]
+/// # struct ItemAdded { sku: String }
+/// # struct ItemsSold;
+/// # impl PgProjection for ItemsSold {
+/// #     const NAME: &'static str = "items_sold";
+/// #     type Event = ItemAdded;
+/// #     type Error = eventsrc_postgres::tokio_postgres::Error;
+/// #     async fn apply(&mut self, _: &Transaction<'_>, _: ItemAdded, _: &RecordedEvent) -> Result<(), Self::Error> { Ok(()) }
+/// # }
+///
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = PgEventStore::connect("postgres://app@db.internal/app").await?;
+/// let model = PgReadModel::new(ItemsSold, store.clone());
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let leases = store.clone();
+/// let node = tokio::spawn(async move {
+///     Runner::new(leases.clone(), model)
+///         .run_as_leader(&leases, async { stopped.await.ok(); })
+///         .await
+/// });
+///
+/// // Read-your-writes on any node, wherever the runner is: wait for its checkpoint.
+/// let cart = StreamId::new("cart", 1)?;
+/// let added = NewEvent::raw("ItemAdded", 1, r#"{"sku":"laptop"}"#);
+/// let appended = store.append(&cart, ExpectedVersion::Any, vec![added]).await?;
+/// wait_for_checkpoint(&store, "items_sold", appended.position,
+///     Duration::from_secs(5), Duration::from_millis(20)).await?;
+/// // The tables now include the append.
+/// stop.send(()).ok();
+/// node.await??;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct PgReadModel<P> {
+    store: PgEventStore,
+    projection: P,
+    name: String,
+    set_up: bool,
+}
+
+impl<P: PgProjection> PgReadModel<P> {
+    /// `projection`, with its tables and checkpoint in `store`'s database, under
+    /// [`PgProjection::NAME`] and `store`'s tenant.
+    pub fn new(projection: P, store: PgEventStore) -> Self {
+        Self {
+            store,
+            projection,
+            name: P::NAME.to_owned(),
+            set_up: false,
+        }
+    }
+
+    /// Keeps the checkpoint (and takes the lease) under `name` instead of
+    /// [`PgProjection::NAME`]: a rebuild into new tables runs from the start of the log under
+    /// a new name, beside the current one.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The projection.
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+
+    /// The store its tables and checkpoint are in.
+    pub fn store(&self) -> &PgEventStore {
+        &self.store
+    }
+
+    /// Runs [`PgProjection::setup`] now, if it has not run yet (a runner does it before its
+    /// first batch): call it to create the tables before anything queries them.
+    pub async fn setup(&mut self) -> Result<(), RunError> {
+        if !self.set_up {
+            setup(&mut self.projection, &self.name, &self.store).await?;
+            self.set_up = true;
+        }
+        Ok(())
+    }
+}
+
+impl<P: PgProjection> Consumer for PgReadModel<P> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn event_types(&self) -> Option<Vec<&'static str>> {
+        stored_types::<P::Event>(P::UNKNOWN_EVENTS)
+    }
+
+    async fn checkpoint(&mut self) -> Result<Option<GlobalPosition>, RunError> {
+        self.setup().await?;
+        self.store
+            .load_checkpoint(&self.name)
+            .await
+            .map_err(|e| RunError::store(&self.name, e))
+    }
+
+    async fn handle(
+        &mut self,
+        from: Option<GlobalPosition>,
+        events: &[RecordedEvent],
+        through: GlobalPosition,
+    ) -> Result<(), RunError> {
+        self.setup().await?;
+        let Self {
+            store,
+            projection,
+            name,
+            ..
+        } = self;
+        let name = name.as_str();
+        let failed = |error: tokio_postgres::Error| RunError::store(name, backend(error));
+        let sql = &store.shared.sql.checkpoint;
+        let tenant = store.tenant.as_str();
+        let mut client = store.client().await.map_err(|e| RunError::store(name, e))?;
+        let tx = client.transaction().await.map_err(failed)?;
+        let lock = tx.prepare_cached(&sql.lock).await.map_err(failed)?;
+        let mut locked = tx
+            .query_opt(&lock, &[&tenant, &name])
+            .await
+            .map_err(failed)?;
+        if locked.is_none() {
+            // The first batch ever: make the row, then lock it. Another node doing the same
+            // at once waits on the insert, and then locks the same row.
+            tx.execute(&sql.create, &[&tenant, &name])
+                .await
+                .map_err(failed)?;
+            locked = tx
+                .query_opt(&lock, &[&tenant, &name])
+                .await
+                .map_err(failed)?;
+        }
+        let stored = match locked {
+            Some(row) => checkpoint::position(&row).map_err(failed)?,
+            None => None,
+        };
+        if stored != from {
+            tx.rollback().await.map_err(failed)?;
+            return Err(RunError::fenced(name, from, stored));
+        }
+        apply_all(projection, name, &tx, events).await?;
+        let (commit, sequence) = checkpoint::columns(through);
+        let advance = tx.prepare_cached(&sql.advance).await.map_err(failed)?;
+        tx.execute(&advance, &[&tenant, &name, &commit, &sequence])
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(failed)
+    }
+}

@@ -1,0 +1,520 @@
+//! The read side on PostgreSQL: the append signal, parked events, read models whose rows and
+//! checkpoint commit together (and fence a runner that fell behind), read-your-writes from
+//! another node, inline projections, and the schema upgrade that brought them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use eventsrc::projection::Reactor;
+use eventsrc::runner::{
+    Consumer, Perform, Reactions, Retry, RunError, Runner, wait_for_checkpoint,
+};
+use eventsrc::{
+    CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, Metadata, NewEvent,
+    ParkedEvent, ParkedStore, ReadAll, RecordedEvent, StoreError, StreamId, StreamVersion, Tenant,
+    Timestamp,
+};
+use eventsrc_postgres::{PgEventStore, PgReadModel, SCHEMA_VERSION};
+use support::TestSchema;
+use support::read_model::{Applied, Noted, note};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn stream(id: u32) -> StreamId {
+    StreamId::new("noted", id).unwrap()
+}
+
+/// Every event of `store`'s log.
+async fn log(store: &PgEventStore) -> Vec<RecordedEvent> {
+    store
+        .read_all(ReadAll::after(GlobalPosition::START))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_append_signal_moves_on_appends_from_any_node() {
+    let Some(schema) = TestSchema::new("the_append_signal_moves_on_appends").await else {
+        return;
+    };
+    let (reader, writer) = (schema.store().await, schema.store().await);
+    let mut signal = reader
+        .append_signal()
+        .await
+        .unwrap()
+        .expect("PostgreSQL signals appends");
+    signal.borrow_and_update();
+    note(&writer, &stream(1), 1).await;
+    tokio::time::timeout(DEADLINE, signal.changed())
+        .await
+        .expect("another node's append wakes the reader")
+        .unwrap();
+    schema.drop().await;
+}
+
+fn parked(reactor: &str, event: &RecordedEvent, attempts: u32) -> ParkedEvent {
+    ParkedEvent {
+        reactor: reactor.to_owned(),
+        event: event.clone(),
+        error: format!("failed {attempts} times"),
+        attempts,
+        // Microseconds, as PostgreSQL keeps them.
+        parked_at: Timestamp::from_micros(Timestamp::now().as_micros()),
+    }
+}
+
+#[tokio::test]
+async fn parked_events_are_kept_whole_in_global_order_per_tenant_and_reactor() {
+    let Some(schema) = TestSchema::new("parked_events_are_kept_whole").await else {
+        return;
+    };
+    let store = schema.store().await;
+    for n in 0..3 {
+        let event = NewEvent::from_event(&Noted { n }, Metadata::new().with_actor("ada")).unwrap();
+        store
+            .append(&stream(n as u32), ExpectedVersion::Any, vec![event])
+            .await
+            .unwrap();
+    }
+    let events = log(&store).await;
+    // Parked out of order; listed in global order.
+    let (first, third) = (
+        parked("mailer", &events[0], 1),
+        parked("mailer", &events[2], 5),
+    );
+    store.park(third.clone()).await.unwrap();
+    store.park(first.clone()).await.unwrap();
+    store.park(parked("auditor", &events[1], 1)).await.unwrap();
+    let listed = store.parked("mailer").await.unwrap();
+    assert_eq!(listed, [first, third]);
+    assert_eq!(listed[0].event, events[0], "the whole event comes back");
+
+    // Parking again replaces the entry.
+    let again = parked("mailer", &events[0], 6);
+    store.park(again.clone()).await.unwrap();
+    assert_eq!(store.parked("mailer").await.unwrap()[0], again);
+
+    // Another tenant sees none of it.
+    let acme = store.with_tenant(Tenant::new("acme"));
+    assert!(acme.parked("mailer").await.unwrap().is_empty());
+    assert!(!acme.unpark("mailer", events[0].event_id).await.unwrap());
+
+    assert!(store.unpark("mailer", events[0].event_id).await.unwrap());
+    assert!(!store.unpark("mailer", events[0].event_id).await.unwrap());
+    assert_eq!(store.parked("mailer").await.unwrap().len(), 1);
+    assert_eq!(store.parked("auditor").await.unwrap().len(), 1);
+    schema.drop().await;
+}
+
+/// Decides one effect per event.
+struct Echo;
+
+impl Reactor for Echo {
+    const NAME: &'static str = "echo";
+    type Event = Noted;
+    type Effect = u64;
+    type Error = std::convert::Infallible;
+
+    fn react(&mut self, event: Noted, _: &RecordedEvent) -> Result<Vec<u64>, Self::Error> {
+        Ok(vec![event.n])
+    }
+}
+
+/// Fails on event 1 until fixed.
+#[derive(Default, Clone)]
+struct Flaky {
+    fixed: Arc<AtomicBool>,
+}
+
+impl Perform<u64> for Flaky {
+    type Error = std::io::Error;
+
+    async fn perform(&self, n: u64, _: &RecordedEvent) -> Result<(), Self::Error> {
+        if n == 1 && !self.fixed.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("the mail server is down"));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_reactor_parks_to_postgres_and_replays_after_a_fix() {
+    let Some(schema) = TestSchema::new("a_reactor_parks_to_postgres").await else {
+        return;
+    };
+    let store = schema.store().await;
+    for n in 0..3 {
+        note(&store, &stream(1), n).await;
+    }
+    let flaky = Flaky::default();
+    let reactions = Reactions::new(Echo, flaky.clone(), store.clone()).retry(Retry::never());
+    let mut runner = Runner::new(store.clone(), reactions);
+    runner.catch_up().await.unwrap();
+    let mut reactions = runner.into_consumer();
+    let parked = reactions.parked().await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].event.decode::<Noted>().unwrap(), Noted { n: 1 });
+    assert!(
+        parked[0].error.contains("the mail server is down"),
+        "{}",
+        parked[0].error
+    );
+    // The reactor went on past it.
+    assert_eq!(
+        store.load_checkpoint("echo").await.unwrap(),
+        Some(log(&store).await[2].global_position)
+    );
+
+    let failed = reactions.replay_parked().await.unwrap();
+    assert_eq!(failed.failed, [parked[0].event.event_id]);
+    assert_eq!(reactions.parked().await.unwrap()[0].attempts, 2);
+    flaky.fixed.store(true, Ordering::SeqCst);
+    let replayed = reactions.replay_parked().await.unwrap();
+    assert_eq!(replayed.succeeded, [parked[0].event.event_id]);
+    assert!(reactions.parked().await.unwrap().is_empty());
+    schema.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_model_fences_a_runner_whose_checkpoint_moved_and_applies_nothing() {
+    let Some(schema) = TestSchema::new("a_read_model_fences_a_runner").await else {
+        return;
+    };
+    let store = schema.store().await;
+    for n in 0..4 {
+        note(&store, &stream(1), n).await;
+    }
+    let events = log(&store).await;
+    let (first, rest) = events.split_at(2);
+    let (through_first, through_rest) = (first[1].global_position, rest[1].global_position);
+    let projection = Applied::in_schema(&schema.name);
+    // Two nodes' read models of the same name, each on its own handle.
+    let mut a = PgReadModel::new(projection.clone(), store.clone());
+    let mut b = PgReadModel::new(projection.clone(), schema.store().await);
+    assert_eq!(a.checkpoint().await.unwrap(), None);
+
+    a.handle(None, first, through_first).await.unwrap();
+    match b.handle(None, first, through_first).await {
+        Err(RunError::Fenced {
+            consumer,
+            expected: None,
+            actual: Some(actual),
+        }) => {
+            assert_eq!(consumer, "applied");
+            assert_eq!(actual, through_first);
+        }
+        other => panic!("expected the stale runner to be fenced, got {other:?}"),
+    }
+    assert_eq!(b.checkpoint().await.unwrap(), Some(through_first));
+
+    // Both handle the next batch at once: the checkpoint row's lock lets one through, and the
+    // other then sees the checkpoint it moved.
+    let from = Some(through_first);
+    let rest_a = rest.to_vec();
+    let racing_a = tokio::spawn(async move { a.handle(from, &rest_a, through_rest).await });
+    let rest_b = rest.to_vec();
+    let racing_b = tokio::spawn(async move { b.handle(from, &rest_b, through_rest).await });
+    let results = [racing_a.await.unwrap(), racing_b.await.unwrap()];
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results.iter().any(
+            |r| matches!(r, Err(RunError::Fenced { actual, .. }) if *actual == Some(through_rest))
+        ),
+        "{results:?}"
+    );
+    assert_eq!(
+        projection.tally(&store).await,
+        (4, 0),
+        "every event applied once"
+    );
+    assert_eq!(
+        store.load_checkpoint("applied").await.unwrap(),
+        Some(through_rest)
+    );
+    schema.drop().await;
+}
+
+#[tokio::test]
+async fn a_failing_apply_rolls_the_batch_back_with_its_checkpoint_and_names_the_event() {
+    let Some(schema) = TestSchema::new("a_failing_apply_rolls_the_batch_back").await else {
+        return;
+    };
+    let store = schema.store().await;
+    for n in 0..4 {
+        note(&store, &stream(1), n).await;
+    }
+    let events = log(&store).await;
+    let projection = Applied {
+        refuse: Some(2),
+        ..Applied::in_schema(&schema.name)
+    };
+    let mut runner = Runner::new(
+        store.clone(),
+        PgReadModel::new(projection.clone(), store.clone()),
+    );
+    match runner.catch_up().await {
+        Err(RunError::Handle {
+            consumer, event_id, ..
+        }) => {
+            assert_eq!(consumer, "applied");
+            assert_eq!(event_id, events[2].event_id);
+        }
+        other => panic!("expected the refused event's error, got {other:?}"),
+    }
+    assert_eq!(
+        projection.tally(&store).await,
+        (0, 0),
+        "the batch was rolled back"
+    );
+    assert_eq!(store.load_checkpoint("applied").await.unwrap(), None);
+
+    // Rebuilt under another name into other tables, with the bug fixed.
+    let fixed = Applied {
+        table: format!("\"{}\".applied_v2", schema.name),
+        refuse: None,
+    };
+    let model = PgReadModel::new(fixed.clone(), store.clone()).named("applied_v2");
+    let mut runner = Runner::new(store.clone(), model).batch_size(3);
+    runner.catch_up().await.unwrap();
+    assert_eq!(fixed.tally(&store).await, (4, 0));
+    assert_eq!(
+        store.load_checkpoint("applied_v2").await.unwrap(),
+        Some(events[3].global_position)
+    );
+    schema.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reads_its_own_writes_from_a_read_model_run_by_another_node() {
+    let Some(schema) = TestSchema::new("a_node_reads_its_own_writes").await else {
+        return;
+    };
+    let projection = Applied::in_schema(&schema.name);
+    // Node A runs the read model.
+    let runner_node = schema.store().await;
+    let runner = Runner::new(
+        runner_node.clone(),
+        PgReadModel::new(projection.clone(), runner_node.clone()),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(runner.run(async {
+        stopped.await.ok();
+    }));
+
+    // Node B writes, waits for the read model's checkpoint, and reads its write.
+    let node = schema.store().await;
+    for n in 0..5 {
+        let event = NewEvent::from_event(&Noted { n }, Metadata::new()).unwrap();
+        let id = event.event_id;
+        let appended = node
+            .append(&stream(n as u32), ExpectedVersion::Any, vec![event])
+            .await
+            .unwrap();
+        wait_for_checkpoint(
+            &node,
+            "applied",
+            appended.position,
+            DEADLINE,
+            Duration::from_millis(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            projection.applied(&node, id).await,
+            1,
+            "event {n} is visible"
+        );
+    }
+    let error = wait_for_checkpoint(
+        &node,
+        "applied",
+        GlobalPosition::new(u64::MAX >> 1, 0),
+        Duration::from_millis(50),
+        Duration::from_millis(10),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, RunError::Timeout { .. }), "{error:?}");
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    schema.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn inline_projections_commit_with_the_append_or_not_at_all() {
+    let Some(schema) = TestSchema::new("inline_projections_commit_with_the_append").await else {
+        return;
+    };
+    let plain = schema.store().await;
+    let projection = Applied::in_schema(&schema.name);
+    let store = plain.with_inline(projection.clone()).await.unwrap();
+    assert!(format!("{store:?}").contains("applied"));
+
+    // A batch, then a single event: readable as soon as the append returns.
+    let batch: Vec<NewEvent> = (0..3)
+        .map(|n| NewEvent::from_event(&Noted { n }, Metadata::new()).unwrap())
+        .collect();
+    let ids: Vec<EventId> = batch.iter().map(|e| e.event_id).collect();
+    store
+        .append(&stream(1), ExpectedVersion::NoStream, batch.clone())
+        .await
+        .unwrap();
+    for id in &ids {
+        assert_eq!(projection.applied(&plain, *id).await, 1);
+    }
+    let single = note(&store, &stream(1), 3).await;
+    assert_eq!(single.stream_version, StreamVersion(4));
+    assert_eq!(projection.tally(&plain).await, (4, 0));
+
+    // A retry of a stored batch stores nothing and applies nothing again.
+    let retried = store
+        .append(&stream(1), ExpectedVersion::NoStream, batch)
+        .await
+        .unwrap();
+    assert!(retried.already_stored);
+    assert_eq!(projection.tally(&plain).await, (4, 0));
+    // A failed expectation is the usual error.
+    let conflict = store
+        .append(
+            &stream(1),
+            ExpectedVersion::NoStream,
+            vec![NewEvent::from_event(&Noted { n: 9 }, Metadata::new()).unwrap()],
+        )
+        .await;
+    assert!(
+        matches!(conflict, Err(StoreError::WrongExpectedVersion { .. })),
+        "{conflict:?}"
+    );
+
+    // A failing projection fails the append, which stores nothing.
+    let refusing = plain
+        .with_inline(Applied {
+            refuse: Some(7),
+            ..projection.clone()
+        })
+        .await
+        .unwrap();
+    let refused = NewEvent::from_event(&Noted { n: 7 }, Metadata::new()).unwrap();
+    let refused_id = refused.event_id;
+    let error = refusing
+        .append(&stream(2), ExpectedVersion::Any, vec![refused])
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains(&refused_id.to_string()),
+        "{error}"
+    );
+    assert_eq!(
+        plain.stream_version(&stream(2)).await.unwrap(),
+        StreamVersion::NONE
+    );
+
+    // Writers racing on one stream: each race is run again in a new transaction.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..10 {
+                    note(&store, &stream(3), 100 + w * 10 + i).await;
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert_eq!(
+        plain.stream_version(&stream(3)).await.unwrap(),
+        StreamVersion(40)
+    );
+    assert_eq!(projection.tally(&plain).await, (44, 0));
+    // Appends through a plain handle do not touch it.
+    note(&plain, &stream(4), 200).await;
+    assert_eq!(projection.tally(&plain).await, (44, 0));
+    schema.drop().await;
+}
+
+#[tokio::test]
+async fn a_version_1_schema_is_upgraded_keeping_its_checkpoints() {
+    let Some(schema) = TestSchema::new("a_version_1_schema_is_upgraded").await else {
+        return;
+    };
+    let store = schema.store().await;
+    let position = note(&store, &stream(1), 1).await.position;
+    store.save_checkpoint("old", position).await.unwrap();
+    drop(store);
+    // Back to what version 1 made.
+    schema
+        .client
+        .batch_execute(&format!(
+            "DROP TABLE {parked}; \
+             ALTER TABLE {checkpoints} DROP CONSTRAINT checkpoints_position_whole, \
+                 ALTER COLUMN commit_id SET NOT NULL, ALTER COLUMN sequence SET NOT NULL; \
+             DELETE FROM {migrations} WHERE version > 1",
+            parked = schema.table("parked"),
+            checkpoints = schema.table("checkpoints"),
+            migrations = schema.table("migrations"),
+        ))
+        .await
+        .unwrap();
+
+    let store = schema.store().await;
+    let version: i32 = schema
+        .client
+        .query_one(
+            &format!("SELECT max(version) FROM {}", schema.table("migrations")),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(store.load_checkpoint("old").await.unwrap(), Some(position));
+    let event = &log(&store).await[0];
+    store.park(parked("mailer", event, 1)).await.unwrap();
+    assert_eq!(store.parked("mailer").await.unwrap().len(), 1);
+    drop(store);
+    schema.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_read_model_follows_appends_woken_by_notifications() {
+    let Some(schema) = TestSchema::new("a_live_read_model_follows_appends").await else {
+        return;
+    };
+    let store = schema.store().await;
+    let projection = Applied::in_schema(&schema.name);
+    // A poll interval far beyond the deadline: only notifications can wake it in time.
+    let runner = Runner::new(
+        store.clone(),
+        PgReadModel::new(projection.clone(), store.clone()),
+    )
+    .poll_interval(Duration::from_secs(600));
+    let progress = runner.progress();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(runner.run(async {
+        stopped.await.ok();
+    }));
+    // Appends before the runner listens are found by its first read, so no need to wait
+    // for it to start.
+    let writer = schema.store().await;
+    for n in 0..3 {
+        let appended = note(&writer, &stream(1), n).await;
+        progress
+            .wait_for(appended.position, DEADLINE)
+            .await
+            .unwrap();
+    }
+    assert_eq!(projection.tally(&store).await, (3, 0));
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    schema.drop().await;
+}
