@@ -51,6 +51,9 @@ enum Flaw {
     KeepsLeasesForever,
 }
 
+/// A lease the `KeepsLeasesForever` flaw never releases, and the sender its holder watches.
+type Leaked = (Lease, tokio::sync::watch::Sender<bool>);
+
 /// The memory store with one flaw.
 #[derive(Clone)]
 struct Flawed {
@@ -59,7 +62,7 @@ struct Flawed {
     snapshots: Arc<Mutex<HashMap<(Tenant, StreamId), Snapshot>>>,
     still: Arc<tokio::sync::watch::Sender<u64>>,
     arrivals: Arc<Mutex<Vec<ParkedEvent>>>,
-    leaked: Arc<Mutex<Vec<(Lease, tokio::sync::watch::Sender<bool>)>>>,
+    leaked: Arc<Mutex<Vec<Leaked>>>,
 }
 
 impl Flawed {
