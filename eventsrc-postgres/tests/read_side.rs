@@ -518,3 +518,95 @@ async fn a_live_read_model_follows_appends_woken_by_notifications() {
     task.await.unwrap().unwrap();
     schema.drop().await;
 }
+
+/// `Applied`, writing each batch with one statement; refusing a number fails the batch at
+/// that event.
+#[derive(Clone)]
+struct AppliedInBatches(Applied);
+
+impl eventsrc_postgres::PgProjection for AppliedInBatches {
+    const NAME: &'static str = "applied_in_batches";
+    type Event = Noted;
+    type Error = std::io::Error;
+
+    async fn setup(
+        &mut self,
+        tx: &eventsrc_postgres::deadpool_postgres::Transaction<'_>,
+    ) -> Result<(), Self::Error> {
+        self.0.setup(tx).await
+    }
+
+    async fn apply(
+        &mut self,
+        tx: &eventsrc_postgres::deadpool_postgres::Transaction<'_>,
+        event: Noted,
+        record: &RecordedEvent,
+    ) -> Result<(), Self::Error> {
+        self.0.apply(tx, event, record).await
+    }
+
+    async fn apply_batch(
+        &mut self,
+        tx: &eventsrc_postgres::deadpool_postgres::Transaction<'_>,
+        events: Vec<(Noted, &RecordedEvent)>,
+    ) -> Result<(), eventsrc_postgres::BatchError<Self::Error>> {
+        if let Some(at) = events.iter().position(|(e, _)| Some(e.n) == self.0.refuse) {
+            let refused =
+                std::io::Error::other(format!("refusing event number {}", events[at].0.n));
+            return Err(eventsrc_postgres::BatchError::at(at, refused));
+        }
+        let ids: Vec<eventsrc::Uuid> = events.iter().map(|(_, r)| r.event_id.0).collect();
+        let numbers: Vec<i64> = events.iter().map(|(e, _)| e.n as i64).collect();
+        let sql = format!(
+            "INSERT INTO {} AS t (event_id, n, applied) \
+             SELECT id, n, 1 FROM unnest($1::uuid[], $2::int8[]) AS b(id, n) \
+             ON CONFLICT (event_id) DO UPDATE SET applied = t.applied + 1",
+            self.0.table
+        );
+        let statement = tx
+            .prepare_cached(&sql)
+            .await
+            .map_err(std::io::Error::other)?;
+        tx.execute(&statement, &[&ids, &numbers])
+            .await
+            .map_err(std::io::Error::other)?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_projection_applies_whole_batches_in_one_statement_and_names_a_refused_event() {
+    let Some(schema) = TestSchema::new("applies_whole_batches").await else {
+        return;
+    };
+    let store = schema.store().await;
+    for n in 0..7 {
+        note(&store, &stream(1), n).await;
+    }
+    let events = log(&store).await;
+    let refusing = AppliedInBatches(Applied {
+        refuse: Some(5),
+        ..Applied::in_schema(&schema.name)
+    });
+    let mut runner = Runner::new(
+        store.clone(),
+        PgReadModel::new(refusing.clone(), store.clone()),
+    )
+    .batch_size(3);
+    match runner.catch_up().await {
+        Err(RunError::Handle { event_id, .. }) => assert_eq!(event_id, events[5].event_id),
+        other => panic!("expected event 5's error, got {other:?}"),
+    }
+    // Batches of three: events 0 to 2 committed, the batch holding event 5 rolled back.
+    assert_eq!(refusing.0.tally(&store).await, (3, 0));
+
+    let fixed = AppliedInBatches(Applied::in_schema(&schema.name));
+    let mut runner = Runner::new(
+        store.clone(),
+        PgReadModel::new(fixed.clone(), store.clone()),
+    )
+    .batch_size(3);
+    runner.catch_up().await.unwrap();
+    assert_eq!(fixed.0.tally(&store).await, (7, 0), "every event once");
+    schema.drop().await;
+}
