@@ -94,7 +94,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Socket};
 
 pub use options::{ConnectError, PgOptions};
-pub use projection::{BatchError, PgProjection};
+pub use eventsrc::runner::BatchError;
+pub use projection::PgProjection;
 pub use runner::PgReadModel;
 pub use schema::CURRENT as SCHEMA_VERSION;
 /// The pool and driver this crate is built on, at the versions its API uses.

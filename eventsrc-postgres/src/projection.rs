@@ -9,6 +9,7 @@ use std::future::Future;
 
 use deadpool_postgres::Transaction;
 use eventsrc::projection::{UnknownEvents, decode_for};
+use eventsrc::runner::BatchError;
 use eventsrc::runner::RunError;
 use eventsrc::{Event, RecordedEvent};
 
@@ -127,32 +128,6 @@ pub trait PgProjection: Send + 'static {
     }
 }
 
-/// A failed [`PgProjection::apply_batch`]: the error, and the index of the event it failed on
-/// when the projection knows it (`?` on a `Self::Error` gives `None`, and the runner's error
-/// then names the batch's first event).
-#[derive(Debug)]
-pub struct BatchError<E> {
-    /// The event's index in the batch, if known.
-    pub at: Option<usize>,
-    /// What failed.
-    pub error: E,
-}
-
-impl<E> BatchError<E> {
-    /// `error`, on the batch's event number `index` (from 0).
-    pub fn at(index: usize, error: E) -> Self {
-        Self {
-            at: Some(index),
-            error,
-        }
-    }
-}
-
-impl<E> From<E> for BatchError<E> {
-    fn from(error: E) -> Self {
-        Self { at: None, error }
-    }
-}
 
 /// Applies `records` to `projection` inside `tx`: each decoded for it (skipping the types it
 /// does not know, if it says so), in order, stopping at the first error, which names

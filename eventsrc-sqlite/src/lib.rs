@@ -78,6 +78,7 @@ use eventsrc::{
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{oneshot, watch};
 
+pub use eventsrc::runner::BatchError;
 pub use projection::{
     BoxError, InlineProjectionError, ReadModelError, SqliteProjection, SqliteReadModel,
 };

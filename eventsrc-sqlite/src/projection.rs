@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use eventsrc::projection::{UnknownEvents, decode_for};
-use eventsrc::runner::{Consumer, RunError, stored_types};
+use eventsrc::runner::{BatchError, Consumer, RunError, stored_types};
 use eventsrc::{Event, GlobalPosition, RecordedEvent, StoreError, StreamId, Tenant};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
@@ -95,6 +95,24 @@ pub trait SqliteProjection: Send + 'static {
         event: Self::Event,
         record: &RecordedEvent,
     ) -> Result<(), Self::Error>;
+
+    /// Folds a batch into the tables, in log order: the events this projection reads,
+    /// decoded, each with its record. The default calls [`apply`](Self::apply) for each.
+    /// Override it to write a batch with fewer statements (sum in memory, then one upsert per
+    /// key): a rebuild then costs a statement per key and batch rather than per event. An
+    /// error rolls the batch back, checkpoint included; [`BatchError::at`] says which event it
+    /// was, if known.
+    fn apply_batch(
+        &mut self,
+        tx: &Transaction<'_>,
+        events: Vec<(Self::Event, &RecordedEvent)>,
+    ) -> Result<(), BatchError<Self::Error>> {
+        for (at, (event, record)) in events.into_iter().enumerate() {
+            self.apply(tx, event, record)
+                .map_err(|error| BatchError::at(at, error))?;
+        }
+        Ok(())
+    }
 }
 
 /// A [`SqliteProjection`] as a [`Consumer`] for [`eventsrc::runner::Runner`]: each batch is
@@ -278,9 +296,7 @@ impl<P: SqliteProjection> Consumer for SqliteReadModel<P> {
                 return Err(RunError::fenced(&name, from, at));
             }
             let mut projection = lock(&projection);
-            for (event, record) in decoded {
-                apply(&mut *projection, &name, &tx, event, &record)?;
-            }
+            apply_batch(&mut *projection, &name, &tx, decoded)?;
             checkpoint::save(&tx, &tenant, &name, through).map_err(store_error)?;
             tx.commit().map_err(store_error)
         })
@@ -425,6 +441,29 @@ pub(crate) fn apply<P: SqliteProjection>(
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(RunError::handle(name, record, error)),
         Err(panicked) => Err(RunError::handle(name, record, panicked)),
+    }
+}
+
+/// Applies a decoded batch with [`SqliteProjection::apply_batch`]; an error or a panic names
+/// the event it happened on (the batch's first when the projection cannot say).
+pub(crate) fn apply_batch<P: SqliteProjection>(
+    projection: &mut P,
+    name: &str,
+    tx: &Transaction<'_>,
+    decoded: Vec<(P::Event, RecordedEvent)>,
+) -> Result<(), RunError> {
+    let (events, records): (Vec<P::Event>, Vec<RecordedEvent>) = decoded.into_iter().unzip();
+    let Some(first) = records.first() else {
+        return Ok(());
+    };
+    let batch = events.into_iter().zip(&records).collect();
+    match guarded(|| projection.apply_batch(tx, batch)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(failed)) => {
+            let record = failed.at.and_then(|i| records.get(i)).unwrap_or(first);
+            Err(RunError::handle(name, record, failed.error))
+        }
+        Err(panicked) => Err(RunError::handle(name, first, panicked)),
     }
 }
 

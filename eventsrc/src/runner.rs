@@ -254,6 +254,34 @@ pub fn fold<P: Projection>(projection: &mut P, events: &[RecordedEvent]) -> Resu
     Ok(())
 }
 
+/// A failed batch of a SQL read model (`apply_batch` of the SQLite and PostgreSQL projection
+/// traits): the error, and the index of the event it failed on when the projection knows it
+/// (`?` on the projection's own error gives `None`, and the runner's error then names the
+/// batch's first event).
+#[derive(Debug)]
+pub struct BatchError<E> {
+    /// The event's index in the batch, if known.
+    pub at: Option<usize>,
+    /// What failed.
+    pub error: E,
+}
+
+impl<E> BatchError<E> {
+    /// `error`, on the batch's event number `index` (from 0).
+    pub fn at(index: usize, error: E) -> Self {
+        Self {
+            at: Some(index),
+            error,
+        }
+    }
+}
+
+impl<E> From<E> for BatchError<E> {
+    fn from(error: E) -> Self {
+        Self { at: None, error }
+    }
+}
+
 /// A read model shared between its runner and the code that queries it.
 #[derive(Debug)]
 pub struct ReadModel<P>(Arc<RwLock<P>>);
