@@ -93,8 +93,8 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Socket};
 
-pub use options::{ConnectError, PgOptions};
 pub use eventsrc::runner::BatchError;
+pub use options::{ConnectError, PgOptions};
 pub use projection::PgProjection;
 pub use runner::PgReadModel;
 pub use schema::CURRENT as SCHEMA_VERSION;

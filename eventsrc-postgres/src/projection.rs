@@ -128,7 +128,6 @@ pub trait PgProjection: Send + 'static {
     }
 }
 
-
 /// Applies `records` to `projection` inside `tx`: each decoded for it (skipping the types it
 /// does not know, if it says so), in order, stopping at the first error, which names
 /// `consumer` and the event.
