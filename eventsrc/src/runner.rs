@@ -719,6 +719,11 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
     /// Runs on whichever node holds the consumer's lease: waits for the lease (trying every
     /// poll interval), runs while it holds, and goes back to waiting if it is lost. Stops
     /// when `shutdown` resolves.
+    ///
+    /// The store failing (a database restarting, a connection lost) does not stop it: the
+    /// node logs the error, lets the lease go, and tries again after the poll interval, from
+    /// the stored checkpoint. The consumer's own errors (a bug on an event, an undecodable
+    /// event) stop it and are returned: a leader that failed on an event would fail again.
     pub async fn run_as_leader<L: Leases>(
         mut self,
         leases: &L,
@@ -728,11 +733,15 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
         let poll = self.subscription.poll_interval_value();
         loop {
             let name = self.consumer.name().to_owned();
-            let acquired = leases
-                .try_acquire(&name)
-                .await
-                .map_err(|e| RunError::store(&name, e))?;
-            let Some(mut lease) = acquired else {
+            let lease = match leases.try_acquire(&name).await {
+                Ok(Some(lease)) => Some(lease),
+                Ok(None) => None,
+                Err(error) => {
+                    tracing::warn!(consumer = %name, %error, "cannot ask for the lease; trying again");
+                    None
+                }
+            };
+            let Some(mut lease) = lease else {
                 tokio::select! {
                     biased;
                     () = &mut shutdown => return Ok(self.consumer),
@@ -742,18 +751,32 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
             tracing::info!(consumer = %name, "took the lease");
             // Another node may have moved the checkpoint while this one waited.
             self.loaded = false;
-            tokio::select! {
+            let transient = tokio::select! {
                 biased;
                 () = &mut shutdown => return Ok(self.consumer),
                 () = lease.lost() => {
                     tracing::warn!(consumer = %name, "lost the lease");
+                    false
                 }
                 result = self.follow() => match result {
                     Err(RunError::Fenced { .. }) => {
                         tracing::warn!(consumer = %name, "fenced: another node moved the checkpoint");
+                        false
                     }
-                    other => other?,
+                    Err(error @ RunError::Store { .. }) => {
+                        tracing::warn!(consumer = %name, %error, "the store failed; letting the lease go");
+                        true
+                    }
+                    other => other.map(|()| false)?,
                 },
+            };
+            drop(lease);
+            if transient {
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => return Ok(self.consumer),
+                    () = tokio::time::sleep(poll) => {}
+                }
             }
         }
     }

@@ -542,3 +542,109 @@ async fn an_in_process_reactor_keeps_no_stored_checkpoint_and_starts_at_the_end(
     assert_eq!(*outbox.sent.lock().unwrap(), ["after"]);
     assert_eq!(store.load_checkpoint("mailer").await.unwrap(), None);
 }
+
+/// The memory store, failing its next `failures` log reads and lease requests, as a database
+/// does while it restarts.
+#[derive(Clone)]
+struct Restarting {
+    inner: MemoryStore,
+    failures: Arc<AtomicU32>,
+}
+
+impl Restarting {
+    fn fail(&self) -> Result<(), eventsrc::StoreError> {
+        let left = self.failures.load(Ordering::SeqCst);
+        if left > 0 {
+            self.failures.store(left - 1, Ordering::SeqCst);
+            return Err(eventsrc::StoreError::backend(std::io::Error::other(
+                "the database is restarting",
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl EventStore for Restarting {
+    fn tenant(&self) -> &eventsrc::Tenant {
+        self.inner.tenant()
+    }
+    fn with_tenant(&self, tenant: eventsrc::Tenant) -> Self {
+        Self {
+            inner: self.inner.with_tenant(tenant),
+            failures: Arc::clone(&self.failures),
+        }
+    }
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<eventsrc::AppendResult, eventsrc::StoreError> {
+        self.inner.append(stream, expected, events).await
+    }
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        read: eventsrc::ReadStream,
+    ) -> Result<Vec<RecordedEvent>, eventsrc::StoreError> {
+        self.inner.read_stream(stream, read).await
+    }
+    async fn read_all(
+        &self,
+        read: eventsrc::ReadAll,
+    ) -> Result<Vec<RecordedEvent>, eventsrc::StoreError> {
+        self.fail()?;
+        self.inner.read_all(read).await
+    }
+    async fn stream_version(
+        &self,
+        stream: &StreamId,
+    ) -> Result<eventsrc::StreamVersion, eventsrc::StoreError> {
+        self.inner.stream_version(stream).await
+    }
+    async fn head_position(&self) -> Result<GlobalPosition, eventsrc::StoreError> {
+        self.inner.head_position().await
+    }
+}
+
+impl eventsrc::Leases for Restarting {
+    async fn try_acquire(
+        &self,
+        name: &str,
+    ) -> Result<Option<eventsrc::Lease>, eventsrc::StoreError> {
+        self.fail()?;
+        self.inner.try_acquire(name).await
+    }
+}
+
+#[tokio::test]
+async fn a_leader_rides_out_a_store_that_fails_for_a_while() {
+    let store = Restarting {
+        inner: MemoryStore::new(),
+        failures: Arc::new(AtomicU32::new(0)),
+    };
+    let target = InMemory::new(Applied::default());
+    let model = target.model();
+    let runner = Runner::new(store.clone(), target).poll_interval(Duration::from_millis(5));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let leases = store.clone();
+    let task = tokio::spawn(async move {
+        runner
+            .run_as_leader(&leases, async {
+                stopped.await.ok();
+            })
+            .await
+    });
+    add(&store.inner, &cart(1), "before").await;
+    eventually(|| model.read().skus.len() == 1).await;
+    // The database goes away for a few reads and lease requests, then comes back.
+    store.failures.store(6, Ordering::SeqCst);
+    add(&store.inner, &cart(2), "during").await;
+    eventually(|| store.failures.load(Ordering::SeqCst) == 0).await;
+    add(&store.inner, &cart(3), "after").await;
+    eventually(|| model.read().skus.len() == 3).await;
+    assert!(!task.is_finished(), "the leader keeps running");
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    assert_eq!(model.read().skus, ["before", "during", "after"]);
+}
