@@ -20,6 +20,8 @@ pub struct CheckpointSql {
     pub create: String,
     /// Moves a locked row: `$3`, `$4` the position.
     pub advance: String,
+    /// Removes a row: `$1` tenant, `$2` subscriber.
+    pub delete: String,
 }
 
 impl CheckpointSql {
@@ -46,6 +48,9 @@ impl CheckpointSql {
             advance: format!(
                 "UPDATE {schema}.checkpoints SET commit_id = $3, sequence = $4 \
                  WHERE tenant = $1 AND subscriber = $2"
+            ),
+            delete: format!(
+                "DELETE FROM {schema}.checkpoints WHERE tenant = $1 AND subscriber = $2"
             ),
         }
     }

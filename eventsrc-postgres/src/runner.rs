@@ -175,3 +175,86 @@ impl<P: PgProjection> Consumer for PgReadModel<P> {
         tx.commit().await.map_err(failed)
     }
 }
+
+/// A read model that cannot be switched in.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot switch `{rebuilt}` in for `{live}`: `{rebuilt}` has no checkpoint (it was never built)"
+)]
+pub struct NotBuilt {
+    /// The rebuilt read model's checkpoint name.
+    pub rebuilt: String,
+    /// The live one's.
+    pub live: String,
+}
+
+impl PgEventStore {
+    /// Switches a rebuilt read model in for the live one (seed 003's `users_new`), in one
+    /// transaction: runs `swap_sql` (drop the live tables, rename the rebuilt ones), moves the
+    /// checkpoint `live` to where `rebuilt` got, and removes `rebuilt`'s. Returns that
+    /// position. If anything fails, nothing changes.
+    ///
+    /// Build the new version first under its own name into its own tables, with
+    /// [`PgReadModel::named`] and [`Runner::catch_up`](eventsrc::runner::Runner::catch_up)
+    /// (whose progress shows how far it is), while the live one keeps serving. Stop the live
+    /// model's runners before switching: a runner of the old code whose checkpoint happens to
+    /// equal the rebuilt one's (a quiet log) would pass the fence and write into the new
+    /// tables. A missing or never-moved `rebuilt` checkpoint is refused with [`NotBuilt`]
+    /// (inside [`StoreError::Backend`](eventsrc::StoreError::Backend)).
+    ///
+    /// ```no_run
+    /// # async fn switch(store: eventsrc_postgres::PgEventStore) -> Result<(), eventsrc::StoreError> {
+    /// store
+    ///     .switch_read_model(
+    ///         "users_rebuild",
+    ///         "users",
+    ///         "DROP TABLE users; ALTER TABLE users_new RENAME TO users",
+    ///     )
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn switch_read_model(
+        &self,
+        rebuilt: &str,
+        live: &str,
+        swap_sql: &str,
+    ) -> Result<GlobalPosition, eventsrc::StoreError> {
+        let sql = &self.shared.sql.checkpoint;
+        let tenant = self.tenant.as_str();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let lock = tx.prepare_cached(&sql.lock).await.map_err(backend)?;
+        let locked = tx
+            .query_opt(&lock, &[&tenant, &rebuilt])
+            .await
+            .map_err(backend)?;
+        let position = match locked {
+            Some(row) => checkpoint::position(&row).map_err(backend)?,
+            None => None,
+        };
+        let Some(position) = position else {
+            return Err(eventsrc::StoreError::backend(NotBuilt {
+                rebuilt: rebuilt.to_owned(),
+                live: live.to_owned(),
+            }));
+        };
+        // The live row, locked too, so that a batch of the live model in flight finishes
+        // first (and its runner is fenced on the next).
+        tx.execute(&sql.create, &[&tenant, &live])
+            .await
+            .map_err(backend)?;
+        tx.query_opt(&lock, &[&tenant, &live])
+            .await
+            .map_err(backend)?;
+        tx.batch_execute(swap_sql).await.map_err(backend)?;
+        let (commit, sequence) = checkpoint::columns(position);
+        tx.execute(&sql.advance, &[&tenant, &live, &commit, &sequence])
+            .await
+            .map_err(backend)?;
+        tx.execute(&sql.delete, &[&tenant, &rebuilt])
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(position)
+    }
+}

@@ -610,3 +610,83 @@ async fn a_projection_applies_whole_batches_in_one_statement_and_names_a_refused
     assert_eq!(fixed.0.tally(&store).await, (7, 0), "every event once");
     schema.drop().await;
 }
+
+#[tokio::test]
+async fn a_rebuilt_read_model_is_switched_in_with_its_checkpoint_in_one_transaction() {
+    let Some(schema) = TestSchema::new("a_rebuilt_read_model_is_switched_in").await else {
+        return;
+    };
+    let store = schema.store().await;
+    for n in 0..5 {
+        note(&store, &stream(1), n).await;
+    }
+    let live = Applied::in_schema(&schema.name);
+    Runner::new(store.clone(), PgReadModel::new(live.clone(), store.clone()))
+        .catch_up()
+        .await
+        .unwrap();
+    note(&store, &stream(1), 5).await;
+
+    // Version 2 is built beside the live model, with its progress shown batch by batch.
+    let rebuilt = Applied {
+        table: format!("\"{}\".applied_new", schema.name),
+        refuse: None,
+    };
+    let model = PgReadModel::new(rebuilt.clone(), store.clone()).named("applied_rebuild");
+    let mut runner = Runner::new(store.clone(), model).batch_size(2);
+    let mut progress = runner.progress();
+    let watcher = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while progress.changed().await {
+            seen.push(progress.get().handled);
+        }
+        seen
+    });
+    runner.catch_up().await.unwrap();
+    drop(runner);
+    let seen = watcher.await.unwrap();
+    assert!(
+        seen.contains(&2) && seen.contains(&6),
+        "progress by batch: {seen:?}"
+    );
+    assert_eq!(
+        live.tally(&store).await,
+        (5, 0),
+        "the live model kept serving"
+    );
+
+    let refused = store
+        .switch_read_model("nothing_built", "applied", "SELECT 1")
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("never built"), "{refused}");
+
+    let swap = format!(
+        "DROP TABLE \"{0}\".applied; ALTER TABLE \"{0}\".applied_new RENAME TO applied",
+        schema.name
+    );
+    let at = store
+        .switch_read_model("applied_rebuild", "applied", &swap)
+        .await
+        .unwrap();
+    assert_eq!(at, log(&store).await[5].global_position);
+    assert_eq!(store.load_checkpoint("applied").await.unwrap(), Some(at));
+    assert_eq!(
+        store.load_checkpoint("applied_rebuild").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        live.tally(&store).await,
+        (6, 0),
+        "the rebuilt rows, now live"
+    );
+
+    // The live name goes on from the switched checkpoint: only new events, once each.
+    note(&store, &stream(1), 6).await;
+    Runner::new(store.clone(), PgReadModel::new(live.clone(), store.clone()))
+        .catch_up()
+        .await
+        .unwrap();
+    assert_eq!(live.tally(&store).await, (7, 0));
+    schema.drop().await;
+}
