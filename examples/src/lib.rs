@@ -18,6 +18,7 @@
 //!   `cargo run -p eventsrc-examples --bin subscription`.
 //! - [`race`]: a store wrapper that stages a concurrent writer on cue, for showing and testing
 //!   what the repository does when two commands race.
+//! - [`narrate`]: what the demos print of a command and its outcome.
 //! - [`store`]: [`store::AnyStore`], one store type over every backend, opened from a URL
 //!   (`memory:`, `sqlite://path/to/file.db`, `sqlite::memory:`,
 //!   `postgres://user:password@host/database?schema=name`). Every demo takes `--store <url>` or
@@ -25,6 +26,7 @@
 
 pub mod cart;
 pub mod leads;
+pub mod narrate;
 pub mod progress;
 pub mod race;
 pub mod store;

@@ -18,10 +18,10 @@ use std::process::ExitCode;
 
 use eventsrc::store::ReadAll;
 use eventsrc::{
-    Aggregate, AggregateCommand, Event, EventStore, ExecuteError, GlobalPosition, Handle, Metadata,
-    Repository,
+    Aggregate, AggregateCommand, EventStore, GlobalPosition, Handle, Metadata, Repository,
 };
 use eventsrc_examples::cart::{AddItem, Cart, CartEvent, CartId, Checkout, RemoveItem, Sales};
+use eventsrc_examples::narrate::send_and_tell;
 use eventsrc_examples::store::{AnyStore, Invocation, exit_code};
 
 /// The store when neither `--store` nor `EVENTSRC_STORE` names one.
@@ -107,20 +107,11 @@ where
     C: AggregateCommand<Aggregate = Cart> + Debug,
     Cart: Handle<C>,
 {
-    println!("  {command:?}");
     let id = *command.aggregate_id();
-    let outcome = match repository.send(command, Metadata::new()).await {
-        Ok(committed) if committed.is_noop() => "no-op: nothing appended".to_owned(),
-        Ok(committed) => {
-            let types: Vec<&str> = committed.events.iter().map(|e| e.event_type()).collect();
-            let cart = repository.load::<Cart>(&id).await?;
-            format!("{}; cart {id}: {}", types.join(", "), contents(&cart.state))
-        }
-        Err(error @ (ExecuteError::Invalid(_) | ExecuteError::Rejected(_))) => error.to_string(),
-        Err(other) => return Err(other.into()),
-    };
-    println!("      -> {outcome}");
-    Ok(())
+    send_and_tell(repository, command, Metadata::new(), |_, cart| {
+        format!("cart {id}: {}", contents(cart))
+    })
+    .await
 }
 
 /// `computer x1, mouse x1`, or `empty`; and whether it is checked out.

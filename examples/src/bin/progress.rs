@@ -23,9 +23,10 @@ use std::time::Duration;
 use eventsrc::projection::{Projection, decode_for};
 use eventsrc::store::ReadAll;
 use eventsrc::{
-    Aggregate, AggregateCommand, Event, EventStore, ExecuteError, GlobalPosition, Handle,
-    ManualClock, Metadata, ReadStream, RecordedEvent, Repository, SnapshotStore,
+    Aggregate, AggregateCommand, EventStore, ExecuteError, GlobalPosition, Handle, ManualClock,
+    Metadata, ReadStream, RecordedEvent, Repository, SnapshotStore,
 };
+use eventsrc_examples::narrate::send_and_tell;
 use eventsrc_examples::progress::reports::{HighestLessons, LastQuizzes, MonthlyGrowth, YearMonth};
 use eventsrc_examples::progress::{
     CompleteActivity, CompleteLesson, PlaceStudent, ResetProgress, SNAPSHOT_EVERY, StudentId,
@@ -432,24 +433,14 @@ where
     C: AggregateCommand<Aggregate = StudentProgress> + Debug,
     StudentProgress: Handle<C>,
 {
-    println!("  {command:?}");
     let id = *command.aggregate_id();
-    let outcome = match repository.send(command, Metadata::new()).await {
-        Ok(committed) if committed.is_noop() => "no-op: nothing appended".to_owned(),
-        Ok(committed) => {
-            let types: Vec<&str> = committed.events.iter().map(|e| e.event_type()).collect();
-            let student = repository.load::<StudentProgress>(&id).await?;
-            let at = student
-                .state
-                .position()
-                .map_or_else(|| "not placed".to_owned(), |at| at.to_string());
-            format!("{}; student {id} at {at}", types.join(", "))
-        }
-        Err(error @ (ExecuteError::Invalid(_) | ExecuteError::Rejected(_))) => error.to_string(),
-        Err(other) => return Err(other.into()),
-    };
-    println!("      -> {outcome}");
-    Ok(())
+    send_and_tell(repository, command, Metadata::new(), |_, student| {
+        let at = student
+            .position()
+            .map_or_else(|| "not placed".to_owned(), |at| at.to_string());
+        format!("student {id} at {at}")
+    })
+    .await
 }
 
 fn place(student: StudentId, lesson: u32, activity: u32) -> PlaceStudent {

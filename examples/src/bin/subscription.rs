@@ -28,9 +28,10 @@ use std::time::Duration;
 use eventsrc::projection::Reactor;
 use eventsrc::runner::{Reactions, Retry, Runner};
 use eventsrc::{
-    Aggregate, AggregateCommand, Event, EventStore, ExecuteError, Handle, ManualClock, Metadata,
-    ReadStream, Repository, Timestamp,
+    Aggregate, AggregateCommand, EventStore, Handle, ManualClock, Metadata, ReadStream, Repository,
+    Timestamp,
 };
+use eventsrc_examples::narrate::send_and_tell;
 use eventsrc_examples::store::{AnyStore, Invocation, exit_code};
 use eventsrc_examples::subscription::outbox::{Message, Outbox};
 use eventsrc_examples::subscription::reactors::Notifications;
@@ -262,24 +263,10 @@ where
     C: AggregateCommand<Aggregate = Subscription> + Debug,
     Subscription: Handle<C>,
 {
-    println!("  {command:?}");
-    let outcome = match repository.send(command, metadata).await {
-        Ok(committed) if committed.is_noop() => {
-            "no-op: the subscription already holds this, nothing appended".to_owned()
-        }
-        Ok(committed) => {
-            let types: Vec<&str> = committed.events.iter().map(|e| e.event_type()).collect();
-            format!(
-                "committed {}: stream at v{}",
-                types.join(", "),
-                committed.stream_version
-            )
-        }
-        Err(error @ (ExecuteError::Invalid(_) | ExecuteError::Rejected(_))) => error.to_string(),
-        Err(other) => return Err(other.into()),
-    };
-    println!("      -> {outcome}");
-    Ok(())
+    send_and_tell(repository, command, metadata, |committed, _| {
+        format!("stream at v{}", committed.stream_version)
+    })
+    .await
 }
 
 /// The talk's events table: id, subscription id, type, data, metadata, created_at.
