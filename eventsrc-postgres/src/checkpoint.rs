@@ -14,8 +14,13 @@ use crate::{PgEventStore, backend};
 pub struct CheckpointSql {
     load: String,
     save: String,
-    /// Locks a read model's row and reads it: `$1` tenant, `$2` subscriber.
+    /// Locks a read model's row and reads it (position, generation): `$1` tenant, `$2`
+    /// subscriber.
     pub lock: String,
+    /// Reads a read model's row without locking it (position, generation).
+    pub read: String,
+    /// Moves a row to `$3`, `$4` and bumps its generation: a switch.
+    pub switch: String,
     /// Inserts a row without a position, if there is none.
     pub create: String,
     /// Moves a locked row: `$3`, `$4` the position.
@@ -38,8 +43,17 @@ impl CheckpointSql {
                  SET commit_id = excluded.commit_id, sequence = excluded.sequence"
             ),
             lock: format!(
-                "SELECT commit_id, sequence FROM {schema}.checkpoints \
+                "SELECT commit_id, sequence, generation FROM {schema}.checkpoints \
                  WHERE tenant = $1 AND subscriber = $2 FOR UPDATE"
+            ),
+            read: format!(
+                "SELECT commit_id, sequence, generation FROM {schema}.checkpoints \
+                 WHERE tenant = $1 AND subscriber = $2"
+            ),
+            switch: format!(
+                "UPDATE {schema}.checkpoints \
+                 SET commit_id = $3, sequence = $4, generation = generation + 1 \
+                 WHERE tenant = $1 AND subscriber = $2"
             ),
             create: format!(
                 "INSERT INTO {schema}.checkpoints (tenant, subscriber) VALUES ($1, $2) \
@@ -60,6 +74,11 @@ impl CheckpointSql {
 /// identity.
 pub fn columns(position: GlobalPosition) -> (i64, i64) {
     (position.commit as i64, position.sequence as i64)
+}
+
+/// A `lock` or `read` row's generation.
+pub fn generation(row: &tokio_postgres::Row) -> Result<i64, tokio_postgres::Error> {
+    row.try_get(2)
 }
 
 /// A checkpoint row's position: `None` for a row inserted only to be locked.

@@ -2,7 +2,7 @@
 //! [`Runner`](eventsrc::runner::Runner), its tables and checkpoint moved in one transaction.
 
 use eventsrc::runner::{Consumer, RunError, stored_types};
-use eventsrc::{CheckpointStore, GlobalPosition, RecordedEvent};
+use eventsrc::{GlobalPosition, RecordedEvent};
 
 use crate::projection::{PgProjection, apply_all, setup};
 use crate::{PgEventStore, backend, checkpoint};
@@ -63,6 +63,9 @@ pub struct PgReadModel<P> {
     projection: P,
     name: String,
     set_up: bool,
+    /// The read model's generation when this runner first read its checkpoint; a switch
+    /// bumps it.
+    generation: Option<i64>,
 }
 
 impl<P: PgProjection> PgReadModel<P> {
@@ -74,6 +77,7 @@ impl<P: PgProjection> PgReadModel<P> {
             projection,
             name: P::NAME.to_owned(),
             set_up: false,
+            generation: None,
         }
     }
 
@@ -117,10 +121,35 @@ impl<P: PgProjection> Consumer for PgReadModel<P> {
 
     async fn checkpoint(&mut self) -> Result<Option<GlobalPosition>, RunError> {
         self.setup().await?;
-        self.store
-            .load_checkpoint(&self.name)
+        let name = self.name.as_str();
+        let failed = |error: tokio_postgres::Error| RunError::store(name, backend(error));
+        let client = self
+            .store
+            .client()
             .await
-            .map_err(|e| RunError::store(&self.name, e))
+            .map_err(|e| RunError::store(name, e))?;
+        let read = client
+            .prepare_cached(&self.store.shared.sql.checkpoint.read)
+            .await
+            .map_err(failed)?;
+        let row = client
+            .query_opt(&read, &[&self.store.tenant.as_str(), &name])
+            .await
+            .map_err(failed)?;
+        let (position, found) = match row {
+            Some(row) => (
+                checkpoint::position(&row).map_err(failed)?,
+                checkpoint::generation(&row).map_err(failed)?,
+            ),
+            None => (None, 0),
+        };
+        match self.generation {
+            Some(started) if started != found => Err(switched(name, started, found)),
+            _ => {
+                self.generation = Some(found);
+                Ok(position)
+            }
+        }
     }
 
     async fn handle(
@@ -134,6 +163,7 @@ impl<P: PgProjection> Consumer for PgReadModel<P> {
             store,
             projection,
             name,
+            generation,
             ..
         } = self;
         let name = name.as_str();
@@ -158,10 +188,18 @@ impl<P: PgProjection> Consumer for PgReadModel<P> {
                 .await
                 .map_err(failed)?;
         }
-        let stored = match locked {
-            Some(row) => checkpoint::position(&row).map_err(failed)?,
-            None => None,
+        let (stored, found) = match locked {
+            Some(row) => (
+                checkpoint::position(&row).map_err(failed)?,
+                checkpoint::generation(&row).map_err(failed)?,
+            ),
+            None => (None, 0),
         };
+        let started = *generation.get_or_insert(found);
+        if found != started {
+            tx.rollback().await.map_err(failed)?;
+            return Err(switched(name, started, found));
+        }
         if stored != from {
             tx.rollback().await.map_err(failed)?;
             return Err(RunError::fenced(name, from, stored));
@@ -196,10 +234,10 @@ impl PgEventStore {
     ///
     /// Build the new version first under its own name into its own tables, with
     /// [`PgReadModel::named`] and [`Runner::catch_up`](eventsrc::runner::Runner::catch_up)
-    /// (whose progress shows how far it is), while the live one keeps serving. Stop the live
-    /// model's runners before switching: a runner of the old code whose checkpoint happens to
-    /// equal the rebuilt one's (a quiet log) would pass the fence and write into the new
-    /// tables. A missing or never-moved `rebuilt` checkpoint is refused with [`NotBuilt`]
+    /// (whose progress shows how far it is), while the live one keeps serving. The switch
+    /// bumps the live name's generation: a runner of the old projection left running stops
+    /// with [`RunError::Switched`] at its next batch instead of writing into the new tables;
+    /// start runners of the rebuilt projection under the live name. A missing or never-moved `rebuilt` checkpoint is refused with [`NotBuilt`]
     /// (inside [`StoreError::Backend`](eventsrc::StoreError::Backend)).
     ///
     /// ```no_run
@@ -248,7 +286,7 @@ impl PgEventStore {
             .map_err(backend)?;
         tx.batch_execute(swap_sql).await.map_err(backend)?;
         let (commit, sequence) = checkpoint::columns(position);
-        tx.execute(&sql.advance, &[&tenant, &live, &commit, &sequence])
+        tx.execute(&sql.switch, &[&tenant, &live, &commit, &sequence])
             .await
             .map_err(backend)?;
         tx.execute(&sql.delete, &[&tenant, &rebuilt])
@@ -256,5 +294,13 @@ impl PgEventStore {
             .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(position)
+    }
+}
+
+fn switched(name: &str, started: i64, found: i64) -> RunError {
+    RunError::Switched {
+        consumer: name.to_owned(),
+        started,
+        found,
     }
 }

@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 use crate::ConnectError;
 
 /// The schema version this build writes.
-pub const CURRENT: i32 = 2;
+pub const CURRENT: i32 = 3;
 
 /// The oldest server this backend runs on: `pg_current_xact_id` and `pg_current_snapshot`
 /// arrived in PostgreSQL 13.
@@ -92,6 +92,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, reactor, event_id)
     );
     CREATE INDEX parked_log ON {schema}.parked (tenant, reactor, commit_id, sequence);
+    "#,
+    // 2 → 3: a read model's generation, bumped when a rebuilt model is switched in, so that a
+    // runner of the old model stops instead of writing into the new tables.
+    r#"
+    ALTER TABLE {schema}.checkpoints ADD COLUMN generation bigint NOT NULL DEFAULT 0;
     "#,
 ];
 

@@ -457,6 +457,7 @@ async fn a_version_1_schema_is_upgraded_keeping_its_checkpoints() {
         .batch_execute(&format!(
             "DROP TABLE {parked}; \
              ALTER TABLE {checkpoints} DROP CONSTRAINT checkpoints_position_whole, \
+                 DROP COLUMN generation, \
                  ALTER COLUMN commit_id SET NOT NULL, ALTER COLUMN sequence SET NOT NULL; \
              DELETE FROM {migrations} WHERE version > 1",
             parked = schema.table("parked"),
@@ -621,10 +622,9 @@ async fn a_rebuilt_read_model_is_switched_in_with_its_checkpoint_in_one_transact
         note(&store, &stream(1), n).await;
     }
     let live = Applied::in_schema(&schema.name);
-    Runner::new(store.clone(), PgReadModel::new(live.clone(), store.clone()))
-        .catch_up()
-        .await
-        .unwrap();
+    // The live model's runner, left running (old code) across the switch.
+    let mut old = Runner::new(store.clone(), PgReadModel::new(live.clone(), store.clone()));
+    old.catch_up().await.unwrap();
     note(&store, &stream(1), 5).await;
 
     // Version 2 is built beside the live model, with its progress shown batch by batch.
@@ -682,8 +682,23 @@ async fn a_rebuilt_read_model_is_switched_in_with_its_checkpoint_in_one_transact
         "the rebuilt rows, now live"
     );
 
-    // The live name goes on from the switched checkpoint: only new events, once each.
+    // The old runner stops at its next batch instead of writing into the new tables.
     note(&store, &stream(1), 6).await;
+    match old.step().await {
+        Err(RunError::Switched {
+            started: 0,
+            found: 1,
+            ..
+        }) => {}
+        other => panic!("expected Switched, got {other:?}"),
+    }
+    assert_eq!(
+        live.tally(&store).await,
+        (6, 0),
+        "the old runner wrote nothing"
+    );
+
+    // The live name goes on from the switched checkpoint: only new events, once each.
     Runner::new(store.clone(), PgReadModel::new(live.clone(), store.clone()))
         .catch_up()
         .await

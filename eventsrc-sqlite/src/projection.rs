@@ -318,19 +318,6 @@ pub enum ReadModelError {
         #[source]
         source: BoxError,
     },
-    /// A rebuilt read model was switched in under this name after the runner started: the
-    /// runner would write with the old projection into the new tables, so it stops.
-    #[error(
-        "`{name}` was switched to a rebuilt read model (generation {found}) after this runner started on generation {started}: start a new runner with the rebuilt projection"
-    )]
-    Switched {
-        /// The read model.
-        name: String,
-        /// The generation the runner started on.
-        started: i64,
-        /// The generation stored now.
-        found: i64,
-    },
     /// [`SqliteEventStore::switch_read_model`] found no checkpoint for the rebuilt model.
     #[error(
         "`{name}` has no checkpoint, so there is no rebuilt read model to switch in: run it with `Runner::catch_up` first"
@@ -406,12 +393,11 @@ impl InlineProjectionError {
 }
 
 fn switched(name: &str, started: i64, found: i64) -> RunError {
-    let error = ReadModelError::Switched {
-        name: name.to_owned(),
+    RunError::Switched {
+        consumer: name.to_owned(),
         started,
         found,
-    };
-    RunError::store(name, StoreError::backend(error))
+    }
 }
 
 pub(crate) fn lock<P>(projection: &Mutex<P>) -> MutexGuard<'_, P> {

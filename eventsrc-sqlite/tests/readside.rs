@@ -710,17 +710,14 @@ async fn a_runner_left_running_across_a_switch_stops_instead_of_writing() {
         .unwrap()
         .unwrap();
     let error = stopped.unwrap_err();
-    let RunError::Store { source, .. } = &error else {
-        panic!("expected a store error, got {error:?}")
-    };
     assert!(
         matches!(
-            ReadModelError::find(source),
-            Some(ReadModelError::Switched {
+            error,
+            RunError::Switched {
                 started: 0,
                 found: 1,
                 ..
-            })
+            }
         ),
         "{error}"
     );

@@ -164,6 +164,20 @@ pub enum RunError {
         /// Where it is.
         actual: Option<GlobalPosition>,
     },
+    /// The read model was switched to a rebuilt one (its tables swapped, its checkpoint moved)
+    /// after this runner started: its code is the old model's, so it stops rather than write
+    /// into the new tables. Start a runner of the rebuilt projection.
+    #[error(
+        "`{consumer}` was switched to a rebuilt read model (generation {found}) after this runner started on generation {started}: start a runner of the rebuilt projection"
+    )]
+    Switched {
+        /// The read model.
+        consumer: String,
+        /// The generation this runner started on.
+        started: i64,
+        /// The generation stored now.
+        found: i64,
+    },
     /// A read-your-writes wait ran out of time.
     #[error("`{consumer}` did not reach position {position} within {timeout:?} (it is at {})", show(*.reached))]
     Timeout {
