@@ -720,13 +720,12 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
 
     /// Runs until `shutdown` resolves: catches up, then follows the log live. Returns the
     /// consumer when stopped; on an error, the checkpoint stays at the last handled batch.
+    ///
+    /// Stopping is graceful: a batch being handled when `shutdown` resolves is finished, its
+    /// checkpoint included, so an at-least-once consumer repeats nothing after a planned stop.
     pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> Result<C, RunError> {
-        let mut shutdown = std::pin::pin!(shutdown);
-        tokio::select! {
-            biased;
-            () = &mut shutdown => {}
-            result = self.follow() => result?,
-        }
+        let shutdown = std::pin::pin!(shutdown);
+        self.follow(shutdown).await?;
         Ok(self.consumer)
     }
 
@@ -767,12 +766,12 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
             self.loaded = false;
             let transient = tokio::select! {
                 biased;
-                () = &mut shutdown => return Ok(self.consumer),
                 () = lease.lost() => {
                     tracing::warn!(consumer = %name, "lost the lease");
                     false
                 }
-                result = self.follow() => match result {
+                result = self.follow(shutdown.as_mut()) => match result {
+                    Ok(()) => return Ok(self.consumer),
                     Err(RunError::Fenced { .. }) => {
                         tracing::warn!(consumer = %name, "fenced: another node moved the checkpoint");
                         false
@@ -781,7 +780,7 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
                         tracing::warn!(consumer = %name, %error, "the store failed; letting the lease go");
                         true
                     }
-                    other => other.map(|()| false)?,
+                    Err(other) => return Err(other),
                 },
             };
             drop(lease);
@@ -795,11 +794,21 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
         }
     }
 
-    /// Catches up, then handles batches as they come, forever.
-    async fn follow(&mut self) -> Result<(), RunError> {
+    /// Catches up, then handles batches as they come, until `shutdown` resolves: between
+    /// batches, never in the middle of one. `Ok(())` means stopped.
+    async fn follow<F: Future<Output = ()>>(
+        &mut self,
+        mut shutdown: std::pin::Pin<&mut F>,
+    ) -> Result<(), RunError> {
         loop {
-            self.load().await?;
-            let batch = self.next(true).await?;
+            let batch = tokio::select! {
+                biased;
+                () = shutdown.as_mut() => return Ok(()),
+                batch = async {
+                    self.load().await?;
+                    self.next(true).await
+                } => batch?,
+            };
             self.handle(batch).await?;
         }
     }

@@ -648,3 +648,65 @@ async fn a_leader_rides_out_a_store_that_fails_for_a_while() {
     task.await.unwrap().unwrap();
     assert_eq!(model.read().skus, ["before", "during", "after"]);
 }
+
+/// A consumer whose batches wait for a go-ahead, to stop a runner in the middle of one.
+struct Gated {
+    entered: Arc<tokio::sync::Notify>,
+    go: Arc<tokio::sync::Notify>,
+    checkpoint: Option<GlobalPosition>,
+}
+
+impl Consumer for Gated {
+    fn name(&self) -> &str {
+        "gated"
+    }
+    fn event_types(&self) -> Option<Vec<&'static str>> {
+        None
+    }
+    async fn checkpoint(&mut self) -> Result<Option<GlobalPosition>, RunError> {
+        Ok(self.checkpoint)
+    }
+    async fn handle(
+        &mut self,
+        _: Option<GlobalPosition>,
+        _: &[RecordedEvent],
+        through: GlobalPosition,
+    ) -> Result<(), RunError> {
+        self.entered.notify_one();
+        self.go.notified().await;
+        self.checkpoint = Some(through);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_stop_during_a_batch_finishes_the_batch_first() {
+    let store = MemoryStore::new();
+    let position = add(&store, &cart(1), "laptop").await;
+    let (entered, go) = (
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let consumer = Gated {
+        entered: Arc::clone(&entered),
+        go: Arc::clone(&go),
+        checkpoint: None,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(Runner::new(store, consumer).run(async {
+        stopped.await.ok();
+    }));
+    entered.notified().await;
+    stop.send(()).unwrap();
+    go.notify_one();
+    let consumer = tokio::time::timeout(DEADLINE, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        consumer.checkpoint,
+        Some(position),
+        "the batch was finished"
+    );
+}
