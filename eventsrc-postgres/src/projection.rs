@@ -8,9 +8,8 @@
 use std::future::Future;
 
 use deadpool_postgres::Transaction;
-use eventsrc::projection::{UnknownEvents, decode_for};
-use eventsrc::runner::BatchError;
-use eventsrc::runner::RunError;
+use eventsrc::projection::UnknownEvents;
+use eventsrc::runner::{BatchError, RunError, decode};
 use eventsrc::{Event, RecordedEvent};
 
 /// Folds events into tables of the store's database, inside the transaction that also moves
@@ -139,9 +138,7 @@ pub(crate) async fn apply_all<P: PgProjection>(
 ) -> Result<(), RunError> {
     let mut events = Vec::with_capacity(records.len());
     for record in records {
-        let decoded = decode_for::<P::Event>(record, P::UNKNOWN_EVENTS)
-            .map_err(|source| RunError::decode(consumer, source))?;
-        if let Some(event) = decoded {
+        if let Some(event) = decode::<P::Event>(consumer, record, P::UNKNOWN_EVENTS)? {
             events.push((event, record));
         }
     }

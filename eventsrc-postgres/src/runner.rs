@@ -144,7 +144,7 @@ impl<P: PgProjection> Consumer for PgReadModel<P> {
             None => (None, 0),
         };
         match self.generation {
-            Some(started) if started != found => Err(switched(name, started, found)),
+            Some(started) if started != found => Err(RunError::switched(name, started, found)),
             _ => {
                 self.generation = Some(found);
                 Ok(position)
@@ -198,7 +198,7 @@ impl<P: PgProjection> Consumer for PgReadModel<P> {
         let started = *generation.get_or_insert(found);
         if found != started {
             tx.rollback().await.map_err(failed)?;
-            return Err(switched(name, started, found));
+            return Err(RunError::switched(name, started, found));
         }
         if stored != from {
             tx.rollback().await.map_err(failed)?;
@@ -294,13 +294,5 @@ impl PgEventStore {
             .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(position)
-    }
-}
-
-fn switched(name: &str, started: i64, found: i64) -> RunError {
-    RunError::Switched {
-        consumer: name.to_owned(),
-        started,
-        found,
     }
 }

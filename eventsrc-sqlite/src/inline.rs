@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use eventsrc::runner::{Progress, RunError, stored_types};
+use eventsrc::runner::{Progress, RunError, decode, stored_types};
 use eventsrc::store::ReadAll;
 use eventsrc::{
     EventFilter, GlobalPosition, NewEvent, RecordedEvent, StoreError, StreamId, StreamVersion,
@@ -18,7 +18,7 @@ use eventsrc::{
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use crate::projection::{self, InlineProjectionError, ReadModelError, SqliteProjection, decode};
+use crate::projection::{self, InlineProjectionError, ReadModelError, SqliteProjection};
 use crate::{SqliteEventStore, backend, checkpoint, closed, rows, writer};
 
 /// Events per catch-up transaction: the longest an append waits behind a registration.
@@ -48,7 +48,7 @@ impl<P: SqliteProjection> Inline for P {
         tx: &Transaction<'_>,
         record: &RecordedEvent,
     ) -> Result<(), RunError> {
-        match decode::<P>(name, record)? {
+        match decode::<P::Event>(name, record, P::UNKNOWN_EVENTS)? {
             Some(event) => projection::apply(self, name, tx, event, record),
             None => Ok(()),
         }

@@ -3,8 +3,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use eventsrc::projection::{UnknownEvents, decode_for};
-use eventsrc::runner::{BatchError, Consumer, RunError, stored_types};
+use eventsrc::projection::UnknownEvents;
+use eventsrc::runner::{BatchError, Consumer, RunError, decode, stored_types};
 use eventsrc::{Event, GlobalPosition, RecordedEvent, StoreError, StreamId, Tenant};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
@@ -253,7 +253,9 @@ impl<P: SqliteProjection> Consumer for SqliteReadModel<P> {
         self.set_up = true;
         let found = stored.map_or(0, |s| s.generation);
         match self.generation {
-            Some(started) if started != found => return Err(switched(&self.name, started, found)),
+            Some(started) if started != found => {
+                return Err(RunError::switched(&self.name, started, found));
+            }
             _ => self.generation = Some(found),
         }
         Ok(stored.map(|s| s.position))
@@ -275,7 +277,7 @@ impl<P: SqliteProjection> Consumer for SqliteReadModel<P> {
         // Decoding here, on the caller's thread, keeps the writer thread free for appends.
         let mut decoded = Vec::with_capacity(events.len());
         for record in events {
-            if let Some(event) = decode::<P>(&self.name, record)? {
+            if let Some(event) = decode::<P::Event>(&self.name, record, P::UNKNOWN_EVENTS)? {
                 decoded.push((event, record.clone()));
             }
         }
@@ -289,7 +291,7 @@ impl<P: SqliteProjection> Consumer for SqliteReadModel<P> {
             let stored = checkpoint::load(&tx, &tenant, &name).map_err(store_error)?;
             let found = stored.map_or(0, |s| s.generation);
             if found != generation {
-                return Err(switched(&name, generation, found));
+                return Err(RunError::switched(&name, generation, found));
             }
             let at = stored.map(|s| s.position);
             if at != from {
@@ -392,27 +394,10 @@ impl InlineProjectionError {
     }
 }
 
-fn switched(name: &str, started: i64, found: i64) -> RunError {
-    RunError::Switched {
-        consumer: name.to_owned(),
-        started,
-        found,
-    }
-}
-
 pub(crate) fn lock<P>(projection: &Mutex<P>) -> MutexGuard<'_, P> {
     // A projection that panicked was caught (see `guarded`) and its transaction rolled back;
     // its fields are as the panic left them, which the trait tells implementors not to rely on.
     projection.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Decodes `record` for `P`: `Ok(None)` when `P` skips its type.
-pub(crate) fn decode<P: SqliteProjection>(
-    name: &str,
-    record: &RecordedEvent,
-) -> Result<Option<P::Event>, RunError> {
-    decode_for::<P::Event>(record, P::UNKNOWN_EVENTS)
-        .map_err(|source| RunError::decode(name, source))
 }
 
 /// Applies one event, a panic included among the errors that name it.

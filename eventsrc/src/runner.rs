@@ -213,6 +213,16 @@ impl RunError {
         }
     }
 
+    /// `consumer` was switched to a rebuilt read model: it started on generation `started`,
+    /// and `found` is stored now.
+    pub fn switched(consumer: &str, started: i64, found: i64) -> Self {
+        Self::Switched {
+            consumer: consumer.to_owned(),
+            started,
+            found,
+        }
+    }
+
     /// `consumer`'s own failure on `event`.
     pub fn handle(
         consumer: &str,
@@ -253,13 +263,21 @@ pub fn stored_types<E: crate::Event>(unknown: UnknownEvents) -> Option<Vec<&'sta
     }
 }
 
+/// Decodes `record` for `consumer`, whose events are `E`: `Ok(None)` when `E` does not know its
+/// type and `unknown` says skip; an error naming the consumer and the event otherwise.
+pub fn decode<E: crate::Event>(
+    consumer: &str,
+    record: &RecordedEvent,
+    unknown: UnknownEvents,
+) -> Result<Option<E>, RunError> {
+    decode_for::<E>(record, unknown).map_err(|source| RunError::decode(consumer, source))
+}
+
 /// Folds `events` into `projection`, decoding each for it and skipping the types it does not
 /// know (if it says so). Errors name the projection and the event.
 pub fn fold<P: Projection>(projection: &mut P, events: &[RecordedEvent]) -> Result<(), RunError> {
     for record in events {
-        let decoded = decode_for::<P::Event>(record, P::UNKNOWN_EVENTS)
-            .map_err(|source| RunError::decode(P::NAME, source))?;
-        if let Some(event) = decoded {
+        if let Some(event) = decode::<P::Event>(P::NAME, record, P::UNKNOWN_EVENTS)? {
             projection
                 .apply(event, record)
                 .map_err(|error| RunError::handle(P::NAME, record, error))?;
@@ -977,9 +995,7 @@ where
 
     /// Decides and performs the effects of one event, once.
     async fn react_once(&mut self, record: &RecordedEvent) -> Result<(), RunError> {
-        let decoded = decode_for::<R::Event>(record, R::UNKNOWN_EVENTS)
-            .map_err(|source| RunError::decode(R::NAME, source))?;
-        let Some(event) = decoded else {
+        let Some(event) = decode::<R::Event>(R::NAME, record, R::UNKNOWN_EVENTS)? else {
             return Ok(());
         };
         let effects = self
