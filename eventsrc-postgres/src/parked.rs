@@ -1,7 +1,7 @@
 //! Parked events ([`ParkedStore`]): what a reactor gave up on, kept whole in the `parked` table
 //! so that it can be listed and replayed without going back to the log.
 
-use eventsrc::store::{ParkedEvent, ParkedStore, StoreError};
+use eventsrc::store::{ParkedEvent, ParkedStore, StoreError, encode_one_metadata};
 use eventsrc::{EventId, Tenant, Timestamp};
 
 use crate::rows::{Micros, RecordReader, corrupt};
@@ -52,11 +52,7 @@ const AFTER_EVENT: usize = 10;
 impl ParkedStore for PgEventStore {
     async fn park(&self, parked: ParkedEvent) -> Result<(), StoreError> {
         let event = &parked.event;
-        let metadata = if event.metadata.is_empty() {
-            None
-        } else {
-            Some(serde_json::to_string(&event.metadata).map_err(StoreError::backend)?)
-        };
+        let metadata = encode_one_metadata(&event.metadata)?;
         let client = self.client().await?;
         let statement = client
             .prepare_cached(&self.shared.sql.parked.park)

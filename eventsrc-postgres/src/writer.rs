@@ -11,7 +11,7 @@
 //! the stored rows, with the same rules as the other backends.
 
 use deadpool_postgres::GenericClient;
-use eventsrc::store::{AppendResult, StoreError, encode_metadata};
+use eventsrc::store::{AppendResult, StoreError, encode_metadata, encode_one_metadata};
 use eventsrc::{
     EventId, ExpectedVersion, GlobalPosition, Metadata, NewEvent, StreamId, StreamVersion, Tenant,
     Timestamp, Uuid,
@@ -140,9 +140,7 @@ impl<'a> Batch<'a> {
                 event_type: &event.event_type,
                 schema_version: i64::from(event.schema_version),
                 payload: &event.payload,
-                metadata: encode_metadata(std::slice::from_ref(event))?
-                    .pop()
-                    .flatten(),
+                metadata: encode_one_metadata(&event.metadata)?,
             },
             events => Batch::Many(Columns::of(events)?),
         })

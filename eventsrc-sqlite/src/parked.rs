@@ -1,6 +1,6 @@
 //! Events reactors parked, kept whole in the `parked` table so they can be replayed.
 
-use eventsrc::store::{ParkedEvent, ParkedStore, StoreError};
+use eventsrc::store::{ParkedEvent, ParkedStore, StoreError, encode_one_metadata};
 use eventsrc::{EventId, Timestamp};
 use rusqlite::params;
 
@@ -39,11 +39,7 @@ use crate::{SqliteEventStore, backend};
 impl ParkedStore for SqliteEventStore {
     async fn park(&self, parked: ParkedEvent) -> Result<(), StoreError> {
         let tenant = self.tenant.clone();
-        let metadata = if parked.event.metadata.is_empty() {
-            None
-        } else {
-            Some(serde_json::to_string(&parked.event.metadata).map_err(StoreError::backend)?)
-        };
+        let metadata = encode_one_metadata(&parked.event.metadata)?;
         self.on_writer(move |conn| {
             let ParkedEvent {
                 reactor,

@@ -491,12 +491,22 @@ pub fn encode_metadata(events: &[NewEvent]) -> Result<Vec<Option<String>>, Store
         let same_as_previous = i > 0 && events[i - 1].metadata == event.metadata;
         let json = match encoded.last() {
             Some(previous) if same_as_previous => previous.clone(),
-            _ if event.metadata.is_empty() => None,
-            _ => Some(serde_json::to_string(&event.metadata).map_err(StoreError::backend)?),
+            _ => encode_one_metadata(&event.metadata)?,
         };
         encoded.push(json);
     }
     Ok(encoded)
+}
+
+/// The stored JSON of one event's metadata, `None` when it is empty: for a single event (a
+/// one-event append, a parked event), without [`encode_metadata`]'s `Vec`.
+pub fn encode_one_metadata(metadata: &crate::Metadata) -> Result<Option<String>, StoreError> {
+    if metadata.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(metadata)
+        .map(Some)
+        .map_err(StoreError::backend)
 }
 
 /// Up to this many events, [`check_batch`] looks for a repeated id pairwise.
