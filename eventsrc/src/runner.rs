@@ -718,6 +718,15 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
     /// Handles everything in the log as it is now, batch by batch, and returns: tests,
     /// rebuilds, one-shot jobs. Each batch's progress shows on [`progress`](Self::progress).
     pub async fn catch_up(&mut self) -> Result<Progress, RunError> {
+        self.catch_up_with(|_| {}).await
+    }
+
+    /// [`catch_up`](Self::catch_up), calling `on_batch` with the progress after each batch
+    /// that moved the checkpoint: a rebuild's progress display.
+    pub async fn catch_up_with(
+        &mut self,
+        mut on_batch: impl FnMut(&Progress),
+    ) -> Result<Progress, RunError> {
         self.load().await?;
         let name = self.consumer.name();
         let head = self
@@ -729,6 +738,9 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
         loop {
             let moved = self.step().await?;
             let progress = *self.progress.borrow();
+            if moved {
+                on_batch(&progress);
+            }
             let at_head = progress.position.is_some_and(|p| p >= head);
             if at_head || (!moved && progress.caught_up) {
                 return Ok(progress);

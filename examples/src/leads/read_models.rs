@@ -301,26 +301,14 @@ where
         let projection = LeadSearch::in_table(REBUILD_TABLE);
         let read_model = SqliteReadModel::new(projection, self.tables.clone()).named(REBUILD_NAME);
         let mut runner = Runner::new(self.log.clone(), read_model).batch_size(batch_size);
-        let progress = runner.progress();
-        let head = self
-            .log
-            .head_position()
-            .await
-            .map_err(|error| RunError::store(REBUILD_NAME, error))?;
         let mut batches = 0;
-        // `Runner::catch_up`, one batch at a time, to show each batch's progress.
-        loop {
-            let moved = runner.step().await?;
-            let now = progress.get();
-            if moved {
+        let done = runner
+            .catch_up_with(|progress| {
                 batches += 1;
-                on_batch(&now);
-            }
-            if now.position.is_some_and(|at| at >= head) || (!moved && now.caught_up) {
-                break;
-            }
-        }
-        let events = progress.get().handled;
+                on_batch(progress);
+            })
+            .await?;
+        let events = done.handled;
         let position = self
             .tables
             .switch_read_model(REBUILD_NAME, LeadSearch::NAME, |tx| {
