@@ -20,11 +20,11 @@ use std::fmt::Debug;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use eventsrc::projection::{Projection, decode_for};
+use eventsrc::runner::fold;
 use eventsrc::store::ReadAll;
 use eventsrc::{
     Aggregate, AggregateCommand, EventStore, ExecuteError, GlobalPosition, Handle, ManualClock,
-    Metadata, ReadStream, RecordedEvent, Repository, SnapshotStore,
+    Metadata, ReadStream, Repository, SnapshotStore,
 };
 use eventsrc_examples::narrate::send_and_tell;
 use eventsrc_examples::progress::reports::{HighestLessons, LastQuizzes, MonthlyGrowth, YearMonth};
@@ -368,11 +368,9 @@ async fn print_reports(store: &AnyStore) -> Result<(), Box<dyn Error>> {
             break;
         };
         after = last.global_position;
-        for record in &records {
-            feed(&mut highest, record)?;
-            feed(&mut quizzes, record)?;
-            feed(&mut growth, record)?;
-        }
+        fold(&mut highest, &records)?;
+        fold(&mut quizzes, &records)?;
+        fold(&mut growth, &records)?;
     }
 
     println!("\nReport: what's the highest lesson a kid has done? (resets do not undo it)");
@@ -414,14 +412,6 @@ async fn print_reports(store: &AnyStore) -> Result<(), Box<dyn Error>> {
     }
     if let Some(average) = growth.average() {
         println!("  overall: {average:.2} lessons per active student-month");
-    }
-    Ok(())
-}
-
-/// Applies `record` to `projection`, skipping events it does not read.
-fn feed<P: Projection>(projection: &mut P, record: &RecordedEvent) -> Result<(), Box<dyn Error>> {
-    if let Some(event) = decode_for::<P::Event>(record, P::UNKNOWN_EVENTS)? {
-        projection.apply(event, record)?;
     }
     Ok(())
 }
