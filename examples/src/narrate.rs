@@ -44,3 +44,35 @@ where
     println!("      -> {outcome}");
     Ok(())
 }
+
+/// Prints the event types the registry holds for aggregate `A`, e.g. "Event registry checked:
+/// 3 cart events (...)", `noun` naming the aggregate.
+pub fn print_registered<A: Aggregate>(noun: &str) {
+    let events: Vec<String> = eventsrc::registry::events()
+        .into_iter()
+        .filter(|event| event.aggregates.contains(&A::TYPE))
+        .map(|event| format!("{} v{}", event.name, event.version))
+        .collect();
+    println!(
+        "Event registry checked: {} {noun} events ({})",
+        events.len(),
+        events.join(", ")
+    );
+}
+
+/// Prints a line when `id`'s stream already holds events (an earlier run's, on a store that
+/// keeps them), `label` naming the aggregate. Reads the stream's version only.
+pub async fn note_earlier_run<A: Aggregate, S: EventStore>(
+    store: &S,
+    label: &str,
+    id: &A::Id,
+) -> Result<(), Box<dyn Error>> {
+    let earlier = store.stream_version(&A::stream_id(id)?).await?;
+    if earlier.get() > 0 {
+        println!(
+            "{label} {id} already has {earlier} events in this store (an earlier run): the \
+             commands below are decided against them."
+        );
+    }
+    Ok(())
+}

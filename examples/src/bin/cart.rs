@@ -21,7 +21,7 @@ use eventsrc::{
     Aggregate, AggregateCommand, EventStore, GlobalPosition, Handle, Metadata, Repository,
 };
 use eventsrc_examples::cart::{AddItem, Cart, CartEvent, CartId, Checkout, RemoveItem, Sales};
-use eventsrc_examples::narrate::send_and_tell;
+use eventsrc_examples::narrate::{note_earlier_run, print_registered, send_and_tell};
 use eventsrc_examples::store::{AnyStore, Invocation, exit_code};
 
 /// The store when neither `--store` nor `EVENTSRC_STORE` names one.
@@ -41,28 +41,12 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let repository = Repository::new(store.clone());
     println!("eventsrc: seed 004's carts on {store}");
     println!("Store URL: {url} ({source})");
-    let events: Vec<String> = eventsrc::registry::events()
-        .into_iter()
-        .filter(|event| event.aggregates.contains(&Cart::TYPE))
-        .map(|event| format!("{} v{}", event.name, event.version))
-        .collect();
-    println!(
-        "Event registry checked: {} cart events ({})",
-        events.len(),
-        events.join(", ")
-    );
+    print_registered::<Cart>("cart");
 
     let one = CartId(1);
     let two = CartId(2);
     for cart in [one, two] {
-        let earlier = repository.load::<Cart>(&cart).await?;
-        if earlier.version.get() > 0 {
-            println!(
-                "Cart {cart} already has {} events in this store (an earlier run): the commands \
-                 below are decided against them.",
-                earlier.version
-            );
-        }
+        note_earlier_run::<Cart, _>(&store, "Cart", &cart).await?;
     }
     println!("\nCart 1, as on the talk's slide, then three commands it refuses and a repeat");
     send(&repository, add(one, "computer", 1)).await?;

@@ -26,7 +26,7 @@ use eventsrc::{
     Aggregate, AggregateCommand, EventStore, ExecuteError, GlobalPosition, Handle, ManualClock,
     Metadata, ReadStream, Repository, SnapshotStore,
 };
-use eventsrc_examples::narrate::send_and_tell;
+use eventsrc_examples::narrate::{note_earlier_run, print_registered, send_and_tell};
 use eventsrc_examples::progress::reports::{HighestLessons, LastQuizzes, MonthlyGrowth, YearMonth};
 use eventsrc_examples::progress::{
     CompleteActivity, CompleteLesson, PlaceStudent, ResetProgress, SNAPSHOT_EVERY, StudentId,
@@ -66,24 +66,9 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .with_clock(clock.clone());
     println!("eventsrc: seed 004's student progress on {store}");
     println!("Store URL: {url} ({source})");
-    let events: Vec<String> = eventsrc::registry::events()
-        .into_iter()
-        .filter(|event| event.aggregates.contains(&StudentProgress::TYPE))
-        .map(|event| format!("{} v{}", event.name, event.version))
-        .collect();
-    println!(
-        "Event registry checked: {} student events ({})",
-        events.len(),
-        events.join(", ")
-    );
+    print_registered::<StudentProgress>("student");
     for student in [KID, CLASSMATES[0], CLASSMATES[1]] {
-        let earlier = repository.load::<StudentProgress>(&student).await?.version;
-        if earlier.get() > 0 {
-            println!(
-                "Student {student} already has {earlier} events in this store (an earlier run): \
-                 the commands below are decided against them."
-            );
-        }
+        note_earlier_run::<StudentProgress, _>(&store, "Student", &student).await?;
     }
 
     the_slides(&repository, &clock).await?;

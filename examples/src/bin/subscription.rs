@@ -31,7 +31,7 @@ use eventsrc::{
     Aggregate, AggregateCommand, EventStore, Handle, ManualClock, Metadata, ReadStream, Repository,
     Timestamp,
 };
-use eventsrc_examples::narrate::send_and_tell;
+use eventsrc_examples::narrate::{note_earlier_run, print_registered, send_and_tell};
 use eventsrc_examples::store::{AnyStore, Invocation, exit_code};
 use eventsrc_examples::subscription::outbox::{Message, Outbox};
 use eventsrc_examples::subscription::reactors::Notifications;
@@ -73,14 +73,8 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let repository = Repository::new(store.clone());
     println!("eventsrc: seed 001's subscriptions on {store}");
     println!("Store URL: {url} ({source})");
-    print_registry();
-    let earlier = repository.load::<Subscription>(&ID).await?.version;
-    if earlier.get() > 0 {
-        println!(
-            "Subscription {ID} already has {earlier} events in this store (an earlier run): the \
-             commands below are decided against them."
-        );
-    }
+    print_registered::<Subscription>("subscription");
+    note_earlier_run::<Subscription, _>(&store, "Subscription", &ID).await?;
 
     let outbox = Outbox::new(store.clone());
     let reactions = Reactions::new(Notifications, outbox.clone(), store.clone()).retry(RETRY);
@@ -103,19 +97,6 @@ async fn run() -> Result<(), Box<dyn Error>> {
 }
 
 /// The subscription events the registry knows.
-fn print_registry() {
-    let events: Vec<String> = eventsrc::registry::events()
-        .into_iter()
-        .filter(|event| event.aggregates.contains(&Subscription::TYPE))
-        .map(|event| format!("{} v{}", event.name, event.version))
-        .collect();
-    println!(
-        "Event registry checked: {} subscription events ({})",
-        events.len(),
-        events.join(", ")
-    );
-}
-
 fn activate(key: &str) -> Activate {
     Activate {
         subscription: ID,
