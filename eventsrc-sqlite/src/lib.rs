@@ -276,6 +276,7 @@ impl SqliteEventStore {
     /// [`open_in_memory`](Self::open_in_memory) with `options` (a clock, say).
     pub async fn open_in_memory_with(options: SqliteOptions) -> Result<Self, OpenError> {
         let mut conn = Connection::open_in_memory()?;
+        tune(&conn)?;
         schema::migrate(&mut conn)?;
         let appended = Arc::new(watch::Sender::new(0));
         let writer = writer::spawn(conn, options.clock, Arc::clone(&appended))?;
@@ -344,6 +345,12 @@ fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> 
         Durability::Normal => "NORMAL",
     };
     conn.pragma_update(None, "synchronous", synchronous)?;
+    tune(conn)
+}
+
+/// What every connection of a store gets: a wait on a busy database, and room for every
+/// statement the store and its read models prepare.
+fn tune(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
@@ -382,9 +389,7 @@ impl Readers {
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&self.path, flags).map_err(backend)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(backend)?;
-        conn.set_prepared_statement_cache_capacity(64);
+        tune(&conn).map_err(backend)?;
         Ok(conn)
     }
 }

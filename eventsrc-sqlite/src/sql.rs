@@ -138,30 +138,27 @@ impl SqliteEventStore {
         F: FnOnce(&Transaction<'_>) -> Result<(), E> + Send + 'static,
     {
         let (tenant, rebuilt, live) = (self.tenant.clone(), rebuilt.to_owned(), live.to_owned());
-        self.on_writer(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
-            let Some(built) = checkpoint::load(&tx, &tenant, &rebuilt).map_err(backend)? else {
-                return Err(StoreError::backend(ReadModelError::NotBuilt { name: rebuilt }));
-            };
-            swap_tables(&tx).map_err(|error| StoreError::Backend(error.into()))?;
-            let generation = checkpoint::load(&tx, &tenant, &live)
-                .map_err(backend)?
-                .map_or(0, |stored| stored.generation)
-                + 1;
-            let moved = checkpoint::Stored {
-                position: built.position,
-                generation,
-            };
-            checkpoint::replace(&tx, &tenant, &live, moved).map_err(backend)?;
-            if rebuilt != live {
-                checkpoint::delete(&tx, &tenant, &rebuilt).map_err(backend)?;
-            }
-            tx.commit().map_err(backend)?;
-            tracing::info!(%rebuilt, %live, position = %built.position, generation, "switched in a rebuilt read model");
-            Ok(built.position)
-        })
-        .await
+        let (from, to) = (rebuilt.clone(), live.clone());
+        let (position, generation) = self
+            .write_with(move |tx| {
+                let Some(built) = checkpoint::load(tx, &tenant, &rebuilt)? else {
+                    return Err(BoxError::from(ReadModelError::NotBuilt { name: rebuilt }));
+                };
+                swap_tables(tx).map_err(Into::into)?;
+                let generation =
+                    checkpoint::load(tx, &tenant, &live)?.map_or(0, |stored| stored.generation) + 1;
+                let moved = checkpoint::Stored {
+                    position: built.position,
+                    generation,
+                };
+                checkpoint::replace(tx, &tenant, &live, moved)?;
+                if rebuilt != live {
+                    checkpoint::delete(tx, &tenant, &rebuilt)?;
+                }
+                Ok((built.position, generation))
+            })
+            .await?;
+        tracing::info!(rebuilt = %from, live = %to, %position, generation, "switched in a rebuilt read model");
+        Ok(position)
     }
 }

@@ -112,12 +112,8 @@ impl Writer {
 
     fn serve(&mut self, request: Request) {
         match request {
-            Request::Append(append) => {
-                self.group.push(append);
-                if self.group.len() >= MAX_GROUP {
-                    self.commit_group();
-                }
-            }
+            // `run` serves at most MAX_GROUP requests before it commits the group.
+            Request::Append(append) => self.group.push(append),
             Request::Run(job) => {
                 // Keep the order callers saw: appends sent before this job commit first.
                 self.commit_group();
