@@ -174,8 +174,8 @@ pub struct SqliteReadModel<P> {
     projection: Arc<Mutex<P>>,
     store: SqliteEventStore,
     name: String,
-    set_up: bool,
-    /// The checkpoint's generation when this runner first read it; a switch bumps it.
+    /// The checkpoint's generation when this runner first read it (a switch bumps it); `None`
+    /// until then, which is also until the tables are set up.
     generation: Option<i64>,
 }
 
@@ -197,7 +197,6 @@ impl<P: SqliteProjection> SqliteReadModel<P> {
             projection: Arc::new(Mutex::new(projection)),
             store,
             name: P::NAME.to_owned(),
-            set_up: false,
             generation: None,
         }
     }
@@ -233,7 +232,10 @@ impl<P: SqliteProjection> Consumer for SqliteReadModel<P> {
 
     /// Reads the checkpoint, setting up the tables first (once).
     async fn checkpoint(&mut self) -> Result<Option<GlobalPosition>, RunError> {
-        let setup = (!self.set_up).then(|| Arc::clone(&self.projection));
+        let setup = self
+            .generation
+            .is_none()
+            .then(|| Arc::clone(&self.projection));
         let (tenant, name) = (self.store.tenant.clone(), self.name.clone());
         let stored = self
             .on_writer(move |conn| {
@@ -250,7 +252,6 @@ impl<P: SqliteProjection> Consumer for SqliteReadModel<P> {
                 Ok(stored)
             })
             .await?;
-        self.set_up = true;
         let found = stored.map_or(0, |s| s.generation);
         match self.generation {
             Some(started) if started != found => {
@@ -268,8 +269,8 @@ impl<P: SqliteProjection> Consumer for SqliteReadModel<P> {
         through: GlobalPosition,
     ) -> Result<(), RunError> {
         let generation = match self.generation {
-            Some(generation) if self.set_up => generation,
-            _ => {
+            Some(generation) => generation,
+            None => {
                 self.checkpoint().await?;
                 self.generation.unwrap_or_default()
             }
