@@ -76,6 +76,34 @@ pub fn columns(position: GlobalPosition) -> (i64, i64) {
     (position.commit as i64, position.sequence as i64)
 }
 
+/// A `lock` or `read` row as (position, generation); no row reads as no position at
+/// generation 0.
+pub fn state(
+    row: Option<&tokio_postgres::Row>,
+) -> Result<(Option<GlobalPosition>, i64), tokio_postgres::Error> {
+    match row {
+        Some(row) => Ok((position(row)?, generation(row)?)),
+        None => Ok((None, 0)),
+    }
+}
+
+/// Locks a read model's checkpoint row inside `tx`, creating it (without a position) first if
+/// there is none, and returns it. Another node doing the same at once waits on the insert and
+/// then locks the same row.
+pub async fn lock_or_create(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &CheckpointSql,
+    tenant: &str,
+    name: &str,
+) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error> {
+    let lock = tx.prepare_cached(&sql.lock).await?;
+    if let Some(row) = tx.query_opt(&lock, &[&tenant, &name]).await? {
+        return Ok(Some(row));
+    }
+    tx.execute(&sql.create, &[&tenant, &name]).await?;
+    tx.query_opt(&lock, &[&tenant, &name]).await
+}
+
 /// A `lock` or `read` row's generation.
 pub fn generation(row: &tokio_postgres::Row) -> Result<i64, tokio_postgres::Error> {
     row.try_get(2)

@@ -177,13 +177,12 @@ pub(crate) async fn setup<P: PgProjection>(
     )
     .await
     .map_err(failed)?;
-    projection
-        .setup(&tx)
-        .await
-        .map_err(|error| RunError::Store {
-            consumer: consumer.to_owned(),
-            source: eventsrc::StoreError::backend(SetupError(Box::new(error))),
-        })?;
+    projection.setup(&tx).await.map_err(|error| {
+        RunError::store(
+            consumer,
+            eventsrc::StoreError::backend(SetupError(Box::new(error))),
+        )
+    })?;
     tx.commit().await.map_err(failed)
 }
 

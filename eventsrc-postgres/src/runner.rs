@@ -136,13 +136,7 @@ impl<P: PgProjection> Consumer for PgReadModel<P> {
             .query_opt(&read, &[&self.store.tenant.as_str(), &name])
             .await
             .map_err(failed)?;
-        let (position, found) = match row {
-            Some(row) => (
-                checkpoint::position(&row).map_err(failed)?,
-                checkpoint::generation(&row).map_err(failed)?,
-            ),
-            None => (None, 0),
-        };
+        let (position, found) = checkpoint::state(row.as_ref()).map_err(failed)?;
         match self.generation {
             Some(started) if started != found => Err(RunError::switched(name, started, found)),
             _ => {
@@ -172,29 +166,10 @@ impl<P: PgProjection> Consumer for PgReadModel<P> {
         let tenant = store.tenant.as_str();
         let mut client = store.client().await.map_err(|e| RunError::store(name, e))?;
         let tx = client.transaction().await.map_err(failed)?;
-        let lock = tx.prepare_cached(&sql.lock).await.map_err(failed)?;
-        let mut locked = tx
-            .query_opt(&lock, &[&tenant, &name])
+        let locked = checkpoint::lock_or_create(&tx, sql, tenant, name)
             .await
             .map_err(failed)?;
-        if locked.is_none() {
-            // The first batch ever: make the row, then lock it. Another node doing the same
-            // at once waits on the insert, and then locks the same row.
-            tx.execute(&sql.create, &[&tenant, &name])
-                .await
-                .map_err(failed)?;
-            locked = tx
-                .query_opt(&lock, &[&tenant, &name])
-                .await
-                .map_err(failed)?;
-        }
-        let (stored, found) = match locked {
-            Some(row) => (
-                checkpoint::position(&row).map_err(failed)?,
-                checkpoint::generation(&row).map_err(failed)?,
-            ),
-            None => (None, 0),
-        };
+        let (stored, found) = checkpoint::state(locked.as_ref()).map_err(failed)?;
         let started = *generation.get_or_insert(found);
         if found != started {
             tx.rollback().await.map_err(failed)?;
@@ -266,10 +241,7 @@ impl PgEventStore {
             .query_opt(&lock, &[&tenant, &rebuilt])
             .await
             .map_err(backend)?;
-        let position = match locked {
-            Some(row) => checkpoint::position(&row).map_err(backend)?,
-            None => None,
-        };
+        let (position, _) = checkpoint::state(locked.as_ref()).map_err(backend)?;
         let Some(position) = position else {
             return Err(eventsrc::StoreError::backend(NotBuilt {
                 rebuilt: rebuilt.to_owned(),
@@ -278,10 +250,7 @@ impl PgEventStore {
         };
         // The live row, locked too, so that a batch of the live model in flight finishes
         // first (and its runner is fenced on the next).
-        tx.execute(&sql.create, &[&tenant, &live])
-            .await
-            .map_err(backend)?;
-        tx.query_opt(&lock, &[&tenant, &live])
+        checkpoint::lock_or_create(&tx, sql, tenant, live)
             .await
             .map_err(backend)?;
         tx.batch_execute(swap_sql).await.map_err(backend)?;
