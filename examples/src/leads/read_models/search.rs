@@ -149,11 +149,6 @@ impl LeadSearch {
         }
     }
 
-    /// The table it writes.
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
     /// The leads that ever had `text` as e-mail (in any case) or phone (by its digits), in
     /// order of id. Reads the live table.
     pub async fn find(store: &SqliteEventStore, text: &str) -> Result<Vec<LeadId>, StoreError> {

@@ -80,36 +80,16 @@ pub struct Transition {
 /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusLog {
-    table: String,
-}
-
-impl Default for StatusLog {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StatusLog;
 
 impl StatusLog {
-    /// The live table.
+    /// The table it writes.
     pub const TABLE: &'static str = "lead_status_log";
 
-    /// The projection into the live table, [`StatusLog::TABLE`].
+    /// The projection.
     pub fn new() -> Self {
-        Self::in_table(Self::TABLE)
-    }
-
-    /// The projection into `table` (a rebuild's).
-    pub fn in_table(table: impl Into<String>) -> Self {
-        Self {
-            table: table.into(),
-        }
-    }
-
-    /// The table it writes.
-    pub fn table(&self) -> &str {
-        &self.table
+        Self
     }
 
     /// Every status change of `lead`, oldest first. Reads the live table.
@@ -171,7 +151,7 @@ impl SqliteProjection for StatusLog {
                  actor TEXT, \
                  PRIMARY KEY (lead, version)\
              ) WITHOUT ROWID",
-            quoted(&self.table)
+            quoted(Self::TABLE)
         ))?;
         Ok(())
     }
@@ -185,7 +165,7 @@ impl SqliteProjection for StatusLog {
         let StatusLogEvent::StatusChanged(changed) = event;
         let lead = to_sql_int(lead_of(record)?.0)?;
         let version = to_sql_int(record.stream_version.get())?;
-        let table = quoted(&self.table);
+        let table = quoted(Self::TABLE);
         let previous = format!(
             "SELECT to_status FROM {table} WHERE lead = ?1 AND version < ?2 \
              ORDER BY version DESC LIMIT 1"
