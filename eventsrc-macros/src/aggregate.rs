@@ -255,8 +255,8 @@ fn expand_aggregate(
     let snapshot = attrs.snapshot.map(|state_version| {
         let every = attrs.snapshot_every.map(|(n, _)| quote!(.every(#n)));
         quote! {
-            const SNAPSHOT: ::core::option::Option<#krate::SnapshotFormat<Self>> =
-                ::core::option::Option::Some(#krate::SnapshotFormat::json(#state_version) #every);
+            const SNAPSHOT: ::core::option::Option<#krate::store::SnapshotFormat<Self>> =
+                ::core::option::Option::Some(#krate::store::SnapshotFormat::json(#state_version) #every);
         }
     });
     let conflicts = attrs.conflicts.as_ref().map(|path| {

@@ -9,8 +9,10 @@ use std::convert::Infallible;
 
 use eventsrc::{
     Aggregate, Decision, Event, EventStore, ExecuteError, Handle, MemoryStore, Metadata, NewEvent,
-    ReadStream, Repository, SnapshotStore, aggregate, command,
+    Repository, SnapshotStore, aggregate, command,
 };
+
+use eventsrc::store::ReadStream;
 use eventsrc_testing::RacingStore;
 use serde::{Deserialize, Serialize};
 

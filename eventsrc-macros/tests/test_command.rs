@@ -4,9 +4,10 @@
 
 use eventsrc::{
     Aggregate, AggregateCommand, Command, Decision, Event, EventStore, ExecuteError, FieldError,
-    Handle, MemoryStore, Metadata, NewEvent, ReadStream, Repository, ValidationError, aggregate,
-    command,
+    Handle, MemoryStore, Metadata, NewEvent, Repository, ValidationError, aggregate, command,
 };
+
+use eventsrc::store::ReadStream;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]

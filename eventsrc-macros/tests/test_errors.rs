@@ -6,8 +6,10 @@
 
 use eventsrc::{
     Aggregate, DecodeError, Event, EventStore, ExpectedVersion, LoadError, MemoryStore, NewEvent,
-    ReadStream, RecordDecodeError, RecordedEvent, Repository, aggregate,
+    RecordDecodeError, RecordedEvent, Repository, aggregate,
 };
+
+use eventsrc::store::ReadStream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

@@ -5,9 +5,10 @@
 #![allow(clippy::unwrap_used)]
 
 use eventsrc::registry::{self, RegisteredEvent};
+use eventsrc::store::ReadStream;
 use eventsrc::{
-    DecodeError, Event, EventStore, ExpectedVersion, MemoryStore, NewEvent, ReadStream,
-    RecordedEvent, StreamId, aggregate,
+    DecodeError, Event, EventStore, ExpectedVersion, MemoryStore, NewEvent, RecordedEvent,
+    StreamId, aggregate,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};

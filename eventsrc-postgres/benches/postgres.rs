@@ -26,8 +26,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use eventsrc::{
     Decision, Event, EventId, EventStore, ExpectedVersion, GlobalPosition, Metadata, NewEvent,
-    ReadAll, Repository, StreamId, StreamVersion, Tenant, Uuid, aggregate, command,
+    Repository, StreamId, StreamVersion, Tenant, Uuid, aggregate, command,
 };
+
+use eventsrc::store::ReadAll;
 use eventsrc_postgres::tokio_postgres::types::ToSql;
 use eventsrc_postgres::tokio_postgres::{self, Client, NoTls, Statement};
 use eventsrc_postgres::{PgEventStore, PgOptions};

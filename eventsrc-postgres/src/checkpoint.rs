@@ -5,8 +5,8 @@
 //! its first batch so that there is a row to lock (`SELECT ... FOR UPDATE`), and it reads as
 //! `None` like a missing row.
 
-use eventsrc::store::StoreError;
-use eventsrc::{CheckpointStore, GlobalPosition};
+use eventsrc_core::StoreError;
+use eventsrc_core::{CheckpointStore, GlobalPosition};
 
 use crate::{PgEventStore, backend};
 

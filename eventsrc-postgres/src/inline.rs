@@ -15,9 +15,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use deadpool_postgres::Transaction;
-use eventsrc::runner::RunError;
-use eventsrc::store::{AppendResult, StoreError};
-use eventsrc::{ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+use eventsrc_core::RunError;
+use eventsrc_core::StoreError;
+use eventsrc_core::store::AppendResult;
+use eventsrc_core::{ExpectedVersion, NewEvent, RecordedEvent, StreamId};
 
 use crate::projection::{PgProjection, apply_all};
 use crate::writer::{self, Attempt};
@@ -168,7 +169,7 @@ impl PgEventStore {
     /// // Every append through `store` now updates the items_sold tables as it commits.
     /// # Ok(()) }
     /// ```
-    pub async fn with_inline<P>(&self, projection: P) -> Result<Self, eventsrc::runner::RunError>
+    pub async fn with_inline<P>(&self, projection: P) -> Result<Self, eventsrc_core::RunError>
     where
         P: PgProjection + Clone + Sync,
     {

@@ -15,8 +15,9 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use eventsrc::Tenant;
-use eventsrc::store::{Lease, Leases, StoreError};
+use eventsrc_core::StoreError;
+use eventsrc_core::Tenant;
+use eventsrc_core::backend::{Lease, Leases};
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
 

@@ -24,22 +24,23 @@
 //! - **Read models in SQL, exactly once.** A [`PgProjection`] writes its own tables; run as a
 //!   [`PgReadModel`], each batch's rows and checkpoint commit in one transaction that locks
 //!   the checkpoint row and refuses the batch if another node moved it
-//!   ([`RunError::Fenced`](eventsrc::runner::RunError::Fenced)). Queries go through
+//!   ([`RunError::Fenced`](eventsrc::RunError::Fenced)). Queries go through
 //!   [`PgEventStore::client`].
-//! - **Leadership.** The store is [`Leases`](eventsrc::Leases): a lease is a session advisory
+//! - **Leadership.** The store is [`Leases`](eventsrc::backend::Leases): a lease is a session advisory
 //!   lock on a connection of its own, released when the lease is dropped or the node's
-//!   session ends, so with [`Runner::run_as_leader`](eventsrc::runner::Runner::run_as_leader)
+//!   session ends, so with [`Runner::run_as_leader`](eventsrc::Runner::run_as_leader)
 //!   one node runs each read model and another takes over when it dies.
-//! - **Read-your-writes across nodes.** [`wait_for_checkpoint`](eventsrc::runner::wait_for_checkpoint)
+//! - **Read-your-writes across nodes.** [`wait_for_checkpoint`](eventsrc::wait_for_checkpoint)
 //!   with this store as the checkpoint store waits, on any node, until a read model (wherever
 //!   its runner is) has committed past a position an append returned.
 //! - **Inline projections.** [`PgEventStore::with_inline`] gives a handle whose appends update
 //!   read models in their own transaction.
 //! - **Live runners wake on NOTIFY** ([`EventStore::append_signal`]), and reactors' parked
-//!   events are kept whole in a `parked` table ([`ParkedStore`](eventsrc::ParkedStore)).
+//!   events are kept whole in a `parked` table ([`ParkedStore`](eventsrc::backend::ParkedStore)).
 //!
 //! ```no_run
-//! use eventsrc::{EventStore, ExpectedVersion, NewEvent, ReadStream, StreamId};
+//! use eventsrc::{EventStore, ExpectedVersion, NewEvent, StreamId};
+//! use eventsrc::store::ReadStream;
 //! use eventsrc_postgres::{PgEventStore, PgOptions};
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -80,12 +81,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use eventsrc::store::{
-    AppendResult, AppendSignal, ReadAll, ReadStream, Snapshot, StoreError, check_batch,
-};
-use eventsrc::{
-    Direction, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, SnapshotStore,
-    StoredEvent, StreamId, StreamVersion, Tenant, Timestamp,
+use eventsrc_core::StoreError;
+use eventsrc_core::backend::StoredEvent;
+use eventsrc_core::backend::{AppendSignal, check_batch};
+use eventsrc_core::store::Direction;
+use eventsrc_core::store::{AppendResult, ReadAll, ReadStream, Snapshot};
+use eventsrc_core::{
+    EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, SnapshotStore, StreamId,
+    StreamVersion, Tenant, Timestamp,
 };
 use futures_util::TryStreamExt;
 use tokio::sync::{OnceCell, watch};
@@ -93,7 +96,7 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Socket};
 
-pub use eventsrc::runner::BatchError;
+pub use eventsrc_core::runner::BatchError;
 pub use options::{ConnectError, PgOptions};
 pub use projection::PgProjection;
 pub use runner::{NotBuilt, PgReadModel};

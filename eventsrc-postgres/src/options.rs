@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use eventsrc::StoreError;
+use eventsrc_core::StoreError;
 
 /// How to connect: the schema, the pool, and how readers wait.
 #[derive(Debug, Clone)]

@@ -1,8 +1,10 @@
 //! Parked events ([`ParkedStore`]): what a reactor gave up on, kept whole in the `parked` table
 //! so that it can be listed and replayed without going back to the log.
 
-use eventsrc::store::{ParkedEvent, ParkedStore, StoreError, encode_one_metadata};
-use eventsrc::{EventId, Tenant, Timestamp};
+use eventsrc_core::backend::{ParkedEvent, ParkedStore, encode_one_metadata};
+
+use eventsrc_core::StoreError;
+use eventsrc_core::{EventId, Tenant, Timestamp};
 
 use crate::rows::{Micros, RecordReader, corrupt};
 use crate::{PgEventStore, backend};

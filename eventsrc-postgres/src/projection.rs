@@ -1,5 +1,5 @@
 //! Read models kept in PostgreSQL tables: [`PgProjection`], the SQL counterpart of
-//! [`eventsrc::projection::Projection`]. A [`PgReadModel`](crate::PgReadModel) runs one from the
+//! [`eventsrc::Projection`]. A [`PgReadModel`](crate::PgReadModel) runs one from the
 //! log with its checkpoint in the same transaction; [`PgEventStore::with_inline`] applies one
 //! inside every append.
 //!
@@ -8,9 +8,11 @@
 use std::future::Future;
 
 use deadpool_postgres::Transaction;
-use eventsrc::projection::UnknownEvents;
-use eventsrc::runner::{BatchError, RunError, decode};
-use eventsrc::{Event, RecordedEvent};
+use eventsrc_core::RunError;
+use eventsrc_core::backend::decode;
+use eventsrc_core::runner::BatchError;
+use eventsrc_core::runner::UnknownEvents;
+use eventsrc_core::{Event, RecordedEvent};
 
 /// Folds events into tables of the store's database, inside the transaction that also moves
 /// its checkpoint: each batch's rows and checkpoint commit together or not at all, so every
@@ -75,7 +77,7 @@ use eventsrc::{Event, RecordedEvent};
 /// ```
 pub trait PgProjection: Send + 'static {
     /// The name its checkpoint (and its lease, under
-    /// [`Runner::run_as_leader`](eventsrc::runner::Runner::run_as_leader)) is kept under,
+    /// [`Runner::run_as_leader`](eventsrc::Runner::run_as_leader)) is kept under,
     /// unless [`PgReadModel::named`](crate::PgReadModel::named) says otherwise.
     const NAME: &'static str;
     /// What to do with events `Event` does not know.
@@ -180,7 +182,7 @@ pub(crate) async fn setup<P: PgProjection>(
     projection.setup(&tx).await.map_err(|error| {
         RunError::store(
             consumer,
-            eventsrc::StoreError::backend(SetupError(Box::new(error))),
+            eventsrc_core::StoreError::backend(SetupError(Box::new(error))),
         )
     })?;
     tx.commit().await.map_err(failed)

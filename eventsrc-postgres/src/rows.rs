@@ -9,10 +9,13 @@
 
 use std::sync::Arc;
 
-use eventsrc::store::{Direction, ReadAll, ReadStream, StoreError};
-use eventsrc::{
-    EventId, GlobalPosition, Metadata, RecordedEvent, StoredEvent, StreamId, StreamVersion, Tenant,
-    Timestamp, Uuid,
+use eventsrc_core::store::{Direction, ReadAll, ReadStream};
+
+use eventsrc_core::StoreError;
+use eventsrc_core::backend::StoredEvent;
+use eventsrc_core::{
+    EventId, GlobalPosition, Metadata, RecordedEvent, StreamId, StreamVersion, Tenant, Timestamp,
+    Uuid,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, Type};

@@ -1,8 +1,12 @@
 //! [`PgReadModel`]: a [`PgProjection`] as a [`Consumer`] of a
-//! [`Runner`](eventsrc::runner::Runner), its tables and checkpoint moved in one transaction.
+//! [`Runner`](eventsrc::Runner), its tables and checkpoint moved in one transaction.
 
-use eventsrc::runner::{Consumer, RunError, stored_types};
-use eventsrc::{GlobalPosition, RecordedEvent};
+use eventsrc_core::runner::Consumer;
+
+use eventsrc_core::RunError;
+
+use eventsrc_core::backend::stored_types;
+use eventsrc_core::{GlobalPosition, RecordedEvent};
 
 use crate::projection::{PgProjection, apply_all, setup};
 use crate::{PgEventStore, backend, checkpoint};
@@ -14,13 +18,13 @@ use crate::{PgEventStore, backend, checkpoint};
 /// [`RunError::Fenced`] and applies nothing, and two nodes handling the same batch at once
 /// take the lock in turn, so the second sees the first's checkpoint and is fenced.
 ///
-/// Run it with [`Runner::run_as_leader`](eventsrc::runner::Runner::run_as_leader) on every
-/// node, with the store as the [`Leases`](eventsrc::Leases): one node runs it, the others
+/// Run it with [`Runner::run_as_leader`](eventsrc::Runner::run_as_leader) on every
+/// node, with the store as the [`Leases`](eventsrc::backend::Leases): one node runs it, the others
 /// take over when it dies. Query the tables through [`PgEventStore::client`].
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use eventsrc::runner::{Runner, wait_for_checkpoint};
+/// use eventsrc::{Runner, wait_for_checkpoint};
 /// use eventsrc::{EventStore, ExpectedVersion, NewEvent, StreamId};
 /// use eventsrc_postgres::{PgEventStore, PgProjection, PgReadModel};
 /// # use eventsrc::{Event, RecordedEvent};
@@ -208,7 +212,7 @@ impl PgEventStore {
     /// position. If anything fails, nothing changes.
     ///
     /// Build the new version first under its own name into its own tables, with
-    /// [`PgReadModel::named`] and [`Runner::catch_up`](eventsrc::runner::Runner::catch_up)
+    /// [`PgReadModel::named`] and [`Runner::catch_up`](eventsrc::Runner::catch_up)
     /// (whose progress shows how far it is), while the live one keeps serving. The switch
     /// bumps the live name's generation: a runner of the old projection left running stops
     /// with [`RunError::Switched`] at its next batch instead of writing into the new tables;
@@ -231,7 +235,7 @@ impl PgEventStore {
         rebuilt: &str,
         live: &str,
         swap_sql: &str,
-    ) -> Result<GlobalPosition, eventsrc::StoreError> {
+    ) -> Result<GlobalPosition, eventsrc_core::StoreError> {
         let sql = &self.shared.sql.checkpoint;
         let tenant = self.tenant.as_str();
         let mut client = self.client().await?;
@@ -243,7 +247,7 @@ impl PgEventStore {
             .map_err(backend)?;
         let (position, _) = checkpoint::state(locked.as_ref()).map_err(backend)?;
         let Some(position) = position else {
-            return Err(eventsrc::StoreError::backend(NotBuilt {
+            return Err(eventsrc_core::StoreError::backend(NotBuilt {
                 rebuilt: rebuilt.to_owned(),
                 live: live.to_owned(),
             }));

@@ -11,8 +11,10 @@
 //! the stored rows, with the same rules as the other backends.
 
 use deadpool_postgres::GenericClient;
-use eventsrc::store::{AppendResult, StoreError, encode_metadata, encode_one_metadata};
-use eventsrc::{
+use eventsrc_core::StoreError;
+use eventsrc_core::backend::{encode_metadata, encode_one_metadata};
+use eventsrc_core::store::AppendResult;
+use eventsrc_core::{
     EventId, ExpectedVersion, GlobalPosition, Metadata, NewEvent, StreamId, StreamVersion, Tenant,
     Timestamp, Uuid,
 };

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use eventsrc::{EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent, ReadAll, StreamId};
+use eventsrc::{EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent, StreamId};
+
+use eventsrc::store::ReadAll;
 use eventsrc_postgres::PgEventStore;
 use support::TestSchema;
 

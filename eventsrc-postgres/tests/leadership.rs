@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use eventsrc::runner::{RunError, Runner};
-use eventsrc::{EventStore, Leases, StreamId, Tenant};
+use eventsrc::backend::Leases;
+use eventsrc::{EventStore, StreamId, Tenant};
+use eventsrc::{RunError, Runner};
 use eventsrc_postgres::{PgEventStore, PgReadModel};
 use support::read_model::{Applied, note};
 use support::{TestSchema, until};
@@ -115,7 +116,7 @@ async fn a_lease_is_lost_when_its_session_is_terminated() {
 struct Node {
     store: PgEventStore,
     task: tokio::task::JoinHandle<Result<PgReadModel<Applied>, RunError>>,
-    progress: eventsrc::runner::ProgressWatch,
+    progress: eventsrc::ProgressWatch,
 }
 
 impl Node {
@@ -251,7 +252,7 @@ async fn a_leader_whose_session_is_cut_keeps_running_yet_applies_nothing_twice()
     }
 
     let last = writing.await.unwrap();
-    eventsrc::runner::wait_for_checkpoint(
+    eventsrc::wait_for_checkpoint(
         &writer,
         "applied",
         last,

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use eventsrc::{
     Decision, Event, EventStore, ExpectedVersion, GlobalPosition, LoadError, Metadata, NewEvent,
-    ReadAll, ReadStream, Repository, StoreError, StreamId, StreamVersion, aggregate, command,
+    Repository, StoreError, StreamId, StreamVersion, aggregate, command,
 };
+
+use eventsrc::store::{ReadAll, ReadStream};
 use eventsrc_postgres::{ConnectError, Lag, PgEventStore, SCHEMA_VERSION};
 use serde::{Deserialize, Serialize};
 use support::TestSchema;

@@ -9,15 +9,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use eventsrc::projection::Reactor;
-use eventsrc::runner::{
-    Consumer, Perform, Reactions, Retry, RunError, Runner, wait_for_checkpoint,
-};
+use eventsrc::Reactor;
+use eventsrc::backend::{ParkedEvent, ParkedStore};
+use eventsrc::runner::{Consumer, Perform, Retry};
+use eventsrc::store::ReadAll;
 use eventsrc::{
     CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, Metadata, NewEvent,
-    ParkedEvent, ParkedStore, ReadAll, RecordedEvent, StoreError, StreamId, StreamVersion, Tenant,
-    Timestamp,
+    RecordedEvent, StoreError, StreamId, StreamVersion, Tenant, Timestamp,
 };
+use eventsrc::{Reactions, RunError, Runner, wait_for_checkpoint};
 use eventsrc_postgres::{PgEventStore, PgReadModel, SCHEMA_VERSION};
 use support::TestSchema;
 use support::read_model::{Applied, Noted, note};

@@ -13,9 +13,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use eventsrc::runner::Runner;
+use eventsrc::Runner;
+use eventsrc::store::ReadAll;
 use eventsrc::{
-    Decision, Event, EventStore, ExpectedVersion, GlobalPosition, NewEvent, ReadAll, RecordedEvent,
+    Decision, Event, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent,
     Repository, StreamId, StreamVersion, aggregate, command,
 };
 use eventsrc_sqlite::rusqlite::Transaction;
@@ -390,7 +391,7 @@ async fn load_row(rows: &mut Vec<Row>) {
         let started = Instant::now();
         for _ in 0..rounds {
             store
-                .visit_stream(&stream(7), eventsrc::ReadStream::forward(), |_| {
+                .visit_stream(&stream(7), eventsrc::store::ReadStream::forward(), |_| {
                     Ok::<(), eventsrc::StoreError>(())
                 })
                 .await

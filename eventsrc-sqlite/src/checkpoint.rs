@@ -1,7 +1,7 @@
 //! Checkpoint rows: one statement each, shared by the `CheckpointStore`, SQL read models,
 //! inline projections and read model switches, so that all of them read and write one table.
 
-use eventsrc::{GlobalPosition, Tenant};
+use eventsrc_core::{GlobalPosition, Tenant};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// A checkpoint row.

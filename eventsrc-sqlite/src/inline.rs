@@ -9,11 +9,15 @@
 
 use std::sync::Arc;
 
-use eventsrc::runner::{Progress, RunError, decode, stored_types};
-use eventsrc::store::ReadAll;
-use eventsrc::{
-    EventFilter, GlobalPosition, NewEvent, RecordedEvent, StoreError, StreamId, StreamVersion,
-    Tenant, Timestamp,
+use eventsrc_core::runner::Progress;
+
+use eventsrc_core::RunError;
+
+use eventsrc_core::backend::{decode, stored_types};
+use eventsrc_core::store::EventFilter;
+use eventsrc_core::store::ReadAll;
+use eventsrc_core::{
+    GlobalPosition, NewEvent, RecordedEvent, StoreError, StreamId, StreamVersion, Tenant, Timestamp,
 };
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;

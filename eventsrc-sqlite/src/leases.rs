@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use eventsrc::store::{Lease, Leases, LocalLeases, StoreError};
+use eventsrc_core::backend::{Lease, Leases, LocalLeases};
+
+use eventsrc_core::StoreError;
 
 use crate::SqliteEventStore;
 
@@ -38,7 +40,8 @@ pub fn of_file(path: &Path) -> LocalLeases {
 /// process.
 ///
 /// ```
-/// use eventsrc::{EventStore, Leases};
+/// use eventsrc::EventStore;
+/// use eventsrc::backend::Leases;
 /// use eventsrc_sqlite::SqliteEventStore;
 ///
 /// # tokio::runtime::Runtime::new()?.block_on(async {

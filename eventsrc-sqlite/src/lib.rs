@@ -13,7 +13,8 @@
 //!   refused with [`OpenError::NewerSchema`] instead of being misread.
 //!
 //! ```
-//! use eventsrc::{EventStore, ExpectedVersion, NewEvent, ReadStream, StreamId};
+//! use eventsrc::{EventStore, ExpectedVersion, NewEvent, StreamId};
+//! use eventsrc::store::ReadStream;
 //! use eventsrc_sqlite::SqliteEventStore;
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -35,15 +36,15 @@
 //!
 //! | what | how | consistency |
 //! |---|---|---|
-//! | [`SqliteReadModel`] | a [`SqliteProjection`] driven by [`eventsrc::runner::Runner`]: one writer transaction per batch checks the checkpoint, applies the batch, moves the checkpoint | exactly once; eventually consistent, read-your-writes with [`ProgressWatch::wait_for`](eventsrc::runner::ProgressWatch::wait_for) |
+//! | [`SqliteReadModel`] | a [`SqliteProjection`] driven by [`eventsrc::Runner`]: one writer transaction per batch checks the checkpoint, applies the batch, moves the checkpoint | exactly once; eventually consistent, read-your-writes with [`ProgressWatch::wait_for`](eventsrc::ProgressWatch::wait_for) |
 //! | [`add_inline`](SqliteEventStore::add_inline) | a [`SqliteProjection`] applied inside every append's own transaction | exactly once; consistent with the append; a failing projection fails the append |
 //! | [`read_with`](SqliteEventStore::read_with) | a query on a pooled read-only connection, one snapshot | — |
 //! | [`write_with`](SqliteEventStore::write_with), [`switch_read_model`](SqliteEventStore::switch_read_model) | a transaction on the writer thread; a rebuilt read model switched in (seed 003's `users_new`) | — |
 //!
 //! Live readers wake on the store's [`append_signal`](EventStore::append_signal), moved by the
 //! writer thread after every commit that stored events. Reactors park events in the `parked`
-//! table ([`ParkedStore`](eventsrc::ParkedStore)), and runners take leadership through
-//! [`Leases`](eventsrc::Leases) held in memory: **an embedded file is one application
+//! table ([`ParkedStore`](eventsrc::backend::ParkedStore)), and runners take leadership through
+//! [`Leases`](eventsrc::backend::Leases) held in memory: **an embedded file is one application
 //! process**. Several processes may open one file safely (SQLite locks it), but leases do not
 //! reach across them and the append signal does not wake their readers (they poll);
 //! checkpoints still fence their read models, each batch checking its checkpoint under
@@ -67,18 +68,21 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use eventsrc::store::{
-    AppendResult, AppendSignal, ReadAll, ReadStream, Snapshot, StoreError, check_batch,
-};
-use eventsrc::{
-    CheckpointStore, Clock, EventStore, ExpectedVersion, GlobalPosition, LocalLeases, NewEvent,
-    RecordedEvent, SnapshotStore, StoredEvent, StreamId, StreamVersion, SystemClock, Tenant,
-    Timestamp,
+use eventsrc_core::store::{AppendResult, ReadAll, ReadStream, Snapshot};
+
+use eventsrc_core::backend::{AppendSignal, check_batch};
+
+use eventsrc_core::StoreError;
+use eventsrc_core::backend::{LocalLeases, StoredEvent};
+use eventsrc_core::time::{Clock, SystemClock};
+use eventsrc_core::{
+    CheckpointStore, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent,
+    SnapshotStore, StreamId, StreamVersion, Tenant, Timestamp,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{oneshot, watch};
 
-pub use eventsrc::runner::BatchError;
+pub use eventsrc_core::runner::BatchError;
 pub use projection::{
     BoxError, InlineProjectionError, ReadModelError, SqliteProjection, SqliteReadModel,
 };
@@ -230,7 +234,7 @@ impl SqliteEventStore {
     /// cleaning up after themselves.
     pub async fn open_temporary() -> Result<Self, OpenError> {
         let dir =
-            std::env::temp_dir().join(format!("eventsrc-sqlite-{}", eventsrc::EventId::new()));
+            std::env::temp_dir().join(format!("eventsrc-sqlite-{}", eventsrc_core::EventId::new()));
         std::fs::create_dir_all(&dir)?;
         Self::open_at(dir.join("events.db"), SqliteOptions::default(), Some(dir)).await
     }

@@ -1,7 +1,9 @@
 //! Events reactors parked, kept whole in the `parked` table so they can be replayed.
 
-use eventsrc::store::{ParkedEvent, ParkedStore, StoreError, encode_one_metadata};
-use eventsrc::{EventId, Timestamp};
+use eventsrc_core::backend::{ParkedEvent, ParkedStore, encode_one_metadata};
+
+use eventsrc_core::StoreError;
+use eventsrc_core::{EventId, Timestamp};
 use rusqlite::params;
 
 use crate::rows::{COLUMNS, RecordReader};
@@ -10,8 +12,9 @@ use crate::{SqliteEventStore, backend};
 /// Parked events per tenant, durable in the file, listed in global order.
 ///
 /// ```
-/// use eventsrc::store::{ParkedEvent, ParkedStore};
-/// use eventsrc::{EventStore, ExpectedVersion, NewEvent, ReadAll, GlobalPosition, StreamId, Timestamp};
+/// use eventsrc::backend::{ParkedEvent, ParkedStore};
+/// use eventsrc::{EventStore, ExpectedVersion, NewEvent, GlobalPosition, StreamId, Timestamp};
+/// use eventsrc::store::ReadAll;
 /// use eventsrc_sqlite::SqliteEventStore;
 ///
 /// # tokio::runtime::Runtime::new()?.block_on(async {

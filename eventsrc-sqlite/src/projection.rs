@@ -3,9 +3,11 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use eventsrc::projection::UnknownEvents;
-use eventsrc::runner::{BatchError, Consumer, RunError, decode, stored_types};
-use eventsrc::{Event, GlobalPosition, RecordedEvent, StoreError, StreamId, Tenant};
+use eventsrc_core::RunError;
+use eventsrc_core::backend::{decode, stored_types};
+use eventsrc_core::runner::UnknownEvents;
+use eventsrc_core::runner::{BatchError, Consumer};
+use eventsrc_core::{Event, GlobalPosition, RecordedEvent, StoreError, StreamId, Tenant};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::{SqliteEventStore, backend, checkpoint};
@@ -115,7 +117,7 @@ pub trait SqliteProjection: Send + 'static {
     }
 }
 
-/// A [`SqliteProjection`] as a [`Consumer`] for [`eventsrc::runner::Runner`]: each batch is
+/// A [`SqliteProjection`] as a [`Consumer`] for [`eventsrc::Runner`]: each batch is
 /// one transaction on the store's writer thread that checks the checkpoint, applies every
 /// event and moves the checkpoint, so the read model is updated exactly once even across
 /// crashes and restarts.
@@ -143,7 +145,7 @@ pub trait SqliteProjection: Send + 'static {
 /// #         tx.execute("INSERT OR REPLACE INTO users VALUES (?1, ?2)", params![r.stream.id(), e.email]).map(drop)
 /// #     }
 /// # }
-/// use eventsrc::runner::Runner;
+/// use eventsrc::Runner;
 /// use eventsrc::{EventStore, ExpectedVersion, Metadata, NewEvent, StreamId};
 /// use eventsrc_sqlite::{SqliteEventStore, SqliteReadModel};
 /// use std::time::Duration;

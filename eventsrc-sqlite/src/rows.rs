@@ -2,10 +2,13 @@
 
 use std::sync::Arc;
 
-use eventsrc::store::{Direction, ReadAll, ReadStream, StoreError};
-use eventsrc::{
-    EventId, GlobalPosition, Metadata, RecordedEvent, StoredEvent, StreamId, StreamVersion, Tenant,
-    Timestamp, Uuid,
+use eventsrc_core::store::{Direction, ReadAll, ReadStream};
+
+use eventsrc_core::StoreError;
+use eventsrc_core::backend::StoredEvent;
+use eventsrc_core::{
+    EventId, GlobalPosition, Metadata, RecordedEvent, StreamId, StreamVersion, Tenant, Timestamp,
+    Uuid,
 };
 use rusqlite::{Connection, Row, params_from_iter, types::Value};
 

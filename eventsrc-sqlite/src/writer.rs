@@ -10,10 +10,14 @@
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 
-use eventsrc::store::{AppendResult, StoreError, encode_metadata};
-use eventsrc::{
-    Clock, ExpectedVersion, GlobalPosition, Metadata, NewEvent, StreamId, StreamVersion, Tenant,
-    Timestamp,
+use eventsrc_core::store::AppendResult;
+
+use eventsrc_core::StoreError;
+
+use eventsrc_core::backend::encode_metadata;
+use eventsrc_core::time::Clock;
+use eventsrc_core::{
+    ExpectedVersion, GlobalPosition, Metadata, NewEvent, StreamId, StreamVersion, Tenant, Timestamp,
 };
 use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,

@@ -10,14 +10,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use eventsrc::runner::{Consumer, Progress, RunError, Runner};
-use eventsrc::store::{AppendResult, AppendSignal, ReadAll, ReadStream};
-use eventsrc::subscription::{Start, Subscription};
+use eventsrc::runner::{Consumer, Progress};
+
+use eventsrc::Subscription;
+use eventsrc::backend::AppendSignal;
+use eventsrc::backend::{Leases, ParkedEvent, ParkedStore};
+use eventsrc::store::{AppendResult, ReadAll, ReadStream};
+use eventsrc::subscription::Start;
 use eventsrc::{
-    CheckpointStore, Event, EventStore, ExpectedVersion, GlobalPosition, Leases, Metadata,
-    NewEvent, ParkedEvent, ParkedStore, RecordedEvent, StoreError, StreamId, StreamVersion, Tenant,
-    Timestamp,
+    CheckpointStore, Event, EventStore, ExpectedVersion, GlobalPosition, Metadata, NewEvent,
+    RecordedEvent, StoreError, StreamId, StreamVersion, Tenant, Timestamp,
 };
+use eventsrc::{RunError, Runner};
 use eventsrc_sqlite::rusqlite::{self, Transaction, params};
 use eventsrc_sqlite::{
     InlineProjectionError, ReadModelError, SqliteEventStore, SqliteProjection, SqliteReadModel,

@@ -5,9 +5,11 @@
 use std::path::PathBuf;
 
 use eventsrc::{
-    Decision, Event, EventStore, ExpectedVersion, LoadError, Metadata, NewEvent, ReadAll,
-    ReadStream, Repository, StoreError, StreamId, StreamVersion, aggregate, command,
+    Decision, Event, EventStore, ExpectedVersion, LoadError, Metadata, NewEvent, Repository,
+    StoreError, StreamId, StreamVersion, aggregate, command,
 };
+
+use eventsrc::store::{ReadAll, ReadStream};
 use eventsrc_sqlite::{Durability, OpenError, SqliteEventStore, SqliteOptions};
 use serde::{Deserialize, Serialize};
 

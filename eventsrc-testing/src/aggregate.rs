@@ -3,7 +3,9 @@
 use std::fmt::Debug;
 use std::time::Duration;
 
-use eventsrc::{Aggregate, Command, Event, Handle, Metadata, Timestamp, Uuid, ValidationError};
+use eventsrc_core::{
+    Aggregate, Command, Event, Handle, Metadata, Timestamp, Uuid, ValidationError,
+};
 
 use crate::{diff, events};
 
@@ -162,7 +164,7 @@ where
         self
     }
 
-    /// Pins [`eventsrc::now`] for the next decisions.
+    /// Pins [`eventsrc::time::now`] for the next decisions.
     pub fn given_time(mut self, time: Timestamp) -> Self {
         self.now = time;
         self
@@ -192,7 +194,7 @@ where
                 outcome,
             };
         }
-        let decided = eventsrc::at_time(self.now, || self.state.handle(&command));
+        let decided = eventsrc_core::time::at_time(self.now, || self.state.handle(&command));
         let outcome = match decided {
             Ok(events) => {
                 self.fold_produced(name, &events);
@@ -240,7 +242,7 @@ where
     /// The state after a command must come back from its snapshot as it was: a load from a
     /// snapshot decides exactly as a load from the events.
     #[track_caller]
-    fn check_snapshot(&self, command: &str, format: &eventsrc::SnapshotFormat<A>) {
+    fn check_snapshot(&self, command: &str, format: &eventsrc_core::store::SnapshotFormat<A>) {
         let json = match (format.encode)(&self.state) {
             Ok(json) => json,
             Err(error) => {

@@ -35,7 +35,7 @@ pub fn lines(expected: &str, actual: &str) -> String {
 }
 
 /// Events as a numbered list of `name vN {pretty debug}`, for diffing.
-pub fn events<E: eventsrc::Event + std::fmt::Debug>(events: &[E]) -> String {
+pub fn events<E: eventsrc_core::Event + std::fmt::Debug>(events: &[E]) -> String {
     if events.is_empty() {
         return "(no events)\n".to_owned();
     }

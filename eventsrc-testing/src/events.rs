@@ -3,7 +3,7 @@
 
 use std::fmt::Debug;
 
-use eventsrc::{Event, registry};
+use eventsrc_core::{Event, registry};
 
 /// Asserts that `event` survives encode → decode unchanged, and, when its name is registered,
 /// that the [`registry`] decodes its payload too.

@@ -8,10 +8,13 @@
 use std::mem;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use eventsrc::store::{AppendResult, ReadAll, ReadStream, StoreError};
-use eventsrc::{
-    EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StoredEvent, StreamId,
-    StreamVersion, Tenant,
+use eventsrc_core::store::{AppendResult, ReadAll, ReadStream};
+
+use eventsrc_core::StoreError;
+use eventsrc_core::backend::StoredEvent;
+use eventsrc_core::{
+    EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StreamId, StreamVersion,
+    Tenant,
 };
 
 /// An [`EventStore`] that lets a simulated concurrent writer slip events in before the next

@@ -8,8 +8,12 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 
-use eventsrc::projection::{Projection, Reactor, UnknownEvents, decode_for};
-use eventsrc::{
+use eventsrc_core::{Projection, Reactor};
+
+use eventsrc_core::runner::UnknownEvents;
+
+use eventsrc_core::backend::decode_for;
+use eventsrc_core::{
     Event, EventId, GlobalPosition, Metadata, RecordedEvent, StreamId, StreamVersion, Tenant,
     Timestamp,
 };
@@ -82,7 +86,7 @@ fn decode<E: Event>(record: &RecordedEvent, policy: UnknownEvents) -> Option<E> 
 /// A given/when/then spec for a [`Projection`].
 ///
 /// ```
-/// use eventsrc::projection::Projection;
+/// use eventsrc::Projection;
 /// use eventsrc::{Event, RecordedEvent};
 /// use eventsrc_testing::ProjectionFixture;
 /// use serde::{Deserialize, Serialize};
@@ -267,7 +271,7 @@ where
 /// A given/when/then spec for a [`Reactor`]: given an event, the effects it decided.
 ///
 /// ```
-/// use eventsrc::projection::Reactor;
+/// use eventsrc::Reactor;
 /// use eventsrc::{Event, RecordedEvent};
 /// use eventsrc_testing::ReactorFixture;
 /// use serde::{Deserialize, Serialize};

@@ -3,10 +3,12 @@
 
 use std::fmt::Debug;
 
-use eventsrc::runner::{Consumer, Progress, Runner};
-use eventsrc::{
-    Event, EventStore, ExpectedVersion, GlobalPosition, MemoryStore, Metadata, NewEvent,
-    ParkedEvent, ParkedStore, StreamId,
+use eventsrc_core::runner::{Consumer, Progress};
+
+use eventsrc_core::Runner;
+use eventsrc_core::backend::{ParkedEvent, ParkedStore};
+use eventsrc_core::{
+    Event, EventStore, ExpectedVersion, GlobalPosition, MemoryStore, Metadata, NewEvent, StreamId,
 };
 
 /// Specs for any [`Consumer`] run by the real [`Runner`] over a log in memory: the path
@@ -19,8 +21,9 @@ use eventsrc::{
 /// reactor's retries and parked events, a restart that must not apply anything twice.
 ///
 /// ```
-/// use eventsrc::projection::Reactor;
-/// use eventsrc::runner::{Perform, Reactions, Retry};
+/// use eventsrc::Reactor;
+/// use eventsrc::runner::{Perform, Retry};
+/// use eventsrc::Reactions;
 /// use eventsrc::{Event, RecordedEvent};
 /// use eventsrc_testing::RunnerFixture;
 /// # use serde::{Deserialize, Serialize};

@@ -89,7 +89,7 @@ impl Cart {
         }
         Ok(vec![
             CheckedOut {
-                at: eventsrc::now(),
+                at: eventsrc::time::now(),
             }
             .into(),
         ])

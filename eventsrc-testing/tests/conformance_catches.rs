@@ -8,11 +8,15 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use eventsrc::store::{AppendResult, Direction, EventFilter, ReadAll, ReadStream, Snapshot};
+
+use eventsrc::backend::{
+    AppendSignal, Lease, Leases, LocalLeases, ParkedEvent, ParkedStore, StoredEvent,
+};
+
 use eventsrc::{
-    AppendResult, AppendSignal, CheckpointStore, Direction, EventFilter, EventStore,
-    ExpectedVersion, GlobalPosition, Lease, Leases, LocalLeases, MemoryStore, NewEvent,
-    ParkedEvent, ParkedStore, ReadAll, ReadStream, RecordedEvent, Snapshot, SnapshotStore,
-    StoreError, StoredEvent, StreamId, StreamVersion, Tenant, Timestamp,
+    CheckpointStore, EventStore, ExpectedVersion, GlobalPosition, MemoryStore, NewEvent,
+    RecordedEvent, SnapshotStore, StoreError, StreamId, StreamVersion, Tenant, Timestamp,
 };
 use eventsrc_testing::conformance as suite;
 

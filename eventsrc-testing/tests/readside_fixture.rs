@@ -1,7 +1,9 @@
 //! The projection and reactor fixtures: events reach consumers through their stored form,
 //! replays expose non-idempotent projections, and mismatches fail with readable messages.
 
-use eventsrc::projection::{Projection, Reactor, UnknownEvents};
+use eventsrc::{Projection, Reactor};
+
+use eventsrc::runner::UnknownEvents;
 use eventsrc::{Event, RecordedEvent};
 use eventsrc_testing::{ProjectionFixture, ReactorFixture};
 use serde::{Deserialize, Serialize};

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use eventsrc::projection::Projection;
-use eventsrc::runner::{Checkpointed, InMemory};
+use eventsrc::Projection;
+use eventsrc::{Checkpointed, InMemory};
 use eventsrc::{Event, EventId, RecordedEvent};
 use eventsrc_testing::RunnerFixture;
 use serde::{Deserialize, Serialize};

@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use eventsrc::projection::Projection;
-use eventsrc::runner::{InMemory, Runner};
+use eventsrc::Projection;
 use eventsrc::{
     Event, EventStore, ExpectedVersion, MemoryStore, Metadata, NewEvent, RecordedEvent, StreamId,
 };
+use eventsrc::{InMemory, Runner};
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]

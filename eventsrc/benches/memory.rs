@@ -27,9 +27,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use eventsrc::store::ReadStream;
 use eventsrc::{
     Aggregate, DecodeError, EncodeError, Event, EventStore, ExpectedVersion, MemoryStore, Metadata,
-    NewEvent, ReadStream, Repository, StreamId, StreamVersion,
+    NewEvent, Repository, StreamId, StreamVersion,
 };
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
@@ -434,8 +435,8 @@ struct SnapshottedCart(Cart);
 
 impl Aggregate for SnapshottedCart {
     const TYPE: &'static str = "cart";
-    const SNAPSHOT: Option<eventsrc::SnapshotFormat<Self>> =
-        Some(eventsrc::SnapshotFormat::json(1).every(100));
+    const SNAPSHOT: Option<eventsrc::store::SnapshotFormat<Self>> =
+        Some(eventsrc::store::SnapshotFormat::json(1).every(100));
     type Id = usize;
     type Event = CartEvent;
     type Error = AlreadyCheckedOut;

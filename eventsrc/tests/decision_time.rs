@@ -1,11 +1,13 @@
-//! Handlers read the time through `eventsrc::now()`, which the repository pins to its clock.
+//! Handlers read the time through `eventsrc::time::now()`, which the repository pins to its clock.
 
 use std::time::Duration;
 
 use eventsrc::{
-    Decision, Event, ManualClock, MemoryStore, Metadata, Repository, SnapshotStore, Timestamp,
-    aggregate, command,
+    Decision, Event, MemoryStore, Metadata, Repository, SnapshotStore, Timestamp, aggregate,
+    command,
 };
+
+use eventsrc::time::ManualClock;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -35,7 +37,7 @@ impl Ticket {
     fn stamp(&self, _: &Stamp) -> Decision<Self> {
         Ok(vec![
             Stamped {
-                at: eventsrc::now(),
+                at: eventsrc::time::now(),
             }
             .into(),
         ])
@@ -78,6 +80,6 @@ async fn handlers_see_the_repository_clock_and_snapshots_carry_it() {
 #[test]
 fn outside_a_decision_now_is_the_system_time() {
     let pinned = Timestamp::from_micros(0);
-    assert_eq!(eventsrc::at_time(pinned, eventsrc::now), pinned);
-    assert!(eventsrc::now() > Timestamp::from_micros(1_600_000_000_000_000));
+    assert_eq!(eventsrc::time::at_time(pinned, eventsrc::time::now), pinned);
+    assert!(eventsrc::time::now() > Timestamp::from_micros(1_600_000_000_000_000));
 }

@@ -7,10 +7,11 @@ mod common;
 use std::time::Duration;
 
 use common::{raw_events, stream, versions};
+use eventsrc::store::{AppendResult, ReadAll, ReadStream, Snapshot};
+use eventsrc::time::ManualClock;
 use eventsrc::{
-    AppendResult, CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition,
-    ManualClock, MemoryStore, Metadata, NewEvent, ReadAll, ReadStream, Snapshot, SnapshotStore,
-    StoreError, StreamId, StreamVersion, Tenant, Timestamp,
+    CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, MemoryStore, Metadata,
+    NewEvent, SnapshotStore, StoreError, StreamId, StreamVersion, Tenant, Timestamp,
 };
 use uuid::Uuid;
 

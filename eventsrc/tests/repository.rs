@@ -11,10 +11,12 @@ use common::{
     Add, Added, ChangeStatus, ConflictingStore, Lead, LeadError, LeadEvent, OpenLead, Rename,
     SetFollowup, Status, Tally,
 };
+use eventsrc::store::{ReadAll, ReadStream, Snapshot};
+use eventsrc::time::ManualClock;
 use eventsrc::{
     Aggregate, DecodeError, EventStore, ExecuteError, ExpectedVersion, GlobalPosition, LoadError,
-    ManualClock, MemoryStore, Metadata, NewEvent, ReadAll, ReadStream, RecordDecodeError,
-    Repository, Snapshot, SnapshotStore, StreamVersion, Timestamp,
+    MemoryStore, Metadata, NewEvent, RecordDecodeError, Repository, SnapshotStore, StreamVersion,
+    Timestamp,
 };
 use uuid::Uuid;
 

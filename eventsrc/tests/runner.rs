@@ -8,15 +8,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eventsrc::projection::{Projection, Reactor, UnknownEvents};
-use eventsrc::runner::{
-    Checkpointed, Consumer, InMemory, Perform, Reactions, Retry, RunError, Runner,
-};
-use eventsrc::subscription::{Start, Subscription};
+use eventsrc::{Projection, Reactor};
+
+use eventsrc::Subscription;
+use eventsrc::backend::ParkedStore;
+use eventsrc::runner::UnknownEvents;
+use eventsrc::runner::{Consumer, Perform, Retry};
+use eventsrc::subscription::Start;
 use eventsrc::{
     CheckpointStore, Event, EventId, EventStore, ExpectedVersion, GlobalPosition, MemoryStore,
-    NewEvent, ParkedStore, RecordedEvent, StreamId,
+    NewEvent, RecordedEvent, StreamId,
 };
+use eventsrc::{Checkpointed, InMemory, Reactions, RunError, Runner};
 use serde::{Deserialize, Serialize};
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -579,19 +582,19 @@ impl EventStore for Restarting {
         stream: &StreamId,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
-    ) -> Result<eventsrc::AppendResult, eventsrc::StoreError> {
+    ) -> Result<eventsrc::store::AppendResult, eventsrc::StoreError> {
         self.inner.append(stream, expected, events).await
     }
     async fn read_stream(
         &self,
         stream: &StreamId,
-        read: eventsrc::ReadStream,
+        read: eventsrc::store::ReadStream,
     ) -> Result<Vec<RecordedEvent>, eventsrc::StoreError> {
         self.inner.read_stream(stream, read).await
     }
     async fn read_all(
         &self,
-        read: eventsrc::ReadAll,
+        read: eventsrc::store::ReadAll,
     ) -> Result<Vec<RecordedEvent>, eventsrc::StoreError> {
         self.fail()?;
         self.inner.read_all(read).await
@@ -607,11 +610,11 @@ impl EventStore for Restarting {
     }
 }
 
-impl eventsrc::Leases for Restarting {
+impl eventsrc::backend::Leases for Restarting {
     async fn try_acquire(
         &self,
         name: &str,
-    ) -> Result<Option<eventsrc::Lease>, eventsrc::StoreError> {
+    ) -> Result<Option<eventsrc::backend::Lease>, eventsrc::StoreError> {
         self.fail()?;
         self.inner.try_acquire(name).await
     }

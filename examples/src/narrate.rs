@@ -3,7 +3,9 @@
 use std::error::Error;
 use std::fmt::Debug;
 
-use eventsrc::repository::{AggregateEvent, Committed};
+use eventsrc::AggregateEvent;
+
+use eventsrc::Committed;
 use eventsrc::{
     Aggregate, AggregateCommand, EventStore, ExecuteError, Handle, Metadata, Repository,
     SnapshotStore,

@@ -7,6 +7,7 @@
 // A failed unwrap is a failed test, with the value in the message.
 #![allow(clippy::unwrap_used)]
 
+use eventsrc::Store;
 use eventsrc::store::ReadAll;
 use eventsrc::{
     Aggregate, Command, Event, EventStore, EventType, ExecuteError, GlobalPosition, MemoryStore,
@@ -16,7 +17,6 @@ use eventsrc_examples::cart::{
     AddItem, Cart, CartError, CartEvent, CartId, CheckedOut, Checkout, ItemAdded, ItemRemoved,
     MAX_QUANTITY, RemoveItem, Sales,
 };
-use eventsrc_examples::store::AnyStore;
 use eventsrc_testing::{AggregateFixture, assert_round_trip};
 
 const ID: CartId = CartId(1);
@@ -323,7 +323,7 @@ async fn the_slide_runs_through_the_repository() {
 
 #[tokio::test]
 async fn the_slide_runs_through_the_repository_on_sqlite() {
-    let store = AnyStore::open("sqlite::memory:").await.unwrap();
+    let store = Store::open("sqlite::memory:").await.unwrap();
     the_slide_through_a_repository_on(store).await;
 }
 

@@ -14,9 +14,11 @@ use std::path::Path;
 
 use eventsrc::{
     Aggregate, Command, DecodeError, Event, EventStore, EventType, ExecuteError, ExpectedVersion,
-    FieldError, MemoryStore, Metadata, NewEvent, ReadStream, RecordedEvent, Repository,
-    StreamVersion,
+    FieldError, MemoryStore, Metadata, NewEvent, RecordedEvent, Repository, StreamVersion,
 };
+
+use eventsrc::Store;
+use eventsrc::store::ReadStream;
 use eventsrc_examples::leads::story::{self, COMMAND_KEY, LILYANA, RUN_KEY, STEFAN};
 use eventsrc_examples::leads::{
     ChangeContactInformation, ChangeName, ChangeStatus, ContactInformationChanged, Date,
@@ -24,7 +26,6 @@ use eventsrc_examples::leads::{
     LeadWasInitialized, NameChanged, SetFollowup, StatusChanged,
 };
 use eventsrc_examples::race::RacingStore;
-use eventsrc_examples::store::AnyStore;
 use eventsrc_sqlite::{SqliteEventStore, SqliteOptions};
 use eventsrc_testing::{AggregateFixture, assert_round_trip, assert_upcasts};
 
@@ -949,7 +950,7 @@ async fn the_demo_tells_the_same_story_on_every_backend() {
     story::tell(&memory, &clock, &mut on_memory).await.unwrap();
 
     let clock = story::clock();
-    let sqlite = AnyStore::open_with_clock("sqlite::memory:", clock.clone())
+    let sqlite = Store::open_with_clock("sqlite::memory:", clock.clone())
         .await
         .unwrap();
     let mut on_sqlite = Vec::new();
@@ -999,7 +1000,7 @@ fn fresh_schema(server: &str) -> (String, String) {
 /// One run of the demo as the binary does it, on the store `url` names: open, tell, close.
 async fn demo_run_on(url: &str) -> (story::Told, String, Vec<RecordedEvent>, Vec<RecordedEvent>) {
     let clock = story::clock();
-    let store = AnyStore::open_with_clock(url, clock.clone()).await.unwrap();
+    let store = Store::open_with_clock(url, clock.clone()).await.unwrap();
     let mut out = Vec::new();
     let told = story::tell(&store, &clock, &mut out).await.unwrap();
     let mut records = Vec::new();
@@ -1023,7 +1024,7 @@ async fn the_demo_continues_its_history_on_postgres() {
         return;
     };
     let (url, schema) = fresh_schema(&server);
-    let store = AnyStore::open(&url).await.unwrap();
+    let store = Store::open(&url).await.unwrap();
     assert_eq!(store.backend(), "postgres");
     assert_eq!(store.to_string(), format!("a PostgreSQL schema, {schema}"));
 
@@ -1066,7 +1067,7 @@ async fn the_demo_continues_its_history_on_postgres() {
     assert_eq!(added[2].0, "FollowupSet");
     assert!(output.contains("load_at(v9): before run 2"), "{output}");
 
-    let AnyStore::Postgres(postgres) = store else {
+    let Store::Postgres(postgres) = store else {
         panic!("{store:?}");
     };
     postgres

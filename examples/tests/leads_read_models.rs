@@ -12,10 +12,12 @@
 
 use std::time::Duration;
 
-use eventsrc::runner::RunError;
+use eventsrc::RunError;
+use eventsrc::Store;
+use eventsrc::time::ManualClock;
 use eventsrc::{
-    Aggregate, CheckpointStore, EventStore, ExpectedVersion, GlobalPosition, ManualClock,
-    MemoryStore, Metadata, NewEvent, Repository, StreamId, StreamVersion, Timestamp,
+    Aggregate, CheckpointStore, EventStore, ExpectedVersion, GlobalPosition, MemoryStore, Metadata,
+    NewEvent, Repository, StreamId, StreamVersion, Timestamp,
 };
 use eventsrc_examples::leads::read_models::{
     Contact, ContactKind, LeadProjectionError, LeadReadModels, LeadSearch, Placement, REBUILD_NAME,
@@ -25,7 +27,6 @@ use eventsrc_examples::leads::story::{self, LILYANA, STEFAN};
 use eventsrc_examples::leads::{
     ChangeContactInformation, ChangeStatus, InitializeLead, Lead, LeadId, LeadStatus, SetFollowup,
 };
-use eventsrc_examples::store::AnyStore;
 use eventsrc_sqlite::{SqliteEventStore, SqliteOptions, SqliteProjection, SqliteReadModel};
 
 // --- the talk's leads, written through a repository ----------------------------------------------
@@ -487,13 +488,13 @@ async fn replaying_the_whole_log_into_the_same_tables_changes_nothing() {
 
     // At-least-once delivery at its worst: every event again, under other checkpoints.
     let replay_search = SqliteReadModel::new(LeadSearch::new(), store.clone()).named("replay_1");
-    let replayed = eventsrc::runner::Runner::new(store.clone(), replay_search)
+    let replayed = eventsrc::Runner::new(store.clone(), replay_search)
         .catch_up()
         .await
         .unwrap();
     assert_eq!(replayed.handled, 3);
     let replay_log = SqliteReadModel::new(StatusLog::new(), store.clone()).named("replay_2");
-    let replayed = eventsrc::runner::Runner::new(store.clone(), replay_log)
+    let replayed = eventsrc::Runner::new(store.clone(), replay_log)
         .catch_up()
         .await
         .unwrap();
@@ -711,16 +712,16 @@ async fn a_memory_log_works_with_the_tables_in_a_sqlite_database_beside_it() {
 
 #[tokio::test]
 async fn the_demo_store_decides_where_the_tables_live() {
-    let memory = AnyStore::open("memory:").await.unwrap();
+    let memory = Store::open("memory:").await.unwrap();
     let read_models = LeadReadModels::for_store(memory).await.unwrap();
     assert_eq!(read_models.placement(), Placement::Beside);
     assert_eq!(read_models.tables().path(), None);
 
-    let sqlite = AnyStore::open("sqlite::memory:").await.unwrap();
+    let sqlite = Store::open("sqlite::memory:").await.unwrap();
     let read_models = LeadReadModels::for_store(sqlite.clone()).await.unwrap();
     assert_eq!(read_models.placement(), Placement::LogDatabase);
     // The same database: what the log's handle appends, the tables' handle sees.
-    let AnyStore::Sqlite(log) = sqlite else {
+    let Store::Sqlite(log) = sqlite else {
         panic!("{sqlite:?}");
     };
     stefans_story(&Repository::new(log), &story::clock()).await;
@@ -741,7 +742,7 @@ async fn the_demo_continues_its_read_models_run_after_run() {
     let mut runs = Vec::new();
     for run in 1..=3 {
         let clock = story::clock();
-        let store = AnyStore::from(db.open(&clock).await);
+        let store = Store::from(db.open(&clock).await);
         let read_models = LeadReadModels::for_store(store).await.unwrap();
         let mut out = Vec::new();
         let projected = tell_with_read_models(&read_models, &clock, &mut out)
@@ -804,7 +805,7 @@ async fn the_demo_reads_the_same_on_memory_as_on_sqlite() {
     let mut outputs = Vec::new();
     for url in ["memory:", "sqlite::memory:"] {
         let clock = story::clock();
-        let store = AnyStore::open_with_clock(url, clock.clone()).await.unwrap();
+        let store = Store::open_with_clock(url, clock.clone()).await.unwrap();
         let read_models = LeadReadModels::for_store(store).await.unwrap();
         let mut out = Vec::new();
         let projected = tell_with_read_models(&read_models, &clock, &mut out)

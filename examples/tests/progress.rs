@@ -11,12 +11,16 @@
 
 use std::time::Duration;
 
-use eventsrc::projection::{Projection, decode_for};
+use eventsrc::Projection;
+
+use eventsrc::Store;
+use eventsrc::backend::decode_for;
 use eventsrc::store::ReadAll;
+use eventsrc::store::Snapshot;
 use eventsrc::{
     Aggregate, AggregateCommand, Command, Event, EventStore, EventType, ExecuteError,
-    GlobalPosition, Handle, MemoryStore, Metadata, Repository, Snapshot, SnapshotStore,
-    StreamVersion, Timestamp,
+    GlobalPosition, Handle, MemoryStore, Metadata, Repository, SnapshotStore, StreamVersion,
+    Timestamp,
 };
 use eventsrc_examples::progress::reports::{
     HighestLesson, HighestLessons, LastQuizzes, MonthGrowth, MonthlyGrowth, QuizTaken, YearMonth,
@@ -26,7 +30,6 @@ use eventsrc_examples::progress::{
     MAX_SCORE, PlaceStudent, Position, ProgressError, ProgressReset, QuizScore, ResetProgress,
     SNAPSHOT_EVERY, StudentId, StudentPlaced, StudentProgress, StudentProgressEvent,
 };
-use eventsrc_examples::store::AnyStore;
 use eventsrc_testing::{AggregateFixture, ProjectionFixture, assert_round_trip, assert_upcasts};
 
 const KID: StudentId = StudentId(3202);
@@ -734,7 +737,7 @@ where
 }
 
 /// 130 events: snapshots at versions 50 and 100, then 30 events more.
-async fn snapshots_give_the_state_of_every_event_on(store: AnyStore) {
+async fn snapshots_give_the_state_of_every_event_on(store: Store) {
     let snapshotting = Repository::new(store.clone()).with_snapshots(store.clone());
     work_through(&snapshotting, 43).await;
     let stream = StudentProgress::stream_id(&KID).unwrap();
@@ -811,7 +814,7 @@ async fn loading_through_snapshots_gives_the_state_of_every_event() {
 
 #[tokio::test]
 async fn loading_through_snapshots_gives_the_state_of_every_event_on_sqlite() {
-    let store = AnyStore::open("sqlite::memory:").await.unwrap();
+    let store = Store::open("sqlite::memory:").await.unwrap();
     snapshots_give_the_state_of_every_event_on(store).await;
 }
 
@@ -825,7 +828,7 @@ fn feed<P: Projection>(projection: &mut P, record: &eventsrc::RecordedEvent) {
 /// the log, as the demo does.
 #[tokio::test]
 async fn the_reports_fold_the_log_of_a_repository() {
-    let clock = eventsrc::ManualClock::new(month(2018, 9).start());
+    let clock = eventsrc::time::ManualClock::new(month(2018, 9).start());
     let store = MemoryStore::with_clock(clock.clone());
     let repository = Repository::new(store.clone()).with_clock(clock.clone());
     let md = Metadata::new;

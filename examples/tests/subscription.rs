@@ -9,9 +9,11 @@
 
 use eventsrc::{
     Aggregate, Command, Event, EventStore, ExecuteError, FieldError, MemoryStore, Metadata,
-    ReadStream, Repository, StreamVersion,
+    Repository, StreamVersion,
 };
-use eventsrc_examples::store::AnyStore;
+
+use eventsrc::Store;
+use eventsrc::store::ReadStream;
 use eventsrc_examples::subscription::{
     Activate, Activated, Create, Created, Deactivate, Deactivated, Subscription, SubscriptionError,
     SubscriptionEvent, SubscriptionId, SubscriptionStatus,
@@ -290,7 +292,7 @@ async fn a_subscription_lives_through_the_repository() {
 
 #[tokio::test]
 async fn a_subscription_lives_through_the_repository_on_sqlite() {
-    let store = AnyStore::open("sqlite::memory:").await.unwrap();
+    let store = Store::open("sqlite::memory:").await.unwrap();
     a_subscription_through_a_repository_on(store).await;
 }
 

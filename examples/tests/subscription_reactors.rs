@@ -10,15 +10,17 @@
 
 use std::time::Duration;
 
-use eventsrc::projection::Reactor;
-use eventsrc::runner::{Reactions, Replayed, Retry, Runner};
+use eventsrc::Reactor;
+use eventsrc::Store;
+use eventsrc::backend::ParkedStore;
+use eventsrc::runner::{Replayed, Retry};
 use eventsrc::subscription::Start;
 use eventsrc::{
     CheckpointStore, Event, EventId, EventStore, ExpectedVersion, MemoryStore, Metadata, NewEvent,
-    ParkedStore, Repository, StreamId,
+    Repository, StreamId,
 };
+use eventsrc::{Reactions, Runner};
 use eventsrc_examples::cart::ItemAdded;
-use eventsrc_examples::store::AnyStore;
 use eventsrc_examples::subscription::outbox::{MessageKind, Outbox, OutboxError};
 use eventsrc_examples::subscription::reactors::{
     Notification, NotificationError, NotificationEvent, Notifications,
@@ -129,8 +131,8 @@ trait ReactorStore: EventStore + CheckpointStore + ParkedStore + Clone + 'static
 
 impl<S: EventStore + CheckpointStore + ParkedStore + Clone + 'static> ReactorStore for S {}
 
-async fn sqlite() -> AnyStore {
-    AnyStore::open("sqlite::memory:").await.unwrap()
+async fn sqlite() -> Store {
+    Store::open("sqlite::memory:").await.unwrap()
 }
 
 /// A durable runner of the notifications into `outbox`, retrying quickly.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use eventsrc::runner::Runner;
+use eventsrc::Runner;
 use eventsrc::{EventStore, ExpectedVersion, RecordedEvent, Tenant};
 use eventsrc_postgres::deadpool_postgres::Transaction;
 use eventsrc_postgres::tokio_postgres;

@@ -103,7 +103,11 @@ impl PgProjection for Applied {
 }
 
 /// Appends `Noted { n }` to `stream`, returning the append's result.
-pub async fn note(store: &PgEventStore, stream: &StreamId, n: u64) -> eventsrc::AppendResult {
+pub async fn note(
+    store: &PgEventStore,
+    stream: &StreamId,
+    n: u64,
+) -> eventsrc::store::AppendResult {
     let event = NewEvent::from_event(&Noted { n }, eventsrc::Metadata::new()).unwrap();
     store
         .append(stream, ExpectedVersion::Any, vec![event])

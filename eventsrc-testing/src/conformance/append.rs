@@ -1,9 +1,11 @@
 //! Appending and reading back: what a record holds, what an append reports, and the
 //! expected-version check.
 
-use eventsrc::{
-    ExpectedVersion, GlobalPosition, Metadata, NewEvent, ReadStream, StreamVersion, Timestamp, Uuid,
+use eventsrc_core::{
+    ExpectedVersion, GlobalPosition, Metadata, NewEvent, StreamVersion, Timestamp, Uuid,
 };
+
+use eventsrc_core::store::ReadStream;
 
 use super::sample::{self, append, events, observe, read, version, versions};
 use super::{StoreUnderTest, expect};

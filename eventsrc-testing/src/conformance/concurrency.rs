@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use eventsrc::{
-    EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent, ReadAll, ReadStream,
-    RecordedEvent, StoreError, StreamId, StreamVersion,
+use eventsrc_core::{
+    EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StoreError,
+    StreamId, StreamVersion,
 };
+
+use eventsrc_core::store::{ReadAll, ReadStream};
 use tokio::sync::Barrier;
 use tokio::task::JoinHandle;
 

@@ -1,10 +1,12 @@
 //! What is stored comes back exactly: metadata, payload text, unicode, long names, large
 //! payloads and the full range of numeric fields.
 
-use eventsrc::{
-    EventStore, ExpectedVersion, GlobalPosition, Metadata, NewEvent, ReadAll, ReadStream,
-    RecordedEvent, Snapshot, StreamId, StreamVersion, Timestamp, Uuid,
+use eventsrc_core::{
+    EventStore, ExpectedVersion, GlobalPosition, Metadata, NewEvent, RecordedEvent, StreamId,
+    StreamVersion, Timestamp, Uuid,
 };
+
+use eventsrc_core::store::{ReadAll, ReadStream, Snapshot};
 use serde_json::json;
 
 use super::sample::{self, append, read, whole_log};

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use eventsrc::{
-    AppendResult, EventId, ExpectedVersion, RecordedEvent, StoreError, StreamId, StreamVersion,
-    Timestamp,
+use eventsrc_core::store::AppendResult;
+
+use eventsrc_core::{
+    EventId, ExpectedVersion, RecordedEvent, StoreError, StreamId, StreamVersion, Timestamp,
 };
 
 use super::sample::Observed;

@@ -1,9 +1,8 @@
 //! Idempotent appends by event id, malformed batches, and all-or-nothing batches.
 
-use eventsrc::{
-    AppendResult, EventId, ExpectedVersion, Metadata, NewEvent, ReadStream, StoreError,
-    StreamVersion,
-};
+use eventsrc_core::store::{AppendResult, ReadStream};
+
+use eventsrc_core::{EventId, ExpectedVersion, Metadata, NewEvent, StoreError, StreamVersion};
 
 use super::sample::{self, append, events, fresh_tenant, observe, read};
 use super::{StoreUnderTest, expect};

@@ -1,8 +1,8 @@
 //! Reading the global log: order across streams, paging after a position, filters, the head.
 
-use eventsrc::{
-    AppendResult, EventStore, ExpectedVersion, GlobalPosition, NewEvent, ReadAll, StreamVersion,
-};
+use eventsrc_core::store::{AppendResult, ReadAll};
+
+use eventsrc_core::{EventStore, ExpectedVersion, GlobalPosition, NewEvent, StreamVersion};
 
 use super::sample::{self, append, fresh_tenant, observe, read_all, row, summary, whole_log};
 use super::{StoreUnderTest, expect};
@@ -97,7 +97,7 @@ pub async fn read_all_pages_strictly_after_a_position<S: StoreUnderTest>(store: 
     loop {
         let after = paged
             .last()
-            .map_or(GlobalPosition::START, |e: &eventsrc::RecordedEvent| {
+            .map_or(GlobalPosition::START, |e: &eventsrc_core::RecordedEvent| {
                 e.global_position
             });
         let page = read_all(&store, ReadAll::after(after).limit(3)).await;

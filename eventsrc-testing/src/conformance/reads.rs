@@ -1,9 +1,12 @@
 //! Reading one stream: forwards, backwards, bounded, missing, long; and handles that share it.
 
-use eventsrc::{
-    EventStore, ExpectedVersion, GlobalPosition, ReadStream, StoreError, StoredEvent, StreamId,
-    StreamVersion, Timestamp,
+use eventsrc_core::{
+    EventStore, ExpectedVersion, GlobalPosition, StoreError, StreamId, StreamVersion, Timestamp,
 };
+
+use eventsrc_core::store::ReadStream;
+
+use eventsrc_core::backend::StoredEvent;
 
 use super::StoreUnderTest;
 use super::sample::{self, append, events, fresh_tenant, read, version, versions};
@@ -266,7 +269,7 @@ pub async fn clones_and_tenant_handles_share_the_storage<S: StoreUnderTest>(stor
         "head_position"
     );
 
-    let snapshot = eventsrc::Snapshot {
+    let snapshot = eventsrc_core::store::Snapshot {
         stream: s.clone(),
         version: StreamVersion(2),
         state_version: 1,

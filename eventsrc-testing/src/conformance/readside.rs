@@ -5,13 +5,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use eventsrc::projection::{Projection, Reactor};
-use eventsrc::runner::{Checkpointed, Perform, Reactions, Retry, RunError, Runner};
-use eventsrc::subscription::{Start, Subscription};
-use eventsrc::{
-    DecodeError, EncodeError, Event, EventId, EventStore, ExpectedVersion, ParkedEvent,
-    RecordedEvent, Timestamp,
+use eventsrc_core::Subscription;
+use eventsrc_core::backend::ParkedEvent;
+use eventsrc_core::runner::{Perform, Retry};
+use eventsrc_core::subscription::Start;
+use eventsrc_core::{Checkpointed, Reactions, RunError, Runner};
+use eventsrc_core::{
+    DecodeError, EncodeError, Event, EventId, EventStore, ExpectedVersion, RecordedEvent, Timestamp,
 };
+use eventsrc_core::{Projection, Reactor};
 
 use super::StoreUnderTest;
 use super::sample::{self, append, fresh_tenant, head, whole_log};

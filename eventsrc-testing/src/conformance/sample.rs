@@ -1,9 +1,11 @@
 //! What the cases append, and the store calls they make: each call that must succeed panics
 //! with the operation and the store's error when it does not.
 
-use eventsrc::{
-    AppendResult, EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent, ReadAll,
-    ReadStream, RecordedEvent, StreamId, StreamVersion, Tenant,
+use eventsrc_core::store::{AppendResult, ReadAll, ReadStream};
+
+use eventsrc_core::{
+    EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StreamId,
+    StreamVersion, Tenant,
 };
 
 /// A stream id spelled out by a case.

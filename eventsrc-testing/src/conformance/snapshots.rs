@@ -1,6 +1,8 @@
 //! Snapshots (the latest per stream, loaded exactly as saved) and checkpoints (per subscriber).
 
-use eventsrc::{GlobalPosition, Snapshot, SnapshotStore, StreamId, StreamVersion, Timestamp};
+use eventsrc_core::{GlobalPosition, SnapshotStore, StreamId, StreamVersion, Timestamp};
+
+use eventsrc_core::store::Snapshot;
 
 use super::StoreUnderTest;
 use super::sample;

@@ -1,9 +1,10 @@
 //! Tenant isolation: streams, versions, the log, the head, snapshots and checkpoints.
 
-use eventsrc::{
-    EventStore, ExpectedVersion, GlobalPosition, ReadAll, ReadStream, Snapshot, StreamId,
-    StreamVersion, Tenant, Timestamp,
+use eventsrc_core::{
+    EventStore, ExpectedVersion, GlobalPosition, StreamId, StreamVersion, Tenant, Timestamp,
 };
+
+use eventsrc_core::store::{ReadAll, ReadStream, Snapshot};
 
 use super::sample::{self, append, events, fresh_tenant, read, version, whole_log};
 use super::{StoreUnderTest, expect};

@@ -1,7 +1,9 @@
 //! When events were recorded: never earlier than what was appended before them, close to now,
 //! and, for stores that read time in this process, exactly between the instants around the append.
 
-use eventsrc::{ExpectedVersion, ReadStream, Timestamp};
+use eventsrc_core::{ExpectedVersion, Timestamp};
+
+use eventsrc_core::store::ReadStream;
 
 use super::sample::{self, append, events, read, whole_log};
 use super::{StoreUnderTest, expect};

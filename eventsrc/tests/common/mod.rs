@@ -15,10 +15,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use eventsrc::{
-    Aggregate, AppendResult, Command, Decision, DecodeError, EncodeError, Event, EventId,
-    EventStore, ExpectedVersion, GlobalPosition, Handle, NewEvent, ReadAll, ReadStream,
-    RecordedEvent, SnapshotFormat, StoreError, StreamId, StreamVersion, Tenant, ValidationError,
+    Aggregate, Command, Decision, DecodeError, EncodeError, Event, EventId, EventStore,
+    ExpectedVersion, GlobalPosition, Handle, NewEvent, RecordedEvent, StoreError, StreamId,
+    StreamVersion, Tenant, ValidationError,
 };
+
+use eventsrc::store::{AppendResult, ReadAll, ReadStream, SnapshotFormat};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 

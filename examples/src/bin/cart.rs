@@ -16,13 +16,14 @@ use std::error::Error;
 use std::fmt::Debug;
 use std::process::ExitCode;
 
+use eventsrc::Store;
 use eventsrc::store::ReadAll;
 use eventsrc::{
     Aggregate, AggregateCommand, EventStore, GlobalPosition, Handle, Metadata, Repository,
 };
 use eventsrc_examples::cart::{AddItem, Cart, CartEvent, CartId, Checkout, RemoveItem, Sales};
 use eventsrc_examples::narrate::{note_earlier_run, print_registered, send_and_tell};
-use eventsrc_examples::store::{AnyStore, Invocation, exit_code};
+use eventsrc_examples::store::{Invocation, exit_code};
 
 /// The store when neither `--store` nor `EVENTSRC_STORE` names one.
 const DEFAULT_STORE: &str = "memory:";
@@ -86,7 +87,7 @@ fn remove(cart: CartId, sku: &str, quantity: u32) -> RemoveItem {
 
 /// Sends `command` to its cart and prints what became of it: the events and the cart after
 /// them, a no-op, or why it was refused.
-async fn send<C>(repository: &Repository<AnyStore>, command: C) -> Result<(), Box<dyn Error>>
+async fn send<C>(repository: &Repository<Store>, command: C) -> Result<(), Box<dyn Error>>
 where
     C: AggregateCommand<Aggregate = Cart> + Debug,
     Cart: Handle<C>,
@@ -119,7 +120,7 @@ fn contents(cart: &Cart) -> String {
 
 /// Every cart event in the global log (other streams in the store are skipped), with the
 /// "computers" counter after each.
-async fn print_computers_sold(store: &AnyStore) -> Result<(), Box<dyn Error>> {
+async fn print_computers_sold(store: &Store) -> Result<(), Box<dyn Error>> {
     println!("\nTotal computers sold: a counter folded over every cart's events, in log order");
     println!(
         "  position  cart    event        payload                           in open carts  sold"

@@ -32,9 +32,10 @@
 use std::error::Error;
 use std::process::ExitCode;
 
+use eventsrc::{Store, StoreUrl};
 use eventsrc_examples::leads::read_models::{self, LeadReadModels, Placement};
 use eventsrc_examples::leads::story;
-use eventsrc_examples::store::{AnyStore, Invocation, STORE_ENV, StoreUrl, UrlSource, exit_code};
+use eventsrc_examples::store::{Invocation, STORE_ENV, UrlSource, exit_code};
 
 /// The store when neither `--store` nor `EVENTSRC_STORE` names one.
 const DEFAULT_STORE: &str = "sqlite://eventsrc-demo.db";
@@ -73,10 +74,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
     }
     let told = projected.told;
     let (place, start_over) = match &store {
-        AnyStore::Sqlite(sqlite) if sqlite.path().is_some() => {
+        Store::Sqlite(sqlite) if sqlite.path().is_some() => {
             ("file".to_owned(), "delete the file".to_owned())
         }
-        AnyStore::Postgres(postgres) => (
+        Store::Postgres(postgres) => (
             "schema".to_owned(),
             format!(
                 "drop the schema (DROP SCHEMA {} CASCADE)",

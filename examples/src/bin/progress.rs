@@ -20,11 +20,14 @@ use std::fmt::Debug;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use eventsrc::Store;
 use eventsrc::runner::fold;
 use eventsrc::store::ReadAll;
+use eventsrc::store::ReadStream;
+use eventsrc::time::ManualClock;
 use eventsrc::{
-    Aggregate, AggregateCommand, EventStore, ExecuteError, GlobalPosition, Handle, ManualClock,
-    Metadata, ReadStream, Repository, SnapshotStore,
+    Aggregate, AggregateCommand, EventStore, ExecuteError, GlobalPosition, Handle, Metadata,
+    Repository, SnapshotStore,
 };
 use eventsrc_examples::narrate::{note_earlier_run, print_registered, send_and_tell};
 use eventsrc_examples::progress::reports::{HighestLessons, LastQuizzes, MonthlyGrowth, YearMonth};
@@ -32,7 +35,7 @@ use eventsrc_examples::progress::{
     CompleteActivity, CompleteLesson, PlaceStudent, ResetProgress, SNAPSHOT_EVERY, StudentId,
     StudentProgress,
 };
-use eventsrc_examples::store::{AnyStore, Invocation, exit_code};
+use eventsrc_examples::store::{Invocation, exit_code};
 
 /// The store when neither `--store` nor `EVENTSRC_STORE` names one.
 const DEFAULT_STORE: &str = "memory:";
@@ -46,7 +49,7 @@ const CLASSMATES: [StudentId; 2] = [StudentId(3203), StudentId(3204)];
 const ACTIVITIES: u32 = 3;
 
 /// A repository that loads and saves snapshots in the same store as the events.
-type Snapshotting = Repository<AnyStore, AnyStore>;
+type Snapshotting = Repository<Store, Store>;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -113,7 +116,7 @@ async fn the_slides(repository: &Snapshotting, clock: &ManualClock) -> Result<()
 }
 
 /// The stored events of student 3202, as the talk's events table.
-async fn print_table(store: &AnyStore) -> Result<(), Box<dyn Error>> {
+async fn print_table(store: &Store) -> Result<(), Box<dyn Error>> {
     let stream = StudentProgress::stream_id(&KID)?;
     println!("\nThe events of {stream}, as the talk's table (the first 12)");
     println!(
@@ -341,7 +344,7 @@ async fn show_snapshot(repository: &Snapshotting) -> Result<(), Box<dyn Error>> 
 }
 
 /// The three reports, folded from every student event in the log.
-async fn print_reports(store: &AnyStore) -> Result<(), Box<dyn Error>> {
+async fn print_reports(store: &Store) -> Result<(), Box<dyn Error>> {
     let mut highest = HighestLessons::new();
     let mut quizzes = LastQuizzes::new();
     let mut growth = MonthlyGrowth::new();

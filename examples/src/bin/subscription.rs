@@ -25,14 +25,15 @@ use std::fmt::Debug;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use eventsrc::projection::Reactor;
-use eventsrc::runner::{Reactions, Retry, Runner};
-use eventsrc::{
-    Aggregate, AggregateCommand, EventStore, Handle, ManualClock, Metadata, ReadStream, Repository,
-    Timestamp,
-};
+use eventsrc::Reactor;
+use eventsrc::Store;
+use eventsrc::runner::Retry;
+use eventsrc::store::ReadStream;
+use eventsrc::time::ManualClock;
+use eventsrc::{Aggregate, AggregateCommand, EventStore, Handle, Metadata, Repository, Timestamp};
+use eventsrc::{Reactions, Runner};
 use eventsrc_examples::narrate::{note_earlier_run, print_registered, send_and_tell};
-use eventsrc_examples::store::{AnyStore, Invocation, exit_code};
+use eventsrc_examples::store::{Invocation, exit_code};
 use eventsrc_examples::subscription::outbox::{Message, Outbox};
 use eventsrc_examples::subscription::reactors::Notifications;
 use eventsrc_examples::subscription::{Activate, Create, Deactivate, Subscription, SubscriptionId};
@@ -55,7 +56,7 @@ const RETRY: Retry = Retry {
 };
 
 /// The notifications reactor, run into the outbox, its checkpoint kept in the store.
-type NotificationRunner = Runner<AnyStore, Reactions<Notifications, Outbox<AnyStore>, AnyStore>>;
+type NotificationRunner = Runner<Store, Reactions<Notifications, Outbox<Store>, Store>>;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -115,7 +116,7 @@ fn notified(notification_id: u32) -> Metadata {
 /// The story's first part: created, activated (the provider's notification twice), refused a
 /// second key.
 async fn subscribe(
-    repository: &Repository<AnyStore>,
+    repository: &Repository<Store>,
     clock: &ManualClock,
 ) -> Result<(), Box<dyn Error>> {
     let create = |email: &str, plan: &str| Create {
@@ -135,7 +136,7 @@ async fn subscribe(
 /// The story's second part, two months later: deactivated (twice) and activated again; and a
 /// subscription that does not exist.
 async fn resubscribe(
-    repository: &Repository<AnyStore>,
+    repository: &Repository<Store>,
     clock: &ManualClock,
 ) -> Result<(), Box<dyn Error>> {
     clock.set(Timestamp::from_micros(
@@ -156,7 +157,7 @@ async fn resubscribe(
 /// parked.
 async fn react(
     runner: &mut NotificationRunner,
-    outbox: &Outbox<AnyStore>,
+    outbox: &Outbox<Store>,
 ) -> Result<(), Box<dyn Error>> {
     let (sent_before, parked_before) = (outbox.len(), runner.consumer().parked().await?.len());
     let read_before = runner.progress().get().handled;
@@ -183,10 +184,7 @@ async fn react(
 }
 
 /// Brings the provider back and replays what was parked.
-async fn replay(
-    runner: NotificationRunner,
-    outbox: &Outbox<AnyStore>,
-) -> Result<(), Box<dyn Error>> {
+async fn replay(runner: NotificationRunner, outbox: &Outbox<Store>) -> Result<(), Box<dyn Error>> {
     println!("\nThe mail provider is back: the parked events are replayed");
     let sent_before = outbox.len();
     let mut reactions = runner.into_consumer();
@@ -217,7 +215,7 @@ fn describe(message: &Message) -> String {
 }
 
 /// The outbox: every message this run wrote, with the event it was written for.
-fn print_outbox(outbox: &Outbox<AnyStore>) {
+fn print_outbox(outbox: &Outbox<Store>) {
     println!(
         "\nOutbox of this run ({}, one per event and kind)",
         count(outbox.len(), "message")
@@ -236,7 +234,7 @@ fn print_outbox(outbox: &Outbox<AnyStore>) {
 
 /// Sends `command` to its subscription and prints what became of it.
 async fn send<C>(
-    repository: &Repository<AnyStore>,
+    repository: &Repository<Store>,
     command: C,
     metadata: Metadata,
 ) -> Result<(), Box<dyn Error>>
@@ -251,7 +249,7 @@ where
 }
 
 /// The talk's events table: id, subscription id, type, data, metadata, created_at.
-async fn print_events(store: &AnyStore, id: SubscriptionId) -> Result<(), Box<dyn Error>> {
+async fn print_events(store: &Store, id: SubscriptionId) -> Result<(), Box<dyn Error>> {
     let stream = Subscription::stream_id(&id)?;
     println!("\nStored events of {stream}, as the talk's events table");
     println!(
@@ -275,7 +273,7 @@ async fn print_events(store: &AnyStore, id: SubscriptionId) -> Result<(), Box<dy
 
 /// The talk's subscriptions table: the aggregate's current state.
 async fn print_row(
-    repository: &Repository<AnyStore>,
+    repository: &Repository<Store>,
     id: SubscriptionId,
 ) -> Result<(), Box<dyn Error>> {
     let loaded = repository.load::<Subscription>(&id).await?;

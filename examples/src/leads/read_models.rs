@@ -65,8 +65,10 @@ mod status_log;
 
 use std::time::Duration;
 
-use eventsrc::runner::{Progress, ProgressWatch, RunError, Runner};
+use eventsrc::runner::Progress;
+
 use eventsrc::{Aggregate, CheckpointStore, EventStore, GlobalPosition, RecordedEvent, StreamId};
+use eventsrc::{ProgressWatch, RunError, Runner};
 use eventsrc_sqlite::rusqlite::{self, Row};
 use eventsrc_sqlite::{OpenError, SqliteEventStore, SqliteProjection, SqliteReadModel};
 use tokio::sync::watch;
@@ -77,7 +79,7 @@ pub use search::{Contact, ContactKind, LeadSearch, LeadSearchEvent};
 pub use status_log::{StatusChange, StatusLog, StatusLogEvent, Transition};
 
 use super::{Lead, LeadId};
-use crate::store::AnyStore;
+use eventsrc::Store;
 
 /// Why a lead read model could not apply an event.
 #[derive(Debug, thiserror::Error)]
@@ -154,12 +156,12 @@ pub struct LeadReadModels<S> {
     placement: Placement,
 }
 
-impl LeadReadModels<AnyStore> {
+impl LeadReadModels<Store> {
     /// The read models of the demo's store: in its own database when it is SQLite, else in a
     /// SQLite database in memory beside it.
-    pub async fn for_store(log: AnyStore) -> Result<Self, OpenError> {
+    pub async fn for_store(log: Store) -> Result<Self, OpenError> {
         match &log {
-            AnyStore::Sqlite(sqlite) => {
+            Store::Sqlite(sqlite) => {
                 let tables = sqlite.clone();
                 Ok(Self {
                     log,
@@ -167,7 +169,7 @@ impl LeadReadModels<AnyStore> {
                     placement: Placement::LogDatabase,
                 })
             }
-            AnyStore::Memory(_) | AnyStore::Postgres(_) => {
+            _ => {
                 let tables = SqliteEventStore::open_in_memory().await?;
                 Ok(Self::beside(log, tables))
             }

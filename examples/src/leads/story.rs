@@ -41,9 +41,13 @@ use std::io::Write;
 use std::time::Duration;
 
 use eventsrc::{
-    Aggregate, AggregateCommand, Event, EventStore, ExecuteError, Handle, ManualClock, Metadata,
-    NewEvent, ReadStream, RecordedEvent, Repository, StreamVersion, Timestamp,
+    Aggregate, AggregateCommand, Event, EventStore, ExecuteError, Handle, Metadata, NewEvent,
+    RecordedEvent, Repository, StreamVersion, Timestamp,
 };
+
+use eventsrc::time::ManualClock;
+
+use eventsrc::store::ReadStream;
 
 use super::{
     ChangeContactInformation, ChangeName, ChangeStatus, Date, InitializeLead, Lead, LeadId,

@@ -10,8 +10,9 @@
 //! is idempotent, so an at-least-once runner may feed an event twice.
 //!
 //! ```
-//! use eventsrc::projection::Projection;
-//! use eventsrc::{Event, EventStore, MemoryStore, Metadata, ReadAll, GlobalPosition, Repository};
+//! use eventsrc::Projection;
+//! use eventsrc::{Event, EventStore, MemoryStore, Metadata, GlobalPosition, Repository};
+//! use eventsrc::store::ReadAll;
 //! use eventsrc_examples::progress::reports::HighestLessons;
 //! use eventsrc_examples::progress::{CompleteLesson, PlaceStudent, ResetProgress, StudentId};
 //!
@@ -35,7 +36,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use eventsrc::projection::Projection;
+use eventsrc::Projection;
 use eventsrc::{Aggregate, GlobalPosition, RecordedEvent, StreamId, StreamVersion, Timestamp};
 
 use super::{Position, StudentId, StudentProgress, StudentProgressEvent};

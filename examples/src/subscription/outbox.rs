@@ -3,7 +3,7 @@
 //! mail provider; what the provider accepted stays in the outbox, in process memory, to be
 //! queried (a real one would be a table that a mailer drains).
 //!
-//! A [`Reactions`](eventsrc::runner::Reactions) runner performs effects at least once: after a
+//! A [`Reactions`](eventsrc::Reactions) runner performs effects at least once: after a
 //! crash, or when a reactor is run again over old events, the same event comes again. The
 //! outbox keys each message by the event's id and the kind of message, so a repeated delivery
 //! finds its message already there and sends nothing ([`Outbox::repeats`] counts them).
@@ -25,7 +25,8 @@
 //! ```
 //! use std::time::Duration;
 //!
-//! use eventsrc::runner::{Reactions, Retry, Runner};
+//! use eventsrc::{Reactions, Runner};
+//! use eventsrc::runner::Retry;
 //! use eventsrc::{MemoryStore, Metadata, Repository};
 //! use eventsrc_examples::subscription::outbox::Outbox;
 //! use eventsrc_examples::subscription::reactors::Notifications;
@@ -65,7 +66,7 @@
 //! at the end of the log reacts only to what happens after it started.
 //!
 //! ```
-//! use eventsrc::runner::{Reactions, Runner};
+//! use eventsrc::{Reactions, Runner};
 //! use eventsrc::subscription::Start;
 //! use eventsrc::{MemoryStore, Metadata, Repository};
 //! use eventsrc_examples::subscription::outbox::Outbox;
@@ -93,7 +94,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! [`Reactions::replay_parked`]: eventsrc::runner::Reactions::replay_parked
+//! [`Reactions::replay_parked`]: eventsrc::Reactions::replay_parked
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -14,7 +14,7 @@
 //! type and returns the effects as data. It sends nothing itself, so a spec checks it as it
 //! checks a command handler, event in and effects out (`eventsrc_testing::ReactorFixture`).
 //! Performing the effects is the job of the [`Outbox`](super::outbox::Outbox), which a
-//! [`Reactions`](eventsrc::runner::Reactions) runner calls after the events are committed,
+//! [`Reactions`](eventsrc::Reactions) runner calls after the events are committed,
 //! retrying and parking what keeps failing.
 //!
 //! An effect carries what its event says, and the subscription's id. [`Activated`] does not say
@@ -43,7 +43,7 @@
 //! );
 //! ```
 
-use eventsrc::projection::Reactor;
+use eventsrc::Reactor;
 use eventsrc::{Aggregate, Event, RecordedEvent, StreamId};
 
 use super::{Activated, Created, Subscription, SubscriptionId};

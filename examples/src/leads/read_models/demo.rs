@@ -4,7 +4,8 @@ use std::error::Error;
 use std::io::Write;
 
 use eventsrc::runner::Progress;
-use eventsrc::{EventStore, GlobalPosition, ManualClock};
+use eventsrc::time::ManualClock;
+use eventsrc::{EventStore, GlobalPosition};
 use eventsrc_sqlite::SqliteProjection;
 
 use super::{

@@ -95,7 +95,7 @@ pub struct Contact {
 /// ([`LeadReadModels::rebuild_lead_search`](super::LeadReadModels::rebuild_lead_search)).
 ///
 /// ```
-/// use eventsrc::runner::Runner;
+/// use eventsrc::Runner;
 /// use eventsrc::{Metadata, Repository};
 /// use eventsrc_examples::leads::read_models::LeadSearch;
 /// use eventsrc_examples::leads::{ChangeContactInformation, InitializeLead, LeadId};

@@ -54,7 +54,7 @@ pub struct Transition {
 /// a lead's events arrive in stream order, which every runner keeps.
 ///
 /// ```
-/// use eventsrc::runner::Runner;
+/// use eventsrc::Runner;
 /// use eventsrc::{Metadata, Repository};
 /// use eventsrc_examples::leads::read_models::StatusLog;
 /// use eventsrc_examples::leads::{ChangeStatus, InitializeLead, LeadId, LeadStatus};

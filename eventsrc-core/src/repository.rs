@@ -6,11 +6,14 @@ use std::sync::Arc;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::store::{NoSnapshots, ReadStream, Snapshot, StoreError};
+use crate::store::{NoSnapshots, ReadStream, Snapshot};
+
+use crate::StoreError;
+use crate::time::{Clock, SystemClock, at_time};
 use crate::{
-    Aggregate, AggregateCommand, Clock, Command, EncodeError, EventId, EventStore, ExpectedVersion,
+    Aggregate, AggregateCommand, Command, EncodeError, EventId, EventStore, ExpectedVersion,
     GlobalPosition, Handle, InvalidStreamId, Metadata, NewEvent, RecordDecodeError, SnapshotStore,
-    StreamId, StreamVersion, SystemClock, Timestamp, ValidationError, at_time,
+    StreamId, StreamVersion, Timestamp, ValidationError,
 };
 
 /// Loads aggregates from an [`EventStore`] and executes commands against them.
@@ -186,7 +189,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
     pub const DEFAULT_MAX_RETRIES: u32 = 3;
 
     /// Loads and saves snapshots of aggregates that declare a
-    /// [`SnapshotFormat`](crate::SnapshotFormat) in `snapshots`.
+    /// [`SnapshotFormat`](crate::store::SnapshotFormat) in `snapshots`.
     pub fn with_snapshots<M: SnapshotStore>(self, snapshots: M) -> Repository<S, M> {
         Repository {
             store: self.store,
@@ -202,7 +205,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         self
     }
 
-    /// Reads the time from `clock`: what handlers see as [`now`](crate::now) while deciding,
+    /// Reads the time from `clock`: what handlers see as [`now`](crate::time::now) while deciding,
     /// and when snapshots are taken.
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -264,7 +267,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
     }
 
     /// Takes a snapshot of the aggregate now, whatever its policy says. Returns the version
-    /// saved, or `None` when the aggregate declares no [`SnapshotFormat`](crate::SnapshotFormat)
+    /// saved, or `None` when the aggregate declares no [`SnapshotFormat`](crate::store::SnapshotFormat)
     /// or has no events.
     pub async fn snapshot<A: Aggregate>(
         &self,
@@ -591,7 +594,7 @@ enum Fold {
 }
 
 impl Fold {
-    fn at(stored: &crate::StoredEvent<'_>, source: crate::DecodeError) -> Self {
+    fn at(stored: &crate::backend::StoredEvent<'_>, source: crate::DecodeError) -> Self {
         Self::Decode {
             version: stored.stream_version,
             source,

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Aggregate, AggregateCommand, Command, Decision, DecodeError, Event, EventStore, EventType,
-    ExpectedVersion, MemoryStore, Metadata, NewEvent, Repository, Versioned, aggregate, command,
+    ExpectedVersion, MemoryStore, Metadata, NewEvent, Repository, Versioned,
 };
+use eventsrc_macros::{Event, aggregate, command};
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[event(crate = crate, name = "crate_path.opened", aliases = ["crate_path.started"])]

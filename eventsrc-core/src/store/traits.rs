@@ -1,16 +1,11 @@
-//! The storage traits every backend implements: [`EventStore`], [`SnapshotStore`] and
-//! [`CheckpointStore`].
-//!
-//! They are deliberately small so that a new backend is an afternoon's work; `eventsrc-testing`
-//! ships the conformance suite that proves one. Futures are `Send`, and the core depends on no
-//! async runtime. Every handle belongs to one [`Tenant`] and sees nothing of any other.
-
 use std::future::Future;
 
 use crate::{
-    EventId, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StoredEvent, StreamId,
-    StreamVersion, Tenant, Timestamp,
+    EventId, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StreamId, StreamVersion,
+    Tenant, Timestamp,
 };
+
+use crate::backend::StoredEvent;
 
 /// An append-only log of events, grouped in streams.
 pub trait EventStore: Send + Sync {
@@ -85,7 +80,7 @@ pub trait EventStore: Send + Sync {
     fn head_position(&self) -> impl Future<Output = Result<GlobalPosition, StoreError>> + Send;
 
     /// A signal that moves after events are appended, so that live readers
-    /// ([`Subscription`](crate::subscription::Subscription)) wake at once instead of polling.
+    /// ([`Subscription`](crate::Subscription)) wake at once instead of polling.
     ///
     /// The value is only a counter: several appends may wake a reader once, and a reader must
     /// always read the log to learn what is new. `Ok(None)` (the default) means the backend
@@ -130,7 +125,8 @@ pub enum Direction {
 /// Bounds of a stream read: direction, first version and how many events at most.
 ///
 /// ```
-/// use eventsrc::{ReadStream, StreamVersion};
+/// use eventsrc::store::ReadStream;
+/// use eventsrc::StreamVersion;
 ///
 /// let page = ReadStream::forward().from(StreamVersion(101)).limit(100);
 /// assert_eq!(page.from, Some(StreamVersion(101)));
@@ -186,7 +182,8 @@ impl ReadStream {
 /// Bounds and filter of a read of the global log.
 ///
 /// ```
-/// use eventsrc::{GlobalPosition, ReadAll};
+/// use eventsrc::GlobalPosition;
+/// use eventsrc::store::ReadAll;
 ///
 /// let read = ReadAll::after(GlobalPosition::START).limit(500).event_types(["StatusChanged"]);
 /// assert_eq!(read.limit, 500);
@@ -259,7 +256,7 @@ pub struct Snapshot {
     pub stream: StreamId,
     /// The stream version the state includes.
     pub version: StreamVersion,
-    /// The version of the state's own shape (see [`SnapshotFormat`](crate::SnapshotFormat)).
+    /// The version of the state's own shape (see [`SnapshotFormat`](crate::store::SnapshotFormat)).
     pub state_version: u32,
     /// The encoded state.
     pub payload: String,

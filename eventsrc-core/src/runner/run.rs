@@ -1,68 +1,3 @@
-//! Runners: projections and reactors fed from the log, with checkpoints, live updates,
-//! read-your-writes, leadership among nodes, and retries that park what keeps failing.
-//!
-//! A [`Runner`] drives a [`Consumer`]: it reads the consumer's checkpoint, subscribes from
-//! there ([`Subscription`]), hands it each batch and records how far it got. What a consumer
-//! does with a batch, and where its checkpoint lives, is the consumer's:
-//!
-//! | consumer | read model | checkpoint | effect |
-//! |---|---|---|---|
-//! | [`InMemory`] | a [`Projection`] in memory | beside it, in memory | exactly once per process |
-//! | [`Checkpointed`] | a [`Projection`] that stores itself | a [`CheckpointStore`] | at least once |
-//! | [`Reactions`] | a [`Reactor`]'s effects, via [`Perform`] | a [`CheckpointStore`] | at least once, retried, parked |
-//! | SQL backends' projections | tables in the database | same transaction | exactly once |
-//!
-//! At-least-once means: the checkpoint moves only after the consumer handled the batch, so
-//! after a crash the events since the last checkpoint are handled again. A projection's `apply`
-//! must then be idempotent (set values, do not add to them), and a reactor's effects must
-//! tolerate a repeat (an outbox keyed by event id).
-//!
-//! ```
-//! use eventsrc::projection::Projection;
-//! use eventsrc::runner::{InMemory, Runner};
-//! use eventsrc::{Event, EventStore, ExpectedVersion, MemoryStore, NewEvent, RecordedEvent, StreamId};
-//! # use serde::{Deserialize, Serialize};
-//! # #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-//! # struct ItemAdded { sku: String }
-//!
-//! #[derive(Event, Debug)]
-//! enum Sold { ItemAdded(ItemAdded) }
-//!
-//! #[derive(Default)]
-//! struct ItemsSold { count: u64 }
-//!
-//! impl Projection for ItemsSold {
-//!     const NAME: &'static str = "items_sold";
-//!     type Event = Sold;
-//!     type Error = std::convert::Infallible;
-//!     fn apply(&mut self, _: Sold, _: &RecordedEvent) -> Result<(), Self::Error> {
-//!         self.count += 1;
-//!         Ok(())
-//!     }
-//! }
-//!
-//! # tokio::runtime::Runtime::new()?.block_on(async {
-//! let store = MemoryStore::new();
-//! let target = InMemory::new(ItemsSold::default());
-//! let model = target.model();
-//! let runner = Runner::new(store.clone(), target);
-//! let progress = runner.progress();
-//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-//! let task = tokio::spawn(runner.run(async { stopped.await.ok(); }));
-//!
-//! let cart = StreamId::new("cart", "1")?;
-//! let added = NewEvent::from_event(&ItemAdded { sku: "laptop".into() }, Default::default())?;
-//! let appended = store.append(&cart, ExpectedVersion::Any, vec![added]).await?;
-//!
-//! // Read-your-writes: wait until the read model has seen the append.
-//! progress.wait_for(appended.position, std::time::Duration::from_secs(5)).await?;
-//! assert_eq!(model.read().count, 1);
-//! stop.send(()).ok();
-//! task.await??;
-//! # Ok::<(), Box<dyn std::error::Error>>(()) })?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-
 use std::future::Future;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
@@ -70,9 +5,14 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::projection::{Projection, Reactor, UnknownEvents, decode_for};
-use crate::store::{Leases, ParkedEvent, ParkedStore};
-use crate::subscription::{Batch, Lag, Start, Subscription};
+use crate::{Projection, Reactor};
+
+use crate::runner::UnknownEvents;
+
+use crate::Subscription;
+use crate::backend::decode_for;
+use crate::backend::{Leases, ParkedEvent, ParkedStore};
+use crate::subscription::{Batch, Lag, Start};
 use crate::{
     CheckpointStore, EventId, EventStore, GlobalPosition, RecordDecodeError, RecordedEvent,
     StoreError, StreamId, StreamVersion, Timestamp,

@@ -1,5 +1,3 @@
-//! Timestamps and the clock a store reads them from.
-
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -141,7 +139,8 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use std::time::Duration;
-/// use eventsrc::{Clock, ManualClock, Timestamp};
+/// use eventsrc::time::{Clock, ManualClock};
+/// use eventsrc::Timestamp;
 ///
 /// let clock = ManualClock::new(Timestamp::from_micros(0));
 /// clock.advance(Duration::from_secs(2));
@@ -189,7 +188,8 @@ thread_local! {
 /// it (`given_time`, `when_time_elapses`). Outside a decision it is the system time.
 ///
 /// ```
-/// use eventsrc::{at_time, now, Timestamp};
+/// use eventsrc::time::{at_time, now};
+/// use eventsrc::Timestamp;
 ///
 /// let noon = Timestamp::from_micros(1_700_000_000_000_000);
 /// assert_eq!(at_time(noon, now), noon);

@@ -23,7 +23,7 @@ pub enum UnknownEvents {
 /// applied must leave the model as it was. "Set" events (seed 003) make that natural.
 ///
 /// ```
-/// use eventsrc::projection::Projection;
+/// use eventsrc::Projection;
 /// use eventsrc::{Event, RecordedEvent};
 /// # use serde::{Deserialize, Serialize};
 /// # #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -66,7 +66,7 @@ pub trait Projection: Send + 'static {
 /// reactor is as testable as a command handler.
 ///
 /// ```
-/// use eventsrc::projection::Reactor;
+/// use eventsrc::Reactor;
 /// use eventsrc::{Event, RecordedEvent};
 /// # use serde::{Deserialize, Serialize};
 /// # #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]

@@ -5,14 +5,18 @@ use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::store::{
-    AppendResult, AppendSignal, Direction, Lease, Leases, LocalLeases, ParkedEvent, ParkedStore,
-    ReadAll, ReadStream, Snapshot, StoreError, check_batch,
+use crate::store::{AppendResult, Direction, ReadAll, ReadStream, Snapshot};
+
+use crate::backend::{
+    AppendSignal, Lease, Leases, LocalLeases, ParkedEvent, ParkedStore, check_batch,
 };
+
+use crate::StoreError;
+use crate::backend::StoredEvent;
+use crate::time::{Clock, SystemClock};
 use crate::{
-    CheckpointStore, Clock, EventId, EventStore, ExpectedVersion, GlobalPosition, Metadata,
-    NewEvent, RecordedEvent, SnapshotStore, StoredEvent, StreamId, StreamVersion, SystemClock,
-    Tenant, Timestamp,
+    CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, Metadata, NewEvent,
+    RecordedEvent, SnapshotStore, StreamId, StreamVersion, Tenant, Timestamp,
 };
 
 /// An event store, snapshot store and checkpoint store in process memory.
@@ -22,7 +26,8 @@ use crate::{
 /// [`with_tenant`](EventStore::with_tenant) handles share the same data.
 ///
 /// ```
-/// use eventsrc::{EventStore, ExpectedVersion, MemoryStore, NewEvent, ReadStream, StreamId};
+/// use eventsrc::{EventStore, ExpectedVersion, MemoryStore, NewEvent, StreamId};
+/// use eventsrc::store::ReadStream;
 ///
 /// # tokio_test();
 /// # fn tokio_test() { tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -186,7 +191,7 @@ impl MemoryStore {
         Self::with_clock(SystemClock)
     }
 
-    /// An empty store that stamps `recorded_at` from `clock` (a [`ManualClock`](crate::ManualClock)
+    /// An empty store that stamps `recorded_at` from `clock` (a [`ManualClock`](crate::time::ManualClock)
     /// in tests of time travel).
     pub fn with_clock(clock: impl Clock) -> Self {
         Self {

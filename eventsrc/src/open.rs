@@ -1,0 +1,620 @@
+//! One store type for every backend, chosen by a URL at run time.
+//!
+//! [`Store`] is an [`EventStore`], [`SnapshotStore`], [`CheckpointStore`], [`ParkedStore`] and
+//! [`Leases`] that hands every call to the backend inside it, so an application written once
+//! (its projections and reactors included) runs on any of them. A [`StoreUrl`] names the
+//! backend:
+//!
+//! | URL | store | feature |
+//! |---|---|---|
+//! | `memory:` | a [`MemoryStore`]: process memory, gone when the program ends | always |
+//! | `sqlite://events.db` | a SQLite file, relative to the current directory, created if missing | `sqlite` (default) |
+//! | `sqlite:///var/lib/app/events.db` | the same with an absolute path (three slashes) | `sqlite` |
+//! | `sqlite::memory:` | a private SQLite database in memory, gone when the program ends | `sqlite` |
+//! | `postgres://user:password@host:5432/database` | the schema `eventsrc` of that database, created if missing | `postgres` |
+//! | `postgres://user@host/database?schema=billing` | the same in the schema `billing` | `postgres` |
+//!
+//! `postgresql://` works as well as `postgres://`. A PostgreSQL URL goes to the driver as it is
+//! (less `schema=`), so its other parameters (`sslmode`, `connect_timeout`, `host=/run/...`
+//! for a unix socket) are the driver's; TLS is not built in, so `sslmode=require` fails. A
+//! schema name is lower-case ASCII letters, digits and `_`. Nothing here prints or returns the
+//! password: a PostgreSQL URL is displayed with `***` in its place.
+//!
+//! ```
+//! use eventsrc::{EventStore, ExpectedVersion, NewEvent, Store, StreamId};
+//! use eventsrc::store::ReadStream;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+//! let store = Store::open("sqlite::memory:").await?;
+//! let stream = StreamId::new("cart", 42)?;
+//! store.append(&stream, ExpectedVersion::NoStream, vec![NewEvent::raw("ItemAdded", 1, "{}")]).await?;
+//! assert_eq!(store.read_stream(&stream, ReadStream::forward()).await?.len(), 1);
+//! assert_eq!(store.backend(), "sqlite");
+//! # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+#[cfg(feature = "sqlite")]
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use eventsrc_core::backend::{AppendSignal, Lease, Leases, ParkedEvent, ParkedStore, StoredEvent};
+use eventsrc_core::store::{AppendResult, ReadAll, ReadStream, Snapshot};
+use eventsrc_core::time::{Clock, SystemClock};
+use eventsrc_core::{
+    CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, MemoryStore, NewEvent,
+    RecordedEvent, SnapshotStore, StoreError, StreamId, StreamVersion, Tenant,
+};
+#[cfg(feature = "postgres")]
+use eventsrc_postgres::{ConnectError, PgEventStore, PgOptions};
+#[cfg(feature = "sqlite")]
+use eventsrc_sqlite::{SqliteEventStore, SqliteOptions};
+
+/// An event, snapshot, checkpoint and parked-event store, with leases, on any of the backends,
+/// chosen at run time.
+///
+/// Every method is handed to the store inside, [`visit_stream`](EventStore::visit_stream)
+/// included, so a backend's zero-copy loads stay zero-copy, and
+/// [`append_signal`](EventStore::append_signal) too, so live runners wake on appends instead of
+/// polling. Clones share the store inside.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Store {
+    /// The in-memory backend.
+    Memory(MemoryStore),
+    /// The embedded SQLite backend, on a file or in memory.
+    #[cfg(feature = "sqlite")]
+    Sqlite(SqliteEventStore),
+    /// The PostgreSQL backend, in one schema of a database.
+    #[cfg(feature = "postgres")]
+    Postgres(PgEventStore),
+}
+
+/// Runs `$call` on the store inside `$any`, bound to `$store`: one arm per backend.
+macro_rules! delegate {
+    ($any:expr, $store:ident => $call:expr) => {
+        match $any {
+            Store::Memory($store) => $call,
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite($store) => $call,
+            #[cfg(feature = "postgres")]
+            Store::Postgres($store) => $call,
+        }
+    };
+}
+
+impl From<MemoryStore> for Store {
+    fn from(store: MemoryStore) -> Self {
+        Self::Memory(store)
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl From<SqliteEventStore> for Store {
+    fn from(store: SqliteEventStore) -> Self {
+        Self::Sqlite(store)
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<PgEventStore> for Store {
+    fn from(store: PgEventStore) -> Self {
+        Self::Postgres(store)
+    }
+}
+
+impl Store {
+    /// Opens the store `url` names, reading `recorded_at` from the system clock.
+    pub async fn open(url: &str) -> Result<Self, OpenStoreError> {
+        url.parse::<StoreUrl>()?.open().await
+    }
+
+    /// Opens the store `url` names, reading `recorded_at` from `clock` (not on PostgreSQL,
+    /// which reads the server's clock; see [`StoreUrl::open_with_clock`]).
+    pub async fn open_with_clock(url: &str, clock: impl Clock) -> Result<Self, OpenStoreError> {
+        url.parse::<StoreUrl>()?.open_with_clock(clock).await
+    }
+
+    /// The backend's name: `memory`, `sqlite`, `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Memory(_) => "memory",
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(_) => "sqlite",
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Where the events live, in words: `a SQLite file, /home/me/eventsrc-demo.db`, `a PostgreSQL
+/// schema, eventsrc` (the database it is in, and the password, are not known here).
+impl fmt::Display for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory(_) => f.write_str("a MemoryStore, in process memory"),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(store) => match store.path() {
+                Some(path) => write!(f, "a SQLite file, {}", absolute(path).display()),
+                None => f.write_str("a SQLite database in memory"),
+            },
+            #[cfg(feature = "postgres")]
+            Self::Postgres(store) => write!(f, "a PostgreSQL schema, {}", store.schema()),
+        }
+    }
+}
+
+/// `path` made absolute against the current directory, or as it is if that is unknown.
+#[cfg(feature = "sqlite")]
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+impl EventStore for Store {
+    fn tenant(&self) -> &Tenant {
+        delegate!(self, store => store.tenant())
+    }
+
+    fn with_tenant(&self, tenant: Tenant) -> Self {
+        delegate!(self, store => Self::from(store.with_tenant(tenant)))
+    }
+
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        delegate!(self, store => store.append(stream, expected, events).await)
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        delegate!(self, store => store.read_stream(stream, read).await)
+    }
+
+    async fn visit_stream<F, E>(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+        visit: F,
+    ) -> Result<(), E>
+    where
+        F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        delegate!(self, store => store.visit_stream(stream, read, visit).await)
+    }
+
+    async fn read_all(&self, read: ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
+        delegate!(self, store => store.read_all(read).await)
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<StreamVersion, StoreError> {
+        delegate!(self, store => store.stream_version(stream).await)
+    }
+
+    async fn head_position(&self) -> Result<GlobalPosition, StoreError> {
+        delegate!(self, store => store.head_position().await)
+    }
+
+    async fn append_signal(&self) -> Result<Option<AppendSignal>, StoreError> {
+        delegate!(self, store => store.append_signal().await)
+    }
+}
+
+impl SnapshotStore for Store {
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        delegate!(self, store => store.load_snapshot(stream).await)
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        delegate!(self, store => store.save_snapshot(snapshot).await)
+    }
+}
+
+impl CheckpointStore for Store {
+    async fn load_checkpoint(
+        &self,
+        subscriber: &str,
+    ) -> Result<Option<GlobalPosition>, StoreError> {
+        delegate!(self, store => store.load_checkpoint(subscriber).await)
+    }
+
+    async fn save_checkpoint(
+        &self,
+        subscriber: &str,
+        position: GlobalPosition,
+    ) -> Result<(), StoreError> {
+        delegate!(self, store => store.save_checkpoint(subscriber, position).await)
+    }
+}
+
+impl ParkedStore for Store {
+    async fn park(&self, parked: ParkedEvent) -> Result<(), StoreError> {
+        delegate!(self, store => store.park(parked).await)
+    }
+
+    async fn parked(&self, reactor: &str) -> Result<Vec<ParkedEvent>, StoreError> {
+        delegate!(self, store => store.parked(reactor).await)
+    }
+
+    async fn unpark(&self, reactor: &str, event_id: EventId) -> Result<bool, StoreError> {
+        delegate!(self, store => store.unpark(reactor, event_id).await)
+    }
+}
+
+impl Leases for Store {
+    async fn try_acquire(&self, name: &str) -> Result<Option<Lease>, StoreError> {
+        delegate!(self, store => store.try_acquire(name).await)
+    }
+}
+
+/// A parsed store URL: which backend, and where.
+///
+/// The scheme is matched without regard to case; a SQLite path is taken literally (no
+/// percent-decoding) and relative paths are relative to the current directory. A PostgreSQL URL
+/// is checked by the driver as it parses (see [`PostgresUrl`]).
+///
+/// ```
+/// use std::path::PathBuf;
+/// use eventsrc::StoreUrl;
+///
+/// let url: StoreUrl = "sqlite://target/events.db".parse()?;
+/// assert_eq!(url, StoreUrl::SqliteFile(PathBuf::from("target/events.db")));
+/// assert_eq!(url.to_string(), "sqlite://target/events.db");
+/// assert_eq!("memory:".parse::<StoreUrl>()?, StoreUrl::Memory);
+///
+/// let url: StoreUrl = "postgres://app:s3cret@db.internal/events?schema=demo".parse()?;
+/// assert!(matches!(&url, StoreUrl::Postgres(pg) if pg.schema() == Some("demo")));
+/// assert_eq!(url.to_string(), "postgres://app:***@db.internal/events?schema=demo");
+/// # Ok::<(), eventsrc::OpenStoreError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreUrl {
+    /// `memory:`: a [`MemoryStore`].
+    Memory,
+    /// `sqlite::memory:` (or `sqlite://:memory:`): a private SQLite database in memory.
+    #[cfg(feature = "sqlite")]
+    SqliteMemory,
+    /// `sqlite://path` (or `sqlite:path`): a SQLite file, created if missing.
+    #[cfg(feature = "sqlite")]
+    SqliteFile(PathBuf),
+    /// `postgres://...` or `postgresql://...`: a schema in a PostgreSQL database.
+    #[cfg(feature = "postgres")]
+    Postgres(PostgresUrl),
+}
+
+impl StoreUrl {
+    /// Opens the store, reading `recorded_at` from the system clock.
+    pub async fn open(&self) -> Result<Store, OpenStoreError> {
+        self.open_with_clock(SystemClock).await
+    }
+
+    /// Opens the store, reading `recorded_at` from `clock`. A SQLite file is created (not its
+    /// directory) if it does not exist, and its schema created or migrated; so is a
+    /// PostgreSQL schema. PostgreSQL stamps `recorded_at` with the server's clock at the start
+    /// of each append's transaction, so `clock` is not used there.
+    pub async fn open_with_clock(&self, clock: impl Clock) -> Result<Store, OpenStoreError> {
+        #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+        let _ = &clock;
+        match self {
+            Self::Memory => Ok(MemoryStore::with_clock(clock).into()),
+            #[cfg(feature = "sqlite")]
+            Self::SqliteMemory => {
+                let options = SqliteOptions::default().clock(clock);
+                let opened = SqliteEventStore::open_in_memory_with(options).await;
+                Ok(opened.map_err(|source| self.sqlite_error(source))?.into())
+            }
+            #[cfg(feature = "sqlite")]
+            Self::SqliteFile(path) => {
+                let options = SqliteOptions::default().clock(clock);
+                let opened = SqliteEventStore::open_with(path, options).await;
+                Ok(opened.map_err(|source| self.sqlite_error(source))?.into())
+            }
+            #[cfg(feature = "postgres")]
+            Self::Postgres(url) => {
+                let options = match url.schema() {
+                    Some(schema) => PgOptions::default().schema(schema),
+                    None => PgOptions::default(),
+                };
+                match PgEventStore::connect_with(&url.connect, options).await {
+                    Ok(store) => Ok(store.into()),
+                    Err(source) => Err(url.error(source)),
+                }
+            }
+        }
+    }
+}
+
+impl StoreUrl {
+    /// `source` as the error of opening this SQLite URL.
+    #[cfg(feature = "sqlite")]
+    fn sqlite_error(&self, source: eventsrc_sqlite::OpenError) -> OpenStoreError {
+        OpenStoreError::Sqlite {
+            url: self.to_string(),
+            source,
+        }
+    }
+}
+
+impl FromStr for StoreUrl {
+    type Err = OpenStoreError;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        let url = url.trim();
+        let malformed = |reason| OpenStoreError::Malformed {
+            url: url.to_owned(),
+            reason,
+        };
+        let Some((scheme, rest)) = url.split_once(':') else {
+            return Err(OpenStoreError::MissingScheme {
+                url: url.to_owned(),
+            });
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "memory" if rest.is_empty() || rest == "//" => Ok(Self::Memory),
+            "memory" => Err(malformed("`memory:` takes nothing after the colon")),
+            #[cfg(not(feature = "sqlite"))]
+            "sqlite" => Err(OpenStoreError::FeatureOff {
+                scheme: "sqlite",
+                feature: "sqlite",
+            }),
+            #[cfg(feature = "sqlite")]
+            "sqlite" => {
+                if rest == ":memory:" || rest == "//:memory:" {
+                    return Ok(Self::SqliteMemory);
+                }
+                let path = rest.strip_prefix("//").unwrap_or(rest);
+                if path.is_empty() {
+                    Err(malformed(
+                        "it names no file: write `sqlite://path/to/file.db` or `sqlite::memory:`",
+                    ))
+                } else if path.contains('?') {
+                    Err(malformed(
+                        "options after `?` are not supported: the store sets its own",
+                    ))
+                } else {
+                    Ok(Self::SqliteFile(PathBuf::from(path)))
+                }
+            }
+            #[cfg(feature = "postgres")]
+            "postgres" | "postgresql" => PostgresUrl::parse(scheme, rest).map(Self::Postgres),
+            #[cfg(not(feature = "postgres"))]
+            "postgres" | "postgresql" => Err(OpenStoreError::FeatureOff {
+                scheme: "postgres",
+                feature: "postgres",
+            }),
+            _ if scheme.is_empty() => Err(OpenStoreError::MissingScheme {
+                url: url.to_owned(),
+            }),
+            _ => Err(OpenStoreError::UnknownScheme {
+                scheme: scheme.to_owned(),
+            }),
+        }
+    }
+}
+
+/// The URL in its usual spelling, which parses back to the same value, except that a
+/// PostgreSQL password is written `***`.
+impl fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("memory:"),
+            #[cfg(feature = "sqlite")]
+            Self::SqliteMemory => f.write_str("sqlite::memory:"),
+            #[cfg(feature = "sqlite")]
+            Self::SqliteFile(path) => write!(f, "sqlite://{}", path.display()),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(url) => url.fmt(f),
+        }
+    }
+}
+
+/// A PostgreSQL store URL: `postgres://` (or `postgresql://`), then whatever the driver,
+/// `tokio_postgres`, reads after it (`user:password@host:port/database?parameters`), plus a
+/// `schema=name` parameter of its own for the schema to keep the tables in (default
+/// `eventsrc`).
+///
+/// It never shows the password: [`Display`](fmt::Display) and [`Debug`] write `***` instead,
+/// and so do the errors naming it.
+///
+/// ```
+/// use eventsrc::StoreUrl;
+///
+/// let url: StoreUrl = "PostgreSQL://app:s3cret@db.internal:5433/events?sslmode=disable".parse()?;
+/// let StoreUrl::Postgres(pg) = &url else { unreachable!() };
+/// assert_eq!(pg.schema(), None);
+/// assert_eq!(pg.to_string(), "postgresql://app:***@db.internal:5433/events?sslmode=disable");
+/// assert!(!format!("{pg:?}").contains("s3cret"));
+/// # Ok::<(), eventsrc::OpenStoreError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[cfg(feature = "postgres")]
+pub struct PostgresUrl {
+    /// The URL for the driver: `postgres://`, then the given URL after its scheme and `//`,
+    /// less the `schema` parameter. It holds the password: never print it.
+    connect: String,
+    /// The given URL with the scheme in lower case and the password replaced by `***`.
+    shown: String,
+    /// The `schema` parameter.
+    schema: Option<String>,
+}
+
+#[cfg(feature = "postgres")]
+impl PostgresUrl {
+    /// The schema named by the `schema` parameter, if any; the store's default is `eventsrc`.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// The driver's connection settings: everything the URL says but the schema. It holds the
+    /// password, if the URL gives one.
+    pub fn config(&self) -> eventsrc_postgres::tokio_postgres::Config {
+        // Checked when the URL was parsed, so this parse succeeds.
+        self.connect.parse().unwrap_or_default()
+    }
+
+    /// Parses `rest`, what follows `scheme:` in a store URL.
+    fn parse(scheme: &str, rest: &str) -> Result<Self, OpenStoreError> {
+        let scheme = scheme.to_ascii_lowercase();
+        let (slashes, body) = match rest.strip_prefix("//") {
+            Some(body) => ("//", body),
+            None => ("", rest),
+        };
+        // Credentials end at the last `@`, as in a URL's authority: a password with an `@`
+        // that should have been percent-encoded is still hidden whole.
+        let (credentials, location) = match body.rsplit_once('@') {
+            Some((credentials, location)) => (Some(credentials), location),
+            None => (None, body),
+        };
+        let (address, query) = match location.split_once('?') {
+            Some((address, query)) => (address, Some(query)),
+            None => (location, None),
+        };
+        let hidden = credentials.map(|credentials| match credentials.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@"),
+            None => format!("{credentials}@"),
+        });
+        let shown = format!(
+            "{scheme}:{slashes}{}{address}{}",
+            hidden.as_deref().unwrap_or(""),
+            query.map(|query| format!("?{query}")).unwrap_or_default()
+        );
+        let malformed = |reason| OpenStoreError::Malformed {
+            url: shown.clone(),
+            reason,
+        };
+        if slashes.is_empty() {
+            return Err(malformed(
+                "write `postgres://user@host/database`, with the two slashes",
+            ));
+        }
+        let mut schema = None;
+        let mut parameters = Vec::new();
+        for parameter in query.into_iter().flat_map(|query| query.split('&')) {
+            match parameter.split_once('=') {
+                Some(("schema", _)) if schema.is_some() => {
+                    return Err(malformed("`schema=` is given twice"));
+                }
+                Some(("schema", "")) => return Err(malformed("`schema=` names no schema")),
+                Some(("schema", name)) => schema = Some(name.to_owned()),
+                _ => parameters.push(parameter),
+            }
+        }
+        let connect = format!(
+            "postgres://{}{address}{}",
+            credentials.map(|c| format!("{c}@")).unwrap_or_default(),
+            if parameters.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", parameters.join("&"))
+            }
+        );
+        let parsed = Self {
+            connect,
+            shown,
+            schema,
+        };
+        // The driver reads the URL again on connect; reading it now refuses a bad one early.
+        match parsed
+            .connect
+            .parse::<eventsrc_postgres::tokio_postgres::Config>()
+        {
+            Ok(_) => Ok(parsed),
+            Err(error) => Err(parsed.error(ConnectError::InvalidUrl(error))),
+        }
+    }
+
+    /// `source` as the error of opening this URL.
+    fn error(&self, source: ConnectError) -> OpenStoreError {
+        OpenStoreError::Postgres {
+            url: self.shown.clone(),
+            source,
+        }
+    }
+}
+
+/// The URL with `***` for the password.
+#[cfg(feature = "postgres")]
+impl fmt::Display for PostgresUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+/// The URL with `***` for the password.
+#[cfg(feature = "postgres")]
+impl fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PostgresUrl").field(&self.shown).finish()
+    }
+}
+
+/// A store URL that names no store this build can open, or a store that failed to open.
+///
+/// A PostgreSQL URL appears with `***` for its password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenStoreError {
+    /// No `scheme:` in front (a bare file name, say).
+    #[error(
+        "`{url}` is not a store URL: write `memory:`, `sqlite://path/to/file.db`, `sqlite::memory:` or `postgres://user@host/database`"
+    )]
+    MissingScheme {
+        /// The text given.
+        url: String,
+    },
+    /// A scheme no backend answers to.
+    #[error(
+        "unknown store scheme `{scheme}:`: the stores are `memory:`, `sqlite://path/to/file.db`, `sqlite::memory:` and `postgres://user@host/database`"
+    )]
+    UnknownScheme {
+        /// The scheme given, without its colon.
+        scheme: String,
+    },
+    /// A known scheme with something wrong after it.
+    #[error("invalid store URL `{url}`: {reason}")]
+    Malformed {
+        /// The URL given (a PostgreSQL one without its password).
+        url: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A scheme whose backend this build leaves out: turn on the feature it names.
+    #[error(
+        "`{scheme}:` URLs need eventsrc's `{feature}` feature: add it to the `eventsrc` line of Cargo.toml"
+    )]
+    FeatureOff {
+        /// The scheme given, without its colon.
+        scheme: &'static str,
+        /// The feature that brings its backend in.
+        feature: &'static str,
+    },
+    /// SQLite could not open the database (no such directory, not a database, a newer schema).
+    #[error("cannot open `{url}`: {source}")]
+    #[cfg(feature = "sqlite")]
+    Sqlite {
+        /// The store URL.
+        url: String,
+        /// What SQLite said.
+        #[source]
+        source: eventsrc_sqlite::OpenError,
+    },
+    /// The driver refused the PostgreSQL URL, or connecting, creating or migrating the schema
+    /// failed (unreachable, authentication, a bad schema name, a newer schema version).
+    #[error("cannot open `{url}`: {source}")]
+    #[cfg(feature = "postgres")]
+    Postgres {
+        /// The store URL, with `***` for the password.
+        url: String,
+        /// What PostgreSQL or the driver said.
+        #[source]
+        source: ConnectError,
+    },
+}

@@ -1,0 +1,230 @@
+//! The store URL grammar and `Store::open` on each scheme: parsing, printing without the
+//! password, typed errors naming the part that is wrong, and opening each backend.
+
+use std::path::PathBuf;
+
+use eventsrc::backend::{Leases, ParkedStore};
+use eventsrc::postgres::ConnectError;
+use eventsrc::postgres::tokio_postgres::config::{Host, SslMode};
+use eventsrc::{EventId, EventStore, OpenStoreError, PostgresUrl, Store, StoreUrl};
+
+fn parse(url: &str) -> Result<StoreUrl, OpenStoreError> {
+    url.parse()
+}
+
+fn file(path: &str) -> StoreUrl {
+    StoreUrl::SqliteFile(PathBuf::from(path))
+}
+
+#[test]
+fn memory_urls() {
+    for url in ["memory:", "MEMORY:", " memory: ", "memory://"] {
+        assert_eq!(parse(url).ok(), Some(StoreUrl::Memory), "{url}");
+    }
+    assert!(matches!(
+        parse("memory:events"),
+        Err(OpenStoreError::Malformed { .. })
+    ));
+}
+
+#[test]
+fn sqlite_urls_name_a_file_relative_or_absolute_or_memory() {
+    let cases = [
+        ("sqlite://eventsrc-demo.db", file("eventsrc-demo.db")),
+        (
+            "sqlite://target/demo/events.db",
+            file("target/demo/events.db"),
+        ),
+        (
+            "sqlite:///var/lib/app/events.db",
+            file("/var/lib/app/events.db"),
+        ),
+        ("sqlite:events.db", file("events.db")),
+        ("SQLite://Events.db", file("Events.db")),
+        ("sqlite::memory:", StoreUrl::SqliteMemory),
+        ("sqlite://:memory:", StoreUrl::SqliteMemory),
+    ];
+    for (url, expected) in cases {
+        assert_eq!(parse(url).ok(), Some(expected), "{url}");
+    }
+    assert!(matches!(parse("sqlite:///tmp/x.db"), Ok(StoreUrl::SqliteFile(p)) if p.is_absolute()));
+    assert!(matches!(parse("sqlite://x.db"), Ok(StoreUrl::SqliteFile(p)) if p.is_relative()));
+}
+
+#[test]
+fn a_parsed_url_prints_as_a_url_that_parses_back() {
+    for url in [
+        "memory:",
+        "sqlite::memory:",
+        "sqlite://eventsrc-demo.db",
+        "sqlite:///tmp/events.db",
+    ] {
+        let parsed = parse(url).unwrap();
+        assert_eq!(parsed.to_string(), url);
+        assert_eq!(parse(&parsed.to_string()).unwrap(), parsed);
+    }
+}
+
+#[test]
+fn a_sqlite_url_without_a_file_or_with_options_is_malformed() {
+    for url in ["sqlite://", "sqlite:", "sqlite://events.db?mode=rwc"] {
+        match parse(url) {
+            Err(error @ OpenStoreError::Malformed { .. }) => {
+                assert!(error.to_string().contains(url), "{error}");
+            }
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn unknown_and_missing_schemes_are_typed_errors() {
+    match parse("mysql://localhost/events") {
+        Err(OpenStoreError::UnknownScheme { scheme }) => assert_eq!(scheme, "mysql"),
+        other => panic!("{other:?}"),
+    }
+    for url in ["eventsrc-demo.db", "", ":memory:"] {
+        assert!(
+            matches!(parse(url), Err(OpenStoreError::MissingScheme { .. })),
+            "{url}"
+        );
+    }
+}
+
+fn postgres(url: &str) -> PostgresUrl {
+    match parse(url) {
+        Ok(StoreUrl::Postgres(url)) => url,
+        other => panic!("{url}: {other:?}"),
+    }
+}
+
+#[test]
+fn postgres_urls_take_a_schema_and_keep_the_drivers_parameters() {
+    let url = postgres("postgres://app:s3cret@db.internal:5433/events");
+    let config = url.config();
+    assert_eq!(config.get_user(), Some("app"));
+    assert_eq!(config.get_password(), Some(&b"s3cret"[..]));
+    assert_eq!(config.get_hosts(), [Host::Tcp("db.internal".into())]);
+    assert_eq!(config.get_ports(), [5433]);
+    assert_eq!(config.get_dbname(), Some("events"));
+    assert_eq!(url.schema(), None);
+
+    let url = postgres("PostgreSQL://app@db/events?sslmode=disable&schema=demo_2&port=5433");
+    let config = url.config();
+    assert_eq!(config.get_ssl_mode(), SslMode::Disable);
+    assert!(
+        config.get_ports().contains(&5433),
+        "{:?}",
+        config.get_ports()
+    );
+    assert_eq!(url.schema(), Some("demo_2"));
+    assert_eq!(
+        url.to_string(),
+        "postgresql://app@db/events?sslmode=disable&schema=demo_2&port=5433"
+    );
+
+    let url = postgres("postgres://localhost?schema=demo");
+    assert_eq!(url.config().get_hosts(), [Host::Tcp("localhost".into())]);
+    assert_eq!(url.schema(), Some("demo"));
+}
+
+#[test]
+fn a_postgres_url_without_a_password_prints_as_a_url_that_parses_back() {
+    for url in [
+        "postgres://postgres@127.0.0.1:5432/test",
+        "postgresql://app@db.internal/events?schema=demo",
+        "postgres://localhost/events",
+    ] {
+        let parsed = parse(url).unwrap();
+        assert_eq!(parsed.to_string(), url);
+        assert_eq!(parse(&parsed.to_string()).unwrap(), parsed);
+    }
+}
+
+#[test]
+fn postgres_passwords_are_never_shown() {
+    for url in [
+        "postgres://app:s3cret@db.internal/events",
+        "postgresql://app:s3cret@db.internal/events?schema=demo",
+        "postgres://app:s3c@ret@db.internal/events",
+    ] {
+        let parsed = parse(url).unwrap();
+        for shown in [parsed.to_string(), format!("{parsed:?}")] {
+            assert!(!shown.contains("s3c"), "{shown}");
+            assert!(shown.contains("app:***@"), "{shown}");
+        }
+    }
+    for url in [
+        "postgres:app:s3cret@db.internal/events",
+        "postgres://app:s3cret@db.internal/events?schema=",
+        "postgres://app:s3cret@db.internal/events?schema=a&schema=b",
+        "postgres://app:s3cret@db.internal/events?colour=blue",
+        "postgres://app:s3cret@db.internal:port/events",
+    ] {
+        let error = parse(url).unwrap_err();
+        for shown in [error.to_string(), format!("{error:?}")] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+        }
+    }
+    assert!(matches!(
+        parse("postgres://app:s3cret@db.internal/events?colour=blue"),
+        Err(OpenStoreError::Postgres {
+            source: ConnectError::InvalidUrl(_),
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn a_postgres_server_that_is_not_there_is_a_postgres_open_error() {
+    // Port 1 on this machine: nothing listens there, so the connection is refused at once.
+    let url = "postgres://app:s3cret@127.0.0.1:1/events";
+    match Store::open(url).await {
+        Err(error @ OpenStoreError::Postgres { .. }) => {
+            let message = error.to_string();
+            assert!(
+                message.contains("postgres://app:***@127.0.0.1:1/events"),
+                "{message}"
+            );
+            assert!(!message.contains("s3cret"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_file_in_a_missing_directory_is_a_sqlite_open_error() {
+    let url = "sqlite:///nonexistent-eventsrc-directory/events.db";
+    match Store::open(url).await {
+        Err(error @ OpenStoreError::Sqlite { .. }) => {
+            assert!(error.to_string().contains(url), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn memory_urls_open_their_backend() {
+    assert_eq!(Store::open("memory:").await.unwrap().backend(), "memory");
+    let sqlite = Store::open("sqlite::memory:").await.unwrap();
+    assert_eq!(sqlite.backend(), "sqlite");
+    assert_eq!(sqlite.to_string(), "a SQLite database in memory");
+}
+
+#[tokio::test]
+async fn leases_parked_events_and_the_append_signal_are_the_backends() {
+    for url in ["memory:", "sqlite::memory:"] {
+        let store = Store::open(url).await.unwrap();
+        let lease = store.try_acquire("notifications").await.unwrap();
+        assert!(lease.is_some(), "{url}");
+        let again = store.try_acquire("notifications").await.unwrap();
+        assert!(again.is_none(), "{url}: held");
+        drop(lease);
+        let again = store.try_acquire("notifications").await.unwrap();
+        assert!(again.is_some(), "{url}: released");
+        assert!(store.parked("notifications").await.unwrap().is_empty());
+        let id = EventId::new();
+        assert!(!store.unpark("notifications", id).await.unwrap(), "{url}");
+        assert!(store.append_signal().await.unwrap().is_some(), "{url}");
+    }
+}
