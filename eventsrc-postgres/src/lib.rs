@@ -19,24 +19,24 @@
 //!   [`ConnectError::NewerSchema`].
 //! - **Tenants** share the tables; every query is scoped by the handle's tenant.
 //!
-//! The read side, for runners on many nodes ([`eventsrc::runner`]):
+//! The read side, for runners on many nodes ([`eventsrc::runner`](eventsrc_core::runner)):
 //!
 //! - **Read models in SQL, exactly once.** A [`PgProjection`] writes its own tables; run as a
 //!   [`PgReadModel`], each batch's rows and checkpoint commit in one transaction that locks
 //!   the checkpoint row and refuses the batch if another node moved it
-//!   ([`RunError::Fenced`](eventsrc::RunError::Fenced)). Queries go through
+//!   ([`RunError::Fenced`](eventsrc_core::RunError::Fenced)). Queries go through
 //!   [`PgEventStore::client`].
-//! - **Leadership.** The store is [`Leases`](eventsrc::backend::Leases): a lease is a session advisory
+//! - **Leadership.** The store is [`Leases`](eventsrc_core::backend::Leases): a lease is a session advisory
 //!   lock on a connection of its own, released when the lease is dropped or the node's
-//!   session ends, so with [`Runner::run_as_leader`](eventsrc::Runner::run_as_leader)
+//!   session ends, so with [`Runner::run_as_leader`](eventsrc_core::Runner::run_as_leader)
 //!   one node runs each read model and another takes over when it dies.
-//! - **Read-your-writes across nodes.** [`wait_for_checkpoint`](eventsrc::wait_for_checkpoint)
+//! - **Read-your-writes across nodes.** [`wait_for_checkpoint`](eventsrc_core::wait_for_checkpoint)
 //!   with this store as the checkpoint store waits, on any node, until a read model (wherever
 //!   its runner is) has committed past a position an append returned.
 //! - **Inline projections.** [`PgEventStore::with_inline`] gives a handle whose appends update
 //!   read models in their own transaction.
 //! - **Live runners wake on NOTIFY** ([`EventStore::append_signal`]), and reactors' parked
-//!   events are kept whole in a `parked` table ([`ParkedStore`](eventsrc::backend::ParkedStore)).
+//!   events are kept whole in a `parked` table ([`ParkedStore`](eventsrc_core::backend::ParkedStore)).
 //!
 //! ```no_run
 //! use eventsrc::{EventStore, ExpectedVersion, NewEvent, StreamId};

@@ -1,5 +1,5 @@
 //! Read models kept in PostgreSQL tables: [`PgProjection`], the SQL counterpart of
-//! [`eventsrc::Projection`]. A [`PgReadModel`](crate::PgReadModel) runs one from the
+//! [`eventsrc::Projection`](eventsrc_core::Projection). A [`PgReadModel`](crate::PgReadModel) runs one from the
 //! log with its checkpoint in the same transaction; [`PgEventStore::with_inline`] applies one
 //! inside every append.
 //!
@@ -77,7 +77,7 @@ use eventsrc_core::{Event, RecordedEvent};
 /// ```
 pub trait PgProjection: Send + 'static {
     /// The name its checkpoint (and its lease, under
-    /// [`Runner::run_as_leader`](eventsrc::Runner::run_as_leader)) is kept under,
+    /// [`Runner::run_as_leader`](eventsrc_core::Runner::run_as_leader)) is kept under,
     /// unless [`PgReadModel::named`](crate::PgReadModel::named) says otherwise.
     const NAME: &'static str;
     /// What to do with events `Event` does not know.

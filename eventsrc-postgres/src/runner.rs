@@ -1,5 +1,5 @@
 //! [`PgReadModel`]: a [`PgProjection`] as a [`Consumer`] of a
-//! [`Runner`](eventsrc::Runner), its tables and checkpoint moved in one transaction.
+//! [`Runner`](eventsrc_core::Runner), its tables and checkpoint moved in one transaction.
 
 use eventsrc_core::runner::Consumer;
 
@@ -18,8 +18,8 @@ use crate::{PgEventStore, backend, checkpoint};
 /// [`RunError::Fenced`] and applies nothing, and two nodes handling the same batch at once
 /// take the lock in turn, so the second sees the first's checkpoint and is fenced.
 ///
-/// Run it with [`Runner::run_as_leader`](eventsrc::Runner::run_as_leader) on every
-/// node, with the store as the [`Leases`](eventsrc::backend::Leases): one node runs it, the others
+/// Run it with [`Runner::run_as_leader`](eventsrc_core::Runner::run_as_leader) on every
+/// node, with the store as the [`Leases`](eventsrc_core::backend::Leases): one node runs it, the others
 /// take over when it dies. Query the tables through [`PgEventStore::client`].
 ///
 /// ```no_run
@@ -212,12 +212,12 @@ impl PgEventStore {
     /// position. If anything fails, nothing changes.
     ///
     /// Build the new version first under its own name into its own tables, with
-    /// [`PgReadModel::named`] and [`Runner::catch_up`](eventsrc::Runner::catch_up)
+    /// [`PgReadModel::named`] and [`Runner::catch_up`](eventsrc_core::Runner::catch_up)
     /// (whose progress shows how far it is), while the live one keeps serving. The switch
     /// bumps the live name's generation: a runner of the old projection left running stops
     /// with [`RunError::Switched`] at its next batch instead of writing into the new tables;
     /// start runners of the rebuilt projection under the live name. A missing or never-moved `rebuilt` checkpoint is refused with [`NotBuilt`]
-    /// (inside [`StoreError::Backend`](eventsrc::StoreError::Backend)).
+    /// (inside [`StoreError::Backend`](eventsrc_core::StoreError::Backend)).
     ///
     /// ```no_run
     /// # async fn switch(store: eventsrc_postgres::PgEventStore) -> Result<(), eventsrc::StoreError> {

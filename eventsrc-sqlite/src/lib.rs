@@ -36,15 +36,15 @@
 //!
 //! | what | how | consistency |
 //! |---|---|---|
-//! | [`SqliteReadModel`] | a [`SqliteProjection`] driven by [`eventsrc::Runner`]: one writer transaction per batch checks the checkpoint, applies the batch, moves the checkpoint | exactly once; eventually consistent, read-your-writes with [`ProgressWatch::wait_for`](eventsrc::ProgressWatch::wait_for) |
+//! | [`SqliteReadModel`] | a [`SqliteProjection`] driven by [`eventsrc::Runner`](eventsrc_core::Runner): one writer transaction per batch checks the checkpoint, applies the batch, moves the checkpoint | exactly once; eventually consistent, read-your-writes with [`ProgressWatch::wait_for`](eventsrc_core::ProgressWatch::wait_for) |
 //! | [`add_inline`](SqliteEventStore::add_inline) | a [`SqliteProjection`] applied inside every append's own transaction | exactly once; consistent with the append; a failing projection fails the append |
 //! | [`read_with`](SqliteEventStore::read_with) | a query on a pooled read-only connection, one snapshot | — |
 //! | [`write_with`](SqliteEventStore::write_with), [`switch_read_model`](SqliteEventStore::switch_read_model) | a transaction on the writer thread; a rebuilt read model switched in (seed 003's `users_new`) | — |
 //!
 //! Live readers wake on the store's [`append_signal`](EventStore::append_signal), moved by the
 //! writer thread after every commit that stored events. Reactors park events in the `parked`
-//! table ([`ParkedStore`](eventsrc::backend::ParkedStore)), and runners take leadership through
-//! [`Leases`](eventsrc::backend::Leases) held in memory: **an embedded file is one application
+//! table ([`ParkedStore`](eventsrc_core::backend::ParkedStore)), and runners take leadership through
+//! [`Leases`](eventsrc_core::backend::Leases) held in memory: **an embedded file is one application
 //! process**. Several processes may open one file safely (SQLite locks it), but leases do not
 //! reach across them and the append signal does not wake their readers (they poll);
 //! checkpoints still fence their read models, each batch checking its checkpoint under

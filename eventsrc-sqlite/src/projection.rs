@@ -117,7 +117,7 @@ pub trait SqliteProjection: Send + 'static {
     }
 }
 
-/// A [`SqliteProjection`] as a [`Consumer`] for [`eventsrc::Runner`]: each batch is
+/// A [`SqliteProjection`] as a [`Consumer`] for [`eventsrc::Runner`](eventsrc_core::Runner): each batch is
 /// one transaction on the store's writer thread that checks the checkpoint, applies every
 /// event and moves the checkpoint, so the read model is updated exactly once even across
 /// crashes and restarts.

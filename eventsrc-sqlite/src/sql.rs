@@ -108,13 +108,13 @@ impl SqliteEventStore {
     /// The recipe (seed 003's `users_new`): while a runner keeps `users` serving, run the same
     /// projection type writing into `users_new` under another name,
     /// `SqliteReadModel::new(Users { table: "users_new" }, store.clone()).named("users_rebuild")`,
-    /// with [`Runner::catch_up`](eventsrc::Runner::catch_up), watching
-    /// [`Runner::progress`](eventsrc::Runner::progress). Then stop the live runner,
+    /// with [`Runner::catch_up`](eventsrc_core::Runner::catch_up), watching
+    /// [`Runner::progress`](eventsrc_core::Runner::progress). Then stop the live runner,
     /// switch, and start a runner of the rebuilt projection under the live name: it continues
     /// from where the rebuild got to.
     ///
     /// The switch also bumps the live name's generation: a runner of the old projection left
-    /// running stops with [`RunError::Switched`](eventsrc::RunError::Switched) at its next batch instead of writing into
+    /// running stops with [`RunError::Switched`](eventsrc_core::RunError::Switched) at its next batch instead of writing into
     /// the new tables. SQLite keeps index names through `ALTER TABLE ... RENAME`: name a
     /// rebuild's indexes after its table, and drop or rename them in `swap_tables` too.
     ///

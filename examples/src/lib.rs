@@ -19,10 +19,10 @@
 //! - [`race`]: a store wrapper that stages a concurrent writer on cue, for showing and testing
 //!   what the repository does when two commands race.
 //! - [`narrate`]: what the demos print of a command and its outcome.
-//! - [`store`]: [`store::Store`], one store type over every backend, opened from a URL
+//! - [`store`]: the demos' command line. Every demo takes `--store <url>` or the
+//!   `EVENTSRC_STORE` environment variable and opens it with [`eventsrc::Store::open`]
 //!   (`memory:`, `sqlite://path/to/file.db`, `sqlite::memory:`,
-//!   `postgres://user:password@host/database?schema=name`). Every demo takes `--store <url>` or
-//!   the `EVENTSRC_STORE` environment variable.
+//!   `postgres://user:password@host/database?schema=name`).
 
 pub mod cart;
 pub mod leads;

@@ -1,15 +1,15 @@
 //! Runners: projections and reactors fed from the log, with checkpoints, live updates,
 //! read-your-writes, leadership among nodes, and retries that park what keeps failing.
 //!
-//! A [`Runner`] drives a [`Consumer`]: it reads the consumer's checkpoint, subscribes from
-//! there ([`Subscription`]), hands it each batch and records how far it got. What a consumer
+//! A [`Runner`](crate::Runner) drives a [`Consumer`]: it reads the consumer's checkpoint, subscribes from
+//! there ([`Subscription`](crate::Subscription)), hands it each batch and records how far it got. What a consumer
 //! does with a batch, and where its checkpoint lives, is the consumer's:
 //!
 //! | consumer | read model | checkpoint | effect |
 //! |---|---|---|---|
-//! | [`InMemory`] | a [`Projection`] in memory | beside it, in memory | exactly once per process |
-//! | [`Checkpointed`] | a [`Projection`] that stores itself | a [`CheckpointStore`] | at least once |
-//! | [`Reactions`] | a [`Reactor`]'s effects, via [`Perform`] | a [`CheckpointStore`] | at least once, retried, parked |
+//! | [`InMemory`](crate::InMemory) | a [`Projection`](crate::Projection) in memory | beside it, in memory | exactly once per process |
+//! | [`Checkpointed`](crate::Checkpointed) | a [`Projection`](crate::Projection) that stores itself | a [`CheckpointStore`](crate::CheckpointStore) | at least once |
+//! | [`Reactions`](crate::Reactions) | a [`Reactor`](crate::Reactor)'s effects, via [`Perform`] | a [`CheckpointStore`](crate::CheckpointStore) | at least once, retried, parked |
 //! | SQL backends' projections | tables in the database | same transaction | exactly once |
 //!
 //! At-least-once means: the checkpoint moves only after the consumer handled the batch, so

@@ -1,9 +1,9 @@
-//! The storage traits every backend implements: [`EventStore`], [`SnapshotStore`] and
-//! [`CheckpointStore`].
+//! The storage traits every backend implements: [`EventStore`](crate::EventStore), [`SnapshotStore`](crate::SnapshotStore) and
+//! [`CheckpointStore`](crate::CheckpointStore).
 //!
 //! They are deliberately small so that a new backend is an afternoon's work; `eventsrc-testing`
 //! ships the conformance suite that proves one. Futures are `Send`, and the core depends on no
-//! async runtime. Every handle belongs to one [`Tenant`] and sees nothing of any other.
+//! async runtime. Every handle belongs to one [`Tenant`](crate::Tenant) and sees nothing of any other.
 
 pub(crate) mod traits;
 

@@ -1,8 +1,8 @@
 //! Subscriptions: the global log from a position, caught up in bounded batches, then live.
 //!
-//! A [`Subscription`] reads [`EventStore::read_all`] pages in commit order (gap-free on every
+//! A [`Subscription`](crate::Subscription) reads [`EventStore::read_all`](crate::EventStore::read_all) pages in commit order (gap-free on every
 //! backend: see the PostgreSQL crate for how) and, once caught up, waits for the store's
-//! [`append_signal`](EventStore::append_signal), polling as a fallback. It keeps no
+//! [`append_signal`](crate::EventStore::append_signal), polling as a fallback. It keeps no
 //! checkpoint of its own: a consumer handles a [`Batch`] and then stores
 //! [`Batch::through`] wherever its read model lives, so delivery is at-least-once and the
 //! checkpoint only moves after the handler succeeded. The runners in [`crate::runner`] do

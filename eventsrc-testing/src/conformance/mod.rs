@@ -77,7 +77,7 @@ pub struct Capabilities {
     /// A payload of 1 MiB is stored and read back. Off for backends with a small row or item
     /// size limit.
     pub large_payloads: bool,
-    /// `recorded_at` is read in this process, from the store's [`Clock`](eventsrc::time::Clock) (so it
+    /// `recorded_at` is read in this process, from the store's [`Clock`](eventsrc_core::time::Clock) (so it
     /// lies between the instants read just before and just after an append, to the
     /// microsecond). Off for databases that stamp the server's time, which the suite then checks
     /// only within a window allowing for clock skew.
