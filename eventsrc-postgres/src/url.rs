@@ -58,7 +58,9 @@ pub const SOCKET_DIRECTORIES: [&str; 2] = ["/var/run/postgresql", "/tmp"];
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct PgUrl {
-    config: tokio_postgres::Config,
+    /// Boxed: a URL is small beside the other things it is kept with (`eventsrc`'s
+    /// `StoreUrl`).
+    config: Box<tokio_postgres::Config>,
     schema: Option<String>,
     /// The URL as given, with `***` for the password.
     shown: String,
@@ -259,7 +261,7 @@ impl FromStr for PgUrl {
             config.host("localhost");
         }
         Ok(Self {
-            config,
+            config: Box::new(config),
             schema: settings.schema,
             shown,
         })
@@ -331,7 +333,9 @@ impl Settings {
             return Err("`schema=` is given twice: name one schema".to_owned());
         }
         if name.is_empty() {
-            return Err("`schema=` names no schema: write `schema=name` or leave it out".to_owned());
+            return Err(
+                "`schema=` names no schema: write `schema=name` or leave it out".to_owned(),
+            );
         }
         if let Some(problem) = options::schema_name_problem(name) {
             return Err(format!("invalid schema name `{name}`: {problem}"));
@@ -457,7 +461,11 @@ mod tests {
             "postgres://app@localhost:5432/events?host=/var/run/postgresql&schema=x",
         ] {
             let url = parse(url);
-            assert_eq!(url.config().get_hosts(), [socket("/var/run/postgresql")], "{url}");
+            assert_eq!(
+                url.config().get_hosts(),
+                [socket("/var/run/postgresql")],
+                "{url}"
+            );
             assert_eq!(url.config().get_dbname(), Some("events"), "{url}");
         }
     }

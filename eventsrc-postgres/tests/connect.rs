@@ -43,7 +43,9 @@ async fn the_urls_schema_parameter_names_the_stores_schema() {
         return;
     };
     let url = with_parameter(&schema.url, &format!("schema={}", schema.name));
-    let store = PgEventStore::connect(&url).await.expect("connect with ?schema=");
+    let store = PgEventStore::connect(&url)
+        .await
+        .expect("connect with ?schema=");
     assert_eq!(store.schema(), schema.name);
     let migrated: i64 = schema
         .client
@@ -94,7 +96,12 @@ async fn a_unix_socket_is_reached_from_the_query_or_a_percent_encoded_host() {
         .await
         .unwrap();
     let (directories, port): (String, String) = (row.get(0), row.get(1));
-    let directory = directories.split(',').next().unwrap_or("").trim().to_owned();
+    let directory = directories
+        .split(',')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
     let socket = Path::new(&directory).join(format!(".s.PGSQL.{port}"));
     assert!(
         !directory.is_empty() && socket.exists(),
@@ -169,7 +176,10 @@ async fn a_refused_port_is_an_error_saying_the_connection_was_refused() {
                 io |= cause.downcast_ref::<std::io::Error>().is_some();
                 chain = cause.source();
             }
-            assert!(io, "the operating system's error stays in the chain: {error:?}");
+            assert!(
+                io,
+                "the operating system's error stays in the chain: {error:?}"
+            );
         }
         other => panic!("expected ConnectError::Postgres, got {other:?}"),
     }

@@ -746,7 +746,10 @@ async fn two_stores_on_two_schemas_keep_their_own_rows_of_one_read_model() {
         for table in ["applied", "applied_inline"] {
             let rows: i64 = schema
                 .client
-                .query_one(&format!("SELECT count(*) FROM {}", schema.table(table)), &[])
+                .query_one(
+                    &format!("SELECT count(*) FROM {}", schema.table(table)),
+                    &[],
+                )
                 .await
                 .unwrap_or_else(|e| panic!("{table} in {}: {e}", schema.name))
                 .get(0);
@@ -837,7 +840,10 @@ async fn a_switched_table_keeps_its_index_names_across_rebuilds() {
         .catch_up()
         .await
         .unwrap();
-    assert_eq!(indexes(&schema, "applied").await, ["applied_n", "applied_pkey"]);
+    assert_eq!(
+        indexes(&schema, "applied").await,
+        ["applied_n", "applied_pkey"]
+    );
     let swap = format!(
         "DROP TABLE \"{0}\".applied; ALTER TABLE \"{0}\".applied_new RENAME TO applied",
         schema.name

@@ -489,7 +489,9 @@ impl fmt::Display for PostgresUrl {
 #[cfg(feature = "postgres")]
 impl fmt::Debug for PostgresUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("PostgresUrl").field(&self.0.to_string()).finish()
+        f.debug_tuple("PostgresUrl")
+            .field(&self.0.to_string())
+            .finish()
     }
 }
 
