@@ -201,10 +201,9 @@ pub(crate) fn backend(error: tokio_postgres::Error) -> StoreError {
 
 impl PgEventStore {
     /// Connects to the database at `url` with default [`PgOptions`], creating or migrating the
-    /// schema. `url` is a libpq URL, `postgres://user:password@host:port/database?schema=name`
-    /// (see [`PgUrl`] for the whole grammar, unix sockets included), or libpq's `key=value`
-    /// form (`host=localhost user=app dbname=app`), which the driver reads as it is and which
-    /// takes no `schema`.
+    /// schema. `url` is a libpq URL, `postgres://user:password@host:port/database?schema=name`,
+    /// or libpq's `key=value` form, `host=localhost user=app dbname=app schema=name` (see
+    /// [`PgUrl`] for the whole grammar, unix sockets included).
     pub async fn connect(url: &str) -> Result<Self, ConnectError> {
         Self::connect_with(url, PgOptions::default()).await
     }
@@ -226,13 +225,7 @@ impl PgEventStore {
     /// # Ok(()) }
     /// ```
     pub async fn connect_with(url: &str, options: PgOptions) -> Result<Self, ConnectError> {
-        if PgUrl::is_url(url) {
-            return Self::connect_url(&url.parse()?, options).await;
-        }
-        let config = url
-            .parse::<tokio_postgres::Config>()
-            .map_err(|error| UrlError::key_value(&error))?;
-        Self::connect_config(config, options).await
+        Self::connect_url(&url.parse()?, options).await
     }
 
     /// Connects to the database a parsed [`PgUrl`] names, in the schema it names (if any),

@@ -27,6 +27,10 @@ pub const SOCKET_DIRECTORIES: [&str; 2] = ["/var/run/postgresql", "/tmp"];
 /// that in `/tmp`. The other parameters are `tokio_postgres`'s (`sslmode`,
 /// `connect_timeout`, `options`, `target_session_attrs`, ...); an unknown one is an error.
 ///
+/// libpq's other form, `key=value` pairs separated by spaces (`host=/var/run/postgresql
+/// dbname=app schema=billing`, a value in single quotes when it holds spaces, `\` escaping
+/// the next character), is read too, with the same parameters, `schema` included.
+///
 /// `schema=name` is the store's own: the PostgreSQL schema its tables live in (see
 /// [`PgOptions::schema`](crate::PgOptions::schema) for the names accepted). It is taken out
 /// before the driver reads the rest, and given twice or empty it is an error.
@@ -54,6 +58,11 @@ pub const SOCKET_DIRECTORIES: [&str; 2] = ["/var/run/postgresql", "/tmp"];
 ///     let url: PgUrl = url.parse()?;
 ///     assert_eq!(url.config().get_hosts(), [Host::Unix("/var/run/postgresql".into())]);
 /// }
+///
+/// let url: PgUrl = "host=db.internal user=app password='s3 cret' schema=billing".parse()?;
+/// assert_eq!(url.schema(), Some("billing"));
+/// assert_eq!(url.config().get_password(), Some(&b"s3 cret"[..]));
+/// assert_eq!(url.to_string(), "host='db.internal' user='app' password=*** schema='billing'");
 /// # Ok::<(), eventsrc_postgres::UrlError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]
@@ -85,16 +94,8 @@ impl UrlError {
         }
     }
 
-    /// A `key=value` connection string that the driver refused; it is not shown, since it may
-    /// hold a password.
-    pub(crate) fn key_value(error: &tokio_postgres::Error) -> Self {
-        Self {
-            url: None,
-            reason: driver_reason(error),
-        }
-    }
-
-    /// The URL, with `***` for its password; `None` for a `key=value` connection string.
+    /// The URL (or `key=value` string), with `***` for its password; `None` when it could
+    /// not be read far enough to tell the password apart.
     pub fn url(&self) -> Option<&str> {
         self.url.as_deref()
     }
@@ -124,14 +125,6 @@ impl PgUrl {
     pub fn config(&self) -> &tokio_postgres::Config {
         &self.config
     }
-
-    /// Whether `url` is written as a URL (`postgres:` or `postgresql:`, in any case) rather
-    /// than as `key=value` pairs.
-    pub(crate) fn is_url(url: &str) -> bool {
-        url.trim()
-            .split_once(':')
-            .is_some_and(|(scheme, _)| is_scheme(scheme))
-    }
 }
 
 fn is_scheme(scheme: &str) -> bool {
@@ -156,6 +149,8 @@ impl fmt::Debug for PgUrl {
 struct Pieces<'a> {
     scheme: String,
     slashes: &'a str,
+    /// Everything after the scheme's `:` and slashes.
+    body: &'a str,
     credentials: Option<&'a str>,
     hosts: &'a str,
     path: Option<&'a str>,
@@ -185,6 +180,7 @@ impl<'a> Pieces<'a> {
         Self {
             scheme: scheme.to_ascii_lowercase(),
             slashes,
+            body,
             credentials,
             hosts,
             path: path.strip_prefix('/'),
@@ -194,7 +190,19 @@ impl<'a> Pieces<'a> {
 
     /// The URL as given, the scheme in lower case, with `***` for the password (after the
     /// user, and as the value of a `password` parameter).
+    ///
+    /// A password holding a `/` that should have been percent-encoded ends the credentials
+    /// early as libpq reads them, and would show: when an `@` comes after where the
+    /// credentials end, everything from the first `:` to the last `@` is hidden instead,
+    /// which may hide more than the password but never shows it.
     fn shown(&self) -> String {
+        let at = self.credentials.map(str::len);
+        if let Some(last) = self.body.rfind('@').filter(|last| Some(*last) != at) {
+            let (before, after) = (&self.body[..last], &self.body[last + 1..]);
+            if let Some((user, _)) = before.split_once(':') {
+                return format!("{}:{}{user}:***@{after}", self.scheme, self.slashes);
+            }
+        }
         let mut shown = format!("{}:{}", self.scheme, self.slashes);
         if let Some(credentials) = self.credentials {
             match credentials.split_once(':') {
@@ -230,10 +238,13 @@ impl FromStr for PgUrl {
     fn from_str(url: &str) -> Result<Self, UrlError> {
         let url = url.trim();
         let Some((scheme, after)) = url.split_once(':').filter(|(s, _)| is_scheme(s)) else {
+            if url.contains('=') && !url.contains("://") {
+                return Self::from_key_value(url);
+            }
             // Not ours to show whole: it may hold a password.
             return Err(UrlError {
                 url: None,
-                reason: "it does not start with `postgres://` or `postgresql://`".to_owned(),
+                reason: "write `postgres://user@host/database` or `host=... dbname=...`".to_owned(),
             });
         };
         let pieces = Pieces::cut(scheme, after);
@@ -245,27 +256,92 @@ impl FromStr for PgUrl {
             ));
         }
         let settings = Settings::read(&pieces).map_err(fail)?;
-        let mut config: tokio_postgres::Config = settings
-            .key_value()
-            .parse()
-            .map_err(|error| fail(driver_reason(&error)))?;
-        if let Some(password) = &settings.password {
-            config.password(password);
-        }
-        if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
-            #[cfg(unix)]
-            for directory in SOCKET_DIRECTORIES {
-                config.host_path(directory);
-            }
-            #[cfg(not(unix))]
-            config.host("localhost");
-        }
-        Ok(Self {
-            config: Box::new(config),
-            schema: settings.schema,
-            shown,
-        })
+        settings.build(shown)
     }
+}
+
+impl PgUrl {
+    /// Reads libpq's `key=value` form: `host=localhost dbname=app schema=billing`, a value
+    /// in single quotes when it holds spaces, `\` escaping the next character.
+    fn from_key_value(text: &str) -> Result<Self, UrlError> {
+        let pairs = key_value_pairs(text).map_err(|reason| UrlError { url: None, reason })?;
+        let shown = pairs
+            .iter()
+            .map(|(key, value)| match key.as_str() {
+                "password" => format!("{key}=***"),
+                _ => format!("{key}={}", quote_value(value)),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut settings = Settings::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "schema" => settings
+                    .schema(&value)
+                    .map_err(|reason| UrlError::new(&shown, reason))?,
+                "password" => settings.password = Some(value.into_bytes()),
+                _ => settings.set(&key, value),
+            }
+        }
+        settings.build(shown)
+    }
+}
+
+/// The `key=value` pairs of `text`, values unquoted and unescaped, as libpq reads them.
+fn key_value_pairs(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut pairs = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| !c.is_whitespace() && *c != '=') {
+            key.push(c);
+        }
+        if key.is_empty() {
+            if chars.peek().is_some() {
+                return Err("a `=` without a key before it: write `key=value`".to_owned());
+            }
+            return Ok(pairs);
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next() != Some('=') {
+            return Err(format!("`{key}` has no value: write `{key}=value`"));
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            loop {
+                match chars.next() {
+                    Some('\'') => break,
+                    Some('\\') => value.extend(chars.next()),
+                    Some(c) => value.push(c),
+                    None => {
+                        return Err(format!(
+                            "the value of `{key}` opens a `'` without closing it"
+                        ));
+                    }
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    c => value.push(c),
+                }
+            }
+            if value.is_empty() {
+                return Err(format!(
+                    "`{key}=` has no value: write `{key}=value`, or `{key}=''` for an empty one"
+                ));
+            }
+        }
+        pairs.push((key, value));
+    }
+}
+
+/// `value` as a `key=value` value: in single quotes, `'` and `\` escaped.
+fn quote_value(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// What a URL sets, decoded, in libpq's order of precedence: the query's parameters replace
@@ -346,12 +422,36 @@ impl Settings {
 
     /// The driver parameters as a `key=value` connection string, every value quoted.
     fn key_value(&self) -> String {
-        let quoted = |value: &str| value.replace('\\', "\\\\").replace('\'', "\\'");
         self.parameters
             .iter()
-            .map(|(key, value)| format!("{key}='{}'", quoted(value)))
+            .map(|(key, value)| format!("{key}={}", quote_value(value)))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// The URL these settings were read from, shown as `shown`: the driver reads and checks
+    /// the parameters, and a URL naming no host gets the usual socket directories.
+    fn build(self, shown: String) -> Result<PgUrl, UrlError> {
+        let mut config: tokio_postgres::Config = self
+            .key_value()
+            .parse()
+            .map_err(|error| UrlError::new(&shown, driver_reason(&error)))?;
+        if let Some(password) = &self.password {
+            config.password(password);
+        }
+        if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+            #[cfg(unix)]
+            for directory in SOCKET_DIRECTORIES {
+                config.host_path(directory);
+            }
+            #[cfg(not(unix))]
+            config.host("localhost");
+        }
+        Ok(PgUrl {
+            config: Box::new(config),
+            schema: self.schema,
+            shown,
+        })
     }
 }
 
@@ -521,6 +621,41 @@ mod tests {
     }
 
     #[test]
+    fn the_key_value_form_takes_the_same_parameters() {
+        let url = parse(
+            r"host=/var/run/postgresql dbname = 'my db' user=app password='it\'s' schema=billing",
+        );
+        assert_eq!(url.schema(), Some("billing"));
+        let config = url.config();
+        assert_eq!(config.get_hosts(), [socket("/var/run/postgresql")]);
+        assert_eq!(config.get_dbname(), Some("my db"));
+        assert_eq!(config.get_password(), Some(&b"it's"[..]));
+        assert!(!url.to_string().contains("it"), "{url}");
+        // Shown with every value quoted, it reads back the same.
+        assert_eq!(parse(&url.to_string()).config().get_dbname(), Some("my db"));
+        let url = parse("dbname=app port=5433");
+        assert_eq!(
+            url.config().get_hosts().len(),
+            2,
+            "the usual socket directories"
+        );
+        for (text, says) in [
+            ("host=db schema=a schema=b", "twice"),
+            ("host=db colour=blue", "colour"),
+            ("host=db password='s3cret", "without closing"),
+            ("host=db password", "password=value"),
+            ("host=db =x", "without a key"),
+        ] {
+            let error = text.parse::<PgUrl>().unwrap_err();
+            assert!(error.to_string().contains(says), "{text}: {error}");
+            assert!(
+                !format!("{error} {error:?}").contains("s3cret"),
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
     fn passwords_never_show() {
         for url in [
             "postgres://app:s3cret@db/events",
@@ -551,12 +686,14 @@ mod tests {
             ("postgres://app:s3cret@db:port/events", "port"),
             ("postgres://app:s3cret@db/events?sslmode", "sslmode=value"),
             ("postgres://app:s3cret@[::1/events", "[::1]:5432"),
+            ("postgres://app:s3c/ret@db/events", "port"),
             ("mysql://app:s3cret@db/events", "postgres://"),
+            ("localhost", "host=..."),
         ] {
             let error = url.parse::<PgUrl>().unwrap_err();
             let shown = format!("{error} {error:?}");
             assert!(error.to_string().contains(says), "{url}: {error}");
-            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(!shown.contains("s3c"), "{shown}");
         }
     }
 }

@@ -71,6 +71,22 @@ async fn the_urls_schema_parameter_names_the_stores_schema() {
         }
         other => panic!("expected SchemaConflict, got {other:?}"),
     }
+    // The same in libpq's `key=value` form.
+    let tcp = parse(&schema.url);
+    let Some(Host::Tcp(host)) = tcp.config().get_hosts().first() else {
+        panic!("{URL_VAR} names no TCP host", URL_VAR = support::URL_VAR);
+    };
+    let key_value = format!(
+        "host={host} port={} user={} dbname={} schema={}",
+        tcp.config().get_ports().first().unwrap_or(&5432),
+        tcp.config().get_user().unwrap_or("postgres"),
+        tcp.config().get_dbname().unwrap_or("postgres"),
+        schema.name
+    );
+    let store = PgEventStore::connect(&key_value)
+        .await
+        .unwrap_or_else(|error| panic!("{key_value}: {error}"));
+    assert_eq!(store.schema(), schema.name);
     // The options alone name it, as before.
     let options = PgEventStore::connect_with(&schema.url, schema.options())
         .await
