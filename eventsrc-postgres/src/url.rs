@@ -11,7 +11,7 @@ use crate::options;
 /// the Debian, Ubuntu and Red Hat packages, then the one of a server built from source. libpq
 /// looks in the one directory it was built with; trying both finds either server.
 #[cfg(unix)]
-pub const SOCKET_DIRECTORIES: [&str; 2] = ["/var/run/postgresql", "/tmp"];
+const SOCKET_DIRECTORIES: [&str; 2] = ["/var/run/postgresql", "/tmp"];
 
 /// A parsed PostgreSQL connection URL: the driver's settings and the store's schema.
 ///
@@ -67,8 +67,7 @@ pub const SOCKET_DIRECTORIES: [&str; 2] = ["/var/run/postgresql", "/tmp"];
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct PgUrl {
-    /// Boxed: a URL is small beside the other things it is kept with (`eventsrc`'s
-    /// `StoreUrl`).
+    /// Boxed, so that a URL stays small beside the other variants of `eventsrc`'s `StoreUrl`.
     config: Box<tokio_postgres::Config>,
     schema: Option<String>,
     /// The URL as given, with `***` for the password.
