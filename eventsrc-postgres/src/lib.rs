@@ -75,6 +75,7 @@ mod projection;
 mod rows;
 mod runner;
 mod schema;
+mod url;
 mod writer;
 
 use std::sync::Arc;
@@ -101,6 +102,7 @@ pub use options::{ConnectError, PgOptions};
 pub use projection::PgProjection;
 pub use runner::{NotBuilt, PgReadModel};
 pub use schema::CURRENT as SCHEMA_VERSION;
+pub use url::{PgUrl, UrlError};
 /// The pool and driver this crate is built on, at the versions its API uses.
 pub use {deadpool_postgres, tokio_postgres};
 
@@ -198,18 +200,39 @@ pub(crate) fn backend(error: tokio_postgres::Error) -> StoreError {
 }
 
 impl PgEventStore {
-    /// Connects to the database at `url` (`postgres://user:password@host:port/database`, or
-    /// the `key=value` form) with default [`PgOptions`], creating or migrating the schema.
+    /// Connects to the database at `url` with default [`PgOptions`], creating or migrating the
+    /// schema. `url` is a libpq URL, `postgres://user:password@host:port/database?schema=name`,
+    /// or libpq's `key=value` form, `host=localhost user=app dbname=app schema=name` (see
+    /// [`PgUrl`] for the whole grammar, unix sockets included).
     pub async fn connect(url: &str) -> Result<Self, ConnectError> {
         Self::connect_with(url, PgOptions::default()).await
     }
 
-    /// Connects to the database at `url` with `options`.
+    /// Connects to the database at `url` with `options`. A schema named by the URL and one
+    /// named by `options` must agree ([`ConnectError::SchemaConflict`] otherwise).
+    ///
+    /// ```no_run
+    /// use eventsrc_postgres::{PgEventStore, PgOptions};
+    ///
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Through the unix socket of a packaged server, in the schema `billing`.
+    /// let store = PgEventStore::connect_with(
+    ///     "postgres:///app?host=/var/run/postgresql&schema=billing",
+    ///     PgOptions::default().pool_size(8),
+    /// )
+    /// .await?;
+    /// assert_eq!(store.schema(), "billing");
+    /// # Ok(()) }
+    /// ```
     pub async fn connect_with(url: &str, options: PgOptions) -> Result<Self, ConnectError> {
-        let config = url
-            .parse::<tokio_postgres::Config>()
-            .map_err(ConnectError::InvalidUrl)?;
-        Self::connect_config(config, options).await
+        Self::connect_url(&url.parse()?, options).await
+    }
+
+    /// Connects to the database a parsed [`PgUrl`] names, in the schema it names (if any),
+    /// with `options`.
+    pub async fn connect_url(url: &PgUrl, options: PgOptions) -> Result<Self, ConnectError> {
+        let options = options.with_url_schema(url)?;
+        Self::connect_config(url.config().clone(), options).await
     }
 
     /// Connects with a ready `tokio_postgres` configuration and `options` (whose application
@@ -252,7 +275,8 @@ impl PgEventStore {
         T::TlsConnect: Sync + Send,
         <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
     {
-        options::check_schema_name(&options.schema)?;
+        let schema = options.schema_name().to_owned();
+        options::check_schema_name(&schema)?;
         config
             .application_name(&options.application_name)
             .connect_timeout(options.connect_timeout);
@@ -266,25 +290,23 @@ impl PgEventStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        let quoted = format!("\"{schema}\"");
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(options.pool_timeout))
             .create_timeout(Some(options.connect_timeout))
+            .post_create(schema::search_path_hook(&quoted))
             .build()
-            .map_err(|e| ConnectError::Pool(e.to_string()))?;
-        let quoted = format!("\"{}\"", options.schema);
+            .map_err(ConnectError::PoolBuild)?;
         {
-            let mut client = pool
-                .get()
-                .await
-                .map_err(|e| ConnectError::Pool(e.to_string()))?;
+            let mut client = pool.get().await?;
             let client: &mut tokio_postgres::Client = &mut client;
-            schema::migrate(client, &options.schema, &quoted).await?;
+            schema::migrate(client, &schema, &quoted).await?;
         }
         let notifier = options
             .notify
-            .then(|| notify::Notifier::start(pool.clone(), options.schema.clone()));
+            .then(|| notify::Notifier::start(pool.clone(), schema.clone()));
         Ok(Self {
             shared: Arc::new(Shared {
                 pool,
@@ -292,7 +314,7 @@ impl PgEventStore {
                 connector,
                 notifier,
                 sql: Sql::new(&quoted),
-                schema: options.schema,
+                schema,
                 horizon_wait: options.horizon_wait,
                 listener: OnceCell::new(),
                 idle_lease_sessions: leases::IdleSessions::default(),
@@ -402,10 +424,17 @@ impl PgEventStore {
     /// [`PgReadModel`]) or any statement of your own next to the store's. It goes back to the
     /// pool when dropped.
     ///
+    /// Every pooled connection has the store's schema first in its `search_path`, ahead of the
+    /// connection's own (usually `"$user", public`): an unqualified table name, in a query
+    /// here or in a [`PgProjection`]'s `setup` and `apply` (run as a [`PgReadModel`] or
+    /// inline), means the table in the store's schema, so two stores on two schemas keep two
+    /// tables. A qualified name (`public.users`) means what it says.
+    ///
     /// ```no_run
     /// # async fn example(store: eventsrc_postgres::PgEventStore) -> Result<(), Box<dyn std::error::Error>> {
     /// let client = store.client().await?;
-    /// let row = client.query_one("SELECT count(*) FROM orders.cart_totals", &[]).await?;
+    /// // `cart_totals` in the store's schema.
+    /// let row = client.query_one("SELECT count(*) FROM cart_totals", &[]).await?;
     /// let carts: i64 = row.get(0);
     /// # Ok(()) }
     /// ```

@@ -4,10 +4,13 @@ use std::time::Duration;
 
 use eventsrc_core::StoreError;
 
+use crate::url::UrlError;
+
 /// How to connect: the schema, the pool, and how readers wait.
 #[derive(Debug, Clone)]
 pub struct PgOptions {
-    pub(crate) schema: String,
+    /// `None`: not set, so the URL's or the default.
+    pub(crate) schema: Option<String>,
     pub(crate) pool_size: usize,
     pub(crate) application_name: String,
     pub(crate) notify: bool,
@@ -19,7 +22,7 @@ pub struct PgOptions {
 impl Default for PgOptions {
     fn default() -> Self {
         Self {
-            schema: "eventsrc".to_owned(),
+            schema: None,
             pool_size: 16,
             application_name: "eventsrc".to_owned(),
             notify: true,
@@ -30,12 +33,42 @@ impl Default for PgOptions {
     }
 }
 
+/// The schema of a store whose options and URL name none.
+pub(crate) const DEFAULT_SCHEMA: &str = "eventsrc";
+
 impl PgOptions {
+    /// The schema these options name, or the default.
+    pub(crate) fn schema_name(&self) -> &str {
+        self.schema.as_deref().unwrap_or(DEFAULT_SCHEMA)
+    }
+
+    /// These options with the schema `url` names, if any: the same one, or a conflict.
+    pub(crate) fn with_url_schema(mut self, url: &crate::PgUrl) -> Result<Self, ConnectError> {
+        match (url.schema(), &self.schema) {
+            (Some(named), Some(given)) if named != given => Err(ConnectError::SchemaConflict {
+                url: named.to_owned(),
+                options: given.clone(),
+            }),
+            (Some(named), _) => {
+                self.schema = Some(named.to_owned());
+                Ok(self)
+            }
+            (None, _) => Ok(self),
+        }
+    }
+
     /// The PostgreSQL schema holding the tables (default `eventsrc`), created if missing.
     /// Lower-case ASCII letters, digits and `_`, not starting with a digit, at most 63 bytes.
-    /// Stores on different schemas of one database are fully separate.
+    /// Stores on different schemas of one database are fully separate, their read models'
+    /// tables included (see [`PgEventStore::client`](crate::PgEventStore::client)).
+    ///
+    /// A URL may name the schema too (`?schema=name`, see [`PgUrl`](crate::PgUrl)). Naming
+    /// it in both places is fine when they agree; when they differ, connecting fails with
+    /// [`ConnectError::SchemaConflict`] rather than picking one: a store opened on the wrong
+    /// schema looks like an empty or foreign store, and which of the two a deployment meant
+    /// is not something the code can know.
     pub fn schema(mut self, name: impl Into<String>) -> Self {
-        self.schema = name.into();
+        self.schema = Some(name.into());
         self
     }
 
@@ -93,9 +126,20 @@ impl PgOptions {
 /// Connecting failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    /// The connection URL does not parse.
-    #[error("invalid PostgreSQL connection URL: {0}")]
-    InvalidUrl(#[source] tokio_postgres::Error),
+    /// The connection URL does not parse, or its `schema` parameter names a schema this
+    /// backend refuses.
+    #[error(transparent)]
+    InvalidUrl(#[from] UrlError),
+    /// The URL's `schema` parameter and [`PgOptions::schema`] name different schemas.
+    #[error(
+        "the URL names schema `{url}` and `PgOptions::schema` names `{options}`: name the schema in one of them, or the same in both"
+    )]
+    SchemaConflict {
+        /// The schema the URL names.
+        url: String,
+        /// The schema the options name.
+        options: String,
+    },
     /// The schema name is not one this backend accepts.
     #[error("invalid schema name `{name}`: {reason}")]
     InvalidSchema {
@@ -124,12 +168,53 @@ pub enum ConnectError {
         /// The newest this build knows.
         supported: i32,
     },
-    /// The pool could not be built or give a connection.
+    /// The pool gave no connection in time, or was closed. A connection PostgreSQL refused
+    /// is [`Postgres`](Self::Postgres).
     #[error("cannot get a PostgreSQL connection: {0}")]
-    Pool(String),
-    /// PostgreSQL refused (unreachable, authentication, permissions, ...).
-    #[error("PostgreSQL failed: {0}")]
+    Pool(#[source] deadpool_postgres::PoolError),
+    /// The pool could not be built.
+    #[error("cannot build the PostgreSQL connection pool: {0}")]
+    PoolBuild(#[source] deadpool_postgres::BuildError),
+    /// PostgreSQL refused or could not be reached (no server on the port, no such database,
+    /// authentication, permissions, ...). The message carries the cause: the server's own
+    /// message (`FATAL: database "app" does not exist`) or the operating system's
+    /// (`Connection refused`); the driver's error stays the [`source`](std::error::Error::source).
+    #[error("PostgreSQL failed: {}", Cause(.0))]
     Postgres(#[from] tokio_postgres::Error),
+}
+
+impl From<deadpool_postgres::PoolError> for ConnectError {
+    /// A connection the server refused is the driver's error; the pool's own failures
+    /// (timeouts, closed) stay the pool's.
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        use deadpool_postgres::{HookError, PoolError};
+        match error {
+            PoolError::Backend(error) | PoolError::PostCreateHook(HookError::Backend(error)) => {
+                Self::Postgres(error)
+            }
+            other => Self::Pool(other),
+        }
+    }
+}
+
+/// A driver error with its causes: the server's message in place of the driver's "db error",
+/// or the driver's words followed by each cause (`error connecting to server: Connection
+/// refused (os error 111)`).
+pub(crate) struct Cause<'a>(pub &'a tokio_postgres::Error);
+
+impl std::fmt::Display for Cause<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(db) = self.0.as_db_error() {
+            return write!(f, "{db}");
+        }
+        write!(f, "{}", self.0)?;
+        let mut cause = std::error::Error::source(self.0);
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
+    }
 }
 
 impl From<ConnectError> for StoreError {
@@ -140,7 +225,18 @@ impl From<ConnectError> for StoreError {
 
 /// Refuses schema names this backend does not accept: they go into SQL and a channel name.
 pub(crate) fn check_schema_name(name: &str) -> Result<(), ConnectError> {
-    let reason = if name.is_empty() {
+    match schema_name_problem(name) {
+        Some(reason) => Err(ConnectError::InvalidSchema {
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// What is wrong with a schema name, if anything.
+pub(crate) fn schema_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
         Some("it is empty")
     } else if name.len() > 63 {
         Some("PostgreSQL names are at most 63 bytes")
@@ -155,13 +251,6 @@ pub(crate) fn check_schema_name(name: &str) -> Result<(), ConnectError> {
         Some("names starting with `pg_` are reserved by PostgreSQL")
     } else {
         None
-    };
-    match reason {
-        Some(reason) => Err(ConnectError::InvalidSchema {
-            name: name.to_owned(),
-            reason,
-        }),
-        None => Ok(()),
     }
 }
 

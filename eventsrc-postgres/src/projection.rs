@@ -24,6 +24,12 @@ use eventsrc_core::{Event, RecordedEvent};
 /// [`prepare_cached`](deadpool_postgres::Transaction::prepare_cached), which prepares a
 /// statement once per pooled connection instead of once per event.
 ///
+/// Unqualified table names (`items_sold`) are tables in the store's schema: the store puts its
+/// schema first in the `search_path` of its connections (see
+/// [`PgEventStore::client`](crate::PgEventStore::client)), so the same projection on stores of
+/// two schemas keeps two sets of tables. Qualify a name (`public.items_sold`) to put it
+/// elsewhere.
+///
 /// The value itself holds configuration (table names), not state: the state is in the tables.
 /// To rebuild, point a new value at new tables and run it under a new name
 /// ([`PgReadModel::named`](crate::PgReadModel::named)); switch queries over when it has caught

@@ -206,7 +206,7 @@ pub struct NotBuilt {
 }
 
 impl PgEventStore {
-    /// Switches a rebuilt read model in for the live one (seed 003's `users_new`), in one
+    /// Switches a rebuilt read model in for the live one (`users_new` for `users`, say), in one
     /// transaction: runs `swap_sql` (drop the live tables, rename the rebuilt ones), moves the
     /// checkpoint `live` to where `rebuilt` got, and removes `rebuilt`'s. Returns that
     /// position. If anything fails, nothing changes.
@@ -216,8 +216,19 @@ impl PgEventStore {
     /// (whose progress shows how far it is), while the live one keeps serving. The switch
     /// bumps the live name's generation: a runner of the old projection left running stops
     /// with [`RunError::Switched`] at its next batch instead of writing into the new tables;
-    /// start runners of the rebuilt projection under the live name. A missing or never-moved `rebuilt` checkpoint is refused with [`NotBuilt`]
-    /// (inside [`StoreError::Backend`](eventsrc_core::StoreError::Backend)).
+    /// start runners of the rebuilt projection under the live name. A missing or never-moved
+    /// `rebuilt` checkpoint is refused with [`NotBuilt`] (inside
+    /// [`StoreError::Backend`](eventsrc_core::StoreError::Backend)).
+    ///
+    /// Indexes and owned sequences follow their table's new name: renaming `users_new` to
+    /// `users` also renames its index `users_new_email` to `users_email` and its
+    /// `users_new_pkey` to `users_pkey` (in the same transaction). So the next rebuild's
+    /// `CREATE INDEX IF NOT EXISTS users_new_email` creates the index again instead of finding
+    /// the name taken and skipping it. This holds for every name that starts with the old
+    /// table's name followed by `_`; name a read model's indexes and constraints after their
+    /// table (as PostgreSQL names them when you do not), and a rebuild's `setup` can use the
+    /// same statements as the live one's with only the table name changed. A name already
+    /// taken in the schema is left as it is, with a warning.
     ///
     /// ```no_run
     /// # async fn switch(store: eventsrc_postgres::PgEventStore) -> Result<(), eventsrc::StoreError> {
@@ -257,7 +268,9 @@ impl PgEventStore {
         checkpoint::lock_or_create(&tx, sql, tenant, live)
             .await
             .map_err(backend)?;
+        let before = tables(&tx).await.map_err(backend)?;
         tx.batch_execute(swap_sql).await.map_err(backend)?;
+        rename_companions(&tx, &before).await.map_err(backend)?;
         let (commit, sequence) = checkpoint::columns(position);
         tx.execute(&sql.switch, &[&tenant, &live, &commit, &sequence])
             .await
@@ -268,4 +281,93 @@ impl PgEventStore {
         tx.commit().await.map_err(backend)?;
         Ok(position)
     }
+}
+
+/// Every table outside PostgreSQL's own schemas: (oid, schema, name).
+async fn tables(
+    tx: &deadpool_postgres::Transaction<'_>,
+) -> Result<Vec<(u32, String, String)>, tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "SELECT c.oid, n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND n.nspname NOT LIKE 'pg\\_toast%'",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+        .collect()
+}
+
+/// After a swap, renames the indexes and owned sequences of each table the swap renamed:
+/// `<old table>_rest` becomes `<new table>_rest`.
+async fn rename_companions(
+    tx: &deadpool_postgres::Transaction<'_>,
+    before: &[(u32, String, String)],
+) -> Result<(), tokio_postgres::Error> {
+    let after = tables(tx).await?;
+    for (oid, schema, name) in &after {
+        let Some((_, _, old)) = before.iter().find(|(o, _, n)| o == oid && n != name) else {
+            continue;
+        };
+        let companions = tx
+            .query(
+                "SELECT c.relname::text, c.relkind::text FROM pg_class c \
+                 WHERE c.relkind IN ('i', 'I', 'S') \
+                   AND (c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = $1) \
+                     OR c.oid IN (SELECT objid FROM pg_depend \
+                                  WHERE refobjid = $1 AND classid = 'pg_class'::regclass \
+                                    AND deptype IN ('a', 'i')))",
+                &[oid],
+            )
+            .await?;
+        for row in companions {
+            let companion: String = row.try_get(0)?;
+            let kind: String = row.try_get(1)?;
+            let Some(rest) = companion.strip_prefix(&format!("{old}_")) else {
+                continue;
+            };
+            let renamed = format!("{name}_{rest}");
+            let taken: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_class c \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1 AND c.relname = $2)",
+                    &[schema, &renamed],
+                )
+                .await?
+                .try_get(0)?;
+            if taken || renamed.len() > 63 {
+                tracing::warn!(
+                    schema = %schema,
+                    table = %name,
+                    kept = %companion,
+                    wanted = %renamed,
+                    "a switched read model's index or sequence keeps its name: the new one is taken or too long"
+                );
+                continue;
+            }
+            let what = if kind == "S" { "SEQUENCE" } else { "INDEX" };
+            tx.batch_execute(&format!(
+                "ALTER {what} {} RENAME TO {}",
+                quote(schema, &companion),
+                quote_ident(&renamed)
+            ))
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// `name` as an SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `schema`.`name` as a qualified SQL identifier.
+fn quote(schema: &str, name: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(name))
 }

@@ -156,6 +156,32 @@ pub async fn migrate(client: &mut Client, name: &str, quoted: &str) -> Result<()
     Ok(())
 }
 
+/// The hook that puts the store's schema first in the `search_path` of every pooled
+/// connection, ahead of the connection's own path (usually `"$user", public`), so that the
+/// unqualified tables of read models (created, written and queried on pooled connections) live
+/// in the store's schema: stores on different schemas of one database never share a read
+/// model's table, while names in `public` (functions, extensions, tables of your own) still
+/// resolve. The store's own statements name their schema and do not depend on it. One
+/// statement per new connection, in the simple protocol; `quoted` is the quoted schema name,
+/// whose characters were checked.
+pub fn search_path_hook(quoted: &str) -> deadpool_postgres::Hook {
+    let sql = format!(
+        "SELECT set_config('search_path', \
+             CASE current_setting('search_path') WHEN '' THEN '{quoted}' \
+             ELSE '{quoted}, ' || current_setting('search_path') END, false)"
+    );
+    deadpool_postgres::Hook::async_fn(move |client, _| {
+        let sql = sql.clone();
+        Box::pin(async move {
+            client
+                .simple_query(&sql)
+                .await
+                .map(drop)
+                .map_err(deadpool_postgres::HookError::Backend)
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

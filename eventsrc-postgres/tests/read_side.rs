@@ -706,3 +706,171 @@ async fn a_rebuilt_read_model_is_switched_in_with_its_checkpoint_in_one_transact
     assert_eq!(live.tally(&store).await, (7, 0));
     schema.drop().await;
 }
+
+#[tokio::test]
+async fn two_stores_on_two_schemas_keep_their_own_rows_of_one_read_model() {
+    let (Some(first), Some(second)) = (
+        TestSchema::new("two_stores_on_two_schemas_keep_their_own_rows").await,
+        TestSchema::new("two_stores_on_two_schemas_keep_their_own_rows").await,
+    ) else {
+        return;
+    };
+    // The same read model on both, its tables unqualified.
+    let unqualified = |table: &str| Applied {
+        table: table.to_owned(),
+        refuse: None,
+    };
+    for (schema, events) in [(&first, 2), (&second, 3)] {
+        let store = schema.store().await;
+        let inline = store
+            .with_inline(unqualified("applied_inline"))
+            .await
+            .unwrap();
+        for n in 0..events {
+            note(&inline, &stream(1), n).await;
+        }
+        Runner::new(
+            store.clone(),
+            PgReadModel::new(unqualified("applied"), store.clone()),
+        )
+        .catch_up()
+        .await
+        .unwrap();
+        // Queries through the store's connections read its own schema too.
+        assert_eq!(
+            unqualified("applied").tally(&store).await,
+            (events as i64, 0)
+        );
+    }
+    for (schema, events) in [(&first, 2i64), (&second, 3)] {
+        for table in ["applied", "applied_inline"] {
+            let rows: i64 = schema
+                .client
+                .query_one(
+                    &format!("SELECT count(*) FROM {}", schema.table(table)),
+                    &[],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{table} in {}: {e}", schema.name))
+                .get(0);
+            assert_eq!(rows, events, "{table} in {}", schema.name);
+        }
+    }
+    first.drop().await;
+    second.drop().await;
+}
+
+/// [`Applied`] with an index on `n`, named after its table as PostgreSQL names the primary
+/// key's.
+#[derive(Debug, Clone)]
+struct Indexed {
+    schema: String,
+    table: &'static str,
+}
+
+impl Indexed {
+    fn inner(&self) -> Applied {
+        Applied {
+            table: format!("\"{}\".{}", self.schema, self.table),
+            refuse: None,
+        }
+    }
+}
+
+impl eventsrc_postgres::PgProjection for Indexed {
+    const NAME: &'static str = "applied";
+    type Event = Noted;
+    type Error = std::io::Error;
+
+    async fn setup(
+        &mut self,
+        tx: &eventsrc_postgres::deadpool_postgres::Transaction<'_>,
+    ) -> Result<(), Self::Error> {
+        self.inner().setup(tx).await?;
+        tx.batch_execute(&format!(
+            "CREATE INDEX IF NOT EXISTS {0}_n ON \"{1}\".{0} (n)",
+            self.table, self.schema
+        ))
+        .await
+        .map_err(std::io::Error::other)
+    }
+
+    async fn apply(
+        &mut self,
+        tx: &eventsrc_postgres::deadpool_postgres::Transaction<'_>,
+        event: Noted,
+        record: &RecordedEvent,
+    ) -> Result<(), Self::Error> {
+        self.inner().apply(tx, event, record).await
+    }
+}
+
+/// The names of the indexes on `table` in `schema`, sorted.
+async fn indexes(schema: &TestSchema, table: &str) -> Vec<String> {
+    schema
+        .client
+        .query(
+            "SELECT indexname::text FROM pg_indexes \
+             WHERE schemaname = $1 AND tablename = $2 ORDER BY indexname",
+            &[&schema.name, &table],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_switched_table_keeps_its_index_names_across_rebuilds() {
+    let Some(schema) = TestSchema::new("a_switched_table_keeps_its_index_names").await else {
+        return;
+    };
+    let store = schema.store().await;
+    let live = Indexed {
+        schema: schema.name.clone(),
+        table: "applied",
+    };
+    let rebuilt = Indexed {
+        table: "applied_new",
+        ..live.clone()
+    };
+    note(&store, &stream(1), 0).await;
+    Runner::new(store.clone(), PgReadModel::new(live.clone(), store.clone()))
+        .catch_up()
+        .await
+        .unwrap();
+    assert_eq!(
+        indexes(&schema, "applied").await,
+        ["applied_n", "applied_pkey"]
+    );
+    let swap = format!(
+        "DROP TABLE \"{0}\".applied; ALTER TABLE \"{0}\".applied_new RENAME TO applied",
+        schema.name
+    );
+    for cycle in 1..=2 {
+        note(&store, &stream(1), cycle).await;
+        let model = PgReadModel::new(rebuilt.clone(), store.clone()).named("applied_rebuild");
+        Runner::new(store.clone(), model).catch_up().await.unwrap();
+        assert_eq!(
+            indexes(&schema, "applied_new").await,
+            ["applied_new_n", "applied_new_pkey"],
+            "cycle {cycle}: the rebuild's setup made its indexes"
+        );
+        store
+            .switch_read_model("applied_rebuild", "applied", &swap)
+            .await
+            .unwrap();
+        assert_eq!(
+            indexes(&schema, "applied").await,
+            ["applied_n", "applied_pkey"],
+            "cycle {cycle}: the indexes follow the table's name"
+        );
+        assert_eq!(
+            live.inner().tally(&store).await,
+            (cycle as i64 + 1, 0),
+            "cycle {cycle}"
+        );
+    }
+    schema.drop().await;
+}

@@ -37,10 +37,11 @@ use eventsrc_sqlite::{SqliteEventStore, SqliteOptions};
 /// | `postgres://user:password@host:5432/database` | the schema `eventsrc` of that database, created if missing | `postgres` |
 /// | `postgres://user@host/database?schema=billing` | the same in the schema `billing` | `postgres` |
 ///
-/// `postgresql://` works as well as `postgres://`. A PostgreSQL URL goes to the driver as it is
-/// (less `schema=`), so its other parameters (`sslmode`, `connect_timeout`, `host=/run/...`
-/// for a unix socket) are the driver's; TLS is not built in, so `sslmode=require` fails. A
-/// schema name is lower-case ASCII letters, digits and `_`. Nothing here prints or returns the
+/// `postgresql://` works as well as `postgres://`. A PostgreSQL URL is read as libpq reads it
+/// (see [`PostgresUrl`]): `?host=/var/run/postgresql` is a unix socket, and the other
+/// parameters (`sslmode`, `connect_timeout`, ...) are the driver's; TLS is not built in, so
+/// `sslmode=require` fails. A schema name is lower-case ASCII letters, digits and `_`. Nothing
+/// here prints or returns the
 /// password: a PostgreSQL URL is displayed with `***` in its place.
 ///
 /// ```
@@ -323,11 +324,7 @@ impl StoreUrl {
             }
             #[cfg(feature = "postgres")]
             Self::Postgres(url) => {
-                let options = match url.schema() {
-                    Some(schema) => PgOptions::default().schema(schema),
-                    None => PgOptions::default(),
-                };
-                match PgEventStore::connect_with(&url.connect, options).await {
+                match PgEventStore::connect_url(&url.0, PgOptions::default()).await {
                     Ok(store) => Ok(store.into()),
                     Err(source) => Err(url.error(source)),
                 }
@@ -388,7 +385,7 @@ impl FromStr for StoreUrl {
                 }
             }
             #[cfg(feature = "postgres")]
-            "postgres" | "postgresql" => PostgresUrl::parse(scheme, rest).map(Self::Postgres),
+            "postgres" | "postgresql" => PostgresUrl::parse(url).map(Self::Postgres),
             #[cfg(not(feature = "postgres"))]
             "postgres" | "postgresql" => Err(OpenStoreError::FeatureOff {
                 scheme: "postgres",
@@ -420,10 +417,13 @@ impl fmt::Display for StoreUrl {
     }
 }
 
-/// A PostgreSQL store URL: `postgres://` (or `postgresql://`), then whatever the driver,
-/// `tokio_postgres`, reads after it (`user:password@host:port/database?parameters`), plus a
-/// `schema=name` parameter of its own for the schema to keep the tables in (default
-/// `eventsrc`).
+/// A PostgreSQL store URL: libpq's URL, `postgres://user:password@host:port/database?parameters`
+/// (or `postgresql://`), plus a `schema=name` parameter of the store's own for the schema to
+/// keep the tables in (default `eventsrc`). The grammar is
+/// [`eventsrc_postgres::PgUrl`]'s, which this wraps: query parameters replace the parts of the
+/// URL they name, a unix socket is `?host=/var/run/postgresql` or a percent-encoded host
+/// (`postgres://%2Fvar%2Frun%2Fpostgresql/app`), and a URL without a host uses the unix socket
+/// in `/var/run/postgresql` or `/tmp`.
 ///
 /// It never shows the password: [`Display`](fmt::Display) and [`Debug`] write `***` instead,
 /// and so do the errors naming it.
@@ -440,105 +440,43 @@ impl fmt::Display for StoreUrl {
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 #[cfg(feature = "postgres")]
-pub struct PostgresUrl {
-    /// The URL for the driver: `postgres://`, then the given URL after its scheme and `//`,
-    /// less the `schema` parameter. It holds the password: never print it.
-    connect: String,
-    /// The given URL with the scheme in lower case and the password replaced by `***`.
-    shown: String,
-    /// The `schema` parameter.
-    schema: Option<String>,
-}
+pub struct PostgresUrl(eventsrc_postgres::PgUrl);
 
 #[cfg(feature = "postgres")]
 impl PostgresUrl {
     /// The schema named by the `schema` parameter, if any; the store's default is `eventsrc`.
     pub fn schema(&self) -> Option<&str> {
-        self.schema.as_deref()
+        self.0.schema()
     }
 
     /// The driver's connection settings: everything the URL says but the schema. It holds the
     /// password, if the URL gives one.
     pub fn config(&self) -> eventsrc_postgres::tokio_postgres::Config {
-        // Checked when the URL was parsed, so this parse succeeds.
-        self.connect.parse().unwrap_or_default()
+        self.0.config().clone()
     }
 
-    /// Parses `rest`, what follows `scheme:` in a store URL.
-    fn parse(scheme: &str, rest: &str) -> Result<Self, OpenStoreError> {
-        let scheme = scheme.to_ascii_lowercase();
-        let (slashes, body) = match rest.strip_prefix("//") {
-            Some(body) => ("//", body),
-            None => ("", rest),
-        };
-        // Credentials end at the last `@`, as in a URL's authority: a password with an `@`
-        // that should have been percent-encoded is still hidden whole.
-        let (credentials, location) = match body.rsplit_once('@') {
-            Some((credentials, location)) => (Some(credentials), location),
-            None => (None, body),
-        };
-        let (address, query) = match location.split_once('?') {
-            Some((address, query)) => (address, Some(query)),
-            None => (location, None),
-        };
-        let hidden = credentials.map(|credentials| match credentials.split_once(':') {
-            Some((user, _password)) => format!("{user}:***@"),
-            None => format!("{credentials}@"),
-        });
-        let shown = format!(
-            "{scheme}:{slashes}{}{address}{}",
-            hidden.as_deref().unwrap_or(""),
-            query.map(|query| format!("?{query}")).unwrap_or_default()
-        );
-        let malformed = |reason| OpenStoreError::Malformed {
-            url: shown.clone(),
-            reason,
-        };
-        if slashes.is_empty() {
-            return Err(malformed(
-                "write `postgres://user@host/database`, with the two slashes",
-            ));
-        }
-        let mut schema = None;
-        let mut parameters = Vec::new();
-        for parameter in query.into_iter().flat_map(|query| query.split('&')) {
-            match parameter.split_once('=') {
-                Some(("schema", _)) if schema.is_some() => {
-                    return Err(malformed("`schema=` is given twice"));
-                }
-                Some(("schema", "")) => return Err(malformed("`schema=` names no schema")),
-                Some(("schema", name)) => schema = Some(name.to_owned()),
-                _ => parameters.push(parameter),
-            }
-        }
-        let connect = format!(
-            "postgres://{}{address}{}",
-            credentials.map(|c| format!("{c}@")).unwrap_or_default(),
-            if parameters.is_empty() {
-                String::new()
-            } else {
-                format!("?{}", parameters.join("&"))
-            }
-        );
-        let parsed = Self {
-            connect,
-            shown,
-            schema,
-        };
-        // The driver reads the URL again on connect; reading it now refuses a bad one early.
-        match parsed
-            .connect
-            .parse::<eventsrc_postgres::tokio_postgres::Config>()
-        {
-            Ok(_) => Ok(parsed),
-            Err(error) => Err(parsed.error(ConnectError::InvalidUrl(error))),
+    /// The URL as the PostgreSQL backend reads it.
+    pub fn as_pg_url(&self) -> &eventsrc_postgres::PgUrl {
+        &self.0
+    }
+
+    /// Parses the whole store URL `url`, whose scheme is PostgreSQL's.
+    fn parse(url: &str) -> Result<Self, OpenStoreError> {
+        match url.parse() {
+            Ok(parsed) => Ok(Self(parsed)),
+            Err(error) => Err(OpenStoreError::Postgres {
+                url: error
+                    .url()
+                    .map_or_else(|| "a postgres: URL".to_owned(), str::to_owned),
+                source: ConnectError::InvalidUrl(error),
+            }),
         }
     }
 
     /// `source` as the error of opening this URL.
     fn error(&self, source: ConnectError) -> OpenStoreError {
         OpenStoreError::Postgres {
-            url: self.shown.clone(),
+            url: self.0.to_string(),
             source,
         }
     }
@@ -548,7 +486,7 @@ impl PostgresUrl {
 #[cfg(feature = "postgres")]
 impl fmt::Display for PostgresUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.shown)
+        self.0.fmt(f)
     }
 }
 
@@ -556,7 +494,9 @@ impl fmt::Display for PostgresUrl {
 #[cfg(feature = "postgres")]
 impl fmt::Debug for PostgresUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("PostgresUrl").field(&self.shown).finish()
+        f.debug_tuple("PostgresUrl")
+            .field(&self.0.to_string())
+            .finish()
     }
 }
 

@@ -112,11 +112,8 @@ fn postgres_urls_take_a_schema_and_keep_the_drivers_parameters() {
     let url = postgres("PostgreSQL://app@db/events?sslmode=disable&schema=demo_2&port=5433");
     let config = url.config();
     assert_eq!(config.get_ssl_mode(), SslMode::Disable);
-    assert!(
-        config.get_ports().contains(&5433),
-        "{:?}",
-        config.get_ports()
-    );
+    // A query parameter replaces the part of the URL it names, as in libpq.
+    assert_eq!(config.get_ports(), [5433]);
     assert_eq!(url.schema(), Some("demo_2"));
     assert_eq!(
         url.to_string(),
@@ -126,6 +123,24 @@ fn postgres_urls_take_a_schema_and_keep_the_drivers_parameters() {
     let url = postgres("postgres://localhost?schema=demo");
     assert_eq!(url.config().get_hosts(), [Host::Tcp("localhost".into())]);
     assert_eq!(url.schema(), Some("demo"));
+}
+
+#[test]
+fn postgres_urls_name_a_unix_socket_as_libpq_does() {
+    for url in [
+        "postgres:///events?host=/var/run/postgresql&schema=demo",
+        "postgres://app@%2Fvar%2Frun%2Fpostgresql/events?schema=demo",
+        "postgresql://app@localhost:5432/events?host=/var/run/postgresql&schema=demo",
+    ] {
+        let parsed = postgres(url);
+        assert_eq!(
+            parsed.config().get_hosts(),
+            [Host::Unix("/var/run/postgresql".into())],
+            "{url}"
+        );
+        assert_eq!(parsed.schema(), Some("demo"), "{url}");
+        assert_eq!(parsed.to_string(), url);
+    }
 }
 
 #[test]
