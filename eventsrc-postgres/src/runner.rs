@@ -206,7 +206,7 @@ pub struct NotBuilt {
 }
 
 impl PgEventStore {
-    /// Switches a rebuilt read model in for the live one (seed 003's `users_new`), in one
+    /// Switches a rebuilt read model in for the live one (the `users_new` rebuild of Atlassian's identity service), in one
     /// transaction: runs `swap_sql` (drop the live tables, rename the rebuilt ones), moves the
     /// checkpoint `live` to where `rebuilt` got, and removes `rebuilt`'s. Returns that
     /// position. If anything fails, nothing changes.
