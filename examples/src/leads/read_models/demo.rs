@@ -225,7 +225,7 @@ where
 {
     writeln!(
         out,
-        "\nStatus-change log (the talk's LeadStatusChangesModel), leads {STEFAN} and {LILYANA}:"
+        "\nStatus-change log, leads {STEFAN} and {LILYANA}:"
     )?;
     let mut rows = Vec::new();
     for lead in [STEFAN, LILYANA] {
