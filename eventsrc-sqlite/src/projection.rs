@@ -43,7 +43,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// #[derive(Event, Debug)]
 /// enum UserEvent { Registered(UserRegistered), EmailChanged(EmailChanged) }
 ///
-/// /// Seed 003's `users` query view: a user's current e-mail, by user id.
+/// /// An identity service's `users` query view: a user's current e-mail, by user id.
 /// struct Users { table: &'static str }
 ///
 /// impl SqliteProjection for Users {

@@ -105,13 +105,13 @@ impl SqliteEventStore {
     /// the rebuilt model's checkpoint becomes the live name's (the rebuilt name's is removed).
     /// Returns the position the live name now stands at.
     ///
-    /// The recipe (the `users_new` rebuild of Atlassian's identity service): while a runner keeps `users` serving, run the same
-    /// projection type writing into `users_new` under another name,
+    /// The recipe (the `users_new` rebuild of Atlassian's identity service): while a runner keeps
+    /// `users` serving, run the same projection type writing into `users_new` under another name,
     /// `SqliteReadModel::new(Users { table: "users_new" }, store.clone()).named("users_rebuild")`,
     /// with [`Runner::catch_up`](eventsrc::Runner::catch_up), watching
-    /// [`Runner::progress`](eventsrc::Runner::progress). Then stop the live runner,
-    /// switch, and start a runner of the rebuilt projection under the live name: it continues
-    /// from where the rebuild got to.
+    /// [`Runner::progress`](eventsrc::Runner::progress). Then stop the live runner, switch, and
+    /// start a runner of the rebuilt projection under the live name: it continues from where the
+    /// rebuild got to.
     ///
     /// The switch also bumps the live name's generation: a runner of the old projection left
     /// running stops with [`RunError::Switched`](eventsrc::RunError::Switched) at its next batch instead of writing into

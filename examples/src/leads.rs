@@ -10,8 +10,8 @@
 //!   can be edited;
 //! - a command that would change nothing (the same name again, the same status) is a no-op;
 //! - setting a follow-up also moves the lead to Follow-up, and Follow-up needs a date;
-//! - a follow-up decided while someone else changed the status is a conflict, while a rename in
-//!   the same situation goes through (`Lead::conflicts`, what Khononov calls "optimistic concurrency on
+//! - a follow-up decided while someone else changed the status is a conflict, while a rename in the
+//!   same situation goes through (`Lead::conflicts`, what Khononov calls "optimistic concurrency on
 //!   steroids").
 //!
 //! Events are plain structs with `#[derive(Event)]`, the lead's event handlers carry

@@ -1,6 +1,6 @@
-//! A sales-leads CRM's story: Stefan Ivanov, lead 1410, from first import to conversion, told through
-//! `eventsrc::Repository`; then the full event history, the lead now and as it was earlier, and
-//! two commands racing a status change on lead 1406 (`eventsrc_examples::leads::story`).
+//! A sales-leads CRM's story: Stefan Ivanov, lead 1410, from first import to conversion, told
+//! through `eventsrc::Repository`; then the full event history, the lead now and as it was earlier,
+//! and two commands racing a status change on lead 1406 (`eventsrc_examples::leads::story`).
 //!
 //! The events go to a SQLite file, `eventsrc-demo.db` in the current directory (created on the
 //! first run; `*.db` is git-ignored). Run the demo again and it continues that history: it

@@ -82,7 +82,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
 }
 
 /// Student 3202 step by step, then the commands the handlers refuse.
-async fn first_lessons(repository: &Snapshotting, clock: &ManualClock) -> Result<(), Box<dyn Error>> {
+async fn first_lessons(
+    repository: &Snapshotting,
+    clock: &ManualClock,
+) -> Result<(), Box<dyn Error>> {
     println!("\nStudent {KID}, step by step");
     let minutes = |n: u64| Duration::from_secs(n * 60);
     send(repository, place(KID, 6, 1)).await?;

@@ -281,10 +281,7 @@ async fn print_row(
     let status = subscription
         .status()
         .map_or_else(|| "-".to_owned(), |s| s.to_string());
-    println!(
-        "\nSubscription {id} now (v{}), as a row",
-        loaded.version
-    );
+    println!("\nSubscription {id} now (v{}), as a row", loaded.version);
     println!("  id  email            plan     status    payment_key");
     println!(
         "  {:<2}  {:<15}  {:<7}  {:<8}  {}",

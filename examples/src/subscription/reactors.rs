@@ -103,10 +103,9 @@ pub enum NotificationError {
     },
 }
 
-/// Seed 001's dispatcher for subscriptions: a confirmation to the subscriber when a
-/// subscription is activated, a new-subscriber notification to the creator when one is
-/// created. Stateless; its checkpoint and parked events are kept under
-/// `subscription_notifications`.
+/// The dispatcher for subscriptions: a confirmation to the subscriber when a subscription is
+/// activated, a new-subscriber notification to the creator when one is created. Stateless; its
+/// checkpoint and parked events are kept under `subscription_notifications`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Notifications;
 
