@@ -20,8 +20,8 @@
 //! - [`race`]: a store wrapper that stages a concurrent writer on cue, for showing and testing
 //!   what the repository does when two commands race.
 //! - [`narrate`]: what the demos print of a command and its outcome.
-//! - [`store`]: [`store::Store`], one store type over every backend, opened from a URL
-//!   (`memory:`, `sqlite://path/to/file.db`, `sqlite::memory:`,
+//! - [`store`]: the demos' command line, which opens [`eventsrc::Store`] (one store type over
+//!   every backend) from a URL (`memory:`, `sqlite://path/to/file.db`, `sqlite::memory:`,
 //!   `postgres://user:password@host/database?schema=name`). Every demo takes `--store <url>` or
 //!   the `EVENTSRC_STORE` environment variable.
 
