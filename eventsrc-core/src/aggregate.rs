@@ -169,8 +169,8 @@ pub trait AggregateCommand: Command + Sized {
     fn aggregate_id(&self) -> &<Self::Aggregate as Aggregate>::Id;
 }
 
-/// The outcome of deciding a command: events to append (an empty list is a no-op, seed 001's
-/// `noop?`), or the aggregate's typed error.
+/// The outcome of deciding a command: events to append (an empty list is a no-op: the state
+/// already holds), or the aggregate's typed error.
 pub type Decision<A> = Result<Vec<<A as Aggregate>::Event>, <A as Aggregate>::Error>;
 
 /// Decides command `C` against the aggregate's current state. No I/O: state in, events out.

@@ -251,7 +251,8 @@ impl NewEvent {
     }
 }
 
-/// An event as stored: every field of DESIGN.md's table. Cheap to clone.
+/// An event as stored: every column a backend keeps for it, from its id to the time it was
+/// recorded. Cheap to clone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedEvent {
     /// Unique id.

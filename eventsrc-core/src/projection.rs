@@ -17,10 +17,12 @@ pub enum UnknownEvents {
     Fail,
 }
 
-/// Folds events into a read model (seed 002's LeadSearch, seed 004's reports).
+/// Folds events into a read model (a sales-leads CRM's search by every e-mail and phone,
+/// student progress reports).
 ///
 /// `apply` must be idempotent where the runner is at-least-once: replaying an event it already
-/// applied must leave the model as it was. "Set" events (seed 003) make that natural.
+/// applied must leave the model as it was. "Set" events (`UserEmailSet { email }` rather than
+/// a delta) make that natural.
 ///
 /// ```
 /// use eventsrc::Projection;
@@ -32,7 +34,7 @@ pub enum UnknownEvents {
 /// #[derive(Event, Debug)]
 /// enum Sold { ItemAdded(ItemAdded) }
 ///
-/// /// "Total computers sold" (seed 004): a counter as a fold.
+/// /// "Total computers sold": a counter as a fold.
 /// #[derive(Default)]
 /// struct ComputersSold { total: u64 }
 ///
@@ -61,7 +63,7 @@ pub trait Projection: Send + 'static {
     fn apply(&mut self, event: Self::Event, record: &RecordedEvent) -> Result<(), Self::Error>;
 }
 
-/// Decides the side effects of events (seed 001's dispatcher: send e-mails, notify, issue
+/// Decides the side effects of events (a dispatcher's work: send e-mails, notify, issue
 /// commands). Effects are returned as data and performed by the runner after commit, so a
 /// reactor is as testable as a command handler.
 ///

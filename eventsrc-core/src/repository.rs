@@ -18,10 +18,11 @@ use crate::{
 
 /// Loads aggregates from an [`EventStore`] and executes commands against them.
 ///
-/// One repository serves every aggregate type. [`execute`](Repository::execute) runs the flow of
-/// DESIGN.md: validate the command, load the state (snapshot plus newer events), decide, append
-/// with the expected version, and on a conflict catch up with the events appended meanwhile and
-/// decide again, at most [`max_retries`](Repository::with_max_retries) times.
+/// One repository serves every aggregate type. [`execute`](Repository::execute) runs the command
+/// flow (see ARCHITECTURE.md, "Bird's-eye view"): validate the command, load the state (snapshot
+/// plus newer events), decide, append with the expected version, and on a conflict catch up with
+/// the events appended meanwhile and decide again, at most
+/// [`max_retries`](Repository::with_max_retries) times.
 ///
 /// ```
 /// # use eventsrc::{Aggregate, Command, Decision, Handle, DecodeError, EncodeError, Event};
@@ -87,7 +88,8 @@ pub struct Loaded<A> {
     pub version: StreamVersion,
 }
 
-/// What [`Repository::execute`] committed: the client's consistency token (seed 003).
+/// What [`Repository::execute`] committed: the client's consistency token (as in Atlassian's
+/// identity service: send it back for a conditional write, or wait for a read model to reach it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Committed<E> {
     /// The aggregate's stream.

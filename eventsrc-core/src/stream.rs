@@ -159,7 +159,8 @@ impl fmt::Display for StreamVersion {
 }
 
 /// A point in the store's global log. Readers of the log see events in increasing
-/// `GlobalPosition` order and never skip one (DESIGN.md, "the stored event").
+/// `GlobalPosition` order and never skip one, even one that commits after a reader has passed
+/// later positions (the invariant "the global log is gap-free for readers" in ARCHITECTURE.md).
 ///
 /// A position has two parts, compared in order: the `commit` the event was written in and its
 /// `sequence` number, unique across the store. Single-writer stores (memory, SQLite) use the

@@ -5,7 +5,8 @@
 //! transaction below it has finished, so every event it will ever hold is visible now, and an
 //! event committed later belongs to a transaction at or above it, ordered after everything
 //! returned: a reader paging by `(transaction_id, position)` never skips an event that commits
-//! after a later-numbered one (DESIGN.md, the bigserial trap).
+//! after a later-numbered one. (A `bigserial` position is drawn when the row is inserted, not
+//! when its transaction commits, so positions alone become visible out of order.)
 
 use std::sync::Arc;
 

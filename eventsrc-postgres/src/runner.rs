@@ -206,10 +206,10 @@ pub struct NotBuilt {
 }
 
 impl PgEventStore {
-    /// Switches a rebuilt read model in for the live one (`users_new` for `users`, say), in one
-    /// transaction: runs `swap_sql` (drop the live tables, rename the rebuilt ones), moves the
-    /// checkpoint `live` to where `rebuilt` got, and removes `rebuilt`'s. Returns that
-    /// position. If anything fails, nothing changes.
+    /// Switches a rebuilt read model in for the live one (the `users_new` rebuild of Atlassian's
+    /// identity service), in one transaction: runs `swap_sql` (drop the live tables, rename the
+    /// rebuilt ones), moves the checkpoint `live` to where `rebuilt` got, and removes `rebuilt`'s.
+    /// Returns that position. If anything fails, nothing changes.
     ///
     /// Build the new version first under its own name into its own tables, with
     /// [`PgReadModel::named`] and [`Runner::catch_up`](eventsrc_core::Runner::catch_up)

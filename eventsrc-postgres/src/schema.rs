@@ -24,7 +24,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE {schema}.events (
         position        bigserial   PRIMARY KEY,
         -- The writing transaction: readers stop below the oldest transaction still in flight,
-        -- so an event committed late is never skipped (DESIGN.md, the bigserial trap).
+        -- so an event committed late is never skipped (a position is drawn at insert, not commit).
         transaction_id  bigint      NOT NULL DEFAULT (pg_current_xact_id()::text::bigint),
         tenant          text        NOT NULL,
         stream          text        NOT NULL,

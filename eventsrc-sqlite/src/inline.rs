@@ -297,7 +297,7 @@ impl SqliteEventStore {
     /// # use serde::{Deserialize, Serialize};
     /// # #[derive(Event, Serialize, Deserialize, Debug)]
     /// # struct ItemAdded { sku: String }
-    /// /// Items sold per SKU (seed 004's reports), kept in step with every append.
+    /// /// Items sold per SKU (a sales report), kept in step with every append.
     /// struct Sold;
     ///
     /// impl SqliteProjection for Sold {

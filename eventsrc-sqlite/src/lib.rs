@@ -39,7 +39,7 @@
 //! | [`SqliteReadModel`] | a [`SqliteProjection`] driven by [`eventsrc::Runner`](eventsrc_core::Runner): one writer transaction per batch checks the checkpoint, applies the batch, moves the checkpoint | exactly once; eventually consistent, read-your-writes with [`ProgressWatch::wait_for`](eventsrc_core::ProgressWatch::wait_for) |
 //! | [`add_inline`](SqliteEventStore::add_inline) | a [`SqliteProjection`] applied inside every append's own transaction | exactly once; consistent with the append; a failing projection fails the append |
 //! | [`read_with`](SqliteEventStore::read_with) | a query on a pooled read-only connection, one snapshot | — |
-//! | [`write_with`](SqliteEventStore::write_with), [`switch_read_model`](SqliteEventStore::switch_read_model) | a transaction on the writer thread; a rebuilt read model switched in (seed 003's `users_new`) | — |
+//! | [`write_with`](SqliteEventStore::write_with), [`switch_read_model`](SqliteEventStore::switch_read_model) | a transaction on the writer thread; a rebuilt read model switched in (a `users_new` beside `users`) | — |
 //!
 //! Live readers wake on the store's [`append_signal`](EventStore::append_signal), moved by the
 //! writer thread after every commit that stored events. Reactors park events in the `parked`

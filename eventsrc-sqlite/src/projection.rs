@@ -15,8 +15,8 @@ use crate::{SqliteEventStore, backend, checkpoint};
 /// An error of any kind, boxed: what user code run on the database may fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A projection into SQL tables of the store's database (seed 002's LeadSearch, seed 003's
-/// `users` query view).
+/// A projection into SQL tables of the store's database (a sales-leads CRM's LeadSearch, an
+/// identity service's `users` query view).
 ///
 /// [`setup`](Self::setup) creates its tables; [`apply`](Self::apply) folds one event with
 /// SQL. Both run on the store's writer thread inside a transaction that the caller owns:
@@ -43,7 +43,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// #[derive(Event, Debug)]
 /// enum UserEvent { Registered(UserRegistered), EmailChanged(EmailChanged) }
 ///
-/// /// Seed 003's `users` query view: a user's current e-mail, by user id.
+/// /// An identity service's `users` query view: a user's current e-mail, by user id.
 /// struct Users { table: &'static str }
 ///
 /// impl SqliteProjection for Users {
@@ -63,7 +63,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 ///     {
 ///         let (UserEvent::Registered(UserRegistered { email })
 ///             | UserEvent::EmailChanged(EmailChanged { email })) = event;
-///         // "Set" semantics (seed 003): applying an event twice leaves the same row.
+///         // "Set" semantics: applying an event twice leaves the same row.
 ///         let sql = format!(
 ///             "INSERT INTO {} (id, email) VALUES (?1, ?2) \
 ///              ON CONFLICT (id) DO UPDATE SET email = excluded.email",

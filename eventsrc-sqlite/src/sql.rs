@@ -105,8 +105,8 @@ impl SqliteEventStore {
     /// the rebuilt model's checkpoint becomes the live name's (the rebuilt name's is removed).
     /// Returns the position the live name now stands at.
     ///
-    /// The recipe (seed 003's `users_new`): while a runner keeps `users` serving, run the same
-    /// projection type writing into `users_new` under another name,
+    /// The recipe (the `users_new` rebuild of Atlassian's identity service): while a runner keeps
+    /// `users` serving, run the same projection type writing into `users_new` under another name,
     /// `SqliteReadModel::new(Users { table: "users_new" }, store.clone()).named("users_rebuild")`,
     /// with [`Runner::catch_up`](eventsrc_core::Runner::catch_up), watching
     /// [`Runner::progress`](eventsrc_core::Runner::progress). Then stop the live runner,

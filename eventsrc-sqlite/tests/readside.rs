@@ -55,8 +55,8 @@ enum UsersError {
     Refused(String),
 }
 
-/// Seed 003's `users` view: a user's e-mail by id, plus `<table>_seen`, one row per applied
-/// event (no key: an event applied twice shows as two rows).
+/// An identity service's `users` view: a user's e-mail by id, plus `<table>_seen`, one row per
+/// applied event (no key: an event applied twice shows as two rows).
 struct Users {
     table: String,
     lowercase: bool,

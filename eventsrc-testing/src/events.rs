@@ -1,5 +1,5 @@
 //! One-line event checks: round trips through the stored form, and upcasts of old payloads
-//! (seed 000's serialize/unserialize tests).
+//! (the serialize/unserialize tests that would otherwise be written by hand for every event).
 
 use std::fmt::Debug;
 

@@ -97,7 +97,7 @@ fn decode<E: Event>(record: &RecordedEvent, policy: UnknownEvents) -> Option<E> 
 /// #[derive(Event, Debug)]
 /// enum Watched { Contact(ContactInformationChanged) }
 ///
-/// /// Seed 002's LeadSearch: every e-mail a lead ever had.
+/// /// A sales-leads CRM's LeadSearch: every e-mail a lead ever had.
 /// #[derive(Default, Debug, PartialEq)]
 /// struct LeadSearch { emails: Vec<(String, String)> }
 ///

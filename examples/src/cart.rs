@@ -1,4 +1,4 @@
-//! Seed 004's shopping cart (Garrett Heinlen, "Event Sourcing: Don't want to miss a thing").
+//! A shopping cart, after Garrett Heinlen's talk "Event Sourcing: Don't want to miss a thing".
 //!
 //! A [`Cart`] is a fold over three events: [`ItemAdded`], [`ItemRemoved`] and [`CheckedOut`].
 //! Three commands decide them:
@@ -9,7 +9,7 @@
 //!
 //! A checked-out cart keeps its items (they are the order) and takes no more changes.
 //!
-//! The talk's other fold, "total computers sold", is a counter over the events of every cart:
+//! The other fold, "total computers sold", is a counter over the events of every cart:
 //! [`Sales`].
 //!
 //! ```
@@ -236,9 +236,9 @@ impl Cart {
     }
 }
 
-/// The talk's "total computers sold": a counter folded over the events of every cart, in the
-/// order of the global log. Units of the SKU count as sold when their cart is checked out; until
-/// then they are in open carts.
+/// "Total computers sold": a counter folded over the events of every cart, in the order of the
+/// global log. Units of the SKU count as sold when their cart is checked out; until then they are
+/// in open carts.
 ///
 /// ```
 /// use eventsrc::StreamId;

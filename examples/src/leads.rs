@@ -1,5 +1,5 @@
-//! Seed 002's domain: sales leads (Vladik Khononov, "Event Sourcing: A New Dimension in Software
-//! Design").
+//! A sales-leads CRM, after Vladik Khononov's talk "Event Sourcing: A New Dimension in Software
+//! Design".
 //!
 //! A [`Lead`] is a person a sales rep may call. Its state is a fold over five events
 //! ([`LeadEvent`]): it is initialized, named, given contact information, scheduled for a
@@ -10,15 +10,15 @@
 //!   can be edited;
 //! - a command that would change nothing (the same name again, the same status) is a no-op;
 //! - setting a follow-up also moves the lead to Follow-up, and Follow-up needs a date;
-//! - a follow-up decided while someone else changed the status is a conflict, while a rename in
-//!   the same situation goes through (`Lead::conflicts`, the talk's "optimistic concurrency on
+//! - a follow-up decided while someone else changed the status is a conflict, while a rename in the
+//!   same situation goes through (`Lead::conflicts`, what Khononov calls "optimistic concurrency on
 //!   steroids").
 //!
 //! Events are plain structs with `#[derive(Event)]`, the lead's event handlers carry
 //! `#[aggregate]` (which generates [`LeadEvent`]), and each command is a struct with `#[command]`,
 //! its `#[id]` naming the lead it targets and `#[validate]` rules checking its attributes.
 //! [`ContactInformationChanged`] is at schema version 2; stored version 1 payloads are upcast.
-//! The same events feed the talk's read models, LeadSearch and the status-change log, as
+//! The same events feed two read models, LeadSearch and the status-change log, as
 //! SQLite tables ([`read_models`]).
 //!
 //! ```
@@ -47,7 +47,7 @@ use eventsrc::{Decision, Event, aggregate, command};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-/// A lead's id (`1410` in the talk); the lead's stream is `lead-1410`.
+/// A lead's id (`1410` is Stefan Ivanov's in the demo); the lead's stream is `lead-1410`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct LeadId(pub u64);
@@ -295,7 +295,7 @@ pub struct FollowupSet {
     pub date: Date,
 }
 
-/// A sales lead: the talk's `Lead` class, as a fold over its [`LeadEvent`]s.
+/// A sales lead, as a fold over its [`LeadEvent`]s.
 ///
 /// `Lead::default()` is a lead that does not exist yet; [`InitializeLead`] creates it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

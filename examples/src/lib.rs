@@ -1,18 +1,19 @@
-//! The source talks' domains, written against `eventsrc` and runnable end to end.
+//! Four domains written against `eventsrc` and runnable end to end.
 //!
-//! - [`leads`]: seed 002's sales leads (events, the `Lead` aggregate, its commands and rules),
-//!   and the talk's read models in SQLite tables ([`leads::read_models`]: LeadSearch, every
-//!   e-mail and phone a lead ever had, and the status-change log). The demo binary tells the
-//!   talk's story of Stefan Ivanov ([`leads::story`]) on a SQLite file with the read models
+//! - [`leads`]: a sales-leads CRM, after Vladik Khononov's talk "Event Sourcing: A New Dimension
+//!   in Software Design" (events, the `Lead` aggregate, its commands and rules), and its read
+//!   models in SQLite tables ([`leads::read_models`]: LeadSearch, every e-mail and phone a lead
+//!   ever had, and the status-change log). The demo binary tells the story of Stefan Ivanov's
+//!   lead ([`leads::story`]) on a SQLite file with the read models
 //!   following it, and continues both on every further run (`--rebuild` rebuilds LeadSearch
 //!   beside the live table and switches it in): `cargo run -p eventsrc-examples --bin leads`.
-//! - [`cart`]: seed 004's shopping cart, a fold over added and removed items, and the talk's
-//!   "total computers sold" counter: `cargo run -p eventsrc-examples --bin cart`.
-//! - [`progress`]: seed 004's student progress (placed, activities and lessons completed, reset),
-//!   snapshotted every 50 events, with the talk's reports as projections: the highest lesson, the
+//! - [`cart`]: a shopping cart, a fold over added and removed items, and a "total computers
+//!   sold" counter over every cart: `cargo run -p eventsrc-examples --bin cart`.
+//! - [`progress`]: student progress reports (placed, activities and lessons completed, reset),
+//!   snapshotted every 50 events, with the reports as projections: the highest lesson, the
 //!   last quiz, the average growth per month: `cargo run -p eventsrc-examples --bin progress`.
-//! - [`subscription`]: seed 001's subscriptions (created, activated with a payment key,
-//!   deactivated), with Rails-style presence validation, no-op commands, and the talk's
+//! - [`subscription`]: a subscriptions service (created, activated with a payment key,
+//!   deactivated), with Rails-style presence validation, no-op commands, and notification
 //!   reactors (a confirmation and a new-subscriber notification, written to an outbox once per
 //!   event, retried and parked while the mail provider is down):
 //!   `cargo run -p eventsrc-examples --bin subscription`.

@@ -1,19 +1,20 @@
-//! Seed 004's student progress (Garrett Heinlen, "Event Sourcing: Don't want to miss a thing").
+//! Student progress reports, after Garrett Heinlen's talk "Event Sourcing: Don't want to miss a
+//! thing".
 //!
 //! A student works through a map of numbered lessons, each made of numbered activities, some of
-//! which are scored quizzes. The talk's `progress` row (`currentPosition: 6, currentActivity: 2`)
-//! is here a [`StudentProgress`], a fold over four events:
+//! which are scored quizzes. A student's current state (lesson 6, activity 2, say) is a
+//! [`StudentProgress`], a fold over four events:
 //!
 //! - [`StudentPlaced`]: the student starts at a lesson and activity;
 //! - [`ActivityCompleted`]: the current activity is done (with the quiz's name and score when it
 //!   was a quiz), so the student moves to the next activity;
 //! - [`LessonCompleted`]: the current lesson is done, so the student moves to the next lesson's
 //!   first activity;
-//! - [`ProgressReset`]: a teacher moved the student back (the talk's manual reset), an event that
+//! - [`ProgressReset`]: a teacher moved the student back (a manual reset), an event that
 //!   undoes earlier ones without erasing them.
 //!
-//! Four commands decide them, with the talk's advice for bad data, "make your command handlers
-//! more strict":
+//! Four commands decide them, strict enough that bad data is refused before it becomes an
+//! event:
 //!
 //! - [`PlaceStudent`]: only once; placing again where the student stands is a no-op;
 //! - [`CompleteActivity`]: only the activity the student stands at, in the current lesson;
@@ -21,11 +22,12 @@
 //!   is a [`ResetProgress`]) and so is a later one (lessons are not skipped);
 //! - [`ResetProgress`]: only backwards; resetting to where the student stands is a no-op.
 //!
-//! The talk's "Isn't this slow?" answer is snapshots: [`StudentProgress`] is saved as JSON every
-//! [`SNAPSHOT_EVERY`] events (`#[aggregate(snapshot = 1, snapshot_every = 50)]`) to a
-//! repository's snapshot store, which then loads the latest snapshot and the events after it.
-//! The raw events stay, so the talk's reports ([`reports`]: the highest lesson, the last quiz,
-//! the growth per month) are folded from them, resets included.
+//! Loading stays fast however long a student's history grows, thanks to snapshots:
+//! [`StudentProgress`] is saved as JSON every [`SNAPSHOT_EVERY`] events
+//! (`#[aggregate(snapshot = 1, snapshot_every = 50)]`) to a repository's snapshot store, which
+//! then loads the latest snapshot and the events after it. The raw events stay, so the reports
+//! ([`reports`]: the highest lesson, the last quiz, the growth per month) are folded from them,
+//! resets included.
 //!
 //! ```
 //! use eventsrc::{Aggregate, Handle};
@@ -74,7 +76,7 @@ pub const MAX_SCORE: u8 = 100;
 /// of this (the `snapshot_every` of its `#[aggregate]`, which must be a literal).
 pub const SNAPSHOT_EVERY: u64 = 50;
 
-/// A student's id (`3202` in the talk); the student's stream is `student-3202`.
+/// A student's id (`3202` in the demo); the student's stream is `student-3202`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct StudentId(pub u64);
@@ -101,9 +103,9 @@ impl FromStr for StudentId {
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
 )]
 pub struct Position {
-    /// The lesson (the talk's `currentPosition`).
+    /// The lesson.
     pub lesson: u32,
-    /// The activity within the lesson (the talk's `currentActivity`).
+    /// The activity within the lesson.
     pub activity: u32,
 }
 
@@ -131,7 +133,8 @@ pub struct QuizScore {
 
 /// The student was placed on the map: `{"lesson":6,"activity":1}`.
 ///
-/// Stored as `student.placed`; the talk's rows, named `placeStudent`, read as well.
+/// Stored as `student.placed`; rows stored under the camelCase name `placeStudent` read as
+/// well.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[event(name = "student.placed", aliases = ["placeStudent"])]
 pub struct StudentPlaced {
@@ -144,8 +147,8 @@ pub struct StudentPlaced {
 /// The student completed an activity: `{"lesson":6,"activity":1}`, and for a quiz
 /// `{"lesson":6,"activity":3,"quiz":{"name":"Fractions","score":80}}`.
 ///
-/// Stored as `student.activity_completed`; the talk's rows, named `activityCompleted`, read as
-/// well.
+/// Stored as `student.activity_completed`; rows stored under the camelCase name
+/// `activityCompleted` read as well.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[event(name = "student.activity_completed", aliases = ["activityCompleted"])]
 pub struct ActivityCompleted {
@@ -160,7 +163,8 @@ pub struct ActivityCompleted {
 
 /// The student completed a lesson: `{"lesson":6}`.
 ///
-/// Stored as `student.lesson_completed`; the talk's rows, named `lessonCompleted`, read as well.
+/// Stored as `student.lesson_completed`; rows stored under the camelCase name `lessonCompleted`
+/// read as well.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[event(name = "student.lesson_completed", aliases = ["lessonCompleted"])]
 pub struct LessonCompleted {
@@ -171,7 +175,8 @@ pub struct LessonCompleted {
 /// The student was moved back to an earlier position: `{"lesson":3,"activity":1}`. The events
 /// before it stay: it undoes them for the student's position, not for the reports.
 ///
-/// Stored as `student.progress_reset`; the talk's rows, named `resetProgress`, read as well.
+/// Stored as `student.progress_reset`; rows stored under the camelCase name `resetProgress`
+/// read as well.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[event(name = "student.progress_reset", aliases = ["resetProgress"])]
 pub struct ProgressReset {
@@ -181,8 +186,8 @@ pub struct ProgressReset {
     pub activity: u32,
 }
 
-/// A student's progress: the talk's `currentState`, kept current by applying the student's
-/// events, and snapshotted as JSON every [`SNAPSHOT_EVERY`] events.
+/// A student's progress: where the student stands, kept current by applying the student's events,
+/// and snapshotted as JSON every [`SNAPSHOT_EVERY`] events.
 ///
 /// `StudentProgress::default()` is a student not placed yet; [`PlaceStudent`] places them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -382,7 +387,7 @@ pub struct CompleteLesson {
     pub lesson: u32,
 }
 
-/// Moves the student back to an earlier position (the talk's manual reset).
+/// Moves the student back to an earlier position (a teacher's manual reset).
 #[command(aggregate = StudentProgress, handler = StudentProgress::reset)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResetProgress {

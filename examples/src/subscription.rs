@@ -1,12 +1,12 @@
-//! Seed 001's domain: subscriptions, from "Event Sourcing in Rails" (Silas Baronda), where a
-//! backer subscribes to a creator, pays through a payment provider, and may stop.
+//! A subscriptions service with notification reactors, after Silas Baronda's talk on event sourcing
+//! in Rails, where a backer subscribes to a creator, pays through a payment provider, and may stop.
 //!
 //! A [`Subscription`] is a fold over three events, [`Created`], [`Activated`] (with the payment
-//! provider's key) and [`Deactivated`], stored under namespaced names
-//! (`subscription.activated`) so that other domains may have a `Created` of their own. The
-//! commands do what the talk's command objects do: validate their attributes (presence, the
-//! Rails `validates :stripe_key, presence: true`), validate against the current state, and build
-//! the event, or nothing when the state already holds (the talk's `noop?`):
+//! provider's key) and [`Deactivated`], stored under namespaced names (`subscription.activated`) so
+//! that other domains may have a `Created` of their own. The commands do what Rails command objects
+//! do: validate their attributes (presence, the Rails `validates :stripe_key, presence: true`),
+//! validate against the current state, and build the event, or nothing when the state already holds
+//! (a no-op):
 //!
 //! - [`Create`]: `email` and `plan` must be present; creating it again with the same attributes
 //!   is a no-op, with others it is rejected;
@@ -14,9 +14,9 @@
 //!   same key is a no-op, with another key it is rejected (deactivate it first);
 //! - [`Deactivate`]: a subscription that is not active stays as it is (a no-op).
 //!
-//! The talk's second part, event-driven reactions, is in [`reactors`] (the dispatcher: which
-//! event sends which e-mail, decided as data) and [`outbox`] (the performer: messages written
-//! once per event, with a mail provider that can be taken down to show retries and parking).
+//! The event-driven half, reactions, is in [`reactors`] (the dispatcher: which event sends which
+//! e-mail, decided as data) and [`outbox`] (the performer: messages written once per event, with a
+//! mail provider that can be taken down to show retries and parking).
 //!
 //! ```
 //! use eventsrc::{Aggregate, Command, Handle};
@@ -39,7 +39,7 @@
 //!     subscription.apply(&event);
 //! }
 //! assert!(subscription.is_active());
-//! assert_eq!(subscription.handle(&activate)?, vec![]); // the talk's `noop?`
+//! assert_eq!(subscription.handle(&activate)?, vec![]); // a no-op
 //! # Ok::<(), eventsrc_examples::subscription::SubscriptionError>(())
 //! ```
 
@@ -51,7 +51,7 @@ use std::fmt;
 use eventsrc::{Decision, Event, aggregate, command};
 use serde::{Deserialize, Serialize};
 
-/// A subscription's id (`12` in the talk); its stream is `subscription-12`.
+/// A subscription's id (`12` in the demo); its stream is `subscription-12`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SubscriptionId(pub u64);
@@ -93,8 +93,8 @@ pub struct Created {
     pub plan: String,
 }
 
-/// The subscription was paid for: `{"payment_key":"sub_66123"}`. The talk stored the key as
-/// `stripe_key`; such payloads read as well.
+/// The subscription was paid for: `{"payment_key":"sub_66123"}`. Payloads that name the key
+/// `stripe_key` read as well.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[event(name = "subscription.activated")]
 pub struct Activated {
@@ -108,7 +108,7 @@ pub struct Activated {
 #[event(name = "subscription.deactivated")]
 pub struct Deactivated {}
 
-/// A subscription: the talk's `subscriptions` row, kept current by applying its events.
+/// A subscription's current state, kept current by applying its events.
 ///
 /// `Subscription::default()` is one that does not exist yet; [`Create`] creates it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -143,7 +143,7 @@ impl Subscription {
         self.status
     }
 
-    /// Whether the subscription is active (the talk's `activated?`).
+    /// Whether the subscription is active.
     pub fn is_active(&self) -> bool {
         self.status == Some(SubscriptionStatus::Active)
     }

@@ -1,4 +1,4 @@
-//! Specs for seed 004's cart: given events, when a command, then events, a no-op, an error or a
+//! Specs for the shopping cart: given events, when a command, then events, a no-op, an error or a
 //! validation failure (with `eventsrc-testing`'s `AggregateFixture`, which also checks that every
 //! event round-trips and that the state rebuilt from the events equals the deciding state); the
 //! stored form of each event; the "total computers sold" counter; and a cart's life through a
@@ -60,8 +60,8 @@ fn remove(sku: &str, quantity: u32) -> RemoveItem {
 
 const CHECKOUT: Checkout = Checkout { cart: ID };
 
-/// The talk's slide: two computers, a mouse, one computer back, checkout.
-fn the_slide() -> Vec<CartEvent> {
+/// The sample cart: two computers, a mouse, one computer back, checkout.
+fn the_sample_cart() -> Vec<CartEvent> {
     vec![
         added("computer", 1),
         added("computer", 1),
@@ -79,7 +79,7 @@ fn items(cart: &Cart) -> Vec<(&str, u32)> {
 
 // --- the fold ------------------------------------------------------------------------------------
 
-/// The slide, command by command: each one's events, and the cart they fold into (which the
+/// The sample cart, command by command: each one's events, and the cart they fold into (which the
 /// fixture also rebuilds from every event so far and compares).
 #[test]
 fn the_cart_is_a_fold_over_its_events() {
@@ -221,13 +221,16 @@ fn an_empty_cart_cannot_be_checked_out() {
 
 #[test]
 fn checking_out_twice_is_a_noop() {
-    cart().given(the_slide()).when(CHECKOUT).then_no_events();
+    cart()
+        .given(the_sample_cart())
+        .when(CHECKOUT)
+        .then_no_events();
 }
 
 #[test]
 fn a_checked_out_cart_takes_no_more_changes() {
     cart()
-        .given(the_slide())
+        .given(the_sample_cart())
         .when(add("computer", 1))
         .then_error(CartError::CheckedOut)
         .when(remove("mouse", 1))
@@ -290,7 +293,7 @@ fn computers_sold_is_a_counter_folded_over_the_events() {
     let cart = StreamId::new("cart", 1).unwrap();
     let mut computers = Sales::of("computer");
     let mut counts = Vec::new();
-    for event in the_slide() {
+    for event in the_sample_cart() {
         computers.apply(&cart, &event);
         counts.push((computers.in_open_carts(), computers.sold()));
     }
@@ -317,17 +320,17 @@ fn computers_sold_counts_each_cart_on_its_own() {
 // --- a cart through a repository -----------------------------------------------------------------
 
 #[tokio::test]
-async fn the_slide_runs_through_the_repository() {
-    the_slide_through_a_repository_on(MemoryStore::new()).await;
+async fn the_sample_cart_runs_through_the_repository() {
+    the_sample_cart_through_a_repository_on(MemoryStore::new()).await;
 }
 
 #[tokio::test]
-async fn the_slide_runs_through_the_repository_on_sqlite() {
+async fn the_sample_cart_runs_through_the_repository_on_sqlite() {
     let store = Store::open("sqlite::memory:").await.unwrap();
-    the_slide_through_a_repository_on(store).await;
+    the_sample_cart_through_a_repository_on(store).await;
 }
 
-async fn the_slide_through_a_repository_on(store: impl EventStore + Clone) {
+async fn the_sample_cart_through_a_repository_on(store: impl EventStore + Clone) {
     let repository = Repository::new(store.clone());
     let md = Metadata::new;
     for command in [add("computer", 1), add("computer", 1), add("mouse", 1)] {
@@ -347,9 +350,11 @@ async fn the_slide_through_a_repository_on(store: impl EventStore + Clone) {
     assert!(again.is_noop());
 
     let cart = repository.load::<Cart>(&ID).await.unwrap();
-    let mut slide = Cart::default();
-    the_slide().iter().for_each(|event| slide.apply(event));
-    assert_eq!(cart.state, slide);
+    let mut expected = Cart::default();
+    the_sample_cart()
+        .iter()
+        .for_each(|event| expected.apply(event));
+    assert_eq!(cart.state, expected);
 
     let mut computers = Sales::of("computer");
     let log = store

@@ -1,10 +1,10 @@
-//! Specs for seed 002's leads: given events, when a command, then events, a no-op, an error or a
+//! Specs for the sales-leads CRM: given events, when a command, then events, a no-op, an error or a
 //! validation failure (with `eventsrc-testing`'s `AggregateFixture`, which also checks that every
 //! event round-trips and that the state rebuilt from the events equals the deciding state); the
-//! stored form of each event; the conflict rule; the talk's story through a repository, on
-//! memory and on SQLite; and the demo, continuing its history run after run on a SQLite file
-//! and on PostgreSQL (`EVENTSRC_POSTGRES_URL`; without it that test prints
-//! `EVENTSRC-POSTGRES-SKIPPED` and passes).
+//! stored form of each event; the conflict rule; Stefan Ivanov's story through a repository, on
+//! memory and on SQLite; and the demo, continuing its history run after run on a SQLite file and on
+//! PostgreSQL (`EVENTSRC_POSTGRES_URL`; without it that test prints `EVENTSRC-POSTGRES-SKIPPED` and
+//! passes).
 
 // A failed unwrap is a failed test, with the value in the message.
 #![allow(clippy::unwrap_used)]
@@ -709,7 +709,7 @@ async fn a_followup_racing_a_status_change_is_a_conflict() {
     assert_eq!(version, StreamVersion(5));
 }
 
-// --- the talk's story, end to end ----------------------------------------------------------------
+// --- Stefan Ivanov's story, end to end -----------------------------------------------------------
 
 #[tokio::test]
 async fn stefans_story_runs_through_the_repository() {

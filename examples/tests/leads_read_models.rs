@@ -1,11 +1,10 @@
-//! Specs for seed 002's read models in SQLite tables: commands go through a `Repository`, a
-//! `Runner` drives the `SqliteReadModel`s, and the tables are queried. LeadSearch finds a lead
-//! by every e-mail and phone it ever had; the status-change log keeps every change with the
-//! status it left; nothing is applied twice, not after a restart of the process nor when the
-//! log is replayed into the same tables; a command is readable once the live runners have seen
-//! it; a rebuild beside the live table is switched in with the same answers; a log in memory
-//! works with the tables in a SQLite database beside it; and the demo's read models continue
-//! run after run.
+//! Specs for the sales leads' read models in SQLite tables: commands go through a `Repository`, a
+//! `Runner` drives the `SqliteReadModel`s, and the tables are queried. LeadSearch finds a lead by
+//! every e-mail and phone it ever had; the status-change log keeps every change with the status it
+//! left; nothing is applied twice, not after a restart of the process nor when the log is replayed
+//! into the same tables; a command is readable once the live runners have seen it; a rebuild beside
+//! the live table is switched in with the same answers; a log in memory works with the tables in a
+//! SQLite database beside it; and the demo's read models continue run after run.
 
 // A failed unwrap is a failed test, with the value in the message.
 #![allow(clippy::unwrap_used)]
@@ -29,16 +28,16 @@ use eventsrc_examples::leads::{
 };
 use eventsrc_sqlite::{SqliteEventStore, SqliteOptions, SqliteProjection, SqliteReadModel};
 
-// --- the talk's leads, written through a repository ----------------------------------------------
+// --- two leads, written through a repository -----------------------------------------------------
 
 /// 09:00 UTC on 2016-11-14 plus `days`: each command of these specs happens on its own day.
 fn day(days: i64) -> Timestamp {
     Timestamp::from_micros((1_479_114_000 + days * 86_400) * 1_000_000)
 }
 
-/// Sends the commands of the talk's slide 14 for lead 1410, one a day from `day(0)`, as
-/// `maria`: versions 1-2 initialize, 3 the first contact, 4-5 the follow-up, 6 the new contact,
-/// 7 the conversion.
+/// Sends the commands of Stefan Ivanov's story for lead 1410, one a day from `day(0)`, as `maria`:
+/// versions 1-2 initialize, 3 the first contact, 4-5 the follow-up, 6 the new contact, 7 the
+/// conversion.
 async fn stefans_story<S: EventStore>(repository: &Repository<S>, clock: &ManualClock) {
     let lead = STEFAN;
     clock.set(day(0));

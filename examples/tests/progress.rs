@@ -1,10 +1,10 @@
-//! Specs for seed 004's student progress: given events, when a command, then events, a no-op, a
-//! refusal or a validation failure, for every command (with `eventsrc-testing`'s
-//! `AggregateFixture`, which also checks that every event round-trips and that the state rebuilt
-//! from the events equals the deciding state); the stored form of each event, the talk's rows
-//! included; the three reports (with `ProjectionFixture`, replaying batches to prove them
-//! idempotent) and the calendar months they count in; and loading a student through a snapshot
-//! store, which must give the state of every event.
+//! Specs for student progress: given events, when a command, then events, a no-op, a refusal or a
+//! validation failure, for every command (with `eventsrc-testing`'s `AggregateFixture`, which also
+//! checks that every event round-trips and that the state rebuilt from the events equals the
+//! deciding state); the stored form of each event, rows under the camelCase names included; the
+//! three reports (with `ProjectionFixture`, replaying batches to prove them idempotent) and the
+//! calendar months they count in; and loading a student through a snapshot store, which must give
+//! the state of every event.
 
 // A failed unwrap is a failed test, with the value in the message.
 #![allow(clippy::unwrap_used)]
@@ -118,8 +118,8 @@ fn at(lesson: u32, activity: u32) -> Option<Position> {
     Some(Position::new(lesson, activity))
 }
 
-/// The talk's slides 11 to 15: placed at lesson 6, two activities, the lesson, a reset to 3.
-fn the_slides() -> Vec<StudentProgressEvent> {
+/// Student 3202's first lessons: placed at lesson 6, two activities, the lesson, a reset to 3.
+fn first_lessons() -> Vec<StudentProgressEvent> {
     vec![
         placed(6, 1),
         done(6, 1),
@@ -131,8 +131,8 @@ fn the_slides() -> Vec<StudentProgressEvent> {
 
 // --- the fold ------------------------------------------------------------------------------------
 
-/// The slides, command by command, each with the talk's `currentState` after it; then "Kid
-/// finishes lesson 3..", which puts the student at lesson 4, activity 1 (slide 9).
+/// The first lessons, command by command, each with the position after it; then lesson 3 is
+/// finished, which puts the student at lesson 4, activity 1.
 #[test]
 fn progress_is_a_fold_over_the_students_events() {
     student()
@@ -412,7 +412,7 @@ fn a_reset_moves_the_student_back_and_keeps_the_history() {
 #[test]
 fn a_reset_to_where_the_student_stands_is_a_noop_and_one_ahead_is_refused() {
     student()
-        .given(the_slides())
+        .given(first_lessons())
         .when(reset(3, 1))
         .then_no_events()
         .when(reset(3, 2))
@@ -434,7 +434,7 @@ fn a_reset_to_where_the_student_stands_is_a_noop_and_one_ahead_is_refused() {
 #[test]
 fn reset_progress_validates_every_field() {
     student()
-        .given(the_slides())
+        .given(first_lessons())
         .when(reset(0, 0))
         .then_invalid(&["lesson", "activity"])
         .when(reset(1, MAX_ACTIVITY + 1))
@@ -510,9 +510,9 @@ fn every_event_round_trips_under_its_own_name() {
     assert!(StudentProgressEvent::decode("student.placed", 1, r#"{"lesson":6}"#).is_err());
 }
 
-/// The talk's events table (slide 15), row by row, under the names it stored them with.
+/// The first lessons as rows stored under the camelCase names (`placeStudent`, ...), row by row.
 #[test]
-fn the_talks_rows_read_as_the_students_events() {
+fn rows_under_camel_case_names_read_as_the_students_events() {
     let rows = [
         (
             "placeStudent",
@@ -566,7 +566,7 @@ fn highest(reached: u32, completed: Option<u32>) -> Option<HighestLesson> {
 #[test]
 fn the_highest_lesson_done_survives_a_reset() {
     ProjectionFixture::new(HighestLessons::new())
-        .given(KID_STREAM, the_slides())
+        .given(KID_STREAM, first_lessons())
         .when(KID_STREAM, [done(3, 1), lesson_done(3)])
         .times(2)
         .then(|report| {
@@ -717,8 +717,8 @@ fn months_are_calendar_months_in_utc() {
 
 // --- snapshots and a repository ------------------------------------------------------------------
 
-/// Sends the commands of `lessons` lessons of two activities each from the slides' start:
-/// 1 + 3 × `lessons` events.
+/// Sends the commands of `lessons` lessons of two activities each from lesson 1: 1 + 3 × `lessons`
+/// events.
 async fn work_through<S, N>(repository: &Repository<S, N>, lessons: u32)
 where
     S: EventStore,
@@ -824,8 +824,8 @@ fn feed<P: Projection>(projection: &mut P, record: &eventsrc::RecordedEvent) {
     }
 }
 
-/// The slides through a repository on a store with a manual clock, then the reports folded from
-/// the log, as the demo does.
+/// The first lessons through a repository on a store with a manual clock, then the reports folded
+/// from the log, as the demo does.
 #[tokio::test]
 async fn the_reports_fold_the_log_of_a_repository() {
     let clock = eventsrc::time::ManualClock::new(month(2018, 9).start());

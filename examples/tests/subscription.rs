@@ -1,8 +1,8 @@
-//! Specs for seed 001's subscriptions: attribute validation (every failing field at once),
+//! Specs for the subscriptions service: attribute validation (every failing field at once),
 //! decisions against state (events, no-ops, rejections), written with `eventsrc-testing`'s
 //! `AggregateFixture` (which also checks that every event round-trips and that the state rebuilt
-//! from the events equals the deciding state); the stored form of each event; and a
-//! subscription's life through a repository.
+//! from the events equals the deciding state); the stored form of each event; and a subscription's
+//! life through a repository.
 
 // A failed unwrap is a failed test, with the value in the message.
 #![allow(clippy::unwrap_used)]
@@ -278,7 +278,7 @@ fn every_event_round_trips_under_its_own_name() {
 }
 
 #[test]
-fn the_talks_stripe_key_payload_reads_as_a_payment_key() {
+fn a_stripe_key_payload_reads_as_a_payment_key() {
     let stored = r#"{"stripe_key":"sub_66123"}"#;
     assert_upcasts("subscription.activated", 1, stored, &activated("sub_66123"));
 }

@@ -1,9 +1,9 @@
-//! Specs for seed 001's reactors: the dispatcher's decisions with `ReactorFixture` (which event
-//! type sends which notification, and what it skips); then the `Notifications` reactor run by a
-//! `Reactions` runner into the outbox, end to end on the memory store and on SQLite: commands
-//! through a repository, exactly the expected messages, a restart and a redelivery that send
-//! nothing twice, an outage that parks an event and a replay that sends it, and the in-process,
-//! live and leader-elected ways to run it.
+//! Specs for the subscriptions' notification reactors: the dispatcher's decisions with
+//! `ReactorFixture` (which event type sends which notification, and what it skips); then the
+//! `Notifications` reactor run by a `Reactions` runner into the outbox, end to end on the memory
+//! store and on SQLite: commands through a repository, exactly the expected messages, a restart and
+//! a redelivery that send nothing twice, an outage that parks an event and a replay that sends it,
+//! and the in-process, live and leader-elected ways to run it.
 
 // A failed unwrap is a failed test, with the value in the message.
 #![allow(clippy::unwrap_used)]

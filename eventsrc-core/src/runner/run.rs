@@ -886,7 +886,7 @@ where
         self
     }
 
-    /// Keeps the checkpoint in memory only (seed 001's in-process dispatcher): after a
+    /// Keeps the checkpoint in memory only (a synchronous, in-process dispatcher): after a
     /// restart, the runner starts where [`Runner::start`] says, usually [`Start::End`].
     /// Parked events are still stored.
     pub fn in_process(mut self) -> Self {

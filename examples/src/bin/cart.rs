@@ -1,6 +1,6 @@
-//! Seed 004's carts, told through `eventsrc::Repository`: the talk's slide (two computers in, a
-//! mouse, one computer out, checkout) plus the commands a cart refuses; then "total computers
-//! sold", a counter folded over the carts' events in the global log.
+//! A shopping cart, told through `eventsrc::Repository`: two computers in, a mouse, one computer
+//! out, checkout, plus the commands a cart refuses; then "total computers sold", a counter folded
+//! over the carts' events in the global log.
 //!
 //! The store is `memory:` (nothing kept) unless `--store <url>` or the environment variable
 //! `EVENTSRC_STORE` names another (the flag wins), e.g. `sqlite://eventsrc-demo.db`, the leads
@@ -40,7 +40,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     eventsrc::registry::check()?;
     let store = url.open().await?;
     let repository = Repository::new(store.clone());
-    println!("eventsrc: seed 004's carts on {store}");
+    println!("eventsrc: shopping carts on {store}");
     println!("Store URL: {url} ({source})");
     print_registered::<Cart>("cart");
 
@@ -49,7 +49,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     for cart in [one, two] {
         note_earlier_run::<Cart, _>(&store, "Cart", &cart).await?;
     }
-    println!("\nCart 1, as on the talk's slide, then three commands it refuses and a repeat");
+    println!("\nCart 1, filled and checked out, then three commands it refuses and a repeat");
     send(&repository, add(one, "computer", 1)).await?;
     send(&repository, add(one, "computer", 1)).await?;
     send(&repository, add(one, "mouse", 1)).await?;

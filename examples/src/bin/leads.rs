@@ -1,6 +1,6 @@
-//! Seed 002's story: Stefan Ivanov, lead 1410, from first import to conversion, told through
-//! `eventsrc::Repository`; then the full event history, the lead now and as it was earlier, and
-//! two commands racing a status change on lead 1406 (`eventsrc_examples::leads::story`).
+//! A sales-leads CRM's story: Stefan Ivanov, lead 1410, from first import to conversion, told
+//! through `eventsrc::Repository`; then the full event history, the lead now and as it was earlier,
+//! and two commands racing a status change on lead 1406 (`eventsrc_examples::leads::story`).
 //!
 //! The events go to a SQLite file, `eventsrc-demo.db` in the current directory (created on the
 //! first run; `*.db` is git-ignored). Run the demo again and it continues that history: it
@@ -17,7 +17,7 @@
 //! history shows today's dates, the later runs date their follow-ups from today, and
 //! `load_at_time(2016-11-20)` finds the lead not yet created. The password is never printed.
 //!
-//! Then the talk's read models (`eventsrc_examples::leads::read_models`): LeadSearch, every
+//! Then the read models (`eventsrc_examples::leads::read_models`): LeadSearch, every
 //! e-mail and phone a lead ever had, and the status-change log with its transitions per pair of
 //! statuses. Their runners follow the log live while the story is told; the demo waits until
 //! they have seen its last append (read-your-writes) and prints what they answer, Stefan's old
@@ -64,7 +64,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     // runs continue from the last stored date.
     let clock = story::clock();
     let store = url.open_with_clock(clock.clone()).await?;
-    println!("eventsrc: seed 002's leads on {store}");
+    println!("eventsrc: a sales-leads CRM on {store}");
     println!("Store URL: {url} ({source})");
     let mut stdout = std::io::stdout();
     let read_models = LeadReadModels::for_store(store.clone()).await?;

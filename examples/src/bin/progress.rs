@@ -1,8 +1,8 @@
-//! Seed 004's student progress, told through `eventsrc::Repository`: student 3202 as on the
-//! talk's slides (placed at lesson 6, two activities, the lesson, a manual reset to lesson 3, then
-//! lesson 3 done) with the commands the stricter handlers refuse; then four simulated months of
-//! three students working through lessons and quizzes; then the snapshot that saves replaying
-//! every event of student 3202; and last the talk's reports, folded from the log.
+//! Student progress reports, told through `eventsrc::Repository`: student 3202 step by step (placed
+//! at lesson 6, two activities, the lesson, a manual reset to lesson 3, then lesson 3 done) with
+//! the commands the stricter handlers refuse; then four simulated months of three students working
+//! through lessons and quizzes; then the snapshot that saves replaying every event of student 3202;
+//! and last the reports, folded from the log.
 //!
 //! A manual clock stamps `recorded_at`, so the story happens from September to December 2018
 //! (on PostgreSQL, which stamps with the server's clock, every event is dated today and the
@@ -40,7 +40,7 @@ use eventsrc_examples::store::{Invocation, exit_code};
 /// The store when neither `--store` nor `EVENTSRC_STORE` names one.
 const DEFAULT_STORE: &str = "memory:";
 
-/// The talk's student.
+/// The student followed step by step.
 const KID: StudentId = StudentId(3202);
 /// Two classmates, for the monthly averages.
 const CLASSMATES: [StudentId; 2] = [StudentId(3203), StudentId(3204)];
@@ -67,23 +67,26 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let repository = Repository::new(store.clone())
         .with_snapshots(store.clone())
         .with_clock(clock.clone());
-    println!("eventsrc: seed 004's student progress on {store}");
+    println!("eventsrc: student progress reports on {store}");
     println!("Store URL: {url} ({source})");
     print_registered::<StudentProgress>("student");
     for student in [KID, CLASSMATES[0], CLASSMATES[1]] {
         note_earlier_run::<StudentProgress, _>(&store, "Student", &student).await?;
     }
 
-    the_slides(&repository, &clock).await?;
+    first_lessons(&repository, &clock).await?;
     print_table(&store).await?;
     the_months(&repository, &clock, september).await?;
     show_snapshot(&repository).await?;
     print_reports(&store).await
 }
 
-/// Student 3202 as on the slides, then the commands the handlers refuse.
-async fn the_slides(repository: &Snapshotting, clock: &ManualClock) -> Result<(), Box<dyn Error>> {
-    println!("\nStudent {KID}, as on the talk's slides");
+/// Student 3202 step by step, then the commands the handlers refuse.
+async fn first_lessons(
+    repository: &Snapshotting,
+    clock: &ManualClock,
+) -> Result<(), Box<dyn Error>> {
+    println!("\nStudent {KID}, step by step");
     let minutes = |n: u64| Duration::from_secs(n * 60);
     send(repository, place(KID, 6, 1)).await?;
     clock.advance(minutes(10));
@@ -93,7 +96,7 @@ async fn the_slides(repository: &Snapshotting, clock: &ManualClock) -> Result<()
     clock.advance(minutes(10));
     send(repository, lesson(KID, 6)).await?;
     clock.advance(hours(24));
-    println!("  A teacher moves the kid back to lesson 3 (the talk's manual reset)");
+    println!("  A teacher moves the kid back to lesson 3 (a manual reset)");
     send(repository, reset(KID, 3, 1)).await?;
     clock.advance(minutes(10));
     send(repository, activity(KID, 3, 1)).await?;
@@ -115,10 +118,10 @@ async fn the_slides(repository: &Snapshotting, clock: &ManualClock) -> Result<()
     send(repository, reset(KID, 4, 1)).await
 }
 
-/// The stored events of student 3202, as the talk's events table.
+/// The stored events of student 3202, as an events table.
 async fn print_table(store: &Store) -> Result<(), Box<dyn Error>> {
     let stream = StudentProgress::stream_id(&KID)?;
-    println!("\nThe events of {stream}, as the talk's table (the first 12)");
+    println!("\nThe events of {stream}, as a table (the first 12)");
     println!(
         "  {:<3}  {:<10}  {:<26}  payload",
         "id", "student_id", "event_type"
@@ -190,7 +193,7 @@ async fn the_months(
     for plan in plans(september) {
         clock.set(plan.month.start() + days(1) + hours(8));
         if plan.month == september {
-            clock.advance(days(5)); // after the slides
+            clock.advance(days(5)); // after student 3202's first lessons
             work(repository, clock, first, None, &place(first, 1, 1)).await?;
         }
         if plan.month == october {

@@ -1,14 +1,14 @@
-//! Seed 001's subscriptions, told through `eventsrc::Repository`: subscription 12 is created,
+//! A subscriptions service, told through `eventsrc::Repository`: subscription 12 is created,
 //! activated with a payment key (twice, as a provider's notification may arrive twice: the
-//! talk's `noop?`), refused a second key, deactivated and activated again; then the talk's two
-//! tables, the stored events and the subscription row.
+//! second is a no-op), refused a second key, deactivated and activated again; then two tables,
+//! the stored events and the subscription row.
 //!
-//! The talk's reactors run along: after the first commands, the `subscription_notifications`
+//! The notification reactors run along: after the first commands, the `subscription_notifications`
 //! reactor catches up and writes a new-subscriber notification and a confirmation to the outbox.
 //! Then the mail provider goes down: the reactivation's confirmation is tried three times and
 //! parked with its error, and once the provider is back a replay sends it. The outbox is printed
-//! before the tables. The reactor's checkpoint and parked events are kept in the store, so a run
-//! on a store that already holds the story notifies only what this run appended.
+//! before the tables. The reactor's checkpoint and parked events are kept in the store, so a run on
+//! a store that already holds the story notifies only what this run appended.
 //!
 //! The store is `memory:` (nothing kept) unless `--store <url>` or the environment variable
 //! `EVENTSRC_STORE` names another (the flag wins), e.g. `sqlite://eventsrc-demo.db`, the leads
@@ -38,8 +38,8 @@ use eventsrc_examples::subscription::outbox::{Message, Outbox};
 use eventsrc_examples::subscription::reactors::Notifications;
 use eventsrc_examples::subscription::{Activate, Create, Deactivate, Subscription, SubscriptionId};
 
-/// 2018-02-01T10:00:00Z, in seconds since the Unix epoch: the talk's subscription 12 was
-/// created that day.
+/// 2018-02-01T10:00:00Z, in seconds since the Unix epoch: the day the demo's subscription 12 is
+/// created.
 const FEBRUARY_2018: i64 = 1_517_479_200;
 
 /// The store when neither `--store` nor `EVENTSRC_STORE` names one.
@@ -68,11 +68,11 @@ async fn run() -> Result<(), Box<dyn Error>> {
         return Ok(());
     };
     eventsrc::registry::check()?;
-    // A manual clock stamps `recorded_at`, so the story happens in 2018, as in the talk.
+    // A manual clock stamps `recorded_at`, so the story happens in early 2018 on every run.
     let clock = ManualClock::new(Timestamp::from_micros(FEBRUARY_2018 * 1_000_000));
     let store = url.open_with_clock(clock.clone()).await?;
     let repository = Repository::new(store.clone());
-    println!("eventsrc: seed 001's subscriptions on {store}");
+    println!("eventsrc: a subscriptions service on {store}");
     println!("Store URL: {url} ({source})");
     print_registered::<Subscription>("subscription");
     note_earlier_run::<Subscription, _>(&store, "Subscription", &ID).await?;
@@ -248,10 +248,10 @@ where
     .await
 }
 
-/// The talk's events table: id, subscription id, type, data, metadata, created_at.
+/// The events as a table: id, subscription id, type, data, metadata, created_at.
 async fn print_events(store: &Store, id: SubscriptionId) -> Result<(), Box<dyn Error>> {
     let stream = Subscription::stream_id(&id)?;
-    println!("\nStored events of {stream}, as the talk's events table");
+    println!("\nStored events of {stream}, as a table");
     println!(
         "  {:<8}  {:<15}  {:<24}  {:<44}  {:<25}  created_at",
         "id", "subscription_id", "type", "data", "metadata"
@@ -271,7 +271,7 @@ async fn print_events(store: &Store, id: SubscriptionId) -> Result<(), Box<dyn E
     Ok(())
 }
 
-/// The talk's subscriptions table: the aggregate's current state.
+/// The subscription as a table row: the aggregate's current state.
 async fn print_row(
     repository: &Repository<Store>,
     id: SubscriptionId,
@@ -281,10 +281,7 @@ async fn print_row(
     let status = subscription
         .status()
         .map_or_else(|| "-".to_owned(), |s| s.to_string());
-    println!(
-        "\nSubscription {id} now (v{}), as the talk's row",
-        loaded.version
-    );
+    println!("\nSubscription {id} now (v{}), as a row", loaded.version);
     println!("  id  email            plan     status    payment_key");
     println!(
         "  {:<2}  {:<15}  {:<7}  {:<8}  {}",

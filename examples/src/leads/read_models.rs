@@ -1,5 +1,5 @@
-//! Seed 002's read models: one stream, many read models. Next to the current lead (the
-//! aggregate, loaded from its events), the talk projects the same events into
+//! The leads' read models: one stream, many read models. Next to the current lead (the
+//! aggregate, loaded from its events), the same events are projected into
 //!
 //! - [`LeadSearch`]: every e-mail address and phone number a lead ever had, so that a search
 //!   by an old address still finds the lead;

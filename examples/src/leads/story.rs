@@ -3,7 +3,7 @@
 //! [`tell`] looks at what the store already holds of its two leads and goes on from there, so a
 //! demo on a SQLite file continues its history on every run:
 //!
-//! - **A store without them** (run 1): the talk's story of Stefan Ivanov, lead 1410, from
+//! - **A store without them** (run 1): the story of Stefan Ivanov, lead 1410, from
 //!   import to conversion, with a no-op, an invalid command and a rejected one; his event
 //!   history; the lead at version 4, on 2016-11-20 and now. Then two commands on Lilyana
 //!   Yankova's lead 1406 race a colleague's status changes (a [`RacingStore`] wrapped around
@@ -55,7 +55,7 @@ use super::{
 };
 use crate::race::RacingStore;
 
-/// Stefan Ivanov's lead, the talk's lead 1410.
+/// Stefan Ivanov's lead, 1410.
 pub const STEFAN: LeadId = LeadId(1410);
 
 /// Lilyana Yankova's lead 1406: the race in run 1, the follow-ups in later runs.
@@ -236,7 +236,8 @@ fn print_registry(out: &mut dyn Write) -> std::io::Result<()> {
     )
 }
 
-/// The talk's slide 14, plus a no-op, an invalid command and a rejected one.
+/// Stefan's lead from import to conversion, plus a no-op, an invalid command and a rejected
+/// one.
 async fn stefans_story<S: EventStore>(
     repository: &Repository<S>,
     journal: &mut Journal,

@@ -1,4 +1,4 @@
-//! The talk's reports, as [`Projection`]s folded from every student's events in global order:
+//! The reports, as [`Projection`]s folded from every student's events in global order:
 //!
 //! - [`HighestLessons`]: "What's the highest lesson a kid has done?";
 //! - [`LastQuizzes`]: "What's the last quiz a kid has taken?";

@@ -62,8 +62,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! In process (seed 001's synchronous dispatcher): no stored checkpoint, and a runner that starts
-//! at the end of the log reacts only to what happens after it started.
+//! In process (a synchronous dispatcher): no stored checkpoint, and a runner that starts at the end
+//! of the log reacts only to what happens after it started.
 //!
 //! ```
 //! use eventsrc::{Reactions, Runner};
@@ -124,7 +124,7 @@ impl MessageKind {
     }
 }
 
-/// `new_subscriber`, `subscription_confirmation`: the names the talk's mailers would use.
+/// `new_subscriber`, `subscription_confirmation`: the names a Rails mailer would give them.
 impl fmt::Display for MessageKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -1,14 +1,14 @@
-//! The talk's reactors: what happens when a subscription's events happen. Seed 001's
-//! `Dispatcher` maps event types to reactors that send e-mail:
+//! The reactors: what happens when a subscription's events happen. In a Rails app, a
+//! `Dispatcher` maps event types to reactors that send e-mail; here:
 //!
-//! | event | talk's reactor | effect decided here |
+//! | event | Rails reactor (mailer call) | effect decided here |
 //! |---|---|---|
 //! | [`Created`] | `NewSubscriberNotification` (`CreatorMailer.queue_new_subscriber`) | [`Notification::NewSubscriber`], to the creator |
 //! | [`Activated`] | `SubscriptionConfirmation` (`SubscriberMailer.confirm_subscription`) | [`Notification::SubscriptionConfirmation`], to the subscriber |
 //! | [`Deactivated`](super::Deactivated) | none | none: not read at all |
 //!
-//! (The talk's slide hangs both reactors on `Activated`; here the creator hears of a subscriber
-//! as soon as the subscription is created, paid for or not. Moving it is one arm of the match.)
+//! (A dispatcher could hang both reactors on `Activated`; here the creator hears of a subscriber as
+//! soon as the subscription is created, paid for or not. Moving it is one arm of the match.)
 //!
 //! [`Notifications`] is that dispatch table as one [`Reactor`]: its `react` matches on the event
 //! type and returns the effects as data. It sends nothing itself, so a spec checks it as it
@@ -17,12 +17,12 @@
 //! [`Reactions`](eventsrc::Reactions) runner calls after the events are committed,
 //! retrying and parking what keeps failing.
 //!
-//! An effect carries what its event says, and the subscription's id. [`Activated`] does not say
-//! the subscriber's e-mail address, so a confirmation carries only the id, as the talk's mailer
-//! call takes only `subscription_id:`; the outbox reads the address from the subscription as it
-//! was at that event (see [`Outbox`](super::outbox::Outbox)). The reactor therefore keeps no state:
-//! one started from the end of the log (an in-process dispatcher) never saw the `Created` of an
-//! older subscription, and does not need to.
+//! An effect carries what its event says, and the subscription's id. [`Activated`] does not say the
+//! subscriber's e-mail address, so a confirmation carries only the id (as
+//! `SubscriberMailer.confirm_subscription` takes only `subscription_id:`); the outbox reads the
+//! address from the subscription as it was at that event (see [`Outbox`](super::outbox::Outbox)).
+//! The reactor therefore keeps no state: one started from the end of the log (an in-process
+//! dispatcher) never saw the `Created` of an older subscription, and does not need to.
 //!
 //! ```
 //! use eventsrc::Event;
@@ -63,7 +63,7 @@ pub enum NotificationEvent {
 /// A message to send, as decided by [`Notifications`]: data, not a send.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Notification {
-    /// Tell the creator that someone subscribed (the talk's
+    /// Tell the creator that someone subscribed (a Rails app's
     /// `CreatorMailer.queue_new_subscriber`). Carries what [`Created`] says.
     NewSubscriber {
         /// The new subscription.
@@ -73,7 +73,7 @@ pub enum Notification {
         /// The plan subscribed to.
         plan: String,
     },
-    /// Confirm to the subscriber that the subscription is active (the talk's
+    /// Confirm to the subscriber that the subscription is active (a Rails app's
     /// `SubscriberMailer.confirm_subscription`). [`Activated`] does not carry the subscriber's
     /// address: the outbox reads it from the subscription.
     SubscriptionConfirmation {
@@ -103,10 +103,9 @@ pub enum NotificationError {
     },
 }
 
-/// Seed 001's dispatcher for subscriptions: a confirmation to the subscriber when a
-/// subscription is activated, a new-subscriber notification to the creator when one is
-/// created. Stateless; its checkpoint and parked events are kept under
-/// `subscription_notifications`.
+/// The dispatcher for subscriptions: a confirmation to the subscriber when a subscription is
+/// activated, a new-subscriber notification to the creator when one is created. Stateless; its
+/// checkpoint and parked events are kept under `subscription_notifications`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Notifications;
 

@@ -223,10 +223,7 @@ async fn print_status_log<S>(
 where
     S: EventStore + Clone + Send + Sync + 'static,
 {
-    writeln!(
-        out,
-        "\nStatus-change log (the talk's LeadStatusChangesModel), leads {STEFAN} and {LILYANA}:"
-    )?;
+    writeln!(out, "\nStatus-change log, leads {STEFAN} and {LILYANA}:")?;
     let mut rows = Vec::new();
     for lead in [STEFAN, LILYANA] {
         for change in StatusLog::history(read_models.tables(), lead).await? {

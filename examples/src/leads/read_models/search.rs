@@ -80,15 +80,15 @@ pub struct Contact {
     pub current: bool,
 }
 
-/// Seed 002's LeadSearch: every e-mail address and phone number a lead ever had, in one SQLite
-/// table, so that a sales rep finds the lead whoever calls, from whichever number, quoting
-/// whichever address. The lead's current row (`Lead`) only knows the latest pair: the talk's
-/// "search on stale data".
+/// LeadSearch: every e-mail address and phone number a lead ever had, in one SQLite table, so
+/// that a sales rep finds the lead whoever calls, from whichever number, quoting whichever
+/// address. The lead's current row (`Lead`) only knows the latest pair: a search there misses
+/// whoever quotes an older one.
 ///
-/// One row per (lead, kind, value): the talk's `Emails.Append(...)`, `Phones.Append(...)`.
-/// Applying an event is an upsert on that key that keeps the earliest sighting and the latest
-/// version, so an event applied twice leaves the rows as they were. An empty field (a version 1
-/// payload held only one of the two) adds no row.
+/// One row per (lead, kind, value): an address or number is added, never replaced. Applying an
+/// event is an upsert on that key that keeps the earliest sighting and the latest version, so an
+/// event applied twice leaves the rows as they were. An empty field (a version 1 payload held only
+/// one of the two) adds no row.
 ///
 /// The table is named by a field ([`LeadSearch::TABLE`] by default), so that the same type can
 /// be rebuilt into `lead_search_new` beside the live table and switched in

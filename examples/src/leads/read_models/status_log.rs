@@ -42,16 +42,16 @@ pub struct Transition {
     pub count: u64,
 }
 
-/// Seed 002's status-change log (the talk's `LeadStatusChangesModel`): one row per status
-/// change of every lead, with the status it left, when and by whom. The lead's current row
-/// knows only where it stands; the log answers the business's questions about the way there:
-/// how many leads went from Follow-up to Converted, and how many were closed instead.
+/// The status-change log: one row per status change of every lead, with the status it left,
+/// when and by whom. The lead's current row knows only where it stands; the log answers the
+/// business's questions about the way there: how many leads went from Follow-up to Converted,
+/// and how many were closed instead.
 ///
-/// The talk's model stamps each entry with `DateTime.Now`, the time it is projected; here it is
-/// the event's `recorded_at`, so that a rebuild months later writes the same rows. A row is
-/// keyed by (lead, stream version) and written with `INSERT ... ON CONFLICT DO NOTHING`, so an
-/// event applied twice adds nothing. The status left is read from the lead's previous row:
-/// a lead's events arrive in stream order, which every runner keeps.
+/// Each entry is stamped with the event's `recorded_at`, not the time it is projected, so that a
+/// rebuild months later writes the same rows. A row is keyed by (lead, stream version) and written
+/// with `INSERT ... ON CONFLICT DO NOTHING`, so an event applied twice adds nothing. The status
+/// left is read from the lead's previous row: a lead's events arrive in stream order, which every
+/// runner keeps.
 ///
 /// ```
 /// use eventsrc::Runner;
