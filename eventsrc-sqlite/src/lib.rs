@@ -44,11 +44,13 @@
 //! Live readers wake on the store's [`append_signal`](EventStore::append_signal), moved by the
 //! writer thread after every commit that stored events. Reactors park events in the `parked`
 //! table ([`ParkedStore`](eventsrc::backend::ParkedStore)), and runners take leadership through
-//! [`Leases`](eventsrc::backend::Leases) held in memory: **an embedded file is one application
-//! process**. Several processes may open one file safely (SQLite locks it), but leases do not
-//! reach across them and the append signal does not wake their readers (they poll);
-//! checkpoints still fence their read models, each batch checking its checkpoint under
-//! SQLite's write lock.
+//! [`Leases`](eventsrc::backend::Leases): on a database file, an OS file lock per lease in a
+//! directory beside it (`events.db-leases/`), so that one runner leads among every process of
+//! the machine that opens the file; the lock is released when the lease is dropped or its
+//! process ends, even killed. An in-memory database's leases stay in its process. Several
+//! processes may open one file safely (SQLite locks it), but the append signal does not wake
+//! another process's readers (they poll); checkpoints fence every read model batch under
+//! SQLite's write lock, whoever leads.
 //!
 //! Every write runs on the one writer thread (appends, read model batches, inline
 //! projections, `write_with`), in the order it was sent: a read model batch never waits for
@@ -74,6 +76,7 @@ use eventsrc_core::backend::{AppendSignal, check_batch};
 
 use eventsrc_core::StoreError;
 use eventsrc_core::backend::{LocalLeases, StoredEvent};
+use leases::StoreLeases;
 use eventsrc_core::time::{Clock, SystemClock};
 use eventsrc_core::{
     CheckpointStore, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent,
@@ -175,8 +178,9 @@ struct Shared {
     readers: Option<Arc<Readers>>,
     /// Moved by the writer after each commit that stored events.
     appended: Arc<watch::Sender<u64>>,
-    /// Shared by every store of this process open on the same file.
-    leases: LocalLeases,
+    /// Locked beside the database file (shared in memory by every store of this process open
+    /// on it), or this process's own for an in-memory database.
+    leases: StoreLeases,
     /// A directory to delete with the last handle ([`SqliteEventStore::open_temporary`]).
     temporary: Option<PathBuf>,
 }
@@ -289,7 +293,7 @@ impl SqliteEventStore {
                 writer,
                 readers: None,
                 appended,
-                leases: LocalLeases::default(),
+                leases: StoreLeases::InMemory(LocalLeases::default()),
                 temporary: None,
             }),
             tenant: Tenant::default(),
