@@ -76,19 +76,17 @@ use eventsrc_core::backend::{AppendSignal, check_batch};
 
 use eventsrc_core::StoreError;
 use eventsrc_core::backend::{LocalLeases, StoredEvent};
-use leases::StoreLeases;
 use eventsrc_core::time::{Clock, SystemClock};
 use eventsrc_core::{
     CheckpointStore, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent,
     SnapshotStore, StreamId, StreamVersion, Tenant, Timestamp,
 };
+use leases::StoreLeases;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{oneshot, watch};
 
 pub use eventsrc_core::runner::BatchError;
-pub use projection::{
-    BoxError, InlineProjectionError, ReadModelError, SqliteProjection, SqliteReadModel,
-};
+pub use projection::{BoxError, ReadModelError, SqliteProjection, SqliteReadModel};
 /// The SQLite driver read models are written with, re-exported so that projections use the
 /// very version this crate links.
 pub use rusqlite;

@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::PoisonError;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
@@ -87,10 +88,10 @@ impl Holder {
             for line in BufReader::new(output).lines() {
                 let Ok(line) = line else { return };
                 // The test harness prints its own lines; the holder's answers are marked.
-                if let Some((_, answer)) = line.split_once("lease: ") {
-                    if sender.send(answer.to_owned()).is_err() {
-                        return;
-                    }
+                if let Some((_, answer)) = line.split_once("lease: ")
+                    && sender.send(answer.to_owned()).is_err()
+                {
+                    return;
                 }
             }
         });
@@ -155,7 +156,7 @@ async fn acquire_eventually(store: &SqliteEventStore, name: &str) -> Lease {
     eventually(DEADLINE, || async {
         match store.try_acquire(name).await {
             Ok(Some(lease)) => {
-                *granted.lock().unwrap() = Some(lease);
+                *granted.lock().unwrap_or_else(PoisonError::into_inner) = Some(lease);
                 Ok(())
             }
             Ok(None) => Err("still held by the other process".to_owned()),
@@ -163,7 +164,10 @@ async fn acquire_eventually(store: &SqliteEventStore, name: &str) -> Lease {
         }
     })
     .await;
-    granted.into_inner().unwrap().expect("granted")
+    granted
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .expect("granted")
 }
 
 #[test]
@@ -210,7 +214,11 @@ fn a_lease_released_by_another_process_is_granted_while_that_process_lives() {
         let lease = acquire_eventually(&store, NAME).await;
         assert_eq!(holder.ask("try"), "taken", "this process now holds it");
         drop(lease);
-        assert_eq!(holder.ask("take"), "acquired", "released by dropping it here");
+        assert_eq!(
+            holder.ask("take"),
+            "acquired",
+            "released by dropping it here"
+        );
         holder.finish();
     });
 }
@@ -222,7 +230,10 @@ fn a_lease_whose_lock_file_is_removed_reports_itself_lost() {
         let mut lease = store.try_acquire(NAME).await.expect("try").expect("free");
         let mut dir = db_path(&store).into_os_string();
         dir.push("-leases");
-        assert!(Path::new(&dir).is_dir(), "lock files live beside the database");
+        assert!(
+            Path::new(&dir).is_dir(),
+            "lock files live beside the database"
+        );
         std::fs::remove_dir_all(&dir).expect("the lock files are removed");
 
         tokio::time::timeout(DEADLINE, lease.lost())
