@@ -15,7 +15,9 @@
 //! it would let two holders lock two different files of the same name. A held lease checks
 //! every [`WATCH`] that its file is still the one at its path: if someone removed or replaced
 //! it (the directory cleaned up under a running application), another process could lock the
-//! new file, so the lease reports itself lost ([`Lease::lost`]). Runners also fence every read
+//! new file, so the lease reports itself lost ([`Lease::lost`]). Files are opened
+//! close-on-exec (as `std` opens every file), so a child process does not inherit a lock.
+//! Runners also fence every read
 //! model batch with its checkpoint under SQLite's write lock, so even then no batch is applied
 //! twice.
 //!
@@ -195,7 +197,8 @@ fn lock(dir: &Path, path: &Path) -> std::io::Result<Option<(File, Identity)>> {
 }
 
 /// What tells one file from another at the same path: device and inode on Unix. Elsewhere
-/// (Windows) an open file cannot be removed, so the path still naming a file is the check.
+/// (Windows) `std` offers no stable file identity, so only a removed file is noticed, not one
+/// replaced by another of the same name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Identity(Option<(u64, u64)>);
 
