@@ -205,7 +205,7 @@ impl PgEventStore {
     /// bumps the live name's generation: a runner of the old projection left running stops
     /// with [`RunError::Switched`] at its next batch instead of writing into the new tables;
     /// start runners of the rebuilt projection under the live name. A missing or never-moved `rebuilt` checkpoint is refused with
-    /// [`StoreError::NotBuilt`](eventsrc::StoreError::NotBuilt), changing nothing.
+    /// [`StoreError::NotBuilt`](eventsrc_core::StoreError::NotBuilt), changing nothing.
     ///
     /// ```no_run
     /// # async fn switch(store: eventsrc_postgres::PgEventStore) -> Result<(), eventsrc::StoreError> {

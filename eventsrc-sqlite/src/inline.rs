@@ -281,7 +281,7 @@ impl SqliteEventStore {
     /// log on the writer thread, a page of events per transaction between appends; this
     /// returns once it has, with how far it got. From then on, every append of this tenant
     /// applies it in the append's own transaction and moves its checkpoint there: an append
-    /// it fails on fails with [`StoreError::Refused`](eventsrc::StoreError::Refused), naming it
+    /// it fails on fails with [`StoreError::Refused`], naming it
     /// and the event, and stores nothing. Registrations last as long as the store (all its handles): register again
     /// after each open. A failing catch-up unregisters it and returns the error; dropping
     /// this future does not cancel the registration.

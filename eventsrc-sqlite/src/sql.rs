@@ -118,7 +118,7 @@ impl SqliteEventStore {
     /// the new tables. SQLite keeps index names through `ALTER TABLE ... RENAME`: name a
     /// rebuild's indexes after its table, and drop or rename them in `swap_tables` too. A
     /// `rebuilt` name without a checkpoint is refused with
-    /// [`StoreError::NotBuilt`](eventsrc::StoreError::NotBuilt), changing nothing.
+    /// [`StoreError::NotBuilt`], changing nothing.
     ///
     /// ```no_run
     /// # async fn switch(store: eventsrc_sqlite::SqliteEventStore) -> Result<(), eventsrc::StoreError> {
