@@ -65,7 +65,7 @@ pub mod backend {
     pub use crate::runner::run::{decode, stored_types};
     pub use crate::store::traits::{
         AppendSignal, Lease, Leases, LocalLeases, ParkedEvent, ParkedStore, check_batch,
-        encode_metadata, encode_one_metadata,
+        encode_metadata, encode_one_metadata, inline_refusal,
     };
 }
 

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use deadpool_postgres::Transaction;
 use eventsrc_core::RunError;
 use eventsrc_core::StoreError;
+use eventsrc_core::backend::inline_refusal;
 use eventsrc_core::store::AppendResult;
 use eventsrc_core::{ExpectedVersion, NewEvent, RecordedEvent, StreamId};
 
@@ -86,7 +87,7 @@ pub async fn append(
                     projection
                         .apply(&tx, &records)
                         .await
-                        .map_err(StoreError::backend)?;
+                        .map_err(|error| inline_refusal(stream, error))?;
                 }
                 tx.commit().await.map_err(backend)?;
                 return Ok(result);
@@ -132,10 +133,9 @@ async fn inserted(
 
 impl PgEventStore {
     /// A handle whose appends also apply `projection`, in the same transaction: the read
-    /// model is never behind the log, and a failing `apply` fails the append
-    /// ([`StoreError::Backend`] wrapping the [`RunError`] that
-    /// names the projection and the event), storing nothing. Runs
-    /// [`PgProjection::setup`] first.
+    /// model is never behind the log, and a failing `apply` fails the append with
+    /// [`StoreError::Refused`] (naming the projection and the event; not retryable), storing
+    /// nothing. Runs [`PgProjection::setup`] first.
     ///
     /// Opt-in per handle: appends through this handle (and its clones and
     /// [`with_tenant`](eventsrc_core::EventStore::with_tenant) handles) run `BEGIN`, the append statement,

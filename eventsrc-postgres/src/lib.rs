@@ -100,7 +100,7 @@ use tokio_postgres::{NoTls, Row, Socket};
 pub use eventsrc_core::runner::BatchError;
 pub use options::{ConnectError, PgOptions};
 pub use projection::PgProjection;
-pub use runner::{NotBuilt, PgReadModel};
+pub use runner::PgReadModel;
 pub use schema::CURRENT as SCHEMA_VERSION;
 pub use url::{PgUrl, UrlError};
 /// The pool and driver this crate is built on, at the versions its API uses.

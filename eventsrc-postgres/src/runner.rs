@@ -193,18 +193,6 @@ impl<P: PgProjection> Consumer for PgReadModel<P> {
     }
 }
 
-/// A read model that cannot be switched in.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "cannot switch `{rebuilt}` in for `{live}`: `{rebuilt}` has no checkpoint (it was never built)"
-)]
-pub struct NotBuilt {
-    /// The rebuilt read model's checkpoint name.
-    pub rebuilt: String,
-    /// The live one's.
-    pub live: String,
-}
-
 impl PgEventStore {
     /// Switches a rebuilt read model in for the live one (the `users_new` rebuild of Atlassian's
     /// identity service), in one transaction: runs `swap_sql` (drop the live tables, rename the
@@ -217,8 +205,8 @@ impl PgEventStore {
     /// bumps the live name's generation: a runner of the old projection left running stops
     /// with [`RunError::Switched`] at its next batch instead of writing into the new tables;
     /// start runners of the rebuilt projection under the live name. A missing or never-moved
-    /// `rebuilt` checkpoint is refused with [`NotBuilt`] (inside
-    /// [`StoreError::Backend`](eventsrc_core::StoreError::Backend)).
+    /// `rebuilt` checkpoint is refused with
+    /// [`StoreError::NotBuilt`](eventsrc_core::StoreError::NotBuilt), changing nothing.
     ///
     /// Indexes and owned sequences follow their table's new name: renaming `users_new` to
     /// `users` also renames its index `users_new_email` to `users_email` and its
@@ -258,10 +246,10 @@ impl PgEventStore {
             .map_err(backend)?;
         let (position, _) = checkpoint::state(locked.as_ref()).map_err(backend)?;
         let Some(position) = position else {
-            return Err(eventsrc_core::StoreError::backend(NotBuilt {
+            return Err(eventsrc_core::StoreError::NotBuilt {
                 rebuilt: rebuilt.to_owned(),
                 live: live.to_owned(),
-            }));
+            });
         };
         // The live row, locked too, so that a batch of the live model in flight finishes
         // first (and its runner is fenced on the next).

@@ -402,12 +402,30 @@ async fn inline_projections_commit_with_the_append_or_not_at_all() {
         })
         .await
         .unwrap();
+    let fine = NewEvent::from_event(&Noted { n: 6 }, Metadata::new()).unwrap();
     let refused = NewEvent::from_event(&Noted { n: 7 }, Metadata::new()).unwrap();
-    let refused_id = refused.event_id;
+    let (refused_id, refused_type) = (refused.event_id, refused.event_type.to_string());
+    let head = plain.head_position().await.unwrap();
     let error = refusing
-        .append(&stream(2), ExpectedVersion::Any, vec![refused])
+        .append(&stream(2), ExpectedVersion::Any, vec![fine, refused])
         .await
         .unwrap_err();
+    let StoreError::Refused {
+        stream: refused_stream,
+        event_type,
+        projection: refused_by,
+        source,
+    } = &error
+    else {
+        panic!("a refusal, not a retryable failure: {error:?}")
+    };
+    assert_eq!(refused_by, "applied");
+    assert_eq!(refused_stream, &stream(2));
+    assert_eq!(event_type, &refused_type);
+    assert!(
+        matches!(**source, RunError::Handle { event_id, .. } if event_id == refused_id),
+        "{source:?}"
+    );
     assert!(
         error.to_string().contains(&refused_id.to_string()),
         "{error}"
@@ -415,6 +433,12 @@ async fn inline_projections_commit_with_the_append_or_not_at_all() {
     assert_eq!(
         plain.stream_version(&stream(2)).await.unwrap(),
         StreamVersion::NONE
+    );
+    assert_eq!(plain.head_position().await.unwrap(), head, "nothing stored");
+    assert_eq!(
+        projection.tally(&plain).await,
+        (4, 0),
+        "the event before the refused one was not applied either"
     );
 
     // Writers racing on one stream: each race is run again in a new transaction.
@@ -660,6 +684,10 @@ async fn a_rebuilt_read_model_is_switched_in_with_its_checkpoint_in_one_transact
         .switch_read_model("nothing_built", "applied", "SELECT 1")
         .await
         .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::NotBuilt { rebuilt, live } if rebuilt == "nothing_built" && live == "applied"),
+        "{refused:?}"
+    );
     assert!(refused.to_string().contains("never built"), "{refused}");
 
     let swap = format!(

@@ -13,7 +13,7 @@ use eventsrc_core::runner::Progress;
 
 use eventsrc_core::RunError;
 
-use eventsrc_core::backend::{decode, stored_types};
+use eventsrc_core::backend::{decode, inline_refusal, stored_types};
 use eventsrc_core::store::EventFilter;
 use eventsrc_core::store::ReadAll;
 use eventsrc_core::{
@@ -22,7 +22,7 @@ use eventsrc_core::{
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use crate::projection::{self, InlineProjectionError, ReadModelError, SqliteProjection};
+use crate::projection::{self, ReadModelError, SqliteProjection};
 use crate::{SqliteEventStore, backend, checkpoint, closed, rows, writer};
 
 /// Events per catch-up transaction: the longest an append waits behind a registration.
@@ -180,13 +180,9 @@ impl InlineProjections {
         {
             let wanted = |r: &&RecordedEvent| filter.matches(r.stream.category(), &r.event_type);
             for record in records.iter().filter(wanted) {
-                projection.apply(name, tx, record).map_err(|source| {
-                    StoreError::backend(InlineProjectionError {
-                        projection: name.clone(),
-                        stream: stream.clone(),
-                        source,
-                    })
-                })?;
+                projection
+                    .apply(name, tx, record)
+                    .map_err(|error| inline_refusal(stream, error))?;
             }
             checkpoint::save(tx, tenant, name, last.global_position).map_err(backend)?;
         }
@@ -285,8 +281,8 @@ impl SqliteEventStore {
     /// log on the writer thread, a page of events per transaction between appends; this
     /// returns once it has, with how far it got. From then on, every append of this tenant
     /// applies it in the append's own transaction and moves its checkpoint there: an append
-    /// it fails on fails with an [`InlineProjectionError`] naming it and the event, and stores
-    /// nothing. Registrations last as long as the store (all its handles): register again
+    /// it fails on fails with [`StoreError::Refused`], naming it
+    /// and the event, and stores nothing. Registrations last as long as the store (all its handles): register again
     /// after each open. A failing catch-up unregisters it and returns the error; dropping
     /// this future does not cancel the registration.
     ///

@@ -44,11 +44,13 @@
 //! Live readers wake on the store's [`append_signal`](EventStore::append_signal), moved by the
 //! writer thread after every commit that stored events. Reactors park events in the `parked`
 //! table ([`ParkedStore`](eventsrc_core::backend::ParkedStore)), and runners take leadership through
-//! [`Leases`](eventsrc_core::backend::Leases) held in memory: **an embedded file is one application
-//! process**. Several processes may open one file safely (SQLite locks it), but leases do not
-//! reach across them and the append signal does not wake their readers (they poll);
-//! checkpoints still fence their read models, each batch checking its checkpoint under
-//! SQLite's write lock.
+//! [`Leases`](eventsrc_core::backend::Leases): on a database file, an OS file lock per lease in a
+//! directory beside it (`events.db-leases/`), so that one runner leads among every process of
+//! the machine that opens the file; the lock is released when the lease is dropped or its
+//! process ends, even killed. An in-memory database's leases stay in its process. Several
+//! processes may open one file safely (SQLite locks it), but the append signal does not wake
+//! another process's readers (they poll); checkpoints fence every read model batch under
+//! SQLite's write lock, whoever leads.
 //!
 //! Every write runs on the one writer thread (appends, read model batches, inline
 //! projections, `write_with`), in the order it was sent: a read model batch never waits for
@@ -79,13 +81,12 @@ use eventsrc_core::{
     CheckpointStore, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent,
     SnapshotStore, StreamId, StreamVersion, Tenant, Timestamp,
 };
+use leases::StoreLeases;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{oneshot, watch};
 
 pub use eventsrc_core::runner::BatchError;
-pub use projection::{
-    BoxError, InlineProjectionError, ReadModelError, SqliteProjection, SqliteReadModel,
-};
+pub use projection::{BoxError, ReadModelError, SqliteProjection, SqliteReadModel};
 /// The SQLite driver read models are written with, re-exported so that projections use the
 /// very version this crate links.
 pub use rusqlite;
@@ -175,8 +176,9 @@ struct Shared {
     readers: Option<Arc<Readers>>,
     /// Moved by the writer after each commit that stored events.
     appended: Arc<watch::Sender<u64>>,
-    /// Shared by every store of this process open on the same file.
-    leases: LocalLeases,
+    /// Locked beside the database file (shared in memory by every store of this process open
+    /// on it), or this process's own for an in-memory database.
+    leases: StoreLeases,
     /// A directory to delete with the last handle ([`SqliteEventStore::open_temporary`]).
     temporary: Option<PathBuf>,
 }
@@ -289,7 +291,7 @@ impl SqliteEventStore {
                 writer,
                 readers: None,
                 appended,
-                leases: LocalLeases::default(),
+                leases: StoreLeases::InMemory(LocalLeases::default()),
                 temporary: None,
             }),
             tenant: Tenant::default(),

@@ -7,7 +7,7 @@ use eventsrc_core::RunError;
 use eventsrc_core::backend::{decode, stored_types};
 use eventsrc_core::runner::UnknownEvents;
 use eventsrc_core::runner::{BatchError, Consumer};
-use eventsrc_core::{Event, GlobalPosition, RecordedEvent, StoreError, StreamId, Tenant};
+use eventsrc_core::{Event, GlobalPosition, RecordedEvent, StoreError, Tenant};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::{SqliteEventStore, backend, checkpoint};
@@ -323,14 +323,6 @@ pub enum ReadModelError {
         #[source]
         source: BoxError,
     },
-    /// [`SqliteEventStore::switch_read_model`] found no checkpoint for the rebuilt model.
-    #[error(
-        "`{name}` has no checkpoint, so there is no rebuilt read model to switch in: run it with `Runner::catch_up` first"
-    )]
-    NotBuilt {
-        /// The rebuilt read model's name.
-        name: String,
-    },
     /// An inline projection of this name is already registered for this tenant.
     #[error("an inline projection `{name}` is already registered for tenant `{tenant}`")]
     AlreadyInline {
@@ -350,45 +342,6 @@ pub enum ReadModelError {
 
 impl ReadModelError {
     /// The `ReadModelError` inside a store error, if that is what it is.
-    pub fn find(error: &StoreError) -> Option<&Self> {
-        match error {
-            StoreError::Backend(source) => source.downcast_ref(),
-            _ => None,
-        }
-    }
-}
-
-/// An inline projection ([`SqliteEventStore::add_inline`]) failed on an appended event, so
-/// the append stored nothing. It reaches the appender inside [`StoreError::Backend`]; find it
-/// with [`InlineProjectionError::find`].
-///
-/// ```
-/// # use eventsrc::StoreError;
-/// use eventsrc_sqlite::InlineProjectionError;
-///
-/// fn explain(error: &StoreError) -> String {
-///     match InlineProjectionError::find(error) {
-///         Some(refused) => format!("`{}` refused: {}", refused.projection, refused.source),
-///         None => error.to_string(),
-///     }
-/// }
-/// ```
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "an inline projection refused the append to `{stream}`, so nothing of it was stored: {source}"
-)]
-pub struct InlineProjectionError {
-    /// The projection.
-    pub projection: String,
-    /// The stream appended to.
-    pub stream: StreamId,
-    /// What failed, naming the event: [`RunError::Handle`] or [`RunError::Decode`].
-    #[source]
-    pub source: RunError,
-}
-
-impl InlineProjectionError {
-    /// The `InlineProjectionError` inside a store error, if that is what it is.
     pub fn find(error: &StoreError) -> Option<&Self> {
         match error {
             StoreError::Backend(source) => source.downcast_ref(),

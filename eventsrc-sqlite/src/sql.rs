@@ -4,7 +4,7 @@
 use eventsrc_core::{GlobalPosition, StoreError};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-use crate::projection::{BoxError, ReadModelError, guarded};
+use crate::projection::{BoxError, guarded};
 use crate::{SqliteEventStore, backend, checkpoint};
 
 impl SqliteEventStore {
@@ -116,7 +116,9 @@ impl SqliteEventStore {
     /// The switch also bumps the live name's generation: a runner of the old projection left
     /// running stops with [`RunError::Switched`](eventsrc_core::RunError::Switched) at its next batch instead of writing into
     /// the new tables. SQLite keeps index names through `ALTER TABLE ... RENAME`: name a
-    /// rebuild's indexes after its table, and drop or rename them in `swap_tables` too.
+    /// rebuild's indexes after its table, and drop or rename them in `swap_tables` too. A
+    /// `rebuilt` name without a checkpoint is refused with
+    /// [`StoreError::NotBuilt`], changing nothing.
     ///
     /// ```no_run
     /// # async fn switch(store: eventsrc_sqlite::SqliteEventStore) -> Result<(), eventsrc::StoreError> {
@@ -139,10 +141,11 @@ impl SqliteEventStore {
     {
         let (tenant, rebuilt, live) = (self.tenant.clone(), rebuilt.to_owned(), live.to_owned());
         let (from, to) = (rebuilt.clone(), live.clone());
-        let (position, generation) = self
+        let switched = self
             .write_with(move |tx| {
                 let Some(built) = checkpoint::load(tx, &tenant, &rebuilt)? else {
-                    return Err(BoxError::from(ReadModelError::NotBuilt { name: rebuilt }));
+                    // Nothing was changed: committing this transaction writes nothing.
+                    return Ok(None);
                 };
                 swap_tables(tx).map_err(Into::into)?;
                 let generation =
@@ -155,9 +158,15 @@ impl SqliteEventStore {
                 if rebuilt != live {
                     checkpoint::delete(tx, &tenant, &rebuilt)?;
                 }
-                Ok((built.position, generation))
+                Ok::<_, BoxError>(Some((built.position, generation)))
             })
             .await?;
+        let Some((position, generation)) = switched else {
+            return Err(StoreError::NotBuilt {
+                rebuilt: from,
+                live: to,
+            });
+        };
         tracing::info!(rebuilt = %from, live = %to, %position, generation, "switched in a rebuilt read model");
         Ok(position)
     }

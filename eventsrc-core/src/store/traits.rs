@@ -546,9 +546,100 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A projection applied inside the append's own transaction (an inline projection) failed
+    /// on one of the appended events, so the append stored nothing.
+    ///
+    /// Not retryable: the same append meets the same projection code and is refused again.
+    /// Fix the projection (or the events) first. Every backend with inline projections
+    /// reports a refusal this way; a store failing meanwhile (a connection lost) stays
+    /// [`StoreError::Backend`].
+    #[error(
+        "the inline projection `{projection}` refused the `{event_type}` event appended to `{stream}`, so nothing of the append was stored (retrying fails the same way: fix the projection or the event): {source}"
+    )]
+    Refused {
+        /// The stream appended to.
+        stream: StreamId,
+        /// The stored type of the event the projection failed on.
+        event_type: String,
+        /// The projection.
+        projection: String,
+        /// What failed, naming the event: [`RunError::Handle`](crate::RunError::Handle) (the
+        /// projection's own error) or [`RunError::Decode`](crate::RunError::Decode).
+        #[source]
+        source: Box<crate::RunError>,
+    },
+    /// A rebuilt read model was to be switched in for the live one, but it was never built:
+    /// it has no checkpoint. Nothing changed. Not retryable until the rebuild has run.
+    #[error(
+        "cannot switch `{rebuilt}` in for `{live}`: `{rebuilt}` has no checkpoint, so it was never built; run it with `Runner::catch_up` first"
+    )]
+    NotBuilt {
+        /// The rebuilt read model's checkpoint name.
+        rebuilt: String,
+        /// The live read model's.
+        live: String,
+    },
     /// The backend failed (connection lost, disk full, ...); the operation may be retried.
     #[error("storage backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// What an append reports when an inline projection failed inside its transaction with
+/// `error`, having applied (some of) `records`, the events of the append to `stream`: a
+/// [`StoreError::Refused`] when the projection refused an event (its code failed, or the event
+/// could not be decoded for it), or the store's own error when the store failed meanwhile.
+/// For backend authors, so that every backend reports a refusal the same way.
+///
+/// ```
+/// use eventsrc::backend::inline_refusal;
+/// use eventsrc::store::ReadStream;
+/// use eventsrc::{EventStore, ExpectedVersion, MemoryStore, NewEvent, RunError, StoreError, StreamId};
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let (store, cart) = (MemoryStore::new(), StreamId::new("cart", 7)?);
+/// store.append(&cart, ExpectedVersion::Any, vec![NewEvent::raw("ItemAdded", 1, "{}")]).await?;
+/// let records = store.read_stream(&cart, ReadStream::forward()).await?;
+/// let failed = RunError::handle("sold", &records[0], "the sku is blank");
+/// match inline_refusal(&cart, failed) {
+///     StoreError::Refused { projection, event_type, .. } => {
+///         assert_eq!((projection.as_str(), event_type.as_str()), ("sold", "ItemAdded"));
+///     }
+///     other => panic!("{other}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn inline_refusal(stream: &StreamId, error: crate::RunError) -> StoreError {
+    use crate::{DecodeError, RunError};
+    let (projection, event_type) = match &error {
+        RunError::Handle {
+            consumer,
+            event_type,
+            ..
+        } => (consumer.clone(), event_type.clone()),
+        RunError::Decode { consumer, source } => {
+            let event_type = match &source.source {
+                DecodeError::UnknownType { event_type, .. }
+                | DecodeError::FutureVersion { event_type, .. }
+                | DecodeError::Malformed { event_type, .. }
+                | DecodeError::Upcast { event_type, .. } => event_type.clone(),
+            };
+            (consumer.clone(), event_type)
+        }
+        RunError::Store { .. } => {
+            let RunError::Store { source, .. } = error else {
+                unreachable!("matched just above")
+            };
+            return source;
+        }
+        _ => return StoreError::backend(error),
+    };
+    StoreError::Refused {
+        stream: stream.clone(),
+        event_type,
+        projection,
+        source: Box::new(error),
+    }
 }
 
 impl StoreError {
