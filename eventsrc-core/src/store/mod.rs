@@ -4,6 +4,11 @@
 //! They are deliberately small so that a new backend is an afternoon's work; `eventsrc-testing`
 //! ships the conformance suite that proves one. Futures are `Send`, and the core depends on no
 //! async runtime. Every handle belongs to one [`Tenant`] and sees nothing of any other.
+//!
+//! [`EventStore`]: crate::EventStore
+//! [`SnapshotStore`]: crate::SnapshotStore
+//! [`CheckpointStore`]: crate::CheckpointStore
+//! [`Tenant`]: crate::Tenant
 
 pub(crate) mod traits;
 

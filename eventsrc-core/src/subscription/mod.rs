@@ -2,7 +2,7 @@
 //!
 //! A [`Subscription`] reads [`EventStore::read_all`] pages in commit order (gap-free on every
 //! backend: see the PostgreSQL crate for how) and, once caught up, waits for the store's
-//! [`append_signal`](EventStore::append_signal), polling as a fallback. It keeps no
+//! [`append_signal`](crate::EventStore::append_signal), polling as a fallback. It keeps no
 //! checkpoint of its own: a consumer handles a [`Batch`] and then stores
 //! [`Batch::through`] wherever its read model lives, so delivery is at-least-once and the
 //! checkpoint only moves after the handler succeeded. The runners in [`crate::runner`] do
@@ -32,6 +32,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(()) })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! [`Subscription`]: crate::Subscription
+//! [`EventStore::read_all`]: crate::EventStore::read_all
+//! [`EventStore`]: crate::EventStore
 
 pub(crate) mod reader;
 
