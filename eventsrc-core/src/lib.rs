@@ -42,7 +42,7 @@ pub use uuid::Uuid;
 
 // Storage: the contracts every backend keeps, and the in-memory backend.
 pub use memory::MemoryStore;
-pub use store::traits::{CheckpointStore, EventStore, SnapshotStore, StoreError};
+pub use store::traits::{CheckpointStore, EventStore, SnapshotStore, StoreError, Tenants};
 
 // The read side: projections and reactors, the runners that feed them, and subscriptions.
 pub use projection::{Projection, Reactor};
@@ -75,7 +75,7 @@ pub mod backend {
 pub mod prelude {
     pub use crate::{
         Aggregate, AggregateCommand, CheckpointStore, Command, Event, EventStore, EventType,
-        Handle, Projection, Reactor, SnapshotStore, Versioned,
+        Handle, Projection, Reactor, SnapshotStore, Tenants, Versioned,
     };
 }
 

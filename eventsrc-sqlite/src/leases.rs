@@ -40,7 +40,7 @@ pub fn of_file(path: &Path) -> LocalLeases {
 /// process.
 ///
 /// ```
-/// use eventsrc::EventStore;
+/// use eventsrc::Tenants;
 /// use eventsrc::backend::Leases;
 /// use eventsrc_sqlite::SqliteEventStore;
 ///

@@ -1,7 +1,7 @@
 //! One store type for every backend, chosen by a URL at run time.
 //!
-//! [`Store`] is an [`EventStore`], [`SnapshotStore`], [`CheckpointStore`], [`ParkedStore`] and
-//! [`Leases`] that hands every call to the backend inside it, so an application written once
+//! [`Store`] is an [`EventStore`], [`SnapshotStore`], [`CheckpointStore`], [`ParkedStore`],
+//! [`Leases`] and [`Tenants`] that hands every call to the backend inside it, so an application written once
 //! (its projections and reactors included) runs on any of them. A [`StoreUrl`] names the
 //! backend:
 //!
@@ -44,7 +44,7 @@ use eventsrc_core::store::{AppendResult, ReadAll, ReadStream, Snapshot};
 use eventsrc_core::time::{Clock, SystemClock};
 use eventsrc_core::{
     CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, MemoryStore, NewEvent,
-    RecordedEvent, SnapshotStore, StoreError, StreamId, StreamVersion, Tenant,
+    RecordedEvent, SnapshotStore, StoreError, StreamId, StreamVersion, Tenant, Tenants,
 };
 #[cfg(feature = "postgres")]
 use eventsrc_postgres::{ConnectError, PgEventStore, PgOptions};
@@ -151,13 +151,15 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
 
+impl Tenants for Store {
+    fn with_tenant(&self, tenant: Tenant) -> Self {
+        delegate!(self, store => Self::from(store.with_tenant(tenant)))
+    }
+}
+
 impl EventStore for Store {
     fn tenant(&self) -> &Tenant {
         delegate!(self, store => store.tenant())
-    }
-
-    fn with_tenant(&self, tenant: Tenant) -> Self {
-        delegate!(self, store => Self::from(store.with_tenant(tenant)))
     }
 
     async fn append(

@@ -10,6 +10,7 @@
 //! [`CheckpointStore`]: crate::CheckpointStore
 //! [`Tenant`]: crate::Tenant
 
+mod pointers;
 pub(crate) mod traits;
 
 pub use self::traits::{

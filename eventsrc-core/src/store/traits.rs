@@ -9,13 +9,9 @@ use crate::backend::StoredEvent;
 
 /// An append-only log of events, grouped in streams.
 pub trait EventStore: Send + Sync {
-    /// The tenant this handle reads and writes.
+    /// The tenant this handle reads and writes. An owned handle gives a handle on another
+    /// tenant with [`Tenants::with_tenant`].
     fn tenant(&self) -> &Tenant;
-
-    /// A handle on the same storage scoped to another tenant.
-    fn with_tenant(&self, tenant: Tenant) -> Self
-    where
-        Self: Sized;
 
     /// Appends `events` to `stream` atomically, after checking `expected` against the stream's
     /// current version: all are stored, in order, or none is.
@@ -91,6 +87,33 @@ pub trait EventStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<AppendSignal>, StoreError>> + Send {
         async { Ok(None) }
     }
+}
+
+/// A store handle that gives handles on the same storage for other tenants: every backend's
+/// store type, and `Arc<S>` of one.
+///
+/// This is apart from [`EventStore`] because only an owned handle can make another: `&S` is an
+/// [`EventStore`] (and so a [`Repository`](crate::Repository) or a [`Runner`](crate::Runner)
+/// can borrow a store), but a borrow of one tenant's handle has no handle of its own to give
+/// for another tenant. Scope the store first, then borrow or share the new handle.
+///
+/// ```
+/// use std::sync::Arc;
+/// use eventsrc::{EventStore, MemoryStore, Tenant, Tenants};
+///
+/// let store = MemoryStore::new();
+/// let acme = store.with_tenant(Tenant::new("acme"));
+/// assert_eq!(acme.tenant().as_str(), "acme");
+///
+/// let shared = Arc::new(store);
+/// let globex: Arc<MemoryStore> = shared.with_tenant(Tenant::new("globex"));
+/// assert_eq!(globex.tenant().as_str(), "globex");
+/// assert_eq!(shared.tenant(), &Tenant::default());
+/// ```
+pub trait Tenants: EventStore + Sized {
+    /// A handle on the same storage scoped to `tenant`: it sees only that tenant's streams,
+    /// log, snapshots, checkpoints, parked events and leases.
+    fn with_tenant(&self, tenant: Tenant) -> Self;
 }
 
 /// See [`EventStore::append_signal`]: a `tokio::sync::watch` receiver of an append counter.
