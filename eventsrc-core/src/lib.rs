@@ -87,3 +87,6 @@ pub mod __private;
 
 #[cfg(test)]
 mod macro_tests;
+
+#[cfg(doctest)]
+mod must_use;

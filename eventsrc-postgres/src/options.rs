@@ -6,6 +6,7 @@ use eventsrc_core::StoreError;
 
 /// How to connect: the schema, the pool, and how readers wait.
 #[derive(Debug, Clone)]
+#[must_use = "options do nothing until passed to `PgEventStore::connect_with`"]
 pub struct PgOptions {
     pub(crate) schema: String,
     pub(crate) pool_size: usize,

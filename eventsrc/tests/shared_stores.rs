@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{Add, Lead, LeadEvent, OpenLead, Rename, Tally};
-use eventsrc::backend::{AppendSignal, Leases, ParkedStore, StoredEvent};
+use eventsrc::backend::{AppendSignal, Lease, Leases, ParkedStore, StoredEvent};
 use eventsrc::runner::{Perform, Retry};
 use eventsrc::store::{AppendResult, ReadAll, ReadStream};
 use eventsrc::{
@@ -174,15 +174,20 @@ async fn a_reactor_parks_and_checkpoints_in_a_shared_store() {
     );
 }
 
+/// Asks `leases` (its own impl: a pointer's, here) for the lease on `name`.
+async fn acquire<L: Leases>(leases: L, name: &str) -> Option<Lease> {
+    leases.try_acquire(name).await.unwrap()
+}
+
 #[tokio::test]
 async fn leases_taken_through_a_pointer_are_the_store_s_leases() {
     let store = MemoryStore::new();
     let shared = Arc::new(store.clone());
-    let lease = (&store).try_acquire("lead_events").await.unwrap();
+    let lease = acquire(&store, "lead_events").await;
     assert!(lease.is_some());
-    assert!(shared.try_acquire("lead_events").await.unwrap().is_none());
+    assert!(acquire(Arc::clone(&shared), "lead_events").await.is_none());
     drop(lease);
-    assert!(shared.try_acquire("lead_events").await.unwrap().is_some());
+    assert!(acquire(&shared, "lead_events").await.is_some());
 }
 
 /// A store that loads only by visiting: its `read_stream` fails, so a load through a pointer

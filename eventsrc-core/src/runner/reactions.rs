@@ -25,6 +25,7 @@ pub trait Perform<E>: Send + Sync {
 
 /// How a reactor retries an event before parking it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a retry policy does nothing until given to `Reactions::retry`"]
 pub struct Retry {
     /// Tries in all, the first included (at least 1).
     pub attempts: u32,
@@ -107,6 +108,7 @@ where
     }
 
     /// The retry policy (default: [`Retry::default`]).
+    #[must_use]
     pub fn retry(mut self, retry: Retry) -> Self {
         self.retry = retry;
         self
@@ -116,6 +118,7 @@ where
     /// restart, the runner starts where [`Runner::start`](crate::Runner::start) says, usually
     /// [`Start::End`](crate::subscription::Start::End).
     /// Parked events are still stored.
+    #[must_use]
     pub fn in_process(mut self) -> Self {
         self.durable = false;
         self

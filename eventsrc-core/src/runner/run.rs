@@ -50,6 +50,7 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
     }
 
     /// Where to start when the consumer has no checkpoint (default: the beginning).
+    #[must_use]
     pub fn start(mut self, start: Start) -> Self {
         self.subscription.set_start(start);
         self
@@ -57,6 +58,7 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
 
     /// At most `size` events per batch, and so per transaction of a SQL read model
     /// (default 500).
+    #[must_use]
     pub fn batch_size(mut self, size: usize) -> Self {
         self.subscription.set_batch_size(size);
         self
@@ -64,6 +66,7 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
 
     /// How often to look at the log when the store sends no append signal (default 500 ms);
     /// also how often a follower tries to take the lease.
+    #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.subscription.set_poll_interval(interval);
         self

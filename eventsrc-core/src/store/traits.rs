@@ -113,6 +113,7 @@ pub trait EventStore: Send + Sync {
 pub trait Tenants: EventStore + Sized {
     /// A handle on the same storage scoped to `tenant`: it sees only that tenant's streams,
     /// log, snapshots, checkpoints, parked events and leases.
+    #[must_use]
     fn with_tenant(&self, tenant: Tenant) -> Self;
 }
 
@@ -156,6 +157,7 @@ pub enum Direction {
 /// assert_eq!(page.limit, Some(100));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[must_use = "bounds do nothing until passed to `read_stream` or `visit_stream`"]
 pub struct ReadStream {
     /// Forward or backward.
     pub direction: Direction,
@@ -214,6 +216,7 @@ impl ReadStream {
 /// assert!(!read.filter.matches("lead", "NameChanged"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "a read does nothing until passed to `read_all`"]
 pub struct ReadAll {
     /// Return events strictly after this position.
     pub after: GlobalPosition,
@@ -257,6 +260,7 @@ impl ReadAll {
 
 /// Which events a read of the global log returns; an empty list admits everything.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[must_use = "a filter does nothing until it is part of a `ReadAll`"]
 pub struct EventFilter {
     /// Stored event names to admit; empty: all.
     pub event_types: Vec<String>,
