@@ -271,9 +271,11 @@ impl Leases for Store {
 /// assert_eq!(url.to_string(), "sqlite://target/events.db");
 /// assert_eq!("memory:".parse::<StoreUrl>()?, StoreUrl::Memory);
 ///
+/// # #[cfg(feature = "postgres")] {
 /// let url: StoreUrl = "postgres://app:s3cret@db.internal/events?schema=demo".parse()?;
 /// assert!(matches!(&url, StoreUrl::Postgres(pg) if pg.schema() == Some("demo")));
 /// assert_eq!(url.to_string(), "postgres://app:***@db.internal/events?schema=demo");
+/// # }
 /// # Ok::<(), eventsrc::OpenStoreError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
