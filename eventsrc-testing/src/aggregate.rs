@@ -14,7 +14,7 @@ use crate::{diff, events};
 /// Beyond the expectations you write, every fixture checks two things on its own, each of which
 /// can be switched off:
 /// - **round trip**: every given and produced event survives encode → decode (and, when the
-///   event is registered, decoding through the [`registry`](eventsrc::registry));
+///   event is registered, decoding through the [`registry`](eventsrc_core::registry));
 /// - **state**: after a command, the state that decided it plus the produced events equals the
 ///   state rebuilt from every event from scratch, so a handler that changes state outside an
 ///   event handler (interior mutability) or an `apply` that is not deterministic fails the spec.
@@ -164,7 +164,7 @@ where
         self
     }
 
-    /// Pins [`eventsrc::time::now`] for the next decisions.
+    /// Pins [`eventsrc::time::now`](eventsrc_core::time::now) for the next decisions.
     pub fn given_time(mut self, time: Timestamp) -> Self {
         self.now = time;
         self

@@ -5,6 +5,10 @@
 //! ships the conformance suite that proves one. Futures are `Send`, and the core depends on no
 //! async runtime. Every handle belongs to one [`Tenant`] and sees nothing of any other.
 //!
+//! Each trait is implemented for `&S` and `Arc<S>` of a store, every method (the defaulted
+//! ones included) going to the store behind the pointer: borrow or share a store rather than
+//! write a wrapper that forwards.
+//!
 //! [`EventStore`]: crate::EventStore
 //! [`SnapshotStore`]: crate::SnapshotStore
 //! [`CheckpointStore`]: crate::CheckpointStore

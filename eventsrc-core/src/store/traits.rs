@@ -8,6 +8,25 @@ use crate::{
 use crate::backend::StoredEvent;
 
 /// An append-only log of events, grouped in streams.
+///
+/// A borrowed or shared store is a store too: `&S` and `Arc<S>` implement this trait (and
+/// [`SnapshotStore`], [`CheckpointStore`], [`ParkedStore`] and [`Leases`]) by handing every
+/// call to the store behind the pointer, so a [`Repository`](crate::Repository) or a
+/// [`Runner`](crate::Runner) can borrow one instead of taking a clone.
+///
+/// ```
+/// use eventsrc::{ExpectedVersion, MemoryStore, NewEvent, Repository, StreamId};
+/// use eventsrc::prelude::*;
+///
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// let store = MemoryStore::new();
+/// let borrowed = Repository::new(&store);
+/// let stream = StreamId::new("cart", 42)?;
+/// borrowed.store().append(&stream, ExpectedVersion::NoStream, vec![NewEvent::raw("ItemAdded", 1, "{}")]).await?;
+/// assert_eq!(store.stream_version(&stream).await?.get(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait EventStore: Send + Sync {
     /// The tenant this handle reads and writes. An owned handle gives a handle on another
     /// tenant with [`Tenants::with_tenant`].
