@@ -147,9 +147,10 @@ impl Reactor for Refuser {
     }
 }
 
-struct Nothing;
+/// Performs nothing: the reactor never gets as far as an effect.
+struct NoEffects;
 
-impl Perform<()> for Nothing {
+impl Perform<()> for NoEffects {
     type Error = Refused;
     async fn perform(&self, (): (), _: &RecordedEvent) -> Result<(), Refused> {
         Ok(())
@@ -160,7 +161,7 @@ impl Perform<()> for Nothing {
 async fn a_reactor_parks_and_checkpoints_in_a_shared_store() {
     let store = Arc::new(MemoryStore::new());
     open_and_rename(&Repository::new(Arc::clone(&store))).await;
-    let reactions = Reactions::new(Refuser, Nothing, Arc::clone(&store)).retry(Retry::never());
+    let reactions = Reactions::new(Refuser, NoEffects, Arc::clone(&store)).retry(Retry::never());
     let mut runner = Runner::new(Arc::clone(&store), reactions);
     runner.catch_up().await.unwrap();
 
@@ -180,7 +181,7 @@ async fn acquire<L: Leases>(leases: L, name: &str) -> Option<Lease> {
 }
 
 #[tokio::test]
-async fn leases_taken_through_a_pointer_are_the_store_s_leases() {
+async fn a_lease_taken_through_a_pointer_holds_for_the_store_behind_it() {
     let store = MemoryStore::new();
     let shared = Arc::new(store.clone());
     let lease = acquire(&store, "lead_events").await;
