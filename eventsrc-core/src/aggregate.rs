@@ -128,6 +128,7 @@ impl<A: Serialize + DeserializeOwned> SnapshotFormat<A> {
 
 impl<A> SnapshotFormat<A> {
     /// Takes a snapshot automatically every `events` events.
+    #[must_use]
     pub const fn every(mut self, events: u64) -> Self {
         self.every = Some(events);
         self

@@ -239,12 +239,14 @@ impl NewEvent {
     }
 
     /// Replaces the id (for idempotent retries with a known id).
+    #[must_use]
     pub fn with_id(mut self, event_id: EventId) -> Self {
         self.event_id = event_id;
         self
     }
 
     /// Replaces the metadata.
+    #[must_use]
     pub fn with_metadata(mut self, metadata: Metadata) -> Self {
         self.metadata = metadata;
         self

@@ -42,14 +42,15 @@ pub use uuid::Uuid;
 
 // Storage: the contracts every backend keeps, and the in-memory backend.
 pub use memory::MemoryStore;
-pub use store::traits::{CheckpointStore, EventStore, SnapshotStore, StoreError};
+pub use store::traits::{CheckpointStore, EventStore, SnapshotStore, StoreError, Tenants};
 
 // The read side: projections and reactors, the runners that feed them, and subscriptions.
 pub use projection::{Projection, Reactor};
-pub use runner::run::{
-    Checkpointed, InMemory, ProgressWatch, Reactions, ReadModel, RunError, Runner,
-    wait_for_checkpoint,
-};
+pub use runner::consumers::{Checkpointed, InMemory, ReadModel};
+pub use runner::error::RunError;
+pub use runner::progress::{ProgressWatch, wait_for_checkpoint};
+pub use runner::reactions::Reactions;
+pub use runner::run::Runner;
 pub use subscription::reader::Subscription;
 
 /// What a backend author needs beyond the application's API: the traits a store implements
@@ -62,7 +63,7 @@ pub use subscription::reader::Subscription;
 pub mod backend {
     pub use crate::event::StoredEvent;
     pub use crate::projection::decode_for;
-    pub use crate::runner::run::{decode, stored_types};
+    pub use crate::runner::consumer::{decode, stored_types};
     pub use crate::store::traits::{
         AppendSignal, Lease, Leases, LocalLeases, ParkedEvent, ParkedStore, check_batch,
         encode_metadata, encode_one_metadata, inline_refusal,
@@ -74,7 +75,7 @@ pub mod backend {
 pub mod prelude {
     pub use crate::{
         Aggregate, AggregateCommand, CheckpointStore, Command, Event, EventStore, EventType,
-        Handle, Projection, Reactor, SnapshotStore, Versioned,
+        Handle, Projection, Reactor, SnapshotStore, Tenants, Versioned,
     };
 }
 
@@ -86,3 +87,6 @@ pub mod __private;
 
 #[cfg(test)]
 mod macro_tests;
+
+#[cfg(doctest)]
+mod must_use;

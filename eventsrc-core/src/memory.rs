@@ -16,17 +16,17 @@ use crate::backend::StoredEvent;
 use crate::time::{Clock, SystemClock};
 use crate::{
     CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, Metadata, NewEvent,
-    RecordedEvent, SnapshotStore, StreamId, StreamVersion, Tenant, Timestamp,
+    RecordedEvent, SnapshotStore, StreamId, StreamVersion, Tenant, Tenants, Timestamp,
 };
 
 /// An event store, snapshot store and checkpoint store in process memory.
 ///
 /// Payloads are kept as the JSON text a database would keep, so code tested against it
 /// exercises encoding and decoding exactly as it will in production. Clones and
-/// [`with_tenant`](EventStore::with_tenant) handles share the same data.
+/// [`with_tenant`](Tenants::with_tenant) handles share the same data.
 ///
 /// ```
-/// use eventsrc::{EventStore, ExpectedVersion, MemoryStore, NewEvent, StreamId};
+/// use eventsrc::{EventStore, ExpectedVersion, MemoryStore, NewEvent, StreamId, Tenants};
 /// use eventsrc::store::ReadStream;
 ///
 /// # tokio_test();
@@ -389,16 +389,18 @@ impl Log {
     }
 }
 
-impl EventStore for MemoryStore {
-    fn tenant(&self) -> &Tenant {
-        &self.tenant
-    }
-
+impl Tenants for MemoryStore {
     fn with_tenant(&self, tenant: Tenant) -> Self {
         Self {
             tenant,
             ..self.clone()
         }
+    }
+}
+
+impl EventStore for MemoryStore {
+    fn tenant(&self) -> &Tenant {
+        &self.tenant
     }
 
     async fn append(

@@ -43,24 +43,28 @@ impl Metadata {
     }
 
     /// Sets the correlation id.
+    #[must_use]
     pub fn with_correlation_id(mut self, id: Uuid) -> Self {
         self.correlation_id = Some(id);
         self
     }
 
     /// Sets the causation id.
+    #[must_use]
     pub fn with_causation_id(mut self, id: Uuid) -> Self {
         self.causation_id = Some(id);
         self
     }
 
     /// Sets the actor.
+    #[must_use]
     pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
         self.actor = Some(actor.into());
         self
     }
 
     /// Adds a free-form key/value.
+    #[must_use]
     pub fn with(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
         self.extra.insert(key.into(), value.into());
         self
@@ -81,6 +85,7 @@ impl Metadata {
 
     /// The metadata for a message caused by `cause`: same correlation (or `cause` itself when
     /// none was set), same actor and extras, causation `cause`.
+    #[must_use]
     pub fn caused_by(&self, cause: Uuid) -> Self {
         let mut next = self.clone();
         next.correlation_id = Some(self.correlation_id.unwrap_or(cause));

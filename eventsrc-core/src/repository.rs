@@ -192,6 +192,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
 
     /// Loads and saves snapshots of aggregates that declare a
     /// [`SnapshotFormat`](crate::store::SnapshotFormat) in `snapshots`.
+    #[must_use]
     pub fn with_snapshots<M: SnapshotStore>(self, snapshots: M) -> Repository<S, M> {
         Repository {
             store: self.store,
@@ -202,6 +203,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
     }
 
     /// Decides a conflicted command again at most `retries` times (0: never retry).
+    #[must_use]
     pub fn with_max_retries(mut self, retries: u32) -> Self {
         self.max_retries = retries;
         self
@@ -209,6 +211,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
 
     /// Reads the time from `clock`: what handlers see as [`now`](crate::time::now) while deciding,
     /// and when snapshots are taken.
+    #[must_use]
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self

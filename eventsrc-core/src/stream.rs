@@ -142,6 +142,7 @@ impl StreamVersion {
     pub const FIRST: Self = Self(1);
 
     /// The version `n` events later (saturating).
+    #[must_use]
     pub const fn advance(self, n: u64) -> Self {
         Self(self.0.saturating_add(n))
     }

@@ -24,6 +24,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use eventsrc::Tenants;
 use eventsrc::{
     Decision, Event, EventId, EventStore, ExpectedVersion, GlobalPosition, Metadata, NewEvent,
     Repository, StreamId, StreamVersion, Tenant, Uuid, aggregate, command,

@@ -138,7 +138,7 @@ impl PgEventStore {
     /// nothing. Runs [`PgProjection::setup`] first.
     ///
     /// Opt-in per handle: appends through this handle (and its clones and
-    /// [`with_tenant`](eventsrc_core::EventStore::with_tenant) handles) run `BEGIN`, the append statement,
+    /// [`with_tenant`](eventsrc_core::Tenants::with_tenant) handles) run `BEGIN`, the append statement,
     /// a read of the inserted rows, each inline projection's `apply`, then `COMMIT`; other
     /// handles keep the one-statement autocommit append. Only appends through handles that
     /// carry the projection update it, so give it to every writer's handle; to build it over

@@ -39,7 +39,7 @@
 //!   events are kept whole in a `parked` table ([`ParkedStore`](eventsrc_core::backend::ParkedStore)).
 //!
 //! ```no_run
-//! use eventsrc::{EventStore, ExpectedVersion, NewEvent, StreamId};
+//! use eventsrc::{EventStore, ExpectedVersion, NewEvent, StreamId, Tenants};
 //! use eventsrc::store::ReadStream;
 //! use eventsrc_postgres::{PgEventStore, PgOptions};
 //!
@@ -89,7 +89,7 @@ use eventsrc_core::store::Direction;
 use eventsrc_core::store::{AppendResult, ReadAll, ReadStream, Snapshot};
 use eventsrc_core::{
     EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, SnapshotStore, StreamId,
-    StreamVersion, Tenant, Timestamp,
+    StreamVersion, Tenant, Tenants, Timestamp,
 };
 use futures_util::TryStreamExt;
 use tokio::sync::{OnceCell, watch};
@@ -125,7 +125,7 @@ impl Lag {
 
 /// An event store, snapshot store and checkpoint store in a PostgreSQL schema.
 ///
-/// Clones and [`with_tenant`](EventStore::with_tenant) handles share one connection pool; it
+/// Clones and [`with_tenant`](Tenants::with_tenant) handles share one connection pool; it
 /// closes when the last handle is dropped.
 #[derive(Clone)]
 pub struct PgEventStore {
@@ -536,17 +536,19 @@ struct Try<T> {
     complete: bool,
 }
 
-impl EventStore for PgEventStore {
-    fn tenant(&self) -> &Tenant {
-        &self.tenant
-    }
-
+impl Tenants for PgEventStore {
     fn with_tenant(&self, tenant: Tenant) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
             tenant,
             inline: Arc::clone(&self.inline),
         }
+    }
+}
+
+impl EventStore for PgEventStore {
+    fn tenant(&self) -> &Tenant {
+        &self.tenant
     }
 
     async fn append(

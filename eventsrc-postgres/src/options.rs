@@ -8,6 +8,7 @@ use crate::url::UrlError;
 
 /// How to connect: the schema, the pool, and how readers wait.
 #[derive(Debug, Clone)]
+#[must_use = "options do nothing until passed to `PgEventStore::connect_with`"]
 pub struct PgOptions {
     /// `None`: not set, so the URL's or the default.
     pub(crate) schema: Option<String>,

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use eventsrc::backend::Leases;
-use eventsrc::{EventStore, StreamId, Tenant};
 use eventsrc::{RunError, Runner};
+use eventsrc::{StreamId, Tenant, Tenants};
 use eventsrc_postgres::{PgEventStore, PgReadModel};
 use support::read_model::{Applied, note};
 use support::{TestSchema, until};

@@ -7,6 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use eventsrc::Tenants;
 use eventsrc::{
     Decision, Event, EventStore, ExpectedVersion, GlobalPosition, LoadError, Metadata, NewEvent,
     Repository, StoreError, StreamId, StreamVersion, aggregate, command,

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use eventsrc::Reactor;
+use eventsrc::Tenants;
 use eventsrc::backend::{ParkedEvent, ParkedStore};
 use eventsrc::runner::{Consumer, Perform, Retry};
 use eventsrc::store::ReadAll;

@@ -258,7 +258,7 @@ impl Drop for Release {
 /// docs). In memory, leases are this process's alone, like the database.
 ///
 /// ```
-/// use eventsrc::EventStore;
+/// use eventsrc::Tenants;
 /// use eventsrc::backend::Leases;
 /// use eventsrc_sqlite::SqliteEventStore;
 ///

@@ -79,7 +79,7 @@ use eventsrc_core::backend::{LocalLeases, StoredEvent};
 use eventsrc_core::time::{Clock, SystemClock};
 use eventsrc_core::{
     CheckpointStore, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent,
-    SnapshotStore, StreamId, StreamVersion, Tenant, Timestamp,
+    SnapshotStore, StreamId, StreamVersion, Tenant, Tenants, Timestamp,
 };
 use leases::StoreLeases;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -162,7 +162,7 @@ impl From<OpenError> for StoreError {
 
 /// An event store, snapshot store and checkpoint store in one SQLite database.
 ///
-/// Clones and [`with_tenant`](EventStore::with_tenant) handles share the writer thread and the
+/// Clones and [`with_tenant`](Tenants::with_tenant) handles share the writer thread and the
 /// reader connections; the writer stops when the last handle is dropped.
 #[derive(Clone)]
 pub struct SqliteEventStore {
@@ -400,16 +400,18 @@ impl Readers {
     }
 }
 
-impl EventStore for SqliteEventStore {
-    fn tenant(&self) -> &Tenant {
-        &self.tenant
-    }
-
+impl Tenants for SqliteEventStore {
     fn with_tenant(&self, tenant: Tenant) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
             tenant,
         }
+    }
+}
+
+impl EventStore for SqliteEventStore {
+    fn tenant(&self) -> &Tenant {
+        &self.tenant
     }
 
     async fn append(

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use eventsrc::Tenants;
 use eventsrc::runner::{Consumer, Progress};
 
 use eventsrc::Subscription;
@@ -222,12 +223,6 @@ struct Watched {
 impl EventStore for Watched {
     fn tenant(&self) -> &Tenant {
         self.store.tenant()
-    }
-    fn with_tenant(&self, tenant: Tenant) -> Self {
-        Self {
-            store: self.store.with_tenant(tenant),
-            ..self.clone()
-        }
     }
     async fn append(
         &self,

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use eventsrc::Tenants;
 use eventsrc::{
     Decision, Event, EventStore, ExpectedVersion, LoadError, Metadata, NewEvent, Repository,
     StoreError, StreamId, StreamVersion, aggregate, command,

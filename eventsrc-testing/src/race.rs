@@ -11,14 +11,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use eventsrc_core::store::{AppendResult, ReadAll, ReadStream};
 
 use eventsrc_core::StoreError;
-use eventsrc_core::backend::StoredEvent;
+use eventsrc_core::backend::{AppendSignal, StoredEvent};
 use eventsrc_core::{
     EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StreamId, StreamVersion,
-    Tenant,
+    Tenant, Tenants,
 };
 
 /// An [`EventStore`] that lets a simulated concurrent writer slip events in before the next
-/// append. Clones share the queue; with nothing queued it behaves exactly like the store inside.
+/// append. Clones share the queue; with nothing queued it behaves exactly like the store inside,
+/// its append signal included. The store inside may be borrowed: `RacingStore::new(&store)`.
 ///
 /// ```
 /// use eventsrc::{EventStore, ExpectedVersion, MemoryStore, NewEvent, StoreError, StreamId};
@@ -75,13 +76,16 @@ impl<S: EventStore> RacingStore<S> {
     }
 }
 
+/// A handle on another tenant, with a queue of its own.
+impl<S: Tenants> Tenants for RacingStore<S> {
+    fn with_tenant(&self, tenant: Tenant) -> Self {
+        Self::new(self.inner.with_tenant(tenant))
+    }
+}
+
 impl<S: EventStore> EventStore for RacingStore<S> {
     fn tenant(&self) -> &Tenant {
         self.inner.tenant()
-    }
-
-    fn with_tenant(&self, tenant: Tenant) -> Self {
-        Self::new(self.inner.with_tenant(tenant))
     }
 
     async fn append(
@@ -129,5 +133,9 @@ impl<S: EventStore> EventStore for RacingStore<S> {
 
     async fn head_position(&self) -> Result<GlobalPosition, StoreError> {
         self.inner.head_position().await
+    }
+
+    async fn append_signal(&self) -> Result<Option<AppendSignal>, StoreError> {
+        self.inner.append_signal().await
     }
 }

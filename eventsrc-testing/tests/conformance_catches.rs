@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use eventsrc::Tenants;
 use eventsrc::store::{AppendResult, Direction, EventFilter, ReadAll, ReadStream, Snapshot};
 
 use eventsrc::backend::{
@@ -181,11 +182,7 @@ impl Flawed {
     }
 }
 
-impl EventStore for Flawed {
-    fn tenant(&self) -> &Tenant {
-        self.inner.tenant()
-    }
-
+impl Tenants for Flawed {
     fn with_tenant(&self, tenant: Tenant) -> Self {
         match self.flaw {
             Flaw::SharesTenants => self.clone(),
@@ -194,6 +191,12 @@ impl EventStore for Flawed {
                 ..self.clone()
             },
         }
+    }
+}
+
+impl EventStore for Flawed {
+    fn tenant(&self) -> &Tenant {
+        self.inner.tenant()
     }
 
     async fn append(

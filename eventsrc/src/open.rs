@@ -10,7 +10,7 @@ use eventsrc_core::store::{AppendResult, ReadAll, ReadStream, Snapshot};
 use eventsrc_core::time::{Clock, SystemClock};
 use eventsrc_core::{
     CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, MemoryStore, NewEvent,
-    RecordedEvent, SnapshotStore, StoreError, StreamId, StreamVersion, Tenant,
+    RecordedEvent, SnapshotStore, StoreError, StreamId, StreamVersion, Tenant, Tenants,
 };
 #[cfg(feature = "postgres")]
 use eventsrc_postgres::{ConnectError, PgEventStore, PgOptions};
@@ -152,13 +152,15 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
 
+impl Tenants for Store {
+    fn with_tenant(&self, tenant: Tenant) -> Self {
+        delegate!(self, store => Self::from(store.with_tenant(tenant)))
+    }
+}
+
 impl EventStore for Store {
     fn tenant(&self) -> &Tenant {
         delegate!(self, store => store.tenant())
-    }
-
-    fn with_tenant(&self, tenant: Tenant) -> Self {
-        delegate!(self, store => Self::from(store.with_tenant(tenant)))
     }
 
     async fn append(

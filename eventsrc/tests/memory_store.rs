@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{raw_events, stream, versions};
+use eventsrc::Tenants;
 use eventsrc::store::{AppendResult, ReadAll, ReadStream, Snapshot};
 use eventsrc::time::ManualClock;
 use eventsrc::{

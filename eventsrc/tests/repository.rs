@@ -11,6 +11,7 @@ use common::{
     Add, Added, ChangeStatus, ConflictingStore, Lead, LeadError, LeadEvent, OpenLead, Rename,
     SetFollowup, Status, Tally,
 };
+use eventsrc::Tenants;
 use eventsrc::store::{ReadAll, ReadStream, Snapshot};
 use eventsrc::time::ManualClock;
 use eventsrc::{

@@ -571,12 +571,6 @@ impl EventStore for Restarting {
     fn tenant(&self) -> &eventsrc::Tenant {
         self.inner.tenant()
     }
-    fn with_tenant(&self, tenant: eventsrc::Tenant) -> Self {
-        Self {
-            inner: self.inner.with_tenant(tenant),
-            failures: Arc::clone(&self.failures),
-        }
-    }
     async fn append(
         &self,
         stream: &StreamId,

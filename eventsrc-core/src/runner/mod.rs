@@ -62,8 +62,24 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(()) })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! [`Runner`]: crate::Runner
+//! [`Subscription`]: crate::Subscription
+//! [`InMemory`]: crate::InMemory
+//! [`Checkpointed`]: crate::Checkpointed
+//! [`Reactions`]: crate::Reactions
+//! [`Projection`]: crate::Projection
+//! [`Reactor`]: crate::Reactor
+//! [`CheckpointStore`]: crate::CheckpointStore
 
+pub(crate) mod consumer;
+pub(crate) mod consumers;
+pub(crate) mod error;
+pub(crate) mod progress;
+pub(crate) mod reactions;
 pub(crate) mod run;
 
-pub use self::run::{BatchError, Consumer, Perform, Progress, Replayed, Retry, fold};
+pub use self::consumer::{BatchError, Consumer, fold};
+pub use self::progress::Progress;
+pub use self::reactions::{Perform, Replayed, Retry};
 pub use crate::projection::UnknownEvents;

@@ -3,8 +3,18 @@
 //!
 //! They are deliberately small so that a new backend is an afternoon's work; `eventsrc-testing`
 //! ships the conformance suite that proves one. Futures are `Send`, and the core depends on no
-//! async runtime. Every handle belongs to one [`Tenant`](crate::Tenant) and sees nothing of any other.
+//! async runtime. Every handle belongs to one [`Tenant`] and sees nothing of any other.
+//!
+//! Each trait is implemented for `&S` and `Arc<S>` of a store, every method (the defaulted
+//! ones included) going to the store behind the pointer: borrow or share a store rather than
+//! write a wrapper that forwards.
+//!
+//! [`EventStore`]: crate::EventStore
+//! [`SnapshotStore`]: crate::SnapshotStore
+//! [`CheckpointStore`]: crate::CheckpointStore
+//! [`Tenant`]: crate::Tenant
 
+mod pointers;
 pub(crate) mod traits;
 
 pub use self::traits::{

@@ -8,14 +8,29 @@ use crate::{
 use crate::backend::StoredEvent;
 
 /// An append-only log of events, grouped in streams.
+///
+/// A borrowed or shared store is a store too: `&S` and `Arc<S>` implement this trait (and
+/// [`SnapshotStore`], [`CheckpointStore`], [`ParkedStore`] and [`Leases`]) by handing every
+/// call to the store behind the pointer, so a [`Repository`](crate::Repository) or a
+/// [`Runner`](crate::Runner) can borrow one instead of taking a clone.
+///
+/// ```
+/// use eventsrc::{ExpectedVersion, MemoryStore, NewEvent, Repository, StreamId};
+/// use eventsrc::prelude::*;
+///
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// let store = MemoryStore::new();
+/// let borrowed = Repository::new(&store);
+/// let stream = StreamId::new("cart", 42)?;
+/// borrowed.store().append(&stream, ExpectedVersion::NoStream, vec![NewEvent::raw("ItemAdded", 1, "{}")]).await?;
+/// assert_eq!(store.stream_version(&stream).await?.get(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait EventStore: Send + Sync {
-    /// The tenant this handle reads and writes.
+    /// The tenant this handle reads and writes. An owned handle gives a handle on another
+    /// tenant with [`Tenants::with_tenant`].
     fn tenant(&self) -> &Tenant;
-
-    /// A handle on the same storage scoped to another tenant.
-    fn with_tenant(&self, tenant: Tenant) -> Self
-    where
-        Self: Sized;
 
     /// Appends `events` to `stream` atomically, after checking `expected` against the stream's
     /// current version: all are stored, in order, or none is.
@@ -93,6 +108,34 @@ pub trait EventStore: Send + Sync {
     }
 }
 
+/// A store handle that gives handles on the same storage for other tenants: every backend's
+/// store type, and `Arc<S>` of one.
+///
+/// This is apart from [`EventStore`] because only an owned handle can make another: `&S` is an
+/// [`EventStore`] (and so a [`Repository`](crate::Repository) or a [`Runner`](crate::Runner)
+/// can borrow a store), but a borrow of one tenant's handle has no handle of its own to give
+/// for another tenant. Scope the store first, then borrow or share the new handle.
+///
+/// ```
+/// use std::sync::Arc;
+/// use eventsrc::{EventStore, MemoryStore, Tenant, Tenants};
+///
+/// let store = MemoryStore::new();
+/// let acme = store.with_tenant(Tenant::new("acme"));
+/// assert_eq!(acme.tenant().as_str(), "acme");
+///
+/// let shared = Arc::new(store);
+/// let globex: Arc<MemoryStore> = shared.with_tenant(Tenant::new("globex"));
+/// assert_eq!(globex.tenant().as_str(), "globex");
+/// assert_eq!(shared.tenant(), &Tenant::default());
+/// ```
+pub trait Tenants: EventStore + Sized {
+    /// A handle on the same storage scoped to `tenant`: it sees only that tenant's streams,
+    /// log, snapshots, checkpoints, parked events and leases.
+    #[must_use]
+    fn with_tenant(&self, tenant: Tenant) -> Self;
+}
+
 /// See [`EventStore::append_signal`]: a `tokio::sync::watch` receiver of an append counter.
 /// It works on any executor; only waiting with a timeout needs tokio's timer.
 pub type AppendSignal = tokio::sync::watch::Receiver<u64>;
@@ -133,6 +176,7 @@ pub enum Direction {
 /// assert_eq!(page.limit, Some(100));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[must_use = "bounds do nothing until passed to `read_stream` or `visit_stream`"]
 pub struct ReadStream {
     /// Forward or backward.
     pub direction: Direction,
@@ -191,6 +235,7 @@ impl ReadStream {
 /// assert!(!read.filter.matches("lead", "NameChanged"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "a read does nothing until passed to `read_all`"]
 pub struct ReadAll {
     /// Return events strictly after this position.
     pub after: GlobalPosition,
@@ -234,6 +279,7 @@ impl ReadAll {
 
 /// Which events a read of the global log returns; an empty list admits everything.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[must_use = "a filter does nothing until it is part of a `ReadAll`"]
 pub struct EventFilter {
     /// Stored event names to admit; empty: all.
     pub event_types: Vec<String>,

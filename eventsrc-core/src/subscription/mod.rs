@@ -32,6 +32,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(()) })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! [`Subscription`]: crate::Subscription
+//! [`EventStore::read_all`]: crate::EventStore::read_all
+//! [`EventStore`]: crate::EventStore
 
 pub(crate) mod reader;
 

@@ -95,12 +95,14 @@ impl<S: EventStore> Subscription<S> {
     }
 
     /// At most `size` events per batch (at least 1).
+    #[must_use]
     pub fn batch_size(mut self, size: usize) -> Self {
         self.set_batch_size(size);
         self
     }
 
     /// How often to look at the log when no signal comes.
+    #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.set_poll_interval(interval);
         self
@@ -134,12 +136,14 @@ impl<S: EventStore> Subscription<S> {
 
     /// Only these event types (stored names) are delivered; `through` still moves past the
     /// others, so the checkpoint keeps up with the log.
+    #[must_use]
     pub fn event_types<I: IntoIterator<Item = T>, T: Into<String>>(mut self, types: I) -> Self {
         self.filter.event_types = types.into_iter().map(Into::into).collect();
         self
     }
 
     /// Only events of streams in these categories (stream types) are delivered.
+    #[must_use]
     pub fn categories<I: IntoIterator<Item = T>, T: Into<String>>(mut self, categories: I) -> Self {
         self.filter.categories = categories.into_iter().map(Into::into).collect();
         self

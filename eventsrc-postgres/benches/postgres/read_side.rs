@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use eventsrc::Runner;
+use eventsrc::Tenants;
 use eventsrc::{EventStore, ExpectedVersion, RecordedEvent, Tenant};
 use eventsrc_postgres::deadpool_postgres::Transaction;
 use eventsrc_postgres::tokio_postgres;

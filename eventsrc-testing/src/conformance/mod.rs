@@ -17,14 +17,14 @@
 //!
 //! Every case expects the store it is given to be empty for its tenant (a fresh database,
 //! schema or tenant per call). Cases that need other tenants make new ones with
-//! [`EventStore::with_tenant`] and unique names, so they never meet data of another run.
+//! [`Tenants::with_tenant`] and unique names, so they never meet data of another run.
 //!
 //! [`event_store_conformance!`]: crate::event_store_conformance
 
 // The cases are test code: unwrapping a store's answer there is the assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use eventsrc_core::{CheckpointStore, EventStore, SnapshotStore};
+use eventsrc_core::{CheckpointStore, EventStore, SnapshotStore, Tenants};
 
 use eventsrc_core::backend::{Leases, ParkedStore};
 
@@ -41,16 +41,23 @@ mod snapshots;
 mod tenants;
 mod time;
 
-/// What a store must implement to run the suite: all five storage traits, cheap clones that
-/// share the same storage (the concurrent cases hand one to each task), and `'static` so that
+/// What a store must implement to run the suite: all five storage traits, handles on other
+/// tenants ([`Tenants`]), cheap clones that share the same storage (the concurrent cases hand one to each task), and `'static` so that
 /// a clone can move into a spawned task.
 pub trait StoreUnderTest:
-    EventStore + SnapshotStore + CheckpointStore + ParkedStore + Leases + Clone + 'static
+    EventStore + Tenants + SnapshotStore + CheckpointStore + ParkedStore + Leases + Clone + 'static
 {
 }
 
 impl<S> StoreUnderTest for S where
-    S: EventStore + SnapshotStore + CheckpointStore + ParkedStore + Leases + Clone + 'static
+    S: EventStore
+        + Tenants
+        + SnapshotStore
+        + CheckpointStore
+        + ParkedStore
+        + Leases
+        + Clone
+        + 'static
 {
 }
 

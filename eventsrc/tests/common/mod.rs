@@ -441,16 +441,6 @@ impl<S: EventStore> EventStore for ConflictingStore<S> {
         self.inner.tenant()
     }
 
-    fn with_tenant(&self, tenant: Tenant) -> Self {
-        Self {
-            inner: self.inner.with_tenant(tenant),
-            foreign: self.foreign.clone(),
-            failures: self.failures,
-            attempts: self.attempts.clone(),
-            injected: self.injected.clone(),
-        }
-    }
-
     async fn append(
         &self,
         stream: &StreamId,

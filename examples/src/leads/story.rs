@@ -97,10 +97,10 @@ pub async fn tell<S>(
     out: &mut dyn Write,
 ) -> Result<Told, Box<dyn Error>>
 where
-    S: EventStore + Clone,
+    S: EventStore,
 {
     eventsrc::registry::check()?;
-    let repository = Repository::new(store.clone());
+    let repository = Repository::new(store);
     let stefan = version_of(store, STEFAN).await?;
     let lilyana = version_of(store, LILYANA).await?;
     let run = last_run(store).await? + 1;
@@ -145,7 +145,7 @@ where
              racing\none is a conflict (`Lead::conflicts`): it was scheduled for a status that is \
              gone.\n(The colleague's writes are staged by a RacingStore wrapped around this store.)\n"
         )?;
-        let racing = RacingStore::new(store.clone());
+        let racing = RacingStore::new(store);
         lilyanas_race(&Repository::new(racing.clone()), &racing, &mut journal).await?;
         journal.print(out, LILYANA)?;
         print_history(out, store, LILYANA).await?;

@@ -1,0 +1,162 @@
+//! The storage traits for `&S` and `Arc<S>`: a borrowed or shared store is a store, so a
+//! [`Repository`](crate::Repository), a [`Runner`](crate::Runner) or a wrapper can take one
+//! without a clone or a hand-written forwarding impl.
+//!
+//! Every method goes to the store behind the pointer, the ones with defaults included
+//! ([`EventStore::visit_stream`], [`EventStore::append_signal`]): a backend's borrowed loads
+//! and its append signal survive the pointer.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::backend::{AppendSignal, Lease, Leases, ParkedEvent, ParkedStore, StoredEvent};
+use crate::store::{AppendResult, ReadAll, ReadStream, Snapshot};
+use crate::{
+    CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent,
+    SnapshotStore, StoreError, StreamId, StreamVersion, Tenant, Tenants,
+};
+
+/// Implements the storage traits for the pointer type `$pointer` (written with `S`, the store
+/// pointed to), each method calling the same one on `**self`.
+macro_rules! through_pointer {
+    ($pointer:ty) => {
+        impl<S: EventStore + ?Sized> EventStore for $pointer {
+            fn tenant(&self) -> &Tenant {
+                (**self).tenant()
+            }
+
+            fn append(
+                &self,
+                stream: &StreamId,
+                expected: ExpectedVersion,
+                events: Vec<NewEvent>,
+            ) -> impl Future<Output = Result<AppendResult, StoreError>> + Send {
+                (**self).append(stream, expected, events)
+            }
+
+            fn read_stream(
+                &self,
+                stream: &StreamId,
+                read: ReadStream,
+            ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+                (**self).read_stream(stream, read)
+            }
+
+            fn visit_stream<F, E>(
+                &self,
+                stream: &StreamId,
+                read: ReadStream,
+                visit: F,
+            ) -> impl Future<Output = Result<(), E>> + Send
+            where
+                F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
+                E: From<StoreError> + Send,
+            {
+                (**self).visit_stream(stream, read, visit)
+            }
+
+            fn read_all(
+                &self,
+                read: ReadAll,
+            ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+                (**self).read_all(read)
+            }
+
+            fn stream_version(
+                &self,
+                stream: &StreamId,
+            ) -> impl Future<Output = Result<StreamVersion, StoreError>> + Send {
+                (**self).stream_version(stream)
+            }
+
+            fn head_position(
+                &self,
+            ) -> impl Future<Output = Result<GlobalPosition, StoreError>> + Send {
+                (**self).head_position()
+            }
+
+            fn append_signal(
+                &self,
+            ) -> impl Future<Output = Result<Option<AppendSignal>, StoreError>> + Send {
+                (**self).append_signal()
+            }
+        }
+
+        impl<S: SnapshotStore + ?Sized> SnapshotStore for $pointer {
+            fn load_snapshot(
+                &self,
+                stream: &StreamId,
+            ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send {
+                (**self).load_snapshot(stream)
+            }
+
+            fn save_snapshot(
+                &self,
+                snapshot: Snapshot,
+            ) -> impl Future<Output = Result<(), StoreError>> + Send {
+                (**self).save_snapshot(snapshot)
+            }
+        }
+
+        impl<S: CheckpointStore + ?Sized> CheckpointStore for $pointer {
+            fn load_checkpoint(
+                &self,
+                subscriber: &str,
+            ) -> impl Future<Output = Result<Option<GlobalPosition>, StoreError>> + Send {
+                (**self).load_checkpoint(subscriber)
+            }
+
+            fn save_checkpoint(
+                &self,
+                subscriber: &str,
+                position: GlobalPosition,
+            ) -> impl Future<Output = Result<(), StoreError>> + Send {
+                (**self).save_checkpoint(subscriber, position)
+            }
+        }
+
+        impl<S: ParkedStore + ?Sized> ParkedStore for $pointer {
+            fn park(
+                &self,
+                parked: ParkedEvent,
+            ) -> impl Future<Output = Result<(), StoreError>> + Send {
+                (**self).park(parked)
+            }
+
+            fn parked(
+                &self,
+                reactor: &str,
+            ) -> impl Future<Output = Result<Vec<ParkedEvent>, StoreError>> + Send {
+                (**self).parked(reactor)
+            }
+
+            fn unpark(
+                &self,
+                reactor: &str,
+                event_id: EventId,
+            ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+                (**self).unpark(reactor, event_id)
+            }
+        }
+
+        impl<S: Leases + ?Sized> Leases for $pointer {
+            fn try_acquire(
+                &self,
+                name: &str,
+            ) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send {
+                (**self).try_acquire(name)
+            }
+        }
+    };
+}
+
+through_pointer!(&S);
+through_pointer!(Arc<S>);
+
+/// A shared store scopes by scoping the store inside; the new handle is shared on its own.
+/// (`&S` has no such impl: see [`Tenants`].)
+impl<S: Tenants> Tenants for Arc<S> {
+    fn with_tenant(&self, tenant: Tenant) -> Self {
+        Arc::new((**self).with_tenant(tenant))
+    }
+}
