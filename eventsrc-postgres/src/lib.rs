@@ -559,7 +559,10 @@ impl EventStore for PgEventStore {
         E: From<StoreError> + Send,
     {
         let found = self.stream_rows(stream, read, true).await?;
-        rows::visit(&found, stream, visit)
+        match rows::visit(&found, stream, visit)? {
+            Ok(()) => Ok(()),
+            Err(unvisitable) => Err(self.name_unvisitable(stream, unvisitable).await.into()),
+        }
     }
 
     async fn read_all(&self, read: ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -650,6 +653,39 @@ impl EventStore for PgEventStore {
 }
 
 impl PgEventStore {
+    /// The [`StoreError::Corrupt`] of a row a visit could not read, found by reading the row
+    /// again in full: a visit reads too few columns to name it.
+    async fn name_unvisitable(&self, stream: &StreamId, row: rows::Unvisitable) -> StoreError {
+        let unlocated = |reason: String| StoreError::Corrupt {
+            stream: Some(stream.clone()),
+            version: None,
+            position: None,
+            reason,
+        };
+        let Some(version) = row.version else {
+            return unlocated(row.reason);
+        };
+        let again = async {
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&self.shared.sql.read.one)
+                .await
+                .map_err(backend)?;
+            let found = client
+                .query(&statement, &[&self.tenant.as_str(), &stream.as_str(), &version])
+                .await
+                .map_err(backend)?;
+            rows::records(&found, 0, &self.tenant, Some(stream))
+        };
+        match again.await {
+            Err(error) => error,
+            Ok(_) => unlocated(format!(
+                "{} (the row read cleanly when read again)",
+                row.reason
+            )),
+        }
+    }
+
     /// The rows of a stream read: every column, or only those a visit reads.
     async fn stream_rows(
         &self,

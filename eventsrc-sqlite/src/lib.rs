@@ -460,11 +460,12 @@ impl EventStore for SqliteEventStore {
         match &self.shared.readers {
             // Blocking in place lets the visitor borrow straight from SQLite's row buffers.
             Some(readers) if may_block_in_place() => tokio::task::block_in_place(|| {
-                readers.with(|conn| rows::visit_rows(conn, stream, query, visit))
+                readers.with(|conn| rows::visit_rows(conn, &self.tenant, stream, query, visit))
             }),
             _ => {
+                let (tenant, owned) = (self.tenant.clone(), stream.clone());
                 let compact = self
-                    .read(move |conn| rows::query_compact(conn, query))
+                    .read(move |conn| rows::query_compact(conn, &tenant, &owned, query))
                     .await?;
                 compact.visit(stream, visit)
             }
@@ -483,13 +484,8 @@ impl EventStore for SqliteEventStore {
 
     async fn stream_version(&self, stream: &StreamId) -> Result<StreamVersion, StoreError> {
         let (tenant, stream) = (self.tenant.clone(), stream.clone());
-        self.read(move |conn| {
-            conn.prepare_cached("SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE tenant = ?1 AND stream = ?2")
-                .and_then(|mut s| s.query_row(params![tenant.as_str(), stream.as_str()], |r| r.get::<_, i64>(0)))
-                .map(|v| StreamVersion(v as u64))
-                .map_err(backend)
-        })
-        .await
+        self.read(move |conn| rows::current_version(conn, &tenant, &stream))
+            .await
     }
 
     async fn head_position(&self) -> Result<GlobalPosition, StoreError> {

@@ -5,6 +5,7 @@
 //! ships the conformance suite that proves one. Futures are `Send`, and the core depends on no
 //! async runtime. Every handle belongs to one [`Tenant`] and sees nothing of any other.
 
+pub(crate) mod retry;
 pub(crate) mod traits;
 
 pub use self::traits::{

@@ -538,17 +538,71 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
-    /// A stored row cannot be read as an event (not the payload: the row itself).
-    #[error("corrupt record at position {position}: {reason}")]
+    /// A stored record cannot be read as an event: a column of the wrong type, a version or
+    /// position out of range, metadata that is not a JSON object. (Not a payload that fails to
+    /// decode into an event type: that is a [`RecordDecodeError`](crate::RecordDecodeError).)
+    ///
+    /// It names the record by what could still be read of it; a part that could not is `None`
+    /// and prints as unreadable, never as a made-up value.
+    ///
+    /// ```
+    /// use eventsrc::{GlobalPosition, StoreError, StreamId, StreamVersion};
+    ///
+    /// let error = StoreError::Corrupt {
+    ///     stream: Some(StreamId::new("cart", 7)?),
+    ///     version: Some(StreamVersion(2)),
+    ///     position: None,
+    ///     reason: "column `commit_seq` holds text, not an integer".into(),
+    /// };
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     "corrupt stored event (stream `cart-7`, version 2, position unreadable): column \
+    ///      `commit_seq` holds text, not an integer; repair or remove the stored record"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[error(
+        "corrupt stored event ({}): {reason}; repair or remove the stored record",
+        RecordLocation { stream, version, position }
+    )]
     Corrupt {
-        /// Where.
-        position: GlobalPosition,
-        /// What is wrong.
+        /// The record's stream; `None` when its stream name is unreadable.
+        stream: Option<StreamId>,
+        /// The record's version in its stream; `None` when unreadable.
+        version: Option<StreamVersion>,
+        /// The record's position in the global log; `None` when unreadable.
+        position: Option<GlobalPosition>,
+        /// What is wrong, naming the column.
         reason: String,
     },
     /// The backend failed (connection lost, disk full, ...); the operation may be retried.
     #[error("storage backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Where a corrupt record is, as far as it could be read: the prefix of
+/// [`StoreError::Corrupt`]'s message.
+struct RecordLocation<'a> {
+    stream: &'a Option<StreamId>,
+    version: &'a Option<StreamVersion>,
+    position: &'a Option<GlobalPosition>,
+}
+
+impl std::fmt::Display for RecordLocation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.stream {
+            Some(stream) => write!(f, "stream `{stream}`")?,
+            None => f.write_str("stream unreadable")?,
+        }
+        match self.version {
+            Some(version) => write!(f, ", version {version}")?,
+            None => f.write_str(", version unreadable")?,
+        }
+        match self.position {
+            Some(position) => write!(f, ", position {position}"),
+            None => f.write_str(", position unreadable"),
+        }
+    }
 }
 
 impl StoreError {
