@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 
-use eventsrc_core::store::AppendResult;
+use eventsrc_core::store::{AppendResult, EventFilter};
 
 use eventsrc_core::StoreError;
 
@@ -22,7 +22,7 @@ use eventsrc_core::{
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior, params};
 use tokio::sync::{oneshot, watch};
 
-use crate::inline::{self, InlineProjections, Slot};
+use crate::inline::{self, Inline, InlineProjections, Slot};
 use crate::{backend, rows};
 
 /// The most appends one transaction takes.
@@ -37,7 +37,16 @@ pub enum Request {
     /// connection).
     Run(Box<dyn FnOnce(&mut Connection) + Send>),
     /// Register an inline projection; it is answered once it has caught up.
-    AddInline(Slot),
+    AddInline(AddInline),
+}
+
+/// An inline projection to register, and where to answer once it has caught up.
+pub struct AddInline {
+    pub tenant: Tenant,
+    pub name: String,
+    pub filter: EventFilter,
+    pub projection: Box<dyn Inline>,
+    pub reply: inline::Reply,
 }
 
 /// One append and where to answer it.
@@ -121,8 +130,15 @@ impl Writer {
                 self.commit_group();
                 job(&mut self.conn);
             }
-            Request::AddInline(slot) => {
+            Request::AddInline(AddInline {
+                tenant,
+                name,
+                filter,
+                projection,
+                reply,
+            }) => {
                 self.commit_group();
+                let slot = Slot::new(tenant, name, filter, projection, reply);
                 self.inline.add(&mut self.conn, slot);
             }
         }
