@@ -61,6 +61,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A row changed behind the store's back so that it no longer reads as an event (a schema
+//! version beyond `u32`, a version below 1, metadata that is not a JSON object) is
+//! [`StoreError::Corrupt`], naming its stream, version, position and column as far as they
+//! can be read, on every read that meets it. Appends need only the stream's highest version,
+//! which PostgreSQL keeps typed, so they go on; a retry whose ids are stored in such a row
+//! fails with the same error, since it must be compared with it.
+//!
 //! TLS: [`PgEventStore::connect`] and [`connect_with`](PgEventStore::connect_with) connect
 //! without it; [`connect_config_tls`](PgEventStore::connect_config_tls) takes the
 //! `tokio_postgres` TLS connector of your choice, so this crate pulls in no TLS stack.

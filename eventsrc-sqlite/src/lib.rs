@@ -50,6 +50,16 @@
 //! checkpoints still fence their read models, each batch checking its checkpoint under
 //! SQLite's write lock.
 //!
+//! # Damaged rows
+//!
+//! A row changed behind the store's back so that it no longer reads as an event (a payload
+//! stored as a blob, a version stored as text, metadata that is not JSON) is
+//! [`StoreError::Corrupt`], naming its stream, version, position and column as far as they
+//! can be read, on every read that meets it. Appends to its stream go on unless they need the
+//! row: one whose version is the stream's highest and does not read as a positive integer
+//! (the next version cannot be known), or one holding an id the append carries (a retry must
+//! be compared with it). Those fail with the same error; repair the row and they go through.
+//!
 //! Every write runs on the one writer thread (appends, read model batches, inline
 //! projections, `write_with`), in the order it was sent: a read model batch never waits for
 //! SQLite's lock behind an append of the same process, and never interleaves with one.

@@ -197,7 +197,7 @@ impl SqliteEventStore {
     /// # use serde::{Deserialize, Serialize};
     /// # #[derive(Event, Serialize, Deserialize, Debug)]
     /// # struct ItemAdded { sku: String }
-    /// /// Items sold per SKU (seed 004's reports), kept in step with every append.
+    /// /// Items sold per SKU, kept in step with every append.
     /// struct Sold;
     ///
     /// impl SqliteProjection for Sold {

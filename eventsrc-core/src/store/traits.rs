@@ -23,7 +23,8 @@ pub trait EventStore: Send + Sync {
     /// Appending events whose ids are all already stored in this stream with the same content is
     /// idempotent: nothing is written and the original result is returned, whatever `expected`
     /// says (a retried request). An id already stored with other content is
-    /// [`StoreError::DuplicateEventId`].
+    /// [`StoreError::DuplicateEventId`]. Backends decide this with
+    /// [`backend::already_stored`](crate::backend::already_stored), the rule written once.
     fn append(
         &self,
         stream: &StreamId,
@@ -544,6 +545,13 @@ pub enum StoreError {
     ///
     /// It names the record by what could still be read of it; a part that could not is `None`
     /// and prints as unreadable, never as a made-up value.
+    ///
+    /// Every read that meets the record fails with it (a load only when the record's damage
+    /// is in a column a load reads). An append fails with it only when it needs the record:
+    /// when the record holds the stream's highest version and that version is unreadable (the
+    /// next version cannot be known), or when the record holds one of the append's event ids
+    /// and must be compared as a possible retry. Other appends to the stream go on; once the
+    /// record is repaired, nothing is missing.
     ///
     /// ```
     /// use eventsrc::{GlobalPosition, StoreError, StreamId, StreamVersion};
