@@ -8,8 +8,8 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::store::{AppendResult, Direction, ReadAll, ReadStream, Snapshot};
 
 use crate::backend::{
-    AppendSignal, Lease, Leases, LocalLeases, ParkedEvent, ParkedStore, StoredCopy,
-    already_stored, check_batch,
+    AppendSignal, Lease, Leases, LocalLeases, ParkedEvent, ParkedStore, StoredCopy, already_stored,
+    check_batch,
 };
 
 use crate::StoreError;

@@ -679,7 +679,10 @@ impl PgEventStore {
                 .await
                 .map_err(backend)?;
             let found = client
-                .query(&statement, &[&self.tenant.as_str(), &stream.as_str(), &version])
+                .query(
+                    &statement,
+                    &[&self.tenant.as_str(), &stream.as_str(), &version],
+                )
                 .await
                 .map_err(backend)?;
             rows::records(&found, 0, &self.tenant, Some(stream))

@@ -173,7 +173,11 @@ fn get<'r, T: FromSql<'r>>(row: &'r Row, column: usize) -> Result<T, String> {
 fn positive(row: &Row, column: usize) -> Result<u64, String> {
     match get::<i64>(row, column)? {
         n if n >= 1 => Ok(n as u64),
-        n => Err(column_error(row, column, format_args!("{n} is not positive"))),
+        n => Err(column_error(
+            row,
+            column,
+            format_args!("{n} is not positive"),
+        )),
     }
 }
 

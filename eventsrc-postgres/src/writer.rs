@@ -12,13 +12,10 @@
 
 use deadpool_postgres::GenericClient;
 use eventsrc_core::StoreError;
-use eventsrc_core::backend::{
-    StoredCopy, already_stored, encode_metadata, encode_one_metadata,
-};
+use eventsrc_core::backend::{StoredCopy, already_stored, encode_metadata, encode_one_metadata};
 use eventsrc_core::store::AppendResult;
 use eventsrc_core::{
-    ExpectedVersion, GlobalPosition, NewEvent, StreamId, StreamVersion, Tenant,
-    Timestamp, Uuid,
+    ExpectedVersion, GlobalPosition, NewEvent, StreamId, StreamVersion, Tenant, Timestamp, Uuid,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;

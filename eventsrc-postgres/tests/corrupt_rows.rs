@@ -235,17 +235,13 @@ async fn damaged_rows_are_named_and_nothing_is_lost() {
             .filter(|e| e.event_id != second.event_id)
             .cloned()
             .collect();
-        let read = store
-            .read_stream(&stream(id), ReadStream::forward())
-            .await;
+        let read = store.read_stream(&stream(id), ReadStream::forward()).await;
         match (damage.read_stream, read) {
             (Answer::Named, Err(error)) => assert_names(&error, damage, &second, "read_stream"),
             (Answer::Without, Ok(read)) => assert_eq!(read, without_second, "{at}"),
             (_, other) => panic!("{at}: unexpected read_stream {other:?}"),
         }
-        let all = store
-            .read_all(ReadAll::after(GlobalPosition::START))
-            .await;
+        let all = store.read_all(ReadAll::after(GlobalPosition::START)).await;
         match (damage.read_all, all) {
             (Answer::Named, Err(error)) => assert_names(&error, damage, &second, "read_all"),
             (Answer::Without, Ok(all)) => {
@@ -271,7 +267,11 @@ async fn damaged_rows_are_named_and_nothing_is_lost() {
                 }),
             ) => {
                 assert_eq!(s, stream(id), "{at}");
-                assert_eq!((expected, found), (StreamVersion(2), StreamVersion(3)), "{at}");
+                assert_eq!(
+                    (expected, found),
+                    (StreamVersion(2), StreamVersion(3)),
+                    "{at}"
+                );
             }
             (Answer::Clean, Ok(loaded)) => assert_eq!(loaded.state.total, 7, "{at}"),
             (_, other) => panic!("{at}: unexpected load {other:?}"),

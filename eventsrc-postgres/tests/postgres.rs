@@ -245,9 +245,9 @@ async fn corrupt_rows_are_typed_errors_naming_the_event() {
     let error = repository.load::<Counter>(&7).await.unwrap_err();
     let position = second.global_position.unwrap();
     assert!(
-        error
-            .to_string()
-            .contains(&format!("stream `counter-7`, version 2, position {position}")),
+        error.to_string().contains(&format!(
+            "stream `counter-7`, version 2, position {position}"
+        )),
         "{error}"
     );
 

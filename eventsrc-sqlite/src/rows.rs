@@ -141,12 +141,16 @@ impl<'t> RecordReader<'t> {
         let (position, stream, version) = match (position, stream, version) {
             (Ok(position), Ok(stream), Ok(version)) => (position, stream, version),
             (position, stream, version) => {
-                let reason = [position.as_ref().err(), stream.as_ref().err(), version.as_ref().err()]
-                    .into_iter()
-                    .flatten()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .join("; ");
+                let reason = [
+                    position.as_ref().err(),
+                    stream.as_ref().err(),
+                    version.as_ref().err(),
+                ]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join("; ");
                 return Err(StoreError::Corrupt {
                     stream: stream.ok(),
                     version: version.ok(),
@@ -280,14 +284,15 @@ pub fn stored_copies(
         let copy = match rows.next().map_err(backend)? {
             None => None,
             Some(row) => {
-                let tenant = text(row, 10).map(Tenant::from).map_err(|reason| {
-                    StoreError::Corrupt {
-                        stream: None,
-                        version: None,
-                        position: position_of(row, 0, 1).ok(),
-                        reason,
-                    }
-                })?;
+                let tenant =
+                    text(row, 10)
+                        .map(Tenant::from)
+                        .map_err(|reason| StoreError::Corrupt {
+                            stream: None,
+                            version: None,
+                            position: position_of(row, 0, 1).ok(),
+                            reason,
+                        })?;
                 Some(RecordReader::new(&tenant, None).read(row)?)
             }
         };

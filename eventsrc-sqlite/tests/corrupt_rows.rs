@@ -5,11 +5,11 @@
 #![allow(clippy::unwrap_used)]
 
 use eventsrc::store::{ReadAll, ReadStream};
+use eventsrc::{Decision, RecordedEvent, Timestamp};
 use eventsrc::{
     Event, EventStore, ExecuteError, ExpectedVersion, GlobalPosition, LoadError, Metadata,
     NewEvent, Repository, StoreError, StreamId, StreamVersion, aggregate, command,
 };
-use eventsrc::{Decision, RecordedEvent, Timestamp};
 use eventsrc_sqlite::SqliteEventStore;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
@@ -86,8 +86,16 @@ impl Damage {
 }
 
 const DAMAGES: &[Damage] = &[
-    Damage::of("payload", "x'00ff'", "column `payload` holds a blob, not text"),
-    Damage::of("event_type", "x'41'", "column `event_type` holds a blob, not text"),
+    Damage::of(
+        "payload",
+        "x'00ff'",
+        "column `payload` holds a blob, not text",
+    ),
+    Damage::of(
+        "event_type",
+        "x'41'",
+        "column `event_type` holds a blob, not text",
+    ),
     Damage::of(
         "schema_version",
         "'one'",
@@ -146,7 +154,10 @@ fn assert_names(error: &StoreError, damage: &Damage, second: &RecordedEvent, dur
         reason,
     } = error
     else {
-        panic!("{during} after damaging `{}`: expected Corrupt, got {error:?}", damage.column);
+        panic!(
+            "{during} after damaging `{}`: expected Corrupt, got {error:?}",
+            damage.column
+        );
     };
     let at = format!("{during}, `{}` = {}", damage.column, damage.value);
     assert_eq!(stream.as_ref(), Some(&second.stream), "{at}: stream");
@@ -199,14 +210,20 @@ async fn damaged_rows_are_named_and_nothing_is_lost(streaming: bool) {
         let row = second.global_position.sequence as i64;
         let original: String = conn
             .query_row(
-                &format!("SELECT quote({}) FROM events WHERE position = ?1", damage.column),
+                &format!(
+                    "SELECT quote({}) FROM events WHERE position = ?1",
+                    damage.column
+                ),
                 [row],
                 |r| r.get(0),
             )
             .unwrap();
         let set = |value: &str| {
             conn.execute(
-                &format!("UPDATE events SET {} = {value} WHERE position = ?1", damage.column),
+                &format!(
+                    "UPDATE events SET {} = {value} WHERE position = ?1",
+                    damage.column
+                ),
                 [row],
             )
             .unwrap();
@@ -282,7 +299,11 @@ async fn damaged_rows_are_named_and_nothing_is_lost(streaming: bool) {
         set(&original);
         if appended_next.is_err() {
             store
-                .append(&stream(7), ExpectedVersion::Exact(StreamVersion(3)), vec![next.clone()])
+                .append(
+                    &stream(7),
+                    ExpectedVersion::Exact(StreamVersion(3)),
+                    vec![next.clone()],
+                )
                 .await
                 .unwrap();
         }
@@ -298,7 +319,10 @@ async fn damaged_rows_are_named_and_nothing_is_lost(streaming: bool) {
             .await
             .unwrap();
         assert_eq!(log.len(), 5, "{at}");
-        assert_eq!(repository.load::<Counter>(&7).await.unwrap().state.total, 15);
+        assert_eq!(
+            repository.load::<Counter>(&7).await.unwrap().state.total,
+            15
+        );
     }
 }
 

@@ -1123,7 +1123,10 @@ async fn a_gap_in_the_versions_fails_every_fold_of_the_stream() {
     let gapped = Repository::new(GappedStore::new(store.clone(), [2]));
     let missing_second = (StreamVersion(2), StreamVersion(3));
 
-    assert_eq!(gap(gapped.load::<Lead>(&ID).await.unwrap_err()), missing_second);
+    assert_eq!(
+        gap(gapped.load::<Lead>(&ID).await.unwrap_err()),
+        missing_second
+    );
     assert_eq!(
         gap(gapped
             .load_at::<Lead>(&ID, StreamVersion(3))

@@ -252,10 +252,7 @@ mod tests {
     fn a_fresh_batch_is_appended_and_a_whole_retry_returns_the_original_result() {
         let f = Fixture::new(3);
         assert_eq!(f.check([None, None, None]).unwrap(), None);
-        let retried = f
-            .check((0..3).map(|i| Some(f.copy(i))))
-            .unwrap()
-            .unwrap();
+        let retried = f.check((0..3).map(|i| Some(f.copy(i)))).unwrap().unwrap();
         assert_eq!(
             retried,
             AppendResult {
@@ -287,13 +284,55 @@ mod tests {
         let elsewhere = StreamId::new("cart", 2).unwrap();
         let metadata = Metadata::new().with_actor("ada");
         for (i, change) in [
-            (1, StoredCopy { payload: "{}", ..f.copy(1) }),
-            (2, StoredCopy { event_type: "Other", ..f.copy(2) }),
-            (1, StoredCopy { schema_version: 2, ..f.copy(1) }),
-            (0, StoredCopy { metadata: &metadata, ..f.copy(0) }),
-            (1, StoredCopy { tenant: other.as_str(), ..f.copy(1) }),
-            (2, StoredCopy { stream: elsewhere.as_str(), ..f.copy(2) }),
-            (1, StoredCopy { stream_version: StreamVersion(9), ..f.copy(1) }),
+            (
+                1,
+                StoredCopy {
+                    payload: "{}",
+                    ..f.copy(1)
+                },
+            ),
+            (
+                2,
+                StoredCopy {
+                    event_type: "Other",
+                    ..f.copy(2)
+                },
+            ),
+            (
+                1,
+                StoredCopy {
+                    schema_version: 2,
+                    ..f.copy(1)
+                },
+            ),
+            (
+                0,
+                StoredCopy {
+                    metadata: &metadata,
+                    ..f.copy(0)
+                },
+            ),
+            (
+                1,
+                StoredCopy {
+                    tenant: other.as_str(),
+                    ..f.copy(1)
+                },
+            ),
+            (
+                2,
+                StoredCopy {
+                    stream: elsewhere.as_str(),
+                    ..f.copy(2)
+                },
+            ),
+            (
+                1,
+                StoredCopy {
+                    stream_version: StreamVersion(9),
+                    ..f.copy(1)
+                },
+            ),
         ] {
             let stored = (0..3).map(|j| Some(if j == i { change } else { f.copy(j) }));
             assert_eq!(f.duplicate_of(f.check(stored)), i, "{change:?}");
