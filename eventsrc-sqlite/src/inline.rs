@@ -232,7 +232,7 @@ fn catch_up_page(conn: &mut Connection, slot: &mut Slot) -> Result<bool, RunErro
         .map_err(store_error)?;
     let stored = checkpoint::load(&tx, &slot.tenant, &slot.name).map_err(store_error)?;
     let after = stored.map_or(GlobalPosition::START, |s| s.position);
-    let head = checkpoint::head(&tx, &slot.tenant).map_err(store_error)?;
+    let head = rows::head(&tx, &slot.tenant).map_err(|e| RunError::store(&name, e))?;
     let read = ReadAll {
         after,
         limit: PAGE,

@@ -500,8 +500,7 @@ impl EventStore for SqliteEventStore {
 
     async fn head_position(&self) -> Result<GlobalPosition, StoreError> {
         let tenant = self.tenant.clone();
-        self.read(move |conn| checkpoint::head(conn, &tenant).map_err(backend))
-            .await
+        self.read(move |conn| rows::head(conn, &tenant)).await
     }
 
     /// Moves after every commit of the writer thread that stored events (one commit may hold

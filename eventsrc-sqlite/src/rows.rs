@@ -11,7 +11,7 @@ use eventsrc_core::{
     Uuid,
 };
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::{Connection, Row, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use crate::backend;
 
@@ -186,18 +186,18 @@ impl<'t> RecordReader<'t> {
     }
 }
 
-/// The error of the stored event at `position` (the rowid), read again in full: the visit
-/// that met it reads too few columns to name it. `fallback` is the visit's own reason, for a
-/// row that reads cleanly the second time (changed meanwhile).
+/// The error of the stored event at `position` (the rowid), read again in full: a query that
+/// met it read too few columns to name it. `fallback` is that query's own reason, for a row
+/// that reads cleanly the second time (changed meanwhile).
 fn corrupt_at(
     conn: &Connection,
     tenant: &Tenant,
-    stream: &StreamId,
+    stream: Option<&StreamId>,
     position: Option<i64>,
     fallback: String,
 ) -> StoreError {
     let unlocated = |reason: String| StoreError::Corrupt {
-        stream: Some(stream.clone()),
+        stream: stream.cloned(),
         version: None,
         position: None,
         reason,
@@ -209,9 +209,32 @@ fn corrupt_at(
         format!("SELECT {COLUMNS} FROM events WHERE position = ?1"),
         vec![Value::Integer(position)],
     );
-    match query_records(conn, tenant, Some(stream), query, 1) {
+    match query_records(conn, tenant, stream, query, 1) {
         Err(error) => error,
         Ok(_) => unlocated(format!("{fallback} (the row read cleanly when read again)")),
+    }
+}
+
+/// The position of the tenant's last event (`GlobalPosition::START` when there is none): the
+/// head of its log. A last event whose position does not read is its
+/// [`StoreError::Corrupt`].
+pub fn head(conn: &Connection, tenant: &Tenant) -> Result<GlobalPosition, StoreError> {
+    let last = conn
+        .prepare_cached(
+            "SELECT position, commit_seq FROM events WHERE tenant = ?1 \
+             ORDER BY position DESC LIMIT 1",
+        )
+        .and_then(|mut s| {
+            s.query_row([tenant.as_str()], |r| {
+                Ok((r.get::<_, i64>(0)?, position_of(r, 0, 1)))
+            })
+            .optional()
+        })
+        .map_err(backend)?;
+    match last {
+        None => Ok(GlobalPosition::START),
+        Some((_, Ok(position))) => Ok(position),
+        Some((rowid, Err(reason))) => Err(corrupt_at(conn, tenant, None, Some(rowid), reason)),
     }
 }
 
@@ -338,8 +361,10 @@ pub fn query_compact(
     let mut rows = statement.query(params_from_iter(params)).map_err(backend)?;
     let mut compact = Compact::default();
     while let Some(row) = rows.next().map_err(backend)? {
-        let (version, event_type, schema_version, payload) = visit_row(row)
-            .map_err(|(position, reason)| corrupt_at(conn, tenant, stream, position, reason))?;
+        let (version, event_type, schema_version, payload) =
+            visit_row(row).map_err(|(position, reason)| {
+                corrupt_at(conn, tenant, Some(stream), position, reason)
+            })?;
         let start = compact.text.len();
         compact.text.push_str(event_type);
         let type_end = compact.text.len();
@@ -365,8 +390,10 @@ pub fn visit_rows<E: From<StoreError>>(
     let mut statement = conn.prepare_cached(&sql).map_err(backend)?;
     let mut rows = statement.query(params_from_iter(params)).map_err(backend)?;
     while let Some(row) = rows.next().map_err(backend)? {
-        let (stream_version, event_type, schema_version, payload) = visit_row(row)
-            .map_err(|(position, reason)| corrupt_at(conn, tenant, stream, position, reason))?;
+        let (stream_version, event_type, schema_version, payload) =
+            visit_row(row).map_err(|(position, reason)| {
+                corrupt_at(conn, tenant, Some(stream), position, reason)
+            })?;
         visit(StoredEvent {
             stream,
             stream_version,

@@ -409,3 +409,48 @@ async fn a_deleted_row_is_a_gap_that_loads_refuse() {
         "{message}"
     );
 }
+
+/// The head of the log is the last event's position: when it does not read, the error names
+/// the event it belongs to.
+#[tokio::test]
+async fn a_last_event_whose_position_does_not_read_is_named_by_the_head() {
+    let store = SqliteEventStore::open_temporary().await.unwrap();
+    for by in [1, 2] {
+        store
+            .append(&stream(7), ExpectedVersion::Any, vec![counted(by)])
+            .await
+            .unwrap();
+    }
+    let conn = Connection::open(store.path().unwrap()).unwrap();
+    conn.execute(
+        "UPDATE events SET commit_seq = 'late' WHERE stream_version = 2",
+        [],
+    )
+    .unwrap();
+    match store.head_position().await {
+        Err(StoreError::Corrupt {
+            stream: s,
+            version,
+            position,
+            reason,
+        }) => {
+            assert_eq!(s, Some(stream(7)));
+            assert_eq!(version, Some(StreamVersion(2)));
+            assert_eq!(position, None);
+            assert!(
+                reason.contains("column `commit_seq` holds text, not an integer"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a corrupt row, got {other:?}"),
+    }
+    conn.execute(
+        "UPDATE events SET commit_seq = position WHERE stream_version = 2",
+        [],
+    )
+    .unwrap();
+    assert_eq!(
+        store.head_position().await.unwrap(),
+        GlobalPosition::new(2, 2)
+    );
+}
