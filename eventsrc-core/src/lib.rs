@@ -55,8 +55,9 @@ pub use subscription::reader::Subscription;
 
 /// What a backend author needs beyond the application's API: the traits a store implements
 /// for the read side (leases, parked events, the append signal), the borrowed event a load
-/// visits, and the checks and encodings every backend shares so that all of them answer the
-/// same way.
+/// visits, and the checks, encodings and rules every backend shares so that all of them answer
+/// the same way ([`check_batch`](backend::check_batch) for a malformed batch,
+/// [`already_stored`](backend::already_stored) for a retried one).
 ///
 /// Applications do not need this module; `eventsrc-testing`'s conformance suite proves a
 /// backend built on it.
@@ -64,6 +65,7 @@ pub mod backend {
     pub use crate::event::StoredEvent;
     pub use crate::projection::decode_for;
     pub use crate::runner::consumer::{decode, stored_types};
+    pub use crate::store::retry::{StoredCopy, already_stored};
     pub use crate::store::traits::{
         AppendSignal, Lease, Leases, LocalLeases, ParkedEvent, ParkedStore, check_batch,
         encode_metadata, encode_one_metadata, inline_refusal,

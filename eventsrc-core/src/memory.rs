@@ -8,7 +8,8 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::store::{AppendResult, Direction, ReadAll, ReadStream, Snapshot};
 
 use crate::backend::{
-    AppendSignal, Lease, Leases, LocalLeases, ParkedEvent, ParkedStore, check_batch,
+    AppendSignal, Lease, Leases, LocalLeases, ParkedEvent, ParkedStore, StoredCopy, already_stored,
+    check_batch,
 };
 
 use crate::StoreError;
@@ -119,12 +120,18 @@ impl Record {
         }
     }
 
-    fn same_content(&self, new: &NewEvent) -> bool {
-        self.event_id == new.event_id
-            && self.event_type == new.event_type
-            && self.schema_version == new.schema_version
-            && self.payload == new.payload
-            && self.metadata == new.metadata
+    fn as_copy(&self) -> StoredCopy<'_> {
+        StoredCopy {
+            tenant: self.tenant.as_str(),
+            stream: self.stream.as_str(),
+            stream_version: self.stream_version,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            payload: &self.payload,
+            metadata: &self.metadata,
+            position: self.global_position,
+            recorded_at: self.recorded_at,
+        }
     }
 }
 
@@ -342,50 +349,19 @@ impl MemoryStore {
 }
 
 impl Log {
-    /// `Some(result)` when every event of the batch is already stored, in this stream, in order,
-    /// with the same content (an idempotent retry); an error when any id is stored otherwise.
+    /// [`already_stored`]'s answer for a batch, given the stored copies of its ids.
     fn already_stored(
         &self,
         tenant: &Tenant,
         stream: &StreamId,
         events: &[NewEvent],
     ) -> Result<Option<AppendResult>, StoreError> {
-        let duplicate = |event_id| StoreError::DuplicateEventId {
-            event_id,
-            stream: stream.clone(),
-        };
-        // Allocates only once an id is found: a fresh batch, the usual case, allocates nothing.
-        let mut found = Vec::new();
-        for new in events {
-            match self.ids.get(&new.event_id) {
-                Some(&index) => found.push((new, &self.events[index])),
-                None if found.is_empty() => continue,
-                None => return Err(duplicate(found[0].0.event_id)),
-            }
-        }
-        if found.is_empty() {
-            return Ok(None);
-        }
-        if found.len() < events.len() {
-            return Err(duplicate(found[0].0.event_id));
-        }
-        let first_version = found[0].1.stream_version;
-        for (offset, (new, stored)) in found.iter().enumerate() {
-            let in_place = stored.tenant == *tenant
-                && stored.stream == *stream
-                && stored.stream_version == first_version.advance(offset as u64);
-            if !in_place || !stored.same_content(new) {
-                return Err(duplicate(new.event_id));
-            }
-        }
-        let last = found[found.len() - 1].1;
-        Ok(Some(AppendResult {
-            first_version,
-            stream_version: last.stream_version,
-            position: last.global_position,
-            recorded_at: last.recorded_at,
-            already_stored: true,
-        }))
+        let copies = events.iter().map(|new| {
+            self.ids
+                .get(&new.event_id)
+                .map(|&index| self.events[index].as_copy())
+        });
+        already_stored(tenant, stream, events, copies)
     }
 }
 

@@ -127,6 +127,39 @@ pub enum LoadError {
     /// A stored event could not be decoded; the error names it.
     #[error(transparent)]
     Decode(#[from] RecordDecodeError),
+    /// The stream's events do not follow one another: a version is missing (or repeated), so
+    /// folding on would build a state from part of the history. Only a store that lost
+    /// events, or a backend that reads them out of order, gives this.
+    ///
+    /// ```
+    /// use eventsrc::{LoadError, StreamId, StreamVersion};
+    ///
+    /// let error = LoadError::Gap {
+    ///     stream: StreamId::new("cart", 7)?,
+    ///     expected: StreamVersion(2),
+    ///     found: StreamVersion(5),
+    /// };
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     "`cart-7` holds version 5 where version 2 should come next: the store lost \
+    ///      events of this stream (or returned them out of order); restore them before \
+    ///      loading it"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[error(
+        "`{stream}` holds version {found} where version {expected} should come next: the store \
+         lost events of this stream (or returned them out of order); restore them before \
+         loading it"
+    )]
+    Gap {
+        /// The stream folded.
+        stream: StreamId,
+        /// The version that should have come next.
+        expected: StreamVersion,
+        /// The version the store returned instead.
+        found: StreamVersion,
+    },
 }
 
 /// Executing a command failed. `E` is the aggregate's domain error.
@@ -265,6 +298,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
             version: StreamVersion::NONE,
         };
         for record in records.iter().take_while(|r| r.recorded_at <= time) {
+            follows(&stream, loaded.version, record.stream_version)?;
             loaded.state.apply(&record.decode()?);
             loaded.version = record.stream_version;
         }
@@ -431,6 +465,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         let visited = self
             .store
             .visit_stream(stream, read, |stored| {
+                follows(stream, loaded.version, stored.stream_version)?;
                 let theirs: A::Event = stored.decode().map_err(|e| Fold::at(&stored, e))?;
                 incompatible |= ours.iter().any(|event| A::conflicts(event, &theirs));
                 loaded.state.apply(&theirs);
@@ -459,6 +494,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         let visited = self
             .store
             .visit_stream(stream, read, |stored| {
+                follows(stream, loaded.version, stored.stream_version)?;
                 loaded
                     .state
                     .apply(&stored.decode().map_err(|e| Fold::at(&stored, e))?);
@@ -480,7 +516,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
     ) -> Result<(), LoadError> {
         let (version, source) = match visited {
             Ok(()) => return Ok(()),
-            Err(Fold::Store(error)) => return Err(error.into()),
+            Err(Fold::Load(error)) => return Err(error),
             Err(Fold::Decode { version, source }) => (version, source),
         };
         let again = self
@@ -491,8 +527,12 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
             Some(record) => Err(RecordDecodeError::new(record, source).into()),
             // The record vanished between the two reads: only a store that lost data does that.
             None => Err(StoreError::Corrupt {
-                position: GlobalPosition::START,
-                reason: format!("`{stream}` version {version} failed to decode ({source}), then could not be read again"),
+                stream: Some(stream.clone()),
+                version: Some(version),
+                position: None,
+                reason: format!(
+                    "the event failed to decode ({source}), then could not be read again"
+                ),
             }
             .into()),
         }
@@ -589,9 +629,29 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
     }
 }
 
+/// Checks that an event of `stream` at `found` comes right after the one at `previous` (the
+/// snapshot's version, or `StreamVersion::NONE` before the first event): every fold of a
+/// stream calls it, so that a store that lost an event fails the load instead of handing out
+/// a state built from part of the history.
+fn follows(
+    stream: &StreamId,
+    previous: StreamVersion,
+    found: StreamVersion,
+) -> Result<(), LoadError> {
+    let expected = previous.advance(1);
+    if found == expected {
+        return Ok(());
+    }
+    Err(LoadError::Gap {
+        stream: stream.clone(),
+        expected,
+        found,
+    })
+}
+
 /// Why folding a stream stopped.
 enum Fold {
-    Store(StoreError),
+    Load(LoadError),
     Decode {
         version: StreamVersion,
         source: crate::DecodeError,
@@ -609,7 +669,13 @@ impl Fold {
 
 impl From<StoreError> for Fold {
     fn from(error: StoreError) -> Self {
-        Self::Store(error)
+        Self::Load(error.into())
+    }
+}
+
+impl From<LoadError> for Fold {
+    fn from(error: LoadError) -> Self {
+        Self::Load(error)
     }
 }
 

@@ -61,6 +61,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A row changed behind the store's back so that it no longer reads as an event (a schema
+//! version beyond `u32`, a version below 1, metadata that is not a JSON object) is
+//! [`StoreError::Corrupt`], naming its stream, version, position and column as far as they
+//! can be read, on every read that meets it. Appends need only the stream's highest version,
+//! which PostgreSQL keeps typed, so they go on; a retry whose ids are stored in such a row
+//! fails with the same error, since it must be compared with it.
+//!
 //! TLS: [`PgEventStore::connect`] and [`connect_with`](PgEventStore::connect_with) connect
 //! without it; [`connect_config_tls`](PgEventStore::connect_config_tls) takes the
 //! `tokio_postgres` TLS connector of your choice, so this crate pulls in no TLS stack.
@@ -590,7 +597,10 @@ impl EventStore for PgEventStore {
         E: From<StoreError> + Send,
     {
         let found = self.stream_rows(stream, read, true).await?;
-        rows::visit(&found, stream, visit)
+        match rows::visit(&found, stream, visit)? {
+            Ok(()) => Ok(()),
+            Err(unvisitable) => Err(self.name_unvisitable(stream, unvisitable).await.into()),
+        }
     }
 
     async fn read_all(&self, read: ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -681,6 +691,42 @@ impl EventStore for PgEventStore {
 }
 
 impl PgEventStore {
+    /// The [`StoreError::Corrupt`] of a row a visit could not read, found by reading the row
+    /// again in full: a visit reads too few columns to name it.
+    async fn name_unvisitable(&self, stream: &StreamId, row: rows::Unvisitable) -> StoreError {
+        let unlocated = |reason: String| StoreError::Corrupt {
+            stream: Some(stream.clone()),
+            version: None,
+            position: None,
+            reason,
+        };
+        let Some(version) = row.version else {
+            return unlocated(row.reason);
+        };
+        let again = async {
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&self.shared.sql.read.one)
+                .await
+                .map_err(backend)?;
+            let found = client
+                .query(
+                    &statement,
+                    &[&self.tenant.as_str(), &stream.as_str(), &version],
+                )
+                .await
+                .map_err(backend)?;
+            rows::records(&found, 0, &self.tenant, Some(stream))
+        };
+        match again.await {
+            Err(error) => error,
+            Ok(_) => unlocated(format!(
+                "{} (the row read cleanly when read again)",
+                row.reason
+            )),
+        }
+    }
+
     /// The rows of a stream read: every column, or only those a visit reads.
     async fn stream_rows(
         &self,

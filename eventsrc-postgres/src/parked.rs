@@ -103,18 +103,18 @@ impl ParkedStore for PgEventStore {
             .iter()
             .map(|row| {
                 let mut event = reader.read(row, 0)?;
-                let position = event.global_position;
-                let column = |error: tokio_postgres::Error| corrupt(position, error.to_string());
+                let column = |error: tokio_postgres::Error| corrupt(&event, error.to_string());
                 let event_tenant: &str = row.try_get(AFTER_EVENT).map_err(column)?;
+                let error: String = row.try_get(AFTER_EVENT + 1).map_err(column)?;
+                let attempts: i64 = row.try_get(AFTER_EVENT + 2).map_err(column)?;
+                let parked_at: Micros = row.try_get(AFTER_EVENT + 3).map_err(column)?;
                 if event_tenant != event.tenant.as_str() {
                     event.tenant = Tenant::new(event_tenant);
                 }
-                let attempts: i64 = row.try_get(AFTER_EVENT + 2).map_err(column)?;
-                let parked_at: Micros = row.try_get(AFTER_EVENT + 3).map_err(column)?;
                 Ok(ParkedEvent {
                     reactor: reactor.to_owned(),
                     event,
-                    error: row.try_get(AFTER_EVENT + 1).map_err(column)?,
+                    error,
                     attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
                     parked_at: Timestamp::from(parked_at),
                 })

@@ -49,6 +49,8 @@ pub struct ReadSql {
     pub backward: String,
     pub visit_forward: String,
     pub visit_backward: String,
+    /// One event of a stream, in full: `$1` tenant, `$2` stream, `$3` version.
+    pub one: String,
     pub all: String,
     pub head: String,
     pub lag: String,
@@ -70,6 +72,10 @@ impl ReadSql {
             backward: stream(COLUMNS, "<=", "DESC"),
             visit_forward: stream(VISIT_COLUMNS, ">=", "ASC"),
             visit_backward: stream(VISIT_COLUMNS, "<=", "DESC"),
+            one: format!(
+                "SELECT {COLUMNS} FROM {schema}.events \
+                 WHERE tenant = $1 AND stream = $2 AND stream_version = $3"
+            ),
             // $1 tenant, $2..$3 after (commit, sequence), $4 limit, $5 types, $6 categories.
             // One row always comes back, carrying the horizon and the newest transaction whose
             // matching events it holds back; event columns are NULL when the page is empty.
@@ -141,53 +147,59 @@ pub fn limit_param(read: &ReadAll) -> i64 {
     i64::try_from(read.limit).unwrap_or(i64::MAX)
 }
 
-pub fn corrupt(position: GlobalPosition, reason: String) -> StoreError {
-    StoreError::Corrupt { position, reason }
-}
-
-/// The fixed-size columns of an event row, starting at column `base`.
-#[derive(Clone, Copy)]
-struct Head {
-    position: GlobalPosition,
-    stream_version: StreamVersion,
-    event_id: EventId,
-    schema_version: u32,
-    recorded_at: Timestamp,
-}
-
-impl Head {
-    fn read(row: &Row, base: usize) -> Result<Self, StoreError> {
-        let sequence: i64 = row.try_get(base).map_err(backend)?;
-        let commit: i64 = row.try_get(base + 1).map_err(backend)?;
-        let position = GlobalPosition::new(commit as u64, sequence as u64);
-        let column = |offset: usize, error: tokio_postgres::Error| {
-            let name = row.columns().get(base + offset).map_or("?", |c| c.name());
-            corrupt(position, format!("column `{name}`: {error}"))
-        };
-        let stream_version: i64 = row.try_get(base + 3).map_err(|e| column(3, e))?;
-        let event_id: Uuid = row.try_get(base + 4).map_err(|e| column(4, e))?;
-        let schema_version: i64 = row.try_get(base + 6).map_err(|e| column(6, e))?;
-        let recorded_at: Micros = row.try_get(base + 9).map_err(|e| column(9, e))?;
-        if stream_version < 1 || commit < 0 || sequence < 0 {
-            return Err(corrupt(
-                position,
-                format!("stream version {stream_version}, position {commit}:{sequence}"),
-            ));
-        }
-        let schema_version = u32::try_from(schema_version).map_err(|_| {
-            corrupt(
-                position,
-                format!("schema version {schema_version} is outside 0..=4294967295"),
-            )
-        })?;
-        Ok(Self {
-            position,
-            stream_version: StreamVersion(stream_version as u64),
-            event_id: EventId(event_id),
-            schema_version,
-            recorded_at: recorded_at.into(),
-        })
+/// The error of a stored record whose stream, version and position were read but which is
+/// corrupt otherwise.
+pub fn corrupt(record: &RecordedEvent, reason: String) -> StoreError {
+    StoreError::Corrupt {
+        stream: Some(record.stream.clone()),
+        version: Some(record.stream_version),
+        position: Some(record.global_position),
+        reason,
     }
+}
+
+/// Why a column cannot be read, naming it.
+fn column_error(row: &Row, column: usize, error: impl std::fmt::Display) -> String {
+    let name = row.columns().get(column).map_or("?", |c| c.name());
+    format!("column `{name}`: {error}")
+}
+
+/// A column read as `T`, or a reason naming it.
+fn get<'r, T: FromSql<'r>>(row: &'r Row, column: usize) -> Result<T, String> {
+    row.try_get(column)
+        .map_err(|error| column_error(row, column, error))
+}
+
+/// A positive `bigint` column.
+fn positive(row: &Row, column: usize) -> Result<u64, String> {
+    match get::<i64>(row, column)? {
+        n if n >= 1 => Ok(n as u64),
+        n => Err(column_error(
+            row,
+            column,
+            format_args!("{n} is not positive"),
+        )),
+    }
+}
+
+/// The position from its sequence and transaction columns.
+fn position_of(row: &Row, sequence: usize, commit: usize) -> Result<GlobalPosition, String> {
+    match (positive(row, commit), positive(row, sequence)) {
+        (Ok(commit), Ok(sequence)) => Ok(GlobalPosition::new(commit, sequence)),
+        (Err(reason), Ok(_)) | (Ok(_), Err(reason)) => Err(reason),
+        (Err(commit), Err(sequence)) => Err(format!("{sequence}; {commit}")),
+    }
+}
+
+fn schema_version_of(row: &Row, column: usize) -> Result<u32, String> {
+    let version: i64 = get(row, column)?;
+    u32::try_from(version).map_err(|_| {
+        column_error(
+            row,
+            column,
+            format_args!("schema version {version} is outside 0..={}", u32::MAX),
+        )
+    })
 }
 
 /// A `timestamptz` read straight from its binary form (microseconds since 2000-01-01, the only
@@ -220,13 +232,6 @@ impl From<Micros> for Timestamp {
     }
 }
 
-fn text(row: &Row, column: usize, position: GlobalPosition) -> Result<&str, StoreError> {
-    row.try_get::<_, &str>(column).map_err(|e| {
-        let name = row.columns().get(column).map_or("?", |c| c.name());
-        corrupt(position, format!("column `{name}`: {e}"))
-    })
-}
-
 /// Owned records from event rows whose columns start at `base`. `known` short-cuts parsing
 /// when every row belongs to one stream.
 pub fn records(
@@ -257,92 +262,128 @@ impl<'t> RecordReader<'t> {
         }
     }
 
-    /// The record of `row`, whose event columns start at `base`.
+    /// The record of `row`, whose event columns start at `base`. A row that cannot be read
+    /// is [`StoreError::Corrupt`], naming its stream, version and position as far as they
+    /// can be read and the column at fault.
     pub fn read(&mut self, row: &Row, base: usize) -> Result<RecordedEvent, StoreError> {
-        let head = Head::read(row, base)?;
-        let stream = stream_of(row, base + 2, head.position, &mut self.last_stream)?;
-        let metadata = match row
-            .try_get::<_, Option<&str>>(base + 8)
-            .map_err(|e| corrupt(head.position, format!("metadata: {e}")))?
-        {
-            None => Metadata::default(),
-            Some(json) => serde_json::from_str(json)
-                .map_err(|e| corrupt(head.position, format!("metadata: {e}")))?,
+        // First what locates the row, so that any other fault can name it.
+        let position = position_of(row, base, base + 1);
+        let stream = stream_of(row, base + 2, &mut self.last_stream);
+        let version = positive(row, base + 3).map(StreamVersion);
+        let (position, stream, version) = match (position, stream, version) {
+            (Ok(position), Ok(stream), Ok(version)) => (position, stream, version),
+            (position, stream, version) => {
+                let reason = [
+                    position.as_ref().err(),
+                    stream.as_ref().err(),
+                    version.as_ref().err(),
+                ]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join("; ");
+                return Err(StoreError::Corrupt {
+                    stream: stream.ok(),
+                    version: version.ok(),
+                    position: position.ok(),
+                    reason,
+                });
+            }
         };
-        let event_type = text(row, base + 5, head.position)?;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            stream: Some(stream.clone()),
+            version: Some(version),
+            position: Some(position),
+            reason,
+        };
+        let event_id: Uuid = get(row, base + 4).map_err(corrupt)?;
+        let event_type: &str = get(row, base + 5).map_err(corrupt)?;
+        let schema_version = schema_version_of(row, base + 6).map_err(corrupt)?;
+        let payload: &str = get(row, base + 7).map_err(corrupt)?;
+        let metadata = match get::<Option<&str>>(row, base + 8).map_err(corrupt)? {
+            None => Metadata::default(),
+            Some(json) => serde_json::from_str(json).map_err(|e| {
+                corrupt(column_error(
+                    row,
+                    base + 8,
+                    format_args!("not a JSON object of metadata: {e}"),
+                ))
+            })?,
+        };
+        let recorded_at: Micros = get(row, base + 9).map_err(corrupt)?;
         let event_type = match &self.last_type {
             Some(shared) if **shared == *event_type => Arc::clone(shared),
             _ => Arc::clone(self.last_type.insert(Arc::from(event_type))),
         };
         Ok(RecordedEvent {
-            event_id: head.event_id,
+            event_id: EventId(event_id),
             stream,
-            stream_version: head.stream_version,
-            global_position: head.position,
+            stream_version: version,
+            global_position: position,
             tenant: self.tenant.clone(),
             event_type,
-            schema_version: head.schema_version,
-            payload: Arc::from(text(row, base + 7, head.position)?),
+            schema_version,
+            payload: Arc::from(payload),
             metadata,
-            recorded_at: head.recorded_at,
+            recorded_at: recorded_at.into(),
         })
     }
 }
 
+/// A row of a visit read that cannot be visited: its stream version as stored (with the
+/// tenant and stream, the key to read it again in full) and why.
+#[derive(Debug)]
+pub struct Unvisitable {
+    pub version: Option<i64>,
+    pub reason: String,
+}
+
 /// Hands each row of a visit read ([`VISIT_COLUMNS`]) to `visit` as a [`StoredEvent`]
 /// borrowing the row's own buffers (no copy per event), in order, stopping at its first error.
+///
+/// A row that cannot be visited stops it with `Ok(Err(..))`: the visit reads too few columns
+/// to name the row, so the caller reads it again in full ([`ReadSql::one`]) for its
+/// [`StoreError::Corrupt`].
 pub fn visit<E>(
     rows: &[Row],
     stream: &StreamId,
     mut visit: impl FnMut(StoredEvent<'_>) -> Result<(), E>,
-) -> Result<(), E>
-where
-    E: From<StoreError>,
-{
+) -> Result<Result<(), Unvisitable>, E> {
+    fn read(row: &Row) -> Result<(StreamVersion, &str, u32, &str), String> {
+        Ok((
+            StreamVersion(positive(row, 0)?),
+            get(row, 1)?,
+            schema_version_of(row, 2)?,
+            get(row, 3)?,
+        ))
+    }
     for row in rows {
-        let version: i64 = row.try_get(0).map_err(backend)?;
-        // A visit reads no position; the reason names the stream version instead.
-        let corrupt = |reason: String| {
-            corrupt(
-                GlobalPosition::START,
-                format!("`{stream}` stream version {version}: {reason}"),
-            )
+        let (stream_version, event_type, schema_version, payload) = match read(row) {
+            Ok(read) => read,
+            Err(reason) => {
+                let version = row.try_get::<_, i64>(0).ok();
+                return Ok(Err(Unvisitable { version, reason }));
+            }
         };
-        let text = |column: usize| {
-            row.try_get::<_, &str>(column)
-                .map_err(|e| corrupt(format!("column {column}: {e}")))
-        };
-        let schema_version: i64 = row.try_get(2).map_err(backend)?;
-        let schema_version = u32::try_from(schema_version)
-            .map_err(|_| corrupt(format!("schema version {schema_version} is outside u32")))?;
-        if version < 1 {
-            return Err(corrupt("not a stream version".to_owned()).into());
-        }
         visit(StoredEvent {
             stream,
-            stream_version: StreamVersion(version as u64),
-            event_type: text(1)?,
+            stream_version,
+            event_type,
             schema_version,
-            payload: text(3)?,
+            payload,
         })?;
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// The row's stream, reusing the previous row's when the text is the same.
-fn stream_of(
-    row: &Row,
-    column: usize,
-    position: GlobalPosition,
-    last: &mut Option<StreamId>,
-) -> Result<StreamId, StoreError> {
-    let name = text(row, column, position)?;
+fn stream_of(row: &Row, column: usize, last: &mut Option<StreamId>) -> Result<StreamId, String> {
+    let name: &str = get(row, column)?;
     if let Some(stream) = last.as_ref().filter(|s| s.as_str() == name) {
         return Ok(stream.clone());
     }
-    let stream: StreamId = name
-        .parse()
-        .map_err(|e| corrupt(position, format!("{e}")))?;
+    let stream: StreamId = name.parse().map_err(|e| column_error(row, column, e))?;
     *last = Some(stream.clone());
     Ok(stream)
 }

@@ -12,18 +12,17 @@
 
 use deadpool_postgres::GenericClient;
 use eventsrc_core::StoreError;
-use eventsrc_core::backend::{encode_metadata, encode_one_metadata};
+use eventsrc_core::backend::{StoredCopy, already_stored, encode_metadata, encode_one_metadata};
 use eventsrc_core::store::AppendResult;
 use eventsrc_core::{
-    EventId, ExpectedVersion, GlobalPosition, Metadata, NewEvent, StreamId, StreamVersion, Tenant,
-    Timestamp, Uuid,
+    ExpectedVersion, GlobalPosition, NewEvent, StreamId, StreamVersion, Tenant, Timestamp, Uuid,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 
 use crate::backend;
-use crate::rows::{Micros, corrupt};
+use crate::rows::{Micros, RecordReader};
 
 /// How many times an append runs again after losing a race on a stream version to another
 /// writer. Each lost race means another append landed, so this bounds only pathological
@@ -102,11 +101,12 @@ fn append_one_sql(schema: &str) -> String {
 }
 
 /// Looks up the stored rows of a batch's ids, one row per id in batch order (all columns
-/// `NULL` where the id is not stored).
+/// `NULL` where the id is not stored): the tenant, then the columns every event read selects.
 fn already_stored_sql(schema: &str) -> String {
     format!(
-        "SELECT e.tenant, e.stream, e.stream_version, e.event_type, e.schema_version, \
-             e.payload::text, e.metadata::text, e.position, e.transaction_id, e.recorded_at \
+        "SELECT e.tenant, e.position, e.transaction_id, e.stream, e.stream_version, \
+             e.event_id, e.event_type, e.schema_version, e.payload::text, e.metadata::text, \
+             e.recorded_at \
          FROM unnest($1::uuid[]) WITH ORDINALITY AS wanted(event_id, n) \
          LEFT JOIN {schema}.events e ON e.event_id = wanted.event_id \
          ORDER BY wanted.n"
@@ -434,64 +434,10 @@ impl Outcome {
     }
 }
 
-/// A stored row of one of the batch's ids.
-struct StoredRow {
-    tenant: String,
-    stream: String,
-    stream_version: u64,
-    event_type: String,
-    schema_version: i64,
-    payload: String,
-    metadata: Option<String>,
-    position: GlobalPosition,
-    recorded_at: Timestamp,
-}
-
-impl StoredRow {
-    /// `None` when the id is not stored.
-    fn read(row: &Row) -> Result<Option<Self>, StoreError> {
-        let Some(tenant) = row.try_get::<_, Option<String>>(0).map_err(backend)? else {
-            return Ok(None);
-        };
-        let sequence: i64 = row.try_get(7).map_err(backend)?;
-        let commit: i64 = row.try_get(8).map_err(backend)?;
-        let position = GlobalPosition::new(commit as u64, sequence as u64);
-        let stream_version: i64 = row.try_get(2).map_err(backend)?;
-        if stream_version < 1 {
-            return Err(corrupt(
-                position,
-                format!("stream version {stream_version}"),
-            ));
-        }
-        let recorded_at: Micros = row.try_get(9).map_err(backend)?;
-        Ok(Some(Self {
-            tenant,
-            stream: row.try_get(1).map_err(backend)?,
-            stream_version: stream_version as u64,
-            event_type: row.try_get(3).map_err(backend)?,
-            schema_version: row.try_get(4).map_err(backend)?,
-            payload: row.try_get(5).map_err(backend)?,
-            metadata: row.try_get(6).map_err(backend)?,
-            position,
-            recorded_at: Timestamp::from(recorded_at),
-        }))
-    }
-
-    fn same_content(&self, new: &NewEvent) -> bool {
-        let metadata = match &self.metadata {
-            None => Some(Metadata::default()),
-            Some(json) => serde_json::from_str::<Metadata>(json).ok(),
-        };
-        self.event_type == new.event_type
-            && self.schema_version == i64::from(new.schema_version)
-            && self.payload == new.payload
-            && metadata.as_ref() == Some(&new.metadata)
-    }
-}
-
-/// `Some(result)` when every event of the append is already stored, in this tenant and
-/// stream, in order, with the same content (an idempotent retry); `None` when none is stored;
-/// [`StoreError::DuplicateEventId`] when some are, or any is stored otherwise.
+/// `Some(result)` when the append is a retry of one already stored, in this tenant and
+/// stream, in order, with the same content; `None` when none of its ids is stored;
+/// [`StoreError::DuplicateEventId`] otherwise (the rule all backends share,
+/// [`already_stored`]). A stored copy that cannot be read is its [`StoreError::Corrupt`].
 pub async fn stored(
     client: &impl GenericClient,
     sql: &WriteSql,
@@ -504,40 +450,16 @@ pub async fn stored(
         .map_err(backend)?;
     let ids: Vec<Uuid> = append.events.iter().map(|e| e.event_id.0).collect();
     let rows = client.query(&statement, &[&ids]).await.map_err(backend)?;
-    let duplicate = |event_id: EventId| StoreError::DuplicateEventId {
-        event_id,
-        stream: append.stream.clone(),
-    };
-    let mut found: Vec<(&NewEvent, StoredRow)> = Vec::new();
-    for (new, row) in append.events.iter().zip(&rows) {
-        match StoredRow::read(row)? {
-            Some(stored) => found.push((new, stored)),
-            None if found.is_empty() => continue,
-            None => return Err(duplicate(found[0].0.event_id)),
-        }
+    let mut copies = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let tenant: Option<&str> = row.try_get(0).map_err(backend)?;
+        copies.push(match tenant {
+            None => None,
+            Some(tenant) => Some(RecordReader::new(&Tenant::new(tenant), None).read(row, 1)?),
+        });
     }
-    let (Some((_, first)), Some((_, last))) = (found.first(), found.last()) else {
-        return Ok(None);
-    };
-    if found.len() < append.events.len() {
-        return Err(duplicate(found[0].0.event_id));
-    }
-    let first_version = first.stream_version;
-    for (offset, (new, stored)) in found.iter().enumerate() {
-        let in_place = stored.tenant == append.tenant.as_str()
-            && stored.stream == append.stream.as_str()
-            && stored.stream_version == first_version + offset as u64;
-        if !in_place || !stored.same_content(new) {
-            return Err(duplicate(new.event_id));
-        }
-    }
-    Ok(Some(AppendResult {
-        first_version: StreamVersion(first_version),
-        stream_version: StreamVersion(last.stream_version),
-        position: last.position,
-        recorded_at: last.recorded_at,
-        already_stored: true,
-    }))
+    let copies = copies.iter().map(|copy| copy.as_ref().map(StoredCopy::of));
+    already_stored(append.tenant, append.stream, append.events, copies)
 }
 
 #[cfg(test)]

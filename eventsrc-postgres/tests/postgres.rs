@@ -239,13 +239,16 @@ async fn corrupt_rows_are_typed_errors_naming_the_event() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, StoreError::Corrupt { position, .. } if Some(position) == second.global_position),
+        matches!(error, StoreError::Corrupt { position, .. } if position == second.global_position),
         "{error:?}"
     );
     assert!(error.to_string().contains("schema version -1"), "{error}");
     let error = repository.load::<Counter>(&7).await.unwrap_err();
+    let position = second.global_position.unwrap();
     assert!(
-        error.to_string().contains("`counter-7` stream version 2"),
+        error.to_string().contains(&format!(
+            "stream `counter-7`, version 2, position {position}"
+        )),
         "{error}"
     );
 

@@ -75,18 +75,3 @@ pub fn delete(conn: &Connection, tenant: &Tenant, name: &str) -> rusqlite::Resul
         .execute(params![tenant.as_str(), name])
         .map(drop)
 }
-
-/// The position of the tenant's last event (`GlobalPosition::START` when there is none).
-pub fn head(conn: &Connection, tenant: &Tenant) -> rusqlite::Result<GlobalPosition> {
-    conn.prepare_cached(
-        "SELECT commit_seq, position FROM events WHERE tenant = ?1 ORDER BY position DESC LIMIT 1",
-    )?
-    .query_row([tenant.as_str()], |r| {
-        Ok(GlobalPosition::new(
-            r.get::<_, i64>(0)? as u64,
-            r.get::<_, i64>(1)? as u64,
-        ))
-    })
-    .optional()
-    .map(|head| head.unwrap_or(GlobalPosition::START))
-}

@@ -1,5 +1,9 @@
 //! Inline projections: SQL read models updated inside the transaction of every append.
 //!
+//! A leaf the writer thread calls: the writer owns the requests (registering one is a
+//! `writer::Request::AddInline`) and hands this module the projections to keep, the appends
+//! to apply them to and the turns to catch up in; nothing here knows of the writer.
+//!
 //! They live on the writer thread. A new one first catches up from its checkpoint, one page
 //! per turn of the writer loop, so appends keep flowing meanwhile (they skip it; the catch-up
 //! reads their events from the log later). The page that reaches the head makes it live: no
@@ -13,7 +17,7 @@ use eventsrc_core::runner::Progress;
 
 use eventsrc_core::RunError;
 
-use eventsrc_core::backend::{decode, inline_refusal, stored_types};
+use eventsrc_core::backend::{decode, inline_refusal};
 use eventsrc_core::store::EventFilter;
 use eventsrc_core::store::ReadAll;
 use eventsrc_core::{
@@ -23,13 +27,13 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::projection::{self, ReadModelError, SqliteProjection};
-use crate::{SqliteEventStore, backend, checkpoint, closed, rows, writer};
+use crate::{backend, checkpoint, rows};
 
 /// Events per catch-up transaction: the longest an append waits behind a registration.
 const PAGE: usize = 1000;
 
 /// A projection as the writer thread drives it, its event type erased.
-trait Inline: Send {
+pub trait Inline: Send {
     fn setup(&mut self, name: &str, tx: &Transaction<'_>) -> Result<(), ReadModelError>;
 
     /// Decodes and applies one event (skipped if the projection skips its type).
@@ -71,10 +75,34 @@ pub struct Slot {
 
 struct CatchUp {
     progress: Progress,
-    reply: oneshot::Sender<Result<Progress, RunError>>,
+    reply: Reply,
 }
 
+/// Where a registration is answered: with how far the catch-up got, once it is live.
+pub type Reply = oneshot::Sender<Result<Progress, RunError>>;
+
 impl Slot {
+    /// A projection of `tenant`'s events under `name`, reading the events `filter` admits; it
+    /// catches up first, then `reply` is answered.
+    pub fn new(
+        tenant: Tenant,
+        name: String,
+        filter: EventFilter,
+        projection: Box<dyn Inline>,
+        reply: Reply,
+    ) -> Self {
+        Self {
+            tenant,
+            name,
+            filter,
+            projection,
+            catching_up: Some(CatchUp {
+                progress: Progress::default(),
+                reply,
+            }),
+        }
+    }
+
     fn fail(self, error: RunError) {
         if let Some(catch_up) = self.catching_up {
             let _ = catch_up.reply.send(Err(error));
@@ -200,7 +228,7 @@ fn catch_up_page(conn: &mut Connection, slot: &mut Slot) -> Result<bool, RunErro
         .map_err(store_error)?;
     let stored = checkpoint::load(&tx, &slot.tenant, &slot.name).map_err(store_error)?;
     let after = stored.map_or(GlobalPosition::START, |s| s.position);
-    let head = checkpoint::head(&tx, &slot.tenant).map_err(store_error)?;
+    let head = rows::head(&tx, &slot.tenant).map_err(|e| RunError::store(&name, e))?;
     let read = ReadAll {
         after,
         limit: PAGE,
@@ -261,102 +289,6 @@ pub fn records(
             recorded_at,
         })
         .collect()
-}
-
-impl SqliteEventStore {
-    /// Registers an inline projection for this handle's tenant under
-    /// [`SqliteProjection::NAME`]: see [`add_inline_named`](Self::add_inline_named).
-    pub async fn add_inline<P: SqliteProjection>(
-        &self,
-        projection: P,
-    ) -> Result<Progress, RunError> {
-        self.add_inline_named(P::NAME, projection).await
-    }
-
-    /// Registers an inline projection for this handle's tenant: its tables are updated inside
-    /// the transaction of every append, so a query right after an append sees it (no
-    /// read-your-writes wait), at the price of the append's latency.
-    ///
-    /// It sets up its tables and catches up from its checkpoint (`name`) to the head of the
-    /// log on the writer thread, a page of events per transaction between appends; this
-    /// returns once it has, with how far it got. From then on, every append of this tenant
-    /// applies it in the append's own transaction and moves its checkpoint there: an append
-    /// it fails on fails with [`StoreError::Refused`], naming it
-    /// and the event, and stores nothing. Registrations last as long as the store (all its handles): register again
-    /// after each open. A failing catch-up unregisters it and returns the error; dropping
-    /// this future does not cancel the registration.
-    ///
-    /// ```
-    /// # use eventsrc::{Event, RecordedEvent};
-    /// # use eventsrc_sqlite::SqliteProjection;
-    /// # use eventsrc_sqlite::rusqlite::{Transaction, params};
-    /// # use serde::{Deserialize, Serialize};
-    /// # #[derive(Event, Serialize, Deserialize, Debug)]
-    /// # struct ItemAdded { sku: String }
-    /// /// Items sold per SKU (a sales report), kept in step with every append.
-    /// struct Sold;
-    ///
-    /// impl SqliteProjection for Sold {
-    ///     const NAME: &'static str = "sold";
-    ///     type Event = ItemAdded;
-    ///     type Error = eventsrc_sqlite::rusqlite::Error;
-    ///     fn setup(&mut self, tx: &Transaction<'_>) -> Result<(), Self::Error> {
-    ///         tx.execute_batch("CREATE TABLE IF NOT EXISTS sold (sku TEXT PRIMARY KEY, n INTEGER NOT NULL)")
-    ///     }
-    ///     fn apply(&mut self, tx: &Transaction<'_>, added: ItemAdded, _: &RecordedEvent) -> Result<(), Self::Error> {
-    ///         tx.prepare_cached("INSERT INTO sold VALUES (?1, 1) ON CONFLICT (sku) DO UPDATE SET n = n + 1")?
-    ///             .execute(params![added.sku])
-    ///             .map(drop)
-    ///     }
-    /// }
-    ///
-    /// use eventsrc::{EventStore, ExpectedVersion, Metadata, NewEvent, StreamId};
-    /// use eventsrc_sqlite::SqliteEventStore;
-    ///
-    /// # tokio::runtime::Runtime::new()?.block_on(async {
-    /// let store = SqliteEventStore::open_in_memory().await?;
-    /// store.add_inline(Sold).await?;
-    /// let cart = StreamId::new("cart", 1)?;
-    /// let added = NewEvent::from_event(&ItemAdded { sku: "laptop".into() }, Metadata::new())?;
-    /// store.append(&cart, ExpectedVersion::Any, vec![added]).await?;
-    /// // Already there: same transaction as the append.
-    /// let n: i64 = store.read_with(|db| db.query_row("SELECT n FROM sold WHERE sku = 'laptop'", [], |r| r.get(0))).await?;
-    /// assert_eq!(n, 1);
-    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub async fn add_inline_named<P: SqliteProjection>(
-        &self,
-        name: impl Into<String>,
-        projection: P,
-    ) -> Result<Progress, RunError> {
-        let name = name.into();
-        let filter = EventFilter {
-            event_types: stored_types::<P::Event>(P::UNKNOWN_EVENTS)
-                .unwrap_or_default()
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
-            categories: Vec::new(),
-        };
-        let (reply, answer) = oneshot::channel();
-        let slot = Slot {
-            tenant: self.tenant.clone(),
-            name: name.clone(),
-            filter,
-            projection: Box::new(projection),
-            catching_up: Some(CatchUp {
-                progress: Progress::default(),
-                reply,
-            }),
-        };
-        let gone = || RunError::store(&name, closed());
-        self.shared
-            .writer
-            .send(writer::Request::AddInline(slot))
-            .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
-    }
 }
 
 #[cfg(test)]

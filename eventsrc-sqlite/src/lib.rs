@@ -52,6 +52,16 @@
 //! another process's readers (they poll); checkpoints fence every read model batch under
 //! SQLite's write lock, whoever leads.
 //!
+//! # Damaged rows
+//!
+//! A row changed behind the store's back so that it no longer reads as an event (a payload
+//! stored as a blob, a version stored as text, metadata that is not JSON) is
+//! [`StoreError::Corrupt`], naming its stream, version, position and column as far as they
+//! can be read, on every read that meets it. Appends to its stream go on unless they need the
+//! row: one whose version is the stream's highest and does not read as a positive integer
+//! (the next version cannot be known), or one holding an id the append carries (a retry must
+//! be compared with it). Those fail with the same error; repair the row and they go through.
+//!
 //! Every write runs on the one writer thread (appends, read model batches, inline
 //! projections, `write_with`), in the order it was sent: a read model batch never waits for
 //! SQLite's lock behind an append of the same process, and never interleaves with one.
@@ -464,11 +474,12 @@ impl EventStore for SqliteEventStore {
         match &self.shared.readers {
             // Blocking in place lets the visitor borrow straight from SQLite's row buffers.
             Some(readers) if may_block_in_place() => tokio::task::block_in_place(|| {
-                readers.with(|conn| rows::visit_rows(conn, stream, query, visit))
+                readers.with(|conn| rows::visit_rows(conn, &self.tenant, stream, query, visit))
             }),
             _ => {
+                let (tenant, owned) = (self.tenant.clone(), stream.clone());
                 let compact = self
-                    .read(move |conn| rows::query_compact(conn, query))
+                    .read(move |conn| rows::query_compact(conn, &tenant, &owned, query))
                     .await?;
                 compact.visit(stream, visit)
             }
@@ -487,19 +498,13 @@ impl EventStore for SqliteEventStore {
 
     async fn stream_version(&self, stream: &StreamId) -> Result<StreamVersion, StoreError> {
         let (tenant, stream) = (self.tenant.clone(), stream.clone());
-        self.read(move |conn| {
-            conn.prepare_cached("SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE tenant = ?1 AND stream = ?2")
-                .and_then(|mut s| s.query_row(params![tenant.as_str(), stream.as_str()], |r| r.get::<_, i64>(0)))
-                .map(|v| StreamVersion(v as u64))
-                .map_err(backend)
-        })
-        .await
+        self.read(move |conn| rows::current_version(conn, &tenant, &stream))
+            .await
     }
 
     async fn head_position(&self) -> Result<GlobalPosition, StoreError> {
         let tenant = self.tenant.clone();
-        self.read(move |conn| checkpoint::head(conn, &tenant).map_err(backend))
-            .await
+        self.read(move |conn| rows::head(conn, &tenant)).await
     }
 
     /// Moves after every commit of the writer thread that stored events (one commit may hold

@@ -10,7 +10,8 @@ use eventsrc_core::{
     EventId, GlobalPosition, Metadata, RecordedEvent, StreamId, StreamVersion, Tenant, Timestamp,
     Uuid,
 };
-use rusqlite::{Connection, Row, params_from_iter, types::Value};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use crate::backend;
 
@@ -19,8 +20,9 @@ pub const COLUMNS: &str = "position, commit_seq, stream, stream_version, event_i
                        schema_version, payload, metadata, recorded_at";
 
 /// The columns a visit needs: what folding an aggregate reads, nothing more (each column costs
-/// about as much to extract as a payload decode saves).
-const VISIT_COLUMNS: &str = "stream_version, event_type, schema_version, payload";
+/// about as much to extract as a payload decode saves), after the position (the rowid, nearly
+/// free), which is only read to find a corrupt row again.
+const VISIT_COLUMNS: &str = "position, stream_version, event_type, schema_version, payload";
 
 /// One stream read as SQL and parameters.
 pub fn stream_query(tenant: &Tenant, stream: &StreamId, read: ReadStream) -> (String, Vec<Value>) {
@@ -111,6 +113,9 @@ pub fn query_records(
 
 /// Builds records from rows whose first columns are [`COLUMNS`], sharing the stream and type
 /// name of consecutive rows that repeat them.
+///
+/// A row that cannot be read is [`StoreError::Corrupt`], naming its stream, version and
+/// position as far as they can be read and the column at fault.
 pub struct RecordReader<'t> {
     tenant: &'t Tenant,
     last_stream: Option<StreamId>,
@@ -129,22 +134,194 @@ impl<'t> RecordReader<'t> {
 
     /// The record in `row`.
     pub fn read(&mut self, row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
-        let head = Head::read(row)?;
-        let stream = stream_of(row, head.position, &mut self.last_stream)?;
-        let metadata = metadata_of(row, head.position)?;
+        // First what locates the row, so that any other fault can name it.
+        let position = position_of(row, 0, 1);
+        let stream = stream_of(row, 2, &mut self.last_stream);
+        let version = version_of(row, 3);
+        let (position, stream, version) = match (position, stream, version) {
+            (Ok(position), Ok(stream), Ok(version)) => (position, stream, version),
+            (position, stream, version) => {
+                let reason = [
+                    position.as_ref().err(),
+                    stream.as_ref().err(),
+                    version.as_ref().err(),
+                ]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join("; ");
+                return Err(StoreError::Corrupt {
+                    stream: stream.ok(),
+                    version: version.ok(),
+                    position: position.ok(),
+                    reason,
+                });
+            }
+        };
+        let corrupt = |reason: String| StoreError::Corrupt {
+            stream: Some(stream.clone()),
+            version: Some(version),
+            position: Some(position),
+            reason,
+        };
+        let event_id = event_id_of(row, 4).map_err(corrupt)?;
+        let event_type = text(row, 5).map_err(corrupt)?;
+        let schema_version = schema_version_of(row, 6).map_err(corrupt)?;
+        let payload = text(row, 7).map_err(corrupt)?;
+        let metadata = metadata_of(row, 8).map_err(corrupt)?;
+        let recorded_at = int(row, 9).map_err(corrupt)?;
         Ok(RecordedEvent {
-            event_id: head.event_id,
+            event_id,
             stream,
-            stream_version: head.stream_version,
-            global_position: head.position,
+            stream_version: version,
+            global_position: position,
             tenant: self.tenant.clone(),
-            event_type: shared_name(text(row, 5, head.position)?, &mut self.last_type),
-            schema_version: head.schema_version,
-            payload: Arc::from(text(row, 7, head.position)?),
+            event_type: shared_name(event_type, &mut self.last_type),
+            schema_version,
+            payload: Arc::from(payload),
             metadata,
-            recorded_at: head.recorded_at,
+            recorded_at: Timestamp::from_micros(recorded_at),
         })
     }
+}
+
+/// The error of the stored event at `position` (the rowid), read again in full: a query that
+/// met it read too few columns to name it. `fallback` is that query's own reason, for a row
+/// that reads cleanly the second time (changed meanwhile).
+fn corrupt_at(
+    conn: &Connection,
+    tenant: &Tenant,
+    stream: Option<&StreamId>,
+    position: Option<i64>,
+    fallback: String,
+) -> StoreError {
+    let unlocated = |reason: String| StoreError::Corrupt {
+        stream: stream.cloned(),
+        version: None,
+        position: None,
+        reason,
+    };
+    let Some(position) = position else {
+        return unlocated(fallback);
+    };
+    let query = (
+        format!("SELECT {COLUMNS} FROM events WHERE position = ?1"),
+        vec![Value::Integer(position)],
+    );
+    match query_records(conn, tenant, stream, query, 1) {
+        Err(error) => error,
+        Ok(_) => unlocated(format!("{fallback} (the row read cleanly when read again)")),
+    }
+}
+
+/// The position of the tenant's last event (`GlobalPosition::START` when there is none): the
+/// head of its log. A last event whose position does not read is its
+/// [`StoreError::Corrupt`].
+pub fn head(conn: &Connection, tenant: &Tenant) -> Result<GlobalPosition, StoreError> {
+    let last = conn
+        .prepare_cached(
+            "SELECT position, commit_seq FROM events WHERE tenant = ?1 \
+             ORDER BY position DESC LIMIT 1",
+        )
+        .and_then(|mut s| {
+            s.query_row([tenant.as_str()], |r| {
+                Ok((r.get::<_, i64>(0)?, position_of(r, 0, 1)))
+            })
+            .optional()
+        })
+        .map_err(backend)?;
+    match last {
+        None => Ok(GlobalPosition::START),
+        Some((_, Ok(position))) => Ok(position),
+        Some((rowid, Err(reason))) => Err(corrupt_at(conn, tenant, None, Some(rowid), reason)),
+    }
+}
+
+/// The stream's current version: its highest, `StreamVersion::NONE` when it has no events.
+///
+/// An append needs it, so a highest version that is not a positive integer (a row whose
+/// version reads as text, a blob, a real number, zero or less) fails with that row's
+/// [`StoreError::Corrupt`]: the next version cannot be known without it. Corrupt rows below
+/// the highest version, and corrupt columns other than the version, do not stop an append.
+pub fn current_version(
+    conn: &Connection,
+    tenant: &Tenant,
+    stream: &StreamId,
+) -> Result<StreamVersion, StoreError> {
+    let highest = conn
+        .prepare_cached("SELECT MAX(stream_version) FROM events WHERE tenant = ?1 AND stream = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![tenant.as_str(), stream.as_str()], |r| {
+                Ok(match r.get_ref(0)? {
+                    ValueRef::Null => Some(0),
+                    ValueRef::Integer(version) if version >= 1 => Some(version as u64),
+                    _ => None,
+                })
+            })
+        })
+        .map_err(backend)?;
+    if let Some(version) = highest {
+        return Ok(StreamVersion(version));
+    }
+    // The highest version is not one: find the row that holds it.
+    let query = (
+        format!(
+            "SELECT {COLUMNS} FROM events WHERE tenant = ?1 AND stream = ?2 \
+             AND (typeof(stream_version) <> 'integer' OR stream_version < 1) \
+             ORDER BY position LIMIT 1"
+        ),
+        vec![
+            Value::Text(tenant.as_str().to_owned()),
+            Value::Text(stream.as_str().to_owned()),
+        ],
+    );
+    match query_records(conn, tenant, Some(stream), query, 1) {
+        Err(error) => Err(error),
+        Ok(_) => Err(StoreError::Corrupt {
+            stream: Some(stream.clone()),
+            version: None,
+            position: None,
+            reason: "the stream's highest version is not a positive integer".to_owned(),
+        }),
+    }
+}
+
+/// The stored copies of a batch's event ids, one per event in batch order (`None` where the
+/// id is not stored), each with the tenant it is stored under: what
+/// [`already_stored`](eventsrc_core::backend::already_stored) compares. A stored copy that
+/// cannot be read is its [`StoreError::Corrupt`]: a retry cannot be told from a reused id
+/// without it.
+pub fn stored_copies(
+    conn: &Connection,
+    ids: impl IntoIterator<Item = EventId>,
+) -> Result<Vec<Option<RecordedEvent>>, StoreError> {
+    let mut lookup = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS}, tenant FROM events WHERE event_id = ?1"
+        ))
+        .map_err(backend)?;
+    let mut copies = Vec::new();
+    for id in ids {
+        let mut rows = lookup.query([id.0.as_bytes()]).map_err(backend)?;
+        let copy = match rows.next().map_err(backend)? {
+            None => None,
+            Some(row) => {
+                let tenant =
+                    text(row, 10)
+                        .map(Tenant::from)
+                        .map_err(|reason| StoreError::Corrupt {
+                            stream: None,
+                            version: None,
+                            position: position_of(row, 0, 1).ok(),
+                            reason,
+                        })?;
+                Some(RecordReader::new(&tenant, None).read(row)?)
+            }
+        };
+        copies.push(copy);
+    }
+    Ok(copies)
 }
 
 /// The rows of one stream read, packed for visiting: versions in one vector, every type name
@@ -155,50 +332,39 @@ pub struct Compact {
     text: String,
 }
 
-/// Reads one visit row: stream version, event type, schema version, payload.
-fn visit_row<'r>(row: &'r Row<'_>) -> Result<(StreamVersion, &'r str, u32, &'r str), StoreError> {
-    let int = |column: usize| {
-        row.get_ref(column)
-            .and_then(|v| Ok(v.as_i64()?))
-            .map_err(backend)
-    };
-    let version = int(0)?;
-    let corrupt = |reason: String| StoreError::Corrupt {
-        position: GlobalPosition::START,
-        reason,
-    };
-    let schema_version = u32::try_from(int(2)?).map_err(|_| {
-        corrupt(format!(
-            "stream version {version}: schema version out of range"
+/// A visit row ([`VISIT_COLUMNS`]) as a visit hands it out: stream version, event type,
+/// schema version, payload.
+type VisitRow<'r> = (StreamVersion, &'r str, u32, &'r str);
+
+/// Reads one visit row, or says why not with the row's position (its rowid), so that the
+/// caller can read it again in full to name it.
+fn visit_row<'r>(row: &'r Row<'_>) -> Result<VisitRow<'r>, (Option<i64>, String)> {
+    fn read<'r>(row: &'r Row<'_>) -> Result<VisitRow<'r>, String> {
+        Ok((
+            version_of(row, 1)?,
+            text(row, 2)?,
+            schema_version_of(row, 3)?,
+            text(row, 4)?,
         ))
-    })?;
-    let text = |column: usize| {
-        row.get_ref(column)
-            .map_err(backend)?
-            .as_str()
-            .map_err(|e| corrupt(format!("stream version {version}, column {column}: {e}")))
-    };
-    if version < 1 {
-        return Err(corrupt(format!("stream version {version}")));
     }
-    Ok((
-        StreamVersion(version as u64),
-        text(1)?,
-        schema_version,
-        text(3)?,
-    ))
+    read(row).map_err(|reason| (int(row, 0).ok(), reason))
 }
 
 /// Runs a visit query into a [`Compact`].
 pub fn query_compact(
     conn: &Connection,
+    tenant: &Tenant,
+    stream: &StreamId,
     (sql, params): (String, Vec<Value>),
 ) -> Result<Compact, StoreError> {
     let mut statement = conn.prepare_cached(&sql).map_err(backend)?;
     let mut rows = statement.query(params_from_iter(params)).map_err(backend)?;
     let mut compact = Compact::default();
     while let Some(row) = rows.next().map_err(backend)? {
-        let (version, event_type, schema_version, payload) = visit_row(row)?;
+        let (version, event_type, schema_version, payload) =
+            visit_row(row).map_err(|(position, reason)| {
+                corrupt_at(conn, tenant, Some(stream), position, reason)
+            })?;
         let start = compact.text.len();
         compact.text.push_str(event_type);
         let type_end = compact.text.len();
@@ -216,6 +382,7 @@ pub fn query_compact(
 /// buffer: no copy at all.
 pub fn visit_rows<E: From<StoreError>>(
     conn: &Connection,
+    tenant: &Tenant,
     stream: &StreamId,
     (sql, params): (String, Vec<Value>),
     mut visit: impl FnMut(StoredEvent<'_>) -> Result<(), E>,
@@ -223,7 +390,10 @@ pub fn visit_rows<E: From<StoreError>>(
     let mut statement = conn.prepare_cached(&sql).map_err(backend)?;
     let mut rows = statement.query(params_from_iter(params)).map_err(backend)?;
     while let Some(row) = rows.next().map_err(backend)? {
-        let (stream_version, event_type, schema_version, payload) = visit_row(row)?;
+        let (stream_version, event_type, schema_version, payload) =
+            visit_row(row).map_err(|(position, reason)| {
+                corrupt_at(conn, tenant, Some(stream), position, reason)
+            })?;
         visit(StoredEvent {
             stream,
             stream_version,
@@ -255,66 +425,105 @@ impl Compact {
     }
 }
 
-/// The fixed-size columns of an event row.
-#[derive(Clone, Copy)]
-struct Head {
-    position: GlobalPosition,
-    stream_version: StreamVersion,
-    event_id: EventId,
-    schema_version: u32,
-    recorded_at: Timestamp,
+/// The name of a row's column, for a reason.
+fn name<'r>(row: &'r Row<'_>, column: usize) -> &'r str {
+    row.as_ref().column_name(column).unwrap_or("?")
 }
 
-impl Head {
-    fn read(row: &Row<'_>) -> Result<Self, StoreError> {
-        let int = |column: usize| {
-            row.get_ref(column)
-                .map_err(backend)?
-                .as_i64()
-                .map_err(StoreError::backend)
-        };
-        let sequence = int(0)?;
-        let commit = int(1)?;
-        let position = GlobalPosition::new(commit as u64, sequence as u64);
-        let corrupt = |reason: String| StoreError::Corrupt { position, reason };
-        let stream_version = int(3)?;
-        let id = row
-            .get_ref(4)
-            .map_err(backend)?
-            .as_blob()
-            .map_err(|e| corrupt(format!("event_id: {e}")))?;
-        let id: [u8; 16] = id
-            .try_into()
-            .map_err(|_| corrupt(format!("event_id has {} bytes, not 16", id.len())))?;
-        let schema_version = int(6)?;
-        let recorded_at = int(9)?;
-        if stream_version < 1 || !(0..=i64::from(u32::MAX)).contains(&schema_version) {
-            return Err(corrupt(format!(
-                "stream version {stream_version}, schema version {schema_version}"
-            )));
-        }
-        Ok(Self {
-            position,
-            stream_version: StreamVersion(stream_version as u64),
-            event_id: EventId(Uuid::from_bytes(id)),
-            schema_version: schema_version as u32,
-            recorded_at: Timestamp::from_micros(recorded_at),
-        })
+/// What a stored value is, for a reason: "holds {kind}, not ...".
+fn kind(value: ValueRef<'_>) -> &'static str {
+    match value {
+        ValueRef::Null => "null",
+        ValueRef::Integer(_) => "an integer",
+        ValueRef::Real(_) => "a real number",
+        ValueRef::Text(_) => "text",
+        ValueRef::Blob(_) => "a blob",
     }
 }
 
-fn text<'r>(
-    row: &'r Row<'_>,
-    column: usize,
-    position: GlobalPosition,
-) -> Result<&'r str, StoreError> {
+/// The value of a column, or a reason naming it.
+fn value<'r>(row: &'r Row<'_>, column: usize) -> Result<ValueRef<'r>, String> {
     row.get_ref(column)
-        .map_err(backend)?
-        .as_str()
-        .map_err(|e| StoreError::Corrupt {
-            position,
-            reason: format!("column {column}: {e}"),
-        })
+        .map_err(|e| format!("column `{}`: {e}", name(row, column)))
+}
+
+fn int(row: &Row<'_>, column: usize) -> Result<i64, String> {
+    match value(row, column)? {
+        ValueRef::Integer(n) => Ok(n),
+        other => Err(format!(
+            "column `{}` holds {}, not an integer",
+            name(row, column),
+            kind(other)
+        )),
+    }
+}
+
+fn text<'r>(row: &'r Row<'_>, column: usize) -> Result<&'r str, String> {
+    match value(row, column)? {
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes)
+            .map_err(|e| format!("column `{}` is not UTF-8: {e}", name(row, column))),
+        other => Err(format!(
+            "column `{}` holds {}, not text",
+            name(row, column),
+            kind(other)
+        )),
+    }
+}
+
+/// A positive integer column.
+fn positive(row: &Row<'_>, column: usize) -> Result<u64, String> {
+    match int(row, column)? {
+        n if n >= 1 => Ok(n as u64),
+        n => Err(format!(
+            "column `{}` holds {n}, which is not positive",
+            name(row, column)
+        )),
+    }
+}
+
+/// The position from its sequence and commit columns.
+fn position_of(row: &Row<'_>, sequence: usize, commit: usize) -> Result<GlobalPosition, String> {
+    let sequence = positive(row, sequence);
+    let commit = positive(row, commit);
+    match (commit, sequence) {
+        (Ok(commit), Ok(sequence)) => Ok(GlobalPosition::new(commit, sequence)),
+        (Err(reason), Ok(_)) | (Ok(_), Err(reason)) => Err(reason),
+        (Err(commit), Err(sequence)) => Err(format!("{sequence}; {commit}")),
+    }
+}
+
+fn version_of(row: &Row<'_>, column: usize) -> Result<StreamVersion, String> {
+    positive(row, column).map(StreamVersion)
+}
+
+fn schema_version_of(row: &Row<'_>, column: usize) -> Result<u32, String> {
+    let version = int(row, column)?;
+    u32::try_from(version).map_err(|_| {
+        format!(
+            "column `{}` holds {version}, outside 0..={}",
+            name(row, column),
+            u32::MAX
+        )
+    })
+}
+
+fn event_id_of(row: &Row<'_>, column: usize) -> Result<EventId, String> {
+    match value(row, column)? {
+        ValueRef::Blob(bytes) => <[u8; 16]>::try_from(bytes)
+            .map(|id| EventId(Uuid::from_bytes(id)))
+            .map_err(|_| {
+                format!(
+                    "column `{}` holds {} bytes, not 16",
+                    name(row, column),
+                    bytes.len()
+                )
+            }),
+        other => Err(format!(
+            "column `{}` holds {}, not a 16-byte blob",
+            name(row, column),
+            kind(other)
+        )),
+    }
 }
 
 /// The row's event type, sharing the previous row's allocation when the name is the same.
@@ -333,31 +542,31 @@ fn shared_name(name: &str, last: &mut Option<Arc<str>>) -> Arc<str> {
 /// or runs of one stream in the global log, parse it once).
 fn stream_of(
     row: &Row<'_>,
-    position: GlobalPosition,
+    column: usize,
     last: &mut Option<StreamId>,
-) -> Result<StreamId, StoreError> {
-    let name = text(row, 2, position)?;
+) -> Result<StreamId, String> {
+    let name = text(row, column)?;
     if let Some(stream) = last.as_ref().filter(|s| s.as_str() == name) {
         return Ok(stream.clone());
     }
-    let stream: StreamId = name.parse().map_err(|e| StoreError::Corrupt {
-        position,
-        reason: format!("{e}"),
-    })?;
+    let stream: StreamId = name.parse().map_err(|e| format!("column `stream`: {e}"))?;
     *last = Some(stream.clone());
     Ok(stream)
 }
 
-fn metadata_of(row: &Row<'_>, position: GlobalPosition) -> Result<Metadata, StoreError> {
-    match row.get_ref(8).map_err(backend)?.as_str_or_null() {
-        Ok(None) => Ok(Metadata::default()),
-        Ok(Some(json)) => serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
-            position,
-            reason: format!("metadata: {e}"),
+fn metadata_of(row: &Row<'_>, column: usize) -> Result<Metadata, String> {
+    match value(row, column)? {
+        ValueRef::Null => Ok(Metadata::default()),
+        ValueRef::Text(_) => serde_json::from_str(text(row, column)?).map_err(|e| {
+            format!(
+                "column `{}` is not a JSON object of metadata: {e}",
+                name(row, column)
+            )
         }),
-        Err(e) => Err(StoreError::Corrupt {
-            position,
-            reason: format!("metadata: {e}"),
-        }),
+        other => Err(format!(
+            "column `{}` holds {}, not JSON text",
+            name(row, column),
+            kind(other)
+        )),
     }
 }

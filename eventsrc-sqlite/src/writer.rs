@@ -10,22 +10,20 @@
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 
-use eventsrc_core::store::AppendResult;
+use eventsrc_core::store::{AppendResult, EventFilter};
 
 use eventsrc_core::StoreError;
 
-use eventsrc_core::backend::encode_metadata;
+use eventsrc_core::backend::{StoredCopy, already_stored, encode_metadata};
 use eventsrc_core::time::Clock;
 use eventsrc_core::{
-    ExpectedVersion, GlobalPosition, Metadata, NewEvent, StreamId, StreamVersion, Tenant, Timestamp,
+    ExpectedVersion, GlobalPosition, NewEvent, StreamId, StreamVersion, Tenant, Timestamp,
 };
-use rusqlite::{
-    Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
-};
+use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior, params};
 use tokio::sync::{oneshot, watch};
 
-use crate::backend;
-use crate::inline::{self, InlineProjections, Slot};
+use crate::inline::{self, Inline, InlineProjections, Slot};
+use crate::{backend, rows};
 
 /// The most appends one transaction takes.
 const MAX_GROUP: usize = 256;
@@ -39,7 +37,16 @@ pub enum Request {
     /// connection).
     Run(Box<dyn FnOnce(&mut Connection) + Send>),
     /// Register an inline projection; it is answered once it has caught up.
-    AddInline(Slot),
+    AddInline(AddInline),
+}
+
+/// An inline projection to register, and where to answer once it has caught up.
+pub struct AddInline {
+    pub tenant: Tenant,
+    pub name: String,
+    pub filter: EventFilter,
+    pub projection: Box<dyn Inline>,
+    pub reply: inline::Reply,
 }
 
 /// One append and where to answer it.
@@ -123,8 +130,15 @@ impl Writer {
                 self.commit_group();
                 job(&mut self.conn);
             }
-            Request::AddInline(slot) => {
+            Request::AddInline(AddInline {
+                tenant,
+                name,
+                filter,
+                projection,
+                reply,
+            }) => {
                 self.commit_group();
+                let slot = Slot::new(tenant, name, filter, projection, reply);
                 self.inline.add(&mut self.conn, slot);
             }
         }
@@ -244,23 +258,22 @@ fn append_one(
         events,
         ..
     } = append;
-    let current: i64 = conn
-        .prepare_cached(
-            "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE tenant = ?1 AND stream = ?2",
-        )
-        .and_then(|mut s| s.query_row(params![tenant.as_str(), stream.as_str()], |r| r.get(0)))
-        .map_err(backend)?;
-    if !expected.accepts(StreamVersion(current as u64)) {
+    // A corrupt row that holds the stream's highest version fails the append (naming it):
+    // the next version cannot be known without it. Other corrupt rows do not matter here.
+    let current_version = rows::current_version(conn, tenant, stream)?;
+    if !expected.accepts(current_version) {
         // A retry of an append that did commit is not a conflict.
-        if let Some(done) = already_stored(conn, append)? {
+        if let Some(done) = retried(conn, append)? {
             return Ok(Outcome::AlreadyStored(done));
         }
         return Err(StoreError::WrongExpectedVersion {
             stream: stream.clone(),
             expected: *expected,
-            actual: StreamVersion(current as u64),
+            actual: current_version,
         });
     }
+    // Stored versions are positive i64s, so this converts back losslessly.
+    let current = current_version.get() as i64;
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO events (position, commit_seq, tenant, stream, category, stream_version, \
@@ -290,7 +303,7 @@ fn append_one(
             Err(error) if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
                 // Only the event id can collide: the stream version was checked under the
                 // write lock. Either the whole batch is a retry, or an id is reused.
-                return match already_stored(conn, append)? {
+                return match retried(conn, append)? {
                     Some(done) => Ok(Outcome::AlreadyStored(done)),
                     None => Err(StoreError::DuplicateEventId {
                         event_id: event.event_id,
@@ -328,71 +341,10 @@ fn append_one(
     ))
 }
 
-/// `Some(result)` when every event of the append is already stored in this tenant and stream,
-/// in order and with the same content (an idempotent retry); `None` when none is stored; an
-/// error when some are, or any differs.
-fn already_stored(conn: &Connection, append: &Append) -> Result<Option<AppendResult>, StoreError> {
-    let mut lookup = conn
-        .prepare_cached(
-            "SELECT tenant, stream, stream_version, event_type, schema_version, payload, metadata, \
-             position, commit_seq, recorded_at FROM events WHERE event_id = ?1",
-        )
-        .map_err(backend)?;
-    let mut stored = Vec::with_capacity(append.events.len());
-    for event in &append.events {
-        let row = lookup
-            .query_row([event.event_id.0.as_bytes()], |row| {
-                let metadata = match row.get_ref(6)?.as_str_or_null()? {
-                    None => Some(Metadata::default()),
-                    Some(json) => serde_json::from_str::<Metadata>(json).ok(),
-                };
-                let same = row.get_ref(0)?.as_str()? == append.tenant.as_str()
-                    && row.get_ref(1)?.as_str()? == append.stream.as_str()
-                    && row.get_ref(3)?.as_str()? == event.event_type
-                    && row.get::<_, i64>(4)? == i64::from(event.schema_version)
-                    && row.get_ref(5)?.as_str()? == event.payload
-                    && metadata.as_ref() == Some(&event.metadata);
-                let version = StreamVersion(row.get::<_, i64>(2)? as u64);
-                let position =
-                    GlobalPosition::new(row.get::<_, i64>(8)? as u64, row.get::<_, i64>(7)? as u64);
-                let recorded_at = Timestamp::from_micros(row.get(9)?);
-                Ok((same, version, position, recorded_at))
-            })
-            .optional()
-            .map_err(backend)?;
-        stored.push(row);
-    }
-    let Some(first) = stored.iter().position(Option::is_some) else {
-        return Ok(None);
-    };
-    let duplicate = |index: usize| StoreError::DuplicateEventId {
-        event_id: append.events[index].event_id,
-        stream: append.stream.clone(),
-    };
-    // A retry is the whole batch, stored in this stream, in order, with the same content.
-    let mut previous: Option<StreamVersion> = None;
-    for (index, row) in stored.iter().enumerate() {
-        match row {
-            None => return Err(duplicate(first)),
-            Some((false, ..)) => return Err(duplicate(index)),
-            Some((true, version, ..)) if previous.is_some_and(|p| p.advance(1) != *version) => {
-                return Err(duplicate(index));
-            }
-            Some((true, version, ..)) => previous = Some(*version),
-        }
-    }
-    let first_version = stored.first().and_then(|r| r.as_ref()).map(|r| r.1);
-    let last = stored.last().and_then(|r| r.as_ref());
-    match (first_version, last) {
-        (Some(first_version), Some((_, version, position, recorded_at))) => {
-            Ok(Some(AppendResult {
-                first_version,
-                stream_version: *version,
-                position: *position,
-                recorded_at: *recorded_at,
-                already_stored: true,
-            }))
-        }
-        _ => Err(duplicate(first)),
-    }
+/// `Some(result)` when the append is a retry of one already stored; `None` when none of its
+/// ids is stored; [`StoreError::DuplicateEventId`] otherwise (the rule all backends share).
+fn retried(conn: &Connection, append: &Append) -> Result<Option<AppendResult>, StoreError> {
+    let copies = rows::stored_copies(conn, append.events.iter().map(|e| e.event_id))?;
+    let copies = copies.iter().map(|copy| copy.as_ref().map(StoredCopy::of));
+    already_stored(&append.tenant, &append.stream, &append.events, copies)
 }

@@ -185,9 +185,15 @@ async fn corrupt_rows_are_typed_errors_naming_the_event() {
         .read_stream(&stream(7), ReadStream::forward())
         .await
         .unwrap_err();
-    assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
     assert!(
-        error.to_string().contains("event_id has 2 bytes"),
+        matches!(&error, StoreError::Corrupt { stream: Some(s), version: Some(StreamVersion(2)), position, .. }
+            if *s == stream(7) && *position == second.global_position),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("column `event_id` holds 2 bytes, not 16"),
         "{error}"
     );
 }

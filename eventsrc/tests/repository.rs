@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Add, Added, ChangeStatus, ConflictingStore, Lead, LeadError, LeadEvent, OpenLead, Rename,
-    SetFollowup, Status, Tally,
+    Add, Added, ChangeStatus, ConflictingStore, GappedStore, Lead, LeadError, LeadEvent, OpenLead,
+    Rename, SetFollowup, Status, Tally,
 };
 use eventsrc::Tenants;
 use eventsrc::store::{ReadAll, ReadStream, Snapshot};
@@ -1096,4 +1096,128 @@ async fn committed_events_decode_from_the_global_log() {
         leads[0].decode::<LeadEvent>().unwrap(),
         LeadEvent::opened("Ada")
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gaps in a stream's versions
+
+/// The versions a gap error names, after checking it names lead `ID`'s stream.
+#[track_caller]
+fn gap(error: LoadError) -> (StreamVersion, StreamVersion) {
+    match error {
+        LoadError::Gap {
+            stream,
+            expected,
+            found,
+        } => {
+            assert_eq!(stream, Lead::stream_id(&ID).unwrap());
+            (expected, found)
+        }
+        other => panic!("expected a gap, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_gap_in_the_versions_fails_every_fold_of_the_stream() {
+    let clock = ManualClock::new(Timestamp::from_micros(1_000_000));
+    let store = lead_with_history(&clock).await.store().clone();
+    let gapped = Repository::new(GappedStore::new(store.clone(), [2]));
+    let missing_second = (StreamVersion(2), StreamVersion(3));
+
+    assert_eq!(
+        gap(gapped.load::<Lead>(&ID).await.unwrap_err()),
+        missing_second
+    );
+    assert_eq!(
+        gap(gapped
+            .load_at::<Lead>(&ID, StreamVersion(3))
+            .await
+            .unwrap_err()),
+        missing_second
+    );
+    assert_eq!(
+        gap(gapped
+            .load_at_time::<Lead>(&ID, clock.now())
+            .await
+            .unwrap_err()),
+        missing_second
+    );
+    // Before the gap, the history is whole.
+    let first = gapped.load_at::<Lead>(&ID, StreamVersion(1)).await.unwrap();
+    assert_eq!(first.version, StreamVersion(1));
+    // A command is not decided on part of the history, and nothing is appended.
+    match gapped
+        .execute::<Lead, _>(&ID, ChangeStatus(Status::Closed), Metadata::new())
+        .await
+    {
+        Err(ExecuteError::Load(error)) => assert_eq!(gap(error), missing_second),
+        other => panic!("expected a gap, got {other:?}"),
+    }
+    assert_eq!(lead_events(&store, ID).await.len(), 4);
+
+    // The first event lost: the stream starts late.
+    let late = Repository::new(GappedStore::new(store.clone(), [1]));
+    let error = late.load::<Lead>(&ID).await.unwrap_err();
+    let message = error.to_string();
+    assert_eq!(gap(error), (StreamVersion(1), StreamVersion(2)));
+    assert!(
+        message.contains("`lead-1410` holds version 2 where version 1 should come next"),
+        "{message}"
+    );
+    // The whole store loads as before.
+    assert_eq!(
+        Repository::new(store)
+            .load::<Lead>(&ID)
+            .await
+            .unwrap()
+            .version,
+        StreamVersion(4)
+    );
+}
+
+#[tokio::test]
+async fn a_gap_met_while_catching_up_after_a_conflict_fails_the_command() {
+    let inner = opened_lead().await;
+    // Two appends of someone else's rename, at versions 2 and 3; version 2 is lost to reads.
+    let racing = ConflictingStore::new(inner.clone(), 2, LeadEvent::renamed("Ada Byron").to_new());
+    let repository = Repository::new(GappedStore::new(racing, [2]));
+    match repository
+        .execute::<Lead, _>(&ID, ChangeStatus(Status::Contacted), Metadata::new())
+        .await
+    {
+        Err(ExecuteError::Load(error)) => {
+            assert_eq!(gap(error), (StreamVersion(2), StreamVersion(3)));
+        }
+        other => panic!("expected a gap, got {other:?}"),
+    }
+    // Only the two renames were appended: the command itself never was.
+    let types: Vec<String> = lead_events(&inner, ID)
+        .await
+        .iter()
+        .map(|e| e.event_type.to_string())
+        .collect();
+    assert_eq!(types, [common::OPENED, common::RENAMED, common::RENAMED]);
+}
+
+#[tokio::test]
+async fn a_gap_after_a_snapshot_fails_the_load() {
+    let store = tally_with_a_forged_snapshot(1, FORGED).await;
+    let id = tally("sold");
+    Repository::new(store.clone())
+        .execute::<Tally, _>(&id, Add(vec![3]), Metadata::new())
+        .await
+        .unwrap();
+    // The snapshot covers versions 1 and 2; the load reads from 3, which is lost.
+    let gapped = Repository::new(GappedStore::new(store.clone(), [3])).with_snapshots(store);
+    match gapped.load::<Tally>(&id).await {
+        Err(LoadError::Gap {
+            stream,
+            expected,
+            found,
+        }) => {
+            assert_eq!(stream, Tally::stream_id(&id).unwrap());
+            assert_eq!((expected, found), (StreamVersion(3), StreamVersion(4)));
+        }
+        other => panic!("expected a gap, got {other:?}"),
+    }
 }

@@ -15,6 +15,7 @@
 //! [`Tenant`]: crate::Tenant
 
 mod pointers;
+pub(crate) mod retry;
 pub(crate) mod traits;
 
 pub use self::traits::{

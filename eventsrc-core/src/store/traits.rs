@@ -38,7 +38,8 @@ pub trait EventStore: Send + Sync {
     /// Appending events whose ids are all already stored in this stream with the same content is
     /// idempotent: nothing is written and the original result is returned, whatever `expected`
     /// says (a retried request). An id already stored with other content is
-    /// [`StoreError::DuplicateEventId`].
+    /// [`StoreError::DuplicateEventId`]. Backends decide this with
+    /// [`backend::already_stored`](crate::backend::already_stored), the rule written once.
     fn append(
         &self,
         stream: &StreamId,
@@ -584,12 +585,48 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
-    /// A stored row cannot be read as an event (not the payload: the row itself).
-    #[error("corrupt record at position {position}: {reason}")]
+    /// A stored record cannot be read as an event: a column of the wrong type, a version or
+    /// position out of range, metadata that is not a JSON object. (Not a payload that fails to
+    /// decode into an event type: that is a [`RecordDecodeError`](crate::RecordDecodeError).)
+    ///
+    /// It names the record by what could still be read of it; a part that could not is `None`
+    /// and prints as unreadable, never as a made-up value.
+    ///
+    /// Every read that meets the record fails with it (a load only when the record's damage
+    /// is in a column a load reads). An append fails with it only when it needs the record:
+    /// when the record holds the stream's highest version and that version is unreadable (the
+    /// next version cannot be known), or when the record holds one of the append's event ids
+    /// and must be compared as a possible retry. Other appends to the stream go on; once the
+    /// record is repaired, nothing is missing.
+    ///
+    /// ```
+    /// use eventsrc::{GlobalPosition, StoreError, StreamId, StreamVersion};
+    ///
+    /// let error = StoreError::Corrupt {
+    ///     stream: Some(StreamId::new("cart", 7)?),
+    ///     version: Some(StreamVersion(2)),
+    ///     position: None,
+    ///     reason: "column `commit_seq` holds text, not an integer".into(),
+    /// };
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     "corrupt stored event (stream `cart-7`, version 2, position unreadable): column \
+    ///      `commit_seq` holds text, not an integer; repair or remove the stored record"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[error(
+        "corrupt stored event ({}): {reason}; repair or remove the stored record",
+        RecordLocation { stream, version, position }
+    )]
     Corrupt {
-        /// Where.
-        position: GlobalPosition,
-        /// What is wrong.
+        /// The record's stream; `None` when its stream name is unreadable.
+        stream: Option<StreamId>,
+        /// The record's version in its stream; `None` when unreadable.
+        version: Option<StreamVersion>,
+        /// The record's position in the global log; `None` when unreadable.
+        position: Option<GlobalPosition>,
+        /// What is wrong, naming the column.
         reason: String,
     },
     /// A projection applied inside the append's own transaction (an inline projection) failed
@@ -685,6 +722,31 @@ pub fn inline_refusal(stream: &StreamId, error: crate::RunError) -> StoreError {
         event_type,
         projection,
         source: Box::new(error),
+    }
+}
+
+/// Where a corrupt record is, as far as it could be read: the prefix of
+/// [`StoreError::Corrupt`]'s message.
+struct RecordLocation<'a> {
+    stream: &'a Option<StreamId>,
+    version: &'a Option<StreamVersion>,
+    position: &'a Option<GlobalPosition>,
+}
+
+impl std::fmt::Display for RecordLocation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.stream {
+            Some(stream) => write!(f, "stream `{stream}`")?,
+            None => f.write_str("stream unreadable")?,
+        }
+        match self.version {
+            Some(version) => write!(f, ", version {version}")?,
+            None => f.write_str(", version unreadable")?,
+        }
+        match self.position {
+            Some(position) => write!(f, ", position {position}"),
+            None => f.write_str(", position unreadable"),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! - `Tally`: a counter whose state is snapshotted as JSON every 2 events.
 //! - `ConflictingStore`: delegates to an inner store, but before each of its first N appends it
 //!   really appends a foreign event to the stream, so the append conflicts and a retry must catch up.
+//! - `GappedStore`: delegates to an inner store, but its stream reads leave out some versions.
 
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
@@ -464,6 +465,64 @@ impl<S: EventStore> EventStore for ConflictingStore<S> {
         read: ReadStream,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_stream(stream, read).await
+    }
+
+    async fn read_all(&self, read: ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_all(read).await
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<StreamVersion, StoreError> {
+        self.inner.stream_version(stream).await
+    }
+
+    async fn head_position(&self) -> Result<GlobalPosition, StoreError> {
+        self.inner.head_position().await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GappedStore
+
+/// Delegates everything to `inner`, except that stream reads leave out the events at the
+/// `lost` versions: a store that lost events, as loads must notice. (Visits go through
+/// `read_stream`, the trait's default.)
+#[derive(Clone)]
+pub struct GappedStore<S> {
+    inner: S,
+    lost: Vec<StreamVersion>,
+}
+
+impl<S: EventStore> GappedStore<S> {
+    pub fn new(inner: S, lost: impl IntoIterator<Item = u64>) -> Self {
+        Self {
+            inner,
+            lost: lost.into_iter().map(StreamVersion).collect(),
+        }
+    }
+}
+
+impl<S: EventStore> EventStore for GappedStore<S> {
+    fn tenant(&self) -> &Tenant {
+        self.inner.tenant()
+    }
+
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        self.inner.append(stream, expected, events).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut events = self.inner.read_stream(stream, read).await?;
+        events.retain(|e| !self.lost.contains(&e.stream_version));
+        Ok(events)
     }
 
     async fn read_all(&self, read: ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
