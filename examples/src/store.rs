@@ -78,7 +78,10 @@ pub struct UsageError {
 impl From<clap::Error> for UsageError {
     fn from(error: clap::Error) -> Self {
         let rendered = error.render().to_string();
-        let message = rendered.strip_prefix("error: ").unwrap_or(&rendered).trim_end();
+        let message = rendered
+            .strip_prefix("error: ")
+            .unwrap_or(&rendered)
+            .trim_end();
         Self {
             kind: error.kind(),
             message: message.to_owned(),
@@ -165,7 +168,7 @@ impl<X: clap::Args + clap::FromArgMatches> Invocation<X> {
     pub fn read(
         program: &'static str,
         default: &str,
-    ) -> Result<Option<(eventsrc::StoreUrl, UrlSource, X)>, Box<dyn std::error::Error>> {
+    ) -> Result<Option<Demo<X>>, Box<dyn std::error::Error>> {
         match Self::from_env(program, default)? {
             Self::Help(help) => {
                 print!("{help}");
@@ -175,19 +178,34 @@ impl<X: clap::Args + clap::FromArgMatches> Invocation<X> {
                 url,
                 source,
                 options,
-            } => Ok(Some((url.parse()?, source, options))),
+            } => Ok(Some(Demo {
+                url: url.parse()?,
+                source,
+                options,
+            })),
         }
     }
 }
 
+/// What a demo runs with: [`Invocation::Run`] with its URL parsed.
+#[derive(Debug, Clone)]
+pub struct Demo<X = NoOptions> {
+    /// The store to open.
+    pub url: eventsrc::StoreUrl,
+    /// Where the URL came from.
+    pub source: UrlSource,
+    /// The demo's own options.
+    pub options: X,
+}
+
 impl Invocation {
-    /// [`Invocation::read`] for a demo without options of its own.
+    /// [`Invocation::read`] for a demo without options of its own: the store URL and where it
+    /// came from.
     pub fn store(
         program: &'static str,
         default: &str,
     ) -> Result<Option<(eventsrc::StoreUrl, UrlSource)>, Box<dyn std::error::Error>> {
-        let read = Self::read(program, default)?;
-        Ok(read.map(|(url, source, NoOptions {})| (url, source)))
+        Ok(Self::read(program, default)?.map(|demo| (demo.url, demo.source)))
     }
 }
 
@@ -241,12 +259,20 @@ mod tests {
         let default = "sqlite://eventsrc-demo.db";
         let env = || Some("sqlite://from-env.db".to_owned());
         let cases = [
-            (&["--store", "memory:"][..], env(), run("memory:", UrlSource::Flag)),
+            (
+                &["--store", "memory:"][..],
+                env(),
+                run("memory:", UrlSource::Flag),
+            ),
             (&["--store=memory:"], env(), run("memory:", UrlSource::Flag)),
             (&[], env(), run("sqlite://from-env.db", UrlSource::Env)),
             (&[], Some(" ".to_owned()), run(default, UrlSource::Default)),
             (&[], None, run(default, UrlSource::Default)),
-            (&["--store", "a:", "--store", "b:"], None, run("b:", UrlSource::Flag)),
+            (
+                &["--store", "a:", "--store", "b:"],
+                None,
+                run("b:", UrlSource::Flag),
+            ),
         ];
         for (list, env, expected) in cases {
             assert_eq!(parse(list, env), Ok(expected), "{list:?}");
@@ -261,7 +287,10 @@ mod tests {
             };
             assert!(help.starts_with("Usage: cart [OPTIONS]"), "{help}");
             assert!(help.contains("--store <url>"), "{help}");
-            assert!(help.contains("default: sqlite://eventsrc-demo.db"), "{help}");
+            assert!(
+                help.contains("default: sqlite://eventsrc-demo.db"),
+                "{help}"
+            );
             assert!(help.contains(STORE_ENV), "{help}");
             assert!(help.contains("postgres://user:password@host"), "{help}");
         }
@@ -281,10 +310,19 @@ mod tests {
         assert!(missing.message.contains("--store <url>"), "{missing}");
         let unexpected = parse(&["sqlite://x.db"], None).unwrap_err();
         assert_eq!(unexpected.kind, ErrorKind::UnknownArgument);
-        assert!(unexpected.message.contains("'sqlite://x.db'"), "{unexpected}");
-        assert!(unexpected.message.contains("Usage: cart [OPTIONS]"), "{unexpected}");
+        assert!(
+            unexpected.message.contains("'sqlite://x.db'"),
+            "{unexpected}"
+        );
+        assert!(
+            unexpected.message.contains("Usage: cart [OPTIONS]"),
+            "{unexpected}"
+        );
         // Printed after `error: ` by `exit_code`, so clap's own prefix is dropped.
-        assert!(!unexpected.to_string().starts_with("error:"), "{unexpected}");
+        assert!(
+            !unexpected.to_string().starts_with("error:"),
+            "{unexpected}"
+        );
         let rebuild = parse(&["--rebuild"], None).unwrap_err();
         assert_eq!(rebuild.kind, ErrorKind::UnknownArgument);
     }
@@ -299,14 +337,22 @@ mod tests {
 
     #[test]
     fn a_demo_adds_its_own_options_beside_the_store() {
-        let parse = |list: &[&str]| Invocation::<Rebuild>::parse("leads", args(list), None, "memory:");
+        let parse =
+            |list: &[&str]| Invocation::<Rebuild>::parse("leads", args(list), None, "memory:");
         let run = |url: &str, source, rebuild| {
             let url = url.to_owned();
             let options = Rebuild { rebuild };
-            Ok(Invocation::Run { url, source, options })
+            Ok(Invocation::Run {
+                url,
+                source,
+                options,
+            })
         };
         assert_eq!(parse(&[]), run("memory:", UrlSource::Default, false));
-        assert_eq!(parse(&["--rebuild"]), run("memory:", UrlSource::Default, true));
+        assert_eq!(
+            parse(&["--rebuild"]),
+            run("memory:", UrlSource::Default, true)
+        );
         assert_eq!(
             parse(&["--rebuild", "--store", "sqlite::memory:"]),
             run("sqlite::memory:", UrlSource::Flag, true)
@@ -314,7 +360,10 @@ mod tests {
         let Ok(Invocation::Help(help)) = parse(&["--help"]) else {
             panic!("--help did not ask for help");
         };
-        assert!(help.contains("--rebuild") && help.contains("Rebuild after the story"), "{help}");
+        assert!(
+            help.contains("--rebuild") && help.contains("Rebuild after the story"),
+            "{help}"
+        );
         assert!(help.contains("--store <url>"), "{help}");
     }
 }

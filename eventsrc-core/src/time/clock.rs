@@ -195,9 +195,7 @@ pub enum InvalidTimestamp {
     },
     /// An instant outside the range of the target: the years -9999 to 9999 in UTC for text,
     /// `jiff::Timestamp::MIN..=MAX` for a conversion to jiff.
-    #[error(
-        "invalid timestamp `{value}`: it lies outside {range}; write an instant within it"
-    )]
+    #[error("invalid timestamp `{value}`: it lies outside {range}; write an instant within it")]
     OutOfRange {
         /// The rejected text, or the instant in the form [`Timestamp`]'s `Display` writes.
         value: String,
@@ -483,7 +481,10 @@ mod tests {
         assert_eq!(parse("2024-02-29T12:00:00.000001Z"), at(1));
         assert_eq!(parse("2024-02-29T12:00:00,123456Z"), at(123_456));
         assert_eq!(parse("2024-02-29T12:00:00.123456000Z"), at(123_456));
-        assert_eq!(parse("1969-12-31T23:59:59.999999Z"), Ok(Timestamp::from_micros(-1)));
+        assert_eq!(
+            parse("1969-12-31T23:59:59.999999Z"),
+            Ok(Timestamp::from_micros(-1))
+        );
         assert_eq!(
             parse("2024-02-29T12:00:00.1234567Z"),
             Err(InvalidTimestamp::BelowMicrosecond {
@@ -521,10 +522,7 @@ mod tests {
 
     #[test]
     fn instants_beyond_the_years_of_text_are_out_of_range() {
-        for text in [
-            "9999-12-31T23:59:59-00:01",
-            "-009999-01-01T00:00:00+00:01",
-        ] {
+        for text in ["9999-12-31T23:59:59-00:01", "-009999-01-01T00:00:00+00:01"] {
             let error = parse(text).unwrap_err();
             assert!(
                 matches!(&error, InvalidTimestamp::OutOfRange { value, .. } if value == text),
@@ -568,7 +566,10 @@ mod tests {
             assert_eq!(value, text);
             assert!(reason.contains(says), "{text:?}: {reason}");
             let message = error.to_string();
-            assert!(message.starts_with(&format!("invalid timestamp `{text}`: ")), "{message}");
+            assert!(
+                message.starts_with(&format!("invalid timestamp `{text}`: ")),
+                "{message}"
+            );
             assert!(message.contains("e.g. `2024-02-29T12:00:00Z`"), "{message}");
         }
     }
@@ -589,7 +590,10 @@ mod tests {
         // jiff's own extremes fit; beyond them is an error naming the instant.
         for instant in [jiff::Timestamp::MIN, jiff::Timestamp::MAX] {
             let time = Timestamp::from(instant);
-            assert_eq!(micros_of(jiff::Timestamp::try_from(time).unwrap()), time.as_micros());
+            assert_eq!(
+                micros_of(jiff::Timestamp::try_from(time).unwrap()),
+                time.as_micros()
+            );
         }
         let error = jiff::Timestamp::try_from(Timestamp::from_micros(i64::MAX)).unwrap_err();
         assert_eq!(

@@ -35,7 +35,7 @@ use std::process::ExitCode;
 use eventsrc::Store;
 use eventsrc_examples::leads::read_models::{self, LeadReadModels, Placement};
 use eventsrc_examples::leads::story;
-use eventsrc_examples::store::{Invocation, exit_code};
+use eventsrc_examples::store::{Demo, Invocation, exit_code};
 
 /// The store when neither `--store` nor `EVENTSRC_STORE` names one.
 const DEFAULT_STORE: &str = "sqlite://eventsrc-demo.db";
@@ -49,8 +49,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {
-    let Some((url, source, LeadsOptions { rebuild })) =
-        Invocation::<LeadsOptions>::read("leads", DEFAULT_STORE)?
+    let Some(Demo {
+        url,
+        source,
+        options: LeadsOptions { rebuild },
+    }) = Invocation::<LeadsOptions>::read("leads", DEFAULT_STORE)?
     else {
         return Ok(());
     };

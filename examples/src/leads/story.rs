@@ -386,7 +386,10 @@ async fn next_followup<S: EventStore>(
                 .await?;
         }
         LeadStatus::Available | LeadStatus::FollowUp => {
-            let due = state.followup_on().map(|day| at_hour(day, 10)).transpose()?;
+            let due = state
+                .followup_on()
+                .map(|day| at_hour(day, 10))
+                .transpose()?;
             let call = due.filter(|due| last.is_none_or(|last| *due > last));
             let call = call.unwrap_or(morning);
             match state.followup_on() {
@@ -774,10 +777,16 @@ mod tests {
     fn days_and_instants_convert_both_ways() {
         assert_eq!(date_of(november(30, 23, 59)).unwrap(), date("2016-11-30"));
         assert_eq!(date_of(november(1, 0, 0)).unwrap(), date("2016-11-01"));
-        assert_eq!(at_hour(date("2016-11-23"), 10).unwrap(), november(23, 10, 0));
+        assert_eq!(
+            at_hour(date("2016-11-23"), 10).unwrap(),
+            november(23, 10, 0)
+        );
         assert_eq!(at_hour(date("2016-11-01"), 0).unwrap(), november(1, 0, 0));
         for text in ["1969-12-31", "2000-02-29", "2016-12-31", "9999-12-30"] {
-            assert_eq!(date_of(at_hour(date(text), 9).unwrap()).unwrap(), date(text));
+            assert_eq!(
+                date_of(at_hour(date(text), 9).unwrap()).unwrap(),
+                date(text)
+            );
         }
         // Before the year 1 there is no `Date`; beyond jiff's range no calendar day at all.
         assert!(date_of(Timestamp::from_micros(-62_200_000_000_000_000)).is_err());
