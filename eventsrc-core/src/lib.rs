@@ -37,7 +37,7 @@ pub use stream::{
     EventId, ExpectedVersion, GlobalPosition, InvalidPosition, InvalidStreamId, StreamId,
     StreamVersion, Tenant,
 };
-pub use time::clock::Timestamp;
+pub use time::clock::{InvalidTimestamp, Timestamp};
 pub use uuid::Uuid;
 
 // Storage: the contracts every backend keeps, and the in-memory backend.

@@ -123,7 +123,7 @@ impl Date {
             Some("the year must be between 1 and 9999")
         } else if !(1..=12).contains(&month) {
             Some("the month must be between 1 and 12")
-        } else if day == 0 || day > days_in_month(year, month) {
+        } else if civil(year, month, day).is_none() {
             Some("that month has no such day")
         } else {
             None
@@ -151,16 +151,38 @@ impl Date {
     pub fn day(self) -> u8 {
         self.day
     }
+
+    /// The same day as a `jiff` date, for calendar arithmetic.
+    ///
+    /// ```
+    /// use eventsrc_examples::leads::Date;
+    ///
+    /// let date = Date::new(2016, 11, 23)?;
+    /// assert_eq!(date.to_civil(), jiff::civil::date(2016, 11, 23));
+    /// assert_eq!(Date::from_civil(date.to_civil())?, date);
+    /// # Ok::<(), eventsrc_examples::leads::InvalidDate>(())
+    /// ```
+    pub fn to_civil(self) -> jiff::civil::Date {
+        // `new` checked the date against jiff's calendar, so this is the same day.
+        civil(self.year, self.month, self.day).unwrap_or_default()
+    }
+
+    /// A `jiff` date as a [`Date`]: an error for a year before 1.
+    pub fn from_civil(date: jiff::civil::Date) -> Result<Self, InvalidDate> {
+        let year = u16::try_from(date.year()).map_err(|_| InvalidDate {
+            value: date.to_string(),
+            reason: "the year must be between 1 and 9999",
+        })?;
+        // jiff's months and days are 1..=12 and 1..=31.
+        Self::new(year, date.month().unsigned_abs(), date.day().unsigned_abs())
+    }
 }
 
-fn days_in_month(year: u16, month: u8) -> u8 {
-    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
-    match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
+/// `year-month-day` in jiff's calendar, when that day exists.
+fn civil(year: u16, month: u8, day: u8) -> Option<jiff::civil::Date> {
+    let year = i16::try_from(year).ok()?;
+    let (month, day) = (i8::try_from(month).ok()?, i8::try_from(day).ok()?);
+    jiff::civil::Date::new(year, month, day).ok()
 }
 
 impl FromStr for Date {

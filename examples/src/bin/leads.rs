@@ -32,16 +32,13 @@
 use std::error::Error;
 use std::process::ExitCode;
 
-use eventsrc::{Store, StoreUrl};
+use eventsrc::Store;
 use eventsrc_examples::leads::read_models::{self, LeadReadModels, Placement};
 use eventsrc_examples::leads::story;
-use eventsrc_examples::store::{Invocation, STORE_ENV, UrlSource, exit_code};
+use eventsrc_examples::store::{Demo, Invocation, exit_code};
 
 /// The store when neither `--store` nor `EVENTSRC_STORE` names one.
 const DEFAULT_STORE: &str = "sqlite://eventsrc-demo.db";
-
-/// The flag asking for a rebuild of LeadSearch after the story.
-const REBUILD_FLAG: &str = "--rebuild";
 
 /// Events per transaction of the rebuild: few, so that the demo's short log takes several.
 const REBUILD_BATCH: usize = 2;
@@ -52,11 +49,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {
-    let Some(Args {
+    let Some(Demo {
         url,
         source,
-        rebuild,
-    }) = Args::from_env()?
+        options: LeadsOptions { rebuild },
+    }) = Invocation::<LeadsOptions>::read("leads", DEFAULT_STORE)?
     else {
         return Ok(());
     };
@@ -103,36 +100,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// What the command line asks for.
-struct Args {
-    url: StoreUrl,
-    source: UrlSource,
-    /// `--rebuild`: rebuild LeadSearch after the story.
+/// The leads demo's own option, beside `--store`.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct LeadsOptions {
+    /// After the story, rebuild LeadSearch beside its live table and switch it in
+    #[arg(long)]
     rebuild: bool,
-}
-
-impl Args {
-    /// Reads this process's arguments and environment; `None` after printing `--help`.
-    fn from_env() -> Result<Option<Self>, Box<dyn Error>> {
-        let mut args: Vec<String> = std::env::args().skip(1).collect();
-        let rebuild = args.iter().any(|arg| arg == REBUILD_FLAG);
-        args.retain(|arg| arg != REBUILD_FLAG);
-        let env = std::env::var(STORE_ENV).ok();
-        match Invocation::parse(args, env, DEFAULT_STORE)? {
-            Invocation::Help => {
-                print!("{}", Invocation::usage("leads", DEFAULT_STORE));
-                println!(
-                    "\nThis demo also takes:\n\
-                     \x20 {REBUILD_FLAG}                  after the story, rebuild LeadSearch beside its live\n\
-                     \x20                            table and switch it in"
-                );
-                Ok(None)
-            }
-            Invocation::Run { url, source } => Ok(Some(Self {
-                url: url.parse()?,
-                source,
-                rebuild,
-            })),
-        }
-    }
 }

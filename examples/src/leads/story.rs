@@ -46,6 +46,8 @@ use eventsrc::{
 };
 
 use eventsrc::time::ManualClock;
+use jiff::civil::Weekday;
+use jiff::tz::TimeZone;
 
 use eventsrc::store::ReadStream;
 
@@ -358,7 +360,7 @@ async fn next_followup<S: EventStore>(
     let lead = LILYANA;
     let state = repository.load::<Lead>(&lead).await?.state;
     let last = last_recorded(repository.store(), lead).await?;
-    let morning = next_working_morning(last.unwrap_or_else(|| november(14, 9, 0)));
+    let morning = next_working_morning(last.unwrap_or_else(|| november(14, 9, 0)))?;
     let week_later = |time: Timestamp| date_of(time + Duration::from_secs(7 * 86_400));
     match state.status() {
         LeadStatus::Converted => {
@@ -385,7 +387,10 @@ async fn next_followup<S: EventStore>(
                 .await?;
         }
         LeadStatus::Available | LeadStatus::FollowUp => {
-            let due = state.followup_on().map(|day| at_hour(day, 10));
+            let due = state
+                .followup_on()
+                .map(|day| at_hour(day, 10))
+                .transpose()?;
             let call = due.filter(|due| last.is_none_or(|last| *due > last));
             let call = call.unwrap_or(morning);
             match state.followup_on() {
@@ -415,61 +420,32 @@ fn first_name(lead: &Lead) -> &str {
 }
 
 /// 09:00 UTC on the first Monday-to-Friday day after `time`'s day.
-fn next_working_morning(time: Timestamp) -> Timestamp {
-    let mut day = time.as_micros().div_euclid(1_000_000 * SECONDS_PER_DAY) + 1;
-    // 1970-01-01 was a Thursday: day 0 is weekday 4, counting from Sunday as 0.
-    while matches!((day + 4).rem_euclid(7), 0 | 6) {
-        day += 1;
+fn next_working_morning(time: Timestamp) -> Result<Timestamp, Box<dyn Error>> {
+    let mut day = utc_day(time)?.tomorrow()?;
+    while matches!(day.weekday(), Weekday::Saturday | Weekday::Sunday) {
+        day = day.tomorrow()?;
     }
-    Timestamp::from_micros((day * SECONDS_PER_DAY + 9 * 3_600) * 1_000_000)
+    Ok(at_utc(day, 9)?)
 }
 
 /// `hour`:00 UTC on `date`.
-fn at_hour(date: Date, hour: i64) -> Timestamp {
-    let day = days_from_civil(date);
-    Timestamp::from_micros((day * SECONDS_PER_DAY + hour * 3_600) * 1_000_000)
+fn at_hour(date: Date, hour: i8) -> Result<Timestamp, jiff::Error> {
+    at_utc(date.to_civil(), hour)
+}
+
+fn at_utc(day: jiff::civil::Date, hour: i8) -> Result<Timestamp, jiff::Error> {
+    let instant = day.at(hour, 0, 0, 0).to_zoned_datetime(TimeZone::UTC)?;
+    Ok(Timestamp::from(instant.timestamp()))
 }
 
 /// The UTC calendar day `time` falls on.
-fn date_of(time: Timestamp) -> Result<Date, super::InvalidDate> {
-    let days = time.as_micros().div_euclid(1_000_000 * SECONDS_PER_DAY);
-    let (year, month, day) = civil_from_days(days);
-    let year = u16::try_from(year).unwrap_or(0);
-    Date::new(year, month, day)
+fn date_of(time: Timestamp) -> Result<Date, Box<dyn Error>> {
+    Ok(Date::from_civil(utc_day(time)?)?)
 }
 
-/// Days from 1970-01-01 to `date` in the proleptic Gregorian calendar, counting years from
-/// 1 March so that the leap day comes last: whole 400-year eras of 146,097 days, then years,
-/// then days within the year.
-fn days_from_civil(date: Date) -> i64 {
-    let (month, day) = (i64::from(date.month()), i64::from(date.day()));
-    let year = i64::from(date.year()) - i64::from(month <= 2);
-    let era = year.div_euclid(400);
-    let year_of_era = year.rem_euclid(400);
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The inverse of [`days_from_civil`]: (year, month, day) of a day counted from 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u8, u8) {
-    let shifted = days + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = era * 400 + year_of_era + i64::from(month <= 2);
-    // Both fit: a day is 1..=31 and a month 1..=12 by construction.
-    (year, month as u8, day as u8)
+fn utc_day(time: Timestamp) -> Result<jiff::civil::Date, eventsrc::InvalidTimestamp> {
+    let instant = jiff::Timestamp::try_from(time)?;
+    Ok(instant.to_zoned_datetime(TimeZone::UTC).date())
 }
 
 /// Lead 1410 before its follow-up (`load_at`), on 2016-11-20 (`load_at_time`), and now.
@@ -799,39 +775,43 @@ mod tests {
     }
 
     #[test]
-    fn days_and_dates_convert_both_ways() {
-        assert_eq!(days_from_civil(date("1970-01-01")), 0);
-        assert_eq!(
-            days_from_civil(date("2016-11-01")) * SECONDS_PER_DAY,
-            NOVEMBER_2016
-        );
-        for text in [
-            "0001-01-01",
-            "1969-12-31",
-            "2000-02-29",
-            "2016-12-31",
-            "9999-12-31",
-        ] {
-            let (year, month, day) = civil_from_days(days_from_civil(date(text)));
-            let back = Date::new(u16::try_from(year).unwrap(), month, day).unwrap();
-            assert_eq!(back, date(text));
-        }
+    fn days_and_instants_convert_both_ways() {
         assert_eq!(date_of(november(30, 23, 59)).unwrap(), date("2016-11-30"));
-        assert_eq!(at_hour(date("2016-11-23"), 10), november(23, 10, 0));
+        assert_eq!(date_of(november(1, 0, 0)).unwrap(), date("2016-11-01"));
+        assert_eq!(
+            at_hour(date("2016-11-23"), 10).unwrap(),
+            november(23, 10, 0)
+        );
+        assert_eq!(at_hour(date("2016-11-01"), 0).unwrap(), november(1, 0, 0));
+        for text in ["1969-12-31", "2000-02-29", "2016-12-31", "9999-12-30"] {
+            assert_eq!(
+                date_of(at_hour(date(text), 9).unwrap()).unwrap(),
+                date(text)
+            );
+        }
+        // Before the year 1 there is no `Date`; beyond jiff's range no calendar day at all.
+        assert!(date_of(Timestamp::from_micros(-62_200_000_000_000_000)).is_err());
+        assert!(date_of(Timestamp::from_micros(i64::MAX)).is_err());
     }
 
     #[test]
     fn the_next_working_morning_skips_the_weekend() {
         // 2016-11-25 was a Friday, 2016-11-23 a Wednesday.
         assert_eq!(
-            next_working_morning(november(25, 16, 2)),
+            next_working_morning(november(25, 16, 2)).unwrap(),
             november(28, 9, 0)
         );
-        assert_eq!(next_working_morning(november(26, 9, 0)), november(28, 9, 0));
-        assert_eq!(next_working_morning(november(23, 0, 0)), november(24, 9, 0));
+        assert_eq!(
+            next_working_morning(november(26, 9, 0)).unwrap(),
+            november(28, 9, 0)
+        );
+        assert_eq!(
+            next_working_morning(november(23, 0, 0)).unwrap(),
+            november(24, 9, 0)
+        );
         let december_30 = november(30, 9, 0) + Duration::from_secs(30 * 86_400);
         assert_eq!(
-            date_of(next_working_morning(december_30)).unwrap(),
+            date_of(next_working_morning(december_30).unwrap()).unwrap(),
             date("2017-01-02")
         );
     }

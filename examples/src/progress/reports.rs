@@ -36,6 +36,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use jiff::tz::TimeZone;
+
 use eventsrc::Projection;
 use eventsrc::{Aggregate, GlobalPosition, RecordedEvent, StreamId, StreamVersion, Timestamp};
 
@@ -220,113 +222,67 @@ impl Projection for LastQuizzes {
 /// assert_eq!(YearMonth::of(Timestamp::from_micros(1_536_137_400_000_000)), september);
 /// assert_eq!(september.next().to_string(), "2018-10");
 /// ```
+///
+/// The months of jiff's calendar, -9999-01 to 9999-12.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct YearMonth {
-    year: i32,
-    month: u8,
+    /// The month's first day.
+    first: jiff::civil::Date,
 }
 
-const MICROS_PER_DAY: i64 = 86_400_000_000;
-
 impl YearMonth {
-    /// `month` (1 to 12) of `year`; `None` for another month number.
-    pub const fn new(year: i32, month: u8) -> Option<Self> {
-        if month >= 1 && month <= 12 {
-            Some(Self { year, month })
+    /// `month` (1 to 12) of `year` (-9999 to 9999); `None` for another month or year.
+    pub fn new(year: i32, month: u8) -> Option<Self> {
+        let year = i16::try_from(year).ok()?;
+        let month = i8::try_from(month).ok()?;
+        let first = jiff::civil::Date::new(year, month, 1).ok()?;
+        Some(Self { first })
+    }
+
+    /// The month `time` falls in, in UTC. An instant beyond jiff's range (the years -9999 to
+    /// 9999), which only saturating arithmetic reaches, counts in the first or last month.
+    pub fn of(time: Timestamp) -> Self {
+        let instant = jiff::Timestamp::try_from(time).unwrap_or(if time < Timestamp::UNIX_EPOCH {
+            jiff::Timestamp::MIN
         } else {
-            None
+            jiff::Timestamp::MAX
+        });
+        let date = instant.to_zoned_datetime(TimeZone::UTC).date();
+        Self {
+            first: date.first_of_month(),
         }
     }
 
-    /// The month `time` falls in, in UTC.
-    pub fn of(time: Timestamp) -> Self {
-        let days = time.as_micros().div_euclid(MICROS_PER_DAY);
-        let (year, month) = year_month_of_day(days);
-        Self { year, month }
-    }
-
     /// The year.
-    pub const fn year(self) -> i32 {
-        self.year
+    pub fn year(self) -> i32 {
+        i32::from(self.first.year())
     }
 
     /// The month, 1 to 12.
-    pub const fn month(self) -> u8 {
-        self.month
+    pub fn month(self) -> u8 {
+        self.first.month().unsigned_abs()
     }
 
-    /// The month's first instant: midnight UTC on its first day.
+    /// The month's first instant: midnight UTC on its first day (for -9999-01, which starts
+    /// before jiff's first instant, that instant).
     pub fn start(self) -> Timestamp {
-        let days = first_day_of(self.year, self.month);
-        Timestamp::from_micros(days.saturating_mul(MICROS_PER_DAY))
+        let start = self.first.to_zoned_datetime(TimeZone::UTC);
+        Timestamp::from(start.map_or(jiff::Timestamp::MIN, |start| start.timestamp()))
     }
 
-    /// The month after this one.
-    pub const fn next(self) -> Self {
-        if self.month == 12 {
-            Self {
-                year: self.year + 1,
-                month: 1,
-            }
-        } else {
-            Self {
-                year: self.year,
-                month: self.month + 1,
-            }
+    /// The month after this one; 9999-12, the calendar's last, is its own next.
+    pub fn next(self) -> Self {
+        let next = self.first.last_of_month().tomorrow();
+        Self {
+            first: next.unwrap_or(self.first),
         }
     }
 }
 
 impl fmt::Display for YearMonth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}", self.year, self.month)
+        write!(f, "{:04}-{:02}", self.year(), self.month())
     }
-}
-
-// The calendar arithmetic: days since 1970-01-01 and back, in the proleptic Gregorian calendar.
-// Years are counted from 1 March, so that February, with its leap day, is the last month of a
-// year and every month before it has a fixed length; 400 years are always 146,097 days.
-
-/// Days from 0000-03-01 to 1970-01-01.
-const EPOCH_SHIFT: i64 = 719_468;
-/// Days in 400 Gregorian years.
-const DAYS_PER_ERA: i64 = 146_097;
-
-/// The (year, month) of the day `days` after 1970-01-01 (negative: before it).
-fn year_month_of_day(days: i64) -> (i32, u8) {
-    let shifted = days + EPOCH_SHIFT;
-    let era = shifted.div_euclid(DAYS_PER_ERA);
-    let day_of_era = shifted.rem_euclid(DAYS_PER_ERA);
-    // Every 4th year has a leap day, except every 100th, except every 400th (the era's last day).
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    // Months from March have the lengths 31 30 31 30 31 31 30 31 30 31 31 (28/29): five months
-    // take 153 days, hence the fifths.
-    let from_march = (5 * day_of_year + 2) / 153;
-    let month = if from_march < 10 {
-        from_march + 3
-    } else {
-        from_march - 9
-    };
-    let year = era * 400 + year_of_era + i64::from(month <= 2);
-    // A year from an i64 of microseconds is within ±300,000, and a month within 1..=12.
-    (
-        i32::try_from(year).unwrap_or(i32::MAX),
-        u8::try_from(month).unwrap_or(12),
-    )
-}
-
-/// Days from 1970-01-01 to the first day of `month` of `year`.
-fn first_day_of(year: i32, month: u8) -> i64 {
-    let month = i64::from(month);
-    let year = i64::from(year) - i64::from(month <= 2);
-    let era = year.div_euclid(400);
-    let year_of_era = year.rem_euclid(400);
-    let from_march = if month > 2 { month - 3 } else { month + 9 };
-    let day_of_year = (153 * from_march + 2) / 5;
-    let day_of_era = 365 * year_of_era + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * DAYS_PER_ERA + day_of_era - EPOCH_SHIFT
 }
 
 /// One month of [`MonthlyGrowth`].
