@@ -55,6 +55,7 @@
 //! SQLite's lock behind an append of the same process, and never interleaves with one.
 
 mod checkpoint;
+mod documents;
 mod inline;
 mod leases;
 mod parked;
