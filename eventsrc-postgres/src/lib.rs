@@ -66,6 +66,7 @@
 //! `tokio_postgres` TLS connector of your choice, so this crate pulls in no TLS stack.
 
 mod checkpoint;
+mod documents;
 mod inline;
 mod leases;
 mod notify;
@@ -156,6 +157,7 @@ struct Sql {
     save_snapshot: String,
     checkpoint: checkpoint::CheckpointSql,
     parked: parked::ParkedSql,
+    documents: documents::DocumentSql,
 }
 
 impl Sql {
@@ -178,6 +180,7 @@ impl Sql {
             ),
             checkpoint: checkpoint::CheckpointSql::new(quoted),
             parked: parked::ParkedSql::new(quoted),
+            documents: documents::DocumentSql::new(quoted),
         }
     }
 }
