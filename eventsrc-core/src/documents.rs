@@ -305,7 +305,9 @@ pub enum DocumentCommit {
 ///
 /// A backend implements it so that [`Documents`] runs on it. Ids and indexed values compare
 /// byte for byte (PostgreSQL columns collate as `"C"`), and queries return documents in that
-/// order of their ids.
+/// order of their ids. A body comes back as equal JSON, not necessarily the same text
+/// (PostgreSQL's `jsonb` spells it its own way). `eventsrc-testing`'s conformance suite holds
+/// the cases every implementation must pass.
 pub trait DocumentStore: CheckpointStore {
     /// The stored JSON of those of `ids` that `view` has, as `(id, body)`, in any order.
     fn load_documents(

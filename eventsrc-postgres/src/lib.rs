@@ -26,6 +26,12 @@
 //!   the checkpoint row and refuses the batch if another node moved it
 //!   ([`RunError::Fenced`](eventsrc::RunError::Fenced)). Queries go through
 //!   [`PgEventStore::client`].
+//! - **Document views, written once for every store.** A
+//!   [`DocumentView`](eventsrc::DocumentView) run as [`Documents`](eventsrc::Documents) keeps
+//!   its JSON documents as `jsonb` rows of this schema; each batch is one transaction that
+//!   locks the view's checkpoint row, refuses the batch if another node moved it, writes the
+//!   documents and their indexed values in four array statements and moves the checkpoint.
+//!   Read them with [`DocumentReader`](eventsrc::DocumentReader) on any node.
 //! - **Leadership.** The store is [`Leases`](eventsrc::backend::Leases): a lease is a session advisory
 //!   lock on a connection of its own, released when the lease is dropped or the node's
 //!   session ends, so with [`Runner::run_as_leader`](eventsrc::Runner::run_as_leader)

@@ -37,6 +37,7 @@
 //! | what | how | consistency |
 //! |---|---|---|
 //! | [`SqliteReadModel`] | a [`SqliteProjection`] driven by [`eventsrc::Runner`]: one writer transaction per batch checks the checkpoint, applies the batch, moves the checkpoint | exactly once; eventually consistent, read-your-writes with [`ProgressWatch::wait_for`](eventsrc::ProgressWatch::wait_for) |
+//! | [`Documents`](eventsrc::Documents) | a [`DocumentView`](eventsrc::DocumentView), the same code on every store: JSON documents in the `documents` table, each batch one writer transaction that checks the checkpoint, writes the documents and their indexed values, moves the checkpoint | exactly once; read with [`DocumentReader`](eventsrc::DocumentReader) |
 //! | [`add_inline`](SqliteEventStore::add_inline) | a [`SqliteProjection`] applied inside every append's own transaction | exactly once; consistent with the append; a failing projection fails the append |
 //! | [`read_with`](SqliteEventStore::read_with) | a query on a pooled read-only connection, one snapshot | — |
 //! | [`write_with`](SqliteEventStore::write_with), [`switch_read_model`](SqliteEventStore::switch_read_model) | a transaction on the writer thread; a rebuilt read model switched in (seed 003's `users_new`) | — |
