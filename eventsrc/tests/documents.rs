@@ -345,7 +345,42 @@ async fn a_crash_between_batches_applies_every_event_once(
     assert_eq!((ada_2.items, ada_2.applied), (5, 2));
 }
 
+/// A runner following the log live: the application appends, waits for the view to reach the
+/// append's position, and reads its write.
+async fn a_live_view_lets_the_application_read_its_writes(store: Store) {
+    let runner = runner(&store).poll_interval(std::time::Duration::from_millis(20));
+    let progress = runner.progress();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(runner.run(async {
+        stopped.await.ok();
+    }));
+    let carts = reader(&store);
+    for quantity in 1..=3 {
+        let stream = StreamId::new("cart", "ada.1").unwrap();
+        let event = added("apple", quantity).to_new();
+        let appended = store
+            .append(&stream, ExpectedVersion::Any, vec![event])
+            .await
+            .unwrap();
+        progress
+            .wait_for(appended.position, std::time::Duration::from_secs(10))
+            .await
+            .unwrap();
+        let cart = carts.get("ada.1").await.unwrap().unwrap();
+        assert_eq!(cart.applied, quantity, "read after append {quantity}");
+        assert_eq!(carts.checkpoint().await.unwrap(), Some(appended.position));
+    }
+    assert_eq!(carts.get("ada.1").await.unwrap().unwrap().items, 6);
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
 // --- memory ------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn memory_a_live_view_lets_the_application_read_its_writes() {
+    a_live_view_lets_the_application_read_its_writes(Store::open("memory:").await.unwrap()).await;
+}
 
 #[tokio::test]
 async fn memory_documents_are_read_by_id_prefix_and_index() {
@@ -399,6 +434,12 @@ impl Drop for TempDir {
 async fn sqlite_documents_are_read_by_id_prefix_and_index() {
     let dir = TempDir::new();
     documents_are_read_by_id_prefix_and_index(Store::open(&dir.url()).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_live_view_lets_the_application_read_its_writes() {
+    let dir = TempDir::new();
+    a_live_view_lets_the_application_read_its_writes(Store::open(&dir.url()).await.unwrap()).await;
 }
 
 #[tokio::test]
@@ -512,6 +553,16 @@ async fn postgres_a_view_error_names_the_event_and_commits_nothing_of_its_batch(
         return;
     };
     a_view_error_names_the_event_and_commits_nothing_of_its_batch(store.clone()).await;
+    drop_schema(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_live_view_lets_the_application_read_its_writes() {
+    let test = "postgres_a_live_view_lets_the_application_read_its_writes";
+    let Some((store, _)) = postgres(test).await else {
+        return;
+    };
+    a_live_view_lets_the_application_read_its_writes(store.clone()).await;
     drop_schema(&store).await;
 }
 
