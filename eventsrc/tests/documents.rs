@@ -375,7 +375,50 @@ async fn a_live_view_lets_the_application_read_its_writes(store: Store) {
     task.await.unwrap().unwrap();
 }
 
+/// Two runners of the view at once, as two nodes whose leases overlapped, taking turns batch
+/// by batch: both start from no checkpoint, so the second's first batch is fenced; from then
+/// on each batch is committed by one of them and refused to the other, and every event is
+/// applied once.
+async fn two_runners_at_once_apply_every_event_once(store: Store) {
+    for cart in 0..6 {
+        let id = format!("ada.{cart}");
+        let events: Vec<ItemAdded> = (1..=5).map(|n| added("apple", n)).collect();
+        let events: Vec<&dyn ToNew> = events.iter().map(|e| e as &dyn ToNew).collect();
+        append(&store, &id, &events).await;
+    }
+    let mut one = runner(&store).batch_size(3);
+    let mut other = runner(&store).batch_size(3);
+    // Both read the checkpoint before either handles anything.
+    one.lag().await.unwrap();
+    other.lag().await.unwrap();
+    let mut fenced = 0;
+    for _ in 0..40 {
+        let mut moved = false;
+        for runner in [&mut one, &mut other] {
+            match runner.step().await {
+                Ok(step) => moved |= step,
+                Err(RunError::Fenced { .. }) => fenced += 1,
+                Err(error) => panic!("a runner failed otherwise than fenced: {error}"),
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    assert!(fenced >= 1, "the runner behind was fenced");
+    let carts = reader(&store).with_prefix("ada.").await.unwrap();
+    assert_eq!(carts.len(), 6);
+    for (id, cart) in carts {
+        assert_eq!((cart.items, cart.applied), (15, 5), "cart `{id}`");
+    }
+}
+
 // --- memory ------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_two_runners_at_once_apply_every_event_once() {
+    two_runners_at_once_apply_every_event_once(Store::open("memory:").await.unwrap()).await;
+}
 
 #[tokio::test]
 async fn memory_a_live_view_lets_the_application_read_its_writes() {
@@ -440,6 +483,12 @@ async fn sqlite_documents_are_read_by_id_prefix_and_index() {
 async fn sqlite_a_live_view_lets_the_application_read_its_writes() {
     let dir = TempDir::new();
     a_live_view_lets_the_application_read_its_writes(Store::open(&dir.url()).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_two_runners_at_once_apply_every_event_once() {
+    let dir = TempDir::new();
+    two_runners_at_once_apply_every_event_once(Store::open(&dir.url()).await.unwrap()).await;
 }
 
 #[tokio::test]
@@ -563,6 +612,16 @@ async fn postgres_a_live_view_lets_the_application_read_its_writes() {
         return;
     };
     a_live_view_lets_the_application_read_its_writes(store.clone()).await;
+    drop_schema(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_runners_at_once_apply_every_event_once() {
+    let test = "postgres_two_runners_at_once_apply_every_event_once";
+    let Some((store, _)) = postgres(test).await else {
+        return;
+    };
+    two_runners_at_once_apply_every_event_once(store.clone()).await;
     drop_schema(&store).await;
 }
 
