@@ -9,6 +9,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod aggregate;
+mod documents;
 mod event;
 mod memory;
 mod metadata;
@@ -53,6 +54,9 @@ pub use runner::reactions::Reactions;
 pub use runner::run::Runner;
 pub use subscription::reader::Subscription;
 
+// Document read models: a view written once, run on any store that keeps documents.
+pub use documents::{Changes, DocumentError, DocumentReader, DocumentView, Documents};
+
 /// What a backend author needs beyond the application's API: the traits a store implements
 /// for the read side (leases, parked events, the append signal), the borrowed event a load
 /// visits, and the checks, encodings and rules every backend shares so that all of them answer
@@ -62,6 +66,9 @@ pub use subscription::reader::Subscription;
 /// Applications do not need this module; `eventsrc-testing`'s conformance suite proves a
 /// backend built on it.
 pub mod backend {
+    pub use crate::documents::{
+        DocumentCommit, DocumentStore, DocumentWrite, Select, index_values,
+    };
     pub use crate::event::StoredEvent;
     pub use crate::projection::decode_for;
     pub use crate::runner::consumer::{decode, stored_types};
@@ -76,8 +83,8 @@ pub mod backend {
 /// `use eventsrc::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Aggregate, AggregateCommand, CheckpointStore, Command, Event, EventStore, EventType,
-        Handle, Projection, Reactor, SnapshotStore, Tenants, Versioned,
+        Aggregate, AggregateCommand, CheckpointStore, Command, DocumentView, Event, EventStore,
+        EventType, Handle, Projection, Reactor, SnapshotStore, Tenants, Versioned,
     };
 }
 

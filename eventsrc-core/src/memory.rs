@@ -1,15 +1,15 @@
 //! The in-memory backend: every storage trait, no persistence.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::store::{AppendResult, Direction, ReadAll, ReadStream, Snapshot};
 
 use crate::backend::{
-    AppendSignal, Lease, Leases, LocalLeases, ParkedEvent, ParkedStore, StoredCopy, already_stored,
-    check_batch,
+    AppendSignal, DocumentCommit, DocumentStore, DocumentWrite, Lease, Leases, LocalLeases,
+    ParkedEvent, ParkedStore, Select, StoredCopy, already_stored, check_batch,
 };
 
 use crate::StoreError;
@@ -175,6 +175,14 @@ struct TenantLog {
     snapshots: HashMap<StreamId, Snapshot>,
     checkpoints: HashMap<String, GlobalPosition>,
     parked: HashMap<String, Vec<ParkedEvent>>,
+    /// Each document view's documents, by id.
+    documents: HashMap<String, BTreeMap<String, StoredDocument>>,
+}
+
+/// A document as a view's batch wrote it.
+struct StoredDocument {
+    body: String,
+    index: Vec<(String, String)>,
 }
 
 impl Default for MemoryStore {
@@ -542,5 +550,88 @@ impl Leases for MemoryStore {
             .live
             .leases
             .try_acquire_now(&format!("{}/{name}", self.tenant)))
+    }
+}
+
+/// Documents of each view in memory: a batch's writes and the checkpoint move under one write
+/// lock, after the checkpoint is checked, so a view is updated exactly once within the process.
+impl DocumentStore for MemoryStore {
+    async fn load_documents(
+        &self,
+        view: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let log = self.read();
+        let Some(documents) = log
+            .tenants
+            .get(&self.tenant)
+            .and_then(|t| t.documents.get(view))
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(ids
+            .iter()
+            .filter_map(|id| documents.get(id).map(|d| (id.clone(), d.body.clone())))
+            .collect())
+    }
+
+    async fn query_documents(
+        &self,
+        view: &str,
+        select: Select<'_>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let log = self.read();
+        let Some(documents) = log
+            .tenants
+            .get(&self.tenant)
+            .and_then(|t| t.documents.get(view))
+        else {
+            return Ok(Vec::new());
+        };
+        let row = |(id, d): (&String, &StoredDocument)| (id.clone(), d.body.clone());
+        Ok(match select {
+            Select::Prefix(prefix) => documents
+                .range::<str, _>((
+                    std::ops::Bound::Included(prefix),
+                    std::ops::Bound::Unbounded,
+                ))
+                .take_while(|(id, _)| id.starts_with(prefix))
+                .map(row)
+                .collect(),
+            Select::Index { field, value } => documents
+                .iter()
+                .filter(|(_, d)| d.index.iter().any(|(f, v)| f == field && v == value))
+                .map(row)
+                .collect(),
+        })
+    }
+
+    async fn commit_documents(
+        &self,
+        view: &str,
+        from: Option<GlobalPosition>,
+        through: GlobalPosition,
+        writes: Vec<DocumentWrite>,
+    ) -> Result<DocumentCommit, StoreError> {
+        let mut log = self.write();
+        let tenant_log = log.tenants.entry(self.tenant.clone()).or_default();
+        let stored = tenant_log.checkpoints.get(view).copied();
+        if stored != from {
+            return Ok(DocumentCommit::Fenced { stored });
+        }
+        let documents = tenant_log.documents.entry(view.to_owned()).or_default();
+        for write in writes {
+            match write.body {
+                Some(body) => {
+                    let index = write.index;
+                    documents.insert(write.id, StoredDocument { body, index });
+                }
+                None => {
+                    documents.remove(&write.id);
+                }
+            }
+        }
+        tenant_log.checkpoints.insert(view.to_owned(), through);
+        Ok(DocumentCommit::Committed)
     }
 }

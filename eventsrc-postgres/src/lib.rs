@@ -26,6 +26,12 @@
 //!   the checkpoint row and refuses the batch if another node moved it
 //!   ([`RunError::Fenced`](eventsrc_core::RunError::Fenced)). Queries go through
 //!   [`PgEventStore::client`].
+//! - **Document views, written once for every store.** A
+//!   [`DocumentView`](eventsrc_core::DocumentView) run as [`Documents`](eventsrc_core::Documents) keeps
+//!   its JSON documents as `jsonb` rows of this schema; each batch is one transaction that
+//!   locks the view's checkpoint row, refuses the batch if another node moved it, writes the
+//!   documents and their indexed values in four array statements and moves the checkpoint.
+//!   Read them with [`DocumentReader`](eventsrc_core::DocumentReader) on any node.
 //! - **Leadership.** The store is [`Leases`](eventsrc_core::backend::Leases): a lease is a session advisory
 //!   lock on a connection of its own, released when the lease is dropped or the node's
 //!   session ends, so with [`Runner::run_as_leader`](eventsrc_core::Runner::run_as_leader)
@@ -73,6 +79,7 @@
 //! `tokio_postgres` TLS connector of your choice, so this crate pulls in no TLS stack.
 
 mod checkpoint;
+mod documents;
 mod inline;
 mod leases;
 mod notify;
@@ -165,6 +172,7 @@ struct Sql {
     save_snapshot: String,
     checkpoint: checkpoint::CheckpointSql,
     parked: parked::ParkedSql,
+    documents: documents::DocumentSql,
 }
 
 impl Sql {
@@ -187,6 +195,7 @@ impl Sql {
             ),
             checkpoint: checkpoint::CheckpointSql::new(quoted),
             parked: parked::ParkedSql::new(quoted),
+            documents: documents::DocumentSql::new(quoted),
         }
     }
 }

@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 use crate::ConnectError;
 
 /// The schema version this build writes.
-pub const CURRENT: i32 = 3;
+pub const CURRENT: i32 = 4;
 
 /// The oldest server this backend runs on: `pg_current_xact_id` and `pg_current_snapshot`
 /// arrived in PostgreSQL 13.
@@ -97,6 +97,27 @@ const MIGRATIONS: &[&str] = &[
     // runner of the old model stops instead of writing into the new tables.
     r#"
     ALTER TABLE {schema}.checkpoints ADD COLUMN generation bigint NOT NULL DEFAULT 0;
+    "#,
+    // 3 → 4: document views' documents, and their indexed values, one row per value (an
+    // array field gives one per element). Ids collate as "C", byte for byte, so that order and
+    // prefixes are those of the other backends whatever the database's collation.
+    r#"
+    CREATE TABLE {schema}.documents (
+        tenant          text        NOT NULL,
+        view            text        NOT NULL,
+        id              text        COLLATE "C" NOT NULL,
+        body            jsonb       NOT NULL,
+        PRIMARY KEY (tenant, view, id)
+    );
+    CREATE TABLE {schema}.document_index (
+        tenant          text        NOT NULL,
+        view            text        NOT NULL,
+        field           text        NOT NULL,
+        value           text        COLLATE "C" NOT NULL,
+        id              text        COLLATE "C" NOT NULL,
+        PRIMARY KEY (tenant, view, field, value, id)
+    );
+    CREATE INDEX document_index_by_id ON {schema}.document_index (tenant, view, id);
     "#,
 ];
 

@@ -480,12 +480,14 @@ async fn a_version_1_schema_is_upgraded_keeping_its_checkpoints() {
     schema
         .client
         .batch_execute(&format!(
-            "DROP TABLE {parked}; \
+            "DROP TABLE {parked}; DROP TABLE {documents}; DROP TABLE {document_index}; \
              ALTER TABLE {checkpoints} DROP CONSTRAINT checkpoints_position_whole, \
                  DROP COLUMN generation, \
                  ALTER COLUMN commit_id SET NOT NULL, ALTER COLUMN sequence SET NOT NULL; \
              DELETE FROM {migrations} WHERE version > 1",
             parked = schema.table("parked"),
+            documents = schema.table("documents"),
+            document_index = schema.table("document_index"),
             checkpoints = schema.table("checkpoints"),
             migrations = schema.table("migrations"),
         ))

@@ -37,6 +37,7 @@
 //! | what | how | consistency |
 //! |---|---|---|
 //! | [`SqliteReadModel`] | a [`SqliteProjection`] driven by [`eventsrc::Runner`](eventsrc_core::Runner): one writer transaction per batch checks the checkpoint, applies the batch, moves the checkpoint | exactly once; eventually consistent, read-your-writes with [`ProgressWatch::wait_for`](eventsrc_core::ProgressWatch::wait_for) |
+//! | [`Documents`](eventsrc_core::Documents) | a [`DocumentView`](eventsrc_core::DocumentView), the same code on every store: JSON documents in the `documents` table, each batch one writer transaction that checks the checkpoint, writes the documents and their indexed values, moves the checkpoint | exactly once; read with [`DocumentReader`](eventsrc_core::DocumentReader) |
 //! | [`add_inline`](SqliteEventStore::add_inline) | a [`SqliteProjection`] applied inside every append's own transaction | exactly once; consistent with the append; a failing projection fails the append |
 //! | [`read_with`](SqliteEventStore::read_with) | a query on a pooled read-only connection, one snapshot | — |
 //! | [`write_with`](SqliteEventStore::write_with), [`switch_read_model`](SqliteEventStore::switch_read_model) | a transaction on the writer thread; a rebuilt read model switched in (a `users_new` beside `users`) | — |
@@ -67,6 +68,7 @@
 //! SQLite's lock behind an append of the same process, and never interleaves with one.
 
 mod checkpoint;
+mod documents;
 mod inline;
 mod leases;
 mod parked;

@@ -5,7 +5,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::OpenError;
 
 /// The schema version this build writes.
-pub const CURRENT: u32 = 2;
+pub const CURRENT: u32 = 3;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`. Never edit a shipped entry:
 /// append a new one.
@@ -69,6 +69,26 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX parked_in_order ON parked (tenant, reactor, position);
     ALTER TABLE checkpoints ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+    ",
+    // 2 → 3: document views' documents, and their indexed values, one row per value (an
+    // array field gives one per element), found by (view, field, value) and replaced by id.
+    "
+    CREATE TABLE documents (
+        tenant          TEXT    NOT NULL,
+        view            TEXT    NOT NULL,
+        id              TEXT    NOT NULL,
+        body            TEXT    NOT NULL,
+        PRIMARY KEY (tenant, view, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE document_index (
+        tenant          TEXT    NOT NULL,
+        view            TEXT    NOT NULL,
+        field           TEXT    NOT NULL,
+        value           TEXT    NOT NULL,
+        id              TEXT    NOT NULL,
+        PRIMARY KEY (tenant, view, field, value, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX document_index_by_id ON document_index (tenant, view, id);
     ",
 ];
 
@@ -138,6 +158,14 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM parked", [], |r| r.get(0))
             .unwrap();
         assert_eq!(parked, 0);
+        let documents: i64 = conn
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM documents) + (SELECT COUNT(*) FROM document_index)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(documents, 0);
         // Opening again is a no-op.
         migrate(&mut conn).unwrap();
     }

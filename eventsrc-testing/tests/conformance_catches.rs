@@ -12,7 +12,8 @@ use eventsrc::Tenants;
 use eventsrc::store::{AppendResult, Direction, EventFilter, ReadAll, ReadStream, Snapshot};
 
 use eventsrc::backend::{
-    AppendSignal, Lease, Leases, LocalLeases, ParkedEvent, ParkedStore, StoredEvent,
+    AppendSignal, DocumentCommit, DocumentStore, DocumentWrite, Lease, Leases, LocalLeases,
+    ParkedEvent, ParkedStore, Select, StoredEvent,
 };
 
 use eventsrc::{
@@ -54,6 +55,8 @@ enum Flaw {
     ParksForEveryTenant,
     LeasesEveryone,
     KeepsLeasesForever,
+    DocumentsIgnoreTheCheckpoint,
+    DocumentsShareTenants,
 }
 
 /// A lease the `KeepsLeasesForever` flaw never releases, and the sender its holder watches.
@@ -438,6 +441,50 @@ impl CheckpointStore for Flawed {
     }
 }
 
+impl Flawed {
+    /// The store documents go to: the default tenant's, for the flaw that shares them.
+    fn documents(&self) -> MemoryStore {
+        match self.flaw {
+            Flaw::DocumentsShareTenants => self.inner.with_tenant(Tenant::default()),
+            _ => self.inner.clone(),
+        }
+    }
+}
+
+impl DocumentStore for Flawed {
+    async fn load_documents(
+        &self,
+        view: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.documents().load_documents(view, ids).await
+    }
+
+    async fn query_documents(
+        &self,
+        view: &str,
+        select: Select<'_>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.documents().query_documents(view, select).await
+    }
+
+    async fn commit_documents(
+        &self,
+        view: &str,
+        from: Option<GlobalPosition>,
+        through: GlobalPosition,
+        writes: Vec<DocumentWrite>,
+    ) -> Result<DocumentCommit, StoreError> {
+        let store = self.documents();
+        let from = match self.flaw {
+            // Commits from wherever the checkpoint is: a stale runner writes.
+            Flaw::DocumentsIgnoreTheCheckpoint => store.load_checkpoint(view).await?,
+            _ => from,
+        };
+        store.commit_documents(view, from, through, writes).await
+    }
+}
+
 /// Whether running `case` panics.
 async fn fails(case: impl Future<Output = ()> + Send + 'static) -> bool {
     tokio::spawn(case)
@@ -536,6 +583,9 @@ async fn every_planted_flaw_fails_the_cases_meant_to_catch_it() {
         escapes!(Flaw::ParksInArrivalOrder => parked_events_are_listed_replaced_and_removed),
         escapes!(Flaw::ParksForEveryTenant => parked_events_belong_to_their_tenant),
         escapes!(Flaw::LeasesEveryone => a_lease_is_exclusive_until_dropped),
+        escapes!(Flaw::DocumentsIgnoreTheCheckpoint =>
+            documents_commit_with_their_checkpoint_and_a_moved_checkpoint_fences),
+        escapes!(Flaw::DocumentsShareTenants => documents_belong_to_their_view_and_tenant),
     ]
     .concat();
     std::panic::set_hook(report);

@@ -5,7 +5,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use eventsrc_core::backend::{AppendSignal, Lease, Leases, ParkedEvent, ParkedStore, StoredEvent};
+use eventsrc_core::backend::{
+    AppendSignal, DocumentCommit, DocumentStore, DocumentWrite, Lease, Leases, ParkedEvent,
+    ParkedStore, Select, StoredEvent,
+};
 use eventsrc_core::store::{AppendResult, ReadAll, ReadStream, Snapshot};
 use eventsrc_core::time::{Clock, SystemClock};
 use eventsrc_core::{
@@ -248,6 +251,36 @@ impl ParkedStore for Store {
 
     async fn unpark(&self, reactor: &str, event_id: EventId) -> Result<bool, StoreError> {
         delegate!(self, store => store.unpark(reactor, event_id).await)
+    }
+}
+
+/// Document views ([`Documents`](eventsrc_core::Documents)) run on any scheme: the documents
+/// go where the backend keeps them (process memory, the SQLite file, the PostgreSQL schema).
+impl DocumentStore for Store {
+    async fn load_documents(
+        &self,
+        view: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        delegate!(self, store => store.load_documents(view, ids).await)
+    }
+
+    async fn query_documents(
+        &self,
+        view: &str,
+        select: Select<'_>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        delegate!(self, store => store.query_documents(view, select).await)
+    }
+
+    async fn commit_documents(
+        &self,
+        view: &str,
+        from: Option<GlobalPosition>,
+        through: GlobalPosition,
+        writes: Vec<DocumentWrite>,
+    ) -> Result<DocumentCommit, StoreError> {
+        delegate!(self, store => store.commit_documents(view, from, through, writes).await)
     }
 }
 

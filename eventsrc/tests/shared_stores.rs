@@ -8,14 +8,17 @@ mod common;
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use common::{Add, Lead, LeadEvent, OpenLead, Rename, Tally};
 use eventsrc::backend::{AppendSignal, Lease, Leases, ParkedStore, StoredEvent};
 use eventsrc::runner::{Perform, Retry};
 use eventsrc::store::{AppendResult, ReadAll, ReadStream};
 use eventsrc::{
-    Aggregate, CheckpointStore, Checkpointed, EventStore, ExpectedVersion, GlobalPosition,
-    InMemory, MemoryStore, Metadata, NewEvent, Projection, Reactions, Reactor, RecordedEvent,
-    Repository, Runner, SnapshotStore, StoreError, StreamId, StreamVersion, Tenant, Tenants,
+    Aggregate, Changes, CheckpointStore, Checkpointed, DocumentReader, DocumentView, Documents,
+    Event, EventStore, ExpectedVersion, GlobalPosition, InMemory, MemoryStore, Metadata, NewEvent,
+    Projection, Reactions, Reactor, RecordedEvent, Repository, Runner, SnapshotStore, StoreError,
+    StreamId, StreamVersion, Tenant, Tenants,
 };
 
 const ID: u32 = 1410;
@@ -304,4 +307,60 @@ async fn a_shared_or_borrowed_store_passes_on_visit_stream_and_append_signal() {
     let store = VisitsOnly { inner };
     visits_and_signals(&store).await;
     visits_and_signals(Arc::new(store)).await;
+}
+
+/// A document view's documents, noted by stream id.
+struct Notes;
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Noted {
+    text: String,
+}
+
+impl DocumentView for Notes {
+    const NAME: &'static str = "notes";
+    type Event = Noted;
+    type Document = String;
+    type Error = std::convert::Infallible;
+
+    fn apply(
+        &self,
+        event: Noted,
+        record: &RecordedEvent,
+        docs: &mut Changes<String>,
+    ) -> Result<(), Self::Error> {
+        docs.put(record.stream.id(), event.text);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_document_view_runs_on_a_shared_store_and_reads_through_a_borrowed_one() {
+    let store = Arc::new(MemoryStore::new());
+    let note = StreamId::new("note", 1).unwrap();
+    let noted = NewEvent::from_event(
+        &Noted {
+            text: "hello".into(),
+        },
+        Default::default(),
+    )
+    .unwrap();
+    store
+        .append(&note, ExpectedVersion::Any, vec![noted])
+        .await
+        .unwrap();
+
+    Runner::new(
+        Arc::clone(&store),
+        Documents::new(Arc::clone(&store), Notes),
+    )
+    .catch_up()
+    .await
+    .unwrap();
+
+    let notes = DocumentReader::<_, Notes>::new(&*store);
+    assert_eq!(notes.get("1").await.unwrap().as_deref(), Some("hello"));
+    // The documents were committed to the store behind the pointer, with the checkpoint.
+    let direct = DocumentReader::<_, Notes>::new((*store).clone());
+    assert_eq!(direct.get("1").await.unwrap().as_deref(), Some("hello"));
 }

@@ -11,6 +11,7 @@
 //! | [`Checkpointed`](crate::Checkpointed) | a [`Projection`](crate::Projection) that stores itself | a [`CheckpointStore`](crate::CheckpointStore) | at least once |
 //! | [`Reactions`](crate::Reactions) | a [`Reactor`](crate::Reactor)'s effects, via [`Perform`] | a [`CheckpointStore`](crate::CheckpointStore) | at least once, retried, parked |
 //! | SQL backends' projections | tables in the database | same transaction | exactly once |
+//! | [`Documents`](crate::Documents) | a [`DocumentView`](crate::DocumentView)'s JSON documents, on any store | same commit | exactly once (memory: per process) |
 //!
 //! At-least-once means: the checkpoint moves only after the consumer handled the batch, so
 //! after a crash the events since the last checkpoint are handled again. A projection's `apply`

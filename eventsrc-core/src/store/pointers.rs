@@ -9,7 +9,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::backend::{AppendSignal, Lease, Leases, ParkedEvent, ParkedStore, StoredEvent};
+use crate::backend::{
+    AppendSignal, DocumentCommit, DocumentStore, DocumentWrite, Lease, Leases, ParkedEvent,
+    ParkedStore, Select, StoredEvent,
+};
 use crate::store::{AppendResult, ReadAll, ReadStream, Snapshot};
 use crate::{
     CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent,
@@ -145,6 +148,34 @@ macro_rules! through_pointer {
                 name: &str,
             ) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send {
                 (**self).try_acquire(name)
+            }
+        }
+
+        impl<S: DocumentStore + ?Sized> DocumentStore for $pointer {
+            fn load_documents(
+                &self,
+                view: &str,
+                ids: &[String],
+            ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send {
+                (**self).load_documents(view, ids)
+            }
+
+            fn query_documents(
+                &self,
+                view: &str,
+                select: Select<'_>,
+            ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send {
+                (**self).query_documents(view, select)
+            }
+
+            fn commit_documents(
+                &self,
+                view: &str,
+                from: Option<GlobalPosition>,
+                through: GlobalPosition,
+                writes: Vec<DocumentWrite>,
+            ) -> impl Future<Output = Result<DocumentCommit, StoreError>> + Send {
+                (**self).commit_documents(view, from, through, writes)
             }
         }
     };

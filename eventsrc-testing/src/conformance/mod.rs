@@ -1,5 +1,5 @@
 //! The backend conformance suite: the behaviour every [`EventStore`], [`SnapshotStore`],
-//! [`CheckpointStore`], [`ParkedStore`] and [`Leases`] must show, as generic async cases that any store can be run through.
+//! [`CheckpointStore`], [`ParkedStore`], [`Leases`] and [`DocumentStore`] must show, as generic async cases that any store can be run through.
 //!
 //! Each case is a `pub async fn case<S: StoreUnderTest>(store: S)` that panics, naming what it
 //! expected and what it got, when the store misbehaves. [`event_store_conformance!`] stamps one
@@ -26,11 +26,12 @@
 
 use eventsrc_core::{CheckpointStore, EventStore, SnapshotStore, Tenants};
 
-use eventsrc_core::backend::{Leases, ParkedStore};
+use eventsrc_core::backend::{DocumentStore, Leases, ParkedStore};
 
 mod append;
 mod concurrency;
 mod content;
+mod documents;
 mod expect;
 mod idempotency;
 mod log;
@@ -41,11 +42,19 @@ mod snapshots;
 mod tenants;
 mod time;
 
-/// What a store must implement to run the suite: all five storage traits, handles on other
-/// tenants ([`Tenants`]), cheap clones that share the same storage (the concurrent cases hand one to each task), and `'static` so that
-/// a clone can move into a spawned task.
+/// What a store must implement to run the suite: all six storage traits, handles on other
+/// tenants ([`Tenants`]), cheap clones that share the same storage (the concurrent cases hand
+/// one to each task), and `'static` so that a clone can move into a spawned task.
 pub trait StoreUnderTest:
-    EventStore + Tenants + SnapshotStore + CheckpointStore + ParkedStore + Leases + Clone + 'static
+    EventStore
+    + Tenants
+    + SnapshotStore
+    + CheckpointStore
+    + ParkedStore
+    + Leases
+    + DocumentStore
+    + Clone
+    + 'static
 {
 }
 
@@ -56,6 +65,7 @@ impl<S> StoreUnderTest for S where
         + CheckpointStore
         + ParkedStore
         + Leases
+        + DocumentStore
         + Clone
         + 'static
 {
@@ -209,6 +219,9 @@ macro_rules! __conformance_cases {
             readside::a_lease_is_exclusive_until_dropped,
             readside::leases_belong_to_their_tenant,
             readside::a_follower_takes_over_when_the_leader_stops,
+            documents::documents_commit_with_their_checkpoint_and_a_moved_checkpoint_fences,
+            documents::documents_are_selected_by_prefix_and_index_in_byte_order_of_ids,
+            documents::documents_belong_to_their_view_and_tenant,
         }
     };
 }
