@@ -435,3 +435,51 @@ impl<E: fmt::Display> CheckOutcome for Result<(), E> {
 pub fn check_failed<O: CheckOutcome>(outcome: O) -> Option<Option<String>> {
     outcome.failure()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Json, NotJson as _, assert_distinct_names};
+
+    #[test]
+    fn distinct_names_pass() {
+        assert_distinct_names(&[
+            ("Opened", "account.opened", &["Opened"]),
+            ("Closed", "account.closed", &[]),
+        ]);
+    }
+
+    #[test]
+    #[should_panic(expected = "`Opened` and `Reopened` are both stored as `Opened`")]
+    fn an_alias_equal_to_another_types_alias_is_caught() {
+        assert_distinct_names(&[
+            ("Opened", "account.opened", &["Opened"]),
+            ("Closed", "account.closed", &[]),
+            ("Reopened", "account.reopened", &["Opened"]),
+        ]);
+    }
+
+    #[test]
+    #[should_panic(expected = "`Closed` and `Ended` are both stored as `account.closed`")]
+    fn a_name_equal_to_another_types_alias_is_caught() {
+        assert_distinct_names(&[
+            ("Closed", "account.closed", &[]),
+            ("Ended", "account.ended", &["account.closed"]),
+        ]);
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Stored {
+        n: u32,
+    }
+
+    struct Plain;
+
+    #[test]
+    fn json_tells_serializable_types_apart() {
+        assert!(<Json<Stored>>::IS_JSON);
+        assert!(!<Json<Plain>>::IS_JSON);
+        let payload = <Json<Stored>>::encode("stored", &Stored { n: 3 }).expect("encodes");
+        let back = <Json<Stored>>::decode_current("stored", 1, &payload).expect("decodes");
+        assert_eq!(back.n, 3);
+    }
+}
