@@ -19,13 +19,13 @@ use crate::{DecodeError, EncodeError, Event};
 
 /// Encodes an event struct as its JSON payload.
 #[inline]
-pub fn encode<T: Serialize + ?Sized>(name: &'static str, event: &T) -> Result<String, EncodeError> {
+fn encode<T: Serialize + ?Sized>(name: &'static str, event: &T) -> Result<String, EncodeError> {
     serde_json::to_string(event).map_err(|source| EncodeError::new(name, source))
 }
 
 /// Decodes a payload written at the current version straight into the type (no `Value`).
 #[inline]
-pub fn decode_current<T: DeserializeOwned>(
+fn decode_current<T: DeserializeOwned>(
     event_type: &str,
     version: u32,
     payload: &str,
@@ -98,7 +98,11 @@ pub trait NotJson<T> {
 
     /// Never called: the build fails first.
     fn to_value(event_type: &str, version: u32, _: &T) -> Result<Value, DecodeError> {
-        Err(upcast_failed(event_type, version, "the type is not serializable"))
+        Err(upcast_failed(
+            event_type,
+            version,
+            "the type is not serializable",
+        ))
     }
 }
 
@@ -126,7 +130,9 @@ pub const fn assert_distinct_names(handled: &[Handled]) {
                     .push(handled[j].0)
                     .push("` are both stored as `")
                     .push(name)
-                    .push("`: give one of them another `#[event(name = \"...\")]` or drop the alias");
+                    .push(
+                        "`: give one of them another `#[event(name = \"...\")]` or drop the alias",
+                    );
                 panic!("{}", message.as_str());
             }
             j += 1;
@@ -234,7 +240,7 @@ pub fn parse_value(event_type: &str, version: u32, payload: &str) -> Result<Valu
 }
 
 /// Writes an older typed shape as a JSON value, to run JSON upcast steps on it.
-pub fn to_value<T: Serialize>(
+fn to_value<T: Serialize>(
     event_type: &str,
     version: u32,
     old: &T,
@@ -243,7 +249,7 @@ pub fn to_value<T: Serialize>(
 }
 
 /// Reads the upcast JSON value as the current type.
-pub fn from_value<T: DeserializeOwned>(
+fn from_value<T: DeserializeOwned>(
     event_type: &str,
     version: u32,
     value: Value,
@@ -476,8 +482,8 @@ mod tests {
 
     #[test]
     fn json_tells_serializable_types_apart() {
-        assert!(<Json<Stored>>::IS_JSON);
-        assert!(!<Json<Plain>>::IS_JSON);
+        const { assert!(<Json<Stored>>::IS_JSON) };
+        const { assert!(!<Json<Plain>>::IS_JSON) };
         let payload = <Json<Stored>>::encode("stored", &Stored { n: 3 }).expect("encodes");
         let back = <Json<Stored>>::decode_current("stored", 1, &payload).expect("decodes");
         assert_eq!(back.n, 3);

@@ -26,7 +26,11 @@ pub struct Keys<K: 'static> {
 impl<K: Copy> Keys<K> {
     /// `name = "..."`, `version = 2`, ...: what the attribute accepts.
     pub fn expected(&self) -> String {
-        let forms: Vec<String> = self.keys.iter().map(|k| format!("`{}`", k.syntax)).collect();
+        let forms: Vec<String> = self
+            .keys
+            .iter()
+            .map(|k| format!("`{}`", k.syntax))
+            .collect();
         forms.join(", ")
     }
 

@@ -28,7 +28,12 @@ impl<'a> Context<'a> {
                 quote!(#generated)
             }
         };
-        Self { krate, input, self_ident, event_path }
+        Self {
+            krate,
+            input,
+            self_ident,
+            event_path,
+        }
     }
 
     fn attrs(&self) -> &AggregateAttrs {
@@ -133,7 +138,11 @@ fn apply_body(cx: &Context) -> TokenStream {
         let (method, variant) = (&h.method, &h.variant);
         quote!(#event_path::#variant(event) => self.#method(event),)
     });
-    let span = cx.attrs().event.as_ref().map_or_else(Span::call_site, |p| p.span());
+    let span = cx
+        .attrs()
+        .event
+        .as_ref()
+        .map_or_else(Span::call_site, |p| p.span());
     // A generated enum without variants still needs a total match.
     let empty = (cx.attrs().event.is_none() && handlers.is_empty()).then(|| quote!(_ => {}));
     quote_spanned!(span=> match event { #(#arms)* #empty })
@@ -142,7 +151,11 @@ fn apply_body(cx: &Context) -> TokenStream {
 fn snapshot(cx: &Context) -> Option<TokenStream> {
     let krate = cx.krate;
     let state_version = cx.attrs().snapshot.as_ref()?;
-    let every = cx.attrs().snapshot_every.as_ref().map(|n| quote!(.every(#n)));
+    let every = cx
+        .attrs()
+        .snapshot_every
+        .as_ref()
+        .map(|n| quote!(.every(#n)));
     Some(quote! {
         const SNAPSHOT: ::core::option::Option<#krate::store::SnapshotFormat<Self>> =
             ::core::option::Option::Some(#krate::store::SnapshotFormat::json(#state_version) #every);
@@ -166,7 +179,11 @@ fn registration(cx: &Context) -> TokenStream {
 /// The generated event enum, one variant per handler, with a `From` impl per event type.
 fn event_enum(cx: &Context) -> TokenStream {
     let enum_ident = enum_ident(cx.self_ident);
-    let vis = cx.attrs().vis.clone().unwrap_or_else(|| syn::parse_quote!(pub));
+    let vis = cx
+        .attrs()
+        .vis
+        .clone()
+        .unwrap_or_else(|| syn::parse_quote!(pub));
     let handlers = cx.handlers();
     let variants = handlers.iter().map(|h| {
         let (variant, event) = (&h.variant, &h.event);

@@ -23,15 +23,51 @@ pub enum AggregateKey {
 pub const KEYS: Keys<AggregateKey> = Keys {
     attribute: "#[aggregate(...)]",
     keys: &[
-        Key { name: "id", syntax: "id = Type", kind: AggregateKey::Id },
-        Key { name: "error", syntax: "error = Type", kind: AggregateKey::Error },
-        Key { name: "name", syntax: "name = \"...\"", kind: AggregateKey::Name },
-        Key { name: "event", syntax: "event = EventEnum", kind: AggregateKey::Event },
-        Key { name: "vis", syntax: "vis = pub(crate)", kind: AggregateKey::Vis },
-        Key { name: "snapshot", syntax: "snapshot = 1", kind: AggregateKey::Snapshot },
-        Key { name: "snapshot_every", syntax: "snapshot_every = 100", kind: AggregateKey::SnapshotEvery },
-        Key { name: "conflicts", syntax: "conflicts = path", kind: AggregateKey::Conflicts },
-        Key { name: "crate", syntax: "crate = path", kind: AggregateKey::Crate },
+        Key {
+            name: "id",
+            syntax: "id = Type",
+            kind: AggregateKey::Id,
+        },
+        Key {
+            name: "error",
+            syntax: "error = Type",
+            kind: AggregateKey::Error,
+        },
+        Key {
+            name: "name",
+            syntax: "name = \"...\"",
+            kind: AggregateKey::Name,
+        },
+        Key {
+            name: "event",
+            syntax: "event = EventEnum",
+            kind: AggregateKey::Event,
+        },
+        Key {
+            name: "vis",
+            syntax: "vis = pub(crate)",
+            kind: AggregateKey::Vis,
+        },
+        Key {
+            name: "snapshot",
+            syntax: "snapshot = 1",
+            kind: AggregateKey::Snapshot,
+        },
+        Key {
+            name: "snapshot_every",
+            syntax: "snapshot_every = 100",
+            kind: AggregateKey::SnapshotEvery,
+        },
+        Key {
+            name: "conflicts",
+            syntax: "conflicts = path",
+            kind: AggregateKey::Conflicts,
+        },
+        Key {
+            name: "crate",
+            syntax: "crate = path",
+            kind: AggregateKey::Crate,
+        },
     ],
 };
 
@@ -51,11 +87,11 @@ pub struct AggregateAttrs {
 /// One item of the impl block.
 pub enum Member {
     /// `fn method(&mut self, event: &Event)`.
-    Handler(Handler),
+    Handler(Box<Handler>),
     /// A function of another shape.
-    BadSignature(syn::Signature),
+    BadSignature(Box<syn::Signature>),
     /// Anything but a function.
-    NotAFunction(ImplItem),
+    NotAFunction(Box<ImplItem>),
 }
 
 pub struct Handler {
@@ -75,7 +111,11 @@ impl AggregateInput {
     pub fn parse(args: TokenStream, item: ItemImpl, errors: &mut Errors) -> Self {
         let attrs = AggregateAttrs::parse(args, errors);
         let members = item.items.iter().map(Member::of).collect();
-        Self { attrs, item, members }
+        Self {
+            attrs,
+            item,
+            members,
+        }
     }
 
     /// The aggregate's type name, when the impl is for a named type.
@@ -85,7 +125,7 @@ impl AggregateInput {
 
     pub fn handlers(&self) -> impl Iterator<Item = &Handler> {
         self.members.iter().filter_map(|m| match m {
-            Member::Handler(handler) => Some(handler),
+            Member::Handler(handler) => Some(&**handler),
             _ => None,
         })
     }
@@ -125,15 +165,15 @@ impl AggregateAttrs {
 impl Member {
     fn of(item: &ImplItem) -> Self {
         let ImplItem::Fn(function) = item else {
-            return Self::NotAFunction(item.clone());
+            return Self::NotAFunction(Box::new(item.clone()));
         };
         match handler_event(&function.sig) {
-            Some(event) => Self::Handler(Handler {
+            Some(event) => Self::Handler(Box::new(Handler {
                 method: function.sig.ident.clone(),
                 variant: last_ident(&event).cloned(),
                 event,
-            }),
-            None => Self::BadSignature(function.sig.clone()),
+            })),
+            None => Self::BadSignature(Box::new(function.sig.clone())),
         }
     }
 }

@@ -20,7 +20,10 @@ pub fn validate(input: &AggregateInput, errors: &mut Errors) {
         );
     }
     if input.self_ident().is_none() {
-        errors.spanned(&item.self_ty, "`#[aggregate]` needs a named type: `impl MyAggregate { ... }`");
+        errors.spanned(
+            &item.self_ty,
+            "`#[aggregate]` needs a named type: `impl MyAggregate { ... }`",
+        );
     }
     members(&input.members, errors);
 }
@@ -35,13 +38,19 @@ fn attrs(attrs: &AggregateAttrs, errors: &mut Errors) {
     if let Some(name) = &attrs.name {
         let value = name.value();
         if value.is_empty() || value.contains('-') || value.chars().any(char::is_control) {
-            errors.spanned(name, "an aggregate name is a stream category: non-empty, without `-`");
+            errors.spanned(
+                name,
+                "an aggregate name is a stream category: non-empty, without `-`",
+            );
         }
     }
     if let Some(lit) = &attrs.snapshot
         && !matches!(lit.base10_parse::<u32>(), Ok(v) if v > 0)
     {
-        errors.spanned(lit, "`snapshot = n` is the state's schema version: an integer from 1");
+        errors.spanned(
+            lit,
+            "`snapshot = n` is the state's schema version: an integer from 1",
+        );
     }
     match (&attrs.snapshot, &attrs.snapshot_every) {
         (_, Some(lit)) if !matches!(lit.base10_parse::<u64>(), Ok(v) if v > 0) => {
@@ -75,7 +84,10 @@ fn members(members: &[Member], errors: &mut Errors) {
 /// Each event type has exactly one handler, named by a path.
 fn handler_once<'a>(handler: &'a Handler, seen: &mut Vec<&'a Handler>, errors: &mut Errors) {
     let Some(variant) = &handler.variant else {
-        errors.spanned(&handler.event, "the event must be a named type, e.g. `&StatusChanged`");
+        errors.spanned(
+            &handler.event,
+            "the event must be a named type, e.g. `&StatusChanged`",
+        );
         return;
     };
     match seen.iter().find(|h| h.variant.as_ref() == Some(variant)) {

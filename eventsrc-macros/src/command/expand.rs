@@ -58,7 +58,11 @@ fn command_impl(krate: &TokenStream, input: &CommandInput) -> TokenStream {
     });
     let checks = checks.map(|check| validation(krate, &check));
     // A whole-command check (fields that depend on each other) runs after the field rules.
-    let whole = input.attrs.validate.as_ref().map(|path| quote!(#path(self, &mut errors);));
+    let whole = input
+        .attrs
+        .validate
+        .as_ref()
+        .map(|path| quote!(#path(self, &mut errors);));
     quote! {
         #[automatically_derived]
         impl #impl_generics #krate::Command for #ident #ty_generics #where_clause {
@@ -78,7 +82,12 @@ fn command_impl(krate: &TokenStream, input: &CommandInput) -> TokenStream {
 /// `AggregateCommand`, returning `id` (an expression of `&self`). The whole impl carries the
 /// span of `aggregate = ...`: every obligation on the aggregate then points there, and rustc
 /// folds the identical reports into one.
-fn aggregate_command(krate: &TokenStream, input: &CommandInput, aggregate: &Path, id: &TokenStream) -> TokenStream {
+fn aggregate_command(
+    krate: &TokenStream,
+    input: &CommandInput,
+    aggregate: &Path,
+    id: &TokenStream,
+) -> TokenStream {
     let ident = &input.item.ident;
     let (impl_generics, ty_generics, where_clause) = input.item.generics.split_for_impl();
     let assoc = quote_spanned!(aggregate.span()=> type Aggregate = #aggregate;);
@@ -116,7 +125,9 @@ fn validation(krate: &TokenStream, check: &Check) -> TokenStream {
     // The field named with the rule's span, so a type error points at the rule, not the field.
     let field = &Ident::new(&field_name, check.span);
     let p = quote!(#krate::__private);
-    let custom = check.message.map(|m| quote!(::std::string::ToString::to_string(&#m)));
+    let custom = check
+        .message
+        .map(|m| quote!(::std::string::ToString::to_string(&#m)));
     let or_default = |default: TokenStream| custom.clone().unwrap_or(default);
     let span = check.span;
     match check.rule {
@@ -129,7 +140,7 @@ fn validation(krate: &TokenStream, check: &Check) -> TokenStream {
             }
         }
         Rule::Range { min, max } => {
-            let bound = |b: &Option<Expr>| match b {
+            let bound = |b: &Option<Box<Expr>>| match b {
                 Some(expr) => quote!(::core::option::Option::Some((#expr) as f64)),
                 None => quote!(::core::option::Option::None),
             };
@@ -143,7 +154,9 @@ fn validation(krate: &TokenStream, check: &Check) -> TokenStream {
         }
         Rule::With(path) => {
             // The rule's own `message` wins over the text of an error the function returns.
-            let message = or_default(quote!(reason.unwrap_or_else(|| ::std::string::String::from("is invalid"))));
+            let message = or_default(quote!(
+                reason.unwrap_or_else(|| ::std::string::String::from("is invalid"))
+            ));
             quote_spanned! {path.span()=>
                 if let ::core::option::Option::Some(reason) = #p::check_failed(#path(&self.#field)) {
                     let _ = &reason;

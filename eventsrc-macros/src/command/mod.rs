@@ -18,5 +18,8 @@ pub fn command(args: TokenStream, item: ItemStruct) -> TokenStream {
     let input = CommandInput::parse(args, item, &mut errors);
     validate::validate(&input, &mut errors);
     let krate = attr::crate_path(input.attrs.krate.as_ref());
-    errors.finish(|| expand::expand(&krate, &input), || expand::stub(&krate, &input))
+    errors.finish(
+        || expand::expand(&krate, &input),
+        || expand::stub(&krate, &input),
+    )
 }

@@ -21,10 +21,26 @@ pub enum CommandKey {
 pub const KEYS: Keys<CommandKey> = Keys {
     attribute: "#[command(...)]",
     keys: &[
-        Key { name: "aggregate", syntax: "aggregate = Type", kind: CommandKey::Aggregate },
-        Key { name: "handler", syntax: "handler = path", kind: CommandKey::Handler },
-        Key { name: "validate", syntax: "validate = path", kind: CommandKey::Validate },
-        Key { name: "crate", syntax: "crate = path", kind: CommandKey::Crate },
+        Key {
+            name: "aggregate",
+            syntax: "aggregate = Type",
+            kind: CommandKey::Aggregate,
+        },
+        Key {
+            name: "handler",
+            syntax: "handler = path",
+            kind: CommandKey::Handler,
+        },
+        Key {
+            name: "validate",
+            syntax: "validate = path",
+            kind: CommandKey::Validate,
+        },
+        Key {
+            name: "crate",
+            syntax: "crate = path",
+            kind: CommandKey::Crate,
+        },
     ],
 };
 
@@ -40,10 +56,26 @@ pub enum RuleKey {
 pub const RULES: Keys<RuleKey> = Keys {
     attribute: "#[validate(...)]",
     keys: &[
-        Key { name: "non_empty", syntax: "non_empty", kind: RuleKey::NonEmpty },
-        Key { name: "range", syntax: "range(min = .., max = ..)", kind: RuleKey::Range },
-        Key { name: "with", syntax: "with = path", kind: RuleKey::With },
-        Key { name: "message", syntax: "message = \"...\"", kind: RuleKey::Message },
+        Key {
+            name: "non_empty",
+            syntax: "non_empty",
+            kind: RuleKey::NonEmpty,
+        },
+        Key {
+            name: "range",
+            syntax: "range(min = .., max = ..)",
+            kind: RuleKey::Range,
+        },
+        Key {
+            name: "with",
+            syntax: "with = path",
+            kind: RuleKey::With,
+        },
+        Key {
+            name: "message",
+            syntax: "message = \"...\"",
+            kind: RuleKey::Message,
+        },
     ],
 };
 
@@ -57,8 +89,16 @@ pub enum Bound {
 pub const BOUNDS: Keys<Bound> = Keys {
     attribute: "range(...)",
     keys: &[
-        Key { name: "min", syntax: "min = ..", kind: Bound::Min },
-        Key { name: "max", syntax: "max = ..", kind: Bound::Max },
+        Key {
+            name: "min",
+            syntax: "min = ..",
+            kind: Bound::Min,
+        },
+        Key {
+            name: "max",
+            syntax: "max = ..",
+            kind: Bound::Max,
+        },
     ],
 };
 
@@ -73,7 +113,10 @@ pub struct CommandAttrs {
 /// One check of a `#[validate(...)]` attribute.
 pub enum Rule {
     NonEmpty,
-    Range { min: Option<Expr>, max: Option<Expr> },
+    Range {
+        min: Option<Box<Expr>>,
+        max: Option<Box<Expr>>,
+    },
     With(Path),
 }
 
@@ -114,7 +157,11 @@ impl CommandInput {
             ),
             _ => None,
         };
-        Self { attrs, item, fields }
+        Self {
+            attrs,
+            item,
+            fields,
+        }
     }
 }
 
@@ -152,8 +199,15 @@ impl FieldAst {
         field.attrs = kept;
         let (ids, validates): (Vec<Attribute>, Vec<Attribute>) =
             helpers.into_iter().partition(|a| a.path().is_ident("id"));
-        let validates = validates.into_iter().map(|a| ValidateAttr::parse(a, errors)).collect();
-        Some(Self { ident, ids, validates })
+        let validates = validates
+            .into_iter()
+            .map(|a| ValidateAttr::parse(a, errors))
+            .collect();
+        Some(Self {
+            ident,
+            ids,
+            validates,
+        })
     }
 }
 
@@ -178,7 +232,12 @@ impl ValidateAttr {
             Ok(())
         });
         errors.keep(result);
-        Self { attr, rules, message, bad_key }
+        Self {
+            attr,
+            rules,
+            message,
+            bad_key,
+        }
     }
 }
 
@@ -192,8 +251,8 @@ fn range(meta: &syn::meta::ParseNestedMeta, errors: &mut Errors) -> syn::Result<
         };
         let value = bound.value()?.parse::<Expr>()?;
         match key {
-            Bound::Min => min = Some(value),
-            Bound::Max => max = Some(value),
+            Bound::Min => min = Some(Box::new(value)),
+            Bound::Max => max = Some(Box::new(value)),
         }
         Ok(())
     })?;

@@ -29,8 +29,10 @@ pub fn validate(input: &CommandInput, errors: &mut Errors) {
 
 /// Exactly one field is the target's id, marked by a bare `#[id]`.
 fn one_id(input: &CommandInput, fields: &[FieldAst], errors: &mut Errors) {
-    let ids: Vec<(&FieldAst, &syn::Attribute)> =
-        fields.iter().flat_map(|f| f.ids.iter().map(move |a| (f, a))).collect();
+    let ids: Vec<(&FieldAst, &syn::Attribute)> = fields
+        .iter()
+        .flat_map(|f| f.ids.iter().map(move |a| (f, a)))
+        .collect();
     for (_, attr) in &ids {
         if !matches!(attr.meta, syn::Meta::Path(_)) {
             errors.spanned(attr, "`#[id]` takes no arguments: write `#[id]`");
@@ -38,10 +40,11 @@ fn one_id(input: &CommandInput, fields: &[FieldAst], errors: &mut Errors) {
     }
     match ids.as_slice() {
         [] => {
-            let target = input.attrs.aggregate.as_ref().map_or_else(
-                || "aggregate".to_owned(),
-                |path| quote!(#path).to_string(),
-            );
+            let target = input
+                .attrs
+                .aggregate
+                .as_ref()
+                .map_or_else(|| "aggregate".to_owned(), |path| quote!(#path).to_string());
             errors.spanned(
                 &input.item.ident,
                 format!("`#[command]` needs one field marked `#[id]`, holding the id of the `{target}` it targets"),
@@ -52,7 +55,10 @@ fn one_id(input: &CommandInput, fields: &[FieldAst], errors: &mut Errors) {
             for (_, attr) in rest {
                 errors.spanned(
                     attr,
-                    format!("a command targets one aggregate: `{}` is already its `#[id]`", first.ident),
+                    format!(
+                        "a command targets one aggregate: `{}` is already its `#[id]`",
+                        first.ident
+                    ),
                 );
             }
         }
@@ -63,7 +69,10 @@ fn rules(validate: &ValidateAttr, errors: &mut Errors) {
     if validate.rules.is_empty() && !validate.bad_key {
         errors.spanned(
             &validate.attr,
-            format!("`#[validate(...)]` needs a rule: one of {}", RULES.expected()),
+            format!(
+                "`#[validate(...)]` needs a rule: one of {}",
+                RULES.expected()
+            ),
         );
     }
     for (rule, span) in &validate.rules {
@@ -74,7 +83,7 @@ fn rules(validate: &ValidateAttr, errors: &mut Errors) {
             errors.at(*span, "`range` needs `min = ..`, `max = ..` or both");
         }
         for bound in min.iter().chain(max) {
-            if let syn::Expr::Lit(syn::ExprLit { lit, .. }) = bound
+            if let syn::Expr::Lit(syn::ExprLit { lit, .. }) = &**bound
                 && !matches!(lit, syn::Lit::Int(_) | syn::Lit::Float(_))
             {
                 errors.spanned(bound, "a `range` bound is a number or a numeric constant");

@@ -58,7 +58,11 @@ struct Parts {
     handled: Vec<TokenStream>,
 }
 
-pub fn expand_enum(krate: &TokenStream, enum_ident: &Ident, variants: &[VariantSpec]) -> TokenStream {
+pub fn expand_enum(
+    krate: &TokenStream,
+    enum_ident: &Ident,
+    variants: &[VariantSpec],
+) -> TokenStream {
     let mut parts = Parts::default();
     for v in variants {
         match &v.kind {
@@ -73,16 +77,21 @@ pub fn expand_enum(krate: &TokenStream, enum_ident: &Ident, variants: &[VariantS
 impl Parts {
     fn newtype(&mut self, krate: &TokenStream, v: &VariantSpec, ty: &Type) {
         let ident = &v.ident;
-        let decode = quote!(<#ty as #krate::Event>::decode(event_type, version, payload).map(Self::#ident));
-        self.event_type.push(quote!(Self::#ident(event) => #krate::Event::event_type(event),));
-        self.schema_version.push(quote!(Self::#ident(event) => #krate::Event::schema_version(event),));
-        self.encode.push(quote!(Self::#ident(event) => #krate::Event::encode(event),));
+        let decode =
+            quote!(<#ty as #krate::Event>::decode(event_type, version, payload).map(Self::#ident));
+        self.event_type
+            .push(quote!(Self::#ident(event) => #krate::Event::event_type(event),));
+        self.schema_version
+            .push(quote!(Self::#ident(event) => #krate::Event::schema_version(event),));
+        self.encode
+            .push(quote!(Self::#ident(event) => #krate::Event::encode(event),));
         self.stored.push(quote! {
             types.push(<#ty as #krate::EventType>::NAME);
             types.extend_from_slice(<#ty as #krate::EventType>::ALIASES);
         });
         // By name in the dispatch `match`; by alias only when no name matched.
-        self.arms.push(quote!(<#ty as #krate::EventType>::NAME => { return #decode; }));
+        self.arms
+            .push(quote!(<#ty as #krate::EventType>::NAME => { return #decode; }));
         self.by_alias.push(quote! {
             if <#ty as #krate::EventType>::ALIASES.contains(&event_type) {
                 return #decode;
@@ -94,20 +103,35 @@ impl Parts {
     }
 
     /// What unit and named variants share: their stored names written here.
-    fn literal(&mut self, krate: &TokenStream, enum_ident: &Ident, v: &VariantSpec, oldest: &TokenStream) {
+    fn literal(
+        &mut self,
+        krate: &TokenStream,
+        enum_ident: &Ident,
+        v: &VariantSpec,
+        oldest: &TokenStream,
+    ) {
         let (ident, name, aliases) = (&v.ident, &v.name, &v.aliases);
         let rust_type = format!("{enum_ident}::{ident}");
-        self.stored.push(quote!(types.extend_from_slice(&[#name #(, #aliases)*]);));
-        self.handled.push(quote!((#rust_type, #name, &[#(#aliases),*])));
-        let entry = Registration { krate, name, version: v.version, aliases };
-        self.support.push(entry.tokens(&rust_type, oldest, &quote!(#enum_ident)));
+        self.stored
+            .push(quote!(types.extend_from_slice(&[#name #(, #aliases)*]);));
+        self.handled
+            .push(quote!((#rust_type, #name, &[#(#aliases),*])));
+        let entry = Registration {
+            krate,
+            name,
+            version: v.version,
+            aliases,
+        };
+        self.support
+            .push(entry.tokens(&rust_type, oldest, &quote!(#enum_ident)));
     }
 
     fn unit(&mut self, krate: &TokenStream, enum_ident: &Ident, v: &VariantSpec) {
         let (ident, name, version, aliases) = (&v.ident, &v.name, v.version, &v.aliases);
         self.literal(krate, enum_ident, v, &quote!(1u32));
         self.event_type.push(quote!(Self::#ident {} => #name,));
-        self.schema_version.push(quote!(Self::#ident {} => #version,));
+        self.schema_version
+            .push(quote!(Self::#ident {} => #version,));
         self.encode.push(quote!(Self::#ident {} => ::core::result::Result::Ok(::std::string::String::from("{}")),));
         self.arms.push(quote! {
             #name #(| #aliases)* => {
@@ -119,17 +143,34 @@ impl Parts {
         });
     }
 
-    fn named(&mut self, krate: &TokenStream, enum_ident: &Ident, v: &VariantSpec, fields: &FieldsNamed) {
+    fn named(
+        &mut self,
+        krate: &TokenStream,
+        enum_ident: &Ident,
+        v: &VariantSpec,
+        fields: &FieldsNamed,
+    ) {
         let (ident, name, version, aliases) = (&v.ident, &v.name, v.version, &v.aliases);
         let encoder = format_ident!("__Encode{}", ident);
         let decoder = format_ident!("__Decode{}", ident);
-        let names: Vec<&Ident> = fields.named.iter().filter_map(|f| f.ident.as_ref()).collect();
-        let chain = Chain { krate, version, prev: None, steps: &v.steps };
+        let names: Vec<&Ident> = fields
+            .named
+            .iter()
+            .filter_map(|f| f.ident.as_ref())
+            .collect();
+        let chain = Chain {
+            krate,
+            version,
+            prev: None,
+            steps: &v.steps,
+        };
         self.literal(krate, enum_ident, v, &chain.oldest());
-        self.support.push(payload_structs(krate, &encoder, &decoder, fields));
+        self.support
+            .push(payload_structs(krate, &encoder, &decoder, fields));
         self.support.push(chain.versioned_impl(&quote!(#decoder)));
         self.event_type.push(quote!(Self::#ident { .. } => #name,));
-        self.schema_version.push(quote!(Self::#ident { .. } => #version,));
+        self.schema_version
+            .push(quote!(Self::#ident { .. } => #version,));
         self.encode.push(quote! {
             Self::#ident { #(#names),* } => <#krate::__private::Json<#encoder<'_>>>::encode(#name, &#encoder { #(#names),* }),
         });
@@ -142,7 +183,16 @@ impl Parts {
     }
 
     fn finish(self, krate: &TokenStream, enum_ident: &Ident, empty: bool) -> TokenStream {
-        let Parts { support, event_type, schema_version, encode, arms, by_alias, stored, handled } = self;
+        let Parts {
+            support,
+            event_type,
+            schema_version,
+            encode,
+            arms,
+            by_alias,
+            stored,
+            handled,
+        } = self;
         let never = empty.then(|| quote!(_ => ::core::unreachable!(),));
         quote! {
             const _: () = {
@@ -193,10 +243,19 @@ impl Parts {
 
 /// The serde structs a named variant's payload is written from and read into; the variant's
 /// `#[serde(...)]` field attributes carry over.
-fn payload_structs(krate: &TokenStream, encoder: &Ident, decoder: &Ident, fields: &FieldsNamed) -> TokenStream {
+fn payload_structs(
+    krate: &TokenStream,
+    encoder: &Ident,
+    decoder: &Ident,
+    fields: &FieldsNamed,
+) -> TokenStream {
     let serde_path = format!("{krate}::__private::serde").replace(' ', "");
     let serde_attrs = |attrs: &[Attribute]| -> Vec<Attribute> {
-        attrs.iter().filter(|a| a.path().is_ident("serde")).cloned().collect()
+        attrs
+            .iter()
+            .filter(|a| a.path().is_ident("serde"))
+            .cloned()
+            .collect()
     };
     let enc_fields = fields.named.iter().map(|f| {
         let (name, ty, attrs) = (&f.ident, &f.ty, serde_attrs(&f.attrs));

@@ -9,7 +9,12 @@ use super::versioned::Chain;
 
 /// `EventType`, `Event`, `Versioned` and the registry entry of an event struct; `Versioned` and
 /// a check of the successor for a superseded shape.
-pub fn event_struct(krate: &TokenStream, ident: &Ident, unit: bool, attrs: &EventAttrs) -> TokenStream {
+pub fn event_struct(
+    krate: &TokenStream,
+    ident: &Ident,
+    unit: bool,
+    attrs: &EventAttrs,
+) -> TokenStream {
     let chain = Chain {
         krate,
         version: attrs.version(),
@@ -38,7 +43,12 @@ pub fn event_struct(krate: &TokenStream, ident: &Ident, unit: bool, attrs: &Even
     let oldest = if unit { quote!(1u32) } else { chain.oldest() };
     let impls = event_impls(krate, ident, unit, attrs);
     let name = attrs.name_or(ident);
-    let entry = Registration { krate, name: &name, version: attrs.version(), aliases: &attrs.aliases };
+    let entry = Registration {
+        krate,
+        name: &name,
+        version: attrs.version(),
+        aliases: &attrs.aliases,
+    };
     let registration = entry.tokens(&ident.to_string(), &oldest, &quote!(#ident));
     quote! {
         const _: () = {
@@ -66,7 +76,9 @@ fn event_impls(krate: &TokenStream, ident: &Ident, unit: bool, attrs: &EventAttr
     let version = attrs.version();
     let aliases = &attrs.aliases;
     let encode = if unit {
-        quote!(::core::result::Result::Ok(::std::string::String::from("{}")))
+        quote!(::core::result::Result::Ok(::std::string::String::from(
+            "{}"
+        )))
     } else {
         quote!(<#krate::__private::Json<Self>>::encode(#name, self))
     };
@@ -141,8 +153,18 @@ pub struct Registration<'a> {
 
 impl Registration<'_> {
     /// `rust_type` is shown in registry listings; `event` is the type that decodes the name.
-    pub fn tokens(&self, rust_type: &str, oldest: &TokenStream, event: &TokenStream) -> TokenStream {
-        let Self { krate, name, version, aliases } = self;
+    pub fn tokens(
+        &self,
+        rust_type: &str,
+        oldest: &TokenStream,
+        event: &TokenStream,
+    ) -> TokenStream {
+        let Self {
+            krate,
+            name,
+            version,
+            aliases,
+        } = self;
         quote! {
             #krate::__private::inventory::submit! {
                 #krate::__private::EventRegistration {

@@ -25,13 +25,41 @@ pub enum EventKey {
 pub const KEYS: Keys<EventKey> = Keys {
     attribute: "#[event(...)]",
     keys: &[
-        Key { name: "name", syntax: "name = \"...\"", kind: EventKey::Name },
-        Key { name: "version", syntax: "version = 2", kind: EventKey::Version },
-        Key { name: "aliases", syntax: "aliases = [\"...\"]", kind: EventKey::Aliases },
-        Key { name: "upcast_from", syntax: "upcast_from = OldType", kind: EventKey::UpcastFrom },
-        Key { name: "upcast_json", syntax: "upcast_json = [step]", kind: EventKey::UpcastJson },
-        Key { name: "superseded_by", syntax: "superseded_by = Type", kind: EventKey::SupersededBy },
-        Key { name: "crate", syntax: "crate = path", kind: EventKey::Crate },
+        Key {
+            name: "name",
+            syntax: "name = \"...\"",
+            kind: EventKey::Name,
+        },
+        Key {
+            name: "version",
+            syntax: "version = 2",
+            kind: EventKey::Version,
+        },
+        Key {
+            name: "aliases",
+            syntax: "aliases = [\"...\"]",
+            kind: EventKey::Aliases,
+        },
+        Key {
+            name: "upcast_from",
+            syntax: "upcast_from = OldType",
+            kind: EventKey::UpcastFrom,
+        },
+        Key {
+            name: "upcast_json",
+            syntax: "upcast_json = [step]",
+            kind: EventKey::UpcastJson,
+        },
+        Key {
+            name: "superseded_by",
+            syntax: "superseded_by = Type",
+            kind: EventKey::SupersededBy,
+        },
+        Key {
+            name: "crate",
+            syntax: "crate = path",
+            kind: EventKey::Crate,
+        },
     ],
 };
 
@@ -59,7 +87,9 @@ pub struct EventInput {
 
 pub enum Body {
     /// An event struct; `unit` when it has no fields (stored as `{}`).
-    Struct { unit: bool },
+    Struct {
+        unit: bool,
+    },
     Enum(Vec<VariantAst>),
     Union(syn::token::Union),
 }
@@ -85,7 +115,9 @@ impl EventInput {
     pub fn parse(input: DeriveInput, errors: &mut Errors) -> Self {
         let attrs = EventAttrs::parse(&input.attrs, errors);
         let body = match input.data {
-            Data::Struct(data) => Body::Struct { unit: matches!(data.fields, Fields::Unit) },
+            Data::Struct(data) => Body::Struct {
+                unit: matches!(data.fields, Fields::Unit),
+            },
             Data::Enum(data) => Body::Enum(
                 data.variants
                     .into_iter()
@@ -98,7 +130,12 @@ impl EventInput {
             ),
             Data::Union(data) => Body::Union(data.union_token),
         };
-        Self { ident: input.ident, generics: input.generics, attrs, body }
+        Self {
+            ident: input.ident,
+            generics: input.generics,
+            attrs,
+            body,
+        }
     }
 }
 
@@ -160,6 +197,8 @@ impl EventAttrs {
 
     /// The stored name: the `name` key, or the Rust identifier.
     pub fn name_or(&self, ident: &Ident) -> String {
-        self.name.as_ref().map_or_else(|| ident.to_string(), LitStr::value)
+        self.name
+            .as_ref()
+            .map_or_else(|| ident.to_string(), LitStr::value)
     }
 }

@@ -61,20 +61,24 @@ fn attrs(attrs: &EventAttrs, place: Place, errors: &mut Errors) {
             Err(_) => errors.spanned(lit, "a schema version is an integer that fits in a `u32`"),
         }
     }
-    attrs.name.iter().chain(&attrs.aliases).for_each(|name| stored_name(name, errors));
+    attrs
+        .name
+        .iter()
+        .chain(&attrs.aliases)
+        .for_each(|name| stored_name(name, errors));
 }
 
 fn misplaced(key: EventKey, place: Place) -> Option<&'static str> {
     use EventKey::*;
     match (place, key) {
         (Place::Struct, _) | (Place::Enum, Crate) => None,
-        (Place::Enum, _) => Some(
-            "belongs on a variant (or on the event struct a variant wraps), not on the enum",
-        ),
+        (Place::Enum, _) => {
+            Some("belongs on a variant (or on the event struct a variant wraps), not on the enum")
+        }
         (Place::Variant, Name | Version | Aliases | UpcastJson) => None,
-        (Place::Variant, UpcastFrom | SupersededBy) => Some(
-            "works on event structs: derive `Event` on a struct and wrap it in this variant",
-        ),
+        (Place::Variant, UpcastFrom | SupersededBy) => {
+            Some("works on event structs: derive `Event` on a struct and wrap it in this variant")
+        }
         (Place::Variant, Crate) => Some("belongs on the enum, not on a variant"),
     }
 }
@@ -82,7 +86,10 @@ fn misplaced(key: EventKey, place: Place) -> Option<&'static str> {
 fn stored_name(name: &LitStr, errors: &mut Errors) {
     let value = name.value();
     if value.trim().is_empty() {
-        errors.spanned(name, "an event name must not be empty: write the name it is stored under");
+        errors.spanned(
+            name,
+            "an event name must not be empty: write the name it is stored under",
+        );
     } else if value.chars().any(char::is_control) {
         errors.spanned(name, "an event name must not contain control characters");
     }
@@ -120,11 +127,16 @@ fn superseded(attrs: &EventAttrs, errors: &mut Errors) {
     let Some(current) = &attrs.superseded_by else {
         return;
     };
-    for (present, key) in [(attrs.name.is_some(), "name"), (!attrs.aliases.is_empty(), "aliases")] {
+    for (present, key) in [
+        (attrs.name.is_some(), "name"),
+        (!attrs.aliases.is_empty(), "aliases"),
+    ] {
         if present {
             errors.spanned(
                 current,
-                format!("a superseded shape is stored under the name of `superseded_by`; remove `{key}`"),
+                format!(
+                    "a superseded shape is stored under the name of `superseded_by`; remove `{key}`"
+                ),
             );
         }
     }
@@ -151,7 +163,10 @@ fn variant(variant: &VariantAst, errors: &mut Errors) {
 /// known to the compiler; the generated const check covers those).
 fn distinct_variant_names(variants: &[VariantAst], errors: &mut Errors) {
     let mut owners: BTreeMap<String, &syn::Ident> = BTreeMap::new();
-    for v in variants.iter().filter(|v| matches!(v.shape, Shape::Unit | Shape::Named(_))) {
+    for v in variants
+        .iter()
+        .filter(|v| matches!(v.shape, Shape::Unit | Shape::Named(_)))
+    {
         let name = v.attrs.name_or(&v.ident);
         let aliases = v.attrs.aliases.iter().map(LitStr::value);
         for stored in std::iter::once(name).chain(aliases) {

@@ -71,7 +71,11 @@ impl Chain<'_> {
     fn predecessor_check(&self) -> Option<TokenStream> {
         let krate = self.krate;
         let prev = self.prev?;
-        let expected = if self.steps.is_empty() { self.version - 1 } else { self.first_json() };
+        let expected = if self.steps.is_empty() {
+            self.version - 1
+        } else {
+            self.first_json()
+        };
         let message = format!(
             "`upcast_from` must name the shape of version {expected}: its `#[event(version = ...)]` differs"
         );
