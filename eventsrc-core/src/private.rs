@@ -116,7 +116,9 @@ fn not_json() -> serde_json::Error {
 pub type Handled = (&'static str, &'static str, &'static [&'static str]);
 
 /// Fails the build when two handled event types answer to one stored name: reading such a
-/// stream would decode every event of that name as the first type.
+/// stream would decode every event of that name as the first type. `#[track_caller]` makes the
+/// compile error point at the macro that generated the call rather than at this function.
+#[track_caller]
 pub const fn assert_distinct_names(handled: &[Handled]) {
     let mut i = 0;
     while i < handled.len() {
