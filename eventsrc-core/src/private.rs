@@ -242,11 +242,7 @@ pub fn parse_value(event_type: &str, version: u32, payload: &str) -> Result<Valu
 }
 
 /// Writes an older typed shape as a JSON value, to run JSON upcast steps on it.
-fn to_value<T: Serialize>(
-    event_type: &str,
-    version: u32,
-    old: &T,
-) -> Result<Value, DecodeError> {
+fn to_value<T: Serialize>(event_type: &str, version: u32, old: &T) -> Result<Value, DecodeError> {
     serde_json::to_value(old).map_err(|e| upcast_failed(event_type, version, e))
 }
 

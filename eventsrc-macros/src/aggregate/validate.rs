@@ -38,9 +38,19 @@ fn attrs(attrs: &AggregateAttrs, errors: &mut Errors) {
     if let Some(name) = &attrs.name {
         let value = name.value();
         if value.is_empty() || value.contains('-') || value.chars().any(char::is_control) {
+            let fixed: String = value
+                .replace('-', "_")
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect();
+            let example = if fixed.is_empty() {
+                "account".to_owned()
+            } else {
+                fixed
+            };
             errors.spanned(
                 name,
-                "an aggregate name is a stream category: non-empty, without `-`",
+                format!("an aggregate name is a stream category: non-empty, without `-` or control characters; write e.g. `name = \"{example}\"`"),
             );
         }
     }
