@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
+use std::marker::PhantomData;
 
 pub use inventory;
 pub use serde;
@@ -18,18 +19,201 @@ use crate::{DecodeError, EncodeError, Event};
 
 /// Encodes an event struct as its JSON payload.
 #[inline]
-pub fn encode<T: Serialize + ?Sized>(name: &'static str, event: &T) -> Result<String, EncodeError> {
+fn encode<T: Serialize + ?Sized>(name: &'static str, event: &T) -> Result<String, EncodeError> {
     serde_json::to_string(event).map_err(|source| EncodeError::new(name, source))
 }
 
 /// Decodes a payload written at the current version straight into the type (no `Value`).
 #[inline]
-pub fn decode_current<T: DeserializeOwned>(
+fn decode_current<T: DeserializeOwned>(
     event_type: &str,
     version: u32,
     payload: &str,
 ) -> Result<T, DecodeError> {
     serde_json::from_str(payload).map_err(|e| DecodeError::malformed(event_type, version, e))
+}
+
+/// The JSON codec of an event struct, resolved at compile time.
+///
+/// For a type with `Serialize` and `Deserialize` the inherent items below are found; for any
+/// other type path resolution falls back to [`NotJson`], whose `IS_JSON` is `false`. The derive
+/// asserts `IS_JSON` beside the type, so a missing derive is one short error there instead of a
+/// page of unsatisfied bounds inside the generated code.
+pub struct Json<T>(PhantomData<T>);
+
+impl<T: Serialize + DeserializeOwned> Json<T> {
+    /// The type can be stored.
+    pub const IS_JSON: bool = true;
+}
+
+impl<T: Serialize> Json<T> {
+    /// Encodes the event as its JSON payload.
+    #[inline]
+    pub fn encode(name: &'static str, event: &T) -> Result<String, EncodeError> {
+        encode(name, event)
+    }
+
+    /// Writes an older shape as a JSON value, to run JSON upcast steps on it.
+    #[inline]
+    pub fn to_value(event_type: &str, version: u32, old: &T) -> Result<Value, DecodeError> {
+        to_value(event_type, version, old)
+    }
+}
+
+impl<T: DeserializeOwned> Json<T> {
+    /// Decodes a payload written at the current version.
+    #[inline]
+    pub fn decode_current(event_type: &str, version: u32, payload: &str) -> Result<T, DecodeError> {
+        decode_current(event_type, version, payload)
+    }
+
+    /// Reads the upcast JSON value as the type.
+    #[inline]
+    pub fn from_value(event_type: &str, version: u32, value: Value) -> Result<T, DecodeError> {
+        from_value(event_type, version, value)
+    }
+}
+
+/// What [`Json`] resolves to for a type without `Serialize` and `Deserialize`. Its functions
+/// only exist so that the generated code type-checks; the failed `IS_JSON` assertion stops the
+/// build before anything could call them.
+pub trait NotJson<T> {
+    /// The type cannot be stored.
+    const IS_JSON: bool = false;
+
+    /// Never called: the build fails first.
+    fn encode(name: &'static str, _: &T) -> Result<String, EncodeError> {
+        Err(EncodeError::new(name, not_json()))
+    }
+
+    /// Never called: the build fails first.
+    fn decode_current(event_type: &str, version: u32, _: &str) -> Result<T, DecodeError> {
+        Err(DecodeError::malformed(event_type, version, not_json()))
+    }
+
+    /// Never called: the build fails first.
+    fn from_value(event_type: &str, version: u32, _: Value) -> Result<T, DecodeError> {
+        Err(DecodeError::malformed(event_type, version, not_json()))
+    }
+
+    /// Never called: the build fails first.
+    fn to_value(event_type: &str, version: u32, _: &T) -> Result<Value, DecodeError> {
+        Err(upcast_failed(
+            event_type,
+            version,
+            "the type is not serializable",
+        ))
+    }
+}
+
+impl<T> NotJson<T> for Json<T> {}
+
+fn not_json() -> serde_json::Error {
+    <serde_json::Error as serde::de::Error>::custom("the type is not serializable")
+}
+
+/// One event type an aggregate or event enum handles: its Rust name and its stored names.
+pub type Handled = (&'static str, &'static str, &'static [&'static str]);
+
+/// Fails the build when two handled event types answer to one stored name: reading such a
+/// stream would decode every event of that name as the first type. `#[track_caller]` makes the
+/// compile error point at the macro that generated the call rather than at this function.
+#[track_caller]
+pub const fn assert_distinct_names(handled: &[Handled]) {
+    let mut i = 0;
+    while i < handled.len() {
+        let mut j = i + 1;
+        while j < handled.len() {
+            if let Some(name) = shared_name(&handled[i], &handled[j]) {
+                let message = Message::new()
+                    .push("`")
+                    .push(handled[i].0)
+                    .push("` and `")
+                    .push(handled[j].0)
+                    .push("` are both stored as `")
+                    .push(name)
+                    .push(
+                        "`: give one of them another `#[event(name = \"...\")]` or drop the alias",
+                    );
+                panic!("{}", message.as_str());
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+}
+
+/// A stored name (name or alias) two handled types share.
+const fn shared_name(a: &Handled, b: &Handled) -> Option<&'static str> {
+    let mut i = 0;
+    while i <= a.2.len() {
+        let name = if i == 0 { a.1 } else { a.2[i - 1] };
+        if same(name, b.1) {
+            return Some(name);
+        }
+        let mut j = 0;
+        while j < b.2.len() {
+            if same(name, b.2[j]) {
+                return Some(name);
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    None
+}
+
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A compile-time message: const panics print one `&str`, so the parts are joined here.
+struct Message {
+    bytes: [u8; 512],
+    len: usize,
+}
+
+impl Message {
+    const fn new() -> Self {
+        Self {
+            bytes: [0; 512],
+            len: 0,
+        }
+    }
+
+    /// Appends `part` whole, or nothing when it does not fit (the text stays valid UTF-8).
+    const fn push(mut self, part: &str) -> Self {
+        let part = part.as_bytes();
+        if self.len + part.len() > self.bytes.len() {
+            return self;
+        }
+        let mut i = 0;
+        while i < part.len() {
+            self.bytes[self.len + i] = part[i];
+            i += 1;
+        }
+        self.len += part.len();
+        self
+    }
+
+    const fn as_str(&self) -> &str {
+        let (used, _) = self.bytes.split_at(self.len);
+        match std::str::from_utf8(used) {
+            Ok(text) => text,
+            Err(_) => "two handled event types share a stored name",
+        }
+    }
 }
 
 /// Whether a stored name is `name` or one of `aliases`.
@@ -58,16 +242,12 @@ pub fn parse_value(event_type: &str, version: u32, payload: &str) -> Result<Valu
 }
 
 /// Writes an older typed shape as a JSON value, to run JSON upcast steps on it.
-pub fn to_value<T: Serialize>(
-    event_type: &str,
-    version: u32,
-    old: &T,
-) -> Result<Value, DecodeError> {
+fn to_value<T: Serialize>(event_type: &str, version: u32, old: &T) -> Result<Value, DecodeError> {
     serde_json::to_value(old).map_err(|e| upcast_failed(event_type, version, e))
 }
 
 /// Reads the upcast JSON value as the current type.
-pub fn from_value<T: DeserializeOwned>(
+fn from_value<T: DeserializeOwned>(
     event_type: &str,
     version: u32,
     value: Value,
@@ -258,4 +438,52 @@ impl<E: fmt::Display> CheckOutcome for Result<(), E> {
 #[inline]
 pub fn check_failed<O: CheckOutcome>(outcome: O) -> Option<Option<String>> {
     outcome.failure()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Json, NotJson as _, assert_distinct_names};
+
+    #[test]
+    fn distinct_names_pass() {
+        assert_distinct_names(&[
+            ("Opened", "account.opened", &["Opened"]),
+            ("Closed", "account.closed", &[]),
+        ]);
+    }
+
+    #[test]
+    #[should_panic(expected = "`Opened` and `Reopened` are both stored as `Opened`")]
+    fn an_alias_equal_to_another_types_alias_is_caught() {
+        assert_distinct_names(&[
+            ("Opened", "account.opened", &["Opened"]),
+            ("Closed", "account.closed", &[]),
+            ("Reopened", "account.reopened", &["Opened"]),
+        ]);
+    }
+
+    #[test]
+    #[should_panic(expected = "`Closed` and `Ended` are both stored as `account.closed`")]
+    fn a_name_equal_to_another_types_alias_is_caught() {
+        assert_distinct_names(&[
+            ("Closed", "account.closed", &[]),
+            ("Ended", "account.ended", &["account.closed"]),
+        ]);
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Stored {
+        n: u32,
+    }
+
+    struct Plain;
+
+    #[test]
+    fn json_tells_serializable_types_apart() {
+        const { assert!(<Json<Stored>>::IS_JSON) };
+        const { assert!(!<Json<Plain>>::IS_JSON) };
+        let payload = <Json<Stored>>::encode("stored", &Stored { n: 3 }).expect("encodes");
+        let back = <Json<Stored>>::decode_current("stored", 1, &payload).expect("decodes");
+        assert_eq!(back.n, 3);
+    }
 }

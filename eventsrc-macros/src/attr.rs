@@ -1,87 +1,76 @@
-//! Attribute parsing shared by the three macros: an error accumulator and value readers.
+//! Attribute parsing shared by the three macros: the key tables and the value readers.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::meta::ParseNestedMeta;
-use syn::{LitInt, LitStr, Path, Token};
+use syn::{LitStr, Path, Token};
 
-/// Collects every error of one macro invocation, so that the user sees all of them at once
-/// (serde_derive's habit) instead of fixing them one compile at a time.
-#[derive(Default)]
-pub struct Errors(Option<syn::Error>);
+use crate::errors::Errors;
 
-impl Errors {
-    pub fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    pub fn spanned(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
-        self.push(syn::Error::new_spanned(tokens, message));
-    }
-
-    pub fn at(&mut self, span: Span, message: impl std::fmt::Display) {
-        self.push(syn::Error::new(span, message));
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_none()
-    }
-
-    pub fn into_compile_errors(self) -> TokenStream {
-        self.0.map(|e| e.to_compile_error()).unwrap_or_default()
-    }
+/// One key an attribute accepts: how it is spelled, how its value is written (for messages) and
+/// what the parser turns it into.
+pub struct Key<K: 'static> {
+    pub name: &'static str,
+    pub syntax: &'static str,
+    pub kind: K,
 }
 
-/// The path generated code uses for the runtime crate: `::eventsrc` unless `crate = path`.
-pub fn crate_path(custom: Option<&Path>) -> TokenStream {
-    match custom {
-        Some(path) => quote!(#path),
-        None => quote!(::eventsrc),
-    }
+/// The table of keys of one attribute. It is what parsing matches keys against and what the
+/// "unknown key" message lists, so the two never disagree.
+pub struct Keys<K: 'static> {
+    /// How the attribute is written, e.g. `#[event(...)]`.
+    pub attribute: &'static str,
+    pub keys: &'static [Key<K>],
 }
 
-/// Remembers which keys an attribute used, to report duplicates.
-#[derive(Default)]
-pub struct Seen(Vec<String>);
+impl<K: Copy> Keys<K> {
+    /// `name = "..."`, `version = 2`, ...: what the attribute accepts.
+    pub fn expected(&self) -> String {
+        let forms: Vec<String> = self
+            .keys
+            .iter()
+            .map(|k| format!("`{}`", k.syntax))
+            .collect();
+        forms.join(", ")
+    }
 
-impl Seen {
-    /// `false` (and an error) when `key` was already given.
-    pub fn first(&mut self, meta: &ParseNestedMeta, attribute: &str, errors: &mut Errors) -> bool {
-        let key = key_of(meta);
-        if self.0.contains(&key) {
+    /// The kind of the key `meta` starts with. An unknown or repeated key is reported, its value
+    /// skipped, and `None` returned, so parsing goes on with the next key.
+    pub fn read(
+        &self,
+        meta: &ParseNestedMeta,
+        seen: &mut Vec<String>,
+        errors: &mut Errors,
+    ) -> syn::Result<Option<K>> {
+        let name = key_of(meta);
+        let Some(key) = self.keys.iter().find(|k| k.name == name) else {
             errors.spanned(
                 &meta.path,
-                format!("duplicate `{key}` in `#[{attribute}(...)]`"),
+                format!(
+                    "unknown key `{name}` in `{}`: expected one of {}",
+                    self.attribute,
+                    self.expected()
+                ),
             );
-            return false;
+            skip_value(meta)?;
+            return Ok(None);
+        };
+        if seen.contains(&name) {
+            errors.spanned(
+                &meta.path,
+                format!("duplicate `{name}` in `{}`: keep one", self.attribute),
+            );
+            skip_value(meta)?;
+            return Ok(None);
         }
-        self.0.push(key);
-        true
+        seen.push(name);
+        Ok(Some(key.kind))
     }
 }
 
+/// The key as written: `name`, `crate`.
 pub fn key_of(meta: &ParseNestedMeta) -> String {
     meta.path.to_token_stream().to_string().replace(' ', "")
-}
-
-/// Reports an unknown key and consumes its value so parsing can go on.
-pub fn unknown(
-    meta: &ParseNestedMeta,
-    attribute: &str,
-    expected: &str,
-    errors: &mut Errors,
-) -> syn::Result<()> {
-    errors.spanned(
-        &meta.path,
-        format!(
-            "unknown `#[{attribute}]` attribute `{}`; expected one of: {expected}",
-            key_of(meta)
-        ),
-    );
-    skip_value(meta)
 }
 
 /// Consumes `= value` or `(...)` after a key, whatever it holds.
@@ -98,6 +87,14 @@ pub fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
     Ok(())
 }
 
+/// The path generated code uses for the runtime crate: `::eventsrc` unless `crate = path`.
+pub fn crate_path(custom: Option<&Path>) -> TokenStream {
+    match custom {
+        Some(path) => quote!(#path),
+        None => quote!(::eventsrc),
+    }
+}
+
 pub fn string(meta: &ParseNestedMeta) -> syn::Result<LitStr> {
     meta.value()?.parse()
 }
@@ -108,13 +105,6 @@ pub fn path(meta: &ParseNestedMeta) -> syn::Result<Path> {
 
 pub fn ty(meta: &ParseNestedMeta) -> syn::Result<syn::Type> {
     meta.value()?.parse()
-}
-
-/// `key = <positive integer>`.
-pub fn integer(meta: &ParseNestedMeta) -> syn::Result<(u64, LitInt)> {
-    let lit: LitInt = meta.value()?.parse()?;
-    let value = lit.base10_parse::<u64>()?;
-    Ok((value, lit))
 }
 
 /// `key = ["a", "b"]` or `key = "a"`.

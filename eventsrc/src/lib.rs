@@ -54,6 +54,10 @@ pub mod prelude {
 /// A version newer than the code, an unknown name, or JSON that does not fit is a
 /// [`DecodeError`], never a panic.
 ///
+/// Mistakes are compile errors at the attribute or type: a struct without serde's derives, an
+/// `upcast_from` shape of the wrong version, and two variants of one enum stored under the same
+/// name or alias (which would decode as the wrong variant).
+///
 /// ```
 /// use eventsrc::{Event, EventType};
 /// use serde::{Deserialize, Serialize};
@@ -104,7 +108,8 @@ pub use eventsrc_macros::Event;
 /// Every `fn` in the block is a handler, `fn name(&mut self, event: &SomeEvent)`, one per event
 /// type. The macro generates the aggregate's event enum, `{Type}Event`, with one variant per
 /// handler named after the event type, `From` impls into it, apply dispatch, and the aggregate's
-/// registration. The type must implement `Default` (the state before any event).
+/// registration. The type must implement `Default` (the state before any event). Two handled
+/// event types with the same stored name or alias are a compile error naming both.
 ///
 /// | attribute | meaning |
 /// |---|---|

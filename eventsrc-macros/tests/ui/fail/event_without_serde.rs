@@ -1,0 +1,8 @@
+use eventsrc::Event;
+
+#[derive(Event, Debug)]
+struct Opened {
+    owner: String,
+}
+
+fn main() {}
