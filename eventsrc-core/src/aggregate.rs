@@ -114,6 +114,15 @@ pub struct SnapshotFormat<A> {
     pub decode: fn(&str) -> Result<A, serde_json::Error>,
 }
 
+impl<A> std::fmt::Debug for SnapshotFormat<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotFormat")
+            .field("state_version", &self.state_version)
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<A: Serialize + DeserializeOwned> SnapshotFormat<A> {
     /// Snapshots the state with serde_json, at shape version `state_version`.
     pub const fn json(state_version: u32) -> Self {

@@ -39,6 +39,7 @@ fn decode_current<T: DeserializeOwned>(
 /// other type path resolution falls back to [`NotJson`], whose `IS_JSON` is `false`. The derive
 /// asserts `IS_JSON` beside the type, so a missing derive is one short error there instead of a
 /// page of unsatisfied bounds inside the generated code.
+#[derive(Debug)]
 pub struct Json<T>(PhantomData<T>);
 
 impl<T: Serialize + DeserializeOwned> Json<T> {

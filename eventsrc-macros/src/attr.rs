@@ -9,7 +9,7 @@ use crate::errors::Errors;
 
 /// One key an attribute accepts: how it is spelled, how its value is written (for messages) and
 /// what the parser turns it into.
-pub struct Key<K: 'static> {
+pub(crate) struct Key<K: 'static> {
     pub name: &'static str,
     pub syntax: &'static str,
     pub kind: K,
@@ -17,7 +17,7 @@ pub struct Key<K: 'static> {
 
 /// The table of keys of one attribute. It is what parsing matches keys against and what the
 /// "unknown key" message lists, so the two never disagree.
-pub struct Keys<K: 'static> {
+pub(crate) struct Keys<K: 'static> {
     /// How the attribute is written, e.g. `#[event(...)]`.
     pub attribute: &'static str,
     pub keys: &'static [Key<K>],
@@ -25,7 +25,7 @@ pub struct Keys<K: 'static> {
 
 impl<K: Copy> Keys<K> {
     /// `name = "..."`, `version = 2`, ...: what the attribute accepts.
-    pub fn expected(&self) -> String {
+    pub(crate) fn expected(&self) -> String {
         let forms: Vec<String> = self
             .keys
             .iter()
@@ -36,7 +36,7 @@ impl<K: Copy> Keys<K> {
 
     /// The kind of the key `meta` starts with. An unknown or repeated key is reported, its value
     /// skipped, and `None` returned, so parsing goes on with the next key.
-    pub fn read(
+    pub(crate) fn read(
         &self,
         meta: &ParseNestedMeta,
         seen: &mut Vec<String>,
@@ -69,12 +69,12 @@ impl<K: Copy> Keys<K> {
 }
 
 /// The key as written: `name`, `crate`.
-pub fn key_of(meta: &ParseNestedMeta) -> String {
+pub(crate) fn key_of(meta: &ParseNestedMeta) -> String {
     meta.path.to_token_stream().to_string().replace(' ', "")
 }
 
 /// Consumes `= value` or `(...)` after a key, whatever it holds.
-pub fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
+pub(crate) fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
     if meta.input.peek(Token![=]) {
         meta.input.parse::<Token![=]>()?;
         meta.input.parse::<syn::Expr>()?;
@@ -88,27 +88,27 @@ pub fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
 }
 
 /// The path generated code uses for the runtime crate: `::eventsrc` unless `crate = path`.
-pub fn crate_path(custom: Option<&Path>) -> TokenStream {
+pub(crate) fn crate_path(custom: Option<&Path>) -> TokenStream {
     match custom {
         Some(path) => quote!(#path),
         None => quote!(::eventsrc),
     }
 }
 
-pub fn string(meta: &ParseNestedMeta) -> syn::Result<LitStr> {
+pub(crate) fn string(meta: &ParseNestedMeta) -> syn::Result<LitStr> {
     meta.value()?.parse()
 }
 
-pub fn path(meta: &ParseNestedMeta) -> syn::Result<Path> {
+pub(crate) fn path(meta: &ParseNestedMeta) -> syn::Result<Path> {
     meta.value()?.parse()
 }
 
-pub fn ty(meta: &ParseNestedMeta) -> syn::Result<syn::Type> {
+pub(crate) fn ty(meta: &ParseNestedMeta) -> syn::Result<syn::Type> {
     meta.value()?.parse()
 }
 
 /// `key = ["a", "b"]` or `key = "a"`.
-pub fn strings(meta: &ParseNestedMeta) -> syn::Result<Vec<LitStr>> {
+pub(crate) fn strings(meta: &ParseNestedMeta) -> syn::Result<Vec<LitStr>> {
     let input = meta.value()?;
     if input.peek(syn::token::Bracket) {
         let content;
@@ -121,7 +121,7 @@ pub fn strings(meta: &ParseNestedMeta) -> syn::Result<Vec<LitStr>> {
 }
 
 /// `key = path` or `key = [path, path]`.
-pub fn paths(meta: &ParseNestedMeta) -> syn::Result<Vec<Path>> {
+pub(crate) fn paths(meta: &ParseNestedMeta) -> syn::Result<Vec<Path>> {
     let input = meta.value()?;
     if input.peek(syn::token::Bracket) {
         let content;
@@ -134,7 +134,7 @@ pub fn paths(meta: &ParseNestedMeta) -> syn::Result<Vec<Path>> {
 }
 
 /// `snake_case` of a Rust type name: `StudentProgress` → `student_progress`.
-pub fn snake_case(name: &str) -> String {
+pub(crate) fn snake_case(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
     let chars: Vec<char> = name.chars().collect();
     for (i, c) in chars.iter().enumerate() {

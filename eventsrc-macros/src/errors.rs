@@ -6,10 +6,10 @@ use quote::{ToTokens, quote};
 /// Collects every error of one macro invocation, so that the user sees all of them at once
 /// instead of fixing them one compile at a time.
 #[derive(Default)]
-pub struct Errors(Option<syn::Error>);
+pub(crate) struct Errors(Option<syn::Error>);
 
 impl Errors {
-    pub fn push(&mut self, error: syn::Error) {
+    pub(crate) fn push(&mut self, error: syn::Error) {
         match &mut self.0 {
             Some(all) => all.combine(error),
             None => self.0 = Some(error),
@@ -17,17 +17,17 @@ impl Errors {
     }
 
     /// An error at the user's tokens.
-    pub fn spanned(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
+    pub(crate) fn spanned(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
         self.push(syn::Error::new_spanned(tokens, message));
     }
 
     /// An error at one span.
-    pub fn at(&mut self, span: Span, message: impl std::fmt::Display) {
+    pub(crate) fn at(&mut self, span: Span, message: impl std::fmt::Display) {
         self.push(syn::Error::new(span, message));
     }
 
     /// Keeps the error of a parse that could not go on, if any.
-    pub fn keep(&mut self, result: syn::Result<()>) {
+    pub(crate) fn keep(&mut self, result: syn::Result<()>) {
         if let Err(error) = result {
             self.push(error);
         }
@@ -35,7 +35,7 @@ impl Errors {
 
     /// The fallback policy: without errors, the expansion; with errors, every error and the
     /// stub, never both expansion and errors. See the crate docs.
-    pub fn finish(
+    pub(crate) fn finish(
         self,
         expand: impl FnOnce() -> TokenStream,
         stub: impl FnOnce() -> TokenStream,

@@ -8,7 +8,7 @@ pub struct Opened {
     pub owner: String,
 }
 
-#[derive(Serialize, Deserialize, Event)]
+#[derive(Debug, Serialize, Deserialize, Event)]
 #[event(version = 1, superseded_by = Deposited)]
 pub struct DepositedV1 {
     pub amount: String,
@@ -51,6 +51,7 @@ impl Account {
 }
 
 #[command(aggregate = Account, handler = Account::deposit)]
+#[derive(Debug)]
 pub struct Deposit {
     #[id]
     pub account: String,

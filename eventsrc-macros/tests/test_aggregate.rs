@@ -290,6 +290,7 @@ fn vis_sets_the_visibility_of_the_generated_enum() {
 }
 
 #[command(aggregate = BankAccount)]
+#[derive(Debug)]
 pub struct Open {
     #[id]
     pub account: u64,
@@ -297,6 +298,7 @@ pub struct Open {
 }
 
 #[command(aggregate = BankAccount)]
+#[derive(Debug)]
 pub struct Withdraw {
     #[id]
     pub account: u64,
@@ -304,6 +306,7 @@ pub struct Withdraw {
 }
 
 #[command(aggregate = BankAccount)]
+#[derive(Debug)]
 pub struct Deposit {
     #[id]
     pub account: u64,

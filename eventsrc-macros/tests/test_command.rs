@@ -57,6 +57,7 @@ impl Course {
 }
 
 #[command(aggregate = Course, handler = Course::register)]
+#[derive(Debug)]
 pub struct Register {
     #[id]
     pub course: String,
@@ -67,6 +68,7 @@ pub struct Register {
 }
 
 #[command(aggregate = Course)]
+#[derive(Debug)]
 pub struct Tag {
     #[id]
     pub course: String,
@@ -101,6 +103,7 @@ fn is_slug(value: &Option<String>) -> bool {
 
 /// Every rule on every supported field shape; never sent anywhere.
 #[command(aggregate = Course)]
+#[derive(Debug)]
 pub struct Check {
     #[id]
     pub course: String,
@@ -526,6 +529,7 @@ fn ends_after_start(command: &Schedule, errors: &mut ValidationError) {
 }
 
 #[eventsrc::command(aggregate = Course, handler = Course::schedule, validate = ends_after_start)]
+#[derive(Debug)]
 pub struct Schedule {
     #[id]
     pub course: String,

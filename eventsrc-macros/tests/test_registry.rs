@@ -56,7 +56,7 @@ pub enum ShopNotice {
     Closed,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Shop {
     prices: Vec<u64>,
 }
@@ -69,7 +69,7 @@ impl Shop {
     }
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Warehouse;
 
 #[aggregate(id = u32, name = "depot")]

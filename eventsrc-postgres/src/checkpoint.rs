@@ -11,7 +11,7 @@ use eventsrc_core::{CheckpointStore, GlobalPosition};
 use crate::{PgEventStore, backend};
 
 /// The SQL of checkpoints, with the schema filled in once.
-pub struct CheckpointSql {
+pub(crate) struct CheckpointSql {
     load: String,
     save: String,
     /// Locks a read model's row and reads it (position, generation): `$1` tenant, `$2`
@@ -30,7 +30,7 @@ pub struct CheckpointSql {
 }
 
 impl CheckpointSql {
-    pub fn new(schema: &str) -> Self {
+    pub(crate) fn new(schema: &str) -> Self {
         Self {
             load: format!(
                 "SELECT commit_id, sequence FROM {schema}.checkpoints \
@@ -72,13 +72,13 @@ impl CheckpointSql {
 
 /// A position as the two columns it is stored in: bit for bit, so u64 → i64 → u64 is the
 /// identity.
-pub fn columns(position: GlobalPosition) -> (i64, i64) {
+pub(crate) fn columns(position: GlobalPosition) -> (i64, i64) {
     (position.commit as i64, position.sequence as i64)
 }
 
 /// A `lock` or `read` row as (position, generation); no row reads as no position at
 /// generation 0.
-pub fn state(
+pub(crate) fn state(
     row: Option<&tokio_postgres::Row>,
 ) -> Result<(Option<GlobalPosition>, i64), tokio_postgres::Error> {
     match row {
@@ -90,7 +90,7 @@ pub fn state(
 /// Locks a read model's checkpoint row inside `tx`, creating it (without a position) first if
 /// there is none, and returns it. Another node doing the same at once waits on the insert and
 /// then locks the same row.
-pub async fn lock_or_create(
+pub(crate) async fn lock_or_create(
     tx: &deadpool_postgres::Transaction<'_>,
     sql: &CheckpointSql,
     tenant: &str,
@@ -105,12 +105,12 @@ pub async fn lock_or_create(
 }
 
 /// A `lock` or `read` row's generation.
-pub fn generation(row: &tokio_postgres::Row) -> Result<i64, tokio_postgres::Error> {
+pub(crate) fn generation(row: &tokio_postgres::Row) -> Result<i64, tokio_postgres::Error> {
     row.try_get(2)
 }
 
 /// A checkpoint row's position: `None` for a row inserted only to be locked.
-pub fn position(
+pub(crate) fn position(
     row: &tokio_postgres::Row,
 ) -> Result<Option<GlobalPosition>, tokio_postgres::Error> {
     let commit: Option<i64> = row.try_get(0)?;

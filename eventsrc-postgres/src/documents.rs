@@ -8,7 +8,7 @@ use eventsrc_core::{GlobalPosition, StoreError};
 use crate::{PgEventStore, backend, checkpoint};
 
 /// The SQL of documents, with the schema filled in once.
-pub struct DocumentSql {
+pub(crate) struct DocumentSql {
     /// `$1` tenant, `$2` view, `$3` ids.
     load: String,
     /// `$1` tenant, `$2` view, `$3` prefix.
@@ -26,7 +26,7 @@ pub struct DocumentSql {
 }
 
 impl DocumentSql {
-    pub fn new(schema: &str) -> Self {
+    pub(crate) fn new(schema: &str) -> Self {
         Self {
             load: format!(
                 "SELECT id, body::text FROM {schema}.documents \

@@ -29,7 +29,7 @@ use crate::{PgEventStore, backend, rows};
 type Applying<'a> = Pin<Box<dyn Future<Output = Result<(), RunError>> + Send + 'a>>;
 
 /// One inline projection, its type erased so that a handle can carry several.
-pub trait Apply: Send + Sync {
+pub(crate) trait Apply: Send + Sync {
     /// Its name, for errors and `Debug`.
     fn name(&self) -> &str;
 
@@ -39,7 +39,7 @@ pub trait Apply: Send + Sync {
 
 /// A projection applied inline: each append applies a clone of it (the value is
 /// configuration; the state is in its tables), so appends through one handle run in parallel.
-pub struct Inline<P> {
+pub(crate) struct Inline<P> {
     pub projection: P,
     pub name: String,
 }
@@ -59,7 +59,7 @@ impl<P: PgProjection + Clone + Sync> Apply for Inline<P> {
 
 /// Appends `events` and applies them to `store`'s inline projections, in one transaction.
 /// An idempotent retry (every event already stored) applies nothing again.
-pub async fn append(
+pub(crate) async fn append(
     store: &PgEventStore,
     stream: &StreamId,
     expected: ExpectedVersion,

@@ -43,7 +43,7 @@ const IDLE_SESSIONS: usize = 4;
 /// Connections that tried for a lease and found it taken (so they hold no lock), kept so that
 /// a follower polling for a lease runs one query per try instead of opening a connection.
 #[derive(Default)]
-pub struct IdleSessions(Mutex<Vec<Connected>>);
+pub(crate) struct IdleSessions(Mutex<Vec<Connected>>);
 
 impl IdleSessions {
     fn take(&self) -> Option<Connected> {

@@ -33,14 +33,14 @@ use tokio_postgres::{AsyncMessage, Socket};
 const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
 /// The task sending one store's notifications; stops when dropped.
-pub struct Notifier {
+pub(crate) struct Notifier {
     wake: Arc<Notify>,
     task: AbortHandle,
 }
 
 impl Notifier {
     /// Starts the task; it notifies `channel` from connections of `pool`.
-    pub fn start(pool: Pool, channel: String) -> Self {
+    pub(crate) fn start(pool: Pool, channel: String) -> Self {
         let wake = Arc::new(Notify::new());
         let task = tokio::spawn(send_notifications(pool, channel, wake.clone()));
         Self {
@@ -50,7 +50,7 @@ impl Notifier {
     }
 
     /// Asks for a notification: one is sent after this call, however many ask meanwhile.
-    pub fn appended(&self) {
+    pub(crate) fn appended(&self) {
         self.wake.notify_one();
     }
 }
@@ -86,7 +86,7 @@ async fn send_notifications(pool: Pool, channel: String, wake: Arc<Notify>) {
 }
 
 /// The running listener of one store; stops when dropped.
-pub struct Listener {
+pub(crate) struct Listener {
     pub counter: watch::Sender<u64>,
     task: AbortHandle,
 }
@@ -101,7 +101,7 @@ impl Drop for Listener {
 /// there is one: the client, and the task driving the connection (it ends when the connection
 /// does). The LISTEN connection and each lease's connection are made with it. Boxed so that
 /// the store need not be generic over its TLS connector.
-pub type Connector = Arc<
+pub(crate) type Connector = Arc<
     dyn Fn(
             tokio_postgres::Config,
             Option<watch::Sender<u64>>,
@@ -113,10 +113,10 @@ pub type Connector = Arc<
 
 /// A dedicated connection: the client (the connection closes when it is dropped) and the task
 /// driving the connection.
-pub type Connected = (tokio_postgres::Client, tokio::task::JoinHandle<()>);
+pub(crate) type Connected = (tokio_postgres::Client, tokio::task::JoinHandle<()>);
 
 /// The [`Connector`] for connections made with `tls`.
-pub fn connector<T>(tls: T) -> Connector
+pub(crate) fn connector<T>(tls: T) -> Connector
 where
     T: MakeTlsConnect<Socket> + Clone + Sync + Send + 'static,
     T::Stream: Sync + Send,
@@ -152,7 +152,7 @@ where
 /// Connects, LISTENs, and keeps listening in a background task, reconnecting with a growing
 /// pause when the connection drops. Fails when the first connection cannot be made, so that a
 /// caller learns at once that it has to poll instead.
-pub async fn listen(
+pub(crate) async fn listen(
     connector: Connector,
     config: tokio_postgres::Config,
     channel: String,

@@ -10,14 +10,14 @@ use crate::rows::{Micros, RecordReader, corrupt};
 use crate::{PgEventStore, backend};
 
 /// The SQL of the parked list, with the schema filled in once.
-pub struct ParkedSql {
+pub(crate) struct ParkedSql {
     park: String,
     list: String,
     unpark: String,
 }
 
 impl ParkedSql {
-    pub fn new(schema: &str) -> Self {
+    pub(crate) fn new(schema: &str) -> Self {
         Self {
             park: format!(
                 "INSERT INTO {schema}.parked (tenant, reactor, event_id, event_tenant, stream, \

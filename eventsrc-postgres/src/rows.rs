@@ -44,7 +44,7 @@ fn filters(alias: &str) -> String {
 }
 
 /// The SQL of every read, with the schema name filled in once.
-pub struct ReadSql {
+pub(crate) struct ReadSql {
     pub forward: String,
     pub backward: String,
     pub visit_forward: String,
@@ -58,7 +58,7 @@ pub struct ReadSql {
 }
 
 impl ReadSql {
-    pub fn new(schema: &str) -> Self {
+    pub(crate) fn new(schema: &str) -> Self {
         // $1 tenant, $2 stream, $3 first version, $4 limit (NULL: all).
         let stream = |columns: &str, op: &str, order: &str| {
             format!(
@@ -126,7 +126,7 @@ impl ReadSql {
 }
 
 /// A stream read's parameters after the tenant and stream: first version and limit.
-pub fn stream_bounds(read: ReadStream) -> (i64, Option<i64>) {
+pub(crate) fn stream_bounds(read: ReadStream) -> (i64, Option<i64>) {
     let from = match (read.direction, read.from) {
         (_, Some(version)) => i64::try_from(version.get()).unwrap_or(i64::MAX),
         (Direction::Forward, None) => 1,
@@ -137,19 +137,19 @@ pub fn stream_bounds(read: ReadStream) -> (i64, Option<i64>) {
 }
 
 /// A position as the two signed columns it is compared with.
-pub fn position_params(position: GlobalPosition) -> (i64, i64) {
+pub(crate) fn position_params(position: GlobalPosition) -> (i64, i64) {
     let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     (signed(position.commit), signed(position.sequence))
 }
 
 /// A log read's limit as SQL wants it.
-pub fn limit_param(read: &ReadAll) -> i64 {
+pub(crate) fn limit_param(read: &ReadAll) -> i64 {
     i64::try_from(read.limit).unwrap_or(i64::MAX)
 }
 
 /// The error of a stored record whose stream, version and position were read but which is
 /// corrupt otherwise.
-pub fn corrupt(record: &RecordedEvent, reason: String) -> StoreError {
+pub(crate) fn corrupt(record: &RecordedEvent, reason: String) -> StoreError {
     StoreError::Corrupt {
         stream: Some(record.stream.clone()),
         version: Some(record.stream_version),
@@ -205,7 +205,7 @@ fn schema_version_of(row: &Row, column: usize) -> Result<u32, String> {
 /// A `timestamptz` read straight from its binary form (microseconds since 2000-01-01, the only
 /// form since PostgreSQL 10) into a [`Timestamp`], without the round trip through
 /// `SystemTime` (a measurable share of a log scan's decoding).
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct Micros(i64);
 
 /// Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01.
@@ -234,7 +234,7 @@ impl From<Micros> for Timestamp {
 
 /// Owned records from event rows whose columns start at `base`. `known` short-cuts parsing
 /// when every row belongs to one stream.
-pub fn records(
+pub(crate) fn records(
     rows: &[Row],
     base: usize,
     tenant: &Tenant,
@@ -247,14 +247,14 @@ pub fn records(
 /// Turns event rows into owned records one at a time (as they stream in), sharing the stream
 /// and event type of the previous row when they are the same: reads of one stream, and runs
 /// of one stream or type in the log, parse and allocate them once.
-pub struct RecordReader<'t> {
+pub(crate) struct RecordReader<'t> {
     tenant: &'t Tenant,
     last_stream: Option<StreamId>,
     last_type: Option<Arc<str>>,
 }
 
 impl<'t> RecordReader<'t> {
-    pub fn new(tenant: &'t Tenant, known: Option<&StreamId>) -> Self {
+    pub(crate) fn new(tenant: &'t Tenant, known: Option<&StreamId>) -> Self {
         Self {
             tenant,
             last_stream: known.cloned(),
@@ -265,7 +265,7 @@ impl<'t> RecordReader<'t> {
     /// The record of `row`, whose event columns start at `base`. A row that cannot be read
     /// is [`StoreError::Corrupt`], naming its stream, version and position as far as they
     /// can be read and the column at fault.
-    pub fn read(&mut self, row: &Row, base: usize) -> Result<RecordedEvent, StoreError> {
+    pub(crate) fn read(&mut self, row: &Row, base: usize) -> Result<RecordedEvent, StoreError> {
         // First what locates the row, so that any other fault can name it.
         let position = position_of(row, base, base + 1);
         let stream = stream_of(row, base + 2, &mut self.last_stream);
@@ -334,7 +334,7 @@ impl<'t> RecordReader<'t> {
 /// A row of a visit read that cannot be visited: its stream version as stored (with the
 /// tenant and stream, the key to read it again in full) and why.
 #[derive(Debug)]
-pub struct Unvisitable {
+pub(crate) struct Unvisitable {
     pub version: Option<i64>,
     pub reason: String,
 }
@@ -345,7 +345,7 @@ pub struct Unvisitable {
 /// A row that cannot be visited stops it with `Ok(Err(..))`: the visit reads too few columns
 /// to name the row, so the caller reads it again in full ([`ReadSql::one`]) for its
 /// [`StoreError::Corrupt`].
-pub fn visit<E>(
+pub(crate) fn visit<E>(
     rows: &[Row],
     stream: &StreamId,
     mut visit: impl FnMut(StoredEvent<'_>) -> Result<(), E>,
@@ -390,14 +390,14 @@ fn stream_of(row: &Row, column: usize, last: &mut Option<StreamId>) -> Result<St
 
 /// The first two columns of a log read or head query: the horizon and the newest transaction
 /// held back behind it, if any.
-pub fn horizon(row: &Row) -> Result<(i64, Option<i64>), StoreError> {
+pub(crate) fn horizon(row: &Row) -> Result<(i64, Option<i64>), StoreError> {
     let xmin: i64 = row.try_get(0).map_err(backend)?;
     let held: Option<i64> = row.try_get(1).map_err(backend)?;
     Ok((xmin, held))
 }
 
 /// Whether a log read's row carries an event (the empty page's single row does not).
-pub fn has_event(row: &Row) -> Result<bool, StoreError> {
+pub(crate) fn has_event(row: &Row) -> Result<bool, StoreError> {
     Ok(row.try_get::<_, Option<i64>>(2).map_err(backend)?.is_some())
 }
 

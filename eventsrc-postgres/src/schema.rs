@@ -123,7 +123,11 @@ const MIGRATIONS: &[&str] = &[
 
 /// Creates the schema if needed and brings it to [`CURRENT`], refusing one written by a newer
 /// build. `name` is the bare schema name, `quoted` the same as an SQL identifier.
-pub async fn migrate(client: &mut Client, name: &str, quoted: &str) -> Result<(), ConnectError> {
+pub(crate) async fn migrate(
+    client: &mut Client,
+    name: &str,
+    quoted: &str,
+) -> Result<(), ConnectError> {
     let server: i32 = client
         .query_one("SELECT current_setting('server_version_num')::int", &[])
         .await?
@@ -185,7 +189,7 @@ pub async fn migrate(client: &mut Client, name: &str, quoted: &str) -> Result<()
 /// resolve. The store's own statements name their schema and do not depend on it. One
 /// statement per new connection, in the simple protocol; `quoted` is the quoted schema name,
 /// whose characters were checked.
-pub fn search_path_hook(quoted: &str) -> deadpool_postgres::Hook {
+pub(crate) fn search_path_hook(quoted: &str) -> deadpool_postgres::Hook {
     let sql = format!(
         "SELECT set_config('search_path', \
              CASE current_setting('search_path') WHEN '' THEN '{quoted}' \

@@ -27,17 +27,17 @@ use crate::rows::{Micros, RecordReader};
 /// How many times an append runs again after losing a race on a stream version to another
 /// writer. Each lost race means another append landed, so this bounds only pathological
 /// contention on one stream.
-pub const MAX_RACES: usize = 1000;
+pub(crate) const MAX_RACES: usize = 1000;
 
 /// The SQL of an append, with the schema filled in once.
-pub struct WriteSql {
+pub(crate) struct WriteSql {
     append: String,
     append_one: String,
     already_stored: String,
 }
 
 impl WriteSql {
-    pub fn new(schema: &str) -> Self {
+    pub(crate) fn new(schema: &str) -> Self {
         Self {
             append: append_sql(schema),
             append_one: append_one_sql(schema),
@@ -114,7 +114,7 @@ fn already_stored_sql(schema: &str) -> String {
 }
 
 /// One append: where, what is expected, and the batch.
-pub struct Append<'a> {
+pub(crate) struct Append<'a> {
     pub tenant: &'a Tenant,
     pub stream: &'a StreamId,
     pub expected: ExpectedVersion,
@@ -194,7 +194,7 @@ fn accepted_range(expected: ExpectedVersion) -> (i64, i64) {
 }
 
 /// What one run of the statement answered, or why it must run again.
-pub enum Attempt {
+pub(crate) enum Attempt {
     Done(AppendResult),
     /// Another writer took a version first: run again.
     Raced,
@@ -206,7 +206,7 @@ pub enum Attempt {
 
 /// Runs the append on `client` in autocommit (or an open transaction, for the test hook),
 /// running it again after each lost race.
-pub async fn append(
+pub(crate) async fn append(
     client: &impl GenericClient,
     sql: &WriteSql,
     append: &Append<'_>,
@@ -228,7 +228,7 @@ pub async fn append(
 }
 
 /// The error of an append that lost [`MAX_RACES`] races in a row.
-pub fn gave_up(append: &Append<'_>) -> StoreError {
+pub(crate) fn gave_up(append: &Append<'_>) -> StoreError {
     StoreError::backend(std::io::Error::other(format!(
         "gave up appending to `{}` after losing {MAX_RACES} races for its next version",
         append.stream
@@ -236,13 +236,13 @@ pub fn gave_up(append: &Append<'_>) -> StoreError {
 }
 
 /// A batch bound for the append statement, and that statement, prepared on a connection.
-pub struct Prepared<'a> {
+pub(crate) struct Prepared<'a> {
     batch: Batch<'a>,
     statement: Statement,
 }
 
 impl<'a> Prepared<'a> {
-    pub async fn new(
+    pub(crate) async fn new(
         client: &impl GenericClient,
         sql: &WriteSql,
         events: &'a [NewEvent],
@@ -258,7 +258,7 @@ impl<'a> Prepared<'a> {
 
     /// Runs the statement once on `client` (the connection it was prepared on, or a
     /// transaction on it).
-    pub async fn attempt(
+    pub(crate) async fn attempt(
         &self,
         client: &impl GenericClient,
         sql: &WriteSql,
@@ -438,7 +438,7 @@ impl Outcome {
 /// stream, in order, with the same content; `None` when none of its ids is stored;
 /// [`StoreError::DuplicateEventId`] otherwise (the rule all backends share,
 /// [`already_stored`]). A stored copy that cannot be read is its [`StoreError::Corrupt`].
-pub async fn stored(
+pub(crate) async fn stored(
     client: &impl GenericClient,
     sql: &WriteSql,
     append: &Append<'_>,

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 /// A checkpoint row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stored {
+pub(crate) struct Stored {
     /// Everything up to here is handled.
     pub position: GlobalPosition,
     /// Bumped each time a rebuilt read model is switched in under this name.
@@ -14,7 +14,11 @@ pub struct Stored {
 }
 
 /// The checkpoint of `name`, if it has one.
-pub fn load(conn: &Connection, tenant: &Tenant, name: &str) -> rusqlite::Result<Option<Stored>> {
+pub(crate) fn load(
+    conn: &Connection,
+    tenant: &Tenant,
+    name: &str,
+) -> rusqlite::Result<Option<Stored>> {
     conn.prepare_cached(
         "SELECT commit_seq, sequence, generation FROM checkpoints WHERE tenant = ?1 AND subscriber = ?2",
     )?
@@ -28,7 +32,7 @@ pub fn load(conn: &Connection, tenant: &Tenant, name: &str) -> rusqlite::Result<
 }
 
 /// Moves the checkpoint of `name` to `position`, keeping its generation.
-pub fn save(
+pub(crate) fn save(
     conn: &Connection,
     tenant: &Tenant,
     name: &str,
@@ -48,7 +52,7 @@ pub fn save(
 }
 
 /// Writes the whole row of `name`: position and generation.
-pub fn replace(
+pub(crate) fn replace(
     conn: &Connection,
     tenant: &Tenant,
     name: &str,
@@ -70,7 +74,7 @@ pub fn replace(
 }
 
 /// Removes the checkpoint of `name`.
-pub fn delete(conn: &Connection, tenant: &Tenant, name: &str) -> rusqlite::Result<()> {
+pub(crate) fn delete(conn: &Connection, tenant: &Tenant, name: &str) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM checkpoints WHERE tenant = ?1 AND subscriber = ?2")?
         .execute(params![tenant.as_str(), name])
         .map(drop)

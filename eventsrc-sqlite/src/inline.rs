@@ -33,7 +33,7 @@ use crate::{backend, checkpoint, rows};
 const PAGE: usize = 1000;
 
 /// A projection as the writer thread drives it, its event type erased.
-pub trait Inline: Send {
+pub(crate) trait Inline: Send {
     fn setup(&mut self, name: &str, tx: &Transaction<'_>) -> Result<(), ReadModelError>;
 
     /// Decodes and applies one event (skipped if the projection skips its type).
@@ -64,7 +64,7 @@ impl<P: SqliteProjection> Inline for P {
 }
 
 /// One registered projection.
-pub struct Slot {
+pub(crate) struct Slot {
     tenant: Tenant,
     name: String,
     filter: EventFilter,
@@ -79,12 +79,12 @@ struct CatchUp {
 }
 
 /// Where a registration is answered: with how far the catch-up got, once it is live.
-pub type Reply = oneshot::Sender<Result<Progress, RunError>>;
+pub(crate) type Reply = oneshot::Sender<Result<Progress, RunError>>;
 
 impl Slot {
     /// A projection of `tenant`'s events under `name`, reading the events `filter` admits; it
     /// catches up first, then `reply` is answered.
-    pub fn new(
+    pub(crate) fn new(
         tenant: Tenant,
         name: String,
         filter: EventFilter,
@@ -112,13 +112,13 @@ impl Slot {
 
 /// The inline projections of every tenant, owned by the writer thread.
 #[derive(Default)]
-pub struct InlineProjections {
+pub(crate) struct InlineProjections {
     slots: Vec<Slot>,
 }
 
 impl InlineProjections {
     /// Registers `slot`, setting up its tables; it starts catching up on the next turns.
-    pub fn add(&mut self, conn: &mut Connection, mut slot: Slot) {
+    pub(crate) fn add(&mut self, conn: &mut Connection, mut slot: Slot) {
         if self
             .slots
             .iter()
@@ -150,13 +150,13 @@ impl InlineProjections {
     }
 
     /// Whether a projection is still catching up (the writer then keeps turning while idle).
-    pub fn catching_up(&self) -> bool {
+    pub(crate) fn catching_up(&self) -> bool {
         self.slots.iter().any(|s| s.catching_up.is_some())
     }
 
     /// One page of catch-up for the first projection that needs it; answers its registration
     /// once it is live, or drops it with the error if it fails.
-    pub fn step(&mut self, conn: &mut Connection) {
+    pub(crate) fn step(&mut self, conn: &mut Connection) {
         let Some(index) = self.slots.iter().position(|s| s.catching_up.is_some()) else {
             return;
         };
@@ -177,7 +177,7 @@ impl InlineProjections {
     }
 
     /// Whether any live projection follows `tenant`'s appends.
-    pub fn follows(&self, tenant: &Tenant) -> bool {
+    pub(crate) fn follows(&self, tenant: &Tenant) -> bool {
         self.slots
             .iter()
             .any(|s| s.catching_up.is_none() && s.tenant == *tenant)
@@ -185,7 +185,7 @@ impl InlineProjections {
 
     /// Applies the live projections of the records' tenant to one append's records (in the
     /// append's transaction) and moves their checkpoints to its last event.
-    pub fn apply_append(
+    pub(crate) fn apply_append(
         &mut self,
         tx: &Transaction<'_>,
         tenant: &Tenant,
@@ -262,7 +262,7 @@ fn catch_up_page(conn: &mut Connection, slot: &mut Slot) -> Result<bool, RunErro
 }
 
 /// The records one append stores, as inline projections see them.
-pub fn records(
+pub(crate) fn records(
     tenant: &Tenant,
     stream: &StreamId,
     events: &[NewEvent],

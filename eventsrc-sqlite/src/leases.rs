@@ -39,12 +39,12 @@ use tokio::task::AbortHandle;
 use crate::SqliteEventStore;
 
 /// How often a held lease checks that its lock file is still in place.
-pub const WATCH: Duration = Duration::from_secs(1);
+pub(crate) const WATCH: Duration = Duration::from_secs(1);
 
 /// The leases of a store: locked files beside a database file, or memory for an in-memory
 /// database.
 #[derive(Debug, Clone)]
-pub enum StoreLeases {
+pub(crate) enum StoreLeases {
     /// An in-memory database: leases among the runners of this process.
     InMemory(LocalLeases),
     /// A database file: leases among every process on the machine.
@@ -54,7 +54,7 @@ pub enum StoreLeases {
 /// Leases of one database file: held in memory for this process, and locked on disk for
 /// the others.
 #[derive(Debug, Clone)]
-pub struct FileLeases {
+pub(crate) struct FileLeases {
     local: LocalLeases,
     /// The directory of the lock files.
     dir: PathBuf,
@@ -69,7 +69,7 @@ fn files() -> &'static Mutex<HashMap<PathBuf, LocalLeases>> {
 
 /// The leases of the database file at `path` (which exists by now): shared in memory by
 /// every store of this process open on it, and locked in `<file>-leases/` beside it.
-pub fn of_file(path: &Path) -> StoreLeases {
+pub(crate) fn of_file(path: &Path) -> StoreLeases {
     // Canonical, so that two processes opening the file through different paths (relative,
     // through a link) lock the same files.
     let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());

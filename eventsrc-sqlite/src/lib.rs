@@ -117,9 +117,18 @@ pub enum Durability {
 
 /// How to open a store.
 #[derive(Clone)]
+#[must_use = "options do nothing until passed to `SqliteEventStore::open_with`"]
 pub struct SqliteOptions {
     durability: Durability,
     clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SqliteOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteOptions")
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for SqliteOptions {

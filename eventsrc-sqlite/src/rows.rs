@@ -16,7 +16,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use crate::backend;
 
 /// The columns every event query selects, in this order (the parked table has them too).
-pub const COLUMNS: &str = "position, commit_seq, stream, stream_version, event_id, event_type, \
+pub(crate) const COLUMNS: &str = "position, commit_seq, stream, stream_version, event_id, event_type, \
                        schema_version, payload, metadata, recorded_at";
 
 /// The columns a visit needs: what folding an aggregate reads, nothing more (each column costs
@@ -25,12 +25,20 @@ pub const COLUMNS: &str = "position, commit_seq, stream, stream_version, event_i
 const VISIT_COLUMNS: &str = "position, stream_version, event_type, schema_version, payload";
 
 /// One stream read as SQL and parameters.
-pub fn stream_query(tenant: &Tenant, stream: &StreamId, read: ReadStream) -> (String, Vec<Value>) {
+pub(crate) fn stream_query(
+    tenant: &Tenant,
+    stream: &StreamId,
+    read: ReadStream,
+) -> (String, Vec<Value>) {
     stream_query_of(COLUMNS, tenant, stream, read)
 }
 
 /// One stream read for a visit: only the columns a [`StoredEvent`] holds.
-pub fn visit_query(tenant: &Tenant, stream: &StreamId, read: ReadStream) -> (String, Vec<Value>) {
+pub(crate) fn visit_query(
+    tenant: &Tenant,
+    stream: &StreamId,
+    read: ReadStream,
+) -> (String, Vec<Value>) {
     stream_query_of(VISIT_COLUMNS, tenant, stream, read)
 }
 
@@ -66,7 +74,7 @@ fn stream_query_of(
 }
 
 /// A read of the global log as SQL and parameters.
-pub fn all_query(tenant: &Tenant, read: &ReadAll) -> (String, Vec<Value>) {
+pub(crate) fn all_query(tenant: &Tenant, read: &ReadAll) -> (String, Vec<Value>) {
     let mut sql = format!("SELECT {COLUMNS} FROM events WHERE tenant = ?1 AND position > ?2");
     let mut params = vec![
         Value::Text(tenant.as_str().to_owned()),
@@ -94,7 +102,7 @@ pub fn all_query(tenant: &Tenant, read: &ReadAll) -> (String, Vec<Value>) {
 
 /// Runs an event query and builds owned records. `stream` short-cuts parsing when every row
 /// belongs to one known stream.
-pub fn query_records(
+pub(crate) fn query_records(
     conn: &Connection,
     tenant: &Tenant,
     known: Option<&StreamId>,
@@ -116,7 +124,7 @@ pub fn query_records(
 ///
 /// A row that cannot be read is [`StoreError::Corrupt`], naming its stream, version and
 /// position as far as they can be read and the column at fault.
-pub struct RecordReader<'t> {
+pub(crate) struct RecordReader<'t> {
     tenant: &'t Tenant,
     last_stream: Option<StreamId>,
     last_type: Option<Arc<str>>,
@@ -124,7 +132,7 @@ pub struct RecordReader<'t> {
 
 impl<'t> RecordReader<'t> {
     /// Records of `tenant`; `known` short-cuts parsing when every row belongs to that stream.
-    pub fn new(tenant: &'t Tenant, known: Option<&StreamId>) -> Self {
+    pub(crate) fn new(tenant: &'t Tenant, known: Option<&StreamId>) -> Self {
         Self {
             tenant,
             last_stream: known.cloned(),
@@ -133,7 +141,7 @@ impl<'t> RecordReader<'t> {
     }
 
     /// The record in `row`.
-    pub fn read(&mut self, row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
+    pub(crate) fn read(&mut self, row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
         // First what locates the row, so that any other fault can name it.
         let position = position_of(row, 0, 1);
         let stream = stream_of(row, 2, &mut self.last_stream);
@@ -218,7 +226,7 @@ fn corrupt_at(
 /// The position of the tenant's last event (`GlobalPosition::START` when there is none): the
 /// head of its log. A last event whose position does not read is its
 /// [`StoreError::Corrupt`].
-pub fn head(conn: &Connection, tenant: &Tenant) -> Result<GlobalPosition, StoreError> {
+pub(crate) fn head(conn: &Connection, tenant: &Tenant) -> Result<GlobalPosition, StoreError> {
     let last = conn
         .prepare_cached(
             "SELECT position, commit_seq FROM events WHERE tenant = ?1 \
@@ -244,7 +252,7 @@ pub fn head(conn: &Connection, tenant: &Tenant) -> Result<GlobalPosition, StoreE
 /// version reads as text, a blob, a real number, zero or less) fails with that row's
 /// [`StoreError::Corrupt`]: the next version cannot be known without it. Corrupt rows below
 /// the highest version, and corrupt columns other than the version, do not stop an append.
-pub fn current_version(
+pub(crate) fn current_version(
     conn: &Connection,
     tenant: &Tenant,
     stream: &StreamId,
@@ -292,7 +300,7 @@ pub fn current_version(
 /// [`already_stored`](eventsrc_core::backend::already_stored) compares. A stored copy that
 /// cannot be read is its [`StoreError::Corrupt`]: a retry cannot be told from a reused id
 /// without it.
-pub fn stored_copies(
+pub(crate) fn stored_copies(
     conn: &Connection,
     ids: impl IntoIterator<Item = EventId>,
 ) -> Result<Vec<Option<RecordedEvent>>, StoreError> {
@@ -327,7 +335,7 @@ pub fn stored_copies(
 /// The rows of one stream read, packed for visiting: versions in one vector, every type name
 /// and payload in one string. Built on a blocking thread, visited on the caller's.
 #[derive(Default)]
-pub struct Compact {
+pub(crate) struct Compact {
     rows: Vec<(StreamVersion, u32, [usize; 3])>,
     text: String,
 }
@@ -351,7 +359,7 @@ fn visit_row<'r>(row: &'r Row<'_>) -> Result<VisitRow<'r>, (Option<i64>, String)
 }
 
 /// Runs a visit query into a [`Compact`].
-pub fn query_compact(
+pub(crate) fn query_compact(
     conn: &Connection,
     tenant: &Tenant,
     stream: &StreamId,
@@ -380,7 +388,7 @@ pub fn query_compact(
 
 /// Runs a visit query and hands each row to `visit` as a view borrowed from SQLite's own row
 /// buffer: no copy at all.
-pub fn visit_rows<E: From<StoreError>>(
+pub(crate) fn visit_rows<E: From<StoreError>>(
     conn: &Connection,
     tenant: &Tenant,
     stream: &StreamId,
@@ -407,7 +415,7 @@ pub fn visit_rows<E: From<StoreError>>(
 
 impl Compact {
     /// Hands each event to `visit`, in order, stopping at its first error.
-    pub fn visit<E>(
+    pub(crate) fn visit<E>(
         &self,
         stream: &StreamId,
         mut visit: impl FnMut(StoredEvent<'_>) -> Result<(), E>,

@@ -93,7 +93,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// Brings the schema to [`CURRENT`], refusing a file written by a newer build.
-pub fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
     // IMMEDIATE takes the write lock first, so two processes opening one file migrate in turn
     // and the second sees the first one's version.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -118,7 +118,7 @@ impl SqliteEventStore {
     /// from where the rebuild got to.
     ///
     /// The switch also bumps the live name's generation: a runner of the old projection left
-    /// running stops with [`RunError::Switched`](eventsrc_core::RunError::Switched) at its next batch instead of writing into
+    /// running stops with [`RunError::Switched`] at its next batch instead of writing into
     /// the new tables. SQLite keeps index names through `ALTER TABLE ... RENAME`: name a
     /// rebuild's indexes after its table, and drop or rename them in `swap_tables` too. A
     /// `rebuilt` name without a checkpoint is refused with

@@ -29,7 +29,7 @@ use crate::{backend, rows};
 const MAX_GROUP: usize = 256;
 
 /// Work for the writer thread.
-pub enum Request {
+pub(crate) enum Request {
     /// Append events to a stream.
     Append(Append),
     /// Run something else on the write connection (snapshots, checkpoints, read model
@@ -41,7 +41,7 @@ pub enum Request {
 }
 
 /// An inline projection to register, and where to answer once it has caught up.
-pub struct AddInline {
+pub(crate) struct AddInline {
     pub tenant: Tenant,
     pub name: String,
     pub filter: EventFilter,
@@ -50,7 +50,7 @@ pub struct AddInline {
 }
 
 /// One append and where to answer it.
-pub struct Append {
+pub(crate) struct Append {
     pub tenant: Tenant,
     pub stream: StreamId,
     pub expected: ExpectedVersion,
@@ -69,7 +69,7 @@ struct Writer {
 }
 
 /// Starts the writer thread on `conn`; it ends when every sender is dropped.
-pub fn spawn(
+pub(crate) fn spawn(
     conn: Connection,
     clock: Arc<dyn Clock>,
     appended: Arc<watch::Sender<u64>>,

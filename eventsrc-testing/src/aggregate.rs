@@ -77,6 +77,16 @@ pub struct AggregateFixture<A: Aggregate> {
     state_check: bool,
 }
 
+impl<A: Aggregate> std::fmt::Debug for AggregateFixture<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AggregateFixture")
+            .field("aggregate", &A::TYPE)
+            .field("history", &self.history.len())
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One predicate of [`Then::then_events_matching`].
 pub type EventPredicate<'a, A> = &'a dyn Fn(&<A as Aggregate>::Event) -> bool;
 
@@ -86,6 +96,15 @@ pub struct Then<A: Aggregate> {
     command: &'static str,
     command_id: Uuid,
     outcome: Outcome<A>,
+}
+
+impl<A: Aggregate> std::fmt::Debug for Then<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Then")
+            .field("aggregate", &A::TYPE)
+            .field("command", &self.command)
+            .finish_non_exhaustive()
+    }
 }
 
 enum Outcome<A: Aggregate> {

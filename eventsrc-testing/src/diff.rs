@@ -10,7 +10,7 @@ use std::fmt::Write;
 /// field with its value, an event's header) before the ones that repeat in pretty-printed
 /// values (`},`, `]`), so a changed field shows as one `-`/`+` pair rather than a shuffle of
 /// brackets.
-pub fn lines(expected: &str, actual: &str) -> String {
+pub(crate) fn lines(expected: &str, actual: &str) -> String {
     let (old, new): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
     let mut out = String::new();
     let mut write = |mark: &str, lines: &[&str]| {
@@ -31,7 +31,7 @@ pub fn lines(expected: &str, actual: &str) -> String {
 }
 
 /// Events as a numbered list of `name vN {pretty debug}`, for diffing.
-pub fn events<E: eventsrc_core::Event + std::fmt::Debug>(events: &[E]) -> String {
+pub(crate) fn events<E: eventsrc_core::Event + std::fmt::Debug>(events: &[E]) -> String {
     if events.is_empty() {
         return "(no events)\n".to_owned();
     }

@@ -126,11 +126,29 @@ pub struct ProjectionFixture<P: Projection> {
     recorder: Recorder,
 }
 
+impl<P: Projection> std::fmt::Debug for ProjectionFixture<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionFixture")
+            .field("projection", &P::NAME)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Events about to be applied to a projection, possibly several times.
 pub struct ProjectionWhen<P: Projection> {
     fixture: ProjectionFixture<P>,
     pending: Vec<RecordedEvent>,
     times: usize,
+}
+
+impl<P: Projection> std::fmt::Debug for ProjectionWhen<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionWhen")
+            .field("projection", &P::NAME)
+            .field("pending", &self.pending.len())
+            .field("times", &self.times)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<P: Projection> ProjectionFixture<P>
@@ -306,11 +324,28 @@ pub struct ReactorFixture<R: Reactor> {
     recorder: Recorder,
 }
 
+impl<R: Reactor> std::fmt::Debug for ReactorFixture<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReactorFixture")
+            .field("reactor", &R::NAME)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a reactor decided for one event.
 pub struct ReactorThen<R: Reactor> {
     fixture: ReactorFixture<R>,
     event_type: String,
     outcome: Result<Vec<R::Effect>, R::Error>,
+}
+
+impl<R: Reactor> std::fmt::Debug for ReactorThen<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReactorThen")
+            .field("reactor", &R::NAME)
+            .field("event_type", &self.event_type)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<R: Reactor> ReactorFixture<R>

@@ -11,7 +11,7 @@ use crate::attr;
 use crate::event::{VariantSpec, event_stub, expand_enum};
 
 /// What every expansion needs: the crate path, the input and the aggregate's names.
-pub struct Context<'a> {
+pub(super) struct Context<'a> {
     pub krate: &'a TokenStream,
     pub input: &'a AggregateInput,
     pub self_ident: &'a Ident,
@@ -20,7 +20,11 @@ pub struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    pub fn new(krate: &'a TokenStream, input: &'a AggregateInput, self_ident: &'a Ident) -> Self {
+    pub(super) fn new(
+        krate: &'a TokenStream,
+        input: &'a AggregateInput,
+        self_ident: &'a Ident,
+    ) -> Self {
         let event_path = match &input.attrs.event {
             Some(path) => quote!(#path),
             None => {
@@ -71,7 +75,7 @@ fn enum_ident(self_ident: &Ident) -> Ident {
     format_ident!("{}Event", self_ident)
 }
 
-pub fn expand(cx: &Context) -> TokenStream {
+pub(super) fn expand(cx: &Context) -> TokenStream {
     let krate = cx.krate;
     let item = &cx.input.item;
     let generated = cx.attrs().event.is_none().then(|| {
@@ -218,7 +222,7 @@ fn event_enum(cx: &Context) -> TokenStream {
 
 /// Beside errors: the impl block, the event enum with a behaviourless `Event` impl, and an
 /// `Aggregate` impl with the right associated types, without registration or checks.
-pub fn stub(cx: &Context) -> TokenStream {
+pub(super) fn stub(cx: &Context) -> TokenStream {
     let krate = cx.krate;
     let item = &cx.input.item;
     let generated = cx.attrs().event.is_none().then(|| {

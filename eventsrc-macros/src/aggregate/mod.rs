@@ -14,7 +14,7 @@ use crate::errors::Errors;
 use expand::Context;
 use parse::AggregateInput;
 
-pub fn aggregate(args: TokenStream, item: ItemImpl) -> TokenStream {
+pub(crate) fn aggregate(args: TokenStream, item: ItemImpl) -> TokenStream {
     let mut errors = Errors::default();
     let input = AggregateInput::parse(args, item, &mut errors);
     validate::validate(&input, &mut errors);

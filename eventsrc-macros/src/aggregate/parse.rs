@@ -8,7 +8,7 @@ use crate::errors::Errors;
 
 /// The keys of `#[aggregate(...)]`.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum AggregateKey {
+pub(super) enum AggregateKey {
     Id,
     Error,
     Name,
@@ -20,7 +20,7 @@ pub enum AggregateKey {
     Crate,
 }
 
-pub const KEYS: Keys<AggregateKey> = Keys {
+pub(super) const KEYS: Keys<AggregateKey> = Keys {
     attribute: "#[aggregate(...)]",
     keys: &[
         Key {
@@ -72,7 +72,7 @@ pub const KEYS: Keys<AggregateKey> = Keys {
 };
 
 #[derive(Default)]
-pub struct AggregateAttrs {
+pub(super) struct AggregateAttrs {
     pub krate: Option<Path>,
     pub id: Option<Type>,
     pub error: Option<Type>,
@@ -85,7 +85,7 @@ pub struct AggregateAttrs {
 }
 
 /// One item of the impl block.
-pub enum Member {
+pub(super) enum Member {
     /// `fn method(&mut self, event: &Event)`.
     Handler(Box<Handler>),
     /// A function of another shape.
@@ -94,21 +94,21 @@ pub enum Member {
     NotAFunction(Box<ImplItem>),
 }
 
-pub struct Handler {
+pub(super) struct Handler {
     pub method: Ident,
     pub event: Type,
     /// The variant of the event enum: the last segment of the event type, if it is a path.
     pub variant: Option<Ident>,
 }
 
-pub struct AggregateInput {
+pub(super) struct AggregateInput {
     pub attrs: AggregateAttrs,
     pub item: ItemImpl,
     pub members: Vec<Member>,
 }
 
 impl AggregateInput {
-    pub fn parse(args: TokenStream, item: ItemImpl, errors: &mut Errors) -> Self {
+    pub(super) fn parse(args: TokenStream, item: ItemImpl, errors: &mut Errors) -> Self {
         let attrs = AggregateAttrs::parse(args, errors);
         let members = item.items.iter().map(Member::of).collect();
         Self {
@@ -119,11 +119,11 @@ impl AggregateInput {
     }
 
     /// The aggregate's type name, when the impl is for a named type.
-    pub fn self_ident(&self) -> Option<&Ident> {
+    pub(super) fn self_ident(&self) -> Option<&Ident> {
         last_ident(&self.item.self_ty)
     }
 
-    pub fn handlers(&self) -> impl Iterator<Item = &Handler> {
+    pub(super) fn handlers(&self) -> impl Iterator<Item = &Handler> {
         self.members.iter().filter_map(|m| match m {
             Member::Handler(handler) => Some(&**handler),
             _ => None,

@@ -4,7 +4,7 @@
 use super::parse::{AggregateAttrs, AggregateInput, Handler, Member};
 use crate::errors::Errors;
 
-pub fn validate(input: &AggregateInput, errors: &mut Errors) {
+pub(super) fn validate(input: &AggregateInput, errors: &mut Errors) {
     attrs(&input.attrs, errors);
     let item = &input.item;
     if !item.generics.params.is_empty() {

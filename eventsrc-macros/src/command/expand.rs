@@ -16,7 +16,7 @@ struct Check<'a> {
     span: Span,
 }
 
-pub fn expand(krate: &TokenStream, input: &CommandInput) -> TokenStream {
+pub(super) fn expand(krate: &TokenStream, input: &CommandInput) -> TokenStream {
     let item = &input.item;
     let command = command_impl(krate, input);
     let targeting = match (&input.attrs.aggregate, id_field(input)) {
@@ -169,7 +169,7 @@ fn validation(krate: &TokenStream, check: &Check) -> TokenStream {
 
 /// Beside errors: the struct, a `Command` impl without rules, and, when the aggregate is
 /// known, `AggregateCommand` and `Handle` impls that are never reached.
-pub fn stub(krate: &TokenStream, input: &CommandInput) -> TokenStream {
+pub(super) fn stub(krate: &TokenStream, input: &CommandInput) -> TokenStream {
     let item = &input.item;
     let ident = &item.ident;
     let (impl_generics, ty_generics, where_clause) = item.generics.split_for_impl();

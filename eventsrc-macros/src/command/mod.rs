@@ -13,7 +13,7 @@ use crate::attr;
 use crate::errors::Errors;
 use parse::CommandInput;
 
-pub fn command(args: TokenStream, item: ItemStruct) -> TokenStream {
+pub(crate) fn command(args: TokenStream, item: ItemStruct) -> TokenStream {
     let mut errors = Errors::default();
     let input = CommandInput::parse(args, item, &mut errors);
     validate::validate(&input, &mut errors);

@@ -11,14 +11,14 @@ use crate::errors::Errors;
 
 /// The keys of `#[command(...)]`.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum CommandKey {
+pub(super) enum CommandKey {
     Aggregate,
     Handler,
     Validate,
     Crate,
 }
 
-pub const KEYS: Keys<CommandKey> = Keys {
+pub(super) const KEYS: Keys<CommandKey> = Keys {
     attribute: "#[command(...)]",
     keys: &[
         Key {
@@ -46,14 +46,14 @@ pub const KEYS: Keys<CommandKey> = Keys {
 
 /// The keys of a field's `#[validate(...)]`.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum RuleKey {
+pub(super) enum RuleKey {
     NonEmpty,
     Range,
     With,
     Message,
 }
 
-pub const RULES: Keys<RuleKey> = Keys {
+pub(super) const RULES: Keys<RuleKey> = Keys {
     attribute: "#[validate(...)]",
     keys: &[
         Key {
@@ -81,12 +81,12 @@ pub const RULES: Keys<RuleKey> = Keys {
 
 /// The bounds of `range(...)`.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Bound {
+pub(super) enum Bound {
     Min,
     Max,
 }
 
-pub const BOUNDS: Keys<Bound> = Keys {
+pub(super) const BOUNDS: Keys<Bound> = Keys {
     attribute: "range(...)",
     keys: &[
         Key {
@@ -103,7 +103,7 @@ pub const BOUNDS: Keys<Bound> = Keys {
 };
 
 #[derive(Default)]
-pub struct CommandAttrs {
+pub(super) struct CommandAttrs {
     pub krate: Option<Path>,
     pub aggregate: Option<Path>,
     pub handler: Option<Path>,
@@ -111,7 +111,7 @@ pub struct CommandAttrs {
 }
 
 /// One check of a `#[validate(...)]` attribute.
-pub enum Rule {
+pub(super) enum Rule {
     NonEmpty,
     Range {
         min: Option<Box<Expr>>,
@@ -121,7 +121,7 @@ pub enum Rule {
 }
 
 /// One `#[validate(...)]`: its rules (each with the span of its key) and shared message.
-pub struct ValidateAttr {
+pub(super) struct ValidateAttr {
     pub attr: Attribute,
     pub rules: Vec<(Rule, Span)>,
     pub message: Option<Expr>,
@@ -129,14 +129,14 @@ pub struct ValidateAttr {
     pub bad_key: bool,
 }
 
-pub struct FieldAst {
+pub(super) struct FieldAst {
     pub ident: Ident,
     /// Every `#[id]` on the field.
     pub ids: Vec<Attribute>,
     pub validates: Vec<ValidateAttr>,
 }
 
-pub struct CommandInput {
+pub(super) struct CommandInput {
     pub attrs: CommandAttrs,
     /// The struct without the helper attributes.
     pub item: ItemStruct,
@@ -145,7 +145,7 @@ pub struct CommandInput {
 }
 
 impl CommandInput {
-    pub fn parse(args: TokenStream, mut item: ItemStruct, errors: &mut Errors) -> Self {
+    pub(super) fn parse(args: TokenStream, mut item: ItemStruct, errors: &mut Errors) -> Self {
         let attrs = CommandAttrs::parse(args, errors);
         let fields = match &mut item.fields {
             Fields::Named(named) => Some(

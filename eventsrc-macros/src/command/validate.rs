@@ -7,7 +7,7 @@ use quote::quote;
 use super::parse::{CommandInput, FieldAst, RULES, Rule, ValidateAttr};
 use crate::errors::Errors;
 
-pub fn validate(input: &CommandInput, errors: &mut Errors) {
+pub(super) fn validate(input: &CommandInput, errors: &mut Errors) {
     if input.attrs.aggregate.is_none() {
         errors.at(
             Span::call_site(),

@@ -9,7 +9,7 @@ use super::expand::Registration;
 use super::versioned::Chain;
 
 /// One variant of an event enum, validated.
-pub struct VariantSpec {
+pub(crate) struct VariantSpec {
     pub ident: Ident,
     pub kind: VariantKind,
     /// Stored name (unit and named variants; newtype variants take their type's).
@@ -19,7 +19,7 @@ pub struct VariantSpec {
     pub steps: Vec<Path>,
 }
 
-pub enum VariantKind {
+pub(crate) enum VariantKind {
     /// `V(SomeEvent)`: the wrapped type is an event of its own.
     Newtype(Type),
     /// `V`: an event without payload.
@@ -30,7 +30,7 @@ pub enum VariantKind {
 
 impl VariantSpec {
     /// A variant wrapping an event type (what `#[aggregate]` generates).
-    pub fn newtype(ident: Ident, ty: Type) -> Self {
+    pub(crate) fn newtype(ident: Ident, ty: Type) -> Self {
         Self {
             ident,
             kind: VariantKind::Newtype(ty),
@@ -58,7 +58,7 @@ struct Parts {
     handled: Vec<TokenStream>,
 }
 
-pub fn expand_enum(
+pub(crate) fn expand_enum(
     krate: &TokenStream,
     enum_ident: &Ident,
     variants: &[VariantSpec],

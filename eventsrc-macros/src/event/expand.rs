@@ -9,7 +9,7 @@ use super::versioned::Chain;
 
 /// `EventType`, `Event`, `Versioned` and the registry entry of an event struct; `Versioned` and
 /// a check of the successor for a superseded shape.
-pub fn event_struct(
+pub(super) fn event_struct(
     krate: &TokenStream,
     ident: &Ident,
     unit: bool,
@@ -144,7 +144,7 @@ fn unit_versioned(krate: &TokenStream, ident: &Ident, version: u32) -> TokenStre
 }
 
 /// The registry entry of one stored event name.
-pub struct Registration<'a> {
+pub(super) struct Registration<'a> {
     pub krate: &'a TokenStream,
     pub name: &'a str,
     pub version: u32,
@@ -153,7 +153,7 @@ pub struct Registration<'a> {
 
 impl Registration<'_> {
     /// `rust_type` is shown in registry listings; `event` is the type that decodes the name.
-    pub fn tokens(
+    pub(super) fn tokens(
         &self,
         rust_type: &str,
         oldest: &TokenStream,
@@ -182,7 +182,7 @@ impl Registration<'_> {
 
 /// What stands beside the errors: the impls the type would have, with the right shape and no
 /// behaviour. A generic type gets none, since any impl would need its parameters.
-pub fn stub(krate: &TokenStream, input: &EventInput) -> TokenStream {
+pub(super) fn stub(krate: &TokenStream, input: &EventInput) -> TokenStream {
     if !input.generics.params.is_empty() {
         return TokenStream::new();
     }
@@ -215,7 +215,7 @@ pub fn stub(krate: &TokenStream, input: &EventInput) -> TokenStream {
 }
 
 /// An `Event` impl whose methods are never reached: the build has already failed.
-pub fn event_stub(krate: &TokenStream, ident: &Ident) -> TokenStream {
+pub(crate) fn event_stub(krate: &TokenStream, ident: &Ident) -> TokenStream {
     quote! {
         impl #krate::Event for #ident {
             fn event_type(&self) -> &'static str { "" }

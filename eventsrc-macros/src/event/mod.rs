@@ -11,15 +11,15 @@ mod versioned;
 use proc_macro2::TokenStream;
 use syn::DeriveInput;
 
-pub use enums::{VariantSpec, expand_enum};
-pub use expand::event_stub;
+pub(crate) use enums::{VariantSpec, expand_enum};
+pub(crate) use expand::event_stub;
 
 use crate::attr;
 use crate::errors::Errors;
 use enums::VariantKind;
 use parse::{Body, EventInput, Shape, VariantAst};
 
-pub fn derive(input: DeriveInput) -> TokenStream {
+pub(crate) fn derive(input: DeriveInput) -> TokenStream {
     let mut errors = Errors::default();
     let input = EventInput::parse(input, &mut errors);
     validate::validate(&input, &mut errors);

@@ -12,7 +12,7 @@ use crate::errors::Errors;
 
 /// The keys of `#[event(...)]`.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum EventKey {
+pub(super) enum EventKey {
     Name,
     Version,
     Aliases,
@@ -22,7 +22,7 @@ pub enum EventKey {
     Crate,
 }
 
-pub const KEYS: Keys<EventKey> = Keys {
+pub(super) const KEYS: Keys<EventKey> = Keys {
     attribute: "#[event(...)]",
     keys: &[
         Key {
@@ -65,7 +65,7 @@ pub const KEYS: Keys<EventKey> = Keys {
 
 /// The `#[event(...)]` keys of one struct, enum or variant, as written.
 #[derive(Default)]
-pub struct EventAttrs {
+pub(super) struct EventAttrs {
     pub krate: Option<Path>,
     pub name: Option<LitStr>,
     pub version: Option<LitInt>,
@@ -78,14 +78,14 @@ pub struct EventAttrs {
 }
 
 /// The derive input.
-pub struct EventInput {
+pub(super) struct EventInput {
     pub ident: Ident,
     pub generics: Generics,
     pub attrs: EventAttrs,
     pub body: Body,
 }
 
-pub enum Body {
+pub(super) enum Body {
     /// An event struct; `unit` when it has no fields (stored as `{}`).
     Struct {
         unit: bool,
@@ -94,13 +94,13 @@ pub enum Body {
     Union(syn::token::Union),
 }
 
-pub struct VariantAst {
+pub(super) struct VariantAst {
     pub ident: Ident,
     pub attrs: EventAttrs,
     pub shape: Shape,
 }
 
-pub enum Shape {
+pub(super) enum Shape {
     /// `V(SomeEvent)`: the wrapped type is an event of its own.
     Newtype(Type),
     /// `V` or `V {}`: an event without payload.
@@ -112,7 +112,7 @@ pub enum Shape {
 }
 
 impl EventInput {
-    pub fn parse(input: DeriveInput, errors: &mut Errors) -> Self {
+    pub(super) fn parse(input: DeriveInput, errors: &mut Errors) -> Self {
         let attrs = EventAttrs::parse(&input.attrs, errors);
         let body = match input.data {
             Data::Struct(data) => Body::Struct {
@@ -156,7 +156,7 @@ impl Shape {
 
 impl EventAttrs {
     /// Reads every `#[event(...)]` in `attrs`, reporting each bad key and going on.
-    pub fn parse(attrs: &[Attribute], errors: &mut Errors) -> Self {
+    pub(super) fn parse(attrs: &[Attribute], errors: &mut Errors) -> Self {
         let mut parsed = Self::default();
         let mut seen = Vec::new();
         for attr in attrs.iter().filter(|a| a.path().is_ident("event")) {
@@ -187,7 +187,7 @@ impl EventAttrs {
 
     /// The schema version: 1 when absent; a bad literal (reported by `validate`) also reads
     /// as 1 so that expansion can go on.
-    pub fn version(&self) -> u32 {
+    pub(super) fn version(&self) -> u32 {
         self.version
             .as_ref()
             .and_then(|lit| lit.base10_parse::<u32>().ok())
@@ -196,7 +196,7 @@ impl EventAttrs {
     }
 
     /// The stored name: the `name` key, or the Rust identifier.
-    pub fn name_or(&self, ident: &Ident) -> String {
+    pub(super) fn name_or(&self, ident: &Ident) -> String {
         self.name
             .as_ref()
             .map_or_else(|| ident.to_string(), LitStr::value)

@@ -10,13 +10,13 @@ use crate::errors::Errors;
 
 /// Where an `#[event(...)]` attribute stands; each place admits some keys.
 #[derive(Clone, Copy, PartialEq)]
-pub enum Place {
+pub(super) enum Place {
     Struct,
     Enum,
     Variant,
 }
 
-pub fn validate(input: &EventInput, errors: &mut Errors) {
+pub(super) fn validate(input: &EventInput, errors: &mut Errors) {
     if !input.generics.params.is_empty() {
         errors.spanned(
             &input.generics,

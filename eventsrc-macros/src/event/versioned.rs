@@ -13,7 +13,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Path, Type};
 
-pub struct Chain<'a> {
+pub(super) struct Chain<'a> {
     pub krate: &'a TokenStream,
     /// The current version.
     pub version: u32,
@@ -25,7 +25,7 @@ pub struct Chain<'a> {
 
 impl Chain<'_> {
     /// The expression for the oldest version this chain reads.
-    pub fn oldest(&self) -> TokenStream {
+    pub(super) fn oldest(&self) -> TokenStream {
         let krate = self.krate;
         match self.prev {
             Some(prev) => quote!(<#prev as #krate::Versioned>::OLDEST),
@@ -42,7 +42,7 @@ impl Chain<'_> {
     }
 
     /// `impl Versioned for #target`, decoding into `#target`.
-    pub fn versioned_impl(&self, target: &TokenStream) -> TokenStream {
+    pub(super) fn versioned_impl(&self, target: &TokenStream) -> TokenStream {
         let krate = self.krate;
         let version = self.version;
         let oldest = self.oldest();

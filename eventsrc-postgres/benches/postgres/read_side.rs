@@ -123,13 +123,13 @@ async fn raw_rebuild(bench: &Bench, model: &SkuTotals, batch: u64) -> u64 {
 }
 
 /// Figures of the read side that have no raw counterpart: a rate or a latency.
-pub struct Figure {
+pub(crate) struct Figure {
     pub name: String,
     pub value: String,
 }
 
 /// The projection rebuild, eventsrc beside raw, and the scan it reads in its pages.
-pub async fn rebuild_rows(bench: &Bench, rows: &mut Vec<Row>, total: u64) {
+pub(crate) async fn rebuild_rows(bench: &Bench, rows: &mut Vec<Row>, total: u64) {
     const BATCH: usize = 500;
     let store = &bench.store;
     let model = SkuTotals {
@@ -296,7 +296,7 @@ fn millis(duration: Duration) -> String {
 /// Live latency: one append at a time into a tenant of its own, each timed from when the
 /// append returns to when a live runner's progress shows the read model committed past it.
 /// Then what an inline projection costs an append.
-pub async fn latency_figures(bench: &Bench, figures: &mut Vec<Figure>) {
+pub(crate) async fn latency_figures(bench: &Bench, figures: &mut Vec<Figure>) {
     let samples = scale(2_000) as usize;
     let store = bench.store.with_tenant(Tenant::new("latency"));
     let model = SkuTotals {

@@ -8,13 +8,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use eventsrc_postgres::{PgEventStore, PgOptions};
 use tokio_postgres::NoTls;
 
-pub mod read_model;
+pub(crate) mod read_model;
 
 /// The environment variable naming the test server.
-pub const URL_VAR: &str = "EVENTSRC_POSTGRES_URL";
+pub(crate) const URL_VAR: &str = "EVENTSRC_POSTGRES_URL";
 
 /// CI greps the test output for this and fails when it is there.
-pub const SKIP_MARKER: &str = "EVENTSRC-POSTGRES-SKIPPED";
+pub(crate) const SKIP_MARKER: &str = "EVENTSRC-POSTGRES-SKIPPED";
 
 /// Test schemas are named `eventsrc_test_<unix seconds>_<random>`; those older than this are
 /// leftovers of runs that panicked before dropping theirs, and are swept.
@@ -23,7 +23,7 @@ const STALE: Duration = Duration::from_secs(3600);
 /// The server's URL, or `None` after printing the skip marker for `test`. The line goes
 /// straight to the process's stderr, past the test harness's capture, so that it shows
 /// (and CI sees it) even when the test passes.
-pub fn url(test: &str) -> Option<String> {
+pub(crate) fn url(test: &str) -> Option<String> {
     match std::env::var(URL_VAR) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
@@ -40,7 +40,7 @@ pub fn url(test: &str) -> Option<String> {
 
 /// A schema of one test, and a plain connection for the SQL a test runs behind the store's
 /// back.
-pub struct TestSchema {
+pub(crate) struct TestSchema {
     pub url: String,
     pub name: String,
     pub client: tokio_postgres::Client,
@@ -49,7 +49,7 @@ pub struct TestSchema {
 impl TestSchema {
     /// A fresh schema name (nothing created yet) and a raw connection; `None` (after the skip
     /// marker) without a server.
-    pub async fn new(test: &str) -> Option<Self> {
+    pub(crate) async fn new(test: &str) -> Option<Self> {
         let url = url(test)?;
         let client = raw_client(&url).await;
         sweep_stale(&client).await;
@@ -64,38 +64,38 @@ impl TestSchema {
 
     /// A fresh schema as [`new`](Self::new) makes it, for a caller that has already checked
     /// that the server is configured (the conformance suite's `skip_if`).
-    pub async fn fresh() -> Self {
+    pub(crate) async fn fresh() -> Self {
         Self::new("the conformance suite")
             .await
             .unwrap_or_else(|| panic!("{URL_VAR} was set when the test began, and is not now"))
     }
 
     /// Options for a store on this schema, named after it in `pg_stat_activity`.
-    pub fn options(&self) -> PgOptions {
+    pub(crate) fn options(&self) -> PgOptions {
         PgOptions::default()
             .schema(&self.name)
             .application_name(&self.name)
     }
 
     /// A store on this schema with [`options`](Self::options).
-    pub async fn store(&self) -> PgEventStore {
+    pub(crate) async fn store(&self) -> PgEventStore {
         self.store_with(self.options()).await
     }
 
     /// A store on this schema with `options`.
-    pub async fn store_with(&self, options: PgOptions) -> PgEventStore {
+    pub(crate) async fn store_with(&self, options: PgOptions) -> PgEventStore {
         PgEventStore::connect_with(&self.url, options)
             .await
             .expect("connecting to the test database")
     }
 
     /// `table` qualified with this schema.
-    pub fn table(&self, table: &str) -> String {
+    pub(crate) fn table(&self, table: &str) -> String {
         format!("\"{}\".{table}", self.name)
     }
 
     /// Drops the schema and everything in it.
-    pub async fn drop(self) {
+    pub(crate) async fn drop(self) {
         self.client
             .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name))
             .await
@@ -104,7 +104,7 @@ impl TestSchema {
 }
 
 /// Drops `store`'s schema and everything in it, through the store's own pool.
-pub async fn drop_schema(store: &PgEventStore) {
+pub(crate) async fn drop_schema(store: &PgEventStore) {
     store
         .pool()
         .get()
@@ -119,7 +119,7 @@ pub async fn drop_schema(store: &PgEventStore) {
 }
 
 /// A plain connection, driven on this runtime.
-pub async fn raw_client(url: &str) -> tokio_postgres::Client {
+pub(crate) async fn raw_client(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
         .expect("connecting to the test database");
@@ -155,7 +155,7 @@ async fn sweep_stale(client: &tokio_postgres::Client) {
 }
 
 /// Waits for `condition` to hold, checking every few milliseconds, failing after `within`.
-pub async fn until<F, Fut>(what: &str, within: Duration, mut condition: F)
+pub(crate) async fn until<F, Fut>(what: &str, within: Duration, mut condition: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 
 /// The test event: its number in the test's sequence.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct Noted {
+pub(crate) struct Noted {
     pub n: u64,
 }
 
 /// Records each applied event in `table`: its id, number, and an apply count.
 #[derive(Debug, Clone)]
-pub struct Applied {
+pub(crate) struct Applied {
     pub table: String,
     /// Refuses the event with this number (a bug in the projection).
     pub refuse: Option<u64>,
@@ -22,7 +22,7 @@ pub struct Applied {
 
 impl Applied {
     /// The read model in `schema`.`applied`.
-    pub fn in_schema(schema: &str) -> Self {
+    pub(crate) fn in_schema(schema: &str) -> Self {
         Self {
             table: format!("\"{schema}\".applied"),
             refuse: None,
@@ -30,7 +30,7 @@ impl Applied {
     }
 
     /// How many rows the table holds, and how many of them were applied other than once.
-    pub async fn tally(&self, store: &PgEventStore) -> (i64, i64) {
+    pub(crate) async fn tally(&self, store: &PgEventStore) -> (i64, i64) {
         let client = store.client().await.unwrap();
         let row = client
             .query_one(
@@ -46,7 +46,7 @@ impl Applied {
     }
 
     /// How many times the event `id` was applied (0: never).
-    pub async fn applied(&self, store: &PgEventStore, id: EventId) -> i32 {
+    pub(crate) async fn applied(&self, store: &PgEventStore, id: EventId) -> i32 {
         let client = store.client().await.unwrap();
         client
             .query_opt(
@@ -103,7 +103,7 @@ impl PgProjection for Applied {
 }
 
 /// Appends `Noted { n }` to `stream`, returning the append's result.
-pub async fn note(
+pub(crate) async fn note(
     store: &PgEventStore,
     stream: &StreamId,
     n: u64,

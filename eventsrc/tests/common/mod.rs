@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 /// Where a lead stands in the sales funnel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Status {
+pub(crate) enum Status {
     #[default]
     New,
     Contacted,
@@ -40,37 +40,37 @@ pub enum Status {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Opened {
+pub(crate) struct Opened {
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Renamed {
+pub(crate) struct Renamed {
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatusChanged {
+pub(crate) struct StatusChanged {
     pub status: Status,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FollowupSet {
+pub(crate) struct FollowupSet {
     pub on: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeadEvent {
+pub(crate) enum LeadEvent {
     Opened(Opened),
     Renamed(Renamed),
     StatusChanged(StatusChanged),
     FollowupSet(FollowupSet),
 }
 
-pub const OPENED: &str = "lead.opened";
-pub const RENAMED: &str = "lead.renamed";
-pub const STATUS_CHANGED: &str = "lead.status_changed";
-pub const FOLLOWUP_SET: &str = "lead.followup_set";
+pub(crate) const OPENED: &str = "lead.opened";
+pub(crate) const RENAMED: &str = "lead.renamed";
+pub(crate) const STATUS_CHANGED: &str = "lead.status_changed";
+pub(crate) const FOLLOWUP_SET: &str = "lead.followup_set";
 
 fn encode_json<T: Serialize>(event_type: &'static str, value: &T) -> Result<String, EncodeError> {
     serde_json::to_string(value).map_err(|e| EncodeError::new(event_type, e))
@@ -124,24 +124,24 @@ impl Event for LeadEvent {
 }
 
 impl LeadEvent {
-    pub fn opened(name: &str) -> Self {
+    pub(crate) fn opened(name: &str) -> Self {
         Self::Opened(Opened { name: name.into() })
     }
 
-    pub fn renamed(name: &str) -> Self {
+    pub(crate) fn renamed(name: &str) -> Self {
         Self::Renamed(Renamed { name: name.into() })
     }
 
-    pub fn status(status: Status) -> Self {
+    pub(crate) fn status(status: Status) -> Self {
         Self::StatusChanged(StatusChanged { status })
     }
 
-    pub fn followup(on: &str) -> Self {
+    pub(crate) fn followup(on: &str) -> Self {
         Self::FollowupSet(FollowupSet { on: on.into() })
     }
 
     /// This event as a raw `NewEvent` with a fresh id and empty metadata.
-    pub fn to_new(&self) -> NewEvent {
+    pub(crate) fn to_new(&self) -> NewEvent {
         NewEvent::from_event(self, eventsrc::Metadata::new()).unwrap()
     }
 }
@@ -150,7 +150,7 @@ impl LeadEvent {
 // Lead: the aggregate
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Lead {
+pub(crate) struct Lead {
     pub opened: bool,
     pub name: String,
     pub status: Status,
@@ -159,7 +159,7 @@ pub struct Lead {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LeadError {
+pub(crate) enum LeadError {
     #[error("lead is already open")]
     AlreadyOpen,
     #[error("lead is not open")]
@@ -202,13 +202,13 @@ impl Aggregate for Lead {
 // Lead: commands
 
 /// Opens a lead; with `contact_on`, also sets the first follow-up (two events).
-pub struct OpenLead {
+pub(crate) struct OpenLead {
     pub name: String,
     pub contact_on: Option<String>,
 }
 
 impl OpenLead {
-    pub fn named(name: &str) -> Self {
+    pub(crate) fn named(name: &str) -> Self {
         Self {
             name: name.into(),
             contact_on: None,
@@ -240,7 +240,7 @@ impl Handle<OpenLead> for Lead {
 }
 
 /// Renames a lead; renaming to the current name is a no-op.
-pub struct Rename {
+pub(crate) struct Rename {
     pub name: String,
 }
 
@@ -259,7 +259,7 @@ impl Handle<Rename> for Lead {
 }
 
 /// Moves the lead to another status; the current status again is a no-op.
-pub struct ChangeStatus(pub Status);
+pub(crate) struct ChangeStatus(pub Status);
 
 impl Command for ChangeStatus {}
 
@@ -277,14 +277,14 @@ impl Handle<ChangeStatus> for Lead {
 
 /// Sets the next follow-up: `on` must look like `YYYY-MM-DD`, `note` be at most 20 characters,
 /// and `by` name someone.
-pub struct SetFollowup {
+pub(crate) struct SetFollowup {
     pub on: String,
     pub note: String,
     pub by: String,
 }
 
 impl SetFollowup {
-    pub fn on(on: &str) -> Self {
+    pub(crate) fn on(on: &str) -> Self {
         Self {
             on: on.into(),
             note: "call back".into(),
@@ -328,10 +328,10 @@ impl Handle<SetFollowup> for Lead {
 // ---------------------------------------------------------------------------------------------
 // Tally: a snapshotted counter
 
-pub const ADDED: &str = "tally.added";
+pub(crate) const ADDED: &str = "tally.added";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Added {
+pub(crate) struct Added {
     pub amount: i64,
 }
 
@@ -355,14 +355,14 @@ impl Event for Added {
 
 /// The sum of every amount added, and how many events made it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Tally {
+pub(crate) struct Tally {
     pub total: i64,
     pub count: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("nothing to add")]
-pub struct NothingToAdd;
+pub(crate) struct NothingToAdd;
 
 impl Aggregate for Tally {
     const TYPE: &'static str = "tally";
@@ -378,7 +378,7 @@ impl Aggregate for Tally {
 }
 
 /// Adds each amount as its own event.
-pub struct Add(pub Vec<i64>);
+pub(crate) struct Add(pub Vec<i64>);
 
 impl Command for Add {}
 
@@ -398,7 +398,7 @@ impl Handle<Add> for Tally {
 /// by a real append of `foreign` (with a fresh id, `ExpectedVersion::Any`) to the same stream, so
 /// the inner store itself reports `WrongExpectedVersion` and a retry must catch up with `foreign`.
 #[derive(Clone)]
-pub struct ConflictingStore<S> {
+pub(crate) struct ConflictingStore<S> {
     inner: S,
     foreign: NewEvent,
     failures: u32,
@@ -407,7 +407,7 @@ pub struct ConflictingStore<S> {
 }
 
 impl<S: EventStore> ConflictingStore<S> {
-    pub fn new(inner: S, failures: u32, foreign: NewEvent) -> Self {
+    pub(crate) fn new(inner: S, failures: u32, foreign: NewEvent) -> Self {
         Self {
             inner,
             foreign,
@@ -418,21 +418,21 @@ impl<S: EventStore> ConflictingStore<S> {
     }
 
     /// A store on which every append conflicts.
-    pub fn always(inner: S, foreign: NewEvent) -> Self {
+    pub(crate) fn always(inner: S, foreign: NewEvent) -> Self {
         Self::new(inner, u32::MAX, foreign)
     }
 
     /// How many appends were attempted through this wrapper.
-    pub fn attempts(&self) -> u32 {
+    pub(crate) fn attempts(&self) -> u32 {
         self.attempts.load(Ordering::SeqCst)
     }
 
     /// How many foreign events were appended to cause a conflict.
-    pub fn injected(&self) -> u32 {
+    pub(crate) fn injected(&self) -> u32 {
         self.injected.load(Ordering::SeqCst)
     }
 
-    pub fn inner(&self) -> &S {
+    pub(crate) fn inner(&self) -> &S {
         &self.inner
     }
 }
@@ -487,13 +487,13 @@ impl<S: EventStore> EventStore for ConflictingStore<S> {
 /// `lost` versions: a store that lost events, as loads must notice. (Visits go through
 /// `read_stream`, the trait's default.)
 #[derive(Clone)]
-pub struct GappedStore<S> {
+pub(crate) struct GappedStore<S> {
     inner: S,
     lost: Vec<StreamVersion>,
 }
 
 impl<S: EventStore> GappedStore<S> {
-    pub fn new(inner: S, lost: impl IntoIterator<Item = u64>) -> Self {
+    pub(crate) fn new(inner: S, lost: impl IntoIterator<Item = u64>) -> Self {
         Self {
             inner,
             lost: lost.into_iter().map(StreamVersion).collect(),
@@ -541,17 +541,17 @@ impl<S: EventStore> EventStore for GappedStore<S> {
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
-pub fn stream(name: &str) -> StreamId {
+pub(crate) fn stream(name: &str) -> StreamId {
     name.parse().unwrap()
 }
 
 /// `n` raw events named `event_type` with payloads `{"n":1}`, `{"n":2}`, ...
-pub fn raw_events(event_type: &'static str, n: usize) -> Vec<NewEvent> {
+pub(crate) fn raw_events(event_type: &'static str, n: usize) -> Vec<NewEvent> {
     (1..=n)
         .map(|i| NewEvent::raw(event_type, 1, format!(r#"{{"n":{i}}}"#)))
         .collect()
 }
 
-pub fn versions(events: &[RecordedEvent]) -> Vec<u64> {
+pub(crate) fn versions(events: &[RecordedEvent]) -> Vec<u64> {
     events.iter().map(|e| e.stream_version.get()).collect()
 }
