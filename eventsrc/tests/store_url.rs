@@ -243,3 +243,136 @@ async fn leases_parked_events_and_the_append_signal_are_the_backends() {
         assert!(store.append_signal().await.unwrap().is_some(), "{url}");
     }
 }
+
+// --- One application on every URL form ---------------------------------------------------------
+
+mod application {
+    //! A command and a document view, written once against `Store`.
+
+    use eventsrc::{
+        Changes, Decision, DocumentReader, DocumentView, Documents, Event, Metadata,
+        RecordedEvent, Repository, Runner, Store, aggregate, command,
+    };
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    pub struct NameChanged {
+        pub name: String,
+    }
+
+    #[derive(Default, Debug)]
+    pub struct Lead {
+        name: String,
+    }
+
+    #[aggregate(id = u64)]
+    impl Lead {
+        fn on_name_changed(&mut self, event: &NameChanged) {
+            self.name = event.name.clone();
+        }
+    }
+
+    #[command(aggregate = Lead, handler = Lead::rename)]
+    #[derive(Debug)]
+    pub struct ChangeName {
+        #[id]
+        pub lead: u64,
+        pub name: String,
+    }
+
+    impl Lead {
+        fn rename(&self, command: &ChangeName) -> Decision<Self> {
+            Ok(vec![NameChanged { name: command.name.clone() }.into()])
+        }
+    }
+
+    /// Each lead's latest name, by lead id.
+    #[derive(Debug)]
+    pub struct LeadNames;
+
+    impl DocumentView for LeadNames {
+        const NAME: &'static str = "lead_names";
+        type Event = LeadEvent;
+        type Document = String;
+        type Error = std::convert::Infallible;
+
+        fn apply(
+            &self,
+            event: LeadEvent,
+            record: &RecordedEvent,
+            docs: &mut Changes<String>,
+        ) -> Result<(), Self::Error> {
+            let LeadEvent::NameChanged(changed) = event;
+            docs.put(record.stream.id(), changed.name);
+            Ok(())
+        }
+    }
+
+    /// Opens `url`, sends a command, runs the view to the end of the log, and answers what the
+    /// aggregate and the view then say of lead 7, with the backend's name.
+    pub async fn run(url: &str) -> (String, String, &'static str) {
+        let store = Store::open(url)
+            .await
+            .unwrap_or_else(|error| panic!("{url}: {error}"));
+        let repository = Repository::new(store.clone());
+        let command = ChangeName {
+            lead: 7,
+            name: "Ada Lovelace".into(),
+        };
+        repository.send(command, Metadata::new()).await.unwrap();
+        Runner::new(store.clone(), Documents::new(store.clone(), LeadNames))
+            .catch_up()
+            .await
+            .unwrap();
+        let state = repository.load::<Lead>(&7).await.unwrap().state.name;
+        let view = DocumentReader::<_, LeadNames>::new(store.clone());
+        let name = view.get("7").await.unwrap().unwrap_or_default();
+        (state, name, store.backend())
+    }
+}
+
+#[tokio::test]
+async fn every_url_form_runs_the_same_command_and_document_view() {
+    let pid = std::process::id();
+    let absolute = std::env::temp_dir().join(format!("eventsrc-store-url-{pid}.db"));
+    // Relative paths are relative to the current directory: the package's, under `cargo test`.
+    let relative = format!("../target/eventsrc-store-url-{pid}.db");
+    let relative_bare = format!("../target/eventsrc-store-url-bare-{pid}.db");
+    let mut urls = vec![
+        ("memory:".to_owned(), "memory"),
+        ("sqlite::memory:".to_owned(), "sqlite"),
+        (format!("sqlite://{}", absolute.display()), "sqlite"),
+        (format!("sqlite://{relative}"), "sqlite"),
+        (format!("sqlite:{relative_bare}"), "sqlite"),
+    ];
+    match std::env::var("EVENTSRC_POSTGRES_URL") {
+        Ok(server) if !server.is_empty() => {
+            let separator = if server.contains('?') { '&' } else { '?' };
+            for (i, scheme) in ["postgres://", "postgresql://"].into_iter().enumerate() {
+                let rest = server.split_once("://").map_or(&*server, |(_, rest)| rest);
+                // Named as the PostgreSQL crate's tests name theirs, whose support sweeps old ones.
+                let random = EventId::new().0.simple().to_string();
+                let schema = format!("eventsrc_test_{pid}_{i}_{}", &random[random.len() - 12..]);
+                let url = format!("{scheme}{rest}{separator}schema={schema}");
+                urls.push((url, "postgres"));
+            }
+        }
+        _ => eprintln!(
+            "\nEVENTSRC-POSTGRES-SKIPPED: the PostgreSQL forms of \
+             `every_url_form_runs_the_same_command_and_document_view` did not run: set \
+             EVENTSRC_POSTGRES_URL\n"
+        ),
+    }
+    for (url, backend) in &urls {
+        let (state, view, opened) = application::run(url).await;
+        assert_eq!(opened, *backend, "{url}");
+        assert_eq!(state, "Ada Lovelace", "{url}: the aggregate");
+        assert_eq!(view, "Ada Lovelace", "{url}: the document view");
+    }
+    for path in [absolute, relative.into(), relative_bare.into()] {
+        let path: PathBuf = path;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}
