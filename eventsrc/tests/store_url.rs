@@ -250,8 +250,8 @@ mod application {
     //! A command and a document view, written once against `Store`.
 
     use eventsrc::{
-        Changes, Decision, DocumentReader, DocumentView, Documents, Event, Metadata,
-        RecordedEvent, Repository, Runner, Store, aggregate, command,
+        Changes, Decision, DocumentReader, DocumentView, Documents, Event, Metadata, RecordedEvent,
+        Repository, Runner, Store, aggregate, command,
     };
     use serde::{Deserialize, Serialize};
 
@@ -282,7 +282,12 @@ mod application {
 
     impl Lead {
         fn rename(&self, command: &ChangeName) -> Decision<Self> {
-            Ok(vec![NameChanged { name: command.name.clone() }.into()])
+            Ok(vec![
+                NameChanged {
+                    name: command.name.clone(),
+                }
+                .into(),
+            ])
         }
     }
 

@@ -823,3 +823,96 @@ async fn the_demo_reads_the_same_on_memory_as_on_sqlite() {
     }
     assert_eq!(outputs[0], outputs[1]);
 }
+
+// --- LeadSearch as a document view -----------------------------------------------------------
+
+/// Every lookup the specs above make, and some more.
+const LOOKUPS: [&str; 8] = [
+    "s.ivanov@example.com",
+    " S.Ivanov@Example.COM ",
+    "(03) 2724 3457",
+    "0508139904",
+    "l.yankov@example.com",
+    "04-6092212",
+    "0888 123 456",
+    "example.com",
+];
+
+/// What LeadSearch answers for `LOOKUPS` and for each lead's contacts, read by `find` and
+/// `contacts_of` (the table's or the view's).
+type Answers = (Vec<Vec<LeadId>>, Vec<Vec<Contact>>);
+
+#[tokio::test]
+async fn the_document_view_answers_as_the_sqlite_table_does_on_memory_and_sqlite() {
+    use eventsrc::{DocumentReader, Documents, Runner};
+    use eventsrc_examples::leads::read_models::LeadSearchView;
+
+    /// Both stories, then Lilyana's address changed, and her first one given again.
+    async fn history<S: EventStore>(repository: &Repository<S>, clock: &ManualClock) {
+        stefans_story(repository, clock).await;
+        lilyanas_story(repository, clock).await;
+        clock.set(day(30));
+        send(
+            repository,
+            contact(LILYANA, "lilyana@example.bg", "04-6092212"),
+        )
+        .await;
+        clock.set(day(31));
+        send(
+            repository,
+            contact(LILYANA, "l.yankov@example.com", "04-6092212"),
+        )
+        .await;
+    }
+
+    async fn view_answers<S>(store: S) -> Answers
+    where
+        S: eventsrc::backend::DocumentStore + EventStore + Clone + Sync + 'static,
+    {
+        Runner::new(store.clone(), Documents::new(store.clone(), LeadSearchView))
+            .catch_up()
+            .await
+            .unwrap();
+        let search = DocumentReader::new(store);
+        let mut found = Vec::new();
+        for text in LOOKUPS {
+            found.push(LeadSearchView::find(&search, text).await.unwrap());
+        }
+        let mut contacts = Vec::new();
+        for lead in [STEFAN, LILYANA, LeadId(7)] {
+            contacts.push(LeadSearchView::contacts_of(&search, lead).await.unwrap());
+        }
+        (found, contacts)
+    }
+
+    // The SQLite table's answers: the reference.
+    let clock = story::clock();
+    let sqlite = sqlite_with(&clock).await;
+    history(&Repository::new(sqlite.clone()), &clock).await;
+    LeadReadModels::in_log_database(sqlite.clone())
+        .catch_up()
+        .await
+        .unwrap();
+    let mut table: Answers = (Vec::new(), Vec::new());
+    for text in LOOKUPS {
+        table.0.push(LeadSearch::find(&sqlite, text).await.unwrap());
+    }
+    for lead in [STEFAN, LILYANA, LeadId(7)] {
+        table
+            .1
+            .push(LeadSearch::contacts_of(&sqlite, lead).await.unwrap());
+    }
+    assert_eq!(table.0[0], [STEFAN], "the reference finds the old address");
+    assert_eq!(
+        table.1[0].len(),
+        4,
+        "the reference lists Stefan's four values"
+    );
+
+    // The view on the same SQLite store, and on a memory store with the same history.
+    assert_eq!(view_answers(sqlite.clone()).await, table, "SQLite");
+    let clock = story::clock();
+    let memory = MemoryStore::with_clock(clock.clone());
+    history(&Repository::new(memory.clone()), &clock).await;
+    assert_eq!(view_answers(memory).await, table, "memory");
+}

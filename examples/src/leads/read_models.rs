@@ -61,6 +61,7 @@
 
 mod demo;
 mod search;
+mod search_view;
 mod status_log;
 
 use std::time::Duration;
@@ -76,6 +77,7 @@ use tokio::task::JoinHandle;
 
 pub use demo::{Projected, print_read_models, tell_rebuild, tell_with_read_models};
 pub use search::{Contact, ContactKind, LeadSearch, LeadSearchEvent};
+pub use search_view::{LeadContacts, LeadSearchView, SeenContact};
 pub use status_log::{StatusChange, StatusLog, StatusLogEvent, Transition};
 
 use super::{Lead, LeadId};

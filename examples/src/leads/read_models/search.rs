@@ -17,7 +17,10 @@ pub enum LeadSearchEvent {
 }
 
 /// Which of a lead's contact fields a value was in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum ContactKind {
     /// An e-mail address.
     Email,
