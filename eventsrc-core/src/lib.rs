@@ -75,7 +75,7 @@ pub mod backend {
     pub use crate::store::retry::{StoredCopy, already_stored};
     pub use crate::store::traits::{
         AppendSignal, Lease, Leases, LocalLeases, ParkedEvent, ParkedStore, check_batch,
-        encode_metadata, encode_one_metadata, inline_refusal,
+        encode_metadata, encode_one_metadata, inline_refusal, locate_record,
     };
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use eventsrc_core::store::{Direction, ReadAll, ReadStream};
 
 use eventsrc_core::StoreError;
-use eventsrc_core::backend::StoredEvent;
+use eventsrc_core::backend::{StoredEvent, locate_record};
 use eventsrc_core::{
     EventId, GlobalPosition, Metadata, RecordedEvent, StreamId, StreamVersion, Tenant, Timestamp,
     Uuid,
@@ -270,27 +270,7 @@ impl<'t> RecordReader<'t> {
         let position = position_of(row, base, base + 1);
         let stream = stream_of(row, base + 2, &mut self.last_stream);
         let version = positive(row, base + 3).map(StreamVersion);
-        let (position, stream, version) = match (position, stream, version) {
-            (Ok(position), Ok(stream), Ok(version)) => (position, stream, version),
-            (position, stream, version) => {
-                let reason = [
-                    position.as_ref().err(),
-                    stream.as_ref().err(),
-                    version.as_ref().err(),
-                ]
-                .into_iter()
-                .flatten()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join("; ");
-                return Err(StoreError::Corrupt {
-                    stream: stream.ok(),
-                    version: version.ok(),
-                    position: position.ok(),
-                    reason,
-                });
-            }
-        };
+        let (position, stream, version) = locate_record(position, stream, version)?;
         let corrupt = |reason: String| StoreError::Corrupt {
             stream: Some(stream.clone()),
             version: Some(version),

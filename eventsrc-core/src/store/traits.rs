@@ -667,6 +667,52 @@ pub enum StoreError {
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// The location of a stored row as a backend read it: its position, stream and version, or
+/// [`StoreError::Corrupt`] naming whichever of them could be read and why the others could
+/// not. Backends read these three first, so that any later fault of the row can name it.
+///
+/// ```
+/// use eventsrc::backend::locate_record;
+/// use eventsrc::{GlobalPosition, StoreError, StreamId, StreamVersion};
+///
+/// let stream = StreamId::new("cart", 7)?;
+/// let located = locate_record(Ok(GlobalPosition::new(1, 0)), Ok(stream.clone()), Ok(StreamVersion(2)));
+/// assert!(located.is_ok());
+///
+/// let broken = locate_record(Err("column `commit_seq` holds text".into()), Ok(stream), Ok(StreamVersion(2)));
+/// let Err(StoreError::Corrupt { position, version, reason, .. }) = broken else { panic!() };
+/// assert_eq!((position, version), (None, Some(StreamVersion(2))));
+/// assert_eq!(reason, "column `commit_seq` holds text");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn locate_record(
+    position: Result<GlobalPosition, String>,
+    stream: Result<StreamId, String>,
+    version: Result<StreamVersion, String>,
+) -> Result<(GlobalPosition, StreamId, StreamVersion), StoreError> {
+    match (position, stream, version) {
+        (Ok(position), Ok(stream), Ok(version)) => Ok((position, stream, version)),
+        (position, stream, version) => {
+            let reason = [
+                position.as_ref().err(),
+                stream.as_ref().err(),
+                version.as_ref().err(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("; ");
+            Err(StoreError::Corrupt {
+                stream: stream.ok(),
+                version: version.ok(),
+                position: position.ok(),
+                reason,
+            })
+        }
+    }
+}
+
 /// What an append reports when an inline projection failed inside its transaction with
 /// `error`, having applied (some of) `records`, the events of the append to `stream`: a
 /// [`StoreError::Refused`] when the projection refused an event (its code failed, or the event
