@@ -179,7 +179,7 @@ impl SqliteEventStore {
 
 impl SqliteEventStore {
     /// A handle whose appends apply `projection` inside their own transaction, the contract
-    /// of [`InlineProjections`](eventsrc_core::InlineProjections) (which this implements):
+    /// of [`InlineProjections`] (which this implements):
     /// its tables are set up first; every append of this tenant from then on applies it
     /// before committing, so a query right after the append sees it (no read-your-writes
     /// wait), at the price of the append's latency; an append it fails on fails with
