@@ -153,6 +153,7 @@ impl PgEventStore {
     /// carry the projection update it, so give it to every writer's handle; to build it over
     /// events already stored, run it as a [`PgReadModel`](crate::PgReadModel) into its tables first. Each append
     /// applies a clone of `projection`, so appends through one handle run concurrently.
+    /// Each call adds one: registering a projection twice on a handle applies it twice.
     /// Read-your-writes holds as soon as the append returns.
     ///
     /// This is [`InlineProjections::with_inline`](eventsrc_core::InlineProjections::with_inline),

@@ -192,7 +192,8 @@ impl SqliteEventStore {
     /// On SQLite every append goes through the store's one writer thread, so the
     /// registration covers every handle of this tenant, not only the one returned: the
     /// contract promises the returned handle only, so give that one to your writers and the
-    /// same code runs on PostgreSQL. Registrations last as long as the store (all its
+    /// same code runs on PostgreSQL. A handle for another tenant, even one made from the
+    /// returned handle, does not apply it. Registrations last as long as the store (all its
     /// handles): register again after each open. A second registration under the same
     /// [`NAME`](SqliteProjection::NAME) for the tenant is refused with
     /// [`ReadModelError::AlreadyInline`](crate::ReadModelError::AlreadyInline). Dropping

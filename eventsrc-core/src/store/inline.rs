@@ -35,6 +35,11 @@ use crate::{EventStore, RunError};
 /// - **Only through the returned handle.** Appends through handles that do not carry the
 ///   registration are not promised to apply it: give the returned handle to every writer.
 ///
+/// Left to each backend, and documented there: whether other handles apply it too, whether
+/// a handle for another tenant made from the returned one
+/// ([`with_tenant`](crate::Tenants::with_tenant)) applies it to that tenant's appends, and
+/// what registering a second projection of the same name does.
+///
 /// What a backend may add beyond this is documented on its implementation and named apart,
 /// never behind the same method: SQLite, whose appends all go through one writer thread,
 /// applies a registration to every handle of the tenant, and offers
