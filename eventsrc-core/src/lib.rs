@@ -43,6 +43,7 @@ pub use uuid::Uuid;
 
 // Storage: the contracts every backend keeps, and the in-memory backend.
 pub use memory::MemoryStore;
+pub use store::inline::InlineProjections;
 pub use store::traits::{CheckpointStore, EventStore, SnapshotStore, StoreError, Tenants};
 
 // The read side: projections and reactors, the runners that feed them, and subscriptions.

@@ -1,14 +1,23 @@
 //! Inline projections: read models updated inside the append's own transaction
-//! ([`PgEventStore::with_inline`]).
+//! ([`PgEventStore::with_inline`]), the contract of
+//! [`InlineProjections`](eventsrc_core::InlineProjections).
 //!
 //! A handle with inline projections appends in an explicit transaction: the usual append
 //! statement, a read of the rows it inserted (their positions), each projection's `apply`,
 //! then `COMMIT`. A handle without any keeps the one-statement autocommit append: nothing on
 //! that path changes.
 //!
-//! No checkpoint is written. Every append through the handle carries its read models with it,
-//! so there is nothing to resume; and a checkpoint row updated by every append would hold
-//! a lock across each commit, making concurrent writers wait for one another's commits.
+//! No catch-up and no checkpoint, unlike SQLite's `catch_up_inline`. A checkpoint row updated
+//! by every append would be locked from the update to the commit, so concurrent writers would
+//! wait for one another's commits: the serial writer this backend exists to avoid. Keeping
+//! one without that (an insert-only table of applied positions, compacted later) would still
+//! not make it true: the registration lives in a process, not in the database, so appends
+//! from a node or a tool without the projection land between the positions it applied, and
+//! a checkpoint built from those would claim events it never saw. Catching up at
+//! registration has the same hole, and would need every append of every node to wait on a
+//! lock while it runs. So the read model is built over the past by a
+//! [`PgReadModel`](crate::PgReadModel) run, and kept by the appends of the handles that
+//! carry it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -144,11 +153,17 @@ impl PgEventStore {
     /// carry the projection update it, so give it to every writer's handle; to build it over
     /// events already stored, run it as a [`PgReadModel`](crate::PgReadModel) into its tables first. Each append
     /// applies a clone of `projection`, so appends through one handle run concurrently.
+    /// Each call adds one: registering a projection twice on a handle applies it twice.
     /// Read-your-writes holds as soon as the append returns.
     ///
-    /// No checkpoint is written: every append carries the read model with it, so there is
-    /// nothing to resume from, and a checkpoint row updated by every append would be locked
-    /// until each commit, making concurrent writers wait for one another's commits.
+    /// This is [`InlineProjections::with_inline`](eventsrc_core::InlineProjections::with_inline),
+    /// which this store implements: the same contract as SQLite's, checked on both by the
+    /// same test. No checkpoint is written and nothing catches up (SQLite, with one writer
+    /// thread, offers both under another name, `catch_up_inline`). Here a checkpoint row
+    /// updated by every append would be locked until each commit, making concurrent writers
+    /// wait for one another's commits; and the registration lives in this process, not in
+    /// the database, so appends from a node without it would slip between the positions a
+    /// checkpoint claimed.
     ///
     /// ```no_run
     /// # use eventsrc::{Event, RecordedEvent};
@@ -185,5 +200,15 @@ impl PgEventStore {
             tenant: self.tenant.clone(),
             inline: inline.into(),
         })
+    }
+}
+
+/// The contract every backend's inline projections keep: see [`PgEventStore::with_inline`].
+impl<P> eventsrc_core::InlineProjections<P> for PgEventStore
+where
+    P: PgProjection + Clone + Sync,
+{
+    async fn with_inline(&self, projection: P) -> Result<Self, RunError> {
+        PgEventStore::with_inline(self, projection).await
     }
 }

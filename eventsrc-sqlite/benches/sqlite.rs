@@ -815,7 +815,7 @@ async fn latency_rows(latencies: &mut Vec<Latency>) {
     let db = Db::new();
     let store = SqliteEventStore::open(db.file()).await.expect("opens");
     store
-        .add_inline(CartTotals::into("cart_totals"))
+        .catch_up_inline(CartTotals::into("cart_totals"))
         .await
         .expect("registers");
     let mut inline_samples = Vec::new();

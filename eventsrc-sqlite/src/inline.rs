@@ -4,12 +4,17 @@
 //! `writer::Request::AddInline`) and hands this module the projections to keep, the appends
 //! to apply them to and the turns to catch up in; nothing here knows of the writer.
 //!
-//! They live on the writer thread. A new one first catches up from its checkpoint, one page
-//! per turn of the writer loop, so appends keep flowing meanwhile (they skip it; the catch-up
-//! reads their events from the log later). The page that reaches the head makes it live: no
-//! append can land between that page and the switch, both being on the writer thread. From
-//! then on each append of its tenant applies it inside the append's own transaction or
-//! savepoint and moves its checkpoint there; a failing projection fails that append alone.
+//! They live on the writer thread, in one of two kinds. One registered by
+//! [`with_inline`](crate::SqliteEventStore::with_inline) (wrapped in [`FromNow`]) is live as
+//! soon as its tables are set up: the appends after it apply it, and it keeps no checkpoint,
+//! which is the contract of `eventsrc_core::InlineProjections`. One registered by
+//! [`catch_up_inline`](crate::SqliteEventStore::catch_up_inline) first catches up from its
+//! checkpoint, one page per turn of the writer loop, so appends keep flowing meanwhile (they
+//! skip it; the catch-up reads their events from the log later). The page that reaches the
+//! head makes it live: no append can land between that page and the switch, both being on
+//! the writer thread. From then on each append of its tenant applies it inside the append's
+//! own transaction or savepoint and moves its checkpoint there. Either kind failing fails
+//! that append alone.
 
 use std::sync::Arc;
 
@@ -43,6 +48,12 @@ pub(crate) trait Inline: Send {
         tx: &Transaction<'_>,
         record: &RecordedEvent,
     ) -> Result<(), RunError>;
+
+    /// Whether it catches up from its checkpoint and keeps that checkpoint in each append's
+    /// transaction; if not, it is live once set up and keeps no checkpoint.
+    fn checkpointed(&self) -> bool {
+        true
+    }
 }
 
 impl<P: SqliteProjection> Inline for P {
@@ -63,6 +74,29 @@ impl<P: SqliteProjection> Inline for P {
     }
 }
 
+/// A projection registered without a checkpoint: live once set up, applied to the appends
+/// after that only.
+pub(crate) struct FromNow<P>(pub(crate) P);
+
+impl<P: SqliteProjection> Inline for FromNow<P> {
+    fn setup(&mut self, name: &str, tx: &Transaction<'_>) -> Result<(), ReadModelError> {
+        Inline::setup(&mut self.0, name, tx)
+    }
+
+    fn apply(
+        &mut self,
+        name: &str,
+        tx: &Transaction<'_>,
+        record: &RecordedEvent,
+    ) -> Result<(), RunError> {
+        Inline::apply(&mut self.0, name, tx, record)
+    }
+
+    fn checkpointed(&self) -> bool {
+        false
+    }
+}
+
 /// One registered projection.
 pub(crate) struct Slot {
     tenant: Tenant,
@@ -71,6 +105,8 @@ pub(crate) struct Slot {
     projection: Box<dyn Inline>,
     /// `Some` until it has caught up; answered then.
     catching_up: Option<CatchUp>,
+    /// Whether each append moves its checkpoint (see [`Inline::checkpointed`]).
+    checkpointed: bool,
 }
 
 struct CatchUp {
@@ -82,8 +118,8 @@ struct CatchUp {
 pub(crate) type Reply = oneshot::Sender<Result<Progress, RunError>>;
 
 impl Slot {
-    /// A projection of `tenant`'s events under `name`, reading the events `filter` admits; it
-    /// catches up first, then `reply` is answered.
+    /// A projection of `tenant`'s events under `name`, reading the events `filter` admits; a
+    /// checkpointed one catches up first, then `reply` is answered.
     pub(crate) fn new(
         tenant: Tenant,
         name: String,
@@ -91,11 +127,13 @@ impl Slot {
         projection: Box<dyn Inline>,
         reply: Reply,
     ) -> Self {
+        let checkpointed = projection.checkpointed();
         Self {
             tenant,
             name,
             filter,
             projection,
+            checkpointed,
             catching_up: Some(CatchUp {
                 progress: Progress::default(),
                 reply,
@@ -117,7 +155,8 @@ pub(crate) struct InlineProjections {
 }
 
 impl InlineProjections {
-    /// Registers `slot`, setting up its tables; it starts catching up on the next turns.
+    /// Registers `slot`, setting up its tables; a checkpointed one starts catching up on the
+    /// next turns, any other is live at once (and answered).
     pub(crate) fn add(&mut self, conn: &mut Connection, mut slot: Slot) {
         if self
             .slots
@@ -141,6 +180,17 @@ impl InlineProjections {
             tx.commit().map_err(backend)
         })();
         match set_up {
+            Ok(()) if !slot.checkpointed => {
+                if let Some(catch_up) = slot.catching_up.take() {
+                    let live = Progress {
+                        caught_up: true,
+                        ..catch_up.progress
+                    };
+                    let _ = catch_up.reply.send(Ok(live));
+                }
+                tracing::info!(projection = %slot.name, tenant = %slot.tenant, "inline projection set up; live from the next append");
+                self.slots.push(slot);
+            }
             Ok(()) => self.slots.push(slot),
             Err(error) => {
                 let error = RunError::store(&slot.name, error);
@@ -184,7 +234,8 @@ impl InlineProjections {
     }
 
     /// Applies the live projections of the records' tenant to one append's records (in the
-    /// append's transaction) and moves their checkpoints to its last event.
+    /// append's transaction) and moves the checkpoints of the checkpointed ones to its last
+    /// event.
     pub(crate) fn apply_append(
         &mut self,
         tx: &Transaction<'_>,
@@ -203,6 +254,7 @@ impl InlineProjections {
             name,
             filter,
             projection,
+            checkpointed,
             ..
         } in live
         {
@@ -212,7 +264,9 @@ impl InlineProjections {
                     .apply(name, tx, record)
                     .map_err(|error| inline_refusal(stream, error))?;
             }
-            checkpoint::save(tx, tenant, name, last.global_position).map_err(backend)?;
+            if *checkpointed {
+                checkpoint::save(tx, tenant, name, last.global_position).map_err(backend)?;
+            }
         }
         Ok(())
     }

@@ -38,7 +38,8 @@
 //! |---|---|---|
 //! | [`SqliteReadModel`] | a [`SqliteProjection`] driven by [`eventsrc::Runner`](eventsrc_core::Runner): one writer transaction per batch checks the checkpoint, applies the batch, moves the checkpoint | exactly once; eventually consistent, read-your-writes with [`ProgressWatch::wait_for`](eventsrc_core::ProgressWatch::wait_for) |
 //! | [`Documents`](eventsrc_core::Documents) | a [`DocumentView`](eventsrc_core::DocumentView), the same code on every store: JSON documents in the `documents` table, each batch one writer transaction that checks the checkpoint, writes the documents and their indexed values, moves the checkpoint | exactly once; read with [`DocumentReader`](eventsrc_core::DocumentReader) |
-//! | [`add_inline`](SqliteEventStore::add_inline) | a [`SqliteProjection`] applied inside every append's own transaction | exactly once; consistent with the append; a failing projection fails the append |
+//! | [`with_inline`](SqliteEventStore::with_inline) | a [`SqliteProjection`] applied inside every append's own transaction, from its registration on ([`InlineProjections`](eventsrc_core::InlineProjections), as on PostgreSQL) | exactly once; consistent with the append; a failing projection fails the append |
+//! | [`catch_up_inline`](SqliteEventStore::catch_up_inline) | the same, caught up from its checkpoint first, the checkpoint then moved by every append | as above, and resumable |
 //! | [`read_with`](SqliteEventStore::read_with) | a query on a pooled read-only connection, one snapshot | — |
 //! | [`write_with`](SqliteEventStore::write_with), [`switch_read_model`](SqliteEventStore::switch_read_model) | a transaction on the writer thread; a rebuilt read model switched in (a `users_new` beside `users`) | — |
 //!

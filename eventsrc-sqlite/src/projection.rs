@@ -21,7 +21,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// [`setup`](Self::setup) creates its tables; [`apply`](Self::apply) folds one event with
 /// SQL. Both run on the store's writer thread inside a transaction that the caller owns:
 /// [`SqliteReadModel`] applies a whole batch and moves the checkpoint in one transaction
-/// (exactly once), and [`SqliteEventStore::add_inline`] applies each append inside the
+/// (exactly once), and [`SqliteEventStore::with_inline`] applies each append inside the
 /// append's own transaction. Keep the read model in the tables, not in fields of `self`: a
 /// failed transaction rolls back the tables, never the fields.
 ///
@@ -76,7 +76,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// ```
 pub trait SqliteProjection: Send + 'static {
     /// The name its checkpoint is kept under, unless [`SqliteReadModel::named`] or
-    /// [`SqliteEventStore::add_inline_named`] gives another (a rebuild's).
+    /// [`SqliteEventStore::catch_up_inline_named`] gives another (a rebuild's).
     const NAME: &'static str;
     /// What to do with events `Event` does not know.
     const UNKNOWN_EVENTS: UnknownEvents = UnknownEvents::Skip;

@@ -4,10 +4,11 @@
 use eventsrc_core::backend::stored_types;
 use eventsrc_core::runner::Progress;
 use eventsrc_core::store::EventFilter;
-use eventsrc_core::{GlobalPosition, RunError, StoreError};
+use eventsrc_core::{GlobalPosition, InlineProjections, RunError, StoreError};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use crate::inline::{FromNow, Inline};
 use crate::projection::{BoxError, SqliteProjection, guarded};
 use crate::{SqliteEventStore, backend, checkpoint, closed, writer};
 
@@ -177,26 +178,25 @@ impl SqliteEventStore {
 }
 
 impl SqliteEventStore {
-    /// Registers an inline projection for this handle's tenant under
-    /// [`SqliteProjection::NAME`]: see [`add_inline_named`](Self::add_inline_named).
-    pub async fn add_inline<P: SqliteProjection>(
-        &self,
-        projection: P,
-    ) -> Result<Progress, RunError> {
-        self.add_inline_named(P::NAME, projection).await
-    }
-
-    /// Registers an inline projection for this handle's tenant: its tables are updated inside
-    /// the transaction of every append, so a query right after an append sees it (no
-    /// read-your-writes wait), at the price of the append's latency.
+    /// A handle whose appends apply `projection` inside their own transaction, the contract
+    /// of [`InlineProjections`] (which this implements):
+    /// its tables are set up first; every append of this tenant from then on applies it
+    /// before committing, so a query right after the append sees it (no read-your-writes
+    /// wait), at the price of the append's latency; an append it fails on fails with
+    /// [`StoreError::Refused`], naming it and the event, and stores nothing; a retry of a
+    /// stored batch applies nothing again. Events stored before are not applied, and no
+    /// checkpoint is kept: to build the read model over them, run the projection as a
+    /// [`SqliteReadModel`](crate::SqliteReadModel) first, or register it with
+    /// [`catch_up_inline`](Self::catch_up_inline) instead.
     ///
-    /// It sets up its tables and catches up from its checkpoint (`name`) to the head of the
-    /// log on the writer thread, a page of events per transaction between appends; this
-    /// returns once it has, with how far it got. From then on, every append of this tenant
-    /// applies it in the append's own transaction and moves its checkpoint there: an append
-    /// it fails on fails with [`StoreError::Refused`], naming it and the event, and stores
-    /// nothing. Registrations last as long as the store (all its handles): register again
-    /// after each open. A failing catch-up unregisters it and returns the error; dropping
+    /// On SQLite every append goes through the store's one writer thread, so the
+    /// registration covers every handle of this tenant, not only the one returned: the
+    /// contract promises the returned handle only, so give that one to your writers and the
+    /// same code runs on PostgreSQL. A handle for another tenant, even one made from the
+    /// returned handle, does not apply it. Registrations last as long as the store (all its
+    /// handles): register again after each open. A second registration under the same
+    /// [`NAME`](SqliteProjection::NAME) for the tenant is refused with
+    /// [`ReadModelError::AlreadyInline`](crate::ReadModelError::AlreadyInline). Dropping
     /// this future does not cancel the registration.
     ///
     /// ```
@@ -228,22 +228,112 @@ impl SqliteEventStore {
     ///
     /// # tokio::runtime::Runtime::new()?.block_on(async {
     /// let store = SqliteEventStore::open_in_memory().await?;
-    /// store.add_inline(Sold).await?;
+    /// let store = store.with_inline(Sold).await?;
     /// let cart = StreamId::new("cart", 1)?;
     /// let added = NewEvent::from_event(&ItemAdded { sku: "laptop".into() }, Metadata::new())?;
     /// store.append(&cart, ExpectedVersion::Any, vec![added]).await?;
     /// // Already there: same transaction as the append.
     /// let n: i64 = store.read_with(|db| db.query_row("SELECT n FROM sold WHERE sku = 'laptop'", [], |r| r.get(0))).await?;
     /// assert_eq!(n, 1);
+    /// // No checkpoint: nothing resumes it; it is applied by the appends themselves.
+    /// # use eventsrc::CheckpointStore;
+    /// assert_eq!(store.load_checkpoint("sold").await?, None);
     /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub async fn add_inline_named<P: SqliteProjection>(
+    pub async fn with_inline<P: SqliteProjection>(&self, projection: P) -> Result<Self, RunError> {
+        self.register_inline::<P, _>(P::NAME.to_owned(), FromNow(projection))
+            .await?;
+        Ok(self.clone())
+    }
+
+    /// Registers an inline projection that catches up from its checkpoint, under
+    /// [`SqliteProjection::NAME`]: see [`catch_up_inline_named`](Self::catch_up_inline_named).
+    pub async fn catch_up_inline<P: SqliteProjection>(
+        &self,
+        projection: P,
+    ) -> Result<Progress, RunError> {
+        self.catch_up_inline_named(P::NAME, projection).await
+    }
+
+    /// Registers an inline projection for this handle's tenant that first catches up from
+    /// its checkpoint (`name`) and then keeps that checkpoint in every append's transaction:
+    /// [`with_inline`](Self::with_inline) plus the past and a checkpoint, which only SQLite
+    /// offers.
+    ///
+    /// It sets up its tables and catches up from its checkpoint to the head of the log on the
+    /// writer thread, a page of events per transaction between appends (appends meanwhile
+    /// skip it; the catch-up reads their events from the log); this returns once it has,
+    /// with how far it got. From then on, every append of this tenant applies it in the
+    /// append's own transaction and moves its checkpoint there, so a restart registering it
+    /// again resumes where the last append left it, and a
+    /// [`SqliteReadModel`](crate::SqliteReadModel) of the same name could take over. An
+    /// append it fails on fails with [`StoreError::Refused`], naming it and the event, and
+    /// stores nothing. A failing catch-up unregisters it and returns the error. As with
+    /// [`with_inline`](Self::with_inline), the registration covers every handle of the
+    /// tenant and lasts as long as the store; dropping this future does not cancel it.
+    /// Appends from another process that opened the same file do not apply it, and the next
+    /// append here moves its checkpoint past their events: use it where one process writes
+    /// the file.
+    ///
+    /// PostgreSQL has no counterpart: there appends commit concurrently, and a checkpoint
+    /// row moved by each would make them wait for one another's commits.
+    ///
+    /// ```
+    /// # use eventsrc::{Event, RecordedEvent};
+    /// # use eventsrc_sqlite::SqliteProjection;
+    /// # use eventsrc_sqlite::rusqlite::{Transaction, params};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Debug)]
+    /// # struct ItemAdded { sku: String }
+    /// # struct Sold;
+    /// # impl SqliteProjection for Sold {
+    /// #     const NAME: &'static str = "sold";
+    /// #     type Event = ItemAdded;
+    /// #     type Error = eventsrc_sqlite::rusqlite::Error;
+    /// #     fn setup(&mut self, tx: &Transaction<'_>) -> Result<(), Self::Error> {
+    /// #         tx.execute_batch("CREATE TABLE IF NOT EXISTS sold (sku TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+    /// #     }
+    /// #     fn apply(&mut self, tx: &Transaction<'_>, added: ItemAdded, _: &RecordedEvent) -> Result<(), Self::Error> {
+    /// #         tx.prepare_cached("INSERT INTO sold VALUES (?1, 1) ON CONFLICT (sku) DO UPDATE SET n = n + 1")?
+    /// #             .execute(params![added.sku])
+    /// #             .map(drop)
+    /// #     }
+    /// # }
+    /// use eventsrc::{CheckpointStore, EventStore, ExpectedVersion, Metadata, NewEvent, StreamId};
+    /// use eventsrc_sqlite::SqliteEventStore;
+    ///
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// let store = SqliteEventStore::open_in_memory().await?;
+    /// let cart = StreamId::new("cart", 1)?;
+    /// let sale = || NewEvent::from_event(&ItemAdded { sku: "laptop".into() }, Metadata::new());
+    /// // Stored before the registration: the catch-up applies it.
+    /// store.append(&cart, ExpectedVersion::Any, vec![sale()?]).await?;
+    /// let progress = store.catch_up_inline(Sold).await?;
+    /// assert_eq!((progress.handled, progress.caught_up), (1, true));
+    /// let appended = store.append(&cart, ExpectedVersion::Any, vec![sale()?]).await?;
+    /// let n: i64 = store.read_with(|db| db.query_row("SELECT n FROM sold WHERE sku = 'laptop'", [], |r| r.get(0))).await?;
+    /// assert_eq!(n, 2);
+    /// // The append moved the checkpoint in its own transaction.
+    /// assert_eq!(store.load_checkpoint("sold").await?, Some(appended.position));
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn catch_up_inline_named<P: SqliteProjection>(
         &self,
         name: impl Into<String>,
         projection: P,
     ) -> Result<Progress, RunError> {
-        let name = name.into();
+        self.register_inline::<P, _>(name.into(), projection).await
+    }
+
+    /// Sends the registration of `projection` under `name` to the writer thread and waits
+    /// for its answer.
+    async fn register_inline<P: SqliteProjection, I: Inline + 'static>(
+        &self,
+        name: String,
+        projection: I,
+    ) -> Result<Progress, RunError> {
         let filter = EventFilter {
             event_types: stored_types::<P::Event>(P::UNKNOWN_EVENTS)
                 .unwrap_or_default()
@@ -266,5 +356,13 @@ impl SqliteEventStore {
             .send(writer::Request::AddInline(request))
             .map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
+    }
+}
+
+/// The contract every backend's inline projections keep: see [`SqliteEventStore::with_inline`]
+/// for what SQLite adds (the registration covers every handle of the tenant).
+impl<P: SqliteProjection> InlineProjections<P> for SqliteEventStore {
+    async fn with_inline(&self, projection: P) -> Result<Self, RunError> {
+        SqliteEventStore::with_inline(self, projection).await
     }
 }

@@ -757,7 +757,7 @@ async fn an_inline_projection_catches_up_then_moves_with_each_append() {
     let store = SqliteEventStore::open_temporary().await.unwrap();
     let head = register(&store, 0..3).await.pop().unwrap().position;
     let progress = store
-        .add_inline_named("inline_users", Users::into("inline_users"))
+        .catch_up_inline_named("inline_users", Users::into("inline_users"))
         .await
         .unwrap();
     assert_eq!(
@@ -784,7 +784,7 @@ async fn an_inline_projection_catches_up_then_moves_with_each_append() {
     );
 
     let again = store
-        .add_inline_named("inline_users", Users::into("inline_users"))
+        .catch_up_inline_named("inline_users", Users::into("inline_users"))
         .await;
     let Err(RunError::Store { source, .. }) = again else {
         panic!("{again:?}")
@@ -799,7 +799,7 @@ async fn an_inline_projection_catches_up_then_moves_with_each_append() {
 async fn an_append_an_inline_projection_refuses_stores_nothing_and_its_neighbours_commit() {
     let store = SqliteEventStore::open_temporary().await.unwrap();
     store
-        .add_inline_named(
+        .catch_up_inline_named(
             "inline_users",
             Users::into("inline_users").refusing("bad@x"),
         )
@@ -902,7 +902,7 @@ async fn an_inline_catch_up_interleaves_with_appends_and_misses_nothing() {
         tokio::spawn(async move { register(&store, 1000..1100).await })
     };
     let progress = store
-        .add_inline_named("inline_users", Users::into("inline_users"))
+        .catch_up_inline_named("inline_users", Users::into("inline_users"))
         .await
         .unwrap();
     writer.await.unwrap();
@@ -926,7 +926,7 @@ async fn an_inline_projection_failing_its_catch_up_is_not_registered() {
         .await
         .unwrap();
     let error = store
-        .add_inline_named(
+        .catch_up_inline_named(
             "inline_users",
             Users::into("inline_users").refusing("bad@x"),
         )

@@ -14,6 +14,7 @@
 //! [`CheckpointStore`]: crate::CheckpointStore
 //! [`Tenant`]: crate::Tenant
 
+pub(crate) mod inline;
 mod pointers;
 pub(crate) mod retry;
 pub(crate) mod traits;

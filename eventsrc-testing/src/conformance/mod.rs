@@ -28,12 +28,15 @@ use eventsrc_core::{CheckpointStore, EventStore, SnapshotStore, Tenants};
 
 use eventsrc_core::backend::{DocumentStore, Leases, ParkedStore};
 
+pub use self::inline::{InlineFixture, inline_projections_keep_the_contract};
+
 mod append;
 mod concurrency;
 mod content;
 mod documents;
 mod expect;
 mod idempotency;
+mod inline;
 mod log;
 mod reads;
 mod readside;
