@@ -248,6 +248,7 @@ async fn leases_parked_events_and_the_append_signal_are_the_backends() {
 
 mod application {
     //! A command and a document view, written once against `Store`.
+    #![allow(clippy::unwrap_used)]
 
     use eventsrc::{
         Changes, Decision, DocumentReader, DocumentView, Documents, Event, Metadata, RecordedEvent,
@@ -256,12 +257,12 @@ mod application {
     use serde::{Deserialize, Serialize};
 
     #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-    pub struct NameChanged {
+    pub(crate) struct NameChanged {
         pub name: String,
     }
 
     #[derive(Default, Debug)]
-    pub struct Lead {
+    pub(crate) struct Lead {
         name: String,
     }
 
@@ -274,7 +275,7 @@ mod application {
 
     #[command(aggregate = Lead, handler = Lead::rename)]
     #[derive(Debug)]
-    pub struct ChangeName {
+    pub(crate) struct ChangeName {
         #[id]
         pub lead: u64,
         pub name: String,
@@ -293,7 +294,7 @@ mod application {
 
     /// Each lead's latest name, by lead id.
     #[derive(Debug)]
-    pub struct LeadNames;
+    pub(crate) struct LeadNames;
 
     impl DocumentView for LeadNames {
         const NAME: &'static str = "lead_names";
@@ -315,7 +316,7 @@ mod application {
 
     /// Opens `url`, sends a command, runs the view to the end of the log, and answers what the
     /// aggregate and the view then say of lead 7, with the backend's name.
-    pub async fn run(url: &str) -> (String, String, &'static str) {
+    pub(crate) async fn run(url: &str) -> (String, String, &'static str) {
         let store = Store::open(url)
             .await
             .unwrap_or_else(|error| panic!("{url}: {error}"));
