@@ -74,6 +74,7 @@ mod leases;
 mod options;
 mod parked;
 mod projection;
+mod read_model;
 mod rows;
 mod schema;
 mod sql;
@@ -99,7 +100,8 @@ use tokio::sync::{oneshot, watch};
 
 pub use eventsrc_core::runner::BatchError;
 pub use options::{Durability, OpenError, SqliteOptions};
-pub use projection::{BoxError, ReadModelError, SqliteProjection, SqliteReadModel};
+pub use projection::{BoxError, ReadModelError, SqliteProjection};
+pub use read_model::SqliteReadModel;
 /// The SQLite driver read models are written with, re-exported so that projections use the
 /// very version this crate links.
 pub use rusqlite;
