@@ -40,7 +40,7 @@
 //! | [`Documents`](eventsrc_core::Documents) | a [`DocumentView`](eventsrc_core::DocumentView), the same code on every store: JSON documents in the `documents` table, each batch one writer transaction that checks the checkpoint, writes the documents and their indexed values, moves the checkpoint | exactly once; read with [`DocumentReader`](eventsrc_core::DocumentReader) |
 //! | [`add_inline`](SqliteEventStore::add_inline) | a [`SqliteProjection`] applied inside every append's own transaction | exactly once; consistent with the append; a failing projection fails the append |
 //! | [`read_with`](SqliteEventStore::read_with) | a query on a pooled read-only connection, one snapshot | — |
-//! | [`write_with`](SqliteEventStore::write_with), [`switch_read_model`](SqliteEventStore::switch_read_model) | a transaction on the writer thread; a rebuilt read model switched in (a `users_new` beside `users`) | — |
+//! | [`write_with`](SqliteEventStore::write_with), [`switch_read_model`](eventsrc_core::SwitchReadModel::switch_read_model) | a transaction on the writer thread; a rebuilt read model switched in (a `users_new` beside `users`) | — |
 //!
 //! Live readers wake on the store's [`append_signal`](EventStore::append_signal), moved by the
 //! writer thread after every commit that stored events. Reactors park events in the `parked`

@@ -26,7 +26,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// failed transaction rolls back the tables, never the fields.
 ///
 /// Name tables after a field rather than a constant, so that the same type can be rebuilt into
-/// new tables beside the live ones (see [`SqliteEventStore::switch_read_model`]).
+/// new tables beside the live ones (see [`SwitchReadModel::switch_read_model`](eventsrc_core::SwitchReadModel::switch_read_model)).
 ///
 /// ```
 /// use eventsrc::{Event, RecordedEvent};

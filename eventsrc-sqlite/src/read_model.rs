@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use eventsrc_core::backend::{decode, stored_types};
 use eventsrc_core::runner::Consumer;
-use eventsrc_core::{GlobalPosition, RecordedEvent, RunError, StoreError};
+use eventsrc_core::{GlobalPosition, RecordedEvent, RunError, StoreError, SwitchReadModel};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-use crate::projection::{BoxError, SqliteProjection, apply_batch, lock, run_setup};
+use crate::projection::{SqliteProjection, apply_batch, lock, run_setup};
 use crate::{SqliteEventStore, backend, checkpoint};
 
 /// A [`SqliteProjection`] as a [`Consumer`] for [`eventsrc::Runner`](eventsrc_core::Runner): each batch is
@@ -100,7 +100,7 @@ impl<P: SqliteProjection> SqliteReadModel<P> {
 
     /// Keeps the checkpoint under `name` instead: a rebuild beside the live read model
     /// (`"users_rebuild"` writing into `users_new`), switched in later with
-    /// [`SqliteEventStore::switch_read_model`].
+    /// [`SwitchReadModel::switch_read_model`](eventsrc_core::SwitchReadModel::switch_read_model).
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
@@ -204,55 +204,54 @@ impl<P: SqliteProjection> Consumer for SqliteReadModel<P> {
     }
 }
 
-impl SqliteEventStore {
-    /// Switches a read model rebuilt beside the live one into its place, in one transaction
-    /// on the writer thread: `swap_tables` replaces the live tables with the rebuilt ones, and
-    /// the rebuilt model's checkpoint becomes the live name's (the rebuilt name's is removed).
-    /// Returns the position the live name now stands at.
-    ///
-    /// The recipe (the `users_new` rebuild of Atlassian's identity service): while a runner keeps
-    /// `users` serving, run the same projection type writing into `users_new` under another name,
-    /// `SqliteReadModel::new(Users { table: "users_new" }, store.clone()).named("users_rebuild")`,
-    /// with [`Runner::catch_up`](eventsrc_core::Runner::catch_up), watching
-    /// [`Runner::progress`](eventsrc_core::Runner::progress). Then stop the live runner,
-    /// switch, and start a runner of the rebuilt projection under the live name: it continues
-    /// from where the rebuild got to.
-    ///
-    /// The switch also bumps the live name's generation: a runner of the old projection left
-    /// running stops with [`RunError::Switched`] at its next batch instead of writing into
-    /// the new tables. SQLite keeps index names through `ALTER TABLE ... RENAME`: name a
-    /// rebuild's indexes after its table, and drop or rename them in `swap_tables` too. A
-    /// `rebuilt` name without a checkpoint is refused with
-    /// [`StoreError::NotBuilt`], changing nothing.
-    ///
-    /// ```no_run
-    /// # async fn switch(store: eventsrc_sqlite::SqliteEventStore) -> Result<(), eventsrc::StoreError> {
-    /// store
-    ///     .switch_read_model("users_rebuild", "users", |tx| {
-    ///         tx.execute_batch("DROP TABLE users; ALTER TABLE users_new RENAME TO users")
-    ///     })
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn switch_read_model<E, F>(
+/// See [`SwitchReadModel`] for the contract, the same on every SQL backend. Here the switch
+/// is one `IMMEDIATE` transaction on the writer thread, between appends, and an index is
+/// renamed by creating it again under its new name (SQLite cannot rename one).
+///
+/// ```
+/// use eventsrc::{CheckpointStore, GlobalPosition, SwitchReadModel};
+/// use eventsrc_sqlite::SqliteEventStore;
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let store = SqliteEventStore::open_in_memory().await?;
+/// store
+///     .write_with(|tx| {
+///         tx.execute_batch(
+///             "CREATE TABLE users (id TEXT PRIMARY KEY, email TEXT);
+///              CREATE TABLE users_new (id TEXT PRIMARY KEY, email TEXT);
+///              CREATE INDEX users_new_email ON users_new (email);",
+///         )
+///     })
+///     .await?;
+/// store.save_checkpoint("users_rebuild", GlobalPosition::new(0, 3)).await?;
+/// store
+///     .switch_read_model("users_rebuild", "users", "DROP TABLE users; ALTER TABLE users_new RENAME TO users")
+///     .await?;
+/// let index: String = store
+///     .read_with(|db| db.query_row("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users' AND sql IS NOT NULL", [], |r| r.get(0)))
+///     .await?;
+/// assert_eq!(index, "users_email");
+/// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl SwitchReadModel for SqliteEventStore {
+    async fn switch_read_model(
         &self,
         rebuilt: &str,
         live: &str,
-        swap_tables: F,
-    ) -> Result<GlobalPosition, StoreError>
-    where
-        E: Into<BoxError>,
-        F: FnOnce(&Transaction<'_>) -> Result<(), E> + Send + 'static,
-    {
+        swap: &str,
+    ) -> Result<GlobalPosition, StoreError> {
         let (tenant, rebuilt, live) = (self.tenant.clone(), rebuilt.to_owned(), live.to_owned());
-        let (from, to) = (rebuilt.clone(), live.clone());
+        let (from, to, swap) = (rebuilt.clone(), live.clone(), swap.to_owned());
         let switched = self
             .write_with(move |tx| {
                 let Some(built) = checkpoint::load(tx, &tenant, &rebuilt)? else {
                     // Nothing was changed: committing this transaction writes nothing.
                     return Ok(None);
                 };
-                swap_tables(tx).map_err(Into::into)?;
+                let before = indexes(tx)?;
+                tx.execute_batch(&swap)?;
+                rename_indexes(tx, &before)?;
                 let generation =
                     checkpoint::load(tx, &tenant, &live)?.map_or(0, |stored| stored.generation) + 1;
                 let moved = checkpoint::Stored {
@@ -263,7 +262,7 @@ impl SqliteEventStore {
                 if rebuilt != live {
                     checkpoint::delete(tx, &tenant, &rebuilt)?;
                 }
-                Ok::<_, BoxError>(Some((built.position, generation)))
+                Ok::<_, rusqlite::Error>(Some((built.position, generation)))
             })
             .await?;
         let Some((position, generation)) = switched else {
@@ -275,4 +274,126 @@ impl SqliteEventStore {
         tracing::info!(rebuilt = %from, live = %to, %position, generation, "switched in a rebuilt read model");
         Ok(position)
     }
+}
+
+/// An index of the database that SQL created (not one SQLite made for a constraint, which
+/// follows its table's name by itself).
+struct Index {
+    name: String,
+    table: String,
+    sql: String,
+}
+
+/// Every index created with `CREATE INDEX`.
+fn indexes(tx: &Transaction<'_>) -> rusqlite::Result<Vec<Index>> {
+    tx.prepare(
+        "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL",
+    )?
+    .query_map([], |row| {
+        Ok(Index {
+            name: row.get(0)?,
+            table: row.get(1)?,
+            sql: row.get(2)?,
+        })
+    })?
+    .collect()
+}
+
+/// After a swap, gives the indexes of each table the swap renamed their table's new name:
+/// `<old table>_rest` becomes `<new table>_rest`, by creating the index again (SQLite has no
+/// `ALTER INDEX ... RENAME`). A name another renamed index gives up is free for the next pass,
+/// so the order of the indexes does not matter.
+fn rename_indexes(tx: &Transaction<'_>, before: &[Index]) -> rusqlite::Result<()> {
+    let mut pending: Vec<(Index, String)> = Vec::new();
+    for index in indexes(tx)? {
+        let Some(old) = before.iter().find(|b| b.name == index.name) else {
+            continue;
+        };
+        if old.table == index.table {
+            continue;
+        }
+        if let Some(rest) = index.name.strip_prefix(&format!("{}_", old.table)) {
+            let renamed = format!("{}_{rest}", index.table);
+            pending.push((index, renamed));
+        }
+    }
+    loop {
+        let mut kept = Vec::new();
+        let before = pending.len();
+        for (index, renamed) in pending {
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = ?1 COLLATE NOCASE)",
+                [&renamed],
+                |row| row.get(0),
+            )?;
+            match with_name(&index.sql, &renamed) {
+                Some(create) if !taken => {
+                    tx.execute_batch(&format!("DROP INDEX {}", quote_ident(&index.name)))?;
+                    tx.execute_batch(&create)?;
+                }
+                _ => kept.push((index, renamed)),
+            }
+        }
+        pending = kept;
+        if pending.is_empty() || pending.len() == before {
+            break;
+        }
+    }
+    for (index, renamed) in pending {
+        tracing::warn!(
+            table = %index.table,
+            kept = %index.name,
+            wanted = %renamed,
+            "a switched read model's index keeps its name: the new one is taken, or its statement names a schema"
+        );
+    }
+    Ok(())
+}
+
+/// A `CREATE [UNIQUE] INDEX name ...` statement as SQLite keeps it, with another name.
+fn with_name(sql: &str, name: &str) -> Option<String> {
+    let upper = sql.to_ascii_uppercase();
+    let prefix = ["CREATE INDEX ", "CREATE UNIQUE INDEX "]
+        .into_iter()
+        .find(|prefix| upper.starts_with(prefix))?;
+    let mut start = prefix.len();
+    if upper[start..].starts_with("IF NOT EXISTS ") {
+        start += "IF NOT EXISTS ".len();
+    }
+    let written = &sql[start..];
+    let end = match written.chars().next()? {
+        open @ ('"' | '`' | '[' | '\'') => {
+            let close = if open == '[' { ']' } else { open };
+            // A doubled closing quote stands for itself inside the name.
+            let mut chars = written.char_indices().skip(1).peekable();
+            loop {
+                let (at, c) = chars.next()?;
+                if c == close {
+                    if close != ']' && chars.peek().is_some_and(|&(_, next)| next == close) {
+                        chars.next();
+                        continue;
+                    }
+                    break at + c.len_utf8();
+                }
+            }
+        }
+        _ => written
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+            .unwrap_or(written.len()),
+    };
+    // A schema-qualified name (`main.users_new_email`) is not rewritten.
+    if written[end..].starts_with('.') {
+        return None;
+    }
+    Some(format!(
+        "{}{}{}",
+        &sql[..start],
+        quote_ident(name),
+        &written[end..]
+    ))
+}
+
+/// `name` as an SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }

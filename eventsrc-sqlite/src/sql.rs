@@ -69,7 +69,7 @@ impl SqliteEventStore {
     /// before it and before those sent after: committed if it returns `Ok`, rolled back if it
     /// fails (its error comes back inside [`StoreError::Backend`]) or panics. For changing read
     /// model tables by hand: migrations of a read model, a switch (see
-    /// [`switch_read_model`](Self::switch_read_model)). Appends wait while it runs: keep it
+    /// [`SwitchReadModel`](eventsrc_core::SwitchReadModel)). Appends wait while it runs: keep it
     /// short.
     ///
     /// ```
