@@ -87,7 +87,8 @@ impl<P: PgProjection> PgReadModel<P> {
 
     /// Keeps the checkpoint (and takes the lease) under `name` instead of
     /// [`PgProjection::NAME`]: a rebuild into new tables runs from the start of the log under
-    /// a new name, beside the current one.
+    /// a new name, beside the current one, switched in later with
+    /// [`SwitchReadModel::switch_read_model`].
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self

@@ -28,6 +28,7 @@ const SWAP: &str = "DROP TABLE users; ALTER TABLE users_new RENAME TO users";
 /// - a switch runs the swap, moves the live checkpoint to the rebuild's, removes the
 ///   rebuild's, and renames `users_new_email` to `users_email` with its table;
 /// - a swap that fails changes nothing, checkpoints included;
+/// - a swap that renames the live table aside too renames each table's index after it;
 /// - a read model switched in for itself keeps its position.
 ///
 /// `execute` runs SQL statements on the store's database (their unqualified names in the
@@ -124,6 +125,32 @@ where
         Some(again),
         "a failed switch keeps the rebuild's checkpoint"
     );
+
+    // A third rebuild keeps the old table beside: both tables are renamed, and each index
+    // follows its own, whichever is renamed first. A quoted name is a name like another.
+    // (The live index is made again last, so that a database listing its indexes in the
+    // order they were made meets the rebuilt one, whose new name is still taken, first.)
+    execute(
+        "DROP TABLE users_new; DROP INDEX users_email; \
+         CREATE TABLE users_new (id TEXT PRIMARY KEY, email TEXT NOT NULL); \
+         CREATE INDEX \"users_new_email\" ON users_new (email); \
+         CREATE INDEX users_email ON users (email);",
+    )
+    .await;
+    let third = GlobalPosition::new(0, 15);
+    store.save_checkpoint("users_rebuild", third).await.unwrap();
+    let kept = store
+        .switch_read_model(
+            "users_rebuild",
+            "users",
+            "ALTER TABLE users RENAME TO users_old; ALTER TABLE users_new RENAME TO users",
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, third);
+    assert_eq!(index_names("users").await, ["users_email"]);
+    assert_eq!(index_names("users_old").await, ["users_old_email"]);
+    let built_at = third;
 
     // Switched in for itself: an in-place migration, at the same position.
     let migrated = store
