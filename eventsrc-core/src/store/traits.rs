@@ -352,7 +352,8 @@ pub trait SnapshotStore: Send + Sync {
 /// }
 /// ```
 ///
-/// The backends' implementations show it run (`SqliteEventStore`'s runs as a doctest).
+/// `SqliteEventStore`'s implementation shows a switch run; `&S` and `Arc<S>` implement the
+/// trait too, by handing the call to the store behind the pointer.
 pub trait SwitchReadModel: Send + Sync {
     /// Switches the read model whose checkpoint is `rebuilt` in for the one whose checkpoint
     /// is `live`, in one transaction, for the handle's tenant:
@@ -361,7 +362,8 @@ pub trait SwitchReadModel: Send + Sync {
     ///    [`StoreError::NotBuilt`], changing nothing.
     /// 2. Waits for a batch of the live read model in flight to commit.
     /// 3. Runs `swap`, SQL statements separated by `;`, which replace the live tables with the
-    ///    rebuilt ones.
+    ///    rebuilt ones. Unqualified names are the store's tables: the main database's on
+    ///    SQLite, the store's schema's on PostgreSQL.
     /// 4. Renames the indexes of every table the swap renamed (below).
     /// 5. Moves `live`'s checkpoint to where `rebuilt`'s is, bumps `live`'s generation, and
     ///    removes `rebuilt`'s checkpoint.
