@@ -44,7 +44,9 @@ pub use uuid::Uuid;
 // Storage: the contracts every backend keeps, and the in-memory backend.
 pub use memory::MemoryStore;
 pub use store::inline::InlineProjections;
-pub use store::traits::{CheckpointStore, EventStore, SnapshotStore, StoreError, Tenants};
+pub use store::traits::{
+    CheckpointStore, EventStore, SnapshotStore, StoreError, SwitchReadModel, Tenants,
+};
 
 // The read side: projections and reactors, the runners that feed them, and subscriptions.
 pub use projection::{Projection, Reactor};
@@ -85,7 +87,8 @@ pub mod backend {
 pub mod prelude {
     pub use crate::{
         Aggregate, AggregateCommand, CheckpointStore, Command, DocumentView, Event, EventStore,
-        EventType, Handle, Projection, Reactor, SnapshotStore, Tenants, Versioned,
+        EventType, Handle, InlineProjections, Projection, Reactor, SnapshotStore, SwitchReadModel,
+        Tenants, Versioned,
     };
 }
 

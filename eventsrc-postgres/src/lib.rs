@@ -86,8 +86,8 @@ mod notify;
 mod options;
 mod parked;
 mod projection;
+mod read_model;
 mod rows;
-mod runner;
 mod schema;
 mod url;
 mod writer;
@@ -114,7 +114,7 @@ use tokio_postgres::{NoTls, Row, Socket};
 pub use eventsrc_core::runner::BatchError;
 pub use options::{ConnectError, PgOptions};
 pub use projection::PgProjection;
-pub use runner::PgReadModel;
+pub use read_model::PgReadModel;
 pub use schema::CURRENT as SCHEMA_VERSION;
 pub use url::{PgUrl, UrlError};
 /// The pool and driver this crate is built on, at the versions its API uses.

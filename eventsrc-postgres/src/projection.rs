@@ -32,8 +32,9 @@ use eventsrc_core::{Event, RecordedEvent};
 ///
 /// The value itself holds configuration (table names), not state: the state is in the tables.
 /// To rebuild, point a new value at new tables and run it under a new name
-/// ([`PgReadModel::named`](crate::PgReadModel::named)); switch queries over when it has caught
-/// up, then drop the old tables.
+/// ([`PgReadModel::named`](crate::PgReadModel::named)); when it has caught up, switch it in
+/// for the live one with
+/// [`SwitchReadModel::switch_read_model`](eventsrc_core::SwitchReadModel::switch_read_model).
 ///
 /// ```no_run
 /// use eventsrc::{Event, RecordedEvent};

@@ -18,7 +18,7 @@ use eventsrc::{
     CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, Metadata, NewEvent,
     RecordedEvent, StoreError, StreamId, StreamVersion, Tenant, Timestamp,
 };
-use eventsrc::{Reactions, RunError, Runner, wait_for_checkpoint};
+use eventsrc::{Reactions, RunError, Runner, SwitchReadModel, wait_for_checkpoint};
 use eventsrc_postgres::{PgEventStore, PgReadModel, SCHEMA_VERSION};
 use support::TestSchema;
 use support::read_model::{Applied, Noted, note};
@@ -850,6 +850,44 @@ async fn indexes(schema: &TestSchema, table: &str) -> Vec<String> {
         .iter()
         .map(|row| row.get(0))
         .collect()
+}
+
+#[tokio::test]
+async fn the_switch_contract_holds_in_the_code_every_sql_backend_runs() {
+    let Some(schema) = TestSchema::new("the_switch_contract_holds").await else {
+        return;
+    };
+    let store = schema.store().await;
+    let execute = |sql: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .client()
+                .await
+                .unwrap()
+                .batch_execute(sql)
+                .await
+                .unwrap()
+        }
+    };
+    let index_names = |table: &'static str| {
+        let (client, name) = (&schema.client, schema.name.clone());
+        async move {
+            client
+                .query(
+                    "SELECT indexname::text FROM pg_indexes \
+                     WHERE schemaname = $1 AND tablename = $2 AND indexname NOT LIKE '%\\_pkey' \
+                     ORDER BY indexname",
+                    &[&name, &table],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get(0))
+                .collect::<Vec<String>>()
+        }
+    };
+    eventsrc_testing::switch::switch_contract(&store, execute, index_names).await;
 }
 
 #[tokio::test]

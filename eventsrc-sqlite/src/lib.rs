@@ -41,7 +41,7 @@
 //! | [`with_inline`](SqliteEventStore::with_inline) | a [`SqliteProjection`] applied inside every append's own transaction, from its registration on ([`InlineProjections`](eventsrc_core::InlineProjections), as on PostgreSQL) | exactly once; consistent with the append; a failing projection fails the append |
 //! | [`catch_up_inline`](SqliteEventStore::catch_up_inline) | the same, caught up from its checkpoint first, the checkpoint then moved by every append | as above, and resumable |
 //! | [`read_with`](SqliteEventStore::read_with) | a query on a pooled read-only connection, one snapshot | — |
-//! | [`write_with`](SqliteEventStore::write_with), [`switch_read_model`](SqliteEventStore::switch_read_model) | a transaction on the writer thread; a rebuilt read model switched in (a `users_new` beside `users`) | — |
+//! | [`write_with`](SqliteEventStore::write_with), [`switch_read_model`](eventsrc_core::SwitchReadModel::switch_read_model) | a transaction on the writer thread; a rebuilt read model switched in (a `users_new` beside `users`) | — |
 //!
 //! Live readers wake on the store's [`append_signal`](EventStore::append_signal), moved by the
 //! writer thread after every commit that stored events. Reactors park events in the `parked`
@@ -72,8 +72,10 @@ mod checkpoint;
 mod documents;
 mod inline;
 mod leases;
+mod options;
 mod parked;
 mod projection;
+mod read_model;
 mod rows;
 mod schema;
 mod sql;
@@ -89,7 +91,6 @@ use eventsrc_core::backend::{AppendSignal, check_batch};
 
 use eventsrc_core::StoreError;
 use eventsrc_core::backend::{LocalLeases, StoredEvent};
-use eventsrc_core::time::{Clock, SystemClock};
 use eventsrc_core::{
     CheckpointStore, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent,
     SnapshotStore, StreamId, StreamVersion, Tenant, Tenants, Timestamp,
@@ -99,88 +100,13 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{oneshot, watch};
 
 pub use eventsrc_core::runner::BatchError;
-pub use projection::{BoxError, ReadModelError, SqliteProjection, SqliteReadModel};
+pub use options::{Durability, OpenError, SqliteOptions};
+pub use projection::{BoxError, ReadModelError, SqliteProjection};
+pub use read_model::SqliteReadModel;
 /// The SQLite driver read models are written with, re-exported so that projections use the
 /// very version this crate links.
 pub use rusqlite;
 pub use schema::CURRENT as SCHEMA_VERSION;
-
-/// How hard a commit tries to reach the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Durability {
-    /// `synchronous=FULL`: an acknowledged append survives a power loss. The default.
-    #[default]
-    Full,
-    /// `synchronous=NORMAL`: survives a crash of the application; a power loss or OS crash may
-    /// lose the most recent commits (the file stays consistent). Faster single appends.
-    Normal,
-}
-
-/// How to open a store.
-#[derive(Clone)]
-#[must_use = "options do nothing until passed to `SqliteEventStore::open_with`"]
-pub struct SqliteOptions {
-    durability: Durability,
-    clock: Arc<dyn Clock>,
-}
-
-impl std::fmt::Debug for SqliteOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteOptions")
-            .field("durability", &self.durability)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for SqliteOptions {
-    fn default() -> Self {
-        Self {
-            durability: Durability::Full,
-            clock: Arc::new(SystemClock),
-        }
-    }
-}
-
-impl SqliteOptions {
-    /// The durability of commits (default [`Durability::Full`]).
-    pub fn durability(mut self, durability: Durability) -> Self {
-        self.durability = durability;
-        self
-    }
-
-    /// Where `recorded_at` comes from (default: the system clock).
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-}
-
-/// Opening a database failed.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    /// The file was written by a newer eventsrc-sqlite.
-    #[error(
-        "the database has schema version {found}, written by a newer eventsrc-sqlite; this build reads up to version {supported}"
-    )]
-    NewerSchema {
-        /// The file's schema version.
-        found: u32,
-        /// The newest this build knows.
-        supported: u32,
-    },
-    /// SQLite refused (not a database, no permission, ...).
-    #[error("cannot open the SQLite database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// The writer thread could not start.
-    #[error("cannot start the SQLite writer thread: {0}")]
-    Thread(#[from] std::io::Error),
-}
-
-impl From<OpenError> for StoreError {
-    fn from(error: OpenError) -> Self {
-        StoreError::backend(error)
-    }
-}
 
 /// An event store, snapshot store and checkpoint store in one SQLite database.
 ///

@@ -1,16 +1,16 @@
 //! SQL read models: projections whose read model is tables in the store's own database,
 //! written in the same transaction as their checkpoint.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use eventsrc_core::RunError;
-use eventsrc_core::backend::{decode, stored_types};
+use eventsrc_core::runner::BatchError;
 use eventsrc_core::runner::UnknownEvents;
-use eventsrc_core::runner::{BatchError, Consumer};
-use eventsrc_core::{Event, GlobalPosition, RecordedEvent, StoreError, Tenant};
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use eventsrc_core::{Event, RecordedEvent, StoreError, Tenant};
+use rusqlite::Transaction;
 
-use crate::{SqliteEventStore, backend, checkpoint};
+#[cfg(doc)]
+use crate::{SqliteEventStore, SqliteReadModel};
 
 /// An error of any kind, boxed: what user code run on the database may fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -26,7 +26,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// failed transaction rolls back the tables, never the fields.
 ///
 /// Name tables after a field rather than a constant, so that the same type can be rebuilt into
-/// new tables beside the live ones (see [`SqliteEventStore::switch_read_model`]).
+/// new tables beside the live ones (see [`SwitchReadModel::switch_read_model`](eventsrc_core::SwitchReadModel::switch_read_model)).
 ///
 /// ```
 /// use eventsrc::{Event, RecordedEvent};
@@ -114,198 +114,6 @@ pub trait SqliteProjection: Send + 'static {
                 .map_err(|error| BatchError::at(at, error))?;
         }
         Ok(())
-    }
-}
-
-/// A [`SqliteProjection`] as a [`Consumer`] for [`eventsrc::Runner`](eventsrc_core::Runner): each batch is
-/// one transaction on the store's writer thread that checks the checkpoint, applies every
-/// event and moves the checkpoint, so the read model is updated exactly once even across
-/// crashes and restarts.
-///
-/// The checkpoint lives in the store's checkpoint table under [`name`](Consumer::name) and the
-/// store handle's tenant: give the runner the same handle. A batch whose starting checkpoint
-/// is not the stored one is refused with [`RunError::Fenced`] before anything is applied.
-///
-/// ```
-/// # use eventsrc::{Event, RecordedEvent};
-/// # use eventsrc_sqlite::SqliteProjection;
-/// # use eventsrc_sqlite::rusqlite::{Transaction, params};
-/// # use serde::{Deserialize, Serialize};
-/// # #[derive(Event, Serialize, Deserialize, Debug)]
-/// # struct UserRegistered { email: String }
-/// # struct Users;
-/// # impl SqliteProjection for Users {
-/// #     const NAME: &'static str = "users";
-/// #     type Event = UserRegistered;
-/// #     type Error = eventsrc_sqlite::rusqlite::Error;
-/// #     fn setup(&mut self, tx: &Transaction<'_>) -> Result<(), Self::Error> {
-/// #         tx.execute_batch("CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, email TEXT)")
-/// #     }
-/// #     fn apply(&mut self, tx: &Transaction<'_>, e: UserRegistered, r: &RecordedEvent) -> Result<(), Self::Error> {
-/// #         tx.execute("INSERT OR REPLACE INTO users VALUES (?1, ?2)", params![r.stream.id(), e.email]).map(drop)
-/// #     }
-/// # }
-/// use eventsrc::Runner;
-/// use eventsrc::{EventStore, ExpectedVersion, Metadata, NewEvent, StreamId};
-/// use eventsrc_sqlite::{SqliteEventStore, SqliteReadModel};
-/// use std::time::Duration;
-///
-/// # tokio::runtime::Runtime::new()?.block_on(async {
-/// let store = SqliteEventStore::open_temporary().await?;
-/// let runner = Runner::new(store.clone(), SqliteReadModel::new(Users, store.clone()));
-/// let progress = runner.progress();
-/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-/// let task = tokio::spawn(runner.run(async { stopped.await.ok(); }));
-///
-/// let user = StreamId::new("user", "ada")?;
-/// let registered = NewEvent::from_event(&UserRegistered { email: "ada@example.com".into() }, Metadata::new())?;
-/// let appended = store.append(&user, ExpectedVersion::NoStream, vec![registered]).await?;
-///
-/// // Read-your-writes: wait for the read model, then query it.
-/// progress.wait_for(appended.position, Duration::from_secs(5)).await?;
-/// let email: String = store
-///     .read_with(|db| db.query_row("SELECT email FROM users WHERE id = 'ada'", [], |r| r.get(0)))
-///     .await?;
-/// assert_eq!(email, "ada@example.com");
-/// stop.send(()).ok();
-/// task.await??;
-/// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub struct SqliteReadModel<P> {
-    projection: Arc<Mutex<P>>,
-    store: SqliteEventStore,
-    name: String,
-    /// The checkpoint's generation when this runner first read it (a switch bumps it); `None`
-    /// until then, which is also until the tables are set up.
-    generation: Option<i64>,
-}
-
-impl<P> std::fmt::Debug for SqliteReadModel<P> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteReadModel")
-            .field("name", &self.name)
-            .field("tenant", &self.store.tenant)
-            .field("generation", &self.generation)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<P: SqliteProjection> SqliteReadModel<P> {
-    /// `projection`, with its tables in `store`'s database and its checkpoint under
-    /// [`SqliteProjection::NAME`] for `store`'s tenant.
-    pub fn new(projection: P, store: SqliteEventStore) -> Self {
-        Self {
-            projection: Arc::new(Mutex::new(projection)),
-            store,
-            name: P::NAME.to_owned(),
-            generation: None,
-        }
-    }
-
-    /// Keeps the checkpoint under `name` instead: a rebuild beside the live read model
-    /// (`"users_rebuild"` writing into `users_new`), switched in later with
-    /// [`SqliteEventStore::switch_read_model`].
-    pub fn named(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
-    }
-
-    /// Runs `job` on the writer thread, as this consumer.
-    async fn on_writer<T: Send + 'static>(
-        &self,
-        job: impl FnOnce(&mut Connection) -> Result<T, RunError> + Send + 'static,
-    ) -> Result<T, RunError> {
-        self.store
-            .on_writer(move |conn| Ok(job(conn)))
-            .await
-            .map_err(|e| RunError::store(&self.name, e))?
-    }
-}
-
-impl<P: SqliteProjection> Consumer for SqliteReadModel<P> {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn event_types(&self) -> Option<Vec<&'static str>> {
-        stored_types::<P::Event>(P::UNKNOWN_EVENTS)
-    }
-
-    /// Reads the checkpoint, setting up the tables first (once).
-    async fn checkpoint(&mut self) -> Result<Option<GlobalPosition>, RunError> {
-        let setup = self
-            .generation
-            .is_none()
-            .then(|| Arc::clone(&self.projection));
-        let (tenant, name) = (self.store.tenant.clone(), self.name.clone());
-        let stored = self
-            .on_writer(move |conn| {
-                let store_error = |e| RunError::store(&name, backend(e));
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(store_error)?;
-                if let Some(projection) = setup {
-                    run_setup(&mut *lock(&projection), &name, &tx)
-                        .map_err(|e| RunError::store(&name, StoreError::backend(e)))?;
-                }
-                let stored = checkpoint::load(&tx, &tenant, &name).map_err(store_error)?;
-                tx.commit().map_err(store_error)?;
-                Ok(stored)
-            })
-            .await?;
-        let found = stored.map_or(0, |s| s.generation);
-        match self.generation {
-            Some(started) if started != found => {
-                return Err(RunError::switched(&self.name, started, found));
-            }
-            _ => self.generation = Some(found),
-        }
-        Ok(stored.map(|s| s.position))
-    }
-
-    async fn handle(
-        &mut self,
-        from: Option<GlobalPosition>,
-        events: &[RecordedEvent],
-        through: GlobalPosition,
-    ) -> Result<(), RunError> {
-        let generation = match self.generation {
-            Some(generation) => generation,
-            None => {
-                self.checkpoint().await?;
-                self.generation.unwrap_or_default()
-            }
-        };
-        // Decoding here, on the caller's thread, keeps the writer thread free for appends.
-        let mut decoded = Vec::with_capacity(events.len());
-        for record in events {
-            if let Some(event) = decode::<P::Event>(&self.name, record, P::UNKNOWN_EVENTS)? {
-                decoded.push((event, record.clone()));
-            }
-        }
-        let projection = Arc::clone(&self.projection);
-        let (tenant, name) = (self.store.tenant.clone(), self.name.clone());
-        self.on_writer(move |conn| {
-            let store_error = |e| RunError::store(&name, backend(e));
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(store_error)?;
-            let stored = checkpoint::load(&tx, &tenant, &name).map_err(store_error)?;
-            let found = stored.map_or(0, |s| s.generation);
-            if found != generation {
-                return Err(RunError::switched(&name, generation, found));
-            }
-            let at = stored.map(|s| s.position);
-            if at != from {
-                return Err(RunError::fenced(&name, from, at));
-            }
-            let mut projection = lock(&projection);
-            apply_batch(&mut *projection, &name, &tx, decoded)?;
-            checkpoint::save(&tx, &tenant, &name, through).map_err(store_error)?;
-            tx.commit().map_err(store_error)
-        })
-        .await
     }
 }
 

@@ -4,13 +4,13 @@
 use eventsrc_core::backend::stored_types;
 use eventsrc_core::runner::Progress;
 use eventsrc_core::store::EventFilter;
-use eventsrc_core::{GlobalPosition, InlineProjections, RunError, StoreError};
+use eventsrc_core::{InlineProjections, RunError, StoreError};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::inline::{FromNow, Inline};
 use crate::projection::{BoxError, SqliteProjection, guarded};
-use crate::{SqliteEventStore, backend, checkpoint, closed, writer};
+use crate::{SqliteEventStore, backend, closed, writer};
 
 impl SqliteEventStore {
     /// Runs `query` on a connection that reads, inside one read transaction (so every
@@ -70,7 +70,7 @@ impl SqliteEventStore {
     /// before it and before those sent after: committed if it returns `Ok`, rolled back if it
     /// fails (its error comes back inside [`StoreError::Backend`]) or panics. For changing read
     /// model tables by hand: migrations of a read model, a switch (see
-    /// [`switch_read_model`](Self::switch_read_model)). Appends wait while it runs: keep it
+    /// [`SwitchReadModel`](eventsrc_core::SwitchReadModel)). Appends wait while it runs: keep it
     /// short.
     ///
     /// ```
@@ -103,77 +103,6 @@ impl SqliteEventStore {
             Ok(value)
         })
         .await
-    }
-
-    /// Switches a read model rebuilt beside the live one into its place, in one transaction
-    /// on the writer thread: `swap_tables` replaces the live tables with the rebuilt ones, and
-    /// the rebuilt model's checkpoint becomes the live name's (the rebuilt name's is removed).
-    /// Returns the position the live name now stands at.
-    ///
-    /// The recipe (the `users_new` rebuild of Atlassian's identity service): while a runner keeps
-    /// `users` serving, run the same projection type writing into `users_new` under another name,
-    /// `SqliteReadModel::new(Users { table: "users_new" }, store.clone()).named("users_rebuild")`,
-    /// with [`Runner::catch_up`](eventsrc_core::Runner::catch_up), watching
-    /// [`Runner::progress`](eventsrc_core::Runner::progress). Then stop the live runner,
-    /// switch, and start a runner of the rebuilt projection under the live name: it continues
-    /// from where the rebuild got to.
-    ///
-    /// The switch also bumps the live name's generation: a runner of the old projection left
-    /// running stops with [`RunError::Switched`] at its next batch instead of writing into
-    /// the new tables. SQLite keeps index names through `ALTER TABLE ... RENAME`: name a
-    /// rebuild's indexes after its table, and drop or rename them in `swap_tables` too. A
-    /// `rebuilt` name without a checkpoint is refused with
-    /// [`StoreError::NotBuilt`], changing nothing.
-    ///
-    /// ```no_run
-    /// # async fn switch(store: eventsrc_sqlite::SqliteEventStore) -> Result<(), eventsrc::StoreError> {
-    /// store
-    ///     .switch_read_model("users_rebuild", "users", |tx| {
-    ///         tx.execute_batch("DROP TABLE users; ALTER TABLE users_new RENAME TO users")
-    ///     })
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn switch_read_model<E, F>(
-        &self,
-        rebuilt: &str,
-        live: &str,
-        swap_tables: F,
-    ) -> Result<GlobalPosition, StoreError>
-    where
-        E: Into<BoxError>,
-        F: FnOnce(&Transaction<'_>) -> Result<(), E> + Send + 'static,
-    {
-        let (tenant, rebuilt, live) = (self.tenant.clone(), rebuilt.to_owned(), live.to_owned());
-        let (from, to) = (rebuilt.clone(), live.clone());
-        let switched = self
-            .write_with(move |tx| {
-                let Some(built) = checkpoint::load(tx, &tenant, &rebuilt)? else {
-                    // Nothing was changed: committing this transaction writes nothing.
-                    return Ok(None);
-                };
-                swap_tables(tx).map_err(Into::into)?;
-                let generation =
-                    checkpoint::load(tx, &tenant, &live)?.map_or(0, |stored| stored.generation) + 1;
-                let moved = checkpoint::Stored {
-                    position: built.position,
-                    generation,
-                };
-                checkpoint::replace(tx, &tenant, &live, moved)?;
-                if rebuilt != live {
-                    checkpoint::delete(tx, &tenant, &rebuilt)?;
-                }
-                Ok::<_, BoxError>(Some((built.position, generation)))
-            })
-            .await?;
-        let Some((position, generation)) = switched else {
-            return Err(StoreError::NotBuilt {
-                rebuilt: from,
-                live: to,
-            });
-        };
-        tracing::info!(rebuilt = %from, live = %to, %position, generation, "switched in a rebuilt read model");
-        Ok(position)
     }
 }
 

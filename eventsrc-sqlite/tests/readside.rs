@@ -22,7 +22,7 @@ use eventsrc::{
     CheckpointStore, Event, EventStore, ExpectedVersion, GlobalPosition, Metadata, NewEvent,
     RecordedEvent, StoreError, StreamId, StreamVersion, Tenant, Timestamp,
 };
-use eventsrc::{RunError, Runner};
+use eventsrc::{RunError, Runner, SwitchReadModel};
 use eventsrc_sqlite::rusqlite::{self, Transaction, params};
 use eventsrc_sqlite::{ReadModelError, SqliteEventStore, SqliteProjection, SqliteReadModel};
 use serde::{Deserialize, Serialize};
@@ -644,12 +644,12 @@ async fn a_rebuild_beside_the_live_model_is_switched_in_and_carries_on() {
     live.stop().await.unwrap();
 
     let position = store
-        .switch_read_model("users_rebuild", "users", |tx| {
-            tx.execute_batch(
-                "DROP TABLE users; DROP TABLE users_seen;
-                 ALTER TABLE users_new RENAME TO users; ALTER TABLE users_new_seen RENAME TO users_seen;",
-            )
-        })
+        .switch_read_model(
+            "users_rebuild",
+            "users",
+            "DROP TABLE users; DROP TABLE users_seen;
+             ALTER TABLE users_new RENAME TO users; ALTER TABLE users_new_seen RENAME TO users_seen;",
+        )
         .await
         .unwrap();
     assert_eq!(position, head);
@@ -692,12 +692,12 @@ async fn a_runner_left_running_across_a_switch_stops_instead_of_writing() {
         .unwrap();
     // Both stand at the head: only the generation tells the old runner apart.
     store
-        .switch_read_model("users_rebuild", "users", |tx| {
-            tx.execute_batch(
-                "DROP TABLE users; DROP TABLE users_seen;
-                 ALTER TABLE users_new RENAME TO users; ALTER TABLE users_new_seen RENAME TO users_seen;",
-            )
-        })
+        .switch_read_model(
+            "users_rebuild",
+            "users",
+            "DROP TABLE users; DROP TABLE users_seen;
+             ALTER TABLE users_new RENAME TO users; ALTER TABLE users_new_seen RENAME TO users_seen;",
+        )
         .await
         .unwrap();
     register(&store, 3..4).await;
@@ -730,9 +730,7 @@ async fn a_runner_left_running_across_a_switch_stops_instead_of_writing() {
 async fn switching_in_a_model_that_was_never_built_changes_nothing() {
     let store = SqliteEventStore::open_in_memory().await.unwrap();
     let error = store
-        .switch_read_model("users_rebuild", "users", |tx| {
-            tx.execute_batch("CREATE TABLE touched (x)")
-        })
+        .switch_read_model("users_rebuild", "users", "CREATE TABLE touched (x)")
         .await
         .unwrap_err();
     assert!(
@@ -750,6 +748,38 @@ async fn switching_in_a_model_that_was_never_built_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(touched, 0);
+}
+
+#[tokio::test]
+async fn the_switch_contract_holds_in_the_code_every_sql_backend_runs() {
+    let store = SqliteEventStore::open_temporary().await.unwrap();
+    let execute = |sql: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .write_with(move |tx| tx.execute_batch(sql))
+                .await
+                .unwrap()
+        }
+    };
+    let index_names = |table: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .read_with(move |db| {
+                    let mut names = db.prepare(
+                        "SELECT name FROM sqlite_master WHERE type = 'index' \
+                         AND sql IS NOT NULL AND tbl_name = ?1 ORDER BY name",
+                    )?;
+                    names
+                        .query_map([table], |row| row.get(0))?
+                        .collect::<rusqlite::Result<Vec<String>>>()
+                })
+                .await
+                .unwrap()
+        }
+    };
+    eventsrc_testing::switch::switch_contract(&store, execute, index_names).await;
 }
 
 #[tokio::test]

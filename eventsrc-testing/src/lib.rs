@@ -9,6 +9,7 @@ mod eventually;
 mod race;
 mod readside;
 mod runner;
+pub mod switch;
 
 pub use aggregate::{AggregateFixture, EventPredicate, Then};
 pub use events::{assert_round_trip, assert_stored_as, assert_upcasts};

@@ -16,7 +16,7 @@ use crate::backend::{
 use crate::store::{AppendResult, ReadAll, ReadStream, Snapshot};
 use crate::{
     CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent,
-    SnapshotStore, StoreError, StreamId, StreamVersion, Tenant, Tenants,
+    SnapshotStore, StoreError, StreamId, StreamVersion, SwitchReadModel, Tenant, Tenants,
 };
 
 /// Implements the storage traits for the pointer type `$pointer` (written with `S`, the store
@@ -139,6 +139,17 @@ macro_rules! through_pointer {
                 event_id: EventId,
             ) -> impl Future<Output = Result<bool, StoreError>> + Send {
                 (**self).unpark(reactor, event_id)
+            }
+        }
+
+        impl<S: SwitchReadModel + ?Sized> SwitchReadModel for $pointer {
+            fn switch_read_model(
+                &self,
+                rebuilt: &str,
+                live: &str,
+                swap: &str,
+            ) -> impl Future<Output = Result<GlobalPosition, StoreError>> + Send {
+                (**self).switch_read_model(rebuilt, live, swap)
             }
         }
 

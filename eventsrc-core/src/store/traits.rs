@@ -327,6 +327,76 @@ pub trait SnapshotStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Switches a read model rebuilt beside the live one into its place: what the SQL backends
+/// offer, whose read models are tables in the store's own database (SQLite's
+/// `SqliteEventStore`, PostgreSQL's `PgEventStore`). The contract is the same on both, so the
+/// same rebuild code switches on either: the swap is SQL text, and the usual swap
+/// (`DROP TABLE users; ALTER TABLE users_new RENAME TO users`) is the same text in both
+/// dialects.
+///
+/// The recipe (the `users_new` rebuild of an identity service's `users` view): while a runner
+/// keeps `users` serving, run the same projection type writing into `users_new` under another
+/// checkpoint name (`users_rebuild`), with [`Runner::catch_up`](crate::Runner::catch_up),
+/// watching [`Runner::progress`](crate::Runner::progress). Then stop the live runner, call
+/// [`switch_read_model`](Self::switch_read_model), and start a runner of the rebuilt projection
+/// under the live name: it continues from where the rebuild got to.
+///
+/// ```
+/// use eventsrc::{GlobalPosition, StoreError, SwitchReadModel};
+///
+/// /// The last step of a `users` rebuild, written once for every SQL backend.
+/// async fn finish_rebuild(store: &impl SwitchReadModel) -> Result<GlobalPosition, StoreError> {
+///     let swap = "DROP TABLE users; ALTER TABLE users_new RENAME TO users";
+///     // `StoreError::NotBuilt` if `users_rebuild` never ran; nothing changed then.
+///     store.switch_read_model("users_rebuild", "users", swap).await
+/// }
+/// ```
+///
+/// `SqliteEventStore`'s implementation shows a switch run; `&S` and `Arc<S>` implement the
+/// trait too, by handing the call to the store behind the pointer.
+pub trait SwitchReadModel: Send + Sync {
+    /// Switches the read model whose checkpoint is `rebuilt` in for the one whose checkpoint
+    /// is `live`, in one transaction, for the handle's tenant:
+    ///
+    /// 1. If `rebuilt` has no checkpoint (it was never built), refuses with
+    ///    [`StoreError::NotBuilt`], changing nothing.
+    /// 2. Waits for a batch of the live read model in flight to commit.
+    /// 3. Runs `swap`, SQL statements separated by `;`, which replace the live tables with the
+    ///    rebuilt ones. Unqualified names are the store's tables: the main database's on
+    ///    SQLite, the store's schema's on PostgreSQL.
+    /// 4. Renames the indexes of every table the swap renamed (below).
+    /// 5. Moves `live`'s checkpoint to where `rebuilt`'s is, bumps `live`'s generation, and
+    ///    removes `rebuilt`'s checkpoint.
+    ///
+    /// Returns the position `live` now stands at. If any step fails (the swap's SQL included,
+    /// as [`StoreError::Backend`]), nothing changes.
+    ///
+    /// **The generation fence.** A runner of the old projection left running stops with
+    /// [`RunError::Switched`](crate::RunError::Switched) at its next batch instead of writing
+    /// into the new tables; start runners of the rebuilt projection under the live name.
+    /// `rebuilt` equal to `live` runs `swap` as an in-place migration of the live tables and
+    /// bumps the generation, keeping the position: runners of the old code stop.
+    ///
+    /// **Indexes follow their table's new name.** For each table the swap renamed, an index
+    /// whose name is the old table's name followed by `_` gets the new table's name in its
+    /// place: renaming `users_new` to `users` renames its index `users_new_email` to
+    /// `users_email`. So a rebuild's `setup` can use the live one's statements with only the
+    /// table name changed, and the next rebuild's `CREATE INDEX IF NOT EXISTS users_new_email`
+    /// creates its index instead of finding the name taken and skipping it. An index whose new
+    /// name is already taken keeps its name, with a warning (`tracing`). Name indexes after
+    /// their table to get this; other names are left alone. PostgreSQL renames the index in
+    /// place (and a sequence the table owns, the same way, and an index name too long for it
+    /// is kept, with a warning); SQLite has no way to rename an index, so it creates it again
+    /// under the new name: that takes time in proportion to the table, and appends wait for
+    /// it.
+    fn switch_read_model(
+        &self,
+        rebuilt: &str,
+        live: &str,
+        swap: &str,
+    ) -> impl Future<Output = Result<GlobalPosition, StoreError>> + Send;
+}
+
 /// Keeps each subscriber's position in the global log.
 pub trait CheckpointStore: Send + Sync {
     /// The last position `subscriber` finished with, if it ever saved one.

@@ -69,7 +69,7 @@ use std::time::Duration;
 use eventsrc::runner::Progress;
 
 use eventsrc::{Aggregate, CheckpointStore, EventStore, GlobalPosition, RecordedEvent, StreamId};
-use eventsrc::{ProgressWatch, RunError, Runner};
+use eventsrc::{ProgressWatch, RunError, Runner, SwitchReadModel};
 use eventsrc_sqlite::rusqlite::{self, Row};
 use eventsrc_sqlite::{OpenError, SqliteEventStore, SqliteProjection, SqliteReadModel};
 use tokio::sync::watch;
@@ -290,7 +290,7 @@ where
     /// Rebuilds [`LeadSearch`] from the whole log into `lead_search_new`, beside the live
     /// table, under the checkpoint `lead_search_rebuild`, `batch_size` events per transaction,
     /// calling `on_batch` with the progress after each; then switches it in
-    /// ([`SqliteEventStore::switch_read_model`]): in one transaction the rebuilt table takes
+    /// ([`SwitchReadModel::switch_read_model`]): in one transaction the rebuilt table takes
     /// the live one's place and its checkpoint becomes `lead_search`'s.
     ///
     /// The live table serves queries, whole, until the switch. Stop a live runner of
@@ -315,9 +315,11 @@ where
         let events = done.handled;
         let position = self
             .tables
-            .switch_read_model(REBUILD_NAME, LeadSearch::NAME, |tx| {
-                LeadSearch::swap_tables(tx, REBUILD_TABLE, LeadSearch::TABLE)
-            })
+            .switch_read_model(
+                REBUILD_NAME,
+                LeadSearch::NAME,
+                &LeadSearch::swap_sql(REBUILD_TABLE, LeadSearch::TABLE),
+            )
             .await
             .map_err(|error| RunError::store(LeadSearch::NAME, error))?;
         Ok(Rebuilt {

@@ -214,29 +214,22 @@ impl LeadSearch {
             .await
     }
 
-    /// The name of the index of `table`.
+    /// The name of the index of `table`: named after it, so that it follows the table through
+    /// a switch.
     fn index_of(table: &str) -> String {
         format!("{table}_by_key")
     }
 
-    /// Puts `rebuilt`'s table in the place of `live`'s, inside a switch's transaction: the
-    /// live table goes (with its index), the rebuilt one takes its name, and its index, which
-    /// SQLite renames with nothing, is made again under the live table's name.
-    pub(super) fn swap_tables(
-        tx: &Transaction<'_>,
-        rebuilt: &str,
-        live: &str,
-    ) -> rusqlite::Result<()> {
-        tx.execute_batch(&format!(
-            "DROP TABLE IF EXISTS {live_table}; \
-             ALTER TABLE {rebuilt_table} RENAME TO {live_table}; \
-             DROP INDEX IF EXISTS {rebuilt_index}; \
-             CREATE INDEX IF NOT EXISTS {live_index} ON {live_table} (search_key);",
-            live_table = quoted(live),
-            rebuilt_table = quoted(rebuilt),
-            rebuilt_index = quoted(&Self::index_of(rebuilt)),
-            live_index = quoted(&Self::index_of(live)),
-        ))
+    /// The SQL that puts `rebuilt`'s table in the place of `live`'s, inside a switch's
+    /// transaction: the live table goes (with its index), the rebuilt one takes its name. Its
+    /// index, `<rebuilt>_by_key`, becomes `<live>_by_key` with it: the switch renames the
+    /// indexes named after a table it renamed.
+    pub(super) fn swap_sql(rebuilt: &str, live: &str) -> String {
+        format!(
+            "DROP TABLE IF EXISTS {live}; ALTER TABLE {rebuilt} RENAME TO {live};",
+            live = quoted(live),
+            rebuilt = quoted(rebuilt),
+        )
     }
 
     /// Adds `value` to the lead's `kind` values, or widens its row: the earliest sighting and

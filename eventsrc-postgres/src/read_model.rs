@@ -3,7 +3,7 @@
 
 use eventsrc_core::runner::Consumer;
 
-use eventsrc_core::RunError;
+use eventsrc_core::{RunError, StoreError, SwitchReadModel};
 
 use eventsrc_core::backend::stored_types;
 use eventsrc_core::{GlobalPosition, RecordedEvent};
@@ -87,7 +87,8 @@ impl<P: PgProjection> PgReadModel<P> {
 
     /// Keeps the checkpoint (and takes the lease) under `name` instead of
     /// [`PgProjection::NAME`]: a rebuild into new tables runs from the start of the log under
-    /// a new name, beside the current one.
+    /// a new name, beside the current one, switched in later with
+    /// [`SwitchReadModel::switch_read_model`].
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
@@ -193,48 +194,27 @@ impl<P: PgProjection> Consumer for PgReadModel<P> {
     }
 }
 
-impl PgEventStore {
-    /// Switches a rebuilt read model in for the live one (the `users_new` rebuild of Atlassian's
-    /// identity service), in one transaction: runs `swap_sql` (drop the live tables, rename the
-    /// rebuilt ones), moves the checkpoint `live` to where `rebuilt` got, and removes `rebuilt`'s.
-    /// Returns that position. If anything fails, nothing changes.
-    ///
-    /// Build the new version first under its own name into its own tables, with
-    /// [`PgReadModel::named`] and [`Runner::catch_up`](eventsrc_core::Runner::catch_up)
-    /// (whose progress shows how far it is), while the live one keeps serving. The switch
-    /// bumps the live name's generation: a runner of the old projection left running stops
-    /// with [`RunError::Switched`] at its next batch instead of writing into the new tables;
-    /// start runners of the rebuilt projection under the live name. A missing or never-moved
-    /// `rebuilt` checkpoint is refused with
-    /// [`StoreError::NotBuilt`](eventsrc_core::StoreError::NotBuilt), changing nothing.
-    ///
-    /// Indexes and owned sequences follow their table's new name: renaming `users_new` to
-    /// `users` also renames its index `users_new_email` to `users_email` and its
-    /// `users_new_pkey` to `users_pkey` (in the same transaction). So the next rebuild's
-    /// `CREATE INDEX IF NOT EXISTS users_new_email` creates the index again instead of finding
-    /// the name taken and skipping it. This holds for every name that starts with the old
-    /// table's name followed by `_`; name a read model's indexes and constraints after their
-    /// table (as PostgreSQL names them when you do not), and a rebuild's `setup` can use the
-    /// same statements as the live one's with only the table name changed. A name already
-    /// taken in the schema is left as it is, with a warning.
-    ///
-    /// ```no_run
-    /// # async fn switch(store: eventsrc_postgres::PgEventStore) -> Result<(), eventsrc::StoreError> {
-    /// store
-    ///     .switch_read_model(
-    ///         "users_rebuild",
-    ///         "users",
-    ///         "DROP TABLE users; ALTER TABLE users_new RENAME TO users",
-    ///     )
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn switch_read_model(
+/// See [`SwitchReadModel`] for the contract, the same on every SQL backend. Here the switch
+/// is one transaction that locks both checkpoint rows (`SELECT ... FOR UPDATE`), so a batch of
+/// the live read model in flight on any node commits first and its runner is fenced on the
+/// next; indexes and the sequences a renamed table owns are renamed in place.
+///
+/// ```no_run
+/// use eventsrc::SwitchReadModel;
+///
+/// # async fn switch(store: eventsrc_postgres::PgEventStore) -> Result<(), eventsrc::StoreError> {
+/// store
+///     .switch_read_model("users_rebuild", "users", "DROP TABLE users; ALTER TABLE users_new RENAME TO users")
+///     .await?;
+/// # Ok(()) }
+/// ```
+impl SwitchReadModel for PgEventStore {
+    async fn switch_read_model(
         &self,
         rebuilt: &str,
         live: &str,
-        swap_sql: &str,
-    ) -> Result<GlobalPosition, eventsrc_core::StoreError> {
+        swap: &str,
+    ) -> Result<GlobalPosition, StoreError> {
         let sql = &self.shared.sql.checkpoint;
         let tenant = self.tenant.as_str();
         let mut client = self.client().await?;
@@ -246,27 +226,32 @@ impl PgEventStore {
             .map_err(backend)?;
         let (position, _) = checkpoint::state(locked.as_ref()).map_err(backend)?;
         let Some(position) = position else {
-            return Err(eventsrc_core::StoreError::NotBuilt {
+            return Err(StoreError::NotBuilt {
                 rebuilt: rebuilt.to_owned(),
                 live: live.to_owned(),
             });
         };
         // The live row, locked too, so that a batch of the live model in flight finishes
         // first (and its runner is fenced on the next).
-        checkpoint::lock_or_create(&tx, sql, tenant, live)
+        let live_row = checkpoint::lock_or_create(&tx, sql, tenant, live)
             .await
             .map_err(backend)?;
+        let (_, generation) = checkpoint::state(live_row.as_ref()).map_err(backend)?;
         let before = tables(&tx).await.map_err(backend)?;
-        tx.batch_execute(swap_sql).await.map_err(backend)?;
+        tx.batch_execute(swap).await.map_err(backend)?;
         rename_companions(&tx, &before).await.map_err(backend)?;
         let (commit, sequence) = checkpoint::columns(position);
         tx.execute(&sql.switch, &[&tenant, &live, &commit, &sequence])
             .await
             .map_err(backend)?;
-        tx.execute(&sql.delete, &[&tenant, &rebuilt])
-            .await
-            .map_err(backend)?;
+        if rebuilt != live {
+            tx.execute(&sql.delete, &[&tenant, &rebuilt])
+                .await
+                .map_err(backend)?;
+        }
         tx.commit().await.map_err(backend)?;
+        let generation = generation + 1;
+        tracing::info!(rebuilt, live, %position, generation, "switched in a rebuilt read model");
         Ok(position)
     }
 }
@@ -291,11 +276,14 @@ async fn tables(
 }
 
 /// After a swap, renames the indexes and owned sequences of each table the swap renamed:
-/// `<old table>_rest` becomes `<new table>_rest`.
+/// `<old table>_rest` becomes `<new table>_rest`. A name another renamed index gives up is
+/// free for the next pass, so the order of the tables does not matter.
 async fn rename_companions(
     tx: &deadpool_postgres::Transaction<'_>,
     before: &[(u32, String, String)],
 ) -> Result<(), tokio_postgres::Error> {
+    // (schema, table, companion, kind, wanted name)
+    let mut pending: Vec<(String, String, String, String, String)> = Vec::new();
     let after = tables(tx).await?;
     for (oid, schema, name) in &after {
         let Some((_, _, old)) = before.iter().find(|(o, _, n)| o == oid && n != name) else {
@@ -315,37 +303,50 @@ async fn rename_companions(
         for row in companions {
             let companion: String = row.try_get(0)?;
             let kind: String = row.try_get(1)?;
-            let Some(rest) = companion.strip_prefix(&format!("{old}_")) else {
-                continue;
-            };
-            let renamed = format!("{name}_{rest}");
+            if let Some(rest) = companion.strip_prefix(&format!("{old}_")) {
+                let renamed = format!("{name}_{rest}");
+                pending.push((schema.clone(), name.clone(), companion, kind, renamed));
+            }
+        }
+    }
+    loop {
+        let mut kept = Vec::new();
+        let before = pending.len();
+        for (schema, table, companion, kind, renamed) in pending {
             let taken: bool = tx
                 .query_one(
                     "SELECT EXISTS (SELECT 1 FROM pg_class c \
                      JOIN pg_namespace n ON n.oid = c.relnamespace \
                      WHERE n.nspname = $1 AND c.relname = $2)",
-                    &[schema, &renamed],
+                    &[&schema, &renamed],
                 )
                 .await?
                 .try_get(0)?;
             if taken || renamed.len() > 63 {
-                tracing::warn!(
-                    schema = %schema,
-                    table = %name,
-                    kept = %companion,
-                    wanted = %renamed,
-                    "a switched read model's index or sequence keeps its name: the new one is taken or too long"
-                );
+                kept.push((schema, table, companion, kind, renamed));
                 continue;
             }
             let what = if kind == "S" { "SEQUENCE" } else { "INDEX" };
             tx.batch_execute(&format!(
                 "ALTER {what} {} RENAME TO {}",
-                quote(schema, &companion),
+                quote(&schema, &companion),
                 quote_ident(&renamed)
             ))
             .await?;
         }
+        pending = kept;
+        if pending.is_empty() || pending.len() == before {
+            break;
+        }
+    }
+    for (schema, table, companion, _, renamed) in pending {
+        tracing::warn!(
+            schema = %schema,
+            table = %table,
+            kept = %companion,
+            wanted = %renamed,
+            "a switched read model's index or sequence keeps its name: the new one is taken or too long"
+        );
     }
     Ok(())
 }
