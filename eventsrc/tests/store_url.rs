@@ -354,14 +354,34 @@ async fn every_url_form_runs_the_same_command_and_document_view() {
     match std::env::var("EVENTSRC_POSTGRES_URL") {
         Ok(server) if !server.is_empty() => {
             let separator = if server.contains('?') { '&' } else { '?' };
+            // Named as the PostgreSQL crate's tests name theirs, whose support sweeps old ones.
+            let schema = |i: usize| {
+                let random = EventId::new().0.simple().to_string();
+                format!("eventsrc_test_{pid}_{i}_{}", &random[random.len() - 12..])
+            };
             for (i, scheme) in ["postgres://", "postgresql://"].into_iter().enumerate() {
                 let rest = server.split_once("://").map_or(&*server, |(_, rest)| rest);
-                // Named as the PostgreSQL crate's tests name theirs, whose support sweeps old ones.
-                let random = EventId::new().0.simple().to_string();
-                let schema = format!("eventsrc_test_{pid}_{i}_{}", &random[random.len() - 12..]);
-                let url = format!("{scheme}{rest}{separator}schema={schema}");
+                let url = format!("{scheme}{rest}{separator}schema={}", schema(i));
                 urls.push((url, "postgres"));
             }
+            // The same server through its unix socket, named in the query as libpq reads it.
+            let config = postgres(&server).config();
+            let (user, database) = (config.get_user(), config.get_dbname());
+            let directory = ["/var/run/postgresql", "/tmp"]
+                .into_iter()
+                .find(|directory| {
+                    std::path::Path::new(directory)
+                        .join(".s.PGSQL.5432")
+                        .exists()
+                })
+                .expect("the test server listens on a unix socket in /var/run/postgresql or /tmp");
+            let url = format!(
+                "postgres:///{}?host={directory}&user={}&schema={}",
+                database.unwrap_or("postgres"),
+                user.unwrap_or("postgres"),
+                schema(2)
+            );
+            urls.push((url, "postgres"));
         }
         _ => eprintln!(
             "\nEVENTSRC-POSTGRES-SKIPPED: the PostgreSQL forms of \
