@@ -4,53 +4,17 @@
 //! is missing. A deleted row is a gap that loads refuse to fold over.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{Count, Counter, counted, stream};
 use eventsrc::store::{ReadAll, ReadStream};
-use eventsrc::{Decision, RecordedEvent, Timestamp};
 use eventsrc::{
-    Event, EventStore, ExecuteError, ExpectedVersion, GlobalPosition, LoadError, Metadata,
-    NewEvent, Repository, StoreError, StreamId, StreamVersion, aggregate, command,
+    EventStore, ExecuteError, ExpectedVersion, GlobalPosition, LoadError, Metadata, Repository,
+    StoreError, StreamVersion,
 };
+use eventsrc::{RecordedEvent, Timestamp};
 use eventsrc_sqlite::SqliteEventStore;
 use rusqlite::Connection;
-use serde::{Deserialize, Serialize};
-
-#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-struct Counted {
-    by: u32,
-}
-
-#[derive(Default, Debug, PartialEq)]
-struct Counter {
-    total: u32,
-}
-
-#[aggregate(id = u32)]
-impl Counter {
-    fn on_counted(&mut self, event: &Counted) {
-        self.total += event.by;
-    }
-}
-
-#[command(aggregate = Counter, handler = Counter::count)]
-struct Count {
-    #[id]
-    counter: u32,
-    by: u32,
-}
-
-impl Counter {
-    fn count(&self, command: &Count) -> Decision<Self> {
-        Ok(vec![Counted { by: command.by }.into()])
-    }
-}
-
-fn stream(id: u32) -> StreamId {
-    StreamId::new("counter", id).unwrap()
-}
-
-fn counted(by: u32) -> NewEvent {
-    NewEvent::from_event(&Counted { by }, Metadata::new().with_actor("ada")).unwrap()
-}
 
 /// One way to damage the second event of a stream.
 struct Damage {

@@ -5,7 +5,10 @@
 //! Nothing here sleeps for an outcome: every wait is on a condition, with a deadline.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+mod common;
+
+use common::TempDir;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -477,29 +480,6 @@ fn parked(reactor: &str, event: &RecordedEvent, error: &str, attempts: u32) -> P
         error: error.to_owned(),
         attempts,
         parked_at: Timestamp::now(),
-    }
-}
-
-/// A fresh directory per test, removed when the test ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "eventsrc-readside-{name}-{}",
-            eventsrc::EventId::new()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-    fn file(&self) -> PathBuf {
-        self.0.join("events.db")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -2,74 +2,17 @@
 //! rows that can be corrupted behind its back, and group commit under concurrent writers.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+mod common;
 
+use common::{Count, Counter, TempDir, stream};
 use eventsrc::Tenants;
 use eventsrc::{
-    Decision, Event, EventStore, ExpectedVersion, LoadError, Metadata, NewEvent, Repository,
-    StoreError, StreamId, StreamVersion, aggregate, command,
+    EventStore, ExpectedVersion, LoadError, Metadata, NewEvent, Repository, StoreError,
+    StreamVersion,
 };
 
 use eventsrc::store::{ReadAll, ReadStream};
 use eventsrc_sqlite::{Durability, OpenError, SqliteEventStore, SqliteOptions};
-use serde::{Deserialize, Serialize};
-
-/// A fresh directory per test, removed when the test ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "eventsrc-sqlite-{name}-{}",
-            eventsrc::EventId::new()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-    fn file(&self) -> PathBuf {
-        self.0.join("events.db")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-struct Counted {
-    by: u32,
-}
-
-#[derive(Default, Debug, PartialEq)]
-struct Counter {
-    total: u32,
-}
-
-#[aggregate(id = u32)]
-impl Counter {
-    fn on_counted(&mut self, event: &Counted) {
-        self.total += event.by;
-    }
-}
-
-#[command(aggregate = Counter, handler = Counter::count)]
-struct Count {
-    #[id]
-    counter: u32,
-    by: u32,
-}
-
-impl Counter {
-    fn count(&self, command: &Count) -> Decision<Self> {
-        Ok(vec![Counted { by: command.by }.into()])
-    }
-}
-
-fn stream(id: u32) -> StreamId {
-    StreamId::new("counter", id).unwrap()
-}
 
 #[tokio::test]
 async fn a_reopened_file_continues_its_history() {
