@@ -5,7 +5,7 @@
 //! to apply them to and the turns to catch up in; nothing here knows of the writer.
 //!
 //! They live on the writer thread, in one of two kinds. One registered by
-//! [`with_inline`](crate::SqliteEventStore::with_inline) (wrapped in [`FromNow`]) is live as
+//! [`with_inline`](crate::SqliteEventStore::with_inline) (not checkpointed) is live as
 //! soon as its tables are set up: the appends after it apply it, and it keeps no checkpoint,
 //! which is the contract of `eventsrc_core::InlineProjections`. One registered by
 //! [`catch_up_inline`](crate::SqliteEventStore::catch_up_inline) first catches up from its
@@ -48,12 +48,6 @@ pub(crate) trait Inline: Send {
         tx: &Transaction<'_>,
         record: &RecordedEvent,
     ) -> Result<(), RunError>;
-
-    /// Whether it catches up from its checkpoint and keeps that checkpoint in each append's
-    /// transaction; if not, it is live once set up and keeps no checkpoint.
-    fn checkpointed(&self) -> bool {
-        true
-    }
 }
 
 impl<P: SqliteProjection> Inline for P {
@@ -74,29 +68,6 @@ impl<P: SqliteProjection> Inline for P {
     }
 }
 
-/// A projection registered without a checkpoint: live once set up, applied to the appends
-/// after that only.
-pub(crate) struct FromNow<P>(pub(crate) P);
-
-impl<P: SqliteProjection> Inline for FromNow<P> {
-    fn setup(&mut self, name: &str, tx: &Transaction<'_>) -> Result<(), ReadModelError> {
-        Inline::setup(&mut self.0, name, tx)
-    }
-
-    fn apply(
-        &mut self,
-        name: &str,
-        tx: &Transaction<'_>,
-        record: &RecordedEvent,
-    ) -> Result<(), RunError> {
-        Inline::apply(&mut self.0, name, tx, record)
-    }
-
-    fn checkpointed(&self) -> bool {
-        false
-    }
-}
-
 /// One registered projection.
 pub(crate) struct Slot {
     tenant: Tenant,
@@ -105,7 +76,8 @@ pub(crate) struct Slot {
     projection: Box<dyn Inline>,
     /// `Some` until it has caught up; answered then.
     catching_up: Option<CatchUp>,
-    /// Whether each append moves its checkpoint (see [`Inline::checkpointed`]).
+    /// Whether it catches up from its checkpoint and each append moves that checkpoint in its
+    /// own transaction; if not, it is live once set up and keeps no checkpoint.
     checkpointed: bool,
 }
 
@@ -119,15 +91,15 @@ pub(crate) type Reply = oneshot::Sender<Result<Progress, RunError>>;
 
 impl Slot {
     /// A projection of `tenant`'s events under `name`, reading the events `filter` admits; a
-    /// checkpointed one catches up first, then `reply` is answered.
+    /// `checkpointed` one catches up first, then `reply` is answered.
     pub(crate) fn new(
         tenant: Tenant,
         name: String,
         filter: EventFilter,
         projection: Box<dyn Inline>,
+        checkpointed: bool,
         reply: Reply,
     ) -> Self {
-        let checkpointed = projection.checkpointed();
         Self {
             tenant,
             name,

@@ -8,7 +8,6 @@ use eventsrc_core::{InlineProjections, RunError, StoreError};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use crate::inline::{FromNow, Inline};
 use crate::projection::{BoxError, SqliteProjection, guarded};
 use crate::{SqliteEventStore, backend, closed, writer};
 
@@ -171,7 +170,7 @@ impl SqliteEventStore {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub async fn with_inline<P: SqliteProjection>(&self, projection: P) -> Result<Self, RunError> {
-        self.register_inline::<P, _>(P::NAME.to_owned(), FromNow(projection))
+        self.register_inline(P::NAME.to_owned(), projection, false)
             .await?;
         Ok(self.clone())
     }
@@ -253,15 +252,17 @@ impl SqliteEventStore {
         name: impl Into<String>,
         projection: P,
     ) -> Result<Progress, RunError> {
-        self.register_inline::<P, _>(name.into(), projection).await
+        self.register_inline(name.into(), projection, true).await
     }
 
     /// Sends the registration of `projection` under `name` to the writer thread and waits
-    /// for its answer.
-    async fn register_inline<P: SqliteProjection, I: Inline + 'static>(
+    /// for its answer: a `checkpointed` one catches up from its checkpoint and keeps it,
+    /// any other is live from the next append.
+    async fn register_inline<P: SqliteProjection>(
         &self,
         name: String,
-        projection: I,
+        projection: P,
+        checkpointed: bool,
     ) -> Result<Progress, RunError> {
         let filter = EventFilter {
             event_types: stored_types::<P::Event>(P::UNKNOWN_EVENTS)
@@ -277,6 +278,7 @@ impl SqliteEventStore {
             name: name.clone(),
             filter,
             projection: Box::new(projection),
+            checkpointed,
             reply,
         };
         let gone = || RunError::store(&name, closed());

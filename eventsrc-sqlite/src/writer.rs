@@ -46,6 +46,9 @@ pub(crate) struct AddInline {
     pub name: String,
     pub filter: EventFilter,
     pub projection: Box<dyn Inline>,
+    /// Whether it catches up from its checkpoint and keeps it (else it is live from the next
+    /// append, without one).
+    pub checkpointed: bool,
     pub reply: inline::Reply,
 }
 
@@ -135,10 +138,11 @@ impl Writer {
                 name,
                 filter,
                 projection,
+                checkpointed,
                 reply,
             }) => {
                 self.commit_group();
-                let slot = Slot::new(tenant, name, filter, projection, reply);
+                let slot = Slot::new(tenant, name, filter, projection, checkpointed, reply);
                 self.inline.add(&mut self.conn, slot);
             }
         }
