@@ -66,6 +66,23 @@ impl<K: Copy> Keys<K> {
         seen.push(name);
         Ok(Some(key.kind))
     }
+
+    /// Parses an attribute macro's arguments key by key, handing each known key to `set`;
+    /// unknown and repeated keys are reported and skipped, and so is a value `set` rejects.
+    pub(crate) fn parse_args(
+        &self,
+        args: TokenStream,
+        errors: &mut Errors,
+        mut set: impl FnMut(K, &ParseNestedMeta) -> syn::Result<()>,
+    ) {
+        let mut seen = Vec::new();
+        let parser = syn::meta::parser(|meta| match self.read(&meta, &mut seen, errors)? {
+            Some(key) => set(key, &meta),
+            None => Ok(()),
+        });
+        let result = syn::parse::Parser::parse2(parser, args);
+        errors.keep(result);
+    }
 }
 
 /// The key as written: `name`, `crate`.

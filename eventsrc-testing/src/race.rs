@@ -8,13 +8,11 @@
 use std::mem;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use eventsrc_core::store::{AppendResult, ReadAll, ReadStream};
-
-use eventsrc_core::StoreError;
 use eventsrc_core::backend::{AppendSignal, StoredEvent};
+use eventsrc_core::store::{AppendResult, ReadAll, ReadStream};
 use eventsrc_core::{
-    EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StreamId, StreamVersion,
-    Tenant, Tenants,
+    EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StoreError, StreamId,
+    StreamVersion, Tenant, Tenants,
 };
 
 /// An [`EventStore`] that lets a simulated concurrent writer slip events in before the next

@@ -8,14 +8,11 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 
-use eventsrc_core::{Projection, Reactor};
-
-use eventsrc_core::runner::UnknownEvents;
-
 use eventsrc_core::backend::decode_for;
+use eventsrc_core::runner::UnknownEvents;
 use eventsrc_core::{
-    Event, EventId, GlobalPosition, Metadata, RecordedEvent, StreamId, StreamVersion, Tenant,
-    Timestamp,
+    Event, EventId, GlobalPosition, Metadata, Projection, Reactor, RecordedEvent, StreamId,
+    StreamVersion, Tenant, Timestamp,
 };
 
 use crate::diff;

@@ -3,12 +3,11 @@
 
 use std::fmt::Debug;
 
-use eventsrc_core::runner::{Consumer, Progress};
-
-use eventsrc_core::Runner;
 use eventsrc_core::backend::{ParkedEvent, ParkedStore};
+use eventsrc_core::runner::{Consumer, Progress};
 use eventsrc_core::{
-    Event, EventStore, ExpectedVersion, GlobalPosition, MemoryStore, Metadata, NewEvent, StreamId,
+    Event, EventStore, ExpectedVersion, GlobalPosition, MemoryStore, Metadata, NewEvent, Runner,
+    StreamId,
 };
 
 /// Specs for any [`Consumer`] run by the real [`Runner`] over a log in memory: the path

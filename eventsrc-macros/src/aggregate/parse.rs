@@ -134,15 +134,7 @@ impl AggregateInput {
 impl AggregateAttrs {
     fn parse(args: TokenStream, errors: &mut Errors) -> Self {
         let mut attrs = Self::default();
-        let mut seen = Vec::new();
-        let parser = syn::meta::parser(|meta| {
-            let Some(key) = KEYS.read(&meta, &mut seen, errors)? else {
-                return Ok(());
-            };
-            attrs.set(key, &meta)
-        });
-        let result = syn::parse::Parser::parse2(parser, args);
-        errors.keep(result);
+        KEYS.parse_args(args, errors, |key, meta| attrs.set(key, meta));
         attrs
     }
 

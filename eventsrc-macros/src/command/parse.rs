@@ -168,12 +168,8 @@ impl CommandInput {
 impl CommandAttrs {
     fn parse(args: TokenStream, errors: &mut Errors) -> Self {
         let mut attrs = Self::default();
-        let mut seen = Vec::new();
-        let parser = syn::meta::parser(|meta| {
-            let Some(key) = KEYS.read(&meta, &mut seen, errors)? else {
-                return Ok(());
-            };
-            let value = Some(attr::path(&meta)?);
+        KEYS.parse_args(args, errors, |key, meta| {
+            let value = Some(attr::path(meta)?);
             match key {
                 CommandKey::Crate => attrs.krate = value,
                 CommandKey::Aggregate => attrs.aggregate = value,
@@ -182,8 +178,6 @@ impl CommandAttrs {
             }
             Ok(())
         });
-        let result = syn::parse::Parser::parse2(parser, args);
-        errors.keep(result);
         attrs
     }
 }

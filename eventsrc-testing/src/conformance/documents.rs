@@ -65,6 +65,15 @@ async fn all<S: DocumentStore>(store: &S) -> Vec<(String, serde_json::Value)> {
     parsed(rows)
 }
 
+/// The ids of the documents `select` picks, in the order the store gives them.
+async fn selected<S: DocumentStore>(store: &S, select: Select<'_>) -> Vec<String> {
+    let rows = store
+        .query_documents(VIEW, select)
+        .await
+        .expect("query_documents");
+    rows.into_iter().map(|(id, _)| id).collect()
+}
+
 fn ids<T>(rows: &[(String, T)]) -> Vec<&str> {
     rows.iter().map(|(id, _)| id.as_str()).collect()
 }
@@ -135,21 +144,14 @@ pub async fn documents_commit_with_their_checkpoint_and_a_moved_checkpoint_fence
         all(&store).await,
         [("a".to_owned(), serde_json::json!({"n": 10}))]
     );
-    let by_tag = |value: &'static str| {
-        let store = store.clone();
-        async move {
-            let rows = store
-                .query_documents(
-                    VIEW,
-                    Select::Index {
-                        field: "tag",
-                        value,
-                    },
-                )
-                .await
-                .unwrap();
-            rows.into_iter().map(|(id, _)| id).collect::<Vec<_>>()
-        }
+    let by_tag = |value| {
+        selected(
+            &store,
+            Select::Index {
+                field: "tag",
+                value,
+            },
+        )
     };
     assert!(
         by_tag("x").await.is_empty(),
@@ -203,16 +205,7 @@ pub async fn documents_are_selected_by_prefix_and_index_in_byte_order_of_ids<S: 
     for (id, body) in &everything {
         assert_eq!(body["id"], serde_json::json!(id), "the body of `{id}`");
     }
-    let prefixed = |prefix: &'static str| {
-        let store = store.clone();
-        async move {
-            let rows = store
-                .query_documents(VIEW, Select::Prefix(prefix))
-                .await
-                .unwrap();
-            rows.into_iter().map(|(id, _)| id).collect::<Vec<_>>()
-        }
-    };
+    let prefixed = |prefix| selected(&store, Select::Prefix(prefix));
     assert_eq!(prefixed("a").await, ["a", "a/1", "a/2", "ab"]);
     assert_eq!(prefixed("a/").await, ["a/1", "a/2"]);
     assert_eq!(
@@ -224,16 +217,7 @@ pub async fn documents_are_selected_by_prefix_and_index_in_byte_order_of_ids<S: 
     assert_eq!(prefixed("日").await, ["日本"]);
     assert_eq!(prefixed("c").await, Vec::<String>::new());
 
-    let indexed = |field: &'static str, value: &'static str| {
-        let store = store.clone();
-        async move {
-            let rows = store
-                .query_documents(VIEW, Select::Index { field, value })
-                .await
-                .unwrap();
-            rows.into_iter().map(|(id, _)| id).collect::<Vec<_>>()
-        }
-    };
+    let indexed = |field, value| selected(&store, Select::Index { field, value });
     assert_eq!(indexed("kind", "a-ish").await, ["a", "a/1", "a/2", "ab"]);
     assert_eq!(indexed("all", "yes").await, ids_in_order);
     assert_eq!(
@@ -260,16 +244,14 @@ pub async fn documents_belong_to_their_view_and_tenant<S: StoreUnderTest>(store:
         all(&other_tenant).await.is_empty(),
         "another tenant sees none"
     );
-    let indexed = other_tenant
-        .query_documents(
-            VIEW,
-            Select::Index {
-                field: "k",
-                value: "v",
-            },
-        )
-        .await
-        .unwrap();
+    let indexed = selected(
+        &other_tenant,
+        Select::Index {
+            field: "k",
+            value: "v",
+        },
+    )
+    .await;
     assert!(indexed.is_empty(), "another tenant's index is its own");
     assert!(
         other_tenant

@@ -55,6 +55,17 @@ impl ContactKind {
             Self::Email | Self::Phone => value.to_lowercase(),
         }
     }
+
+    /// The search key a search for `text` looks up: an e-mail's if it holds `@`, a phone's
+    /// otherwise.
+    pub(super) fn query_key(text: &str) -> String {
+        let kind = if text.contains('@') {
+            Self::Email
+        } else {
+            Self::Phone
+        };
+        kind.search_key(text)
+    }
 }
 
 impl fmt::Display for ContactKind {
@@ -155,12 +166,7 @@ impl LeadSearch {
     /// The leads that ever had `text` as e-mail (in any case) or phone (by its digits), in
     /// order of id. Reads the live table.
     pub async fn find(store: &SqliteEventStore, text: &str) -> Result<Vec<LeadId>, StoreError> {
-        let kind = if text.contains('@') {
-            ContactKind::Email
-        } else {
-            ContactKind::Phone
-        };
-        let key = kind.search_key(text);
+        let key = ContactKind::query_key(text);
         let sql = format!(
             "SELECT DISTINCT lead FROM {} WHERE search_key = ?1 ORDER BY lead",
             quoted(Self::TABLE)

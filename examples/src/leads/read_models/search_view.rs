@@ -75,8 +75,8 @@ impl LeadContacts {
         if value.is_empty() {
             return;
         }
-        let seen = self.contacts.iter_mut();
-        match seen
+        let known = self.contacts.iter_mut();
+        match known
             .into_iter()
             .find(|c| c.kind == kind && c.value == value)
         {
@@ -86,18 +86,13 @@ impl LeadContacts {
                 }
                 contact.last_version = contact.last_version.max(version);
             }
-            None => {
-                let value = value.to_owned();
-                let (first_version, first_seen, last_version) = (version, at, version);
-                let contact = SeenContact {
-                    kind,
-                    value,
-                    first_version,
-                    first_seen,
-                    last_version,
-                };
-                self.contacts.push(contact);
-            }
+            None => self.contacts.push(SeenContact {
+                kind,
+                value: value.to_owned(),
+                first_version: version,
+                first_seen: at,
+                last_version: version,
+            }),
         }
         let key = kind.search_key(value);
         if !self.search_keys.contains(&key) {
@@ -136,13 +131,8 @@ impl LeadSearchView {
         search: &DocumentReader<S, Self>,
         text: &str,
     ) -> Result<Vec<LeadId>, DocumentError> {
-        let kind = if text.contains('@') {
-            ContactKind::Email
-        } else {
-            ContactKind::Phone
-        };
         let found = search
-            .by_index("search_keys", &kind.search_key(text))
+            .by_index("search_keys", &ContactKind::query_key(text))
             .await?;
         let mut leads: Vec<LeadId> = found
             .iter()
@@ -176,8 +166,8 @@ impl LeadSearchView {
             })
             .collect();
         contacts.sort_by(|a, b| {
-            let key = |c: &Contact| (c.first_version, c.kind.as_str(), c.value.clone());
-            key(a).cmp(&key(b))
+            let b_key = (b.first_version, b.kind.as_str(), &b.value);
+            (a.first_version, a.kind.as_str(), &a.value).cmp(&b_key)
         });
         Ok(contacts)
     }
