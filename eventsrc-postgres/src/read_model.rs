@@ -1,6 +1,8 @@
 //! [`PgReadModel`]: a [`PgProjection`] as a [`Consumer`] of a
 //! [`Runner`](eventsrc_core::Runner), its tables and checkpoint moved in one transaction.
 
+use std::collections::HashSet;
+
 use eventsrc_core::runner::Consumer;
 
 use eventsrc_core::{RunError, StoreError, SwitchReadModel};
@@ -277,74 +279,95 @@ async fn tables(
 
 /// After a swap, renames the indexes and owned sequences of each table the swap renamed:
 /// `<old table>_rest` becomes `<new table>_rest`. A name another renamed index gives up is
-/// free for the next pass, so the order of the tables does not matter.
+/// free for the next pass, so the order of the tables does not matter. Two catalog queries
+/// whatever the number of tables (their companions, and the names taken in their schemas);
+/// the passes then run on those, one statement per rename.
 async fn rename_companions(
     tx: &deadpool_postgres::Transaction<'_>,
     before: &[(u32, String, String)],
 ) -> Result<(), tokio_postgres::Error> {
-    // (schema, table, companion, kind, wanted name)
-    let mut pending: Vec<(String, String, String, String, String)> = Vec::new();
     let after = tables(tx).await?;
-    for (oid, schema, name) in &after {
-        let Some((_, _, old)) = before.iter().find(|(o, _, n)| o == oid && n != name) else {
+    // (oid, schema, old name, new name) of each table the swap renamed.
+    let renamed: Vec<(u32, &str, &str, &str)> = after
+        .iter()
+        .filter_map(|(oid, schema, name)| {
+            let (_, _, old) = before.iter().find(|(o, _, n)| o == oid && n != name)?;
+            Some((*oid, schema.as_str(), old.as_str(), name.as_str()))
+        })
+        .collect();
+    if renamed.is_empty() {
+        return Ok(());
+    }
+    let oids: Vec<u32> = renamed.iter().map(|(oid, ..)| *oid).collect();
+    let schemas: Vec<&str> = renamed.iter().map(|(_, schema, ..)| *schema).collect();
+    let companions = tx
+        .query(
+            "SELECT i.indrelid, c.relname::text, c.relkind::text FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE i.indrelid = ANY($1::oid[]) AND c.relkind IN ('i', 'I') \
+             UNION \
+             SELECT d.refobjid, c.relname::text, c.relkind::text FROM pg_depend d \
+             JOIN pg_class c ON c.oid = d.objid \
+             WHERE d.refobjid = ANY($1::oid[]) AND d.classid = 'pg_class'::regclass \
+               AND d.deptype IN ('a', 'i') AND c.relkind IN ('i', 'I', 'S')",
+            &[&oids],
+        )
+        .await?;
+    let mut taken: HashSet<(String, String)> = tx
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = ANY($1::text[])",
+            &[&schemas],
+        )
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()?;
+    // (schema, table, companion, kind, wanted name)
+    let mut pending: Vec<(&str, &str, String, String, String)> = Vec::new();
+    for row in companions {
+        let oid: u32 = row.try_get(0)?;
+        let companion: String = row.try_get(1)?;
+        let kind: String = row.try_get(2)?;
+        let Some((_, schema, old, name)) = renamed.iter().find(|(o, ..)| *o == oid) else {
             continue;
         };
-        let companions = tx
-            .query(
-                "SELECT c.relname::text, c.relkind::text FROM pg_class c \
-                 WHERE c.relkind IN ('i', 'I', 'S') \
-                   AND (c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = $1) \
-                     OR c.oid IN (SELECT objid FROM pg_depend \
-                                  WHERE refobjid = $1 AND classid = 'pg_class'::regclass \
-                                    AND deptype IN ('a', 'i')))",
-                &[oid],
-            )
-            .await?;
-        for row in companions {
-            let companion: String = row.try_get(0)?;
-            let kind: String = row.try_get(1)?;
-            if let Some(rest) = companion.strip_prefix(&format!("{old}_")) {
-                let renamed = format!("{name}_{rest}");
-                pending.push((schema.clone(), name.clone(), companion, kind, renamed));
-            }
+        if let Some(rest) = companion.strip_prefix(&format!("{old}_")) {
+            let wanted = format!("{name}_{rest}");
+            pending.push((schema, name, companion, kind, wanted));
         }
     }
     loop {
         let mut kept = Vec::new();
         let before = pending.len();
-        for (schema, table, companion, kind, renamed) in pending {
-            let taken: bool = tx
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM pg_class c \
-                     JOIN pg_namespace n ON n.oid = c.relnamespace \
-                     WHERE n.nspname = $1 AND c.relname = $2)",
-                    &[&schema, &renamed],
-                )
-                .await?
-                .try_get(0)?;
-            if taken || renamed.len() > 63 {
-                kept.push((schema, table, companion, kind, renamed));
+        for (schema, table, companion, kind, wanted) in pending {
+            let key = (schema.to_owned(), wanted);
+            if taken.contains(&key) || key.1.len() > 63 {
+                kept.push((schema, table, companion, kind, key.1));
                 continue;
             }
             let what = if kind == "S" { "SEQUENCE" } else { "INDEX" };
             tx.batch_execute(&format!(
                 "ALTER {what} {} RENAME TO {}",
-                quote(&schema, &companion),
-                quote_ident(&renamed)
+                quote(schema, &companion),
+                quote_ident(&key.1)
             ))
             .await?;
+            taken.remove(&(schema.to_owned(), companion));
+            taken.insert(key);
         }
         pending = kept;
         if pending.is_empty() || pending.len() == before {
             break;
         }
     }
-    for (schema, table, companion, _, renamed) in pending {
+    for (schema, table, companion, _, wanted) in pending {
         tracing::warn!(
             schema = %schema,
             table = %table,
             kept = %companion,
-            wanted = %renamed,
+            wanted = %wanted,
             "a switched read model's index or sequence keeps its name: the new one is taken or too long"
         );
     }

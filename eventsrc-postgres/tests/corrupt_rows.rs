@@ -9,46 +9,11 @@ mod support;
 
 use eventsrc::store::{ReadAll, ReadStream};
 use eventsrc::{
-    Decision, Event, EventStore, ExecuteError, ExpectedVersion, GlobalPosition, LoadError,
-    Metadata, NewEvent, RecordedEvent, Repository, StoreError, StreamId, StreamVersion, aggregate,
-    command,
+    EventStore, ExecuteError, ExpectedVersion, GlobalPosition, LoadError, Metadata, NewEvent,
+    RecordedEvent, Repository, StoreError, StreamVersion,
 };
-use serde::{Deserialize, Serialize};
 use support::TestSchema;
-
-#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-struct Counted {
-    by: u32,
-}
-
-#[derive(Default, Debug, PartialEq)]
-struct Counter {
-    total: u32,
-}
-
-#[aggregate(id = u32)]
-impl Counter {
-    fn on_counted(&mut self, event: &Counted) {
-        self.total += event.by;
-    }
-}
-
-#[command(aggregate = Counter, handler = Counter::count)]
-struct Count {
-    #[id]
-    counter: u32,
-    by: u32,
-}
-
-impl Counter {
-    fn count(&self, command: &Count) -> Decision<Self> {
-        Ok(vec![Counted { by: command.by }.into()])
-    }
-}
-
-fn stream(id: u32) -> StreamId {
-    StreamId::new("counter", id).unwrap()
-}
+use support::counter::{Count, Counted, Counter, stream};
 
 fn counted(by: u32) -> NewEvent {
     NewEvent::from_event(&Counted { by }, Metadata::new().with_actor("ada")).unwrap()

@@ -9,61 +9,17 @@ use std::time::{Duration, Instant};
 
 use eventsrc::Tenants;
 use eventsrc::{
-    Decision, Event, EventStore, ExpectedVersion, GlobalPosition, LoadError, Metadata, NewEvent,
-    Repository, StoreError, StreamId, StreamVersion, aggregate, command,
+    EventStore, ExpectedVersion, GlobalPosition, LoadError, Metadata, NewEvent, Repository,
+    StoreError, StreamVersion,
 };
 
 use eventsrc::store::{ReadAll, ReadStream};
 use eventsrc_postgres::{ConnectError, Lag, PgEventStore, SCHEMA_VERSION};
-use serde::{Deserialize, Serialize};
-use support::TestSchema;
+use support::counter::{Count, Counter, stream};
+use support::{TestSchema, until};
 
-#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-struct Counted {
-    by: u32,
-}
-
-#[derive(Default, Debug, PartialEq)]
-struct Counter {
-    total: u32,
-}
-
-#[aggregate(id = u32)]
-impl Counter {
-    fn on_counted(&mut self, event: &Counted) {
-        self.total += event.by;
-    }
-}
-
-#[command(aggregate = Counter, handler = Counter::count)]
-struct Count {
-    #[id]
-    counter: u32,
-    by: u32,
-}
-
-impl Counter {
-    fn count(&self, command: &Count) -> Decision<Self> {
-        Ok(vec![Counted { by: command.by }.into()])
-    }
-}
-
-fn stream(id: u32) -> StreamId {
-    StreamId::new("counter", id).unwrap()
-}
-
-/// Waits for `condition` to hold, checking every few milliseconds, failing after 10 s.
-async fn until<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
+/// How long a test waits for an outcome before it fails.
+const WAIT: Duration = Duration::from_secs(10);
 
 #[tokio::test]
 async fn a_reconnected_store_continues_its_history() {
@@ -356,7 +312,7 @@ async fn kill_then_use(schema: &TestSchema, store: &PgEventStore, connections: u
         .unwrap()
         .get(0);
     assert_eq!(killed, connections as i64, "backends terminated");
-    until("the terminated backends to exit", || async {
+    until("the terminated backends to exit", WAIT, || async {
         let left: i64 = schema
             .client
             .query_one(
@@ -423,7 +379,7 @@ async fn appends_wake_listeners_even_after_the_listener_reconnects() {
         .get(0);
     assert_eq!(killed, 1, "the LISTEN connection");
     let client = &schema.client;
-    until("the listener to reconnect", || async {
+    until("the listener to reconnect", WAIT, || async {
         let listening: i64 = client
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity \
@@ -469,7 +425,7 @@ async fn readers_stop_below_a_transaction_in_flight_and_lag_says_so() {
         )
         .await
         .unwrap();
-    until("the first event to be readable", || async {
+    until("the first event to be readable", WAIT, || async {
         store.head_position().await.unwrap() == first.position
     })
     .await;
@@ -507,7 +463,7 @@ async fn readers_stop_below_a_transaction_in_flight_and_lag_says_so() {
     );
 
     open.batch_execute("COMMIT").await.unwrap();
-    until("the held-back events to become readable", || async {
+    until("the held-back events to become readable", WAIT, || async {
         store.lag(first.position).await.unwrap().readable == 3
     })
     .await;

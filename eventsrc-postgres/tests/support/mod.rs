@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use eventsrc_postgres::{PgEventStore, PgOptions};
 use tokio_postgres::NoTls;
 
+pub(crate) mod counter;
 pub(crate) mod read_model;
 
 /// The environment variable naming the test server.
