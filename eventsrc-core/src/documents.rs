@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::{decode, stored_types};
+use crate::runner::consumer::load_checkpoint;
 use crate::runner::{Consumer, UnknownEvents};
 use crate::{CheckpointStore, Event, GlobalPosition, RecordedEvent, RunError, StoreError};
 
@@ -528,10 +529,7 @@ impl<S: DocumentStore, V: DocumentView> Consumer for Documents<S, V> {
     }
 
     async fn checkpoint(&mut self) -> Result<Option<GlobalPosition>, RunError> {
-        self.store
-            .load_checkpoint(V::NAME)
-            .await
-            .map_err(|e| RunError::store(V::NAME, e))
+        load_checkpoint(&self.store, V::NAME).await
     }
 
     async fn handle(
