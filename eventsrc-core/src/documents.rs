@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::{decode, stored_types};
+use crate::runner::consumer::load_checkpoint;
 use crate::runner::{Consumer, UnknownEvents};
 use crate::{CheckpointStore, Event, GlobalPosition, RecordedEvent, RunError, StoreError};
 
@@ -453,7 +454,11 @@ impl<S: DocumentStore, V: DocumentView> Documents<S, V> {
             let loaded = load::<S, V>(&self.store, &missed)
                 .await
                 .map_err(|error| RunError::store(name, StoreError::backend(error)))?;
-            changes.stored.extend(loaded);
+            changes.stored.extend(
+                loaded
+                    .into_iter()
+                    .map(|(id, document)| (id, Some(document))),
+            );
             for id in missed {
                 changes.stored.entry(id).or_insert(None);
             }
@@ -465,15 +470,22 @@ impl<S: DocumentStore, V: DocumentView> Documents<S, V> {
 async fn load<S: DocumentStore, V: DocumentView>(
     store: &S,
     ids: &[String],
-) -> Result<Vec<(String, Option<V::Document>)>, DocumentError> {
+) -> Result<Vec<(String, V::Document)>, DocumentError> {
     let rows = store
         .load_documents(V::NAME, ids)
         .await
         .map_err(|e| DocumentError::store(V::NAME, e))?;
+    decode_rows::<V>(rows)
+}
+
+/// Decodes the `(id, body)` rows a store gave for `V`.
+fn decode_rows<V: DocumentView>(
+    rows: Vec<(String, String)>,
+) -> Result<Vec<(String, V::Document)>, DocumentError> {
     rows.into_iter()
         .map(|(id, body)| {
             let document = decode_document::<V>(&id, &body)?;
-            Ok((id, Some(document)))
+            Ok((id, document))
         })
         .collect()
 }
@@ -528,10 +540,7 @@ impl<S: DocumentStore, V: DocumentView> Consumer for Documents<S, V> {
     }
 
     async fn checkpoint(&mut self) -> Result<Option<GlobalPosition>, RunError> {
-        self.store
-            .load_checkpoint(V::NAME)
-            .await
-            .map_err(|e| RunError::store(V::NAME, e))
+        load_checkpoint(&self.store, V::NAME).await
     }
 
     async fn handle(
@@ -623,7 +632,7 @@ impl<S: DocumentStore, V: DocumentView> DocumentReader<S, V> {
         let loaded = load::<S, V>(&self.store, &[id.to_owned()]).await?;
         Ok(loaded
             .into_iter()
-            .find_map(|(found, d)| (found == id).then_some(d)?))
+            .find_map(|(found, d)| (found == id).then_some(d)))
     }
 
     /// The documents whose id starts with `prefix`, with their ids, in order of id.
@@ -665,12 +674,7 @@ impl<S: DocumentStore, V: DocumentView> DocumentReader<S, V> {
             .query_documents(V::NAME, select)
             .await
             .map_err(|e| DocumentError::store(V::NAME, e))?;
-        rows.into_iter()
-            .map(|(id, body)| {
-                let document = decode_document::<V>(&id, &body)?;
-                Ok((id, document))
-            })
-            .collect()
+        decode_rows::<V>(rows)
     }
 }
 

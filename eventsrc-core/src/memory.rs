@@ -249,8 +249,7 @@ impl MemoryStore {
             return Ok(done);
         }
         let current = log
-            .tenants
-            .get(&self.tenant)
+            .tenant(&self.tenant)
             .and_then(|t| t.streams.get(stream))
             .map_or(0, Vec::len) as u64;
         if !expected.accepts(StreamVersion(current)) {
@@ -305,11 +304,7 @@ impl MemoryStore {
         mut each: impl FnMut(&Record) -> Result<(), E>,
     ) -> Result<(), E> {
         let log = self.read();
-        let Some(indexes) = log
-            .tenants
-            .get(&self.tenant)
-            .and_then(|t| t.streams.get(stream))
-        else {
+        let Some(indexes) = log.tenant(&self.tenant).and_then(|t| t.streams.get(stream)) else {
             return Ok(());
         };
         // Stream versions are 1-based and dense, so version v sits at indexes[v - 1].
@@ -339,7 +334,7 @@ impl MemoryStore {
 
     fn read_all_now(&self, read: &ReadAll) -> Vec<RecordedEvent> {
         let log = self.read();
-        let Some(tenant_log) = log.tenants.get(&self.tenant) else {
+        let Some(tenant_log) = log.tenant(&self.tenant) else {
             return Vec::new();
         };
         // Sequence numbers are index + 1 and commit order equals sequence order here.
@@ -357,6 +352,21 @@ impl MemoryStore {
 }
 
 impl Log {
+    /// What `tenant` has stored, if anything.
+    fn tenant(&self, tenant: &Tenant) -> Option<&TenantLog> {
+        self.tenants.get(tenant)
+    }
+
+    /// What `tenant` has stored, made empty on its first write.
+    fn tenant_mut(&mut self, tenant: &Tenant) -> &mut TenantLog {
+        self.tenants.entry(tenant.clone()).or_default()
+    }
+
+    /// The documents of `tenant`'s `view`, if it has any.
+    fn documents(&self, tenant: &Tenant, view: &str) -> Option<&BTreeMap<String, StoredDocument>> {
+        self.tenant(tenant).and_then(|t| t.documents.get(view))
+    }
+
     /// [`already_stored`]'s answer for a batch, given the stored copies of its ids.
     fn already_stored(
         &self,
@@ -434,8 +444,7 @@ impl EventStore for MemoryStore {
     async fn stream_version(&self, stream: &StreamId) -> Result<StreamVersion, StoreError> {
         let log = self.read();
         let len = log
-            .tenants
-            .get(&self.tenant)
+            .tenant(&self.tenant)
             .and_then(|t| t.streams.get(stream))
             .map_or(0, Vec::len);
         Ok(StreamVersion(len as u64))
@@ -443,7 +452,7 @@ impl EventStore for MemoryStore {
 
     async fn head_position(&self) -> Result<GlobalPosition, StoreError> {
         let log = self.read();
-        let last = log.tenants.get(&self.tenant).and_then(|t| t.all.last());
+        let last = log.tenant(&self.tenant).and_then(|t| t.all.last());
         Ok(last.map_or(GlobalPosition::START, |&i| log.events[i].global_position))
     }
 
@@ -456,19 +465,14 @@ impl SnapshotStore for MemoryStore {
     async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
         let log = self.read();
         Ok(log
-            .tenants
-            .get(&self.tenant)
+            .tenant(&self.tenant)
             .and_then(|t| t.snapshots.get(stream))
             .cloned())
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
         let mut log = self.write();
-        let snapshots = &mut log
-            .tenants
-            .entry(self.tenant.clone())
-            .or_default()
-            .snapshots;
+        let snapshots = &mut log.tenant_mut(&self.tenant).snapshots;
         match snapshots.get(&snapshot.stream) {
             Some(stored) if stored.version > snapshot.version => {}
             _ => {
@@ -486,8 +490,7 @@ impl CheckpointStore for MemoryStore {
     ) -> Result<Option<GlobalPosition>, StoreError> {
         let log = self.read();
         Ok(log
-            .tenants
-            .get(&self.tenant)
+            .tenant(&self.tenant)
             .and_then(|t| t.checkpoints.get(subscriber))
             .copied())
     }
@@ -498,7 +501,7 @@ impl CheckpointStore for MemoryStore {
         position: GlobalPosition,
     ) -> Result<(), StoreError> {
         let mut log = self.write();
-        let tenant_log = log.tenants.entry(self.tenant.clone()).or_default();
+        let tenant_log = log.tenant_mut(&self.tenant);
         tenant_log
             .checkpoints
             .insert(subscriber.to_owned(), position);
@@ -509,7 +512,7 @@ impl CheckpointStore for MemoryStore {
 impl ParkedStore for MemoryStore {
     async fn park(&self, parked: ParkedEvent) -> Result<(), StoreError> {
         let mut log = self.write();
-        let tenant_log = log.tenants.entry(self.tenant.clone()).or_default();
+        let tenant_log = log.tenant_mut(&self.tenant);
         let list = tenant_log.parked.entry(parked.reactor.clone()).or_default();
         list.retain(|p| p.event.event_id != parked.event.event_id);
         let at = list.partition_point(|p| p.event.global_position < parked.event.global_position);
@@ -520,8 +523,7 @@ impl ParkedStore for MemoryStore {
     async fn parked(&self, reactor: &str) -> Result<Vec<ParkedEvent>, StoreError> {
         let log = self.read();
         Ok(log
-            .tenants
-            .get(&self.tenant)
+            .tenant(&self.tenant)
             .and_then(|t| t.parked.get(reactor))
             .cloned()
             .unwrap_or_default())
@@ -562,11 +564,7 @@ impl DocumentStore for MemoryStore {
         ids: &[String],
     ) -> Result<Vec<(String, String)>, StoreError> {
         let log = self.read();
-        let Some(documents) = log
-            .tenants
-            .get(&self.tenant)
-            .and_then(|t| t.documents.get(view))
-        else {
+        let Some(documents) = log.documents(&self.tenant, view) else {
             return Ok(Vec::new());
         };
         Ok(ids
@@ -581,11 +579,7 @@ impl DocumentStore for MemoryStore {
         select: Select<'_>,
     ) -> Result<Vec<(String, String)>, StoreError> {
         let log = self.read();
-        let Some(documents) = log
-            .tenants
-            .get(&self.tenant)
-            .and_then(|t| t.documents.get(view))
-        else {
+        let Some(documents) = log.documents(&self.tenant, view) else {
             return Ok(Vec::new());
         };
         let row = |(id, d): (&String, &StoredDocument)| (id.clone(), d.body.clone());
@@ -614,7 +608,7 @@ impl DocumentStore for MemoryStore {
         writes: Vec<DocumentWrite>,
     ) -> Result<DocumentCommit, StoreError> {
         let mut log = self.write();
-        let tenant_log = log.tenants.entry(self.tenant.clone()).or_default();
+        let tenant_log = log.tenant_mut(&self.tenant);
         let stored = tenant_log.checkpoints.get(view).copied();
         if stored != from {
             return Ok(DocumentCommit::Fenced { stored });

@@ -17,22 +17,6 @@ use serde_json::Value;
 
 use crate::{DecodeError, EncodeError, Event};
 
-/// Encodes an event struct as its JSON payload.
-#[inline]
-fn encode<T: Serialize + ?Sized>(name: &'static str, event: &T) -> Result<String, EncodeError> {
-    serde_json::to_string(event).map_err(|source| EncodeError::new(name, source))
-}
-
-/// Decodes a payload written at the current version straight into the type (no `Value`).
-#[inline]
-fn decode_current<T: DeserializeOwned>(
-    event_type: &str,
-    version: u32,
-    payload: &str,
-) -> Result<T, DecodeError> {
-    serde_json::from_str(payload).map_err(|e| DecodeError::malformed(event_type, version, e))
-}
-
 /// The JSON codec of an event struct, resolved at compile time.
 ///
 /// For a type with `Serialize` and `Deserialize` the inherent items below are found; for any
@@ -51,27 +35,27 @@ impl<T: Serialize> Json<T> {
     /// Encodes the event as its JSON payload.
     #[inline]
     pub fn encode(name: &'static str, event: &T) -> Result<String, EncodeError> {
-        encode(name, event)
+        serde_json::to_string(event).map_err(|source| EncodeError::new(name, source))
     }
 
     /// Writes an older shape as a JSON value, to run JSON upcast steps on it.
     #[inline]
     pub fn to_value(event_type: &str, version: u32, old: &T) -> Result<Value, DecodeError> {
-        to_value(event_type, version, old)
+        serde_json::to_value(old).map_err(|e| upcast_failed(event_type, version, e))
     }
 }
 
 impl<T: DeserializeOwned> Json<T> {
-    /// Decodes a payload written at the current version.
+    /// Decodes a payload written at the current version straight into the type (no `Value`).
     #[inline]
     pub fn decode_current(event_type: &str, version: u32, payload: &str) -> Result<T, DecodeError> {
-        decode_current(event_type, version, payload)
+        serde_json::from_str(payload).map_err(|e| DecodeError::malformed(event_type, version, e))
     }
 
     /// Reads the upcast JSON value as the type.
     #[inline]
     pub fn from_value(event_type: &str, version: u32, value: Value) -> Result<T, DecodeError> {
-        from_value(event_type, version, value)
+        serde_json::from_value(value).map_err(|e| DecodeError::malformed(event_type, version, e))
     }
 }
 
@@ -239,21 +223,7 @@ pub fn no_upcast_path(event_type: &str, version: u32, oldest: u32) -> DecodeErro
 
 /// Parses a payload as a JSON value, to run JSON upcast steps on it.
 pub fn parse_value(event_type: &str, version: u32, payload: &str) -> Result<Value, DecodeError> {
-    serde_json::from_str(payload).map_err(|e| DecodeError::malformed(event_type, version, e))
-}
-
-/// Writes an older typed shape as a JSON value, to run JSON upcast steps on it.
-fn to_value<T: Serialize>(event_type: &str, version: u32, old: &T) -> Result<Value, DecodeError> {
-    serde_json::to_value(old).map_err(|e| upcast_failed(event_type, version, e))
-}
-
-/// Reads the upcast JSON value as the current type.
-fn from_value<T: DeserializeOwned>(
-    event_type: &str,
-    version: u32,
-    value: Value,
-) -> Result<T, DecodeError> {
-    serde_json::from_value(value).map_err(|e| DecodeError::malformed(event_type, version, e))
+    Json::<Value>::decode_current(event_type, version, payload)
 }
 
 fn upcast_failed(event_type: &str, version: u32, reason: impl fmt::Display) -> DecodeError {

@@ -462,18 +462,10 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
     ) -> Result<bool, LoadError> {
         let read = ReadStream::forward().from(loaded.version.advance(1));
         let mut incompatible = false;
-        let visited = self
-            .store
-            .visit_stream(stream, read, |stored| {
-                follows(stream, loaded.version, stored.stream_version)?;
-                let theirs: A::Event = stored.decode().map_err(|e| Fold::at(&stored, e))?;
-                incompatible |= ours.iter().any(|event| A::conflicts(event, &theirs));
-                loaded.state.apply(&theirs);
-                loaded.version = stored.stream_version;
-                Ok(())
-            })
-            .await;
-        self.name_undecodable(stream, visited).await?;
+        self.fold(stream, loaded, read, |theirs| {
+            incompatible |= ours.iter().any(|event| A::conflicts(event, theirs));
+        })
+        .await?;
         Ok(incompatible)
     }
 
@@ -491,19 +483,31 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
             }
             read = read.limit((last.get() - from.get() + 1) as usize);
         }
+        self.fold(stream, &mut loaded, read, |_| {}).await?;
+        Ok(loaded)
+    }
+
+    /// Applies the events of `stream` that `read` selects to `loaded`, checking that each
+    /// follows the one before ([`follows`]); `each` sees every event before it is applied.
+    async fn fold<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+        loaded: &mut Loaded<A>,
+        read: ReadStream,
+        mut each: impl FnMut(&A::Event) + Send,
+    ) -> Result<(), LoadError> {
         let visited = self
             .store
             .visit_stream(stream, read, |stored| {
                 follows(stream, loaded.version, stored.stream_version)?;
-                loaded
-                    .state
-                    .apply(&stored.decode().map_err(|e| Fold::at(&stored, e))?);
+                let event: A::Event = stored.decode().map_err(|e| Fold::at(&stored, e))?;
+                each(&event);
+                loaded.state.apply(&event);
                 loaded.version = stored.stream_version;
                 Ok(())
             })
             .await;
-        self.name_undecodable(stream, visited).await?;
-        Ok(loaded)
+        self.name_undecodable(stream, visited).await
     }
 
     /// Turns a fold's failure into a [`LoadError`]. A decode failure reads its one record again

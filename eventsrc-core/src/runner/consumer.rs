@@ -5,7 +5,7 @@ use std::future::Future;
 
 use crate::backend::decode_for;
 use crate::runner::UnknownEvents;
-use crate::{GlobalPosition, Projection, RecordedEvent, RunError};
+use crate::{CheckpointStore, GlobalPosition, Projection, RecordedEvent, RunError};
 
 /// What a [`Runner`](crate::Runner) drives: something that handles batches of the log and keeps a
 /// checkpoint. Backends implement it for read models kept in their own database, so that the
@@ -52,6 +52,43 @@ pub fn decode<E: crate::Event>(
     unknown: UnknownEvents,
 ) -> Result<Option<E>, RunError> {
     decode_for::<E>(record, unknown).map_err(|source| RunError::decode(consumer, source))
+}
+
+/// `consumer`'s checkpoint as `store` keeps it; a store error names the consumer.
+pub(crate) async fn load_checkpoint(
+    store: &impl CheckpointStore,
+    consumer: &str,
+) -> Result<Option<GlobalPosition>, RunError> {
+    store
+        .load_checkpoint(consumer)
+        .await
+        .map_err(|e| RunError::store(consumer, e))
+}
+
+/// Records `through` as `consumer`'s checkpoint in `store`; a store error names the consumer.
+pub(crate) async fn save_checkpoint(
+    store: &impl CheckpointStore,
+    consumer: &str,
+    through: GlobalPosition,
+) -> Result<(), RunError> {
+    store
+        .save_checkpoint(consumer, through)
+        .await
+        .map_err(|e| RunError::store(consumer, e))
+}
+
+/// Refuses a batch of `consumer` that follows the checkpoint `from` when the checkpoint is at
+/// `stored`: another runner moved it ([`RunError::Fenced`]).
+pub(crate) fn check_fence(
+    consumer: &str,
+    from: Option<GlobalPosition>,
+    stored: Option<GlobalPosition>,
+) -> Result<(), RunError> {
+    if stored == from {
+        Ok(())
+    } else {
+        Err(RunError::fenced(consumer, from, stored))
+    }
 }
 
 /// Folds `events` into `projection`, decoding each for it and skipping the types it does not

@@ -4,6 +4,7 @@
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::backend::stored_types;
+use crate::runner::consumer::{check_fence, load_checkpoint, save_checkpoint};
 use crate::runner::{Consumer, fold};
 use crate::{CheckpointStore, GlobalPosition, Projection, RecordedEvent, RunError};
 
@@ -75,9 +76,7 @@ impl<P: Projection + Sync> Consumer for InMemory<P> {
         events: &[RecordedEvent],
         through: GlobalPosition,
     ) -> Result<(), RunError> {
-        if from != self.checkpoint {
-            return Err(RunError::fenced(P::NAME, from, self.checkpoint));
-        }
+        check_fence(P::NAME, from, self.checkpoint)?;
         fold(&mut *self.model.write(), events)?;
         self.checkpoint = Some(through);
         Ok(())
@@ -118,10 +117,7 @@ impl<P: Projection + Sync, C: CheckpointStore> Consumer for Checkpointed<P, C> {
     }
 
     async fn checkpoint(&mut self) -> Result<Option<GlobalPosition>, RunError> {
-        self.checkpoints
-            .load_checkpoint(P::NAME)
-            .await
-            .map_err(|e| RunError::store(P::NAME, e))
+        load_checkpoint(&self.checkpoints, P::NAME).await
     }
 
     async fn handle(
@@ -130,14 +126,8 @@ impl<P: Projection + Sync, C: CheckpointStore> Consumer for Checkpointed<P, C> {
         events: &[RecordedEvent],
         through: GlobalPosition,
     ) -> Result<(), RunError> {
-        let stored = self.checkpoint().await?;
-        if stored != from {
-            return Err(RunError::fenced(P::NAME, from, stored));
-        }
+        check_fence(P::NAME, from, self.checkpoint().await?)?;
         fold(&mut *self.model.write(), events)?;
-        self.checkpoints
-            .save_checkpoint(P::NAME, through)
-            .await
-            .map_err(|e| RunError::store(P::NAME, e))
+        save_checkpoint(&self.checkpoints, P::NAME, through).await
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::runner::consumer::load_checkpoint;
 use crate::{CheckpointStore, GlobalPosition, RunError};
 
 /// How far a runner has got.
@@ -80,10 +81,7 @@ pub async fn wait_for_checkpoint<C: CheckpointStore>(
 ) -> Result<(), RunError> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let reached = checkpoints
-            .load_checkpoint(name)
-            .await
-            .map_err(|e| RunError::store(name, e))?;
+        let reached = load_checkpoint(checkpoints, name).await?;
         if reached.is_some_and(|at| at >= position) {
             return Ok(());
         }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::backend::{ParkedEvent, ParkedStore, decode, stored_types};
 use crate::runner::Consumer;
+use crate::runner::consumer::{check_fence, load_checkpoint, save_checkpoint};
 use crate::{
     CheckpointStore, EventId, GlobalPosition, Reactor, RecordedEvent, RunError, Timestamp,
 };
@@ -244,10 +245,7 @@ where
         if !self.durable {
             return Ok(self.checkpoint);
         }
-        self.store
-            .load_checkpoint(R::NAME)
-            .await
-            .map_err(|e| RunError::store(R::NAME, e))
+        load_checkpoint(&self.store, R::NAME).await
     }
 
     async fn handle(
@@ -256,19 +254,13 @@ where
         events: &[RecordedEvent],
         through: GlobalPosition,
     ) -> Result<(), RunError> {
-        let stored = self.checkpoint().await?;
-        if stored != from {
-            return Err(RunError::fenced(R::NAME, from, stored));
-        }
+        check_fence(R::NAME, from, self.checkpoint().await?)?;
         for record in events {
             self.react(record).await?;
         }
         self.checkpoint = Some(through);
         if self.durable {
-            self.store
-                .save_checkpoint(R::NAME, through)
-                .await
-                .map_err(|e| RunError::store(R::NAME, e))?;
+            save_checkpoint(&self.store, R::NAME, through).await?;
         }
         Ok(())
     }

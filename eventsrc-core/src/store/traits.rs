@@ -783,10 +783,10 @@ pub fn locate_record(
     }
 }
 
-/// What an append reports when an inline projection failed inside its transaction with
-/// `error`, having applied (some of) `records`, the events of the append to `stream`: a
-/// [`StoreError::Refused`] when the projection refused an event (its code failed, or the event
-/// could not be decoded for it), or the store's own error when the store failed meanwhile.
+/// What an append to `stream` reports when an inline projection failed inside its transaction
+/// with `error`: a [`StoreError::Refused`] when the projection refused an event (its code
+/// failed, or the event could not be decoded for it), or the store's own error when the store
+/// failed meanwhile.
 /// For backend authors, so that every backend reports a refusal the same way.
 ///
 /// ```
@@ -810,6 +810,10 @@ pub fn locate_record(
 /// ```
 pub fn inline_refusal(stream: &StreamId, error: crate::RunError) -> StoreError {
     use crate::{DecodeError, RunError};
+    let error = match error {
+        RunError::Store { source, .. } => return source,
+        other => other,
+    };
     let (projection, event_type) = match &error {
         RunError::Handle {
             consumer,
@@ -824,12 +828,6 @@ pub fn inline_refusal(stream: &StreamId, error: crate::RunError) -> StoreError {
                 | DecodeError::Upcast { event_type, .. } => event_type.clone(),
             };
             (consumer.clone(), event_type)
-        }
-        RunError::Store { .. } => {
-            let RunError::Store { source, .. } = error else {
-                unreachable!("matched just above")
-            };
-            return source;
         }
         _ => return StoreError::backend(error),
     };
