@@ -75,7 +75,9 @@ pub mod backend {
     pub use crate::event::StoredEvent;
     pub use crate::projection::decode_for;
     pub use crate::runner::consumer::{decode, stored_types};
-    pub use crate::store::retry::{StoredCopy, already_stored};
+    pub use crate::store::retry::{
+        StoredCopy, already_stored, already_stored_parts, check_appends,
+    };
     pub use crate::store::traits::{
         AppendSignal, Lease, Leases, LocalLeases, ParkedEvent, ParkedStore, check_batch,
         encode_metadata, encode_one_metadata, inline_refusal, locate_record,

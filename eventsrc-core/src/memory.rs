@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::store::{AppendResult, Direction, ReadAll, ReadStream, Snapshot};
+use crate::store::{AppendResult, Direction, ReadAll, ReadStream, Snapshot, StreamAppend};
 
 use crate::backend::{
     AppendSignal, DocumentCommit, DocumentStore, DocumentWrite, Lease, Leases, LocalLeases,
-    ParkedEvent, ParkedStore, Select, StoredCopy, already_stored, check_batch,
+    ParkedEvent, ParkedStore, Select, StoredCopy, already_stored, already_stored_parts,
+    check_appends, check_batch,
 };
 
 use crate::StoreError;
@@ -248,10 +249,7 @@ impl MemoryStore {
         if let Some(done) = log.already_stored(&self.tenant, stream, &events)? {
             return Ok(done);
         }
-        let current = log
-            .tenant(&self.tenant)
-            .and_then(|t| t.streams.get(stream))
-            .map_or(0, Vec::len) as u64;
+        let current = log.stream_len(&self.tenant, stream);
         if !expected.accepts(StreamVersion(current)) {
             return Err(StoreError::WrongExpectedVersion {
                 stream: stream.clone(),
@@ -261,39 +259,55 @@ impl MemoryStore {
         }
         let recorded_at = self.clock.now();
         let commit = log.events.len() as u64 + 1;
-        let count = events.len() as u64;
-        let Log {
-            events: all_events,
-            ids,
-            tenants,
-        } = &mut *log;
-        let tenant_log = tenants.entry(self.tenant.clone()).or_default();
-        let stream_log = tenant_log.streams.entry(stream.clone()).or_default();
-        for (offset, new) in events.into_iter().enumerate() {
-            let index = all_events.len();
-            ids.insert(new.event_id, index);
-            stream_log.push(index);
-            tenant_log.all.push(index);
-            all_events.push(Record {
-                event_id: new.event_id,
-                stream: stream.clone(),
-                stream_version: StreamVersion(current + offset as u64 + 1),
-                global_position: GlobalPosition::new(commit, index as u64 + 1),
-                tenant: self.tenant.clone(),
-                event_type: new.event_type,
-                schema_version: new.schema_version,
-                payload: new.payload,
-                metadata: new.metadata,
-                recorded_at,
-            });
+        Ok(log.store(&self.tenant, stream, current, events, commit, recorded_at))
+    }
+
+    /// [`EventStore::append_streams`] under one write lock: every check runs before the first
+    /// part is stored.
+    fn append_parts_now(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        check_appends(&appends)?;
+        if appends.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(AppendResult {
-            first_version: StreamVersion(current + 1),
-            stream_version: StreamVersion(current + count),
-            position: GlobalPosition::new(commit, all_events.len() as u64),
-            recorded_at,
-            already_stored: false,
-        })
+        let mut log = self.write();
+        let answers = appends
+            .iter()
+            .map(|part| log.already_stored(&self.tenant, &part.stream, &part.events))
+            .collect();
+        if let Some(done) = already_stored_parts(answers, &appends)? {
+            return Ok(done);
+        }
+        let mut currents = Vec::with_capacity(appends.len());
+        for part in &appends {
+            let current = log.stream_len(&self.tenant, &part.stream);
+            if !part.expected.accepts(StreamVersion(current)) {
+                return Err(StoreError::WrongExpectedVersion {
+                    stream: part.stream.clone(),
+                    expected: part.expected,
+                    actual: StreamVersion(current),
+                });
+            }
+            currents.push(current);
+        }
+        let recorded_at = self.clock.now();
+        let commit = log.events.len() as u64 + 1;
+        Ok(appends
+            .into_iter()
+            .zip(currents)
+            .map(|(part, current)| {
+                log.store(
+                    &self.tenant,
+                    &part.stream,
+                    current,
+                    part.events,
+                    commit,
+                    recorded_at,
+                )
+            })
+            .collect())
     }
 
     /// Calls `each` with the events of a stream read, under the read lock.
@@ -367,6 +381,59 @@ impl Log {
         self.tenant(tenant).and_then(|t| t.documents.get(view))
     }
 
+    /// How many events `tenant`'s `stream` holds: its version.
+    fn stream_len(&self, tenant: &Tenant, stream: &StreamId) -> u64 {
+        self.tenant(tenant)
+            .and_then(|t| t.streams.get(stream))
+            .map_or(0, Vec::len) as u64
+    }
+
+    /// Stores `events` after version `current` of `tenant`'s `stream`, in `commit`; the
+    /// checks are done.
+    fn store(
+        &mut self,
+        tenant: &Tenant,
+        stream: &StreamId,
+        current: u64,
+        events: Vec<NewEvent>,
+        commit: u64,
+        recorded_at: Timestamp,
+    ) -> AppendResult {
+        let count = events.len() as u64;
+        let Log {
+            events: all_events,
+            ids,
+            tenants,
+        } = self;
+        let tenant_log = tenants.entry(tenant.clone()).or_default();
+        let stream_log = tenant_log.streams.entry(stream.clone()).or_default();
+        for (offset, new) in events.into_iter().enumerate() {
+            let index = all_events.len();
+            ids.insert(new.event_id, index);
+            stream_log.push(index);
+            tenant_log.all.push(index);
+            all_events.push(Record {
+                event_id: new.event_id,
+                stream: stream.clone(),
+                stream_version: StreamVersion(current + offset as u64 + 1),
+                global_position: GlobalPosition::new(commit, index as u64 + 1),
+                tenant: tenant.clone(),
+                event_type: new.event_type,
+                schema_version: new.schema_version,
+                payload: new.payload,
+                metadata: new.metadata,
+                recorded_at,
+            });
+        }
+        AppendResult {
+            first_version: StreamVersion(current + 1),
+            stream_version: StreamVersion(current + count),
+            position: GlobalPosition::new(commit, all_events.len() as u64),
+            recorded_at,
+            already_stored: false,
+        }
+    }
+
     /// [`already_stored`]'s answer for a batch, given the stored copies of its ids.
     fn already_stored(
         &self,
@@ -408,6 +475,27 @@ impl EventStore for MemoryStore {
             self.live.appended.send_modify(|count| *count += 1);
         }
         Ok(result)
+    }
+
+    async fn append_streams(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        let results = self.append_parts_now(appends)?;
+        if results.iter().any(|r| !r.already_stored) {
+            self.live.appended.send_modify(|count| *count += 1);
+        }
+        Ok(results)
+    }
+
+    async fn read_events(&self, ids: &[EventId]) -> Result<Vec<RecordedEvent>, StoreError> {
+        let log = self.read();
+        Ok(ids
+            .iter()
+            .filter_map(|id| log.ids.get(id).map(|&index| &log.events[index]))
+            .filter(|record| record.tenant == self.tenant)
+            .map(Record::to_recorded)
+            .collect())
     }
 
     async fn read_stream(

@@ -9,7 +9,7 @@ use eventsrc_core::backend::{
     AppendSignal, DocumentCommit, DocumentStore, DocumentWrite, Lease, Leases, ParkedEvent,
     ParkedStore, Select, StoredEvent,
 };
-use eventsrc_core::store::{AppendResult, ReadAll, ReadStream, Snapshot};
+use eventsrc_core::store::{AppendResult, ReadAll, ReadStream, Snapshot, StreamAppend};
 use eventsrc_core::time::{Clock, SystemClock};
 use eventsrc_core::{
     CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, MemoryStore, NewEvent,
@@ -181,6 +181,17 @@ impl EventStore for Store {
         read: ReadStream,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         delegate!(self, store => store.read_stream(stream, read).await)
+    }
+
+    async fn append_streams(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        delegate!(self, store => store.append_streams(appends).await)
+    }
+
+    async fn read_events(&self, ids: &[EventId]) -> Result<Vec<RecordedEvent>, StoreError> {
+        delegate!(self, store => store.read_events(ids).await)
     }
 
     async fn visit_stream<F, E>(

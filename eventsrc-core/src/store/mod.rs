@@ -20,6 +20,6 @@ pub(crate) mod retry;
 pub(crate) mod traits;
 
 pub use self::traits::{
-    AppendResult, Direction, EventFilter, NoSnapshots, ReadAll, ReadStream, Snapshot,
+    AppendResult, Direction, EventFilter, NoSnapshots, ReadAll, ReadStream, Snapshot, StreamAppend,
 };
 pub use crate::aggregate::SnapshotFormat;

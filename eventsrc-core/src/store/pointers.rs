@@ -13,7 +13,7 @@ use crate::backend::{
     AppendSignal, DocumentCommit, DocumentStore, DocumentWrite, Lease, Leases, ParkedEvent,
     ParkedStore, Select, StoredEvent,
 };
-use crate::store::{AppendResult, ReadAll, ReadStream, Snapshot};
+use crate::store::{AppendResult, ReadAll, ReadStream, Snapshot, StreamAppend};
 use crate::{
     CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent,
     SnapshotStore, StoreError, StreamId, StreamVersion, SwitchReadModel, Tenant, Tenants,
@@ -43,6 +43,20 @@ macro_rules! through_pointer {
                 read: ReadStream,
             ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
                 (**self).read_stream(stream, read)
+            }
+
+            fn append_streams(
+                &self,
+                appends: Vec<StreamAppend>,
+            ) -> impl Future<Output = Result<Vec<AppendResult>, StoreError>> + Send {
+                (**self).append_streams(appends)
+            }
+
+            fn read_events(
+                &self,
+                ids: &[EventId],
+            ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+                (**self).read_events(ids)
             }
 
             fn visit_stream<F, E>(

@@ -2,7 +2,7 @@
 //! duplicate id. Every backend looks up the stored copies its own way and lets
 //! [`already_stored`] decide, so that all of them answer alike.
 
-use crate::store::AppendResult;
+use crate::store::{AppendResult, StreamAppend};
 use crate::{
     EventId, GlobalPosition, Metadata, NewEvent, RecordedEvent, StoreError, StreamId,
     StreamVersion, Tenant, Timestamp,
@@ -185,6 +185,84 @@ pub fn already_stored<'a>(
             already_stored: true,
         })),
         (None, None) => Err(duplicate(first_stored)),
+    }
+}
+
+/// Rejects an append across streams ([`EventStore::append_streams`](crate::EventStore::append_streams))
+/// that no store may accept: a part with no events, a stream in two parts, or an event id
+/// twice in the whole batch ([`StoreError::InvalidAppend`], naming the stream). Every backend
+/// calls it first, like [`check_batch`](crate::backend::check_batch) for one stream.
+///
+/// ```
+/// use eventsrc::backend::check_appends;
+/// use eventsrc::store::StreamAppend;
+/// use eventsrc::{ExpectedVersion, NewEvent, StoreError, StreamId};
+///
+/// let user = StreamId::new("user", 7)?;
+/// let part = || StreamAppend::new(user.clone(), ExpectedVersion::Any, vec![NewEvent::raw("Renamed", 1, "{}")]);
+/// assert!(check_appends(&[part()]).is_ok());
+/// assert!(matches!(check_appends(&[part(), part()]), Err(StoreError::InvalidAppend { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn check_appends(appends: &[StreamAppend]) -> Result<(), StoreError> {
+    for (i, part) in appends.iter().enumerate() {
+        crate::backend::check_batch(&part.stream, &part.events)?;
+        if appends[..i].iter().any(|p| p.stream == part.stream) {
+            return Err(StoreError::InvalidAppend {
+                stream: part.stream.clone(),
+                reason: "the stream appears in two parts of one append; put its events in one"
+                    .to_owned(),
+            });
+        }
+    }
+    if appends.len() > 1 {
+        let mut seen = std::collections::HashSet::new();
+        for part in appends {
+            if let Some(twice) = part.events.iter().find(|e| !seen.insert(e.event_id)) {
+                return Err(StoreError::InvalidAppend {
+                    stream: part.stream.clone(),
+                    reason: format!("event id {} appears twice in one batch", twice.event_id),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Settles an append across streams from [`already_stored`]'s answer for each part, in order:
+/// every part stored is an idempotent retry (`Ok(Some(results))`), none stored is a fresh
+/// append (`Ok(None)`), and some stored while others are not is
+/// [`StoreError::DuplicateEventId`] naming the first stored part's first event. A part's own
+/// error (a duplicate id) is returned as it is.
+///
+/// ```
+/// use eventsrc::backend::already_stored_parts;
+///
+/// assert!(matches!(already_stored_parts(vec![Ok(None), Ok(None)], &[]), Ok(None)));
+/// ```
+pub fn already_stored_parts(
+    answers: Vec<Result<Option<AppendResult>, StoreError>>,
+    appends: &[StreamAppend],
+) -> Result<Option<Vec<AppendResult>>, StoreError> {
+    let answers = answers.into_iter().collect::<Result<Vec<_>, _>>()?;
+    if answers.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    if answers.iter().all(Option::is_some) {
+        return Ok(Some(answers.into_iter().flatten().collect()));
+    }
+    // Some parts are stored and others are not: name the first stored part's first event.
+    let stored = answers
+        .iter()
+        .zip(appends)
+        .find(|(answer, _)| answer.is_some());
+    match stored.and_then(|(_, part)| part.events.first().map(|event| (part, event))) {
+        Some((part, event)) => Err(StoreError::DuplicateEventId {
+            event_id: event.event_id,
+            stream: part.stream.clone(),
+        }),
+        // Only answers that do not line up with the parts get here.
+        None => Ok(None),
     }
 }
 

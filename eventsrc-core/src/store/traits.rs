@@ -47,6 +47,60 @@ pub trait EventStore: Send + Sync {
         events: Vec<NewEvent>,
     ) -> impl Future<Output = Result<AppendResult, StoreError>> + Send;
 
+    /// Appends to several streams in one transaction: a decision across streams
+    /// ([`Repository::decide`](crate::Repository::decide)).
+    ///
+    /// Every part's expected version is checked against its stream, and then every part is
+    /// stored, or none is. The first part whose check fails is the error
+    /// ([`StoreError::WrongExpectedVersion`] naming its stream). The events of all parts share
+    /// one commit: they get consecutive global positions in the order of the parts, and one
+    /// `recorded_at`, and a reader of the log sees all of them or none. The result holds one
+    /// [`AppendResult`] per part, in the same order.
+    ///
+    /// The rules of [`append`](EventStore::append) hold for each part (an empty part, or an id
+    /// twice in the whole batch, is [`StoreError::InvalidAppend`]), and a stream may appear in
+    /// only one part. Appending again a batch whose parts are all stored, each in its stream
+    /// with the same content, is idempotent: nothing is written and each part's original
+    /// result comes back with [`already_stored`](AppendResult::already_stored) set. An empty
+    /// list stores nothing and returns an empty list. Backends check the batch with
+    /// [`backend::check_appends`](crate::backend::check_appends) and settle a retry with
+    /// [`backend::already_stored_parts`](crate::backend::already_stored_parts).
+    ///
+    /// ```
+    /// use eventsrc::{EventStore, ExpectedVersion, MemoryStore, NewEvent, StoreError, StreamId};
+    /// use eventsrc::store::StreamAppend;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let store = MemoryStore::new();
+    /// let (user, email) = (StreamId::new("user", 7)?, StreamId::new("email", "ada@example.com")?);
+    /// let claim = |expected| vec![
+    ///     StreamAppend::new(user.clone(), expected, vec![NewEvent::raw("UserRegistered", 1, "{}")]),
+    ///     StreamAppend::new(email.clone(), ExpectedVersion::NoStream, vec![NewEvent::raw("EmailClaimed", 1, "{}")]),
+    /// ];
+    /// let stored = store.append_streams(claim(ExpectedVersion::NoStream)).await?;
+    /// assert_eq!(stored.len(), 2);
+    /// assert_eq!(stored[0].position.commit, stored[1].position.commit);
+    ///
+    /// // The e-mail stream exists now, so a second claim stores nothing, not even the user part.
+    /// let again = store.append_streams(claim(ExpectedVersion::Any)).await;
+    /// assert!(matches!(again, Err(StoreError::WrongExpectedVersion { stream, .. }) if stream == email));
+    /// assert_eq!(store.stream_version(&user).await?.get(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn append_streams(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> impl Future<Output = Result<Vec<AppendResult>, StoreError>> + Send;
+
+    /// The stored events of this handle's tenant with these ids, in the order of `ids`. An id
+    /// that is not stored, or stored by another tenant, is left out. Idempotent commands use it
+    /// to find what a command with the same key already committed.
+    fn read_events(
+        &self,
+        ids: &[EventId],
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
     /// Reads events of one stream, as [`ReadStream`] bounds them. A missing stream reads as empty.
     fn read_stream(
         &self,
@@ -140,6 +194,28 @@ pub trait Tenants: EventStore + Sized {
 /// See [`EventStore::append_signal`]: a `tokio::sync::watch` receiver of an append counter.
 /// It works on any executor; only waiting with a timeout needs tokio's timer.
 pub type AppendSignal = tokio::sync::watch::Receiver<u64>;
+
+/// One stream's part of an append across streams ([`EventStore::append_streams`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamAppend {
+    /// The stream appended to.
+    pub stream: StreamId,
+    /// What its version must be.
+    pub expected: ExpectedVersion,
+    /// The events to append to it, in order; at least one.
+    pub events: Vec<NewEvent>,
+}
+
+impl StreamAppend {
+    /// A part appending `events` to `stream` if its version is `expected`.
+    pub fn new(stream: StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+        Self {
+            stream,
+            expected,
+            events,
+        }
+    }
+}
 
 /// What an append stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
