@@ -176,6 +176,7 @@ macro_rules! __conformance_cases {
             across::an_append_across_streams_with_one_stale_part_stores_nothing,
             across::re_appending_a_stored_append_across_streams_is_idempotent,
             across::a_malformed_append_across_streams_is_invalid,
+            across::a_part_without_events_only_checks_its_stream,
             across::concurrent_appends_across_streams_have_one_winner => concurrent_writers,
             across::read_events_returns_stored_events_in_the_order_asked,
             idempotency::re_appending_a_stored_batch_is_idempotent,
