@@ -13,6 +13,7 @@ mod documents;
 mod event;
 mod memory;
 mod metadata;
+mod options;
 mod projection;
 pub mod registry;
 mod repository;
@@ -27,7 +28,8 @@ pub use aggregate::{
     Aggregate, AggregateCommand, Command, Decision, FieldError, Handle, ValidationError,
 };
 pub use event::{DecodeError, EncodeError, Event, EventType, NewEvent, RecordedEvent, Versioned};
-pub use metadata::Metadata;
+pub use metadata::{Idempotency, Metadata};
+pub use options::CommandOptions;
 pub use repository::{
     AggregateError, AggregateEvent, Committed, ExecuteError, LoadError, Loaded, Repository,
 };
