@@ -8,6 +8,7 @@
 //! crates and the invariants each keeps is in `ARCHITECTURE.md` at the repository's root.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod across;
 mod aggregate;
 mod documents;
 mod event;
@@ -24,6 +25,7 @@ pub mod subscription;
 pub mod time;
 
 // The write side: events, aggregates, commands and the repository that runs them.
+pub use across::{Aggregates, CommittedAcross, Decide, Decided, StreamCommit};
 pub use aggregate::{
     Aggregate, AggregateCommand, Command, Decision, FieldError, Handle, ValidationError,
 };
@@ -90,9 +92,9 @@ pub mod backend {
 /// `use eventsrc::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Aggregate, AggregateCommand, CheckpointStore, Command, DocumentView, Event, EventStore,
-        EventType, Handle, InlineProjections, Projection, Reactor, SnapshotStore, SwitchReadModel,
-        Tenants, Versioned,
+        Aggregate, AggregateCommand, CheckpointStore, Command, Decide, DocumentView, Event,
+        EventStore, EventType, Handle, InlineProjections, Projection, Reactor, SnapshotStore,
+        SwitchReadModel, Tenants, Versioned,
     };
 }
 

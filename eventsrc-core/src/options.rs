@@ -113,9 +113,11 @@ impl CommandOptions {
     }
 }
 
-/// The ids one run of a command uses: its own, and where its events' ids come from.
+/// The ids one run of a command uses: its own, and where its events' ids come from. Public
+/// only because [`Aggregates`](crate::Aggregates)'s hidden methods take it.
+#[doc(hidden)]
 #[derive(Debug, Clone)]
-pub(crate) struct CommandIds {
+pub struct CommandIds {
     /// The command's id: every event's causation id.
     pub(crate) command_id: Uuid,
     /// With a key: the tenant its events' ids are derived for, and the stamp they carry.

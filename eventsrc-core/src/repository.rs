@@ -282,6 +282,16 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         self
     }
 
+    /// The time handlers see while deciding.
+    pub(crate) fn clock_now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// How many times a conflicted command is decided again.
+    pub(crate) fn max_retries(&self) -> u32 {
+        self.max_retries
+    }
+
     /// The event store.
     pub fn store(&self) -> &S {
         &self.store
@@ -472,14 +482,14 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
             return Ok(replay);
         }
         let mut loaded = self.load_stream::<A>(&stream, None).await?;
-        if let Some(expected) = options.expected {
-            if loaded.version != expected {
-                return Err(ExecuteError::Stale {
-                    stream,
-                    expected,
-                    actual: loaded.version,
-                });
-            }
+        if let Some(expected) = options.expected
+            && loaded.version != expected
+        {
+            return Err(ExecuteError::Stale {
+                stream,
+                expected,
+                actual: loaded.version,
+            });
         }
         let metadata = ids.metadata(&options.metadata);
         let mut attempts = 0;
