@@ -217,7 +217,7 @@ pub struct EmailOwner {
     holder: Option<String>,
 }
 
-#[aggregate(id = String, error = IdentityError)]
+#[aggregate(name = "email", id = String, error = IdentityError)]
 impl EmailOwner {
     fn on_claimed(&mut self, event: &EmailClaimed) {
         self.holder = Some(event.user.clone());

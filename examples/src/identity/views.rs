@@ -167,7 +167,7 @@ pub struct LiveView {
     name: Option<String>,
 }
 
-#[aggregate(id = String)]
+#[aggregate(name = "view", id = String)]
 impl LiveView {
     fn on_switched(&mut self, event: &ViewSwitched) {
         self.name = Some(event.name.clone());
