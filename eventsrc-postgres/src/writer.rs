@@ -46,7 +46,6 @@ pub(crate) struct WriteSql {
     append_one: String,
     already_stored: String,
     append_parts: String,
-    lock_streams: String,
     /// What the name of a stream's lock starts with: the lock is this schema's.
     lock_prefix: String,
 }
@@ -58,7 +57,6 @@ impl WriteSql {
             append_one: append_one_sql(schema),
             already_stored: already_stored_sql(schema),
             append_parts: append_parts_sql(schema),
-            lock_streams: LOCK_STREAMS_SQL.to_owned(),
             lock_prefix: format!("eventsrc stream {schema} "),
         }
     }
@@ -348,7 +346,7 @@ pub(crate) async fn append_streams(
     let mut client = store.client().await?;
     let statements = PartStatements {
         lock: client
-            .prepare_cached(&sql.lock_streams)
+            .prepare_cached(LOCK_STREAMS_SQL)
             .await
             .map_err(backend)?,
         insert: client
