@@ -212,20 +212,11 @@ pub async fn re_appending_a_stored_append_across_streams_is_idempotent<S: StoreU
     );
 }
 
-/// A part without events, a stream in two parts, or one event id in two parts is
-/// `InvalidAppend` naming the stream, and stores nothing; no parts at all stores nothing and
-/// answers nothing.
+/// A stream in two parts, or one event id in two parts, is `InvalidAppend` naming the stream,
+/// and stores nothing; no parts at all stores nothing and answers nothing.
 pub async fn a_malformed_append_across_streams_is_invalid<S: StoreUnderTest>(store: S) {
     let (a, b) = (sample::stream("seat-1"), sample::stream("seat-2"));
     let before = observe(&store, &a).await;
-
-    let empty_part = store
-        .append_streams(vec![
-            StreamAppend::new(a.clone(), ExpectedVersion::Any, events("Booked", 1)),
-            StreamAppend::new(b.clone(), ExpectedVersion::Any, Vec::new()),
-        ])
-        .await;
-    expect::invalid(first_part(empty_part), &b, "the second part has no events");
 
     let twice = store
         .append_streams(vec![
@@ -263,6 +254,92 @@ pub async fn a_malformed_append_across_streams_is_invalid<S: StoreUnderTest>(sto
         &observe(&store, &a).await,
         "after an append of no parts",
     );
+}
+
+/// A part without events only checks its stream's version: it passes and stores nothing when
+/// the stream is where it was read, and fails the whole append, naming that stream, when
+/// another writer moved it. Its result carries the version it was checked at.
+pub async fn a_part_without_events_only_checks_its_stream<S: StoreUnderTest>(store: S) {
+    let (group, member) = (sample::stream("group-1"), sample::stream("membership-1"));
+    append(
+        &store,
+        &group,
+        ExpectedVersion::NoStream,
+        events("Created", 2),
+    )
+    .await;
+    let checked = append_streams(
+        &store,
+        vec![
+            StreamAppend::new(
+                group.clone(),
+                ExpectedVersion::Exact(StreamVersion(2)),
+                Vec::new(),
+            ),
+            StreamAppend::new(
+                member.clone(),
+                ExpectedVersion::NoStream,
+                events("Joined", 1),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (checked[0].first_version, checked[0].stream_version),
+        (StreamVersion(3), StreamVersion(2)),
+        "a part without events reports the version it was checked at"
+    );
+    assert_eq!(checked[1].stream_version, StreamVersion(1));
+    assert_eq!(
+        sample::version(&store, &group).await,
+        StreamVersion(2),
+        "nothing stored in it"
+    );
+
+    append(&store, &group, ExpectedVersion::Any, events("Renamed", 1)).await;
+    let before = observe(&store, &member).await;
+    let stale = store
+        .append_streams(vec![
+            StreamAppend::new(
+                member.clone(),
+                ExpectedVersion::Exact(StreamVersion(1)),
+                events("Left", 1),
+            ),
+            StreamAppend::new(
+                group.clone(),
+                ExpectedVersion::Exact(StreamVersion(2)),
+                Vec::new(),
+            ),
+        ])
+        .await;
+    expect::conflict(
+        first_part(stale),
+        &group,
+        ExpectedVersion::Exact(StreamVersion(2)),
+        StreamVersion(3),
+        "the checked group moved to version 3",
+    );
+    expect::unchanged(
+        &before,
+        &observe(&store, &member).await,
+        "the member part of a failed check",
+    );
+
+    let only_checks = append_streams(
+        &store,
+        vec![StreamAppend::new(
+            group.clone(),
+            ExpectedVersion::Exact(StreamVersion(3)),
+            Vec::new(),
+        )],
+    )
+    .await;
+    assert_eq!(
+        only_checks[0].stream_version,
+        StreamVersion(3),
+        "a batch of checks only"
+    );
+    assert_eq!(whole_log(&store).await.len(), 4, "checks store nothing");
 }
 
 /// Writers racing to claim one shared stream, each together with a stream of its own: exactly
