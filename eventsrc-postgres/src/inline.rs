@@ -129,6 +129,9 @@ pub(crate) async fn apply_parts(
         .flat_map(|part| &part.events)
         .map(|event| event.event_id)
         .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
     let records = store.events_by_id(tx, &ids).await?;
     for projection in store.inline.iter() {
         if let Err(error) = projection.apply(tx, &records).await {

@@ -12,7 +12,9 @@
 //!   instead of deadlocking), then one statement checks every part's expected version and
 //!   inserts every part's events, or none. Their events share the transaction id of their
 //!   positions and one `recorded_at`. A race lost to a single append, which takes no lock,
-//!   runs the transaction again, like a single append's.
+//!   runs the transaction again, like a single append's. A part without events (a stream a
+//!   decision read but did not change) takes its stream's lock too, so two appends that each
+//!   check a stream the other writes cannot both pass.
 //! - **A gap-free global log.** A [`GlobalPosition`] is `(transaction id, position)`, and
 //!   [`read_all`](EventStore::read_all) returns only events of transactions older than the
 //!   oldest one still in flight, so a reader never skips an event whose transaction commits
@@ -633,7 +635,7 @@ impl EventStore for PgEventStore {
     }
 
     /// One transaction for every part, which first locks the parts' streams in one fixed
-    /// order (see the crate's documentation). A single part is a plain
+    /// order (see the crate's documentation). A single part with events is a plain
     /// [`append`](EventStore::append), its one statement.
     async fn append_streams(
         &self,
@@ -642,13 +644,16 @@ impl EventStore for PgEventStore {
         check_appends(&appends)?;
         let results = match appends.as_slice() {
             [] => return Ok(Vec::new()),
-            [part] => vec![
+            [part] if !part.events.is_empty() => vec![
                 self.append_checked(&part.stream, part.expected, &part.events)
                     .await?,
             ],
             parts => writer::append_streams(self, parts).await?,
         };
-        if results.iter().any(|result| !result.already_stored) {
+        let stored = |(part, result): (&StreamAppend, &AppendResult)| {
+            !part.events.is_empty() && !result.already_stored
+        };
+        if appends.iter().zip(&results).any(stored) {
             self.appended();
         }
         Ok(results)

@@ -152,8 +152,9 @@ const LOCK_STREAMS_SQL: &str = "SELECT pg_advisory_xact_lock(sorted.key) FROM ( 
 /// of its version; per event (all parts' events, in order) `$6` its part (1-based), `$7` its
 /// place in its part (1-based), then `$8..$12` ids, types, schema versions, payloads and
 /// metadata. One row per part, in part order: its current version, then how many events of it
-/// were inserted and the newest position, transaction id and recorded_at among them (`NULL`
-/// when nothing was inserted).
+/// were inserted and the newest position and transaction id among them (`NULL` when nothing
+/// was inserted), and their recorded_at (the transaction's time, which it defaults to, for a
+/// part that inserted nothing). A part without events only has its version checked.
 fn append_parts_sql(schema: &str) -> String {
     format!(
         "WITH parts AS MATERIALIZED ( \
@@ -179,7 +180,8 @@ fn append_parts_sql(schema: &str) -> String {
              ORDER BY batch.n \
              RETURNING stream, position, transaction_id, recorded_at \
          ) \
-         SELECT parts.version, done.count, done.last, done.commit, done.recorded_at \
+         SELECT parts.version, done.count, done.last, done.commit, \
+             COALESCE(done.recorded_at, now()) \
          FROM parts LEFT JOIN ( \
              SELECT stream, count(*) AS count, max(position) AS last, \
                  max(transaction_id) AS commit, max(recorded_at) AS recorded_at \
@@ -331,8 +333,9 @@ pub(crate) fn gave_up(append: &Append<'_>) -> StoreError {
     )))
 }
 
-/// Appends every part of `appends` (at least two, checked with
-/// [`check_appends`](eventsrc_core::backend::check_appends)) to `store` in one transaction,
+/// Appends every part of `appends` (checked with
+/// [`check_appends`](eventsrc_core::backend::check_appends); a part without events only has
+/// its version checked, under its stream's lock like the others) to `store` in one transaction,
 /// applying the store's inline projections to all their events inside it; runs it again
 /// after each lost race. Each run: `BEGIN`, the streams' locks and the append statement
 /// (sent together, one round trip; the statement's snapshot is taken once the locks are
@@ -508,7 +511,11 @@ impl<'a> Parts<'a> {
                 outcomes.len()
             ))));
         }
-        if outcomes.iter().all(|outcome| outcome.inserted == 0) {
+        // The statement inserted everything or nothing, as the same ranges decided.
+        let accepted = |(part, outcome): &(&StreamAppend, &Outcome)| {
+            part.expected.accepts(StreamVersion(outcome.current))
+        };
+        if !appends.iter().zip(&outcomes).all(|pair| accepted(&pair)) {
             return settle_stale(tx, sql, tenant, appends, &outcomes).await;
         }
         appends
@@ -525,7 +532,12 @@ impl<'a> Parts<'a> {
                 Ok(AppendResult {
                     first_version: StreamVersion(outcome.current + 1),
                     stream_version: StreamVersion(outcome.current + count),
-                    position: outcome.position,
+                    // A part without events has no position of its own.
+                    position: if count == 0 {
+                        GlobalPosition::START
+                    } else {
+                        outcome.position
+                    },
                     recorded_at: outcome.recorded_at,
                     already_stored: false,
                 })
@@ -558,8 +570,9 @@ async fn settle_stale(
             expected: part.expected,
             actual: StreamVersion(outcome.current),
         }),
+        // Only called when a part failed its check.
         None => Err(StoreError::backend(std::io::Error::other(format!(
-            "an append across {} streams inserted nothing, though every expectation held",
+            "an append across {} streams was settled as stale with every expectation held",
             appends.len()
         )))),
     }
@@ -836,6 +849,10 @@ async fn stored_parts(
         .flat_map(|part| &part.events)
         .map(|e| e.event_id.0)
         .collect();
+    if ids.is_empty() {
+        // Only checks: nothing can have been stored.
+        return Ok(None);
+    }
     let copies = stored_copies(client, sql, &ids).await?;
     let mut rest = copies.as_slice();
     let answers = appends

@@ -1,7 +1,8 @@
 //! Appends across streams on PostgreSQL: what the conformance suite cannot see. Appends over
 //! the same streams listed in opposite orders, racing many times, neither deadlock nor fail;
-//! two nodes (two pools) racing for one stream have one winner; inline projections apply every
-//! part's events in the append's transaction, or refuse all of them; listeners are woken.
+//! two nodes (two pools) racing for one stream have one winner, and two checking each other's
+//! streams never both pass; inline projections apply every part's events in the append's
+//! transaction, or refuse all of them; listeners are woken.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -251,6 +252,76 @@ async fn two_nodes_racing_across_streams_for_one_stream_have_one_winner() {
         assert_eq!(claim_version, StreamVersion(1), "round {round}");
     }
     assert_eq!(wins.iter().sum::<usize>(), ROUNDS);
+    drop(nodes);
+    schema.drop().await;
+}
+
+/// Two nodes each check (with a part without events) the stream the other writes, both
+/// expecting it not to exist yet: whichever commits first makes the other's check fail, so
+/// they never both pass. (Without the checked stream's lock, each would read the other's
+/// stream before the other committed, and both would store.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_checking_the_stream_the_other_writes_never_both_pass() {
+    let Some(schema) = TestSchema::new("appends_checking_each_others_streams").await else {
+        return;
+    };
+    const ROUNDS: usize = 40;
+    let nodes = [schema.store().await, schema.store().await];
+    for round in 0..ROUNDS {
+        let (group, member) = (
+            stream(&format!("group-{round}")),
+            stream(&format!("member-{round}")),
+        );
+        let barrier = Arc::new(Barrier::new(2));
+        let racers: Vec<_> = nodes
+            .iter()
+            .enumerate()
+            .map(|(node, store)| {
+                let (store, barrier) = (store.clone(), Arc::clone(&barrier));
+                let (written, checked) = match node {
+                    0 => (member.clone(), group.clone()),
+                    _ => (group.clone(), member.clone()),
+                };
+                tokio::spawn(async move {
+                    let write =
+                        StreamAppend::new(written, ExpectedVersion::NoStream, events("Made", 1));
+                    let check =
+                        StreamAppend::new(checked.clone(), ExpectedVersion::NoStream, Vec::new());
+                    let parts = match node {
+                        0 => vec![check, write],
+                        _ => vec![write, check],
+                    };
+                    barrier.wait().await;
+                    (checked, store.append_streams(parts).await)
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for racer in racers {
+            let (checked, result) = tokio::time::timeout(WAIT, racer)
+                .await
+                .expect("a racer finishes")
+                .unwrap();
+            match result {
+                Ok(results) => {
+                    winners += 1;
+                    assert_eq!(results.len(), 2);
+                }
+                Err(StoreError::WrongExpectedVersion { stream, actual, .. }) => {
+                    assert_eq!(stream, checked, "round {round}: the loser's check fails");
+                    assert_eq!(actual, StreamVersion(1), "round {round}");
+                }
+                Err(other) => panic!("round {round}: {other:?}"),
+            }
+        }
+        assert_eq!(winners, 1, "round {round}: exactly one of the two passes");
+        let stored = nodes[0].stream_version(&group).await.unwrap().get()
+            + nodes[0].stream_version(&member).await.unwrap().get();
+        assert_eq!(
+            stored, 1,
+            "round {round}: only the winner's event is stored"
+        );
+    }
     drop(nodes);
     schema.drop().await;
 }
