@@ -298,6 +298,15 @@ impl MemoryStore {
             .into_iter()
             .zip(currents)
             .map(|(part, current)| {
+                if part.events.is_empty() {
+                    return AppendResult {
+                        first_version: StreamVersion(current + 1),
+                        stream_version: StreamVersion(current),
+                        position: GlobalPosition::START,
+                        recorded_at,
+                        already_stored: false,
+                    };
+                }
                 log.store(
                     &self.tenant,
                     &part.stream,
@@ -481,8 +490,9 @@ impl EventStore for MemoryStore {
         &self,
         appends: Vec<StreamAppend>,
     ) -> Result<Vec<AppendResult>, StoreError> {
+        let stored_any = appends.iter().any(|part| !part.events.is_empty());
         let results = self.append_parts_now(appends)?;
-        if results.iter().any(|r| !r.already_stored) {
+        if stored_any && results.iter().any(|r| !r.already_stored) {
             self.live.appended.send_modify(|count| *count += 1);
         }
         Ok(results)

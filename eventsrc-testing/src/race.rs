@@ -9,10 +9,10 @@ use std::mem;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use eventsrc_core::backend::{AppendSignal, StoredEvent};
-use eventsrc_core::store::{AppendResult, ReadAll, ReadStream};
+use eventsrc_core::store::{AppendResult, ReadAll, ReadStream, StreamAppend};
 use eventsrc_core::{
-    EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StoreError, StreamId,
-    StreamVersion, Tenant, Tenants,
+    EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StoreError,
+    StreamId, StreamVersion, Tenant, Tenants,
 };
 
 /// An [`EventStore`] that lets a simulated concurrent writer slip events in before the next
@@ -58,13 +58,20 @@ impl<S: EventStore> RacingStore<S> {
     }
 
     /// Queues `events` to be appended to `stream` (whatever its version) just before the next
-    /// append through this handle or its clones.
+    /// append through this handle or its clones (an append across streams included).
     pub fn race(&self, stream: StreamId, events: Vec<NewEvent>) {
         self.lock().push((stream, events));
     }
 
-    fn take_queued(&self) -> Vec<Racer> {
-        mem::take(&mut *self.lock())
+    /// Appends what is queued, as the other writer.
+    async fn run_queued(&self) -> Result<(), StoreError> {
+        let queued = mem::take(&mut *self.lock());
+        for (racing_stream, racing_events) in queued {
+            self.inner
+                .append(&racing_stream, ExpectedVersion::Any, racing_events)
+                .await?;
+        }
+        Ok(())
     }
 
     // The queue is a plain list that no panic can leave half-updated, so a poisoned lock is
@@ -92,12 +99,20 @@ impl<S: EventStore> EventStore for RacingStore<S> {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        for (racing_stream, racing_events) in self.take_queued() {
-            self.inner
-                .append(&racing_stream, ExpectedVersion::Any, racing_events)
-                .await?;
-        }
+        self.run_queued().await?;
         self.inner.append(stream, expected, events).await
+    }
+
+    async fn append_streams(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        self.run_queued().await?;
+        self.inner.append_streams(appends).await
+    }
+
+    async fn read_events(&self, ids: &[EventId]) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_events(ids).await
     }
 
     async fn read_stream(

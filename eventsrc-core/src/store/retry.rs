@@ -189,8 +189,7 @@ pub fn already_stored<'a>(
 }
 
 /// Rejects an append across streams ([`EventStore::append_streams`](crate::EventStore::append_streams))
-/// that no store may accept: a part with no events, a stream in two parts, or an event id
-/// twice in the whole batch ([`StoreError::InvalidAppend`], naming the stream). Every backend
+/// that no store may accept: a stream in two parts, or an event id twice in the whole batch ([`StoreError::InvalidAppend`], naming the stream). Every backend
 /// calls it first, like [`check_batch`](crate::backend::check_batch) for one stream.
 ///
 /// ```
@@ -206,7 +205,10 @@ pub fn already_stored<'a>(
 /// ```
 pub fn check_appends(appends: &[StreamAppend]) -> Result<(), StoreError> {
     for (i, part) in appends.iter().enumerate() {
-        crate::backend::check_batch(&part.stream, &part.events)?;
+        // A part without events only checks its stream's version.
+        if !part.events.is_empty() {
+            crate::backend::check_batch(&part.stream, &part.events)?;
+        }
         if appends[..i].iter().any(|p| p.stream == part.stream) {
             return Err(StoreError::InvalidAppend {
                 stream: part.stream.clone(),
@@ -229,11 +231,15 @@ pub fn check_appends(appends: &[StreamAppend]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Settles an append across streams from [`already_stored`]'s answer for each part, in order:
-/// every part stored is an idempotent retry (`Ok(Some(results))`), none stored is a fresh
-/// append (`Ok(None)`), and some stored while others are not is
-/// [`StoreError::DuplicateEventId`] naming the first stored part's first event. A part's own
-/// error (a duplicate id) is returned as it is.
+/// Settles an append across streams from [`already_stored`]'s answer for each part, in order
+/// (a part without events answers `Ok(None)`; it is left out of the decision):
+///
+/// - every part with events stored: an idempotent retry, `Ok(Some(results))`, where a part
+///   without events reports `StreamVersion::NONE` at `GlobalPosition::START` (it was not
+///   checked);
+/// - none stored: a fresh append, `Ok(None)`;
+/// - some stored while others are not: [`StoreError::DuplicateEventId`] naming the first
+///   stored part's first event. A part's own error (a duplicate id) is returned as it is.
 ///
 /// ```
 /// use eventsrc::backend::already_stored_parts;
@@ -245,11 +251,33 @@ pub fn already_stored_parts(
     appends: &[StreamAppend],
 ) -> Result<Option<Vec<AppendResult>>, StoreError> {
     let answers = answers.into_iter().collect::<Result<Vec<_>, _>>()?;
-    if answers.iter().all(Option::is_none) {
+    let with_events = |i: &usize| appends.get(*i).is_none_or(|part| !part.events.is_empty());
+    let stored = (0..answers.len())
+        .filter(with_events)
+        .filter(|i| answers[*i].is_some())
+        .count();
+    let carrying = (0..answers.len()).filter(with_events).count();
+    if stored == 0 {
         return Ok(None);
     }
-    if answers.iter().all(Option::is_some) {
-        return Ok(Some(answers.into_iter().flatten().collect()));
+    if stored == carrying {
+        let recorded_at = answers.iter().flatten().map(|r| r.recorded_at).next();
+        let unchecked = |recorded_at| AppendResult {
+            first_version: StreamVersion(1),
+            stream_version: StreamVersion::NONE,
+            position: GlobalPosition::START,
+            recorded_at,
+            already_stored: true,
+        };
+        return Ok(Some(
+            answers
+                .into_iter()
+                .map(|answer| match answer {
+                    Some(result) => result,
+                    None => unchecked(recorded_at.unwrap_or(Timestamp::from_micros(0))),
+                })
+                .collect(),
+        ));
     }
     // Some parts are stored and others are not: name the first stored part's first event.
     let stored = answers

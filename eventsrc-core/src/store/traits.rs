@@ -57,13 +57,22 @@ pub trait EventStore: Send + Sync {
     /// `recorded_at`, and a reader of the log sees all of them or none. The result holds one
     /// [`AppendResult`] per part, in the same order.
     ///
-    /// The rules of [`append`](EventStore::append) hold for each part (an empty part, or an id
-    /// twice in the whole batch, is [`StoreError::InvalidAppend`]), and a stream may appear in
-    /// only one part. Appending again a batch whose parts are all stored, each in its stream
-    /// with the same content, is idempotent: nothing is written and each part's original
-    /// result comes back with [`already_stored`](AppendResult::already_stored) set. An empty
-    /// list stores nothing and returns an empty list. Backends check the batch with
-    /// [`backend::check_appends`](crate::backend::check_appends) and settle a retry with
+    /// A part without events only checks its stream: its expected version is checked with the
+    /// others and nothing is stored in it, so a decision that read a stream without changing it
+    /// still fails if another writer changed that stream meanwhile. Its result has the version
+    /// it was checked at as `stream_version` (and `first_version` one past it) and
+    /// [`GlobalPosition::START`] as `position`.
+    ///
+    /// The rules of [`append`](EventStore::append) hold for each part with events (an id twice
+    /// in the whole batch is [`StoreError::InvalidAppend`]), and a stream may appear in only one
+    /// part. Appending again a batch whose parts with events are all stored, each in its stream
+    /// with the same content, is idempotent: nothing is written, nothing is checked, and each
+    /// such part's original result comes back with
+    /// [`already_stored`](AppendResult::already_stored) set (a part without events then reports
+    /// `StreamVersion::NONE`, since it was not checked). A batch whose parts all lack events
+    /// checks them and stores nothing; an empty list stores nothing and returns an empty list.
+    /// Backends check the batch with [`backend::check_appends`](crate::backend::check_appends)
+    /// and settle a retry with
     /// [`backend::already_stored_parts`](crate::backend::already_stored_parts).
     ///
     /// ```
@@ -202,7 +211,7 @@ pub struct StreamAppend {
     pub stream: StreamId,
     /// What its version must be.
     pub expected: ExpectedVersion,
-    /// The events to append to it, in order; at least one.
+    /// The events to append to it, in order; none to only check its version.
     pub events: Vec<NewEvent>,
 }
 

@@ -30,6 +30,7 @@ use eventsrc_core::backend::{DocumentStore, Leases, ParkedStore};
 
 pub use self::inline::{InlineFixture, inline_projections_keep_the_contract};
 
+mod across;
 mod append;
 mod concurrency;
 mod content;
@@ -171,6 +172,13 @@ macro_rules! __conformance_cases {
             append::expected_exact_succeeds_only_at_the_current_version,
             append::expected_exact_none_behaves_as_no_stream,
             append::a_conflicting_append_writes_nothing,
+            across::an_append_across_streams_stores_every_part_in_one_commit,
+            across::an_append_across_streams_with_one_stale_part_stores_nothing,
+            across::re_appending_a_stored_append_across_streams_is_idempotent,
+            across::a_malformed_append_across_streams_is_invalid,
+            across::a_part_without_events_only_checks_its_stream,
+            across::concurrent_appends_across_streams_have_one_winner => concurrent_writers,
+            across::read_events_returns_stored_events_in_the_order_asked,
             idempotency::re_appending_a_stored_batch_is_idempotent,
             idempotency::re_appending_an_earlier_batch_returns_its_original_place,
             idempotency::the_same_id_with_other_content_is_a_duplicate,
