@@ -4,8 +4,10 @@
 //! - **Bundled SQLite** (no system library), **WAL** mode: readers never block the writer.
 //! - **One writer thread** owns the write connection and commits concurrent appends in groups,
 //!   each append in its own savepoint, so one `fsync` serves many callers and a conflict in one
-//!   append never spoils another. Readers use their own connections on tokio's blocking pool;
-//!   nothing blocks the caller's runtime.
+//!   append never spoils another. An append across streams
+//!   ([`append_streams`](EventStore::append_streams)) is one such append: every part in its
+//!   savepoint, stored together or not at all. Readers use their own connections on tokio's
+//!   blocking pool; nothing blocks the caller's runtime.
 //! - **Durable by default**: `synchronous=FULL`, every acknowledged append survives a power
 //!   loss. [`Durability::Normal`] is the opt-in faster mode: in WAL mode it survives a crash of
 //!   the application but a power loss may lose the last transactions (never corrupt the file).

@@ -213,9 +213,10 @@ impl Writer {
         );
         match committed {
             Ok(outcomes) => {
-                let stored = outcomes
-                    .iter()
-                    .any(|outcome| matches!(outcome, Ok(Outcome::Appended { .. })));
+                // A request of parts without events checks versions and stores nothing.
+                let stored = outcomes.iter().any(
+                    |outcome| matches!(outcome, Ok(Outcome::Appended { used, .. }) if *used > 0),
+                );
                 if stored {
                     // After the commit, so that a reader woken by it sees the events; before
                     // the replies, so that an appender finds it moved.
@@ -223,7 +224,8 @@ impl Writer {
                         .send_modify(|count| *count = count.wrapping_add(1));
                 }
                 for (append, outcome) in appends.into_iter().zip(outcomes) {
-                    let results = outcome.map(|outcome| &self.results[outcome.results()]);
+                    let results = outcome
+                        .map(|outcome| self.results.get(outcome.results()).unwrap_or_default());
                     append.answer(results);
                 }
             }
@@ -284,7 +286,8 @@ fn commit(
 /// What one request did inside the group's transaction; its results (one per part) are a
 /// range of the group's.
 enum Outcome {
-    /// Rows were inserted; `used` positions were taken.
+    /// Every part passed its check and its rows were inserted; `used` positions were taken
+    /// (none when every part only checked its stream).
     Appended { results: Range<usize>, used: i64 },
     /// Every event of every part was already stored: nothing to keep.
     AlreadyStored(Range<usize>),
@@ -377,6 +380,17 @@ fn store_parts(
         }
         // Stored versions are positive i64s, so this converts back losslessly.
         let current = current_version.get() as i64;
+        if events.is_empty() {
+            // A part without events only checks its stream's version.
+            results.push(AppendResult {
+                first_version: current_version.advance(1),
+                stream_version: current_version,
+                position: GlobalPosition::START,
+                recorded_at,
+                already_stored: false,
+            });
+            continue;
+        }
         let mut insert = tx
             .prepare_cached(
                 "INSERT INTO events (position, commit_seq, tenant, stream, category, \
