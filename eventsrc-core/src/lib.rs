@@ -8,11 +8,13 @@
 //! crates and the invariants each keeps is in `ARCHITECTURE.md` at the repository's root.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod across;
 mod aggregate;
 mod documents;
 mod event;
 mod memory;
 mod metadata;
+mod options;
 mod projection;
 pub mod registry;
 mod repository;
@@ -23,11 +25,13 @@ pub mod subscription;
 pub mod time;
 
 // The write side: events, aggregates, commands and the repository that runs them.
+pub use across::{Aggregates, CommittedAcross, Decide, Decided, StreamCommit};
 pub use aggregate::{
     Aggregate, AggregateCommand, Command, Decision, FieldError, Handle, ValidationError,
 };
 pub use event::{DecodeError, EncodeError, Event, EventType, NewEvent, RecordedEvent, Versioned};
-pub use metadata::Metadata;
+pub use metadata::{Idempotency, Metadata};
+pub use options::CommandOptions;
 pub use repository::{
     AggregateError, AggregateEvent, Committed, ExecuteError, LoadError, Loaded, Repository,
 };
@@ -88,9 +92,9 @@ pub mod backend {
 /// `use eventsrc::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Aggregate, AggregateCommand, CheckpointStore, Command, DocumentView, Event, EventStore,
-        EventType, Handle, InlineProjections, Projection, Reactor, SnapshotStore, SwitchReadModel,
-        Tenants, Versioned,
+        Aggregate, AggregateCommand, CheckpointStore, Command, Decide, DocumentView, Event,
+        EventStore, EventType, Handle, InlineProjections, Projection, Reactor, SnapshotStore,
+        SwitchReadModel, Tenants, Versioned,
     };
 }
 

@@ -31,6 +31,11 @@ pub struct Metadata {
     /// Who acted: a user, a service, a job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+    /// The idempotency key of the command that appended this event and the fingerprint of that
+    /// command, when the caller gave a key
+    /// ([`CommandOptions::idempotency_key`](crate::CommandOptions::idempotency_key)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency: Option<Idempotency>,
     /// Free-form key/values (a notification id, a request id, a client version...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty", flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -80,6 +85,7 @@ impl Metadata {
         self.correlation_id.is_none()
             && self.causation_id.is_none()
             && self.actor.is_none()
+            && self.idempotency.is_none()
             && self.extra.is_empty()
     }
 
@@ -92,6 +98,18 @@ impl Metadata {
         next.causation_id = Some(cause);
         next
     }
+}
+
+/// What an idempotent command stamps on its events: the caller's key and a fingerprint of the
+/// command (its name, its streams and what the caller gave as
+/// [`fingerprint`](crate::CommandOptions::fingerprint)), so that the key used again for
+/// another command is told apart from a retry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Idempotency {
+    /// The key, as the caller gave it (an HTTP `Idempotency-Key`).
+    pub key: String,
+    /// The command's fingerprint.
+    pub fingerprint: Uuid,
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub use inventory;
 pub use serde;
 pub use serde_json;
 
+pub use crate::options::CommandIds;
 pub use crate::registry::{AggregateRegistration, EventRegistration};
 
 use serde::Serialize;

@@ -9,11 +9,12 @@ use uuid::Uuid;
 use crate::store::{NoSnapshots, ReadStream, Snapshot};
 
 use crate::StoreError;
+use crate::options::{CommandIds, CommandOptions, LOOKUP};
 use crate::time::{Clock, SystemClock, at_time};
 use crate::{
     Aggregate, AggregateCommand, Command, EncodeError, EventId, EventStore, ExpectedVersion,
-    GlobalPosition, Handle, InvalidStreamId, Metadata, NewEvent, RecordDecodeError, SnapshotStore,
-    StreamId, StreamVersion, Timestamp, ValidationError,
+    GlobalPosition, Handle, InvalidStreamId, Metadata, NewEvent, RecordDecodeError, RecordedEvent,
+    SnapshotStore, StreamId, StreamVersion, Timestamp, ValidationError,
 };
 
 /// Loads aggregates from an [`EventStore`] and executes commands against them.
@@ -104,8 +105,12 @@ pub struct Committed<E> {
     pub stream_version: StreamVersion,
     /// The global position of the last event appended; `None` for a no-op.
     pub global_position: Option<GlobalPosition>,
-    /// How many times the command was decided (1 unless a conflict forced a retry).
+    /// How many times the command was decided (1 unless a conflict forced a retry; 0 for a
+    /// replay).
     pub attempts: u32,
+    /// `true` when the command had an idempotency key whose first run was already committed:
+    /// nothing was decided or appended now, and this is the first run's result, read back.
+    pub replayed: bool,
 }
 
 impl<E> Committed<E> {
@@ -190,6 +195,33 @@ pub enum ExecuteError<E> {
         /// tried); `false` when the retries ran out.
         incompatible: bool,
     },
+    /// The command expected the stream at the version the client last saw
+    /// ([`CommandOptions::expect_version`]), and it is at another: the client decided on state
+    /// that is gone. Never retried; the client reads again and decides anew (HTTP `412
+    /// Precondition Failed`).
+    #[error(
+        "`{stream}` is at version {actual}, but the command expected version {expected}: read it again and decide anew"
+    )]
+    Stale {
+        /// The stream.
+        stream: StreamId,
+        /// The version the client expected.
+        expected: StreamVersion,
+        /// The stream's version.
+        actual: StreamVersion,
+    },
+    /// The idempotency key ([`CommandOptions::idempotency_key`]) was used before for another
+    /// command: another command type, other streams, or another fingerprint. Nothing was
+    /// decided; use a new key for a new command.
+    #[error(
+        "idempotency key `{key}` was already used for another command (its events are in `{stream}`); use a new key for a new command"
+    )]
+    KeyReused {
+        /// The key.
+        key: String,
+        /// A stream the key's first command appended to.
+        stream: StreamId,
+    },
     /// An event could not be encoded.
     #[error(transparent)]
     Encode(#[from] EncodeError),
@@ -248,6 +280,16 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
+    }
+
+    /// The time handlers see while deciding.
+    pub(crate) fn clock_now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// How many times a conflicted command is decided again.
+    pub(crate) fn max_retries(&self) -> u32 {
+        self.max_retries
     }
 
     /// The event store.
@@ -318,25 +360,77 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
     }
 
     /// Validates `command`, decides it against the aggregate `id` and appends the events, with
-    /// `metadata` stamped on each (causation: the command's id; correlation: as given, else the
-    /// command's id).
+    /// the options' metadata stamped on each (causation: the command's id; correlation: as
+    /// given, else the command's id). `options` is [`Metadata`] or [`CommandOptions`].
     ///
     /// A conflicting append catches up with the events appended meanwhile and decides again, at
     /// most `max_retries` times; if the aggregate declares the new events
     /// [incompatible](Aggregate::conflicts) with the decided ones it stops at once. An empty
     /// decision is a no-op: nothing is appended.
+    ///
+    /// With [`CommandOptions::expect_version`] the command is conditional (no retry: a moved
+    /// stream is [`ExecuteError::Stale`]); with [`CommandOptions::idempotency_key`] it is
+    /// idempotent (a retry after a lost answer returns the first run's result).
+    ///
+    /// ```
+    /// # use eventsrc::{Aggregate, Command, Decision, Handle, DecodeError, EncodeError, Event};
+    /// # #[derive(Debug, PartialEq)] struct Renamed(String);
+    /// # impl Event for Renamed {
+    /// #     fn event_type(&self) -> &'static str { "Renamed" }
+    /// #     fn schema_version(&self) -> u32 { 1 }
+    /// #     fn encode(&self) -> Result<String, EncodeError> { Ok(serde_json::to_string(&self.0).unwrap()) }
+    /// #     fn decode(t: &str, v: u32, p: &str) -> Result<Self, DecodeError> {
+    /// #         DecodeError::check("Renamed", 1, t, v)?;
+    /// #         serde_json::from_str(p).map(Renamed).map_err(|e| DecodeError::malformed(t, v, e))
+    /// #     }
+    /// # }
+    /// # #[derive(Default)] struct User { name: String }
+    /// # #[derive(Debug, thiserror::Error)] #[error("never")] struct Never;
+    /// # impl Aggregate for User {
+    /// #     const TYPE: &'static str = "user";
+    /// #     type Id = u32; type Event = Renamed; type Error = Never;
+    /// #     fn apply(&mut self, e: &Renamed) { self.name = e.0.clone() }
+    /// # }
+    /// # struct Rename(String);
+    /// # impl Command for Rename {}
+    /// # impl Handle<Rename> for User {
+    /// #     fn handle(&self, c: &Rename) -> Decision<Self> { Ok(vec![Renamed(c.0.clone())]) }
+    /// # }
+    /// use eventsrc::{CommandOptions, ExecuteError, MemoryStore, Metadata, Repository, StreamVersion};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let repository = Repository::new(MemoryStore::new());
+    /// let create = CommandOptions::new().expect_version(StreamVersion::NONE);
+    /// let first = repository.execute::<User, _>(&7, Rename("Ada".into()), create).await?;
+    ///
+    /// // A client that read version 1 renames; one that still holds version 0 is told so.
+    /// let token = CommandOptions::new().expect_version(first.stream_version);
+    /// repository.execute::<User, _>(&7, Rename("Ada L.".into()), token.clone()).await?;
+    /// let stale = repository.execute::<User, _>(&7, Rename("Ada B.".into()), token).await;
+    /// assert!(matches!(stale, Err(ExecuteError::Stale { actual: StreamVersion(2), .. })));
+    ///
+    /// // A retried request with the same key appends nothing and returns the first answer.
+    /// let keyed = || CommandOptions::from(Metadata::new()).idempotency_key("req-81");
+    /// let once = repository.execute::<User, _>(&7, Rename("Ada K.".into()), keyed()).await?;
+    /// let again = repository.execute::<User, _>(&7, Rename("Ada K.".into()), keyed()).await?;
+    /// assert!(again.replayed && again.event_ids == once.event_ids);
+    /// assert_eq!(repository.load::<User>(&7).await?.version, StreamVersion(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn execute<A, C>(
         &self,
         id: &A::Id,
         command: C,
-        metadata: Metadata,
+        options: impl Into<CommandOptions>,
     ) -> Result<Committed<A::Event>, ExecuteError<A::Error>>
     where
         A: Handle<C>,
         C: Command,
     {
         let stream = A::stream_id(id).map_err(LoadError::from)?;
-        self.execute_on::<A, C>(stream, command, metadata).await
+        self.execute_on::<A, C>(stream, command, options.into())
+            .await
     }
 
     /// [`execute`](Repository::execute) for a command that names its aggregate and carries its
@@ -344,14 +438,14 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
     pub async fn send<C>(
         &self,
         command: C,
-        metadata: Metadata,
+        options: impl Into<CommandOptions>,
     ) -> Result<Committed<AggregateEvent<C>>, ExecuteError<AggregateError<C>>>
     where
         C: AggregateCommand,
         C::Aggregate: Handle<C>,
     {
         let stream = C::Aggregate::stream_id(command.aggregate_id()).map_err(LoadError::from)?;
-        self.execute_on::<C::Aggregate, C>(stream, command, metadata)
+        self.execute_on::<C::Aggregate, C>(stream, command, options.into())
             .await
     }
 
@@ -359,22 +453,15 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         &self,
         stream: StreamId,
         command: C,
-        metadata: Metadata,
+        options: CommandOptions,
     ) -> Result<Committed<A::Event>, ExecuteError<A::Error>>
     where
         A: Handle<C>,
         C: Command,
     {
-        let command_id = Uuid::now_v7();
-        let span = tracing::info_span!(
-            "execute",
-            stream = %stream,
-            command = command.name(),
-            command_id = %command_id,
-            correlation_id = ?metadata.correlation_id.unwrap_or(command_id),
-        );
-        let metadata = metadata.caused_by(command_id);
-        self.execute_in::<A, C>(stream, command_id, &command, metadata)
+        let ids = CommandIds::new(&options, self.store.tenant(), command.name(), &[&stream]);
+        let span = command_span(&stream, command.name(), &ids, &options);
+        self.execute_in::<A, C>(stream, &ids, &command, &options)
             .instrument(span)
             .await
     }
@@ -382,16 +469,29 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
     async fn execute_in<A, C>(
         &self,
         stream: StreamId,
-        command_id: Uuid,
+        ids: &CommandIds,
         command: &C,
-        metadata: Metadata,
+        options: &CommandOptions,
     ) -> Result<Committed<A::Event>, ExecuteError<A::Error>>
     where
         A: Handle<C>,
         C: Command,
     {
         command.validate().map_err(ExecuteError::Invalid)?;
+        if let Some(replay) = self.replay::<A>(&stream, ids).await? {
+            return Ok(replay);
+        }
         let mut loaded = self.load_stream::<A>(&stream, None).await?;
+        if let Some(expected) = options.expected
+            && loaded.version != expected
+        {
+            return Err(ExecuteError::Stale {
+                stream,
+                expected,
+                actual: loaded.version,
+            });
+        }
+        let metadata = ids.metadata(&options.metadata);
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -399,21 +499,18 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
             let events = decided.map_err(ExecuteError::Rejected)?;
             let mut committed = Committed {
                 stream: stream.clone(),
-                command_id,
+                command_id: ids.command_id,
                 events,
                 event_ids: Vec::new(),
                 stream_version: loaded.version,
                 global_position: None,
                 attempts,
+                replayed: false,
             };
             if committed.events.is_empty() {
                 return Ok(committed);
             }
-            let batch = committed
-                .events
-                .iter()
-                .map(|event| NewEvent::from_event(event, metadata.clone()))
-                .collect::<Result<Vec<_>, _>>()?;
+            let batch = encode_batch(&committed.events, &metadata, ids, 0)?;
             committed.event_ids = batch.iter().map(|e| e.event_id).collect();
             let expected = ExpectedVersion::at(loaded.version);
             let span =
@@ -424,6 +521,16 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
                 .instrument(span)
                 .await
             {
+                Ok(appended) if appended.already_stored => {
+                    // A run with the same key stored these very events first.
+                    if let Some(replay) = self.replay::<A>(&stream, ids).await? {
+                        return Ok(replay);
+                    }
+                    committed.stream_version = appended.stream_version;
+                    committed.global_position = Some(appended.position);
+                    committed.replayed = true;
+                    return Ok(committed);
+                }
                 Ok(appended) => {
                     committed.stream_version = appended.stream_version;
                     committed.global_position = Some(appended.position);
@@ -432,6 +539,16 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
                     return Ok(committed);
                 }
                 Err(StoreError::WrongExpectedVersion { actual, .. }) => {
+                    if let Some(replay) = self.replay::<A>(&stream, ids).await? {
+                        return Ok(replay);
+                    }
+                    if let Some(expected) = options.expected {
+                        return Err(ExecuteError::Stale {
+                            stream,
+                            expected,
+                            actual,
+                        });
+                    }
                     let decided_at = loaded.version;
                     let incompatible = self
                         .catch_up(&stream, &mut loaded, &committed.events)
@@ -447,14 +564,92 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
                     }
                     tracing::debug!(%decided_at, %actual, attempts, "append conflicted; deciding again");
                 }
+                Err(error @ StoreError::DuplicateEventId { .. }) => {
+                    // A run with the same key stored other content first (it decided on
+                    // another state, or at another time): its result is the answer.
+                    return match self.replay::<A>(&stream, ids).await? {
+                        Some(replay) => Ok(replay),
+                        None => Err(ExecuteError::Store(error)),
+                    };
+                }
                 Err(other) => return Err(ExecuteError::Store(other)),
             }
         }
     }
 
+    /// The first run of a command with an idempotency key, if it committed: its result read
+    /// back, or [`ExecuteError::KeyReused`] if the key's events belong to another command.
+    /// `None` at once for a command without a key.
+    async fn replay<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+        ids: &CommandIds,
+    ) -> Result<Option<Committed<A::Event>>, ExecuteError<A::Error>> {
+        let Some(records) = self.first_run(ids, std::slice::from_ref(stream)).await? else {
+            return Ok(None);
+        };
+        let events = records
+            .iter()
+            .map(RecordedEvent::decode)
+            .collect::<Result<Vec<A::Event>, _>>()
+            .map_err(LoadError::from)?;
+        let last = records.last();
+        Ok(Some(Committed {
+            stream: stream.clone(),
+            command_id: ids.command_id,
+            events,
+            event_ids: records.iter().map(|r| r.event_id).collect(),
+            stream_version: last.map_or(StreamVersion::NONE, |r| r.stream_version),
+            global_position: last.map(|r| r.global_position),
+            attempts: 0,
+            replayed: true,
+        }))
+    }
+
+    /// The events the first run of a keyed command stored, in order: `None` when the command
+    /// has no key or its first run stored nothing. A first run of another command (another
+    /// fingerprint, or events outside `streams`) is [`ExecuteError::KeyReused`].
+    pub(crate) async fn first_run<E>(
+        &self,
+        ids: &CommandIds,
+        streams: &[StreamId],
+    ) -> Result<Option<Vec<RecordedEvent>>, ExecuteError<E>> {
+        let Some(stamp) = ids.stamp() else {
+            return Ok(None);
+        };
+        let mut found: Vec<RecordedEvent> = Vec::new();
+        loop {
+            let asked: Vec<EventId> = (found.len()..found.len() + LOOKUP)
+                .map(|index| ids.event_id(index))
+                .collect();
+            let page = self.store.read_events(&asked).await?;
+            let run = page
+                .iter()
+                .zip(&asked)
+                .take_while(|(record, id)| record.event_id == **id)
+                .count();
+            found.extend(page.into_iter().take(run));
+            if run < LOOKUP {
+                break;
+            }
+        }
+        let Some(first) = found.first() else {
+            return Ok(None);
+        };
+        let same_command = first.metadata.idempotency.as_ref() == Some(stamp)
+            && found.iter().all(|record| streams.contains(&record.stream));
+        if !same_command {
+            return Err(ExecuteError::KeyReused {
+                key: stamp.key.clone(),
+                stream: first.stream.clone(),
+            });
+        }
+        Ok(Some(found))
+    }
+
     /// Applies the events appended after `loaded.version`; returns whether any of them conflicts
     /// with one of `ours`.
-    async fn catch_up<A: Aggregate>(
+    pub(crate) async fn catch_up<A: Aggregate>(
         &self,
         stream: &StreamId,
         loaded: &mut Loaded<A>,
@@ -469,7 +664,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         Ok(incompatible)
     }
 
-    async fn load_stream<A: Aggregate>(
+    pub(crate) async fn load_stream<A: Aggregate>(
         &self,
         stream: &StreamId,
         up_to: Option<StreamVersion>,
@@ -578,7 +773,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
 
     /// After a commit, snapshots the new state when the policy asks for it. A failure is logged,
     /// not returned: the events are committed and a snapshot is only a cache.
-    async fn snapshot_after<A: Aggregate>(
+    pub(crate) async fn snapshot_after<A: Aggregate>(
         &self,
         stream: &StreamId,
         mut loaded: Loaded<A>,
@@ -687,6 +882,45 @@ impl From<LoadError> for Fold {
 pub type AggregateEvent<C> = <<C as AggregateCommand>::Aggregate as Aggregate>::Event;
 /// The error type of a command's aggregate.
 pub type AggregateError<C> = <<C as AggregateCommand>::Aggregate as Aggregate>::Error;
+
+/// The events of one decision, encoded with `metadata`, their ids derived from `ids` when the
+/// command has a key (`first` is the index of the first event among all the command's events).
+pub(crate) fn encode_batch<E: crate::Event>(
+    events: &[E],
+    metadata: &Metadata,
+    ids: &CommandIds,
+    first: usize,
+) -> Result<Vec<NewEvent>, EncodeError> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| {
+            let new = NewEvent::from_event(event, metadata.clone())?;
+            Ok(match ids.stamp() {
+                Some(_) => new.with_id(ids.event_id(first + i)),
+                None => new,
+            })
+        })
+        .collect()
+}
+
+/// The span of one command's run.
+pub(crate) fn command_span(
+    stream: &StreamId,
+    name: &str,
+    ids: &CommandIds,
+    options: &CommandOptions,
+) -> tracing::Span {
+    tracing::info_span!(
+        "execute",
+        stream = %stream,
+        command = name,
+        command_id = %ids.command_id,
+        correlation_id = ?options.metadata.correlation_id.unwrap_or(ids.command_id),
+        expected_version = ?options.expected.map(StreamVersion::get),
+        idempotency_key = ?options.key,
+    )
+}
 
 fn load_span(stream: &StreamId) -> tracing::Span {
     tracing::debug_span!("load", stream = %stream)
