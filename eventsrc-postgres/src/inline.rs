@@ -5,7 +5,8 @@
 //! A handle with inline projections appends in an explicit transaction: the usual append
 //! statement, a read of the rows it inserted (their positions), each projection's `apply`,
 //! then `COMMIT`. A handle without any keeps the one-statement autocommit append: nothing on
-//! that path changes.
+//! that path changes. An append across streams is a transaction anyway: its events, all
+//! parts' together, are read back and applied before its `COMMIT`.
 //!
 //! No catch-up and no checkpoint, unlike SQLite's `catch_up_inline`. A checkpoint row updated
 //! by every append would be locked from the update to the commit, so concurrent writers would
@@ -27,8 +28,8 @@ use deadpool_postgres::Transaction;
 use eventsrc_core::RunError;
 use eventsrc_core::StoreError;
 use eventsrc_core::backend::inline_refusal;
-use eventsrc_core::store::AppendResult;
-use eventsrc_core::{ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+use eventsrc_core::store::{AppendResult, StreamAppend};
+use eventsrc_core::{EventId, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
 
 use crate::projection::{PgProjection, apply_all};
 use crate::writer::{self, Attempt};
@@ -112,6 +113,40 @@ pub(crate) async fn append(
         }
     }
     Err(writer::gave_up(&append))
+}
+
+/// Applies the events an append across streams (`appends`) just inserted to `store`'s inline
+/// projections, inside its transaction: each projection gets them all at once, in log order
+/// (the parts' order), as it gets a single append's. A refusal names the stream of the event
+/// refused.
+pub(crate) async fn apply_parts(
+    store: &PgEventStore,
+    tx: &Transaction<'_>,
+    appends: &[StreamAppend],
+) -> Result<(), StoreError> {
+    let ids: Vec<EventId> = appends
+        .iter()
+        .flat_map(|part| &part.events)
+        .map(|event| event.event_id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let records = store.events_by_id(tx, &ids).await?;
+    for projection in store.inline.iter() {
+        if let Err(error) = projection.apply(tx, &records).await {
+            let stream = match &error {
+                RunError::Handle { stream, .. } => Some(stream.clone()),
+                RunError::Decode { source, .. } => Some(source.stream.clone()),
+                _ => appends.first().map(|part| part.stream.clone()),
+            };
+            return Err(match stream {
+                Some(stream) => inline_refusal(&stream, error),
+                None => StoreError::backend(error),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The records the append just inserted, read back inside its transaction for their

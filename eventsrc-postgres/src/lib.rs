@@ -6,6 +6,15 @@
 //!   in autocommit on a pooled connection (`deadpool-postgres`). Concurrent writers race on a
 //!   unique index; the loser runs again and appends after the winner, or reports
 //!   [`StoreError::WrongExpectedVersion`] when its expectation no longer holds.
+//! - **Appends across streams** ([`append_streams`](EventStore::append_streams)) are one
+//!   transaction: it takes a transaction-level advisory lock per stream, always in the order
+//!   of the locks' keys (so two such appends over the same streams, listed in any order, queue
+//!   instead of deadlocking), then one statement checks every part's expected version and
+//!   inserts every part's events, or none. Their events share the transaction id of their
+//!   positions and one `recorded_at`. A race lost to a single append, which takes no lock,
+//!   runs the transaction again, like a single append's. A part without events (a stream a
+//!   decision read but did not change) takes its stream's lock too, so two appends that each
+//!   check a stream the other writes cannot both pass.
 //! - **A gap-free global log.** A [`GlobalPosition`] is `(transaction id, position)`, and
 //!   [`read_all`](EventStore::read_all) returns only events of transactions older than the
 //!   oldest one still in flight, so a reader never skips an event whose transaction commits
@@ -95,15 +104,17 @@ mod writer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime,
+};
 use eventsrc_core::StoreError;
 use eventsrc_core::backend::StoredEvent;
-use eventsrc_core::backend::{AppendSignal, check_batch};
+use eventsrc_core::backend::{AppendSignal, check_appends, check_batch};
 use eventsrc_core::store::Direction;
-use eventsrc_core::store::{AppendResult, ReadAll, ReadStream, Snapshot};
+use eventsrc_core::store::{AppendResult, ReadAll, ReadStream, Snapshot, StreamAppend};
 use eventsrc_core::{
-    EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, SnapshotStore, StreamId,
-    StreamVersion, Tenant, Tenants, Timestamp,
+    EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, SnapshotStore,
+    StreamId, StreamVersion, Tenant, Tenants, Timestamp, Uuid,
 };
 use futures_util::TryStreamExt;
 use tokio::sync::{OnceCell, watch};
@@ -458,6 +469,48 @@ impl PgEventStore {
         self.shared.pool.get().await.map_err(StoreError::backend)
     }
 
+    /// Appends a checked batch to one stream (inline projections included), without the
+    /// notification.
+    async fn append_checked(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult, StoreError> {
+        if self.inline.is_empty() {
+            let client = self.client().await?;
+            self.append_on(&client, stream, expected, events).await
+        } else {
+            inline::append(self, stream, expected, events).await
+        }
+    }
+
+    /// Wakes live readers after a commit that stored events.
+    fn appended(&self) {
+        if let Some(notifier) = &self.shared.notifier {
+            notifier.appended();
+        }
+    }
+
+    /// This tenant's events with `ids`, in that order, read on `client` (a pooled connection,
+    /// or the transaction of an append that just inserted them).
+    pub(crate) async fn events_by_id(
+        &self,
+        client: &impl GenericClient,
+        ids: &[EventId],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let statement = client
+            .prepare_cached(&self.shared.sql.read.by_id)
+            .await
+            .map_err(backend)?;
+        let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+        let found = client
+            .query(&statement, &[&self.tenant.as_str(), &ids])
+            .await
+            .map_err(backend)?;
+        rows::records(&found, 0, &self.tenant, None)
+    }
+
     async fn append_on(
         &self,
         client: &Object,
@@ -574,16 +627,44 @@ impl EventStore for PgEventStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         check_batch(stream, &events)?;
-        let appended = if self.inline.is_empty() {
-            let client = self.client().await?;
-            self.append_on(&client, stream, expected, &events).await?
-        } else {
-            inline::append(self, stream, expected, &events).await?
-        };
-        if let (false, Some(notifier)) = (appended.already_stored, &self.shared.notifier) {
-            notifier.appended();
+        let appended = self.append_checked(stream, expected, &events).await?;
+        if !appended.already_stored {
+            self.appended();
         }
         Ok(appended)
+    }
+
+    /// One transaction for every part, which first locks the parts' streams in one fixed
+    /// order (see the crate's documentation). A single part with events is a plain
+    /// [`append`](EventStore::append), its one statement.
+    async fn append_streams(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        check_appends(&appends)?;
+        let results = match appends.as_slice() {
+            [] => return Ok(Vec::new()),
+            [part] if !part.events.is_empty() => vec![
+                self.append_checked(&part.stream, part.expected, &part.events)
+                    .await?,
+            ],
+            parts => writer::append_streams(self, parts).await?,
+        };
+        let stored = |(part, result): (&StreamAppend, &AppendResult)| {
+            !part.events.is_empty() && !result.already_stored
+        };
+        if appends.iter().zip(&results).any(stored) {
+            self.appended();
+        }
+        Ok(results)
+    }
+
+    async fn read_events(&self, ids: &[EventId]) -> Result<Vec<RecordedEvent>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.client().await?;
+        self.events_by_id(&client, ids).await
     }
 
     async fn read_stream(

@@ -51,6 +51,9 @@ pub(crate) struct ReadSql {
     pub visit_backward: String,
     /// One event of a stream, in full: `$1` tenant, `$2` stream, `$3` version.
     pub one: String,
+    /// The events of `$1` tenant with the ids `$2`, in the order of the ids (an id not stored,
+    /// or stored by another tenant, gives no row).
+    pub by_id: String,
     pub all: String,
     pub head: String,
     pub lag: String,
@@ -75,6 +78,13 @@ impl ReadSql {
             one: format!(
                 "SELECT {COLUMNS} FROM {schema}.events \
                  WHERE tenant = $1 AND stream = $2 AND stream_version = $3"
+            ),
+            // The ids' own column is `wanted.id`, so that every column of COLUMNS is the event's.
+            by_id: format!(
+                "SELECT {COLUMNS} FROM unnest($2::uuid[]) WITH ORDINALITY AS wanted(id, n) \
+                 JOIN {schema}.events ON event_id = wanted.id \
+                 WHERE tenant = $1 \
+                 ORDER BY wanted.n"
             ),
             // $1 tenant, $2..$3 after (commit, sequence), $4 limit, $5 types, $6 categories.
             // One row always comes back, carrying the horizon and the newest transaction whose

@@ -9,20 +9,31 @@
 //! appends after it or reports the conflict, as its expectation says). A unique violation on
 //! the event id means the batch may be a retry of one already stored: that is checked against
 //! the stored rows, with the same rules as the other backends.
+//!
+//! An append across streams ([`append_streams`]) is one explicit transaction: it first takes a
+//! transaction-level advisory lock per stream, in the order of the locks' keys, so that two
+//! such appends over the same streams queue behind one another instead of deadlocking on
+//! each other's rows; then one statement reads every part's version, checks every
+//! expectation and inserts every part's events only if all of them hold. The locks order
+//! appends across streams among themselves; against single appends (which take no lock, to
+//! stay one statement) the unique index still decides, and the transaction runs again after a
+//! lost race, as a single append does.
 
-use deadpool_postgres::GenericClient;
-use eventsrc_core::StoreError;
-use eventsrc_core::backend::{StoredCopy, already_stored, encode_metadata, encode_one_metadata};
-use eventsrc_core::store::AppendResult;
+use deadpool_postgres::{GenericClient, Transaction};
+use eventsrc_core::backend::{
+    StoredCopy, already_stored, already_stored_parts, encode_metadata, encode_one_metadata,
+};
+use eventsrc_core::store::{AppendResult, StreamAppend};
 use eventsrc_core::{
-    ExpectedVersion, GlobalPosition, NewEvent, StreamId, StreamVersion, Tenant, Timestamp, Uuid,
+    ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StoreError, StreamId, StreamVersion,
+    Tenant, Timestamp, Uuid,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 
-use crate::backend;
 use crate::rows::{Micros, RecordReader};
+use crate::{PgEventStore, backend, inline};
 
 /// How many times an append runs again after losing a race on a stream version to another
 /// writer. Each lost race means another append landed, so this bounds only pathological
@@ -34,6 +45,9 @@ pub(crate) struct WriteSql {
     append: String,
     append_one: String,
     already_stored: String,
+    append_parts: String,
+    /// What the name of a stream's lock starts with: the lock is this schema's.
+    lock_prefix: String,
 }
 
 impl WriteSql {
@@ -42,7 +56,17 @@ impl WriteSql {
             append: append_sql(schema),
             append_one: append_one_sql(schema),
             already_stored: already_stored_sql(schema),
+            append_parts: append_parts_sql(schema),
+            lock_prefix: format!("eventsrc stream {schema} "),
         }
+    }
+
+    /// The name of the lock an append across streams takes on `tenant`'s `stream`, hashed by
+    /// PostgreSQL into its key. The tenant is prefixed by its length, so that no two (tenant,
+    /// stream) pairs spell the same name.
+    fn lock_name(&self, tenant: &Tenant, stream: &StreamId) -> String {
+        let tenant = tenant.as_str();
+        format!("{}{}:{tenant} {stream}", self.lock_prefix, tenant.len())
     }
 }
 
@@ -113,6 +137,60 @@ fn already_stored_sql(schema: &str) -> String {
     )
 }
 
+/// Takes the transaction-level advisory locks named by `$1`, one per distinct key, in the
+/// order of the keys: every append across streams takes its locks in that one order, so two
+/// of them wait for one another and never each hold a lock the other wants. (The subquery's
+/// `ORDER BY` is what orders the calls; it keeps the subquery from being flattened away.)
+const LOCK_STREAMS_SQL: &str = "SELECT pg_advisory_xact_lock(sorted.key) FROM ( \
+         SELECT DISTINCT hashtextextended(name, 0) AS key FROM unnest($1::text[]) AS name \
+         ORDER BY key \
+     ) sorted";
+
+/// The statement of an append across streams: every part's version, checked against every
+/// part's expectation, and every part's events inserted only when all hold, in part order.
+/// Parameters: `$1` tenant; per part `$2` stream, `$3` category, `$4..$5` the accepted range
+/// of its version; per event (all parts' events, in order) `$6` its part (1-based), `$7` its
+/// place in its part (1-based), then `$8..$12` ids, types, schema versions, payloads and
+/// metadata. One row per part, in part order: its current version, then how many events of it
+/// were inserted and the newest position and transaction id among them (`NULL` when nothing
+/// was inserted), and their recorded_at (the transaction's time, which it defaults to, for a
+/// part that inserted nothing). A part without events only has its version checked.
+fn append_parts_sql(schema: &str) -> String {
+    format!(
+        "WITH parts AS MATERIALIZED ( \
+             SELECT p.n, p.stream, p.category, p.low, p.high, \
+                 (SELECT COALESCE(MAX(e.stream_version), 0) FROM {schema}.events e \
+                  WHERE e.tenant = $1 AND e.stream = p.stream) AS version \
+             FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) \
+                 WITH ORDINALITY AS p(stream, category, low, high, n) \
+         ), inserted AS ( \
+             INSERT INTO {schema}.events (tenant, stream, category, stream_version, event_id, \
+                 event_type, schema_version, payload, metadata) \
+             SELECT $1, parts.stream, parts.category, parts.version + batch.place, \
+                 batch.event_id, batch.event_type, batch.schema_version, batch.payload::json, \
+                 batch.metadata::json \
+             FROM unnest($6::bigint[], $7::bigint[], $8::uuid[], $9::text[], $10::bigint[], \
+                     $11::text[], $12::text[]) \
+                 WITH ORDINALITY AS batch(part, place, event_id, event_type, schema_version, \
+                     payload, metadata, n) \
+             JOIN parts ON parts.n = batch.part \
+             WHERE NOT EXISTS ( \
+                 SELECT 1 FROM parts stale WHERE stale.version NOT BETWEEN stale.low AND stale.high \
+             ) \
+             ORDER BY batch.n \
+             RETURNING stream, position, transaction_id, recorded_at \
+         ) \
+         SELECT parts.version, done.count, done.last, done.commit, \
+             COALESCE(done.recorded_at, now()) \
+         FROM parts LEFT JOIN ( \
+             SELECT stream, count(*) AS count, max(position) AS last, \
+                 max(transaction_id) AS commit, max(recorded_at) AS recorded_at \
+             FROM inserted GROUP BY stream \
+         ) done ON done.stream = parts.stream \
+         ORDER BY parts.n"
+    )
+}
+
 /// One append: where, what is expected, and the batch.
 pub(crate) struct Append<'a> {
     pub tenant: &'a Tenant,
@@ -167,15 +245,35 @@ impl<'a> Columns<'a> {
             payloads: Vec::with_capacity(events.len()),
             metadata: encode_metadata(events)?,
         };
-        for event in events {
-            columns.ids.push(event.event_id.0);
-            columns.types.push(&event.event_type);
-            columns
-                .schema_versions
-                .push(i64::from(event.schema_version));
-            columns.payloads.push(&event.payload);
+        columns.push_events(events);
+        Ok(columns)
+    }
+
+    /// The columns of the events of every part, one after the other.
+    fn of_parts(appends: &'a [StreamAppend]) -> Result<Self, StoreError> {
+        let count = appends.iter().map(|part| part.events.len()).sum();
+        let mut columns = Columns {
+            ids: Vec::with_capacity(count),
+            types: Vec::with_capacity(count),
+            schema_versions: Vec::with_capacity(count),
+            payloads: Vec::with_capacity(count),
+            metadata: Vec::with_capacity(count),
+        };
+        for part in appends {
+            columns.metadata.extend(encode_metadata(&part.events)?);
+            columns.push_events(&part.events);
         }
         Ok(columns)
+    }
+
+    /// Adds every column but the metadata, which is encoded a run at a time.
+    fn push_events(&mut self, events: &'a [NewEvent]) {
+        for event in events {
+            self.ids.push(event.event_id.0);
+            self.types.push(&event.event_type);
+            self.schema_versions.push(i64::from(event.schema_version));
+            self.payloads.push(&event.payload);
+        }
     }
 }
 
@@ -194,8 +292,8 @@ fn accepted_range(expected: ExpectedVersion) -> (i64, i64) {
 }
 
 /// What one run of the statement answered, or why it must run again.
-pub(crate) enum Attempt {
-    Done(AppendResult),
+pub(crate) enum Attempt<T = AppendResult> {
+    Done(T),
     /// Another writer took a version first: run again.
     Raced,
     /// An event id is already stored: the batch may be a retry of one that landed, which
@@ -233,6 +331,251 @@ pub(crate) fn gave_up(append: &Append<'_>) -> StoreError {
         "gave up appending to `{}` after losing {MAX_RACES} races for its next version",
         append.stream
     )))
+}
+
+/// Appends every part of `appends` (checked with
+/// [`check_appends`](eventsrc_core::backend::check_appends); a part without events only has
+/// its version checked, under its stream's lock like the others) to `store` in one transaction,
+/// applying the store's inline projections to all their events inside it; runs it again
+/// after each lost race. Each run: `BEGIN`, the streams' locks and the append statement
+/// (sent together, one round trip; the statement's snapshot is taken once the locks are
+/// held, so it sees every append across these streams that committed before), then `COMMIT`.
+pub(crate) async fn append_streams(
+    store: &PgEventStore,
+    appends: &[StreamAppend],
+) -> Result<Vec<AppendResult>, StoreError> {
+    let (sql, tenant) = (&store.shared.sql.writer, &store.tenant);
+    let parts = Parts::of(sql, tenant, appends)?;
+    let mut client = store.client().await?;
+    let statements = PartStatements {
+        lock: client
+            .prepare_cached(LOCK_STREAMS_SQL)
+            .await
+            .map_err(backend)?,
+        insert: client
+            .prepare_cached(&sql.append_parts)
+            .await
+            .map_err(backend)?,
+    };
+    for _ in 0..MAX_RACES {
+        let tx = client.transaction().await.map_err(backend)?;
+        match parts
+            .attempt(&tx, sql, &statements, tenant, appends)
+            .await?
+        {
+            Attempt::Done(results) if results.iter().all(|r| r.already_stored) => {
+                // A retry: nothing to write, nothing to apply.
+                tx.rollback().await.map_err(backend)?;
+                return Ok(results);
+            }
+            Attempt::Done(results) => {
+                if !store.inline.is_empty() {
+                    inline::apply_parts(store, &tx, appends).await?;
+                }
+                match tx.commit().await {
+                    Ok(()) => return Ok(results),
+                    // Serializable isolation (a database default) may refuse the commit.
+                    Err(error) => match lost::<()>(&error) {
+                        Some(Attempt::Raced) => {}
+                        _ => return Err(backend(error)),
+                    },
+                }
+            }
+            Attempt::Raced => tx.rollback().await.map_err(backend)?,
+            Attempt::Collided => {
+                // The failed statement aborted the transaction: look outside it.
+                tx.rollback().await.map_err(backend)?;
+                if let Some(done) = stored_parts(&client, sql, tenant, appends).await? {
+                    return Ok(done);
+                }
+            }
+        }
+    }
+    Err(StoreError::backend(std::io::Error::other(format!(
+        "gave up appending across {} streams (the first `{}`) after losing {MAX_RACES} races \
+         for their next versions",
+        appends.len(),
+        appends.first().map_or("", |part| part.stream.as_str()),
+    ))))
+}
+
+/// The two statements of an append across streams, prepared on its connection.
+struct PartStatements {
+    lock: Statement,
+    insert: Statement,
+}
+
+/// An append across streams bound for its statements: the names of the streams' locks, each
+/// part's stream, category and accepted versions, and every event's part, place and columns.
+struct Parts<'a> {
+    locks: Vec<String>,
+    streams: Vec<&'a str>,
+    categories: Vec<&'a str>,
+    lows: Vec<i64>,
+    highs: Vec<i64>,
+    part_of: Vec<i64>,
+    place: Vec<i64>,
+    columns: Columns<'a>,
+}
+
+impl<'a> Parts<'a> {
+    fn of(
+        sql: &WriteSql,
+        tenant: &Tenant,
+        appends: &'a [StreamAppend],
+    ) -> Result<Self, StoreError> {
+        let count = appends.iter().map(|part| part.events.len()).sum();
+        let mut parts = Parts {
+            locks: Vec::with_capacity(appends.len()),
+            streams: Vec::with_capacity(appends.len()),
+            categories: Vec::with_capacity(appends.len()),
+            lows: Vec::with_capacity(appends.len()),
+            highs: Vec::with_capacity(appends.len()),
+            part_of: Vec::with_capacity(count),
+            place: Vec::with_capacity(count),
+            columns: Columns::of_parts(appends)?,
+        };
+        for (n, part) in (1_i64..).zip(appends) {
+            let (low, high) = accepted_range(part.expected);
+            parts.locks.push(sql.lock_name(tenant, &part.stream));
+            parts.streams.push(part.stream.as_str());
+            parts.categories.push(part.stream.category());
+            parts.lows.push(low);
+            parts.highs.push(high);
+            parts
+                .part_of
+                .extend(std::iter::repeat_n(n, part.events.len()));
+            parts.place.extend((1_i64..).take(part.events.len()));
+        }
+        Ok(parts)
+    }
+
+    /// One run inside `tx`: the locks, then the statement. A failed expectation is settled
+    /// here, inside the transaction (still holding the locks): a retry of an append that
+    /// landed, or the first failing part's [`StoreError::WrongExpectedVersion`].
+    async fn attempt(
+        &self,
+        tx: &Transaction<'_>,
+        sql: &WriteSql,
+        statements: &PartStatements,
+        tenant: &Tenant,
+        appends: &[StreamAppend],
+    ) -> Result<Attempt<Vec<AppendResult>>, StoreError> {
+        let tenant_name = tenant.as_str();
+        let columns = &self.columns;
+        let params: [&(dyn ToSql + Sync); 12] = [
+            &tenant_name,
+            &self.streams,
+            &self.categories,
+            &self.lows,
+            &self.highs,
+            &self.part_of,
+            &self.place,
+            &columns.ids,
+            &columns.types,
+            &columns.schema_versions,
+            &columns.payloads,
+            &columns.metadata,
+        ];
+        // Pipelined: PostgreSQL runs the statement once the lock statement has returned.
+        let (locked, inserted) = futures_util::future::join(
+            tx.execute(&statements.lock, &[&self.locks]),
+            tx.query(&statements.insert, &params),
+        )
+        .await;
+        // A failed lock statement fails the other one too (the transaction is aborted): its
+        // own error is the one to report.
+        let rows = match locked.and(inserted) {
+            Ok(rows) => rows,
+            Err(error) => {
+                return match lost(&error) {
+                    Some(lost) => Ok(lost),
+                    None => {
+                        let parts: Vec<(&StreamId, &[NewEvent])> = appends
+                            .iter()
+                            .map(|part| (&part.stream, part.events.as_slice()))
+                            .collect();
+                        Err(refused_value(error, &parts))
+                    }
+                };
+            }
+        };
+        let outcomes = rows
+            .iter()
+            .map(Outcome::read_part)
+            .collect::<Result<Vec<_>, _>>()?;
+        if outcomes.len() != appends.len() {
+            return Err(StoreError::backend(std::io::Error::other(format!(
+                "an append across {} streams answered for {} of them",
+                appends.len(),
+                outcomes.len()
+            ))));
+        }
+        // The statement inserted everything or nothing, as the same ranges decided.
+        let accepted = |(part, outcome): &(&StreamAppend, &Outcome)| {
+            part.expected.accepts(StreamVersion(outcome.current))
+        };
+        if !appends.iter().zip(&outcomes).all(|pair| accepted(&pair)) {
+            return settle_stale(tx, sql, tenant, appends, &outcomes).await;
+        }
+        appends
+            .iter()
+            .zip(&outcomes)
+            .map(|(part, outcome)| {
+                let count = part.events.len() as u64;
+                if outcome.inserted != count {
+                    return Err(StoreError::backend(std::io::Error::other(format!(
+                        "appending {count} events to `{}` across streams inserted {} rows",
+                        part.stream, outcome.inserted
+                    ))));
+                }
+                Ok(AppendResult {
+                    first_version: StreamVersion(outcome.current + 1),
+                    stream_version: StreamVersion(outcome.current + count),
+                    // A part without events has no position of its own.
+                    position: if count == 0 {
+                        GlobalPosition::START
+                    } else {
+                        outcome.position
+                    },
+                    recorded_at: outcome.recorded_at,
+                    already_stored: false,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Attempt::Done)
+    }
+}
+
+/// Settles an append across streams that inserted nothing because an expectation failed,
+/// inside its transaction: a retry of one that landed (every part stored), a duplicate id, or
+/// the first failing part's [`StoreError::WrongExpectedVersion`].
+async fn settle_stale(
+    tx: &Transaction<'_>,
+    sql: &WriteSql,
+    tenant: &Tenant,
+    appends: &[StreamAppend],
+    outcomes: &[Outcome],
+) -> Result<Attempt<Vec<AppendResult>>, StoreError> {
+    if let Some(done) = stored_parts(tx, sql, tenant, appends).await? {
+        return Ok(Attempt::Done(done));
+    }
+    let stale = appends
+        .iter()
+        .zip(outcomes)
+        .find(|(part, outcome)| !part.expected.accepts(StreamVersion(outcome.current)));
+    match stale {
+        Some((part, outcome)) => Err(StoreError::WrongExpectedVersion {
+            stream: part.stream.clone(),
+            expected: part.expected,
+            actual: StreamVersion(outcome.current),
+        }),
+        // Only called when a part failed its check.
+        None => Err(StoreError::backend(std::io::Error::other(format!(
+            "an append across {} streams was settled as stale with every expectation held",
+            appends.len()
+        )))),
+    }
 }
 
 /// A batch bound for the append statement, and that statement, prepared on a connection.
@@ -316,14 +659,9 @@ async fn attempt(
     let row = match client.query_one(statement, &params).await {
         Ok(row) => row,
         Err(error) => {
-            let constraint = error
-                .as_db_error()
-                .filter(|db| *db.code() == SqlState::UNIQUE_VIOLATION)
-                .and_then(|db| db.constraint());
-            return match constraint {
-                Some("events_stream_version_unique") => Ok(Attempt::Raced),
-                Some("events_event_id_unique") => Ok(Attempt::Collided),
-                _ => Err(refused_value(error, append)),
+            return match lost(&error) {
+                Some(lost) => Ok(lost),
+                None => Err(refused_value(error, &[(append.stream, append.events)])),
             };
         }
     };
@@ -358,31 +696,60 @@ async fn attempt(
     }))
 }
 
-/// A payload the `json` column refuses is the caller's mistake: say which event it is (found
-/// again here, on this rare path, rather than checked on every append). Other errors are the
-/// backend's.
-fn refused_value(error: tokio_postgres::Error, append: &Append<'_>) -> StoreError {
+/// Whether `error` means the statement lost to another writer, and how: a version taken
+/// first (or a deadlock or serialization failure, which PostgreSQL resolves by failing one of
+/// the transactions) is a race to run again; an event id taken is a possible retry. `None`:
+/// the statement failed otherwise.
+fn lost<T>(error: &tokio_postgres::Error) -> Option<Attempt<T>> {
+    let db = error.as_db_error()?;
+    let code = db.code();
+    if *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE {
+        return Some(Attempt::Raced);
+    }
+    if *code != SqlState::UNIQUE_VIOLATION {
+        return None;
+    }
+    match db.constraint() {
+        Some("events_stream_version_unique") => Some(Attempt::Raced),
+        Some("events_event_id_unique") => Some(Attempt::Collided),
+        _ => None,
+    }
+}
+
+/// A payload the `json` column refuses is the caller's mistake: say which event it is, and the
+/// stream it was appended to, among `parts` (found again here, on this rare path, rather than
+/// checked on every append). Other errors are the backend's.
+fn refused_value(error: tokio_postgres::Error, parts: &[(&StreamId, &[NewEvent])]) -> StoreError {
     let Some(db) = error
         .as_db_error()
         .filter(|db| *db.code() == SqlState::INVALID_TEXT_REPRESENTATION)
     else {
         return backend(error);
     };
-    let culprit = append
-        .events
-        .iter()
-        .find(|e| serde_json::from_str::<serde_json::Value>(&e.payload).is_err());
-    let reason = match culprit {
-        Some(event) => format!(
-            "the payload of event {} (`{}`) is not JSON: {}",
-            event.event_id,
-            event.event_type,
-            db.message()
+    let culprit = parts.iter().find_map(|&(stream, events)| {
+        events
+            .iter()
+            .find(|e| serde_json::from_str::<serde_json::Value>(&e.payload).is_err())
+            .map(|event| (stream, event))
+    });
+    let (stream, reason) = match (culprit, parts.first()) {
+        (Some((stream, event)), _) => (
+            stream,
+            format!(
+                "the payload of event {} (`{}`) is not JSON: {}",
+                event.event_id,
+                event.event_type,
+                db.message()
+            ),
         ),
-        None => format!("PostgreSQL refused a value: {}", db.message()),
+        (None, Some(&(stream, _))) => (
+            stream,
+            format!("PostgreSQL refused a value: {}", db.message()),
+        ),
+        (None, None) => return backend(error),
     };
     StoreError::InvalidAppend {
-        stream: append.stream.clone(),
+        stream: stream.clone(),
         reason,
     }
 }
@@ -407,6 +774,26 @@ impl Outcome {
         Ok(Self {
             current: current.max(0) as u64,
             inserted: inserted.max(0) as u64,
+            position: GlobalPosition::new(
+                commit.unwrap_or(0).max(0) as u64,
+                sequence.unwrap_or(0).max(0) as u64,
+            ),
+            recorded_at: recorded_at.map_or(Timestamp::UNIX_EPOCH, Timestamp::from),
+        })
+    }
+
+    /// A row of the statement across streams: the part's current version, then how many of
+    /// its events were inserted and the newest position, transaction id and recorded_at among
+    /// them.
+    fn read_part(row: &Row) -> Result<Self, StoreError> {
+        let current: i64 = row.try_get(0).map_err(backend)?;
+        let inserted: Option<i64> = row.try_get(1).map_err(backend)?;
+        let sequence: Option<i64> = row.try_get(2).map_err(backend)?;
+        let commit: Option<i64> = row.try_get(3).map_err(backend)?;
+        let recorded_at: Option<Micros> = row.try_get(4).map_err(backend)?;
+        Ok(Self {
+            current: current.max(0) as u64,
+            inserted: inserted.unwrap_or(0).max(0) as u64,
             position: GlobalPosition::new(
                 commit.unwrap_or(0).max(0) as u64,
                 sequence.unwrap_or(0).max(0) as u64,
@@ -443,12 +830,54 @@ pub(crate) async fn stored(
     sql: &WriteSql,
     append: &Append<'_>,
 ) -> Result<Option<AppendResult>, StoreError> {
+    let ids: Vec<Uuid> = append.events.iter().map(|e| e.event_id.0).collect();
+    let copies = stored_copies(client, sql, &ids).await?;
+    let copies = copies.iter().map(|copy| copy.as_ref().map(StoredCopy::of));
+    already_stored(append.tenant, append.stream, append.events, copies)
+}
+
+/// [`stored`] for an append across streams: every part's answer from one lookup of all their
+/// ids, settled together ([`already_stored_parts`]).
+async fn stored_parts(
+    client: &impl GenericClient,
+    sql: &WriteSql,
+    tenant: &Tenant,
+    appends: &[StreamAppend],
+) -> Result<Option<Vec<AppendResult>>, StoreError> {
+    let ids: Vec<Uuid> = appends
+        .iter()
+        .flat_map(|part| &part.events)
+        .map(|e| e.event_id.0)
+        .collect();
+    if ids.is_empty() {
+        // Only checks: nothing can have been stored.
+        return Ok(None);
+    }
+    let copies = stored_copies(client, sql, &ids).await?;
+    let mut rest = copies.as_slice();
+    let answers = appends
+        .iter()
+        .map(|part| {
+            let (own, after) = rest.split_at(part.events.len().min(rest.len()));
+            rest = after;
+            let own = own.iter().map(|copy| copy.as_ref().map(StoredCopy::of));
+            already_stored(tenant, &part.stream, &part.events, own)
+        })
+        .collect();
+    already_stored_parts(answers, appends)
+}
+
+/// The stored record of each of `ids`, in order, `None` where it is not stored.
+async fn stored_copies(
+    client: &impl GenericClient,
+    sql: &WriteSql,
+    ids: &[Uuid],
+) -> Result<Vec<Option<RecordedEvent>>, StoreError> {
     // Prepared only here: a fresh batch, the usual case, never needs it.
     let statement = client
         .prepare_cached(&sql.already_stored)
         .await
         .map_err(backend)?;
-    let ids: Vec<Uuid> = append.events.iter().map(|e| e.event_id.0).collect();
     let rows = client.query(&statement, &[&ids]).await.map_err(backend)?;
     let mut copies = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -458,8 +887,7 @@ pub(crate) async fn stored(
             Some(tenant) => Some(RecordReader::new(&Tenant::new(tenant), None).read(row, 1)?),
         });
     }
-    let copies = copies.iter().map(|copy| copy.as_ref().map(StoredCopy::of));
-    already_stored(append.tenant, append.stream, append.events, copies)
+    Ok(copies)
 }
 
 #[cfg(test)]

@@ -205,14 +205,13 @@ impl InlineProjections {
             .any(|s| s.catching_up.is_none() && s.tenant == *tenant)
     }
 
-    /// Applies the live projections of the records' tenant to one append's records (in the
-    /// append's transaction) and moves the checkpoints of the checkpointed ones to its last
-    /// event.
+    /// Applies the live projections of the records' tenant to one append's records, every
+    /// part's in order (in the append's transaction), and moves the checkpoints of the
+    /// checkpointed ones to its last event. A refusal names the stream of the event refused.
     pub(crate) fn apply_append(
         &mut self,
         tx: &Transaction<'_>,
         tenant: &Tenant,
-        stream: &StreamId,
         records: &[RecordedEvent],
     ) -> Result<(), StoreError> {
         let Some(last) = records.last() else {
@@ -234,7 +233,7 @@ impl InlineProjections {
             for record in records.iter().filter(wanted) {
                 projection
                     .apply(name, tx, record)
-                    .map_err(|error| inline_refusal(stream, error))?;
+                    .map_err(|error| inline_refusal(&record.stream, error))?;
             }
             if *checkpointed {
                 checkpoint::save(tx, tenant, name, last.global_position).map_err(backend)?;
@@ -287,26 +286,25 @@ fn catch_up_page(conn: &mut Connection, slot: &mut Slot) -> Result<bool, RunErro
     Ok(live)
 }
 
-/// The records one append stores, as inline projections see them.
-pub(crate) fn records(
-    tenant: &Tenant,
-    stream: &StreamId,
-    events: &[NewEvent],
+/// The records one part of an append stores, as inline projections see them: from
+/// `first_version` in its stream and position `first` in the log, the sequence rising and the
+/// commit shared.
+pub(crate) fn records<'a>(
+    tenant: &'a Tenant,
+    stream: &'a StreamId,
+    events: &'a [NewEvent],
     first_version: i64,
-    first_position: i64,
+    first: GlobalPosition,
     recorded_at: Timestamp,
-) -> Vec<RecordedEvent> {
+) -> impl Iterator<Item = RecordedEvent> + 'a {
     events
         .iter()
         .enumerate()
-        .map(|(offset, event)| RecordedEvent {
+        .map(move |(offset, event)| RecordedEvent {
             event_id: event.event_id,
             stream: stream.clone(),
             stream_version: StreamVersion((first_version + offset as i64) as u64),
-            global_position: GlobalPosition::new(
-                first_position as u64,
-                (first_position + offset as i64) as u64,
-            ),
+            global_position: GlobalPosition::new(first.commit, first.sequence + offset as u64),
             tenant: tenant.clone(),
             event_type: Arc::from(event.event_type.as_ref()),
             schema_version: event.schema_version,
@@ -314,7 +312,6 @@ pub(crate) fn records(
             metadata: event.metadata.clone(),
             recorded_at,
         })
-        .collect()
 }
 
 #[cfg(test)]
@@ -322,22 +319,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_number_an_append_from_its_first_version_and_position() {
+    fn records_number_a_part_from_its_first_version_and_position_in_its_commit() {
         let stream = StreamId::new("cart", 1).unwrap();
         let events = [
             NewEvent::raw("A", 1, "{}"),
             NewEvent::raw("B", 2, "{\"x\":1}"),
         ];
-        let records = records(
-            &Tenant::default(),
+        let tenant = Tenant::default();
+        let records: Vec<_> = records(
+            &tenant,
             &stream,
             &events,
             4,
-            10,
+            GlobalPosition::new(8, 10),
             Timestamp::from_micros(7),
-        );
+        )
+        .collect();
         assert_eq!(records[1].stream_version, StreamVersion(5));
-        assert_eq!(records[1].global_position, GlobalPosition::new(10, 11));
+        assert_eq!(records[1].global_position, GlobalPosition::new(8, 11));
         assert_eq!(&*records[1].payload, "{\"x\":1}");
         assert_eq!(records[0].event_id, events[0].event_id);
     }

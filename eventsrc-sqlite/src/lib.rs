@@ -4,8 +4,10 @@
 //! - **Bundled SQLite** (no system library), **WAL** mode: readers never block the writer.
 //! - **One writer thread** owns the write connection and commits concurrent appends in groups,
 //!   each append in its own savepoint, so one `fsync` serves many callers and a conflict in one
-//!   append never spoils another. Readers use their own connections on tokio's blocking pool;
-//!   nothing blocks the caller's runtime.
+//!   append never spoils another. An append across streams
+//!   ([`append_streams`](EventStore::append_streams)) is one such append: every part in its
+//!   savepoint, stored together or not at all. Readers use their own connections on tokio's
+//!   blocking pool; nothing blocks the caller's runtime.
 //! - **Durable by default**: `synchronous=FULL`, every acknowledged append survives a power
 //!   loss. [`Durability::Normal`] is the opt-in faster mode: in WAL mode it survives a crash of
 //!   the application but a power loss may lose the last transactions (never corrupt the file).
@@ -85,14 +87,14 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use eventsrc_core::store::{AppendResult, ReadAll, ReadStream, Snapshot};
+use eventsrc_core::store::{AppendResult, ReadAll, ReadStream, Snapshot, StreamAppend};
 
-use eventsrc_core::backend::{AppendSignal, check_batch};
+use eventsrc_core::backend::{AppendSignal, check_appends, check_batch};
 
 use eventsrc_core::StoreError;
 use eventsrc_core::backend::{LocalLeases, StoredEvent};
 use eventsrc_core::{
-    CheckpointStore, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent,
+    CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent,
     SnapshotStore, StreamId, StreamVersion, Tenant, Tenants, Timestamp,
 };
 use leases::StoreLeases;
@@ -274,6 +276,18 @@ impl SqliteEventStore {
         }
     }
 
+    /// Sends an append of this handle's tenant to the writer thread.
+    fn send_append(&self, parts: writer::Parts) -> Result<(), StoreError> {
+        let append = writer::Append {
+            tenant: self.tenant.clone(),
+            parts,
+        };
+        self.shared
+            .writer
+            .send(writer::Request::Append(append))
+            .map_err(|_| closed())
+    }
+
     /// Runs `job` on the writer thread, after the appends sent before it. A panic in `job` is
     /// an error, not the end of the writer thread.
     pub(crate) async fn on_writer<T, F>(&self, job: F) -> Result<T, StoreError>
@@ -370,18 +384,34 @@ impl EventStore for SqliteEventStore {
     ) -> Result<AppendResult, StoreError> {
         check_batch(stream, &events)?;
         let (reply, answer) = oneshot::channel();
-        let append = writer::Append {
-            tenant: self.tenant.clone(),
-            stream: stream.clone(),
-            expected,
-            events,
-            reply,
-        };
-        self.shared
-            .writer
-            .send(writer::Request::Append(append))
-            .map_err(|_| closed())?;
+        let part = StreamAppend::new(stream.clone(), expected, events);
+        self.send_append(writer::Parts::One(part, reply))?;
         answer.await.map_err(|_| closed())?
+    }
+
+    /// One request to the writer thread, in one savepoint of its group's transaction: every
+    /// part is stored, or none; the parts share one commit (their `commit_seq` is the first
+    /// part's first position) and one `recorded_at`.
+    async fn append_streams(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        check_appends(&appends)?;
+        if appends.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.send_append(writer::Parts::Many(appends, reply))?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    async fn read_events(&self, ids: &[EventId]) -> Result<Vec<RecordedEvent>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (tenant, ids) = (self.tenant.clone(), ids.to_vec());
+        self.read(move |conn| rows::events_by_id(conn, &tenant, &ids))
+            .await
     }
 
     async fn read_stream(

@@ -277,21 +277,25 @@ pub(crate) fn current_version(
 
 /// The stored copies of a batch's event ids, one per event in batch order (`None` where the
 /// id is not stored), each with the tenant it is stored under: what
-/// [`already_stored`](eventsrc_core::backend::already_stored) compares. A stored copy that
-/// cannot be read is its [`StoreError::Corrupt`]: a retry cannot be told from a reused id
-/// without it.
+/// [`already_stored`](eventsrc_core::backend::already_stored) compares. Only rows before
+/// position `before` count, so that an append can leave out the rows it inserted itself. A
+/// stored copy that cannot be read is its [`StoreError::Corrupt`]: a retry cannot be told
+/// from a reused id without it.
 pub(crate) fn stored_copies(
     conn: &Connection,
     ids: impl IntoIterator<Item = EventId>,
+    before: i64,
 ) -> Result<Vec<Option<RecordedEvent>>, StoreError> {
     let mut lookup = conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS}, tenant FROM events WHERE event_id = ?1"
+            "SELECT {COLUMNS}, tenant FROM events WHERE event_id = ?1 AND position < ?2"
         ))
         .map_err(backend)?;
     let mut copies = Vec::new();
     for id in ids {
-        let mut rows = lookup.query([id.0.as_bytes()]).map_err(backend)?;
+        let mut rows = lookup
+            .query(params![id.0.as_bytes(), before])
+            .map_err(backend)?;
         let copy = match rows.next().map_err(backend)? {
             None => None,
             Some(row) => {
@@ -310,6 +314,31 @@ pub(crate) fn stored_copies(
         copies.push(copy);
     }
     Ok(copies)
+}
+
+/// The events of `tenant` with these ids, in the order of `ids`: an id not stored, or
+/// stored by another tenant, is left out. Each id is one lookup in the `event_id` index.
+pub(crate) fn events_by_id(
+    conn: &Connection,
+    tenant: &Tenant,
+    ids: &[EventId],
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut lookup = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM events WHERE event_id = ?1 AND tenant = ?2"
+        ))
+        .map_err(backend)?;
+    let mut reader = RecordReader::new(tenant, None);
+    let mut records = Vec::with_capacity(ids.len().min(4096));
+    for id in ids {
+        let mut rows = lookup
+            .query(params![id.0.as_bytes(), tenant.as_str()])
+            .map_err(backend)?;
+        if let Some(row) = rows.next().map_err(backend)? {
+            records.push(reader.read(row)?);
+        }
+    }
+    Ok(records)
 }
 
 /// The rows of one stream read, packed for visiting: versions in one vector, every type name

@@ -4,21 +4,22 @@
 //! takes all of them (up to [`MAX_GROUP`]), each inside its own savepoint, and one `COMMIT`
 //! (one fsync with `synchronous=FULL`) makes them all durable. A request that fails (a version
 //! conflict, an inline projection refusing an event) rolls back its savepoint only; its
-//! neighbours commit. Every caller is answered only after the commit that holds its events, so
-//! a reply of success means durable; then the append counter moves, waking live readers.
+//! neighbours commit. A request appending to several streams is one request with one
+//! savepoint: all its parts are stored, or none. Every caller is answered only after the
+//! commit that holds its events, so a reply of success means durable; then the append counter
+//! moves, waking live readers.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 
-use eventsrc_core::store::{AppendResult, EventFilter};
+use eventsrc_core::store::{AppendResult, EventFilter, StreamAppend};
 
 use eventsrc_core::StoreError;
 
-use eventsrc_core::backend::{StoredCopy, already_stored, encode_metadata};
+use eventsrc_core::backend::{StoredCopy, already_stored, already_stored_parts, encode_metadata};
 use eventsrc_core::time::Clock;
-use eventsrc_core::{
-    ExpectedVersion, GlobalPosition, NewEvent, StreamId, StreamVersion, Tenant, Timestamp,
-};
+use eventsrc_core::{GlobalPosition, StreamVersion, Tenant, Timestamp};
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior, params};
 use tokio::sync::{oneshot, watch};
 
@@ -52,13 +53,57 @@ pub(crate) struct AddInline {
     pub reply: inline::Reply,
 }
 
-/// One append and where to answer it.
+/// One append request of a tenant: its parts are stored together, in one savepoint, or not
+/// at all.
 pub(crate) struct Append {
     pub tenant: Tenant,
-    pub stream: StreamId,
-    pub expected: ExpectedVersion,
-    pub events: Vec<NewEvent>,
-    pub reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+    pub parts: Parts,
+}
+
+/// The streams a request appends to, and where to answer it.
+pub(crate) enum Parts {
+    /// `EventStore::append`: one stream, answered with its result alone.
+    One(
+        StreamAppend,
+        oneshot::Sender<Result<AppendResult, StoreError>>,
+    ),
+    /// `EventStore::append_streams`: several streams (at least one, each once), answered with
+    /// one result per part, in order.
+    Many(
+        Vec<StreamAppend>,
+        oneshot::Sender<Result<Vec<AppendResult>, StoreError>>,
+    ),
+}
+
+impl Append {
+    /// The request's parts, in order.
+    fn parts(&self) -> &[StreamAppend] {
+        match &self.parts {
+            Parts::One(part, _) => std::slice::from_ref(part),
+            Parts::Many(parts, _) => parts,
+        }
+    }
+
+    /// Answers the caller with one result per part, or the request's error.
+    fn answer(self, answer: Result<&[AppendResult], StoreError>) {
+        match self.parts {
+            Parts::One(part, reply) => {
+                let answer = answer.and_then(|results| match results {
+                    [only] => Ok(*only),
+                    // Never: a request gets one result per part.
+                    _ => Err(StoreError::backend(std::io::Error::other(format!(
+                        "the append to `{}` got {} results, not one",
+                        part.stream,
+                        results.len()
+                    )))),
+                });
+                let _ = reply.send(answer);
+            }
+            Parts::Many(_, reply) => {
+                let _ = reply.send(answer.map(<[AppendResult]>::to_vec));
+            }
+        }
+    }
 }
 
 /// What the writer thread owns.
@@ -69,6 +114,9 @@ struct Writer {
     appended: Arc<watch::Sender<u64>>,
     inline: InlineProjections,
     group: Vec<Append>,
+    /// The results of the group's parts, each request's a range of them: kept across groups,
+    /// so that answering an append allocates nothing.
+    results: Vec<AppendResult>,
 }
 
 /// Starts the writer thread on `conn`; it ends when every sender is dropped.
@@ -84,6 +132,7 @@ pub(crate) fn spawn(
         appended,
         inline: InlineProjections::default(),
         group: Vec::new(),
+        results: Vec::new(),
     };
     std::thread::Builder::new()
         .name("eventsrc-sqlite-writer".into())
@@ -154,42 +203,52 @@ impl Writer {
         }
         let appends = std::mem::take(&mut self.group);
         let recorded_at = self.clock.now();
-        match commit(&mut self.conn, &mut self.inline, &appends, recorded_at) {
-            Ok(results) => {
-                let stored = results
-                    .iter()
-                    .any(|r| r.as_ref().is_ok_and(|r| !r.already_stored));
+        self.results.clear();
+        let committed = commit(
+            &mut self.conn,
+            &mut self.inline,
+            &appends,
+            recorded_at,
+            &mut self.results,
+        );
+        match committed {
+            Ok(outcomes) => {
+                // A request of parts without events checks versions and stores nothing.
+                let stored = outcomes.iter().any(
+                    |outcome| matches!(outcome, Ok(Outcome::Appended { used, .. }) if *used > 0),
+                );
                 if stored {
                     // After the commit, so that a reader woken by it sees the events; before
                     // the replies, so that an appender finds it moved.
                     self.appended
                         .send_modify(|count| *count = count.wrapping_add(1));
                 }
-                for (append, result) in appends.into_iter().zip(results) {
-                    let _ = append.reply.send(result);
+                for (append, outcome) in appends.into_iter().zip(outcomes) {
+                    let results = outcome
+                        .map(|outcome| self.results.get(outcome.results()).unwrap_or_default());
+                    append.answer(results);
                 }
             }
             Err(error) => {
                 tracing::error!(%error, appends = appends.len(), "commit failed; nothing of the group is stored");
                 let message = error.to_string();
                 for append in appends {
-                    let _ = append
-                        .reply
-                        .send(Err(StoreError::backend(CommitFailed(message.clone()))));
+                    append.answer(Err(StoreError::backend(CommitFailed(message.clone()))));
                 }
             }
         }
     }
 }
 
-/// Commits `appends` in one transaction, each in its own savepoint, and returns each one's
-/// result.
+/// Commits `appends` in one transaction, each request in its own savepoint, and returns each
+/// one's outcome; their results go to `results`.
 fn commit(
     conn: &mut Connection,
     inline: &mut InlineProjections,
     appends: &[Append],
     recorded_at: Timestamp,
-) -> rusqlite::Result<Vec<Result<AppendResult, StoreError>>> {
+    results: &mut Vec<AppendResult>,
+) -> rusqlite::Result<Vec<Result<Outcome, StoreError>>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Cached: parsing it again cost a few microseconds on every commit.
     let last: i64 = tx
@@ -197,48 +256,47 @@ fn commit(
         .query_row([], |r| r.get(0))?;
     let mut next_position = last + 1;
     if let [only] = appends {
-        // Alone in its transaction, an append needs no savepoint: the transaction itself
+        // Alone in its transaction, a request needs no savepoint: the transaction itself
         // commits or rolls back (two statements fewer on every single-writer commit).
-        let result = append_one(&tx, inline, only, next_position, recorded_at);
-        if matches!(result, Ok(Outcome::Appended(..))) {
+        let outcome = append_request(&tx, inline, only, next_position, recorded_at, results);
+        if matches!(outcome, Ok(Outcome::Appended { .. })) {
             tx.commit()?;
         }
-        return Ok(vec![result.map(Outcome::into_result)]);
+        return Ok(vec![outcome]);
     }
-    let mut results = Vec::with_capacity(appends.len());
+    let mut outcomes = Vec::with_capacity(appends.len());
     for append in appends {
         // Savepoints by hand rather than rusqlite's `Savepoint`, so that inline projections
         // get the transaction itself.
         tx.prepare_cached("SAVEPOINT append")?.execute([])?;
-        match append_one(&tx, inline, append, next_position, recorded_at) {
-            Ok(Outcome::Appended(result, used)) => {
-                tx.prepare_cached("RELEASE append")?.execute([])?;
-                next_position += used;
-                results.push(Ok(result));
-            }
-            other => {
-                tx.prepare_cached("ROLLBACK TO append")?.execute([])?;
-                tx.prepare_cached("RELEASE append")?.execute([])?;
-                results.push(other.map(Outcome::into_result));
-            }
+        let outcome = append_request(&tx, inline, append, next_position, recorded_at, results);
+        if let Ok(Outcome::Appended { used, .. }) = &outcome {
+            tx.prepare_cached("RELEASE append")?.execute([])?;
+            next_position += used;
+        } else {
+            tx.prepare_cached("ROLLBACK TO append")?.execute([])?;
+            tx.prepare_cached("RELEASE append")?.execute([])?;
         }
+        outcomes.push(outcome);
     }
     tx.commit()?;
-    Ok(results)
+    Ok(outcomes)
 }
 
-/// What one append did inside the group's transaction.
+/// What one request did inside the group's transaction; its results (one per part) are a
+/// range of the group's.
 enum Outcome {
-    /// Rows were inserted; `count` positions were used.
-    Appended(AppendResult, i64),
-    /// Every event was already stored: nothing to keep.
-    AlreadyStored(AppendResult),
+    /// Every part passed its check and its rows were inserted; `used` positions were taken
+    /// (none when every part only checked its stream).
+    Appended { results: Range<usize>, used: i64 },
+    /// Every event of every part was already stored: nothing to keep.
+    AlreadyStored(Range<usize>),
 }
 
 impl Outcome {
-    fn into_result(self) -> AppendResult {
+    fn results(&self) -> Range<usize> {
         match self {
-            Self::Appended(result, _) | Self::AlreadyStored(result) => result,
+            Self::Appended { results, .. } | Self::AlreadyStored(results) => results.clone(),
         }
     }
 }
@@ -248,107 +306,179 @@ impl Outcome {
 #[error("commit failed, nothing stored: {0}")]
 struct CommitFailed(String);
 
-fn append_one(
-    conn: &Transaction<'_>,
+/// Stores one request's parts from `first_position` on and applies the inline projections to
+/// them, in the caller's transaction or savepoint, which the caller rolls back unless the
+/// outcome is [`Outcome::Appended`]. Pushes one result per part to `results` on success, none
+/// on an error.
+fn append_request(
+    tx: &Transaction<'_>,
     inline: &mut InlineProjections,
     append: &Append,
     first_position: i64,
     recorded_at: Timestamp,
+    results: &mut Vec<AppendResult>,
 ) -> Result<Outcome, StoreError> {
-    let Append {
-        tenant,
+    let start = results.len();
+    let outcome = store_parts(
+        tx,
+        inline,
+        &append.tenant,
+        append.parts(),
+        first_position,
+        recorded_at,
+        results,
+    );
+    if outcome.is_err() {
+        results.truncate(start);
+    }
+    outcome
+}
+
+/// [`append_request`]'s work. Each part's version is checked just before its rows go in:
+/// the parts name distinct streams, so one part's rows never change another's version.
+fn store_parts(
+    tx: &Transaction<'_>,
+    inline: &mut InlineProjections,
+    tenant: &Tenant,
+    parts: &[StreamAppend],
+    first_position: i64,
+    recorded_at: Timestamp,
+    results: &mut Vec<AppendResult>,
+) -> Result<Outcome, StoreError> {
+    let start = results.len();
+    // One commit for the whole request: every part's events carry its first position.
+    let commit = first_position;
+    let mut next_position = first_position;
+    let follows = inline.follows(tenant);
+    let mut records = Vec::new();
+    // A request that turns out to be a retry answers with the stored results instead.
+    let retry = |results: &mut Vec<AppendResult>, done: Vec<AppendResult>| {
+        results.truncate(start);
+        results.extend(done);
+        Outcome::AlreadyStored(start..results.len())
+    };
+    for StreamAppend {
         stream,
         expected,
         events,
-        ..
-    } = append;
-    // A corrupt row that holds the stream's highest version fails the append (naming it):
-    // the next version cannot be known without it. Other corrupt rows do not matter here.
-    let current_version = rows::current_version(conn, tenant, stream)?;
-    if !expected.accepts(current_version) {
-        // A retry of an append that did commit is not a conflict.
-        if let Some(done) = retried(conn, append)? {
-            return Ok(Outcome::AlreadyStored(done));
+    } in parts
+    {
+        // A corrupt row that holds the stream's highest version fails the append (naming
+        // it): the next version cannot be known without it. Other corrupt rows do not matter
+        // here.
+        let current_version = rows::current_version(tx, tenant, stream)?;
+        if !expected.accepts(current_version) {
+            // A retry of a request that did commit is not a conflict.
+            return match retried(tx, tenant, parts, first_position)? {
+                Some(done) => Ok(retry(results, done)),
+                None => Err(StoreError::WrongExpectedVersion {
+                    stream: stream.clone(),
+                    expected: *expected,
+                    actual: current_version,
+                }),
+            };
         }
-        return Err(StoreError::WrongExpectedVersion {
-            stream: stream.clone(),
-            expected: *expected,
-            actual: current_version,
-        });
-    }
-    // Stored versions are positive i64s, so this converts back losslessly.
-    let current = current_version.get() as i64;
-    let mut insert = conn
-        .prepare_cached(
-            "INSERT INTO events (position, commit_seq, tenant, stream, category, stream_version, \
-             event_id, event_type, schema_version, payload, metadata, recorded_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )
-        .map_err(backend)?;
-    let metadata = encode_metadata(events)?;
-    for ((offset, event), metadata) in events.iter().enumerate().zip(metadata) {
-        let offset = offset as i64;
-        let inserted = insert.execute(params![
-            first_position + offset,
-            first_position,
-            tenant.as_str(),
-            stream.as_str(),
-            stream.category(),
-            current + offset + 1,
-            event.event_id.0.as_bytes(),
-            event.event_type.as_ref(),
-            event.schema_version,
-            event.payload,
-            metadata,
-            recorded_at.as_micros(),
-        ]);
-        match inserted {
-            Ok(_) => {}
-            Err(error) if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
-                // Only the event id can collide: the stream version was checked under the
-                // write lock. Either the whole batch is a retry, or an id is reused.
-                return match retried(conn, append)? {
-                    Some(done) => Ok(Outcome::AlreadyStored(done)),
-                    None => Err(StoreError::DuplicateEventId {
-                        event_id: event.event_id,
-                        stream: stream.clone(),
-                    }),
-                };
+        // Stored versions are positive i64s, so this converts back losslessly.
+        let current = current_version.get() as i64;
+        if events.is_empty() {
+            // A part without events only checks its stream's version.
+            results.push(AppendResult {
+                first_version: current_version.advance(1),
+                stream_version: current_version,
+                position: GlobalPosition::START,
+                recorded_at,
+                already_stored: false,
+            });
+            continue;
+        }
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO events (position, commit_seq, tenant, stream, category, \
+                 stream_version, event_id, event_type, schema_version, payload, metadata, \
+                 recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .map_err(backend)?;
+        let metadata = encode_metadata(events)?;
+        for ((offset, event), metadata) in events.iter().enumerate().zip(metadata) {
+            let offset = offset as i64;
+            let inserted = insert.execute(params![
+                next_position + offset,
+                commit,
+                tenant.as_str(),
+                stream.as_str(),
+                stream.category(),
+                current + offset + 1,
+                event.event_id.0.as_bytes(),
+                event.event_type.as_ref(),
+                event.schema_version,
+                event.payload,
+                metadata,
+                recorded_at.as_micros(),
+            ]);
+            match inserted {
+                Ok(_) => {}
+                Err(error) if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                    // Only the event id can collide: the stream version was checked under the
+                    // write lock. Either the whole request is a retry, or an id is reused.
+                    return match retried(tx, tenant, parts, first_position)? {
+                        Some(done) => Ok(retry(results, done)),
+                        None => Err(StoreError::DuplicateEventId {
+                            event_id: event.event_id,
+                            stream: stream.clone(),
+                        }),
+                    };
+                }
+                Err(error) => return Err(backend(error)),
             }
-            Err(error) => return Err(backend(error)),
         }
-    }
-    if inline.follows(tenant) {
-        let records = inline::records(
-            tenant,
-            stream,
-            events,
-            current + 1,
-            first_position,
-            recorded_at,
-        );
-        inline.apply_append(conn, tenant, stream, &records)?;
-    }
-    let count = events.len() as i64;
-    Ok(Outcome::Appended(
-        AppendResult {
+        let count = events.len() as i64;
+        if follows {
+            let first = GlobalPosition::new(commit as u64, next_position as u64);
+            records.extend(inline::records(
+                tenant,
+                stream,
+                events,
+                current + 1,
+                first,
+                recorded_at,
+            ));
+        }
+        results.push(AppendResult {
             first_version: StreamVersion((current + 1) as u64),
             stream_version: StreamVersion((current + count) as u64),
-            position: GlobalPosition::new(
-                first_position as u64,
-                (first_position + count - 1) as u64,
-            ),
+            position: GlobalPosition::new(commit as u64, (next_position + count - 1) as u64),
             recorded_at,
             already_stored: false,
-        },
-        count,
-    ))
+        });
+        next_position += count;
+    }
+    if follows {
+        inline.apply_append(tx, tenant, &records)?;
+    }
+    Ok(Outcome::Appended {
+        results: start..results.len(),
+        used: next_position - first_position,
+    })
 }
 
-/// `Some(result)` when the append is a retry of one already stored; `None` when none of its
-/// ids is stored; [`StoreError::DuplicateEventId`] otherwise (the rule all backends share).
-fn retried(conn: &Connection, append: &Append) -> Result<Option<AppendResult>, StoreError> {
-    let copies = rows::stored_copies(conn, append.events.iter().map(|e| e.event_id))?;
-    let copies = copies.iter().map(|copy| copy.as_ref().map(StoredCopy::of));
-    already_stored(&append.tenant, &append.stream, &append.events, copies)
+/// `Some(results)` when the request is a retry of one already stored, one result per part;
+/// `None` when none of its ids is stored; [`StoreError::DuplicateEventId`] otherwise (the rules
+/// all backends share). Only rows before `first_position` count: those the request itself
+/// inserted so far are not stored copies.
+fn retried(
+    conn: &Connection,
+    tenant: &Tenant,
+    parts: &[StreamAppend],
+    first_position: i64,
+) -> Result<Option<Vec<AppendResult>>, StoreError> {
+    let answers = parts
+        .iter()
+        .map(|part| {
+            let ids = part.events.iter().map(|e| e.event_id);
+            let copies = rows::stored_copies(conn, ids, first_position)?;
+            let copies = copies.iter().map(|copy| copy.as_ref().map(StoredCopy::of));
+            already_stored(tenant, &part.stream, &part.events, copies)
+        })
+        .collect();
+    already_stored_parts(answers, parts)
 }

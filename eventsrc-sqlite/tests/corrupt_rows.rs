@@ -7,7 +7,7 @@
 mod common;
 
 use common::{Count, Counter, counted, stream};
-use eventsrc::store::{ReadAll, ReadStream};
+use eventsrc::store::{ReadAll, ReadStream, StreamAppend};
 use eventsrc::{
     EventStore, ExecuteError, ExpectedVersion, GlobalPosition, LoadError, Metadata, Repository,
     StoreError, StreamVersion,
@@ -248,6 +248,40 @@ async fn damaged_rows_are_named_and_nothing_is_lost(streaming: bool) {
             ),
             _ => assert_names(&retry, damage, &second, "a retried append"),
         }
+        // So does a retry across streams: the fresh part before it goes back with it.
+        let across = store
+            .append_streams(vec![
+                StreamAppend::new(stream(9), ExpectedVersion::NoStream, vec![counted(16)]),
+                StreamAppend::new(
+                    stream(7),
+                    ExpectedVersion::Exact(StreamVersion(1)),
+                    vec![appended[1].clone()],
+                ),
+            ])
+            .await
+            .unwrap_err();
+        match damage.column {
+            "event_id" => assert!(
+                matches!(&across, StoreError::WrongExpectedVersion { stream: s, .. } if *s == stream(7)),
+                "{at}: {across:?}"
+            ),
+            _ => assert_names(&across, damage, &second, "a retried append across streams"),
+        }
+        assert_eq!(
+            store.stream_version(&stream(9)).await.unwrap(),
+            StreamVersion::NONE,
+            "{at}"
+        );
+        // Reading it by id names it; with its id damaged, it is no longer found by it.
+        let by_id = store
+            .read_events(&[second.event_id, appended[0].event_id])
+            .await;
+        match (damage.column, by_id) {
+            ("event_id", Ok(found)) => assert_eq!(found, before[..1], "{at}"),
+            (_, Err(error)) => assert_names(&error, damage, &second, "read_events"),
+            (_, Ok(found)) => panic!("{at}: read {} events by id", found.len()),
+        }
+
         // Another stream never notices.
         assert_eq!(
             store
@@ -283,6 +317,11 @@ async fn damaged_rows_are_named_and_nothing_is_lost(streaming: bool) {
             .await
             .unwrap();
         assert_eq!(log.len(), 5, "{at}");
+        let by_id = store
+            .read_events(&[second.event_id, appended[0].event_id])
+            .await
+            .unwrap();
+        assert_eq!(by_id, [second.clone(), before[0].clone()], "{at}");
         assert_eq!(
             repository.load::<Counter>(&7).await.unwrap().state.total,
             15

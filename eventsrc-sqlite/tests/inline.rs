@@ -3,9 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use eventsrc::runner::Progress;
+use eventsrc::store::StreamAppend;
 use eventsrc::{
     CheckpointStore, Event, EventId, EventStore, ExpectedVersion, InlineProjections, Metadata,
-    NewEvent, RecordedEvent, RunError, StreamId,
+    NewEvent, RecordedEvent, RunError, StoreError, StreamId, StreamVersion,
 };
 use eventsrc_sqlite::rusqlite::{self, Transaction, params};
 use eventsrc_sqlite::{ReadModelError, SqliteEventStore, SqliteProjection};
@@ -211,4 +212,82 @@ async fn catching_up_inline_applies_the_past_and_keeps_a_checkpoint_where_with_i
         "the append moved the checkpoint in its transaction"
     );
     assert_eq!(store.load_checkpoint(Applied::NAME).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inline_projection_applies_to_every_part_of_an_append_across_streams_or_refuses_it_whole()
+ {
+    let store = SqliteEventStore::open_temporary().await.unwrap();
+    store
+        .catch_up_inline(Applied { refuse: Some(2) })
+        .await
+        .unwrap();
+    let (seat, booking) = (
+        StreamId::new("seat", 1).unwrap(),
+        StreamId::new("booking", 1).unwrap(),
+    );
+
+    // The second part's event is refused: the first part's event, applied already, goes too.
+    let (taken, refused) = (noted(1), noted(2));
+    let ids = [taken.event_id, refused.event_id];
+    let error = store
+        .append_streams(vec![
+            StreamAppend::new(seat.clone(), ExpectedVersion::NoStream, vec![taken]),
+            StreamAppend::new(booking.clone(), ExpectedVersion::NoStream, vec![refused]),
+        ])
+        .await
+        .unwrap_err();
+    let StoreError::Refused {
+        stream,
+        projection,
+        event_type,
+        ..
+    } = &error
+    else {
+        panic!("expected Refused, got {error:?}")
+    };
+    assert_eq!(
+        (stream, projection.as_str(), event_type.as_str()),
+        (&booking, Applied::NAME, "Noted"),
+        "the refusal names the part of the event refused"
+    );
+    for stream in [&seat, &booking] {
+        assert_eq!(
+            store.stream_version(stream).await.unwrap(),
+            StreamVersion::NONE
+        );
+    }
+    for id in ids {
+        assert_eq!(applied(&store, id).await, 0, "rolled back with the append");
+    }
+    assert_eq!(store.load_checkpoint(Applied::NAME).await.unwrap(), None);
+
+    // Every part applied, in the append's transaction; the checkpoint at its last event.
+    let parts = vec![
+        StreamAppend::new(seat.clone(), ExpectedVersion::NoStream, vec![noted(3)]),
+        StreamAppend::new(
+            booking.clone(),
+            ExpectedVersion::NoStream,
+            vec![noted(4), noted(5)],
+        ),
+    ];
+    let ids: Vec<EventId> = parts
+        .iter()
+        .flat_map(|part| part.events.iter().map(|e| e.event_id))
+        .collect();
+    let stored = store.append_streams(parts.clone()).await.unwrap();
+    for &id in &ids {
+        assert_eq!(applied(&store, id).await, 1);
+    }
+    assert_eq!(
+        store.load_checkpoint(Applied::NAME).await.unwrap(),
+        Some(stored[1].position)
+    );
+
+    // A retry applies nothing again.
+    let again = store.append_streams(parts).await.unwrap();
+    assert!(again.iter().all(|result| result.already_stored));
+    for &id in &ids {
+        assert_eq!(applied(&store, id).await, 1, "a retry applies nothing");
+    }
 }

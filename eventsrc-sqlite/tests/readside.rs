@@ -19,11 +19,11 @@ use eventsrc::runner::{Consumer, Progress};
 use eventsrc::Subscription;
 use eventsrc::backend::AppendSignal;
 use eventsrc::backend::{Leases, ParkedEvent, ParkedStore};
-use eventsrc::store::{AppendResult, ReadAll, ReadStream};
+use eventsrc::store::{AppendResult, ReadAll, ReadStream, StreamAppend};
 use eventsrc::subscription::Start;
 use eventsrc::{
-    CheckpointStore, Event, EventStore, ExpectedVersion, GlobalPosition, Metadata, NewEvent,
-    RecordedEvent, StoreError, StreamId, StreamVersion, Tenant, Timestamp,
+    CheckpointStore, Event, EventId, EventStore, ExpectedVersion, GlobalPosition, Metadata,
+    NewEvent, RecordedEvent, StoreError, StreamId, StreamVersion, Tenant, Timestamp,
 };
 use eventsrc::{RunError, Runner, SwitchReadModel};
 use eventsrc_sqlite::rusqlite::{self, Transaction, params};
@@ -235,6 +235,15 @@ impl EventStore for Watched {
     ) -> Result<AppendResult, StoreError> {
         self.store.append(stream, expected, events).await
     }
+    async fn append_streams(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        self.store.append_streams(appends).await
+    }
+    async fn read_events(&self, ids: &[EventId]) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.store.read_events(ids).await
+    }
     async fn read_stream(
         &self,
         stream: &StreamId,
@@ -330,6 +339,34 @@ async fn the_signal_moves_after_appends_but_not_after_idempotent_retries() {
             Err(StoreError::WrongExpectedVersion { .. })
         ));
         assert!(!signal.has_changed().unwrap());
+
+        // An append across streams moves it once, after its one commit; a request of parts
+        // without events only checks versions and moves nothing.
+        let parts = vec![
+            StreamAppend::new(user(2), ExpectedVersion::NoStream, vec![registered("c@x")]),
+            StreamAppend::new(user(3), ExpectedVersion::NoStream, vec![registered("d@x")]),
+        ];
+        store.append_streams(parts.clone()).await.unwrap();
+        assert_eq!(
+            *signal.borrow_and_update(),
+            after + 1,
+            "one commit, one move"
+        );
+        let checks = store
+            .append_streams(vec![StreamAppend::new(
+                user(2),
+                ExpectedVersion::Exact(StreamVersion(1)),
+                Vec::new(),
+            )])
+            .await
+            .unwrap();
+        assert_eq!(checks[0].stream_version, StreamVersion(1));
+        let retry = store.append_streams(parts).await.unwrap();
+        assert!(retry.iter().all(|r| r.already_stored));
+        assert!(
+            !signal.has_changed().unwrap(),
+            "neither checks nor a retry store anything"
+        );
     }
 }
 

@@ -9,7 +9,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use eventsrc::Tenants;
-use eventsrc::store::{AppendResult, Direction, EventFilter, ReadAll, ReadStream, Snapshot};
+use eventsrc::store::{
+    AppendResult, Direction, EventFilter, ReadAll, ReadStream, Snapshot, StreamAppend,
+};
 
 use eventsrc::backend::{
     AppendSignal, DocumentCommit, DocumentStore, DocumentWrite, Lease, Leases, LocalLeases,
@@ -17,7 +19,7 @@ use eventsrc::backend::{
 };
 
 use eventsrc::{
-    CheckpointStore, EventStore, ExpectedVersion, GlobalPosition, MemoryStore, NewEvent,
+    CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, MemoryStore, NewEvent,
     RecordedEvent, SnapshotStore, StoreError, StreamId, StreamVersion, Tenant, Timestamp,
 };
 use eventsrc_testing::conformance as suite;
@@ -57,6 +59,9 @@ enum Flaw {
     KeepsLeasesForever,
     DocumentsIgnoreTheCheckpoint,
     DocumentsShareTenants,
+    PartsOneByOne,
+    SkipsCheckParts,
+    FindsNoEventsById,
 }
 
 /// A lease the `KeepsLeasesForever` flaw never releases, and the sender its holder watches.
@@ -212,6 +217,39 @@ impl EventStore for Flawed {
         let mut appended = self.append_flawed(&stream, expected, events).await?;
         appended.recorded_at = self.time(appended.recorded_at);
         Ok(appended)
+    }
+
+    async fn append_streams(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        match self.flaw {
+            Flaw::PartsOneByOne => {
+                let mut results = Vec::new();
+                for part in appends {
+                    results.push(
+                        self.append(&part.stream, part.expected, part.events)
+                            .await?,
+                    );
+                }
+                Ok(results)
+            }
+            Flaw::SkipsCheckParts => {
+                let parts: Vec<StreamAppend> = appends
+                    .into_iter()
+                    .filter(|p| !p.events.is_empty())
+                    .collect();
+                self.inner.append_streams(parts).await
+            }
+            _ => self.inner.append_streams(appends).await,
+        }
+    }
+
+    async fn read_events(&self, ids: &[EventId]) -> Result<Vec<RecordedEvent>, StoreError> {
+        match self.flaw {
+            Flaw::FindsNoEventsById => Ok(Vec::new()),
+            _ => self.inner.read_events(ids).await,
+        }
     }
 
     async fn read_stream(
@@ -586,6 +624,14 @@ async fn every_planted_flaw_fails_the_cases_meant_to_catch_it() {
         escapes!(Flaw::DocumentsIgnoreTheCheckpoint =>
             documents_commit_with_their_checkpoint_and_a_moved_checkpoint_fences),
         escapes!(Flaw::DocumentsShareTenants => documents_belong_to_their_view_and_tenant),
+        escapes!(Flaw::PartsOneByOne =>
+            an_append_across_streams_stores_every_part_in_one_commit,
+            an_append_across_streams_with_one_stale_part_stores_nothing),
+        escapes!(Flaw::SkipsCheckParts =>
+            a_part_without_events_only_checks_its_stream),
+        escapes!(Flaw::FindsNoEventsById =>
+            read_events_returns_stored_events_in_the_order_asked,
+            a_key_reused_for_another_command_is_refused),
     ]
     .concat();
     std::panic::set_hook(report);

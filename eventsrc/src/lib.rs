@@ -155,12 +155,16 @@ pub use eventsrc_macros::aggregate;
 ///
 /// | attribute | meaning |
 /// |---|---|
-/// | `aggregate = Type` | the aggregate it targets (required) |
+/// | `aggregate = Type` | the aggregate it targets (this or `aggregates`) |
 /// | `handler = path` | `fn(&Aggregate, &Self) -> Decision<Aggregate>` to implement [`Handle`] with |
+/// | `aggregates = (A, B)` | a decision across two to four aggregates' streams: implements [`Decide`] |
+/// | `error = Type` | with `aggregates`: the domain error of the decision (required) |
+/// | `handler = path` | with `aggregates`: `fn(&Self, &(A, B)) -> Decided<Self>` (required) |
 /// | `validate = path` | `fn(&Self, &mut ValidationError)`: a check across fields, run after the field rules |
 /// | `crate = path` | where `eventsrc` is |
 ///
-/// Fields: `#[id]` marks the one field holding the aggregate's id; `#[validate(...)]` adds
+/// Fields: `#[id]` marks the one field holding the aggregate's id (with `aggregates`, one field
+/// per aggregate, in the tuple's order; their values are cloned); `#[validate(...)]` adds
 /// checks run before anything is loaded, all reported together in a [`ValidationError`]:
 /// - `non_empty`: strings (more than whitespace), collections, options;
 /// - `range(min = .., max = ..)`: numbers, bounds inclusive, literals or constants; an absent
@@ -202,6 +206,54 @@ pub use eventsrc_macros::aggregate;
 /// let repository = Repository::new(MemoryStore::new());
 /// repository.send(AddItem { cart: 7, sku: "laptop".into(), quantity: 2 }, Metadata::new()).await?;
 /// assert_eq!(repository.load::<Cart>(&7).await?.state.items, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// A decision across streams: a unique e-mail address, held by a small aggregate of its own,
+/// claimed in the same transaction that registers the user ([`Repository::decide`]).
+///
+/// ```
+/// # use eventsrc::{aggregate, Event};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// # struct Registered { email: String }
+/// # #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// # struct Claimed { user: u32 }
+/// # #[derive(Default)] struct User { email: Option<String> }
+/// # #[aggregate(id = u32)]
+/// # impl User { fn on_registered(&mut self, e: &Registered) { self.email = Some(e.email.clone()); } }
+/// # #[derive(Default)] struct EmailOwner { holder: Option<u32> }
+/// # #[aggregate(name = "email", id = String)]
+/// # impl EmailOwner { fn on_claimed(&mut self, e: &Claimed) { self.holder = Some(e.user); } }
+/// use eventsrc::{command, Decided, ExecuteError, MemoryStore, Metadata, Repository};
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("the address is taken")]
+/// struct Taken;
+///
+/// #[command(aggregates = (User, EmailOwner), error = Taken, handler = sign_up)]
+/// struct SignUp {
+///     #[id]
+///     user: u32,
+///     #[id]
+///     email: String,
+/// }
+///
+/// fn sign_up(command: &SignUp, (_, owner): &(User, EmailOwner)) -> Decided<SignUp> {
+///     if owner.holder.is_some() {
+///         return Err(Taken);
+///     }
+///     let registered = Registered { email: command.email.clone() };
+///     Ok((vec![registered.into()], vec![Claimed { user: command.user }.into()]))
+/// }
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let repository = Repository::new(MemoryStore::new());
+/// let ada = |user| SignUp { user, email: "ada@example.com".into() };
+/// repository.decide(ada(1), Metadata::new()).await?;
+/// let second = repository.decide(ada(2), Metadata::new()).await;
+/// assert!(matches!(second, Err(ExecuteError::Rejected(Taken))));
 /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

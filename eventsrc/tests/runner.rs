@@ -579,6 +579,18 @@ impl EventStore for Restarting {
     ) -> Result<eventsrc::store::AppendResult, eventsrc::StoreError> {
         self.inner.append(stream, expected, events).await
     }
+    async fn append_streams(
+        &self,
+        appends: Vec<eventsrc::store::StreamAppend>,
+    ) -> Result<Vec<eventsrc::store::AppendResult>, eventsrc::StoreError> {
+        self.inner.append_streams(appends).await
+    }
+    async fn read_events(
+        &self,
+        ids: &[eventsrc::EventId],
+    ) -> Result<Vec<RecordedEvent>, eventsrc::StoreError> {
+        self.inner.read_events(ids).await
+    }
     async fn read_stream(
         &self,
         stream: &StreamId,

@@ -13,12 +13,12 @@ use serde::{Deserialize, Serialize};
 use common::{Add, Lead, LeadEvent, OpenLead, Rename, Tally};
 use eventsrc::backend::{AppendSignal, Lease, Leases, ParkedStore, StoredEvent};
 use eventsrc::runner::{Perform, Retry};
-use eventsrc::store::{AppendResult, ReadAll, ReadStream};
+use eventsrc::store::{AppendResult, ReadAll, ReadStream, StreamAppend};
 use eventsrc::{
     Aggregate, Changes, CheckpointStore, Checkpointed, DocumentReader, DocumentView, Documents,
-    Event, EventStore, ExpectedVersion, GlobalPosition, InMemory, MemoryStore, Metadata, NewEvent,
-    Projection, Reactions, Reactor, RecordedEvent, Repository, Runner, SnapshotStore, StoreError,
-    StreamId, StreamVersion, Tenant, Tenants,
+    Event, EventId, EventStore, ExpectedVersion, GlobalPosition, InMemory, MemoryStore, Metadata,
+    NewEvent, Projection, Reactions, Reactor, RecordedEvent, Repository, Runner, SnapshotStore,
+    StoreError, StreamId, StreamVersion, Tenant, Tenants,
 };
 
 const ID: u32 = 1410;
@@ -213,6 +213,17 @@ impl EventStore for VisitsOnly {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         self.inner.append(stream, expected, events).await
+    }
+
+    async fn append_streams(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        self.inner.append_streams(appends).await
+    }
+
+    async fn read_events(&self, ids: &[EventId]) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_events(ids).await
     }
 
     async fn read_stream(

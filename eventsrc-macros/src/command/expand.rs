@@ -25,7 +25,7 @@ pub(super) fn expand(krate: &TokenStream, input: &CommandInput) -> TokenStream {
             let target = aggregate_command(krate, input, aggregate, &quote!(&self.#id));
             quote!(#target #handler)
         }
-        _ => TokenStream::new(),
+        _ => decide_impl(krate, input).unwrap_or_default(),
     };
     quote! {
         #item
@@ -102,6 +102,39 @@ fn aggregate_command(
             }
         }
     }
+}
+
+/// `Decide` for a decision across streams (`aggregates = (A, B)`): its ids are the `#[id]`
+/// fields in order, cloned; `decide` calls `handler = ...` with the command and the states.
+fn decide_impl(krate: &TokenStream, input: &CommandInput) -> Option<TokenStream> {
+    let attrs = &input.attrs;
+    let (across, error, handler) = (
+        attrs.aggregates.as_ref()?,
+        attrs.error.as_ref()?,
+        attrs.handler.as_ref()?,
+    );
+    let ids = input
+        .fields
+        .iter()
+        .flatten()
+        .filter(|f| !f.ids.is_empty())
+        .map(|f| &f.ident);
+    let ident = &input.item.ident;
+    let (impl_generics, ty_generics, where_clause) = input.item.generics.split_for_impl();
+    Some(quote_spanned! {across.span()=>
+        #[automatically_derived]
+        impl #impl_generics #krate::Decide for #ident #ty_generics #where_clause {
+            type Aggregates = #across;
+            type Error = #error;
+            fn ids(&self) -> <Self::Aggregates as #krate::Aggregates>::Ids {
+                (#(::core::clone::Clone::clone(&self.#ids),)*)
+            }
+            #[inline]
+            fn decide(&self, states: &Self::Aggregates) -> #krate::Decided<Self> {
+                #handler(self, states)
+            }
+        }
+    })
 }
 
 /// `Handle<Command>` for the aggregate, calling `handler = ...`.

@@ -4,7 +4,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned;
-use syn::{Attribute, Expr, Fields, Ident, ItemStruct, Path};
+use syn::{Attribute, Expr, Fields, Ident, ItemStruct, Path, TypeTuple};
 
 use crate::attr::{self, Key, Keys};
 use crate::errors::Errors;
@@ -13,6 +13,8 @@ use crate::errors::Errors;
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum CommandKey {
     Aggregate,
+    Aggregates,
+    Error,
     Handler,
     Validate,
     Crate,
@@ -25,6 +27,16 @@ pub(super) const KEYS: Keys<CommandKey> = Keys {
             name: "aggregate",
             syntax: "aggregate = Type",
             kind: CommandKey::Aggregate,
+        },
+        Key {
+            name: "aggregates",
+            syntax: "aggregates = (A, B)",
+            kind: CommandKey::Aggregates,
+        },
+        Key {
+            name: "error",
+            syntax: "error = Type",
+            kind: CommandKey::Error,
         },
         Key {
             name: "handler",
@@ -106,6 +118,10 @@ pub(super) const BOUNDS: Keys<Bound> = Keys {
 pub(super) struct CommandAttrs {
     pub krate: Option<Path>,
     pub aggregate: Option<Path>,
+    /// `aggregates = (A, B)`: a decision across the streams of several aggregates.
+    pub aggregates: Option<TypeTuple>,
+    /// `error = Type`: the domain error of a decision across streams.
+    pub error: Option<Path>,
     pub handler: Option<Path>,
     pub validate: Option<Path>,
 }
@@ -169,10 +185,16 @@ impl CommandAttrs {
     fn parse(args: TokenStream, errors: &mut Errors) -> Self {
         let mut attrs = Self::default();
         KEYS.parse_args(args, errors, |key, meta| {
+            if key == CommandKey::Aggregates {
+                attrs.aggregates = Some(meta.value()?.parse::<TypeTuple>()?);
+                return Ok(());
+            }
             let value = Some(attr::path(meta)?);
             match key {
                 CommandKey::Crate => attrs.krate = value,
                 CommandKey::Aggregate => attrs.aggregate = value,
+                CommandKey::Aggregates => {}
+                CommandKey::Error => attrs.error = value,
                 CommandKey::Validate => attrs.validate = value,
                 CommandKey::Handler => attrs.handler = value,
             }

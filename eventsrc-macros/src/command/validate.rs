@@ -8,11 +8,25 @@ use super::parse::{CommandInput, FieldAst, RULES, Rule, ValidateAttr};
 use crate::errors::Errors;
 
 pub(super) fn validate(input: &CommandInput, errors: &mut Errors) {
-    if input.attrs.aggregate.is_none() {
-        errors.at(
+    let attrs = &input.attrs;
+    match (&attrs.aggregate, &attrs.aggregates) {
+        (None, None) => errors.at(
             Span::call_site(),
-            "`#[command]` needs `aggregate = ...`, the aggregate it targets, e.g. `#[command(aggregate = Lead)]`",
-        );
+            "`#[command]` needs `aggregate = ...`, the aggregate it targets, e.g. `#[command(aggregate = Lead)]` (or `aggregates = (User, EmailOwner)` for a decision across streams)",
+        ),
+        (Some(_), Some(across)) => errors.spanned(
+            across,
+            "a command targets one aggregate (`aggregate = ...`) or decides across several (`aggregates = (..)`): keep one",
+        ),
+        (None, Some(across)) => across_streams(input, across, errors),
+        (Some(_), None) => {
+            if let Some(error) = &attrs.error {
+                errors.spanned(
+                    error,
+                    "`error = ...` is for a decision across streams (`aggregates = (..)`): a command on one aggregate returns that aggregate's error",
+                );
+            }
+        }
     }
     let Some(fields) = &input.fields else {
         errors.spanned(
@@ -21,9 +35,57 @@ pub(super) fn validate(input: &CommandInput, errors: &mut Errors) {
         );
         return;
     };
-    one_id(input, fields, errors);
+    if let (None, Some(across)) = (&attrs.aggregate, &attrs.aggregates) {
+        ids_across(fields, across, errors);
+    } else {
+        one_id(input, fields, errors);
+    }
     for validate in fields.iter().flat_map(|f| &f.validates) {
         rules(validate, errors);
+    }
+}
+
+/// A decision across streams names two to four aggregates, its error and its handler.
+fn across_streams(input: &CommandInput, across: &syn::TypeTuple, errors: &mut Errors) {
+    let arity = across.elems.len();
+    if !(2..=4).contains(&arity) {
+        errors.spanned(
+            across,
+            format!("`aggregates = (..)` names two to four aggregates, found {arity}; a command on one aggregate is written `aggregate = Type`"),
+        );
+    }
+    if input.attrs.error.is_none() {
+        errors.at(
+            Span::call_site(),
+            "a decision across streams needs `error = ...`, the domain error its handler returns, e.g. `error = SignUpError`",
+        );
+    }
+    if input.attrs.handler.is_none() {
+        errors.at(
+            Span::call_site(),
+            "a decision across streams needs `handler = ...`, a function `fn(&Command, &(A, B)) -> eventsrc::Decided<Command>`",
+        );
+    }
+}
+
+/// One bare `#[id]` per aggregate of a decision across streams, in the tuple's order.
+fn ids_across(fields: &[FieldAst], across: &syn::TypeTuple, errors: &mut Errors) {
+    let ids: Vec<&syn::Attribute> = fields.iter().flat_map(|f| &f.ids).collect();
+    for attr in &ids {
+        if !matches!(attr.meta, syn::Meta::Path(_)) {
+            errors.spanned(attr, "`#[id]` takes no arguments: write `#[id]`");
+        }
+    }
+    let arity = across.elems.len();
+    if ids.len() != arity {
+        let names = quote!(#across).to_string();
+        errors.spanned(
+            across,
+            format!(
+                "a decision across `{names}` needs one field marked `#[id]` per aggregate, in the same order: found {}",
+                ids.len()
+            ),
+        );
     }
 }
 
@@ -56,7 +118,7 @@ fn one_id(input: &CommandInput, fields: &[FieldAst], errors: &mut Errors) {
                 errors.spanned(
                     attr,
                     format!(
-                        "a command targets one aggregate: `{}` is already its `#[id]`",
+                        "a command targets one aggregate: `{}` is already its `#[id]` (to decide across several, write `aggregates = (A, B)` with one `#[id]` each)",
                         first.ident
                     ),
                 );

@@ -32,6 +32,7 @@ pub use self::inline::{InlineFixture, inline_projections_keep_the_contract};
 
 mod across;
 mod append;
+mod commands;
 mod concurrency;
 mod content;
 mod documents;
@@ -179,6 +180,12 @@ macro_rules! __conformance_cases {
             across::a_part_without_events_only_checks_its_stream,
             across::concurrent_appends_across_streams_have_one_winner => concurrent_writers,
             across::read_events_returns_stored_events_in_the_order_asked,
+            commands::an_idempotent_command_appends_once_and_replays_its_result,
+            commands::a_key_reused_for_another_command_is_refused,
+            commands::racing_runs_with_one_key_append_once => concurrent_writers,
+            commands::a_stale_token_is_refused_without_a_retry,
+            commands::racing_sign_ups_for_one_address_leave_one_user => concurrent_writers,
+            commands::an_idempotent_decision_across_streams_replays,
             idempotency::re_appending_a_stored_batch_is_idempotent,
             idempotency::re_appending_an_earlier_batch_returns_its_original_place,
             idempotency::the_same_id_with_other_content_is_a_duplicate,

@@ -21,7 +21,7 @@ use eventsrc::{
     StreamVersion, Tenant, ValidationError,
 };
 
-use eventsrc::store::{AppendResult, ReadAll, ReadStream, SnapshotFormat};
+use eventsrc::store::{AppendResult, ReadAll, ReadStream, SnapshotFormat, StreamAppend};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -459,6 +459,28 @@ impl<S: EventStore> EventStore for ConflictingStore<S> {
         self.inner.append(stream, expected, events).await
     }
 
+    /// Like `append`: the foreign event goes to the first part's stream.
+    async fn append_streams(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        let attempt = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(first) = appends.first()
+            && attempt <= self.failures
+        {
+            let foreign = self.foreign.clone().with_id(EventId::new());
+            self.inner
+                .append(&first.stream, ExpectedVersion::Any, vec![foreign])
+                .await?;
+            self.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.append_streams(appends).await
+    }
+
+    async fn read_events(&self, ids: &[EventId]) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_events(ids).await
+    }
+
     async fn read_stream(
         &self,
         stream: &StreamId,
@@ -513,6 +535,17 @@ impl<S: EventStore> EventStore for GappedStore<S> {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         self.inner.append(stream, expected, events).await
+    }
+
+    async fn append_streams(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        self.inner.append_streams(appends).await
+    }
+
+    async fn read_events(&self, ids: &[EventId]) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_events(ids).await
     }
 
     async fn read_stream(
