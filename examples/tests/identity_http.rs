@@ -677,7 +677,8 @@ async fn a_body_over_the_limit_is_413(server: Server) {
 }
 
 async fn odd_input_gets_a_problem_document_never_a_crash(server: Server) {
-    server.sign_up("ada", "ada@example.com").await;
+    let created = server.sign_up("ada", "ada@example.com").await;
+    let token = token(&created);
     let cases: Vec<(RequestBuilder, u16)> = vec![
         (
             server
@@ -781,7 +782,7 @@ async fn odd_input_gets_a_problem_document_never_a_crash(server: Server) {
     }
     // Still serving, and nothing of the above was stored.
     assert_eq!(server.stream("user-ada").await.len(), 3);
-    let read = server.get("/users/ada", None).await;
+    let read = server.get("/users/ada", Some(&token)).await;
     assert_eq!(read.status(), StatusCode::OK);
 }
 

@@ -12,7 +12,7 @@
 //! other, decided again, finds it taken. Nothing is ever claimed and then given back.
 //!
 //! ```
-//! use eventsrc::{Decide, Handle};
+//! use eventsrc::Decide;
 //! use eventsrc_examples::identity::domain::{EmailOwner, IdentityError, SignUp, User};
 //!
 //! let sign_up = SignUp {
@@ -32,7 +32,7 @@
 
 use std::collections::BTreeSet;
 
-use eventsrc::{Decide, Decided, Decision, Event, aggregate, command};
+use eventsrc::{Decided, Decision, Event, aggregate, command};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -352,7 +352,7 @@ pub fn normalize_email(email: &str) -> String {
 }
 
 /// A user or group id: 1 to [`MAX_ID_LEN`] ASCII letters, digits, `.`, `_` or `-`.
-pub fn id_format(id: &String) -> Result<(), String> {
+pub fn id_format(id: &str) -> Result<(), String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if id.is_empty() || id.len() > MAX_ID_LEN {
         return Err(format!("must be 1 to {MAX_ID_LEN} characters long"));
@@ -365,7 +365,7 @@ pub fn id_format(id: &String) -> Result<(), String> {
 
 /// An address: one `@` between a non-empty local part and a domain with a dot, no whitespace,
 /// at most [`MAX_EMAIL_LEN`] bytes.
-pub fn email_format(email: &String) -> Result<(), String> {
+pub fn email_format(email: &str) -> Result<(), String> {
     if email.len() > MAX_EMAIL_LEN {
         return Err(format!("must be at most {MAX_EMAIL_LEN} bytes long"));
     }
@@ -386,7 +386,7 @@ pub fn email_format(email: &String) -> Result<(), String> {
 }
 
 /// A name: not blank, at most [`MAX_NAME_LEN`] characters, no control characters.
-pub fn name_format(name: &String) -> Result<(), String> {
+pub fn name_format(name: &str) -> Result<(), String> {
     if name.trim().is_empty() {
         return Err("must not be blank".into());
     }
@@ -400,7 +400,7 @@ pub fn name_format(name: &String) -> Result<(), String> {
 }
 
 /// A family name: like [`name_format`], but may be empty (not everyone has one).
-pub fn family_name_format(name: &String) -> Result<(), String> {
+pub fn family_name_format(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Ok(());
     }
@@ -408,14 +408,10 @@ pub fn family_name_format(name: &String) -> Result<(), String> {
 }
 
 // --- commands ----------------------------------------------------------------------------------
-//
-// The commands decided across streams ([`Decide`]) name the first aggregate of their decision
-// in `#[command(aggregate = ...)]`, for their validation and routing, and no handler: the
-// repository runs them with `decide`, not `send`.
 
-/// Signs a user up with an address no other user holds (decided against the user and the
-/// address's [`EmailOwner`]).
-#[command(aggregate = User)]
+/// Signs a user up with an address no other user holds: decided against the user and the
+/// address's [`EmailOwner`] together.
+#[command(aggregates = (User, EmailOwner), error = IdentityError, handler = sign_up)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignUp {
     /// The new user's id.
@@ -423,6 +419,7 @@ pub struct SignUp {
     #[validate(with = id_format)]
     pub user: String,
     /// The address, normalized ([`normalize_email`]).
+    #[id]
     #[validate(with = email_format)]
     pub email: String,
     /// The given name.
@@ -433,90 +430,27 @@ pub struct SignUp {
     pub family_name: String,
 }
 
-impl Decide for SignUp {
-    type Aggregates = (User, EmailOwner);
-    type Error = IdentityError;
-
-    fn ids(&self) -> (String, String) {
-        (self.user.clone(), self.email.clone())
-    }
-
-    fn decide(&self, (user, owner): &(User, EmailOwner)) -> Decided<Self> {
-        if user.registered {
-            return Err(IdentityError::UserExists {
-                user: self.user.clone(),
-            });
-        }
-        let claimed = owner.claim(&self.user, &self.email)?;
-        let registered = vec![
-            UserRegistered {}.into(),
-            UserNameSet {
-                given_name: self.given_name.trim().into(),
-                family_name: self.family_name.trim().into(),
-            }
-            .into(),
-            UserEmailSet {
-                email: self.email.clone(),
-            }
-            .into(),
-        ];
-        Ok((registered, claimed))
-    }
-}
-
 /// Moves a user from the address it holds, `from`, to `email`: claims the new one and lets the
 /// old one go, in one transaction with the user's own event.
-#[command(aggregate = User)]
+#[command(
+    aggregates = (User, EmailOwner, EmailOwner),
+    error = IdentityError,
+    handler = change_email
+)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeEmail {
     /// The user.
     #[id]
     #[validate(with = id_format)]
     pub user: String,
-    /// The address the user held when the command was made (normalized).
-    #[validate(with = email_format)]
-    pub from: String,
     /// The new address (normalized).
+    #[id]
     #[validate(with = email_format)]
     pub email: String,
-}
-
-impl Decide for ChangeEmail {
-    type Aggregates = (User, EmailOwner, EmailOwner);
-    type Error = IdentityError;
-
-    fn ids(&self) -> (String, String, String) {
-        (self.user.clone(), self.email.clone(), self.from.clone())
-    }
-
-    fn decide(&self, (user, new, old): &(User, EmailOwner, EmailOwner)) -> Decided<Self> {
-        user.changeable(&self.user)?;
-        if user.email() == Some(self.email.as_str()) {
-            return Ok(Default::default());
-        }
-        if user.email() != Some(self.from.as_str()) {
-            return Err(IdentityError::EmailChangedMeanwhile {
-                user: self.user.clone(),
-            });
-        }
-        let claimed = new.claim(&self.user, &self.email)?;
-        let released = match old.holder() {
-            Some(holder) if holder == self.user => vec![
-                EmailReleased {
-                    user: self.user.clone(),
-                }
-                .into(),
-            ],
-            _ => vec![],
-        };
-        let set = vec![
-            UserEmailSet {
-                email: self.email.clone(),
-            }
-            .into(),
-        ];
-        Ok((set, claimed, released))
-    }
+    /// The address the user held when the command was made (normalized).
+    #[id]
+    #[validate(with = email_format)]
+    pub from: String,
 }
 
 /// Sets a user's name; the same name again is a no-op.
@@ -558,9 +492,9 @@ pub struct CreateGroup {
     pub name: String,
 }
 
-/// Adds an active user to a group (decided against the group and the user, so a user
-/// deactivated meanwhile is not added); adding a member again is a no-op.
-#[command(aggregate = Group)]
+/// Adds an active user to a group, decided against the group and the user, so that a user
+/// deactivated meanwhile is not added; adding a member again is a no-op.
+#[command(aggregates = (Group, User), error = IdentityError, handler = add_member)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddMember {
     /// The group.
@@ -568,29 +502,9 @@ pub struct AddMember {
     #[validate(with = id_format)]
     pub group: String,
     /// The user.
+    #[id]
     #[validate(with = id_format)]
     pub user: String,
-}
-
-impl Decide for AddMember {
-    type Aggregates = (Group, User);
-    type Error = IdentityError;
-
-    fn ids(&self) -> (String, String) {
-        (self.group.clone(), self.user.clone())
-    }
-
-    fn decide(&self, (group, user): &(Group, User)) -> Decided<Self> {
-        group.existing(&self.group)?;
-        user.changeable(&self.user)?;
-        if group.members.contains(&self.user) {
-            return Ok(Default::default());
-        }
-        let added = MemberAdded {
-            user: self.user.clone(),
-        };
-        Ok((vec![added.into()], vec![]))
-    }
 }
 
 /// Removes a user from a group; removing a non-member is a no-op.
@@ -604,6 +518,61 @@ pub struct RemoveMember {
     /// The user.
     #[validate(with = id_format)]
     pub user: String,
+}
+
+// The decisions across streams: the command and the states in, events per stream out.
+
+fn sign_up(command: &SignUp, (user, owner): &(User, EmailOwner)) -> Decided<SignUp> {
+    if user.registered {
+        return Err(IdentityError::UserExists {
+            user: command.user.clone(),
+        });
+    }
+    let claimed = owner.claim(&command.user, &command.email)?;
+    let name = UserNameSet {
+        given_name: command.given_name.trim().into(),
+        family_name: command.family_name.trim().into(),
+    };
+    let email = UserEmailSet {
+        email: command.email.clone(),
+    };
+    let registered = vec![UserRegistered {}.into(), name.into(), email.into()];
+    Ok((registered, claimed))
+}
+
+fn change_email(
+    command: &ChangeEmail,
+    (user, new, old): &(User, EmailOwner, EmailOwner),
+) -> Decided<ChangeEmail> {
+    user.changeable(&command.user)?;
+    if user.email() == Some(command.email.as_str()) {
+        return Ok(Default::default());
+    }
+    if user.email() != Some(command.from.as_str()) {
+        return Err(IdentityError::EmailChangedMeanwhile {
+            user: command.user.clone(),
+        });
+    }
+    let claimed = new.claim(&command.user, &command.email)?;
+    let released = match old.holder() {
+        Some(holder) if holder == command.user => {
+            let user = command.user.clone();
+            vec![EmailReleased { user }.into()]
+        }
+        _ => vec![],
+    };
+    let email = command.email.clone();
+    Ok((vec![UserEmailSet { email }.into()], claimed, released))
+}
+
+fn add_member(command: &AddMember, (group, user): &(Group, User)) -> Decided<AddMember> {
+    group.existing(&command.group)?;
+    user.changeable(&command.user)?;
+    if group.members.contains(&command.user) {
+        return Ok(Default::default());
+    }
+    let user = command.user.clone();
+    Ok((vec![MemberAdded { user }.into()], vec![]))
 }
 
 // The single-aggregate commands' handlers: state in, events out, no I/O.
