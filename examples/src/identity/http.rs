@@ -370,7 +370,7 @@ fn read_problem(error: ReadError) -> Problem {
         error @ ReadError::NotYet { token, .. } => {
             let mut problem = Problem::new(Kind::NotYetVisible, error.to_string())
                 .with_header(header::RETRY_AFTER, "1");
-            problem.consistency_token = Some(token.to_string());
+            problem.extensions.consistency_token = Some(token.to_string());
             problem
         }
         ReadError::Documents(error) => Problem::internal(&error),

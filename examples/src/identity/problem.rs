@@ -138,6 +138,14 @@ pub struct Problem {
     pub status: u16,
     /// What happened to this request.
     pub detail: String,
+    /// The extension members, and the response's headers.
+    #[serde(flatten)]
+    pub extensions: Box<Extensions>,
+}
+
+/// The members of a [`Problem`] beyond the standard four, where they apply.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Extensions {
     /// Each failing field (422 only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldProblem>,
@@ -160,16 +168,13 @@ impl Problem {
             title: kind.title(),
             status: kind.status().as_u16(),
             detail: detail.into(),
-            errors: Vec::new(),
-            current_version: None,
-            consistency_token: None,
-            headers: Vec::new(),
+            extensions: Box::default(),
         }
     }
 
     /// Adds a header to the response.
     pub fn with_header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
+        self.extensions.headers.push((name, value.into()));
         self
     }
 
@@ -180,7 +185,7 @@ impl Problem {
             Kind::InvalidFields,
             format!("invalid: {}", names.join(", ")),
         );
-        problem.errors = fields
+        problem.extensions.errors = fields
             .iter()
             .map(|f| FieldProblem {
                 field: f.field.to_owned(),
@@ -216,7 +221,7 @@ impl Problem {
                 );
                 let mut problem = Self::new(Kind::PreconditionFailed, detail)
                     .with_header(header::ETAG, etag(actual.get()));
-                problem.current_version = Some(actual.get());
+                problem.extensions.current_version = Some(actual.get());
                 problem
             }
             ExecuteError::Stale { stream, .. } => Self::new(
@@ -253,7 +258,7 @@ impl IntoResponse for Problem {
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        for (name, value) in self.headers {
+        for (name, value) in self.extensions.headers {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 headers.insert(name, value);
             }
