@@ -421,6 +421,30 @@ async fn an_idempotent_retry_appends_once_and_answers_the_same(server: Server) {
     );
     assert_eq!(ok_json(retried, 200).await, ok_json(first, 200).await);
     assert_eq!(server.stream("user-ada").await.len(), 4);
+
+    // A change of address retried: the first run moved the user, and the retry still names
+    // the streams the first run wrote (the old address among them).
+    let move_to = || {
+        let body = json!({ "email": "countess@example.com" });
+        server
+            .put_json("/users/ada/email", &body)
+            .header("Idempotency-Key", "move-ada-1")
+    };
+    let first = move_to().send().await.unwrap();
+    let retried = move_to().send().await.unwrap();
+    assert_eq!(
+        header(&retried, "idempotent-replayed").as_deref(),
+        Some("true")
+    );
+    let answer = ok_json(first, 200).await;
+    assert_eq!(ok_json(retried, 200).await, answer);
+    assert_eq!(
+        answer["events"],
+        json!(["user.email_set", "email.claimed", "email.released"])
+    );
+    assert_eq!(server.stream("user-ada").await.len(), 5);
+    let old = server.stream("email-ada@example.com").await;
+    assert_eq!(old, ["email.claimed", "email.released"]);
 }
 
 async fn an_idempotency_key_reused_for_another_request_is_422(server: Server) {

@@ -155,6 +155,7 @@ pub struct User {
     given_name: String,
     family_name: String,
     email: Option<String>,
+    previous_email: Option<String>,
 }
 
 #[aggregate(id = String, error = IdentityError)]
@@ -170,7 +171,7 @@ impl User {
     }
 
     fn on_email_set(&mut self, event: &UserEmailSet) {
-        self.email = Some(event.email.clone());
+        self.previous_email = self.email.replace(event.email.clone());
     }
 
     fn on_deactivated(&mut self, _: &UserDeactivated) {
@@ -197,6 +198,18 @@ impl User {
     /// The address the user holds.
     pub fn email(&self) -> Option<&str> {
         self.email.as_deref()
+    }
+
+    /// The address a [`ChangeEmail`] to `email` moves the user from: the one it holds, or, if
+    /// it holds `email` already (a retry of that very change, or a no-op), the one it held
+    /// before. So a retried change names the same streams as its first run, and is answered
+    /// as a replay. `None` for a user that has not signed up.
+    pub fn moving_to(&self, email: &str) -> Option<&str> {
+        let current = self.email.as_deref()?;
+        if current != email {
+            return Some(current);
+        }
+        Some(self.previous_email.as_deref().unwrap_or(current))
     }
 
     /// The user as one that may change: registered and active.

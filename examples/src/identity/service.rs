@@ -297,15 +297,16 @@ impl Service {
         email: &str,
         options: CommandOptions,
     ) -> WriteResult {
+        let email = normalize_email(email);
         let loaded = self.repository.load::<User>(&user.to_owned()).await?;
-        let Some(from) = loaded.state.email() else {
+        let Some(from) = loaded.state.moving_to(&email) else {
             let user = user.to_owned();
             return Err(ExecuteError::Rejected(IdentityError::UnknownUser { user }));
         };
         let command = ChangeEmail {
             user: user.to_owned(),
             from: from.to_owned(),
-            email: normalize_email(email),
+            email,
         };
         let committed = self.repository.decide(command, options).await?;
         let (set, claimed, released) = &committed.events;
