@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use eventsrc::store::ReadStream;
 use eventsrc::{
-    DocumentReader, EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent, Store, StreamId,
+    DocumentReader, EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent, Repository,
+    Store, StreamId,
 };
-use eventsrc_examples::identity::domain::UserNameSet;
+use eventsrc_examples::identity::domain::{User, UserNameSet};
 use eventsrc_examples::identity::http::router;
 use eventsrc_examples::identity::service::{Config, Service};
 use eventsrc_examples::identity::views::{UsersNew, UsersView};
@@ -976,7 +977,10 @@ async fn a_stored_v1_name_reads_as_v2(server: Server) {
     assert_eq!(grace["given_name"], "Grace");
     assert_eq!(grace["family_name"], "Brewster Hopper");
 
-    // The aggregate reads it as version 2 too: a rename to the same name is a no-op.
+    // The aggregate reads it as version 2 too, and a rename to the same name is a no-op.
+    let repository = Repository::new(server.store.clone());
+    let loaded = repository.load::<User>(&"grace".to_owned()).await.unwrap();
+    assert_eq!(loaded.state.name(), ("Grace", "Brewster Hopper"));
     let same = json!({ "given_name": "Grace", "family_name": "Brewster Hopper" });
     let renamed = server
         .put_json("/users/grace/name", &same)
