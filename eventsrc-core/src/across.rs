@@ -143,6 +143,10 @@ pub trait Aggregates: Default + Send + Sync + Sized + 'static {
     /// How many events each list holds, in the tuple's order.
     fn counts(events: &Self::Events) -> Vec<usize>;
 
+    /// Applies each list of `events` to its aggregate, in the tuple's order: what a test
+    /// fixture does with given events and with a decision's output.
+    fn apply_all(&mut self, events: &Self::Events);
+
     #[doc(hidden)]
     fn load<S: EventStore, N: SnapshotStore>(
         repository: &Repository<S, N>,
@@ -184,6 +188,14 @@ macro_rules! tuple_aggregates {
 
             fn counts(events: &Self::Events) -> Vec<usize> {
                 vec![$(events.$i.len()),+]
+            }
+
+            fn apply_all(&mut self, events: &Self::Events) {
+                $(
+                    for event in &events.$i {
+                        self.$i.apply(event);
+                    }
+                )+
             }
 
             async fn load<S: EventStore, N: SnapshotStore>(

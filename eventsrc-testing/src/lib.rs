@@ -3,6 +3,7 @@
 mod aggregate;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod decision;
 mod diff;
 mod events;
 mod eventually;
@@ -12,6 +13,7 @@ mod runner;
 pub mod switch;
 
 pub use aggregate::{AggregateFixture, EventPredicate, Then};
+pub use decision::{DecisionFixture, DecisionThen};
 pub use events::{assert_round_trip, assert_stored_as, assert_upcasts};
 pub use eventually::eventually;
 pub use race::RacingStore;

@@ -174,7 +174,10 @@ async fn a_conflict_catches_both_accounts_up_and_decides_again() {
     fund(&inner, 10).await;
     let store = ConflictingStore::new(inner.clone(), 1, foreign_deposit());
     let repository = Repository::new(store.clone());
-    let committed = repository.decide(move_money(8), Metadata::new()).await.unwrap();
+    let committed = repository
+        .decide(move_money(8), Metadata::new())
+        .await
+        .unwrap();
     // The deposit that slipped in (5) is folded before deciding again: 10 + 5 - 8.
     assert_eq!((committed.attempts, store.injected()), (2, 1));
     assert_eq!(balance(&repository, "alice").await, (7, StreamVersion(3)));

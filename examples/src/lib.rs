@@ -1,4 +1,4 @@
-//! Four domains written against `eventsrc` and runnable end to end.
+//! Five domains written against `eventsrc` and runnable end to end.
 //!
 //! - [`leads`]: a sales-leads CRM, after Vladik Khononov's talk "Event Sourcing: A New Dimension
 //!   in Software Design" (events, the `Lead` aggregate, its commands and rules), and its read
@@ -17,6 +17,10 @@
 //!   reactors (a confirmation and a new-subscriber notification, written to an outbox once per
 //!   event, retried and parked while the mail provider is down):
 //!   `cargo run -p eventsrc-examples --bin subscription`.
+//! - [`identity`]: an identity service over HTTP (axum): users and groups, unique e-mail
+//!   addresses decided across streams, document views with a blue/green rebuild, and the HTTP
+//!   contract of conditional, idempotent writes and read-your-writes:
+//!   `cargo run -p eventsrc-examples --bin identity`.
 //! - [`race`]: a store wrapper that stages a concurrent writer on cue, for showing and testing
 //!   what the repository does when two commands race.
 //! - [`narrate`]: what the demos print of a command and its outcome.
@@ -26,6 +30,7 @@
 //!   `postgres://user:password@host/database?schema=name`).
 
 pub mod cart;
+pub mod identity;
 pub mod leads;
 pub mod narrate;
 pub mod progress;

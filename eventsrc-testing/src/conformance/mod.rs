@@ -94,7 +94,7 @@ pub struct Capabilities {
     /// Appends from many tasks at once, on one stream or many, each succeed or fail with
     /// `StoreError::WrongExpectedVersion`, never with a backend error such as a lock timeout.
     /// Off for a backend documented as single-writer (e.g. one SQLite connection without a busy
-    /// timeout), which skips the three concurrency cases.
+    /// timeout), which skips the six concurrency cases.
     pub concurrent_writers: bool,
     /// A payload of 1 MiB is stored and read back. Off for backends with a small row or item
     /// size limit.
