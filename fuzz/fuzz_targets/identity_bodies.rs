@@ -9,7 +9,8 @@
 //! `Idempotency-Key` are sent.
 //!
 //! Nothing may panic, every answer is a 2xx or a 4xx (a 5xx would be the service failing on
-//! what a client sent), and every 4xx is a problem document whose `status` is the answer's.
+//! what a client sent), every 4xx is a problem document whose `status` is the answer's, and
+//! dropping the service stops every task it started.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -131,6 +132,21 @@ async fn serve(mut data: &[u8]) {
             );
         }
     }
+    // Dropped, the service stops its views' runners. On this single-threaded runtime they run
+    // only while this future waits, so yield to them until they have ended: left behind, each
+    // input's runners and store would pile up.
+    drop(service);
+    let tasks = tokio::runtime::Handle::current().metrics();
+    for _ in 0..10_000 {
+        if tasks.num_alive_tasks() == 0 {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!(
+        "{} task(s) still run after the service was dropped",
+        tasks.num_alive_tasks()
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -50,14 +50,14 @@ fn occurrences(haystack: &str, needle: &str) -> usize {
 }
 
 /// The password `url` was parsed with, when it can be told apart from the rest of `input`:
-/// at least three characters, none of `*` (which the mask writes), `'` or `\` (which the
-/// `key=value` form's quoting writes), occurring once in the input, decoded, and no `\` in the
+/// at least three characters, none of `*` (which the mask writes), `=`, `'` or `\` (which the
+/// `key=value` form writes as it shows its pairs, `password =x` as `password=***`), occurring once in the input, decoded, and no `\` in the
 /// input (whose escapes could make the password from other text). Then any occurrence in what
 /// is shown is the password showing.
 fn telling_password<'a>(input: &str, url: &'a PgUrl) -> Option<&'a str> {
     let password = std::str::from_utf8(url.config().get_password()?).ok()?;
     let plain = password.chars().count() >= 3
-        && !password.contains(['*', '\'', '\\'])
+        && !password.contains(['*', '=', '\'', '\\'])
         && !input.contains('\\');
     (plain && occurrences(&percent_decoded(input), password) == 1).then_some(password)
 }
