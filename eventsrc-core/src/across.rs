@@ -7,7 +7,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::options::{CommandIds, CommandOptions};
-use crate::repository::{command_span, encode_batch};
+use crate::repository::{command_span, encode_batch, named_stream};
 use crate::store::StreamAppend;
 use crate::time::at_time;
 use crate::{
@@ -337,7 +337,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
     ) -> Result<CommittedAcross<<C::Aggregates as Aggregates>::Events>, ExecuteError<C::Error>>
     {
         let options = options.into();
-        let streams = C::Aggregates::streams(&command.ids()).map_err(LoadError::from)?;
+        let streams = named_stream(&command, C::Aggregates::streams(&command.ids()))?;
         let refs: Vec<&StreamId> = streams.iter().collect();
         let ids = CommandIds::new(&options, self.store().tenant(), command.name(), &refs);
         let span = command_span(&streams[0], command.name(), &ids, &options);

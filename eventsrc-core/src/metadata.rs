@@ -134,6 +134,25 @@ mod tests {
     }
 
     #[test]
+    fn floats_read_back_exactly() {
+        // Written in its shortest form, this float used to read back one unit in the last place
+        // off, so metadata read from a store differed from the metadata appended (and an
+        // idempotent retry compares the two).
+        let metadata = Metadata::new().with("x", 8.866_666_666_666_668e74);
+        let json = serde_json::to_string(&metadata).unwrap();
+        assert_eq!(serde_json::from_str::<Metadata>(&json).unwrap(), metadata);
+        // Read from longer text, it is the float nearest to the text, and writes back as such.
+        let read: Metadata =
+            serde_json::from_str(r#"{"0e":6666666666666666666666888868888888861}"#).unwrap();
+        let json = serde_json::to_string(&read).unwrap();
+        assert_eq!(serde_json::from_str::<Metadata>(&json).unwrap(), read);
+        assert_eq!(
+            read.get("0e"),
+            Some(&serde_json::json!(6.666_666_666_666_667e36))
+        );
+    }
+
+    #[test]
     fn caused_by_keeps_an_existing_correlation() {
         let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
         let started = Metadata::new().caused_by(first);

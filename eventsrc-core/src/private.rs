@@ -450,6 +450,25 @@ mod tests {
 
     struct Plain;
 
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Measured {
+        value: f64,
+    }
+
+    #[test]
+    fn a_float_in_a_payload_reads_back_exactly() {
+        for value in [
+            8.866_666_666_666_668e74,
+            0.1 + 0.2,
+            48.856_614_000_000_01,
+            f64::MAX,
+        ] {
+            let payload = <Json<Measured>>::encode("measured", &Measured { value }).unwrap();
+            let back: Measured = <Json<Measured>>::decode_current("measured", 1, &payload).unwrap();
+            assert_eq!(back.value.to_bits(), value.to_bits(), "{payload}");
+        }
+    }
+
     #[test]
     fn json_tells_serializable_types_apart() {
         const { assert!(<Json<Stored>>::IS_JSON) };

@@ -45,8 +45,19 @@ impl StreamId {
     pub const MAX_LEN: usize = 512;
 
     /// Builds `category-id`. The category must be non-empty and free of `-`; the id non-empty.
+    ///
+    /// A `-` in the category is an error: the stream would read back with a shorter category
+    /// (the text before its first `-`) and a longer id than were given.
     pub fn new(category: &str, id: impl fmt::Display) -> Result<Self, InvalidStreamId> {
-        Self::parse(format!("{category}-{id}"))
+        let value = format!("{category}-{id}");
+        if category.contains('-') {
+            return Err(InvalidStreamId {
+                value,
+                reason: "the category holds a `-`, which would end it early: a category is \
+                         the text before the first `-`",
+            });
+        }
+        Self::parse(value)
     }
 
     fn parse(value: String) -> Result<Self, InvalidStreamId> {
@@ -426,6 +437,20 @@ mod tests {
         let stream = StreamId::new("lead", "a-b/c").unwrap();
         assert_eq!(stream.category(), "lead");
         assert_eq!(stream.id(), "a-b/c");
+    }
+
+    #[test]
+    fn a_category_holding_a_dash_is_refused_by_new() {
+        // Accepted, `lead-x` + `1` would read back as category `lead` and id `x-1`; and with an
+        // empty id, `lead-x` + `` would slip past the empty-id check as id `x`.
+        for (category, id) in [("lead-x", "1"), ("lead-x", ""), ("-", "1")] {
+            let err = StreamId::new(category, id).unwrap_err();
+            assert_eq!(err.value, format!("{category}-{id}"));
+            assert!(err.reason.contains("category holds a `-`"), "{err}");
+        }
+        // A `-` in the id is the hierarchical form, and fine.
+        let stream = StreamId::new("lead", "x-1").unwrap();
+        assert_eq!((stream.category(), stream.id()), ("lead", "x-1"));
     }
 
     #[test]

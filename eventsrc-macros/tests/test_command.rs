@@ -459,6 +459,37 @@ async fn send_validates_routes_decides_and_appends() {
 }
 
 #[tokio::test]
+async fn an_invalid_command_whose_id_names_no_stream_is_invalid_naming_its_fields() {
+    let repository = Repository::new(MemoryStore::new());
+    // `course-` is no stream id (the id is empty); the command's own rules answer first.
+    let invalid = Register {
+        course: String::new(),
+        name: "  ".into(),
+        seats: 0,
+    };
+    match repository.send(invalid, Metadata::new()).await {
+        Err(ExecuteError::Invalid(error)) => {
+            let fields: Vec<_> = error.fields.iter().map(|f| f.field).collect();
+            assert_eq!(fields, ["name", "seats"]);
+        }
+        other => panic!("expected an invalid command, got {other:?}"),
+    }
+    // A valid command with that id is refused for its stream.
+    let valid = Register {
+        course: String::new(),
+        name: "Rust".into(),
+        seats: 3,
+    };
+    match repository.send(valid, Metadata::new()).await {
+        Err(ExecuteError::Load(eventsrc::LoadError::Stream(error))) => {
+            assert_eq!(error.value, "course-");
+        }
+        other => panic!("expected an invalid stream id, got {other:?}"),
+    }
+    assert!(repository.store().is_empty());
+}
+
+#[tokio::test]
 async fn an_invalid_command_is_refused_before_anything_is_loaded_or_appended() {
     let store = MemoryStore::new();
     let repository = Repository::new(store.clone());

@@ -121,6 +121,36 @@ async fn a_decision_across_streams_commits_both_streams_and_refuses_a_taken_addr
 }
 
 #[tokio::test]
+async fn an_id_field_its_rule_refuses_is_invalid_even_when_it_names_no_stream() {
+    // `email-\u{7f}` is no stream id (a control character): the field's rule answers first,
+    // naming the field, instead of an error about a stream name.
+    let repository = Repository::new(MemoryStore::new());
+    let bad = SignUp {
+        user: 1,
+        email: "\u{7f}".into(),
+    };
+    match repository.decide(bad, Metadata::new()).await {
+        Err(ExecuteError::Invalid(ValidationError { fields })) => {
+            let named: Vec<_> = fields.iter().map(|f| f.field).collect();
+            assert_eq!(named, ["email"]);
+        }
+        other => panic!("expected the e-mail rule to fail, got {other:?}"),
+    }
+    // An id no rule refuses, but no stream can take, is still the stream's error.
+    let unnamable = SignUp {
+        user: 1,
+        email: "a@\u{7f}".into(),
+    };
+    match repository.decide(unnamable, Metadata::new()).await {
+        Err(ExecuteError::Load(eventsrc::LoadError::Stream(error))) => {
+            assert_eq!(error.value, "email-a@\u{7f}");
+        }
+        other => panic!("expected an invalid stream id, got {other:?}"),
+    }
+    assert!(repository.store().is_empty());
+}
+
+#[tokio::test]
 async fn the_field_rules_run_before_anything_is_loaded() {
     let repository = Repository::new(MemoryStore::new());
     let bad = SignUp {

@@ -37,7 +37,12 @@ const SOCKET_DIRECTORIES: [&str; 2] = ["/var/run/postgresql", "/tmp"];
 ///
 /// The password never shows: [`Display`](fmt::Display), [`Debug`] and [`UrlError`] write
 /// `***` in its place (in the query's `password=` too); everything else is shown as written,
-/// so a URL without a password prints as it was given.
+/// so a URL without a password prints as it was given, and its `Display` parses back to an
+/// equal `PgUrl`. A URL that does not parse may hold a password where libpq reads none: one
+/// with a `/` that should have been percent-encoded (`postgres://app:s3c/ret@db/events` reads
+/// as the host `app` on the port `s3c`). Its [`UrlError`] hides everything from the first `:`
+/// to the last `@`. A URL that parses is shown as it was read: `postgres://db:5432/x@y`, the
+/// database `x@y` on `db`, shows whole (so write a `/` in a password as `%2F`).
 ///
 /// ```
 /// use eventsrc_postgres::PgUrl;
@@ -187,14 +192,15 @@ impl<'a> Pieces<'a> {
         }
     }
 
-    /// The URL as given, the scheme in lower case, with `***` for the password (after the
-    /// user, and as the value of a `password` parameter).
-    ///
-    /// A password holding a `/` that should have been percent-encoded ends the credentials
-    /// early as libpq reads them, and would show: when an `@` comes after where the
-    /// credentials end, everything from the first `:` to the last `@` is hidden instead,
+    /// How a URL that did not parse is shown in its error: as [`shown`](Self::shown), except
+    /// that a password holding a `/` that should have been percent-encoded ends the
+    /// credentials early as libpq reads them, and would show. So when an `@` comes after
+    /// where the credentials end, everything from the first `:` to the last `@` is hidden,
     /// which may hide more than the password but never shows it.
-    fn shown(&self) -> String {
+    ///
+    /// A URL that parsed is shown as it was read (an `@` after the credentials is then part of
+    /// the database name or of a parameter), so that it prints as given and parses back.
+    fn shown_in_errors(&self) -> String {
         let at = self.credentials.map(str::len);
         if let Some(last) = self.body.rfind('@').filter(|last| Some(*last) != at) {
             let (before, after) = (&self.body[..last], &self.body[last + 1..]);
@@ -202,6 +208,12 @@ impl<'a> Pieces<'a> {
                 return format!("{}:{}{user}:***@{after}", self.scheme, self.slashes);
             }
         }
+        self.shown()
+    }
+
+    /// The URL as given, the scheme in lower case, with `***` for the password (after the
+    /// user, and as the value of a `password` parameter).
+    fn shown(&self) -> String {
         let mut shown = format!("{}:{}", self.scheme, self.slashes);
         if let Some(credentials) = self.credentials {
             match credentials.split_once(':') {
@@ -247,15 +259,15 @@ impl FromStr for PgUrl {
             });
         };
         let pieces = Pieces::cut(scheme, after);
-        let shown = pieces.shown();
-        let fail = |reason: String| UrlError::new(&shown, reason);
+        let in_errors = pieces.shown_in_errors();
+        let fail = |reason: String| UrlError::new(&in_errors, reason);
         if pieces.slashes.is_empty() {
             return Err(fail(
                 "write `postgres://user@host/database`, with the two slashes".to_owned(),
             ));
         }
         let settings = Settings::read(&pieces).map_err(fail)?;
-        settings.build(shown)
+        settings.build(pieces.shown(), &in_errors)
     }
 }
 
@@ -282,7 +294,8 @@ impl PgUrl {
                 _ => settings.set(&key, value),
             }
         }
-        settings.build(shown)
+        let in_errors = shown.clone();
+        settings.build(shown, &in_errors)
     }
 }
 
@@ -428,13 +441,14 @@ impl Settings {
             .join(" ")
     }
 
-    /// The URL these settings were read from, shown as `shown`: the driver reads and checks
-    /// the parameters, and a URL naming no host gets the usual socket directories.
-    fn build(self, shown: String) -> Result<PgUrl, UrlError> {
+    /// The URL these settings were read from, shown as `shown` (and as `in_errors` when the
+    /// driver refuses it): the driver reads and checks the parameters, and a URL naming no
+    /// host gets the usual socket directories.
+    fn build(self, shown: String, in_errors: &str) -> Result<PgUrl, UrlError> {
         let mut config: tokio_postgres::Config = self
             .key_value()
             .parse()
-            .map_err(|error| UrlError::new(&shown, driver_reason(&error)))?;
+            .map_err(|error| UrlError::new(in_errors, driver_reason(&error)))?;
         if let Some(password) = &self.password {
             config.password(password);
         }
@@ -672,6 +686,32 @@ mod tests {
             parsed.to_string(),
             "postgresql://app@db/events?sslmode=disable&schema=demo"
         );
+    }
+
+    #[test]
+    fn a_url_without_a_password_prints_as_given_with_an_at_sign_after_a_colon() {
+        // An `@` after the credentials, past a `:` (a port, or nothing), is part of the
+        // database name or a parameter once the URL parses: shown as given, it reads back equal.
+        for (url, database) in [
+            ("postgres://:/@", Some("@")),
+            (
+                "postgres://db:5432/events?application_name=me@work",
+                Some("events"),
+            ),
+            ("postgres://app@db:5432/x@y", Some("x@y")),
+            ("postgres://[::1]/a@b", Some("a@b")),
+        ] {
+            let parsed = parse(url);
+            assert_eq!(parsed.config().get_password(), None, "{url}");
+            assert_eq!(parsed.config().get_dbname(), database, "{url}");
+            assert_eq!(parsed.to_string(), url);
+            assert_eq!(parse(&parsed.to_string()), parsed);
+        }
+        // Where it does not parse, the `@` may end a password holding a `/`: hidden.
+        let error = "postgres://app:s3c/ret@db/events"
+            .parse::<PgUrl>()
+            .unwrap_err();
+        assert_eq!(error.url(), Some("postgres://app:***@db/events"));
     }
 
     #[test]

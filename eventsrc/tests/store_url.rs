@@ -149,6 +149,9 @@ fn a_postgres_url_without_a_password_prints_as_a_url_that_parses_back() {
         "postgres://postgres@127.0.0.1:5432/test",
         "postgresql://app@db.internal/events?schema=demo",
         "postgres://localhost/events",
+        // An `@` past a `:` that ends no password: a parameter's value, a database name.
+        "postgres://db.internal:5432/events?application_name=me@work",
+        "postgres://:/@",
     ] {
         let parsed = parse(url).unwrap();
         assert_eq!(parsed.to_string(), url);

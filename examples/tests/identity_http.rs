@@ -220,6 +220,7 @@ on_every_store!(
     reads_with_the_token_see_the_write,
     a_read_waits_for_its_token_at_most_the_configured_time,
     invalid_fields_are_422_listing_each,
+    an_address_with_a_control_character_is_422_naming_the_field,
     domain_refusals_are_409,
     unknown_ids_and_routes_are_404,
     malformed_json_is_400_and_a_wrong_shape_422,
@@ -574,6 +575,29 @@ async fn invalid_fields_are_422_listing_each(server: Server) {
         "{problem}"
     );
     assert!(server.stream("user-bad id").await.is_empty());
+}
+
+async fn an_address_with_a_control_character_is_422_naming_the_field(server: Server) {
+    // The address names the stream of its owner, which cannot hold a control character: the
+    // command's validation answers for it (it used to be a 500 about a stream name).
+    let fields = |problem: &Value| -> Vec<String> {
+        let errors = problem["errors"].as_array().cloned().unwrap_or_default();
+        errors.iter().map(|e| e["field"].to_string()).collect()
+    };
+    let response = server.sign_up("ada", "al\u{7f}m@example.com").await;
+    let refused = problem(response, 422, "invalid-fields").await;
+    assert_eq!(fields(&refused), ["\"email\""], "{refused}");
+    assert!(server.stream("user-ada").await.is_empty());
+
+    ok_json(server.sign_up("ada", "ada@example.com").await, 201).await;
+    let body = json!({ "email": "ada\u{0}@example.com" });
+    let response = server
+        .put_json("/users/ada/email", &body)
+        .send()
+        .await
+        .unwrap();
+    let refused = problem(response, 422, "invalid-fields").await;
+    assert_eq!(fields(&refused), ["\"email\""], "{refused}");
 }
 
 async fn domain_refusals_are_409(server: Server) {
