@@ -286,6 +286,7 @@ impl PgUrl {
             .join(" ");
         let mut settings = Settings::default();
         for (key, value) in pairs {
+            parameter_name(&key).map_err(|reason| UrlError::new(&shown, reason))?;
             match key.as_str() {
                 "schema" => settings
                     .schema(&value)
@@ -351,6 +352,22 @@ fn key_value_pairs(text: &str) -> Result<Vec<(String, String)>, String> {
     }
 }
 
+/// Checks that `key` can be a parameter's name: ASCII letters, digits and `_`, as every
+/// parameter of libpq and the driver is. The names are handed to the driver in its own
+/// `key=value` form, where any other character (a space, a `=`, a quote, a leading
+/// `postgres://`) would be read as more than a name, and could set a password that the URL
+/// shown does not hide. The name is not repeated: such text may hold anything.
+fn parameter_name(key: &str) -> Result<(), String> {
+    if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(())
+    } else {
+        Err(
+            "a parameter name holds a character other than ASCII letters, digits and `_`"
+                .to_owned(),
+        )
+    }
+}
+
 /// `value` as a `key=value` value: in single quotes, `'` and `\` escaped.
 fn quote_value(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
@@ -399,6 +416,7 @@ impl Settings {
                 ));
             };
             let key = decode(key)?;
+            parameter_name(&key)?;
             match key.as_str() {
                 "schema" => settings.schema(&decode(value)?)?,
                 "password" => settings.password = Some(decode_bytes(value)),
@@ -712,6 +730,22 @@ mod tests {
             .parse::<PgUrl>()
             .unwrap_err();
         assert_eq!(error.url(), Some("postgres://app:***@db/events"));
+    }
+
+    #[test]
+    fn a_parameter_name_that_is_not_a_plain_name_is_refused() {
+        // Handed to the driver as they were, these names would set a password (or read the
+        // whole string as a URL) that the URL shown does not hide.
+        for url in [
+            "postgres://db/events?postgres://app:s3cret@x/y=1",
+            "postgres://db/events?application_name%3Dx%20password=s3cret",
+            "host=db postgres:app=s3cret",
+            "host=db app'name=x",
+        ] {
+            let error = url.parse::<PgUrl>().unwrap_err();
+            assert!(error.reason().contains("parameter name"), "{url}: {error}");
+            assert!(!error.reason().contains("s3cret"), "{error}");
+        }
     }
 
     #[test]
