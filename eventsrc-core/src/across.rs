@@ -7,7 +7,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::options::{CommandIds, CommandOptions};
-use crate::repository::{command_span, encode_batch, named_stream};
+use crate::repository::{command_span, encode_batch};
 use crate::store::StreamAppend;
 use crate::time::at_time;
 use crate::{
@@ -337,7 +337,8 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
     ) -> Result<CommittedAcross<<C::Aggregates as Aggregates>::Events>, ExecuteError<C::Error>>
     {
         let options = options.into();
-        let streams = named_stream(&command, C::Aggregates::streams(&command.ids()))?;
+        command.validate().map_err(ExecuteError::Invalid)?;
+        let streams = C::Aggregates::streams(&command.ids()).map_err(LoadError::from)?;
         let refs: Vec<&StreamId> = streams.iter().collect();
         let ids = CommandIds::new(&options, self.store().tenant(), command.name(), &refs);
         let span = command_span(&streams[0], command.name(), &ids, &options);
@@ -354,7 +355,6 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         options: &CommandOptions,
     ) -> Result<CommittedAcross<<C::Aggregates as Aggregates>::Events>, ExecuteError<C::Error>>
     {
-        command.validate().map_err(ExecuteError::Invalid)?;
         if let Some(replay) = self.replay_across::<C>(&streams, ids).await? {
             return Ok(replay);
         }

@@ -167,20 +167,6 @@ pub enum LoadError {
     },
 }
 
-/// The stream (or streams) a command's ids name. When they name none, the command's own
-/// validation is asked first: an id field it refuses (an address with a control character, say)
-/// is then [`ExecuteError::Invalid`], naming the field, rather than a stream name the store
-/// cannot take.
-pub(crate) fn named_stream<C: Command, S, E>(
-    command: &C,
-    stream: Result<S, InvalidStreamId>,
-) -> Result<S, ExecuteError<E>> {
-    stream.or_else(|error| {
-        command.validate().map_err(ExecuteError::Invalid)?;
-        Err(LoadError::from(error).into())
-    })
-}
-
 /// Executing a command failed. `E` is the aggregate's domain error.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecuteError<E> {
@@ -442,7 +428,10 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         A: Handle<C>,
         C: Command,
     {
-        let stream = named_stream(&command, A::stream_id(id))?;
+        // The command's own rules first: an id field they refuse (an address holding a control
+        // character) is `Invalid`, naming the field, before it is made a stream name.
+        command.validate().map_err(ExecuteError::Invalid)?;
+        let stream = A::stream_id(id).map_err(LoadError::from)?;
         self.execute_on::<A, C>(stream, command, options.into())
             .await
     }
@@ -458,7 +447,8 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         C: AggregateCommand,
         C::Aggregate: Handle<C>,
     {
-        let stream = named_stream(&command, C::Aggregate::stream_id(command.aggregate_id()))?;
+        command.validate().map_err(ExecuteError::Invalid)?;
+        let stream = C::Aggregate::stream_id(command.aggregate_id()).map_err(LoadError::from)?;
         self.execute_on::<C::Aggregate, C>(stream, command, options.into())
             .await
     }
@@ -491,7 +481,6 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         A: Handle<C>,
         C: Command,
     {
-        command.validate().map_err(ExecuteError::Invalid)?;
         if let Some(replay) = self.replay::<A>(&stream, ids).await? {
             return Ok(replay);
         }

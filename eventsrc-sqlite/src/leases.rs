@@ -73,18 +73,21 @@ pub(crate) fn of_file(path: &Path) -> StoreLeases {
     // Canonical, so that two processes opening the file through different paths (relative,
     // through a link) lock the same files.
     let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-    let mut dir = key.clone().into_os_string();
-    dir.push("-leases");
+    let dir = dir_of(&key);
     let local = files()
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .entry(key)
         .or_default()
         .clone();
-    StoreLeases::File(FileLeases {
-        local,
-        dir: PathBuf::from(dir),
-    })
+    StoreLeases::File(FileLeases { local, dir })
+}
+
+/// The leases directory beside the database file at `path`: `<file>-leases/`.
+pub(crate) fn dir_of(path: &Path) -> PathBuf {
+    let mut dir = path.as_os_str().to_owned();
+    dir.push("-leases");
+    PathBuf::from(dir)
 }
 
 /// The name a lease of `tenant` is held under: the tenant prefixed by its length, so that no

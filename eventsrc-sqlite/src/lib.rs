@@ -167,6 +167,40 @@ pub(crate) fn closed() -> StoreError {
     ))
 }
 
+/// Removes the files of a SQLite store that no handle has open any more: the database, its
+/// `-wal` and `-shm` files, and its leases directory (`-leases/`). Files that are not there
+/// are skipped, so it also clears the way before a store is created. For tests and tools that
+/// make throwaway stores.
+///
+/// ```
+/// use eventsrc_sqlite::{SqliteEventStore, remove_database};
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let path = std::env::temp_dir().join(format!("eventsrc-doc-{}.db", std::process::id()));
+/// let store = SqliteEventStore::open(&path).await?;
+/// drop(store);
+/// remove_database(&path)?;
+/// assert!(!path.exists());
+/// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn remove_database(path: impl AsRef<std::path::Path>) -> std::io::Result<()> {
+    let path = path.as_ref();
+    // The leases directory is named after the canonical path, which is known only while the
+    // database file exists.
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let absent = |result: std::io::Result<()>| match result {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    };
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        absent(std::fs::remove_file(file))?;
+    }
+    absent(std::fs::remove_dir_all(leases::dir_of(&canonical)))
+}
+
 impl SqliteEventStore {
     /// Opens (creating or migrating) the database at `path`, durable by default.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {

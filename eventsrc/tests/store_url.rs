@@ -400,8 +400,6 @@ async fn every_url_form_runs_the_same_command_and_document_view() {
     }
     for path in [absolute, relative.into(), relative_bare.into()] {
         let path: PathBuf = path;
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        let _ = eventsrc::sqlite::remove_database(&path);
     }
 }

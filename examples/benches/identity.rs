@@ -221,14 +221,7 @@ impl Site {
         match leftover {
             Leftover::File(file) => {
                 drop(store);
-                for suffix in ["", "-wal", "-shm"] {
-                    let mut path = file.clone().into_os_string();
-                    path.push(suffix);
-                    let _ = std::fs::remove_file(path);
-                }
-                let mut leases = file.into_os_string();
-                leases.push("-leases");
-                let _ = std::fs::remove_dir_all(leases);
+                let _ = eventsrc_sqlite::remove_database(&file);
             }
             Leftover::Schema(schema) => {
                 let Store::Postgres(pg) = &store else { return };

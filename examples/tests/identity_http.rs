@@ -109,14 +109,7 @@ async fn clean(store: &Store, leftover: Leftover) {
     match leftover {
         Leftover::Nothing => {}
         Leftover::File(file) => {
-            for suffix in ["", "-wal", "-shm"] {
-                let mut path = file.clone().into_os_string();
-                path.push(suffix);
-                let _ = std::fs::remove_file(path);
-            }
-            let mut leases = file.into_os_string();
-            leases.push("-leases");
-            let _ = std::fs::remove_dir_all(leases);
+            let _ = eventsrc_sqlite::remove_database(&file);
         }
         Leftover::Schema => {
             let Store::Postgres(pg) = store else {

@@ -31,8 +31,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -122,6 +122,8 @@ struct GroupsQuery {
 }
 
 /// What a write handler reads of its request besides the path: method, URI, headers, body.
+/// Handlers take it as `Result<Write, Problem>` and unwrap it after the path, so a bad path
+/// is reported before a bad body.
 struct Write {
     method: Method,
     uri: Uri,
@@ -129,14 +131,18 @@ struct Write {
     body: Bytes,
 }
 
-impl Write {
-    fn new(
-        method: Method,
-        uri: Uri,
-        headers: HeaderMap,
-        body: Result<Bytes, BytesRejection>,
-    ) -> Result<Self, Problem> {
-        let body = body.map_err(|rejection| rejected(rejection.status(), rejection.body_text()))?;
+impl<S: Send + Sync> FromRequest<S> for Write {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        let (method, uri, headers) = (
+            request.method().clone(),
+            request.uri().clone(),
+            request.headers().clone(),
+        );
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| rejected(rejection.status(), rejection.body_text()))?;
         Ok(Self {
             method,
             uri,
@@ -144,7 +150,9 @@ impl Write {
             body,
         })
     }
+}
 
+impl Write {
     /// The body as `T`: 415 unless it is JSON, 400 for JSON that does not parse, 422 for JSON
     /// of another shape.
     fn json<T: DeserializeOwned>(&self) -> Result<T, Problem> {
@@ -386,11 +394,10 @@ fn stream(category: &str, id: &str) -> Result<StreamId, Problem> {
 async fn sign_up(
     State(service): Shared,
     id: Result<Path<String>, PathRejection>,
-    (method, uri, headers): (Method, Uri, HeaderMap),
-    body: Result<Bytes, BytesRejection>,
+    write: Result<Write, Problem>,
 ) -> Answer {
     let user = path(id)?;
-    let write = Write::new(method, uri, headers, body)?;
+    let write = write?;
     let SignUpBody {
         email,
         given_name,
@@ -410,11 +417,10 @@ async fn sign_up(
 async fn set_name(
     State(service): Shared,
     id: Result<Path<String>, PathRejection>,
-    (method, uri, headers): (Method, Uri, HeaderMap),
-    body: Result<Bytes, BytesRejection>,
+    write: Result<Write, Problem>,
 ) -> Answer {
     let user = path(id)?;
-    let write = Write::new(method, uri, headers, body)?;
+    let write = write?;
     let NameBody {
         given_name,
         family_name,
@@ -432,11 +438,10 @@ async fn set_name(
 async fn change_email(
     State(service): Shared,
     id: Result<Path<String>, PathRejection>,
-    (method, uri, headers): (Method, Uri, HeaderMap),
-    body: Result<Bytes, BytesRejection>,
+    write: Result<Write, Problem>,
 ) -> Answer {
     let user = path(id)?;
-    let write = Write::new(method, uri, headers, body)?;
+    let write = write?;
     let EmailBody { email } = write.json()?;
     let resource = stream("user", &user)?;
     let result = service.change_email(&user, &email, write.options()?).await;
@@ -446,11 +451,10 @@ async fn change_email(
 async fn deactivate(
     State(service): Shared,
     id: Result<Path<String>, PathRejection>,
-    (method, uri, headers): (Method, Uri, HeaderMap),
-    body: Result<Bytes, BytesRejection>,
+    write: Result<Write, Problem>,
 ) -> Answer {
     let user = path(id)?;
-    let write = Write::new(method, uri, headers, body)?;
+    let write = write?;
     let resource = stream("user", &user)?;
     let result = service
         .deactivate(Deactivate { user }, write.options()?)
@@ -490,11 +494,10 @@ async fn list_users(
 async fn create_group(
     State(service): Shared,
     id: Result<Path<String>, PathRejection>,
-    (method, uri, headers): (Method, Uri, HeaderMap),
-    body: Result<Bytes, BytesRejection>,
+    write: Result<Write, Problem>,
 ) -> Answer {
     let group = path(id)?;
-    let write = Write::new(method, uri, headers, body)?;
+    let write = write?;
     let GroupBody { name } = write.json()?;
     let resource = stream("group", &group)?;
     let result = service
@@ -506,11 +509,10 @@ async fn create_group(
 async fn add_member(
     State(service): Shared,
     ids: Result<Path<(String, String)>, PathRejection>,
-    (method, uri, headers): (Method, Uri, HeaderMap),
-    body: Result<Bytes, BytesRejection>,
+    write: Result<Write, Problem>,
 ) -> Answer {
     let (group, user) = path(ids)?;
-    let write = Write::new(method, uri, headers, body)?;
+    let write = write?;
     let resource = stream("group", &group)?;
     let result = service
         .add_member(AddMember { group, user }, write.options()?)
@@ -521,11 +523,10 @@ async fn add_member(
 async fn remove_member(
     State(service): Shared,
     ids: Result<Path<(String, String)>, PathRejection>,
-    (method, uri, headers): (Method, Uri, HeaderMap),
-    body: Result<Bytes, BytesRejection>,
+    write: Result<Write, Problem>,
 ) -> Answer {
     let (group, user) = path(ids)?;
-    let write = Write::new(method, uri, headers, body)?;
+    let write = write?;
     let resource = stream("group", &group)?;
     let command = RemoveMember { group, user };
     let result = service.remove_member(command, write.options()?).await;
