@@ -154,6 +154,12 @@ pub trait Aggregates: Default + Send + Sync + Sized + 'static {
     ) -> impl Future<Output = Result<(Self, Vec<StreamVersion>), LoadError>> + Send;
 
     #[doc(hidden)]
+    fn forget_cached<S: EventStore, N: SnapshotStore>(
+        repository: &Repository<S, N>,
+        streams: &[StreamId],
+    );
+
+    #[doc(hidden)]
     fn catch_up<S: EventStore, N: SnapshotStore>(
         &mut self,
         repository: &Repository<S, N>,
@@ -211,6 +217,13 @@ macro_rules! tuple_aggregates {
                     },
                 )+);
                 Ok((states, versions))
+            }
+
+            fn forget_cached<S: EventStore, N: SnapshotStore>(
+                repository: &Repository<S, N>,
+                streams: &[StreamId],
+            ) {
+                $(repository.forget_cached::<$a>(&streams[$i]);)+
             }
 
             async fn catch_up<S: EventStore, N: SnapshotStore>(
@@ -407,7 +420,10 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
                 })
                 .collect();
             let span = tracing::debug_span!("append", streams = streams.len());
-            match self.store().append_streams(appends).instrument(span).await {
+            let appended = self.store().append_streams(appends).instrument(span).await;
+            // Whatever the outcome, a cached state of these streams may now be behind.
+            C::Aggregates::forget_cached(self, &streams);
+            match appended {
                 Ok(results) if results.iter().any(|r| r.already_stored) => {
                     if let Some(replay) = self.replay_across::<C>(&streams, ids).await? {
                         return Ok(replay);

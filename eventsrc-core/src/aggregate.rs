@@ -69,6 +69,12 @@ pub trait Aggregate: Default + Send + Sync + 'static {
     /// lets a repository with a snapshot store save and load this state as JSON.
     const SNAPSHOT: Option<SnapshotFormat<Self>> = None;
 
+    /// Whether a repository with an [`AggregateCache`](crate::AggregateCache) keeps this
+    /// aggregate's state between commands (the default, `true`). Turn it off
+    /// (`#[aggregate(cache = false)]`) for an aggregate whose state is large and seldom
+    /// commanded twice, so that it does not take the place of hotter ones.
+    const CACHE: bool = true;
+
     /// The aggregate's id; its `Display` form is the id part of the stream name.
     type Id: fmt::Display + Send + Sync;
 

@@ -10,6 +10,7 @@
 
 mod across;
 mod aggregate;
+mod cache;
 mod documents;
 mod event;
 mod memory;
@@ -25,6 +26,7 @@ pub mod subscription;
 pub mod time;
 
 // The write side: events, aggregates, commands and the repository that runs them.
+pub use cache::AggregateCache;
 pub use across::{Aggregates, CommittedAcross, Decide, Decided, StreamCommit};
 pub use aggregate::{
     Aggregate, AggregateCommand, Command, Decision, FieldError, Handle, ValidationError,

@@ -12,7 +12,7 @@ use crate::StoreError;
 use crate::options::{CommandIds, CommandOptions, LOOKUP};
 use crate::time::{Clock, SystemClock, at_time};
 use crate::{
-    Aggregate, AggregateCommand, Command, EncodeError, EventId, EventStore, ExpectedVersion,
+    Aggregate, AggregateCache, AggregateCommand, Command, EncodeError, EventId, EventStore, ExpectedVersion,
     GlobalPosition, Handle, InvalidStreamId, Metadata, NewEvent, RecordDecodeError, RecordedEvent,
     SnapshotStore, StreamId, StreamVersion, Timestamp, ValidationError,
 };
@@ -68,6 +68,7 @@ pub struct Repository<S, N = NoSnapshots> {
     snapshots: N,
     max_retries: u32,
     clock: Arc<dyn Clock>,
+    cache: Option<AggregateCache>,
 }
 
 impl<S: fmt::Debug, N: fmt::Debug> fmt::Debug for Repository<S, N> {
@@ -76,6 +77,7 @@ impl<S: fmt::Debug, N: fmt::Debug> fmt::Debug for Repository<S, N> {
             .field("store", &self.store)
             .field("snapshots", &self.snapshots)
             .field("max_retries", &self.max_retries)
+            .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
 }
@@ -247,6 +249,7 @@ impl<S: EventStore> Repository<S> {
             snapshots: NoSnapshots,
             max_retries: Self::DEFAULT_MAX_RETRIES,
             clock: Arc::new(SystemClock),
+            cache: None,
         }
     }
 }
@@ -264,6 +267,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
             snapshots,
             max_retries: self.max_retries,
             clock: self.clock,
+            cache: self.cache,
         }
     }
 
@@ -280,6 +284,29 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
+    }
+
+    /// Keeps aggregates' decided state in `cache` between commands, so that a command on a
+    /// known aggregate decides at once and appends, without reading its stream: see
+    /// [`AggregateCache`] for why a decision is never wrong for it, on one node or many.
+    /// Loads ([`load`](Repository::load) and the like) always read the store.
+    #[must_use]
+    pub fn with_cache(mut self, cache: AggregateCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The aggregate cache, if the repository has one.
+    pub fn cache(&self) -> Option<&AggregateCache> {
+        self.cache.as_ref()
+    }
+
+    /// Drops `A`'s cached state of `stream` (after an append that did not go through the
+    /// cache, such as a decision across streams).
+    pub(crate) fn forget_cached<A: Aggregate>(&self, stream: &StreamId) {
+        if let Some(cache) = &self.cache {
+            cache.forget::<A>(self.store.tenant(), stream);
+        }
     }
 
     /// The time handlers see while deciding.
@@ -484,22 +511,58 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         if let Some(replay) = self.replay::<A>(&stream, ids).await? {
             return Ok(replay);
         }
-        let mut loaded = self.load_stream::<A>(&stream, None).await?;
+        // State from the cache may be behind the store (another node, another repository):
+        // `unverified` until an append at its version succeeds or a read brings it up to date.
+        let (mut loaded, mut unverified) = match self.take_cached::<A>(&stream) {
+            Some(loaded) => (loaded, true),
+            None => (self.load_stream::<A>(&stream, None).await?, false),
+        };
         if let Some(expected) = options.expected
             && loaded.version != expected
         {
-            return Err(ExecuteError::Stale {
-                stream,
-                expected,
-                actual: loaded.version,
-            });
+            if unverified {
+                self.catch_up(&stream, &mut loaded, &[]).await?;
+                unverified = false;
+            }
+            if loaded.version != expected {
+                return Err(ExecuteError::Stale {
+                    stream,
+                    expected,
+                    actual: loaded.version,
+                });
+            }
         }
         let metadata = ids.metadata(&options.metadata);
         let mut attempts = 0;
         loop {
             attempts += 1;
             let decided = at_time(self.clock.now(), || loaded.state.handle(command));
-            let events = decided.map_err(ExecuteError::Rejected)?;
+            if unverified && !matches!(&decided, Ok(events) if !events.is_empty()) {
+                // A refusal or a no-op is answered without an append, so nothing would catch
+                // cached state that is gone: read what the stream holds beyond it first.
+                let cached_at = loaded.version;
+                self.catch_up(&stream, &mut loaded, &[]).await?;
+                unverified = false;
+                if loaded.version != cached_at {
+                    if let Some(expected) = options.expected {
+                        return Err(ExecuteError::Stale {
+                            stream,
+                            expected,
+                            actual: loaded.version,
+                        });
+                    }
+                    // Decided on state that was gone: that decision does not count.
+                    attempts -= 1;
+                    continue;
+                }
+            }
+            let events = match decided {
+                Ok(events) => events,
+                Err(error) => {
+                    self.keep_cached(&stream, loaded);
+                    return Err(ExecuteError::Rejected(error));
+                }
+            };
             let mut committed = Committed {
                 stream: stream.clone(),
                 command_id: ids.command_id,
@@ -511,6 +574,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
                 replayed: false,
             };
             if committed.events.is_empty() {
+                self.keep_cached(&stream, loaded);
                 return Ok(committed);
             }
             let batch = encode_batch(&committed.events, &metadata, ids, 0)?;
@@ -537,7 +601,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
                 Ok(appended) => {
                     committed.stream_version = appended.stream_version;
                     committed.global_position = Some(appended.position);
-                    self.snapshot_after(&stream, loaded, &committed.events)
+                    self.after_commit(&stream, loaded, &committed.events, appended.stream_version)
                         .await;
                     return Ok(committed);
                 }
@@ -551,6 +615,15 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
                             expected,
                             actual,
                         });
+                    }
+                    if unverified {
+                        // The cached state was behind: read what it missed, as a load would
+                        // have, and decide again. Not a conflict with a concurrent writer.
+                        self.catch_up(&stream, &mut loaded, &[]).await?;
+                        unverified = false;
+                        attempts -= 1;
+                        tracing::debug!(%actual, "cached state was behind the store; deciding again");
+                        continue;
                     }
                     let decided_at = loaded.version;
                     let incompatible = self
@@ -577,6 +650,19 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
                 }
                 Err(other) => return Err(ExecuteError::Store(other)),
             }
+        }
+    }
+
+    /// Takes `A`'s cached state of `stream` out of the cache, if the repository has one and
+    /// holds it.
+    fn take_cached<A: Aggregate>(&self, stream: &StreamId) -> Option<Loaded<A>> {
+        self.cache.as_ref()?.take(self.store.tenant(), stream)
+    }
+
+    /// Gives state taken with [`take_cached`](Self::take_cached) (or loaded) back to the cache.
+    fn keep_cached<A: Aggregate>(&self, stream: &StreamId, loaded: Loaded<A>) {
+        if let Some(cache) = &self.cache {
+            cache.put(self.store.tenant(), stream, loaded);
         }
     }
 
@@ -774,31 +860,40 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         }
     }
 
-    /// After a commit, snapshots the new state when the policy asks for it. A failure is logged,
-    /// not returned: the events are committed and a snapshot is only a cache.
-    pub(crate) async fn snapshot_after<A: Aggregate>(
+    /// After a commit: folds the committed `events` into the state they were decided on,
+    /// snapshots it when the policy asks for it, and keeps it in the cache. A failed snapshot
+    /// is logged, not returned: the events are committed and a snapshot is only a cache.
+    /// `stored_at` is the stream's version after the append, as the store reported it.
+    async fn after_commit<A: Aggregate>(
         &self,
         stream: &StreamId,
         mut loaded: Loaded<A>,
         events: &[A::Event],
+        stored_at: StreamVersion,
     ) {
-        let Some(every) = A::SNAPSHOT
+        let every = A::SNAPSHOT
             .and_then(|format| format.every)
-            .filter(|n| *n > 0)
-        else {
+            .filter(|n| *n > 0);
+        let cached = A::CACHE && self.cache.is_some();
+        if every.is_none() && !cached {
             return;
-        };
-        let before = loaded.version.get() / every;
+        }
+        let before = loaded.version;
         for event in events {
             loaded.state.apply(event);
         }
         loaded.version = loaded.version.advance(events.len() as u64);
-        if loaded.version.get() / every == before {
+        if loaded.version != stored_at {
+            // The store numbered the events otherwise than the state expects: read it again.
             return;
         }
-        if let Err(error) = self.save_snapshot(stream, &loaded).await {
+        if let Some(every) = every
+            && loaded.version.get() / every != before.get() / every
+            && let Err(error) = self.save_snapshot(stream, &loaded).await
+        {
             tracing::warn!(%stream, %error, "snapshot not saved");
         }
+        self.keep_cached(stream, loaded);
     }
 
     async fn save_snapshot<A: Aggregate>(

@@ -120,6 +120,7 @@ pub use eventsrc_macros::Event;
 /// | `vis = pub(crate)` | visibility of the generated enum (default `pub`) |
 /// | `snapshot = n` | snapshot the state as JSON, state schema version `n` (needs serde) |
 /// | `snapshot_every = n` | take a snapshot every `n` events (with `snapshot`) |
+/// | `cache = false` | never keep this aggregate in an [`AggregateCache`] (see [`Aggregate::CACHE`]) |
 /// | `conflicts = f` | `fn(&Event, &Event) -> bool`: see [`Aggregate::conflicts`] |
 /// | `crate = path` | where `eventsrc` is |
 ///

@@ -107,6 +107,11 @@ fn aggregate_impl(cx: &Context) -> TokenStream {
     let (name, id, error) = (cx.name(), cx.id(), cx.error());
     let apply = apply_body(cx);
     let snapshot = snapshot(cx);
+    let cache = cx
+        .attrs()
+        .cache
+        .as_ref()
+        .map(|flag| quote!(const CACHE: bool = #flag;));
     let conflicts = cx.attrs().conflicts.as_ref().map(|path| {
         quote! {
             fn conflicts(ours: &Self::Event, theirs: &Self::Event) -> bool {
@@ -119,6 +124,7 @@ fn aggregate_impl(cx: &Context) -> TokenStream {
         impl #krate::Aggregate for #self_ty {
             const TYPE: &'static str = #name;
             #snapshot
+            #cache
             type Id = #id;
             type Event = #event_path;
             type Error = #error;

@@ -1,7 +1,7 @@
 //! Parsing `#[aggregate(...)]` and its impl block into an AST that keeps the user's tokens.
 
 use proc_macro2::TokenStream;
-use syn::{FnArg, Ident, ImplItem, ItemImpl, LitInt, LitStr, Path, ReturnType, Type, Visibility};
+use syn::{FnArg, Ident, ImplItem, ItemImpl, LitBool, LitInt, LitStr, Path, ReturnType, Type, Visibility};
 
 use crate::attr::{self, Key, Keys};
 use crate::errors::Errors;
@@ -16,6 +16,7 @@ pub(super) enum AggregateKey {
     Vis,
     Snapshot,
     SnapshotEvery,
+    Cache,
     Conflicts,
     Crate,
 }
@@ -59,6 +60,11 @@ pub(super) const KEYS: Keys<AggregateKey> = Keys {
             kind: AggregateKey::SnapshotEvery,
         },
         Key {
+            name: "cache",
+            syntax: "cache = false",
+            kind: AggregateKey::Cache,
+        },
+        Key {
             name: "conflicts",
             syntax: "conflicts = path",
             kind: AggregateKey::Conflicts,
@@ -81,6 +87,7 @@ pub(super) struct AggregateAttrs {
     pub vis: Option<Visibility>,
     pub snapshot: Option<LitInt>,
     pub snapshot_every: Option<LitInt>,
+    pub cache: Option<LitBool>,
     pub conflicts: Option<Path>,
 }
 
@@ -149,6 +156,7 @@ impl AggregateAttrs {
             AggregateKey::Name => self.name = Some(attr::string(meta)?),
             AggregateKey::Snapshot => self.snapshot = Some(meta.value()?.parse()?),
             AggregateKey::SnapshotEvery => self.snapshot_every = Some(meta.value()?.parse()?),
+            AggregateKey::Cache => self.cache = Some(meta.value()?.parse()?),
         }
         Ok(())
     }
