@@ -30,6 +30,9 @@ use crate::{Aggregate, Loaded, StreamId, Tenant};
 ///   succeeded; after a conflict, a store error, or an append whose outcome is unknown, the
 ///   aggregate is read again next time.
 ///
+/// A cache serves one store: share it among repositories over the same database (of any
+/// tenants), not between databases.
+///
 /// Aggregates opt out with `#[aggregate(cache = false)]` ([`Aggregate::CACHE`]).
 ///
 /// ```
@@ -106,7 +109,11 @@ impl AggregateCache {
     /// Takes `A`'s state of `stream` out, if held: the command that took it owns it until it
     /// gives it back with [`put`](Self::put). Another command on the same aggregate meanwhile
     /// finds nothing and reads the store.
-    pub(crate) fn take<A: Aggregate>(&self, tenant: &Tenant, stream: &StreamId) -> Option<Loaded<A>> {
+    pub(crate) fn take<A: Aggregate>(
+        &self,
+        tenant: &Tenant,
+        stream: &StreamId,
+    ) -> Option<Loaded<A>> {
         if !A::CACHE {
             return None;
         }

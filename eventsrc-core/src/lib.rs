@@ -26,11 +26,11 @@ pub mod subscription;
 pub mod time;
 
 // The write side: events, aggregates, commands and the repository that runs them.
-pub use cache::AggregateCache;
 pub use across::{Aggregates, CommittedAcross, Decide, Decided, StreamCommit};
 pub use aggregate::{
     Aggregate, AggregateCommand, Command, Decision, FieldError, Handle, ValidationError,
 };
+pub use cache::AggregateCache;
 pub use event::{DecodeError, EncodeError, Event, EventType, NewEvent, RecordedEvent, Versioned};
 pub use metadata::{Idempotency, Metadata};
 pub use options::CommandOptions;

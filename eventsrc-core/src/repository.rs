@@ -12,9 +12,10 @@ use crate::StoreError;
 use crate::options::{CommandIds, CommandOptions, LOOKUP};
 use crate::time::{Clock, SystemClock, at_time};
 use crate::{
-    Aggregate, AggregateCache, AggregateCommand, Command, EncodeError, EventId, EventStore, ExpectedVersion,
-    GlobalPosition, Handle, InvalidStreamId, Metadata, NewEvent, RecordDecodeError, RecordedEvent,
-    SnapshotStore, StreamId, StreamVersion, Timestamp, ValidationError,
+    Aggregate, AggregateCache, AggregateCommand, Command, EncodeError, EventId, EventStore,
+    ExpectedVersion, GlobalPosition, Handle, InvalidStreamId, Metadata, NewEvent,
+    RecordDecodeError, RecordedEvent, SnapshotStore, StreamId, StreamVersion, Timestamp,
+    ValidationError,
 };
 
 /// Loads aggregates from an [`EventStore`] and executes commands against them.
@@ -619,7 +620,13 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
                     if unverified {
                         // The cached state was behind: read what it missed, as a load would
                         // have, and decide again. Not a conflict with a concurrent writer.
-                        self.catch_up(&stream, &mut loaded, &[]).await?;
+                        // A store behind the cached state (a cache shared by two stores)
+                        // cannot be caught up with: read the aggregate afresh.
+                        if actual < loaded.version {
+                            loaded = self.load_stream::<A>(&stream, None).await?;
+                        } else {
+                            self.catch_up(&stream, &mut loaded, &[]).await?;
+                        }
                         unverified = false;
                         attempts -= 1;
                         tracing::debug!(%actual, "cached state was behind the store; deciding again");

@@ -6,6 +6,7 @@
 //! another application node had committed between the load and the append.
 
 use std::mem;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use eventsrc_core::backend::{AppendSignal, StoredEvent};
@@ -38,6 +39,7 @@ use eventsrc_core::{
 pub struct RacingStore<S> {
     inner: S,
     queued: Arc<Mutex<Vec<Racer>>>,
+    reads: Arc<AtomicU64>,
 }
 
 /// A batch of events another writer appends to a stream.
@@ -49,7 +51,15 @@ impl<S: EventStore> RacingStore<S> {
         Self {
             inner,
             queued: Arc::default(),
+            reads: Arc::default(),
         }
+    }
+
+    /// How many times a stream was read through this handle and its clones
+    /// ([`EventStore::read_stream`] and [`EventStore::visit_stream`] calls): what a spec counts
+    /// to show that a command read its aggregate, or did not.
+    pub fn stream_reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     /// The store inside.
@@ -120,6 +130,7 @@ impl<S: EventStore> EventStore for RacingStore<S> {
         stream: &StreamId,
         read: ReadStream,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         self.inner.read_stream(stream, read).await
     }
 
@@ -133,6 +144,7 @@ impl<S: EventStore> EventStore for RacingStore<S> {
         F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
         E: From<StoreError> + Send,
     {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         self.inner.visit_stream(stream, read, visit).await
     }
 

@@ -1,7 +1,9 @@
 //! Parsing `#[aggregate(...)]` and its impl block into an AST that keeps the user's tokens.
 
 use proc_macro2::TokenStream;
-use syn::{FnArg, Ident, ImplItem, ItemImpl, LitBool, LitInt, LitStr, Path, ReturnType, Type, Visibility};
+use syn::{
+    FnArg, Ident, ImplItem, ItemImpl, LitBool, LitInt, LitStr, Path, ReturnType, Type, Visibility,
+};
 
 use crate::attr::{self, Key, Keys};
 use crate::errors::Errors;

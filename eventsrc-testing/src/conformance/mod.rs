@@ -32,6 +32,7 @@ pub use self::inline::{InlineFixture, inline_projections_keep_the_contract};
 
 mod across;
 mod append;
+mod cache;
 mod commands;
 mod concurrency;
 mod content;
@@ -186,6 +187,14 @@ macro_rules! __conformance_cases {
             commands::a_stale_token_is_refused_without_a_retry,
             commands::racing_sign_ups_for_one_address_leave_one_user => concurrent_writers,
             commands::an_idempotent_decision_across_streams_replays,
+            cache::a_cached_command_decides_without_reading_its_stream,
+            cache::a_write_by_another_node_costs_the_cache_one_catch_up,
+            cache::a_refusal_or_no_op_from_cached_state_is_checked_against_the_store,
+            cache::a_token_is_judged_against_the_store_not_the_cache,
+            cache::an_idempotent_command_with_the_cache_on_appends_once,
+            cache::a_decision_across_streams_drops_the_entries_it_touched,
+            cache::an_aggregate_that_opts_out_is_never_cached,
+            cache::racing_nodes_with_caches_lose_no_deposit => concurrent_writers,
             idempotency::re_appending_a_stored_batch_is_idempotent,
             idempotency::re_appending_an_earlier_batch_returns_its_original_place,
             idempotency::the_same_id_with_other_content_is_a_duplicate,

@@ -31,6 +31,7 @@ fn never_conflicts(_: &AccountEvent, _: &AccountEvent) -> bool {
     vis = pub(crate),
     snapshot = 2,
     snapshot_every = 50,
+    cache = false,
     conflicts = never_conflicts
 )]
 impl Account {
@@ -65,7 +66,9 @@ fn main() {
     let mut account = Account::default();
     account.apply(&Closed.into());
     assert!(account.closed);
+    assert!(!Account::CACHE, "`cache = false` opts out of the aggregate cache");
     assert_eq!(Ledger::TYPE, "ledger");
+    assert!(Ledger::CACHE, "aggregates are cached by default");
     let mut ledger = Ledger::default();
     ledger.apply(&LedgerEvent::Opened(Opened { owner: "x".into() }));
     assert!(ledger.opened);
