@@ -122,13 +122,27 @@ impl AggregateCache {
         state.downcast::<Loaded<A>>().ok().map(|loaded| *loaded)
     }
 
-    /// Holds `loaded` as `A`'s state of `stream`, replacing what was there.
+    /// Holds `loaded` as `A`'s state of `stream`, unless the entry holds a newer version
+    /// (two commands of this process on one aggregate may finish in either order).
     pub(crate) fn put<A: Aggregate>(&self, tenant: &Tenant, stream: &StreamId, loaded: Loaded<A>) {
         if !A::CACHE {
             return;
         }
+        let key = Key::of::<A>(tenant, stream);
+        if let Some(slot) = self.entries.get(&key)
+            && let Ok(mut held) = slot.lock()
+        {
+            let newer = held
+                .as_ref()
+                .and_then(|state| state.downcast_ref::<Loaded<A>>())
+                .is_some_and(|held| held.version > loaded.version);
+            if !newer {
+                *held = Some(Box::new(loaded));
+            }
+            return;
+        }
         let slot: Slot = Arc::new(Mutex::new(Some(Box::new(loaded))));
-        self.entries.insert(Key::of::<A>(tenant, stream), slot);
+        self.entries.insert(key, slot);
     }
 
     /// Drops `A`'s state of `stream`.
