@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use eventsrc::store::ReadStream;
 use eventsrc::{
-    CommandOptions, Committed, CommittedAcross, DocumentError, DocumentReader, DocumentView,
-    Documents, Event, EventStore, ExecuteError, GlobalPosition, LoadError, Metadata, ProgressWatch,
-    Repository, RunError, Runner, Store, StoreError, StreamId, StreamVersion,
+    AggregateCache, CommandOptions, Committed, CommittedAcross, DocumentError, DocumentReader,
+    DocumentView, Documents, Event, EventStore, ExecuteError, GlobalPosition, LoadError, Metadata,
+    ProgressWatch, Repository, RunError, Runner, Store, StoreError, StreamId, StreamVersion,
 };
 use tokio::sync::oneshot;
 
@@ -223,6 +223,9 @@ impl UsersSide {
     }
 }
 
+/// How many users and groups a node keeps in memory between requests.
+const CACHED_AGGREGATES: usize = 100_000;
+
 /// The family name under which the users view's switches are recorded (stream `view-users`).
 const USERS_FAMILY: &str = "users";
 
@@ -243,7 +246,10 @@ impl Service {
     /// last switched in) follow the log from their checkpoints in tasks of their own, until
     /// the service is dropped. Needs a Tokio runtime.
     pub async fn start(store: Store, config: Config) -> Result<Self, LoadError> {
-        let repository = Repository::new(store.clone());
+        // Users and groups stay in memory between requests: a command on a known user appends
+        // without reading the user's stream first. Other nodes' writes cost a catch-up.
+        let repository =
+            Repository::new(store.clone()).with_cache(AggregateCache::new(CACHED_AGGREGATES));
         let live = repository.load::<LiveView>(&USERS_FAMILY.into()).await?;
         let users = UsersSide::start(&store, live.state.name().unwrap_or(Users::NAME));
         Ok(Self {
