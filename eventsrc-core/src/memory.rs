@@ -781,3 +781,16 @@ impl DocumentStore for MemoryStore {
         Ok(DocumentCommit::Committed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the store keeps per event besides the payload's bytes: what the events of an
+    /// append have in common sits behind one pointer, so a record stays small.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_record_takes_104_bytes() {
+        assert_eq!(std::mem::size_of::<Record>(), 104);
+    }
+}

@@ -21,7 +21,10 @@
 //! Both sides are checked to store (and fold to) the same thing before anything is measured.
 //!
 //! Run with `cargo bench -p eventsrc` (the whole run takes about a minute); pass a filter to run
-//! one group, e.g. `cargo bench -p eventsrc -- load`.
+//! one group, e.g. `cargo bench -p eventsrc -- load`. On a busy machine,
+//! `EVENTSRC_BENCH_APPEND_ROUNDS=20` runs the append workloads in alternating rounds instead,
+//! and `EVENTSRC_BENCH_APPEND_ONCE` (see [`append_once`]) one side once, for counting
+//! instructions.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -548,11 +551,78 @@ fn append_once(side: &str) {
     println!("{side}, batches of {batch_size}: {stored} events stored");
 }
 
+/// `EVENTSRC_BENCH_APPEND_ROUNDS=n`: `n` rounds of every append workload, eventsrc and the
+/// baseline back to back in alternating order, printed as a table of the fastest run of each
+/// side and the range of the per-round ratios. On a shared machine a side's best run is the
+/// one least disturbed, and a ratio within one round compares runs made moments apart.
+fn append_rounds(rounds: usize) {
+    let rt = runtime();
+    let events: Vec<CartEvent> = (0..APPEND_EVENTS)
+        .map(|n| cart_event(n, APPEND_EVENTS))
+        .collect();
+    let stream_ids: Vec<StreamId> = (0..APPEND_STREAMS)
+        .map(|id| Cart::stream_id(&id).expect("a valid stream id"))
+        .collect();
+    let stream_names: Vec<Arc<str>> = stream_ids.iter().map(|s| Arc::from(s.as_str())).collect();
+    println!(
+        "| append 100k events | eventsrc (best of {rounds}) | baseline (best) | ratio of bests | per-round ratios |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for batch_size in [1, 10, 100] {
+        let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let eventsrc = || {
+                let store = MemoryStore::new();
+                let started = std::time::Instant::now();
+                let store = append_eventsrc(&rt, &events, &stream_ids, batch_size, store);
+                let elapsed = started.elapsed();
+                drop(store);
+                elapsed
+            };
+            let baseline = || {
+                let store = BaselineStore::default();
+                let started = std::time::Instant::now();
+                let store = append_baseline(&events, &stream_names, batch_size, store);
+                let elapsed = started.elapsed();
+                drop(store);
+                elapsed
+            };
+            let (a, b) = if round % 2 == 0 {
+                let a = eventsrc();
+                (a, baseline())
+            } else {
+                let b = baseline();
+                (eventsrc(), b)
+            };
+            ratios.push(a.as_secs_f64() / b.as_secs_f64());
+            ours.push(a);
+            theirs.push(b);
+        }
+        let best = |times: &[Duration]| times.iter().min().copied().unwrap_or_default();
+        let (a, b) = (best(&ours), best(&theirs));
+        let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = ratios.iter().copied().fold(0.0, f64::max);
+        println!(
+            "| batches of {batch_size} | {:.1} ms | {:.1} ms | {:.2}x | {low:.2}–{high:.2}x |",
+            a.as_secs_f64() * 1e3,
+            b.as_secs_f64() * 1e3,
+            a.as_secs_f64() / b.as_secs_f64()
+        );
+    }
+}
+
 criterion_group!(benches, append, load, snapshots);
 
 fn main() {
     if let Ok(side) = std::env::var("EVENTSRC_BENCH_APPEND_ONCE") {
         append_once(&side);
+        return;
+    }
+    if let Some(rounds) = std::env::var("EVENTSRC_BENCH_APPEND_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+    {
+        append_rounds(rounds);
         return;
     }
     benches();
