@@ -1106,6 +1106,40 @@ async fn each_event_of_a_batch_keeps_its_own_metadata() {
             .await
             .is_err()
     );
+
+    // A later append whose first event's metadata equals the stream's last event's, then one
+    // whose metadata differs: each event still reads back with its own.
+    let later: Vec<NewEvent> = ["ada", "alan"]
+        .iter()
+        .map(|actor| {
+            NewEvent::raw("Noted", 1, "{}").with_metadata(Metadata::new().with_actor(*actor))
+        })
+        .collect();
+    store
+        .append(&cart, ExpectedVersion::Any, later)
+        .await
+        .unwrap();
+    store
+        .append(&cart, ExpectedVersion::Any, raw_events("Noted", 1))
+        .await
+        .unwrap();
+    let read = store
+        .read_stream(&cart, ReadStream::forward())
+        .await
+        .unwrap();
+    let stored: Vec<_> = read.iter().map(|e| e.metadata.actor.as_deref()).collect();
+    assert_eq!(
+        stored,
+        [
+            Some("ada"),
+            Some("ada"),
+            Some("grace"),
+            Some("ada"),
+            Some("ada"),
+            Some("alan"),
+            None
+        ]
+    );
 }
 
 /// A conflicting first append leaves no stream behind, and the append signal moves for a
