@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::store::{AppendResult, Direction, ReadAll, ReadStream, Snapshot, StreamAppend};
 
@@ -52,6 +52,9 @@ pub struct MemoryStore {
     shared: Arc<RwLock<Log>>,
     clock: Arc<dyn Clock>,
     tenant: Tenant,
+    /// Where this handle's tenant's log sits in `Log::logs`, once an append of this handle
+    /// has found it: appends then skip hashing the tenant's name.
+    slot: OnceLock<usize>,
     live: Arc<Live>,
 }
 
@@ -87,7 +90,9 @@ struct Log {
     events: Records,
     /// Where each event id is stored (index into `events`).
     ids: HashMap<EventId, usize, BuildHasherDefault<crate::stream::IdHasher>>,
-    tenants: HashMap<Tenant, TenantLog>,
+    /// Where each tenant's log sits in `logs`; a log never moves once made.
+    tenants: HashMap<Tenant, usize>,
+    logs: Vec<TenantLog>,
 }
 
 /// An event as this store keeps it: the `NewEvent`'s parts moved in, so an append copies no
@@ -192,6 +197,8 @@ impl std::ops::Index<usize> for Records {
 
 #[derive(Default)]
 struct TenantLog {
+    /// Whose log this is.
+    tenant: Tenant,
     /// Indexes into `Log::events`, in order.
     all: Vec<usize>,
     streams: HashMap<StreamId, Vec<usize>>,
@@ -236,6 +243,7 @@ impl MemoryStore {
             shared: Arc::default(),
             clock: Arc::new(clock),
             tenant: Tenant::default(),
+            slot: OnceLock::new(),
             live: Arc::default(),
         }
     }
@@ -272,7 +280,8 @@ impl MemoryStore {
             return Ok(done);
         }
         let recorded_at = self.clock.now();
-        log.store(&self.tenant, stream, expected, events, recorded_at)
+        let tenant = log.slot(&self.tenant, &self.slot);
+        log.store(tenant, stream, expected, events, recorded_at)
     }
 
     /// [`EventStore::append_streams`] under one write lock: every check runs before the first
@@ -307,6 +316,7 @@ impl MemoryStore {
         }
         let recorded_at = self.clock.now();
         let commit = log.events.len() as u64 + 1;
+        let tenant = log.slot(&self.tenant, &self.slot);
         appends
             .into_iter()
             .zip(currents)
@@ -322,7 +332,7 @@ impl MemoryStore {
                 }
                 // Checked above; every part of the request goes in as one commit.
                 log.store_in(
-                    &self.tenant,
+                    tenant,
                     &part.stream,
                     part.expected,
                     part.events,
@@ -394,12 +404,38 @@ impl MemoryStore {
 impl Log {
     /// What `tenant` has stored, if anything.
     fn tenant(&self, tenant: &Tenant) -> Option<&TenantLog> {
-        self.tenants.get(tenant)
+        self.tenants.get(tenant).map(|&slot| &self.logs[slot])
+    }
+
+    /// What `tenant` has stored, if anything, to change.
+    fn tenant_if_any_mut(&mut self, tenant: &Tenant) -> Option<&mut TenantLog> {
+        let slot = *self.tenants.get(tenant)?;
+        Some(&mut self.logs[slot])
+    }
+
+    /// Where `tenant`'s log sits in `logs`, made empty on its first write: `cached` if a
+    /// handle already found it, else looked up and kept there.
+    fn slot(&mut self, tenant: &Tenant, cached: &OnceLock<usize>) -> usize {
+        if let Some(&slot) = cached.get() {
+            return slot;
+        }
+        let next = self.logs.len();
+        let slot = *self.tenants.entry(tenant.clone()).or_insert(next);
+        if slot == next {
+            self.logs.push(TenantLog {
+                tenant: tenant.clone(),
+                ..TenantLog::default()
+            });
+        }
+        // Another thread of the same handle may have set it meanwhile, to the same slot.
+        let _ = cached.set(slot);
+        slot
     }
 
     /// What `tenant` has stored, made empty on its first write.
     fn tenant_mut(&mut self, tenant: &Tenant) -> &mut TenantLog {
-        self.tenants.entry(tenant.clone()).or_default()
+        let slot = self.slot(tenant, &OnceLock::new());
+        &mut self.logs[slot]
     }
 
     /// The documents of `tenant`'s `view`, if it has any.
@@ -415,24 +451,25 @@ impl Log {
     }
 
     /// Stores `events` at the end of `tenant`'s `stream` in a commit of their own if its
-    /// version is one `expected` accepts; the batch and its idempotency are checked.
+    /// version is one `expected` accepts; the batch and its idempotency are checked. `slot`
+    /// is where the tenant's log sits ([`slot`](Self::slot)).
     fn store(
         &mut self,
-        tenant: &Tenant,
+        slot: usize,
         stream: &StreamId,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
         recorded_at: Timestamp,
     ) -> Result<AppendResult, StoreError> {
         let commit = self.events.len() as u64 + 1;
-        self.store_in(tenant, stream, expected, events, commit, recorded_at)
+        self.store_in(slot, stream, expected, events, commit, recorded_at)
     }
 
     /// [`store`](Self::store) in `commit`: the version check and the append share one lookup
-    /// of the tenant and one of the stream.
+    /// of the stream, and none of the tenant.
     fn store_in(
         &mut self,
-        tenant: &Tenant,
+        slot: usize,
         stream: &StreamId,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
@@ -442,9 +479,11 @@ impl Log {
         let Log {
             events: records,
             ids,
-            tenants,
+            logs,
+            ..
         } = self;
-        let tenant_log = tenants.entry(tenant.clone()).or_default();
+        let tenant_log = &mut logs[slot];
+        let tenant = &tenant_log.tenant;
         let indexes = tenant_log.streams.entry(stream.clone()).or_default();
         let current = indexes.len() as u64;
         if !expected.accepts(StreamVersion(current)) {
@@ -521,6 +560,7 @@ impl Tenants for MemoryStore {
     fn with_tenant(&self, tenant: Tenant) -> Self {
         Self {
             tenant,
+            slot: OnceLock::new(),
             ..self.clone()
         }
     }
@@ -688,8 +728,7 @@ impl ParkedStore for MemoryStore {
     async fn unpark(&self, reactor: &str, event_id: EventId) -> Result<bool, StoreError> {
         let mut log = self.write();
         let Some(list) = log
-            .tenants
-            .get_mut(&self.tenant)
+            .tenant_if_any_mut(&self.tenant)
             .and_then(|t| t.parked.get_mut(reactor))
         else {
             return Ok(false);

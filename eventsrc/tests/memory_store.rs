@@ -1180,3 +1180,40 @@ async fn a_refused_append_leaves_no_stream_and_the_signal_moves_for_its_holder()
     signal.borrow_and_update();
     assert!(!signal.has_changed().unwrap());
 }
+
+/// A handle made for another tenant from one that has appended (and so knows where its
+/// tenant's log is) appends to its own tenant's log, and so do clones of either.
+#[tokio::test]
+async fn a_tenant_handle_from_a_handle_that_appended_appends_to_its_own_log() {
+    let store = MemoryStore::new();
+    let cart = stream("cart-7");
+    store
+        .append(&cart, ExpectedVersion::NoStream, raw_events("Noted", 2))
+        .await
+        .unwrap();
+    let acme = store.with_tenant(Tenant::new("acme"));
+    let appended = acme
+        .append(&cart, ExpectedVersion::NoStream, raw_events("Noted", 1))
+        .await
+        .unwrap();
+    assert_eq!(appended.stream_version, StreamVersion(1));
+    let back = acme.with_tenant(Tenant::default());
+    let appended = back
+        .clone()
+        .append(
+            &cart,
+            ExpectedVersion::Exact(StreamVersion(2)),
+            raw_events("Noted", 1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(appended.stream_version, StreamVersion(3));
+    assert_eq!(acme.stream_version(&cart).await.unwrap(), StreamVersion(1));
+    assert_eq!(store.stream_version(&cart).await.unwrap(), StreamVersion(3));
+    let all = acme
+        .read_all(ReadAll::after(GlobalPosition::START))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].tenant.as_str(), "acme");
+}
