@@ -8,7 +8,8 @@
 //! Run with: `cargo bench -p eventsrc-sqlite` (durable commits, `synchronous=FULL`).
 //! `EVENTSRC_BENCH_SCALE=0.1` shrinks every workload (e.g. for a quick look); the README's
 //! figures use the default scale of 1. `EVENTSRC_BENCH_ONLY=rebuild` (or append, concurrent,
-//! load, snapshots, scan, latency) runs one part.
+//! load, snapshots, scan, pages, latency) runs one part. `pages` pages the whole log through
+//! `read_all` beside one streaming `SELECT` of the same rows, in alternating rounds.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -505,23 +506,7 @@ async fn scan_row(rows: &mut Vec<Row>, db: &Db, total: u64) {
     // Raw: one ordered scan of the same rows, every column into owned values.
     let conn = raw(&db.file());
     let started = Instant::now();
-    let mut select = conn
-        .prepare("SELECT position, commit_seq, stream, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at FROM events WHERE tenant = 'default' ORDER BY position")
-        .expect("prepares");
-    let mut rows_read = select.query([]).expect("queries");
-    let mut seen = 0u64;
-    while let Some(row) = rows_read.next().expect("a row") {
-        // Every column of the row into owned values: what a complete event is made of.
-        let numbers: [i64; 5] = [0, 1, 3, 6, 9].map(|c| row.get(c).expect("a number"));
-        let stream: String = row.get(2).expect("stream");
-        let id: Vec<u8> = row.get(4).expect("id");
-        let event_type: String = row.get(5).expect("type");
-        let payload: String = row.get(7).expect("payload");
-        let metadata: Option<String> = row.get(8).expect("metadata");
-        std::hint::black_box((numbers, stream, id, event_type, payload, metadata));
-        seen += 1;
-    }
-    assert_eq!(seen, total);
+    assert_eq!(raw_scan(&conn), total);
     let raw = rate(total, started.elapsed());
     rows.push(Row {
         name: format!("read-all scan of {total} events"),
@@ -530,6 +515,148 @@ async fn scan_row(rows: &mut Vec<Row>, db: &Db, total: u64) {
         unit: "events/s",
     });
     drop(store);
+}
+
+/// Every column of an event row into owned values: what a complete event is made of. The
+/// columns are those of the store's event queries, in their order.
+fn owned_row(row: &rusqlite::Row<'_>) {
+    let numbers: [i64; 5] = [0, 1, 3, 6, 9].map(|c| row.get(c).expect("a number"));
+    let stream: String = row.get(2).expect("stream");
+    let id: Vec<u8> = row.get(4).expect("id");
+    let event_type: String = row.get(5).expect("type");
+    let payload: String = row.get(7).expect("payload");
+    let metadata: Option<String> = row.get(8).expect("metadata");
+    std::hint::black_box((numbers, stream, id, event_type, payload, metadata));
+}
+
+/// Raw: the whole log in one streaming `SELECT` in position order; the rows read.
+fn raw_scan(conn: &Connection) -> u64 {
+    let mut select = conn
+        .prepare_cached(
+            "SELECT position, commit_seq, stream, stream_version, event_id, event_type, \
+             schema_version, payload, metadata, recorded_at FROM events \
+             WHERE tenant = 'default' ORDER BY position",
+        )
+        .expect("prepares");
+    let mut rows = select.query([]).expect("queries");
+    let mut seen = 0u64;
+    while let Some(row) = rows.next().expect("a row") {
+        owned_row(row);
+        seen += 1;
+    }
+    seen
+}
+
+/// Raw: the log in pages of `page` through the very statement the store prepares for a page,
+/// each page a query of its own, as the store runs them; the rows read.
+fn raw_pages(conn: &Connection, page: u64) -> u64 {
+    let statements = eventsrc_sqlite::event_statements();
+    let (_, sql) = statements
+        .iter()
+        .find(|(name, _)| *name == "read_all")
+        .expect("the store's page statement");
+    let mut select = conn.prepare_cached(sql).expect("prepares");
+    let (mut after, mut seen) = (0i64, 0u64);
+    loop {
+        let mut rows = select
+            .query(params!["default", after, page])
+            .expect("queries");
+        let mut read = 0;
+        while let Some(row) = rows.next().expect("a row") {
+            owned_row(row);
+            after = row.get(0).expect("position");
+            read += 1;
+        }
+        if read == 0 {
+            return seen;
+        }
+        seen += read;
+    }
+}
+
+/// eventsrc: the log in pages of `page` through `read_all`; the events read.
+async fn store_pages(store: &SqliteEventStore, page: u64) -> u64 {
+    let (mut after, mut seen) = (GlobalPosition::START, 0u64);
+    loop {
+        let events = store
+            .read_all(ReadAll::after(after).limit(page as usize))
+            .await
+            .expect("reads");
+        let Some(last) = events.last() else {
+            return seen;
+        };
+        after = last.global_position;
+        seen += events.len() as u64;
+    }
+}
+
+/// One row of the `pages` table: rates of each round, eventsrc's beside the baseline's.
+struct PagesRow {
+    name: String,
+    eventsrc: Vec<f64>,
+    baseline: Vec<f64>,
+}
+
+/// Rounds of the `pages` part.
+const PAGE_ROUNDS: usize = 3;
+
+/// eventsrc paging the whole log beside one streaming `SELECT` of the same rows (and a raw
+/// reader paging with the store's own statement, which shows what paging itself costs), in
+/// alternating rounds on warm caches.
+async fn pages_rows(rows: &mut Vec<PagesRow>, db: &Db, total: u64) {
+    let store = SqliteEventStore::open(db.file()).await.expect("opens");
+    let conn = raw(&db.file());
+    // Warm the OS cache and both connections once before measuring.
+    assert_eq!(raw_scan(&conn), total);
+    assert_eq!(store_pages(&store, 10_000).await, total);
+    for page in [1_000, 10_000] {
+        let mut row = PagesRow {
+            name: format!(
+                "page the log of {total} events, pages of {page}: eventsrc / one `SELECT`"
+            ),
+            eventsrc: Vec::new(),
+            baseline: Vec::new(),
+        };
+        let mut paged = PagesRow {
+            name: "the same, raw pages with the store's statement / one `SELECT`".to_owned(),
+            eventsrc: Vec::new(),
+            baseline: Vec::new(),
+        };
+        for round in 0..PAGE_ROUNDS {
+            // Alternate which side goes first, so drift on the machine falls on both.
+            let sides: [u8; 3] = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+            let (mut ours, mut scan, mut raw_paged) = (0.0, 0.0, 0.0);
+            for side in sides {
+                let started = Instant::now();
+                let seen = match side {
+                    0 => store_pages(&store, page).await,
+                    1 => raw_scan(&conn),
+                    _ => raw_pages(&conn, page),
+                };
+                assert_eq!(seen, total);
+                let rate = rate(total, started.elapsed());
+                match side {
+                    0 => ours = rate,
+                    1 => scan = rate,
+                    _ => raw_paged = rate,
+                }
+            }
+            row.eventsrc.push(ours);
+            row.baseline.push(scan);
+            paged.eventsrc.push(raw_paged);
+            paged.baseline.push(scan);
+        }
+        rows.push(row);
+        rows.push(paged);
+    }
+    drop(store);
+}
+
+/// `low–high` of `values`, formatted by `show`.
+fn range(values: &[f64], show: impl Fn(f64) -> String) -> String {
+    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{}–{}", show(low), show(high))
 }
 
 /// Items and revenue per cart: an additive read model, so applying an event twice would show.
@@ -900,8 +1027,9 @@ fn main() {
     let mut rows = Vec::new();
     let mut latencies = Vec::new();
     let mut snapshots = None;
-    // `EVENTSRC_BENCH_ONLY=load` (or append, concurrent, snapshots, scan, rebuild, latency)
-    // runs one part.
+    let mut pages = Vec::new();
+    // `EVENTSRC_BENCH_ONLY=load` (or append, concurrent, snapshots, scan, pages, rebuild,
+    // latency) runs one part.
     let only = std::env::var("EVENTSRC_BENCH_ONLY").unwrap_or_default();
     let runs = |part: &str| only.is_empty() || only == part;
     runtime.block_on(async {
@@ -917,10 +1045,13 @@ fn main() {
         if runs("snapshots") {
             snapshots = Some(snapshot_rows().await);
         }
-        if runs("scan") || runs("rebuild") {
+        if runs("scan") || runs("pages") || runs("rebuild") {
             let (db, total) = filled().await;
             if runs("scan") {
                 scan_row(&mut rows, &db, total).await;
+            }
+            if runs("pages") {
+                pages_rows(&mut pages, &db, total).await;
             }
             if runs("rebuild") {
                 rebuild_row(&mut rows, &db, total).await;
@@ -930,18 +1061,42 @@ fn main() {
             latency_rows(&mut latencies).await;
         }
     });
-    println!("\n| SQLite (WAL, synchronous=FULL) | eventsrc | raw rusqlite | eventsrc / raw |");
-    println!("|---|---:|---:|---:|");
-    for row in rows {
+    if !rows.is_empty() {
+        println!("\n| SQLite (WAL, synchronous=FULL) | eventsrc | raw rusqlite | eventsrc / raw |");
+        println!("|---|---:|---:|---:|");
+        for row in rows {
+            println!(
+                "| {} | {:.0} {} | {:.0} {} | {:.2} |",
+                row.name,
+                row.eventsrc,
+                row.unit,
+                row.raw,
+                row.unit,
+                row.eventsrc / row.raw
+            );
+        }
+    }
+    if !pages.is_empty() {
         println!(
-            "| {} | {:.0} {} | {:.0} {} | {:.2} |",
-            row.name,
-            row.eventsrc,
-            row.unit,
-            row.raw,
-            row.unit,
-            row.eventsrc / row.raw
+            "\n| paging the log, {PAGE_ROUNDS} alternating rounds | paged | one streaming `SELECT` | paged / one `SELECT` |"
         );
+        println!("|---|---:|---:|---:|");
+        let per_second = |v: f64| format!("{:.2} M", v / 1e6);
+        for row in pages {
+            let ratios: Vec<f64> = row
+                .eventsrc
+                .iter()
+                .zip(&row.baseline)
+                .map(|(ours, raw)| ours / raw)
+                .collect();
+            println!(
+                "| {} | {} events/s | {} events/s | {} |",
+                row.name,
+                range(&row.eventsrc, per_second),
+                range(&row.baseline, per_second),
+                range(&ratios, |v| format!("{v:.2}"))
+            );
+        }
     }
     if let Some((events, without, with)) = snapshots {
         println!(

@@ -81,6 +81,7 @@ mod read_model;
 mod rows;
 mod schema;
 mod sql;
+mod statements;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -109,6 +110,17 @@ pub use read_model::SqliteReadModel;
 /// very version this crate links.
 pub use rusqlite;
 pub use schema::CURRENT as SCHEMA_VERSION;
+
+/// Every statement the store runs on the `events` table, by name, exactly as it prepares it
+/// (reads of the log filtered by event type and by category stand for their families): for
+/// tests that check their query plans. Not part of the API: names and text change freely.
+#[doc(hidden)]
+pub fn event_statements() -> Vec<(&'static str, String)> {
+    statements::all()
+        .into_iter()
+        .map(|(name, sql)| (name, sql.into_owned()))
+        .collect()
+}
 
 /// An event store, snapshot store and checkpoint store in one SQLite database.
 ///

@@ -15,22 +15,16 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use crate::backend;
 
-/// The columns every event query selects, in this order (the parked table has them too).
-pub(crate) const COLUMNS: &str = "position, commit_seq, stream, stream_version, event_id, event_type, \
-                       schema_version, payload, metadata, recorded_at";
-
-/// The columns a visit needs: what folding an aggregate reads, nothing more (each column costs
-/// about as much to extract as a payload decode saves), after the position (the rowid, nearly
-/// free), which is only read to find a corrupt row again.
-const VISIT_COLUMNS: &str = "position, stream_version, event_type, schema_version, payload";
+pub(crate) use crate::statements::COLUMNS;
+use crate::statements::{self as sql, Sql};
 
 /// One stream read as SQL and parameters.
 pub(crate) fn stream_query(
     tenant: &Tenant,
     stream: &StreamId,
     read: ReadStream,
-) -> (String, Vec<Value>) {
-    stream_query_of(COLUMNS, tenant, stream, read)
+) -> (Sql, Vec<Value>) {
+    stream_query_of(false, tenant, stream, read)
 }
 
 /// One stream read for a visit: only the columns a [`StoredEvent`] holds.
@@ -38,19 +32,21 @@ pub(crate) fn visit_query(
     tenant: &Tenant,
     stream: &StreamId,
     read: ReadStream,
-) -> (String, Vec<Value>) {
-    stream_query_of(VISIT_COLUMNS, tenant, stream, read)
+) -> (Sql, Vec<Value>) {
+    stream_query_of(true, tenant, stream, read)
 }
 
 fn stream_query_of(
-    columns: &str,
+    visit: bool,
     tenant: &Tenant,
     stream: &StreamId,
     read: ReadStream,
-) -> (String, Vec<Value>) {
-    let (op, order) = match read.direction {
-        Direction::Forward => (">=", "ASC"),
-        Direction::Backward => ("<=", "DESC"),
+) -> (Sql, Vec<Value>) {
+    let statement = match (read.direction, visit) {
+        (Direction::Forward, false) => sql::STREAM_FORWARD,
+        (Direction::Backward, false) => sql::STREAM_BACKWARD,
+        (Direction::Forward, true) => sql::VISIT_FORWARD,
+        (Direction::Backward, true) => sql::VISIT_BACKWARD,
     };
     let from = match (read.direction, read.from) {
         // Versions beyond i64 cannot be stored; clamping keeps "from past the end" empty
@@ -60,42 +56,26 @@ fn stream_query_of(
         (Direction::Backward, None) => i64::MAX,
     };
     let limit = read.limit.map_or(-1, |n| n.min(i64::MAX as usize) as i64);
-    let sql = format!(
-        "SELECT {columns} FROM events WHERE tenant = ?1 AND stream = ?2 AND stream_version {op} ?3 \
-         ORDER BY stream_version {order} LIMIT ?4"
-    );
     let params = vec![
         Value::Text(tenant.as_str().to_owned()),
         Value::Text(stream.as_str().to_owned()),
         Value::Integer(from),
         Value::Integer(limit),
     ];
-    (sql, params)
+    (Sql::Borrowed(statement), params)
 }
 
 /// A read of the global log as SQL and parameters.
-pub(crate) fn all_query(tenant: &Tenant, read: &ReadAll) -> (String, Vec<Value>) {
-    let mut sql = format!("SELECT {COLUMNS} FROM events WHERE tenant = ?1 AND position > ?2");
+pub(crate) fn all_query(tenant: &Tenant, read: &ReadAll) -> (Sql, Vec<Value>) {
+    let filter = &read.filter;
+    let sql = sql::read_all_filtered(filter.event_types.len(), filter.categories.len());
     let mut params = vec![
         Value::Text(tenant.as_str().to_owned()),
         // Commit order is position order in a single-writer store.
         Value::Integer(read.after.sequence.min(i64::MAX as u64) as i64),
     ];
-    for (column, values) in [
-        ("event_type", &read.filter.event_types),
-        ("category", &read.filter.categories),
-    ] {
-        if values.is_empty() {
-            continue;
-        }
-        let first = params.len() + 1;
-        let marks: Vec<String> = (first..first + values.len())
-            .map(|i| format!("?{i}"))
-            .collect();
-        sql.push_str(&format!(" AND {column} IN ({})", marks.join(", ")));
-        params.extend(values.iter().map(|v| Value::Text(v.clone())));
-    }
-    sql.push_str(&format!(" ORDER BY position LIMIT ?{}", params.len() + 1));
+    params.extend(filter.event_types.iter().map(|v| Value::Text(v.clone())));
+    params.extend(filter.categories.iter().map(|v| Value::Text(v.clone())));
     params.push(Value::Integer(read.limit.min(i64::MAX as usize) as i64));
     (sql, params)
 }
@@ -106,7 +86,7 @@ pub(crate) fn query_records(
     conn: &Connection,
     tenant: &Tenant,
     known: Option<&StreamId>,
-    (sql, params): (String, Vec<Value>),
+    (sql, params): (Sql, Vec<Value>),
     capacity: usize,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let mut statement = conn.prepare_cached(&sql).map_err(backend)?;
@@ -194,7 +174,7 @@ fn corrupt_at(
         return unlocated(fallback);
     };
     let query = (
-        format!("SELECT {COLUMNS} FROM events WHERE position = ?1"),
+        Sql::Borrowed(sql::BY_POSITION),
         vec![Value::Integer(position)],
     );
     match query_records(conn, tenant, stream, query, 1) {
@@ -208,10 +188,7 @@ fn corrupt_at(
 /// [`StoreError::Corrupt`].
 pub(crate) fn head(conn: &Connection, tenant: &Tenant) -> Result<GlobalPosition, StoreError> {
     let last = conn
-        .prepare_cached(
-            "SELECT position, commit_seq FROM events WHERE tenant = ?1 \
-             ORDER BY position DESC LIMIT 1",
-        )
+        .prepare_cached(sql::HEAD)
         .and_then(|mut s| {
             s.query_row([tenant.as_str()], |r| {
                 Ok((r.get::<_, i64>(0)?, position_of(r, 0, 1)))
@@ -238,7 +215,7 @@ pub(crate) fn current_version(
     stream: &StreamId,
 ) -> Result<StreamVersion, StoreError> {
     let highest = conn
-        .prepare_cached("SELECT MAX(stream_version) FROM events WHERE tenant = ?1 AND stream = ?2")
+        .prepare_cached(sql::CURRENT_VERSION)
         .and_then(|mut s| {
             s.query_row(params![tenant.as_str(), stream.as_str()], |r| {
                 Ok(match r.get_ref(0)? {
@@ -254,11 +231,7 @@ pub(crate) fn current_version(
     }
     // The highest version is not one: find the row that holds it.
     let query = (
-        format!(
-            "SELECT {COLUMNS} FROM events WHERE tenant = ?1 AND stream = ?2 \
-             AND (typeof(stream_version) <> 'integer' OR stream_version < 1) \
-             ORDER BY position LIMIT 1"
-        ),
+        Sql::Borrowed(sql::BAD_VERSION),
         vec![
             Value::Text(tenant.as_str().to_owned()),
             Value::Text(stream.as_str().to_owned()),
@@ -286,11 +259,7 @@ pub(crate) fn stored_copies(
     ids: impl IntoIterator<Item = EventId>,
     before: i64,
 ) -> Result<Vec<Option<RecordedEvent>>, StoreError> {
-    let mut lookup = conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS}, tenant FROM events WHERE event_id = ?1 AND position < ?2"
-        ))
-        .map_err(backend)?;
+    let mut lookup = conn.prepare_cached(sql::STORED_COPY).map_err(backend)?;
     let mut copies = Vec::new();
     for id in ids {
         let mut rows = lookup
@@ -323,11 +292,7 @@ pub(crate) fn events_by_id(
     tenant: &Tenant,
     ids: &[EventId],
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let mut lookup = conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM events WHERE event_id = ?1 AND tenant = ?2"
-        ))
-        .map_err(backend)?;
+    let mut lookup = conn.prepare_cached(sql::BY_ID).map_err(backend)?;
     let mut reader = RecordReader::new(tenant, None);
     let mut records = Vec::with_capacity(ids.len().min(4096));
     for id in ids {
@@ -349,7 +314,7 @@ pub(crate) struct Compact {
     text: String,
 }
 
-/// A visit row ([`VISIT_COLUMNS`]) as a visit hands it out: stream version, event type,
+/// A visit row (the columns of [`sql::VISIT_FORWARD`]) as a visit hands it out: stream version, event type,
 /// schema version, payload.
 type VisitRow<'r> = (StreamVersion, &'r str, u32, &'r str);
 
@@ -372,7 +337,7 @@ pub(crate) fn query_compact(
     conn: &Connection,
     tenant: &Tenant,
     stream: &StreamId,
-    (sql, params): (String, Vec<Value>),
+    (sql, params): (Sql, Vec<Value>),
 ) -> Result<Compact, StoreError> {
     let mut statement = conn.prepare_cached(&sql).map_err(backend)?;
     let mut rows = statement.query(params_from_iter(params)).map_err(backend)?;
@@ -401,7 +366,7 @@ pub(crate) fn visit_rows<E: From<StoreError>>(
     conn: &Connection,
     tenant: &Tenant,
     stream: &StreamId,
-    (sql, params): (String, Vec<Value>),
+    (sql, params): (Sql, Vec<Value>),
     mut visit: impl FnMut(StoredEvent<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut statement = conn.prepare_cached(&sql).map_err(backend)?;

@@ -24,7 +24,7 @@ use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior, params};
 use tokio::sync::{oneshot, watch};
 
 use crate::inline::{self, Inline, InlineProjections, Slot};
-use crate::{backend, rows};
+use crate::{backend, rows, statements};
 
 /// The most appends one transaction takes.
 const MAX_GROUP: usize = 256;
@@ -252,7 +252,7 @@ fn commit(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Cached: parsing it again cost a few microseconds on every commit.
     let last: i64 = tx
-        .prepare_cached("SELECT COALESCE(MAX(position), 0) FROM events")?
+        .prepare_cached(statements::LAST_POSITION)?
         .query_row([], |r| r.get(0))?;
     let mut next_position = last + 1;
     if let [only] = appends {
@@ -391,13 +391,7 @@ fn store_parts(
             });
             continue;
         }
-        let mut insert = tx
-            .prepare_cached(
-                "INSERT INTO events (position, commit_seq, tenant, stream, category, \
-                 stream_version, event_id, event_type, schema_version, payload, metadata, \
-                 recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )
-            .map_err(backend)?;
+        let mut insert = tx.prepare_cached(statements::INSERT).map_err(backend)?;
         let metadata = encode_metadata(events)?;
         for ((offset, event), metadata) in events.iter().enumerate().zip(metadata) {
             let offset = offset as i64;

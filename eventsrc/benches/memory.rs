@@ -5,9 +5,11 @@
 //!   1,000 streams, in batches of 1, 10 and 100 events, each batch with the expected version a
 //!   repository would send (`NoStream`, then `Exact`). Every event is encoded with serde_json
 //!   and given a fresh id inside the measured loop, as `Repository::execute` does. The baseline
-//!   encodes the same events the same way and pushes them into a minimal hand-written store: a
-//!   `Vec` of rows and a `HashMap` from stream name to row indexes, with the same
-//!   expected-version check.
+//!   encodes the same events the same way and pushes them into a minimal hand-written store
+//!   that does what the store's contract asks of an append: a `Vec` of rows (with a fresh
+//!   event id each and the append's time), a `HashMap` from stream name to row indexes with the
+//!   same expected-version check, and a `HashMap` from event id to row (the lookup that makes
+//!   a retried append a no-op), checked before anything is pushed.
 //! - `load/*`: one cart of 1,000 events loaded through [`Repository::load`]. The baseline decodes
 //!   the same 1,000 JSON payloads, kept as `String`s in a `Vec` beside their stored names, with
 //!   `serde_json::from_str` straight into the typed event and folds them with the same `match`.
@@ -19,18 +21,21 @@
 //! Both sides are checked to store (and fold to) the same thing before anything is measured.
 //!
 //! Run with `cargo bench -p eventsrc` (the whole run takes about a minute); pass a filter to run
-//! one group, e.g. `cargo bench -p eventsrc -- load`.
+//! one group, e.g. `cargo bench -p eventsrc -- load`. On a busy machine,
+//! `EVENTSRC_BENCH_APPEND_ROUNDS=20` runs the append workloads in alternating rounds instead,
+//! and `EVENTSRC_BENCH_APPEND_ONCE` (see [`append_once`]) one side once, for counting
+//! instructions.
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group};
 use eventsrc::store::ReadStream;
 use eventsrc::{
-    Aggregate, DecodeError, EncodeError, Event, EventStore, ExpectedVersion, MemoryStore, Metadata,
-    NewEvent, Repository, StreamId, StreamVersion,
+    Aggregate, DecodeError, EncodeError, Event, EventId, EventStore, ExpectedVersion, MemoryStore,
+    Metadata, NewEvent, Repository, StreamId, StreamVersion, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
@@ -184,41 +189,57 @@ fn batch_stream(batch: usize) -> usize {
     batch % APPEND_STREAMS
 }
 
-/// The baseline's row: what a minimal store keeps per event.
+/// The baseline's row: what a minimal store keeps per event to meet the store's contract.
 struct Row {
+    event_id: EventId,
     stream: Arc<str>,
     version: u64,
     event_type: &'static str,
     payload: String,
+    recorded_at: Timestamp,
 }
 
-/// The baseline store: rows in order and, per stream, the indexes of its rows.
+/// The baseline store: rows in order, per stream the indexes of its rows, and where each event
+/// id is stored (what idempotent appends look up).
 #[derive(Default)]
 struct BaselineStore {
     rows: Vec<Row>,
     streams: HashMap<Arc<str>, Vec<usize>>,
+    // foldhash rather than SipHash, as the store hashes ids with a multiply: v7 ids are random
+    // enough that a keyed hash buys nothing, and the baseline should not pay for one either.
+    ids: HashMap<EventId, usize, foldhash::fast::RandomState>,
 }
 
+/// An event as the baseline appends it: a fresh id, its name and its serde_json payload.
+type BaselineEvent = (EventId, &'static str, String);
+
 impl BaselineStore {
-    /// Appends `batch` to `stream` if the stream is at version `expected`; returns the new
-    /// version.
+    /// Appends `batch` to `stream` if the stream is at version `expected` and none of its ids
+    /// is stored; returns the new version.
     fn append(
         &mut self,
         stream: &Arc<str>,
         expected: u64,
-        batch: Vec<(&'static str, String)>,
+        batch: Vec<BaselineEvent>,
     ) -> Option<u64> {
+        if batch.iter().any(|(id, _, _)| self.ids.contains_key(id)) {
+            return None;
+        }
         let indexes = self.streams.entry(Arc::clone(stream)).or_default();
         if indexes.len() as u64 != expected {
             return None;
         }
-        for (event_type, payload) in batch {
+        let recorded_at = Timestamp::now();
+        for (event_id, event_type, payload) in batch {
+            self.ids.insert(event_id, self.rows.len());
             indexes.push(self.rows.len());
             self.rows.push(Row {
+                event_id,
                 stream: Arc::clone(stream),
                 version: indexes.len() as u64,
                 event_type,
                 payload,
+                recorded_at,
             });
         }
         Some(indexes.len() as u64)
@@ -292,7 +313,13 @@ fn append_baseline(
     let mut versions = vec![0; streams.len()];
     for (n, chunk) in events.chunks(batch_size).enumerate() {
         let stream = batch_stream(n);
-        let batch = chunk.iter().map(baseline_encode).collect();
+        let batch = chunk
+            .iter()
+            .map(|event| {
+                let (event_type, payload) = baseline_encode(event);
+                (EventId::new(), event_type, payload)
+            })
+            .collect();
         versions[stream] = store
             .append(&streams[stream], versions[stream], batch)
             .expect("the append succeeds");
@@ -303,6 +330,7 @@ fn append_baseline(
 /// Checks once, outside any measurement, that both sides store the same thing.
 fn check_same_appends(rt: &Runtime, store: &MemoryStore, baseline: &BaselineStore) {
     assert_eq!(store.len(), baseline.rows.len());
+    assert_eq!(baseline.ids.len(), baseline.rows.len());
     rt.block_on(async {
         for (name, indexes) in &baseline.streams {
             let stream: StreamId = name.parse().expect("a valid stream id");
@@ -317,6 +345,8 @@ fn check_same_appends(rt: &Runtime, store: &MemoryStore, baseline: &BaselineStor
                 assert_eq!(record.stream_version.get(), row.version);
                 assert_eq!(&*record.event_type, row.event_type);
                 assert_eq!(&*record.payload, row.payload);
+                assert_eq!(baseline.ids[&row.event_id], index);
+                assert!(row.recorded_at > Timestamp::from_micros(0));
             }
         }
     });
@@ -492,5 +522,109 @@ fn snapshots(c: &mut Criterion) {
     group.finish();
 }
 
+/// `EVENTSRC_BENCH_APPEND_ONCE=eventsrc|baseline|setup` with `EVENTSRC_BENCH_BATCH=1|10|100`:
+/// one append run of that side (or only the setup both share) and nothing else, for counting
+/// instructions with a tool such as `valgrind --tool=cachegrind` where timings are too noisy.
+/// A side's count less the setup's is its run.
+fn append_once(side: &str) {
+    let batch_size: usize = std::env::var("EVENTSRC_BENCH_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(1);
+    let rt = runtime();
+    let events: Vec<CartEvent> = (0..APPEND_EVENTS)
+        .map(|n| cart_event(n, APPEND_EVENTS))
+        .collect();
+    let stream_ids: Vec<StreamId> = (0..APPEND_STREAMS)
+        .map(|id| Cart::stream_id(&id).expect("a valid stream id"))
+        .collect();
+    let stream_names: Vec<Arc<str>> = stream_ids.iter().map(|s| Arc::from(s.as_str())).collect();
+    let stored = match side {
+        "eventsrc" => {
+            append_eventsrc(&rt, &events, &stream_ids, batch_size, MemoryStore::new()).len()
+        }
+        "baseline" => append_baseline(&events, &stream_names, batch_size, BaselineStore::default())
+            .rows
+            .len(),
+        _ => 0,
+    };
+    println!("{side}, batches of {batch_size}: {stored} events stored");
+}
+
+/// `EVENTSRC_BENCH_APPEND_ROUNDS=n`: `n` rounds of every append workload, eventsrc and the
+/// baseline back to back in alternating order, printed as a table of the fastest run of each
+/// side and the range of the per-round ratios. On a shared machine a side's best run is the
+/// one least disturbed, and a ratio within one round compares runs made moments apart.
+fn append_rounds(rounds: usize) {
+    let rt = runtime();
+    let events: Vec<CartEvent> = (0..APPEND_EVENTS)
+        .map(|n| cart_event(n, APPEND_EVENTS))
+        .collect();
+    let stream_ids: Vec<StreamId> = (0..APPEND_STREAMS)
+        .map(|id| Cart::stream_id(&id).expect("a valid stream id"))
+        .collect();
+    let stream_names: Vec<Arc<str>> = stream_ids.iter().map(|s| Arc::from(s.as_str())).collect();
+    println!(
+        "| append 100k events | eventsrc (best of {rounds}) | baseline (best) | ratio of bests | per-round ratios |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for batch_size in [1, 10, 100] {
+        let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let eventsrc = || {
+                let store = MemoryStore::new();
+                let started = std::time::Instant::now();
+                let store = append_eventsrc(&rt, &events, &stream_ids, batch_size, store);
+                let elapsed = started.elapsed();
+                drop(store);
+                elapsed
+            };
+            let baseline = || {
+                let store = BaselineStore::default();
+                let started = std::time::Instant::now();
+                let store = append_baseline(&events, &stream_names, batch_size, store);
+                let elapsed = started.elapsed();
+                drop(store);
+                elapsed
+            };
+            let (a, b) = if round % 2 == 0 {
+                let a = eventsrc();
+                (a, baseline())
+            } else {
+                let b = baseline();
+                (eventsrc(), b)
+            };
+            ratios.push(a.as_secs_f64() / b.as_secs_f64());
+            ours.push(a);
+            theirs.push(b);
+        }
+        let best = |times: &[Duration]| times.iter().min().copied().unwrap_or_default();
+        let (a, b) = (best(&ours), best(&theirs));
+        let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = ratios.iter().copied().fold(0.0, f64::max);
+        println!(
+            "| batches of {batch_size} | {:.1} ms | {:.1} ms | {:.2}x | {low:.2}–{high:.2}x |",
+            a.as_secs_f64() * 1e3,
+            b.as_secs_f64() * 1e3,
+            a.as_secs_f64() / b.as_secs_f64()
+        );
+    }
+}
+
 criterion_group!(benches, append, load, snapshots);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(side) = std::env::var("EVENTSRC_BENCH_APPEND_ONCE") {
+        append_once(&side);
+        return;
+    }
+    if let Some(rounds) = std::env::var("EVENTSRC_BENCH_APPEND_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+    {
+        append_rounds(rounds);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

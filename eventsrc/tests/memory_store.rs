@@ -1061,3 +1061,159 @@ async fn every_field_of_an_event_round_trips() {
         .unwrap();
     assert_eq!(all, events);
 }
+
+/// Records of one batch share what they have in common; an event whose metadata differs from
+/// the one before it keeps its own, in every read and in the idempotency check of a retry.
+#[tokio::test]
+async fn each_event_of_a_batch_keeps_its_own_metadata() {
+    let store = MemoryStore::new();
+    let cart = stream("cart-1");
+    let actors = ["ada", "ada", "grace", "ada"];
+    let batch: Vec<NewEvent> = actors
+        .iter()
+        .map(|actor| {
+            NewEvent::raw("Noted", 1, "{}").with_metadata(Metadata::new().with_actor(*actor))
+        })
+        .collect();
+    store
+        .append(&cart, ExpectedVersion::NoStream, batch.clone())
+        .await
+        .unwrap();
+    let read = store
+        .read_stream(&cart, ReadStream::forward())
+        .await
+        .unwrap();
+    let stored: Vec<_> = read.iter().map(|e| e.metadata.actor.as_deref()).collect();
+    assert_eq!(stored, actors.map(Some));
+    let all = store
+        .read_all(ReadAll::after(GlobalPosition::START))
+        .await
+        .unwrap();
+    let stored: Vec<_> = all.iter().map(|e| e.metadata.actor.as_deref()).collect();
+    assert_eq!(stored, actors.map(Some));
+
+    // The same batch again is a retry; with one event's metadata changed it is not.
+    let retried = store
+        .append(&cart, ExpectedVersion::NoStream, batch.clone())
+        .await
+        .unwrap();
+    assert!(retried.already_stored);
+    let mut changed = batch;
+    changed[2].metadata = Metadata::new().with_actor("ada");
+    assert!(
+        store
+            .append(&cart, ExpectedVersion::NoStream, changed)
+            .await
+            .is_err()
+    );
+
+    // A later append whose first event's metadata equals the stream's last event's, then one
+    // whose metadata differs: each event still reads back with its own.
+    let later: Vec<NewEvent> = ["ada", "alan"]
+        .iter()
+        .map(|actor| {
+            NewEvent::raw("Noted", 1, "{}").with_metadata(Metadata::new().with_actor(*actor))
+        })
+        .collect();
+    store
+        .append(&cart, ExpectedVersion::Any, later)
+        .await
+        .unwrap();
+    store
+        .append(&cart, ExpectedVersion::Any, raw_events("Noted", 1))
+        .await
+        .unwrap();
+    let read = store
+        .read_stream(&cart, ReadStream::forward())
+        .await
+        .unwrap();
+    let stored: Vec<_> = read.iter().map(|e| e.metadata.actor.as_deref()).collect();
+    assert_eq!(
+        stored,
+        [
+            Some("ada"),
+            Some("ada"),
+            Some("grace"),
+            Some("ada"),
+            Some("ada"),
+            Some("alan"),
+            None
+        ]
+    );
+}
+
+/// A conflicting first append leaves no stream behind, and the append signal moves for a
+/// reader that holds it even though appends made before it subscribed moved nothing.
+#[tokio::test]
+async fn a_refused_append_leaves_no_stream_and_the_signal_moves_for_its_holder() {
+    let store = MemoryStore::new();
+    let cart = stream("cart-2");
+    store
+        .append(&cart, ExpectedVersion::NoStream, raw_events("Noted", 1))
+        .await
+        .unwrap();
+    let missing = stream("cart-3");
+    let refused = store
+        .append(
+            &missing,
+            ExpectedVersion::StreamExists,
+            raw_events("Noted", 1),
+        )
+        .await;
+    assert!(refused.is_err());
+    assert_eq!(
+        store.stream_version(&missing).await.unwrap(),
+        StreamVersion::NONE
+    );
+    store
+        .append(&missing, ExpectedVersion::NoStream, raw_events("Noted", 1))
+        .await
+        .unwrap();
+
+    let mut signal = store.append_signal().await.unwrap().unwrap();
+    assert!(!signal.has_changed().unwrap());
+    store
+        .append(&cart, ExpectedVersion::Any, raw_events("Noted", 1))
+        .await
+        .unwrap();
+    assert!(signal.has_changed().unwrap());
+    signal.borrow_and_update();
+    assert!(!signal.has_changed().unwrap());
+}
+
+/// A handle made for another tenant from one that has appended (and so knows where its
+/// tenant's log is) appends to its own tenant's log, and so do clones of either.
+#[tokio::test]
+async fn a_tenant_handle_from_a_handle_that_appended_appends_to_its_own_log() {
+    let store = MemoryStore::new();
+    let cart = stream("cart-7");
+    store
+        .append(&cart, ExpectedVersion::NoStream, raw_events("Noted", 2))
+        .await
+        .unwrap();
+    let acme = store.with_tenant(Tenant::new("acme"));
+    let appended = acme
+        .append(&cart, ExpectedVersion::NoStream, raw_events("Noted", 1))
+        .await
+        .unwrap();
+    assert_eq!(appended.stream_version, StreamVersion(1));
+    let back = acme.with_tenant(Tenant::default());
+    let appended = back
+        .clone()
+        .append(
+            &cart,
+            ExpectedVersion::Exact(StreamVersion(2)),
+            raw_events("Noted", 1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(appended.stream_version, StreamVersion(3));
+    assert_eq!(acme.stream_version(&cart).await.unwrap(), StreamVersion(1));
+    assert_eq!(store.stream_version(&cart).await.unwrap(), StreamVersion(3));
+    let all = acme
+        .read_all(ReadAll::after(GlobalPosition::START))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].tenant.as_str(), "acme");
+}
