@@ -13,15 +13,17 @@ pub(crate) type Failure = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) struct Plan {
     /// Alternating rounds; every figure is measured once per round per contender.
     pub(crate) rounds: usize,
-    /// Commands per round with 1 client (a multiple of the events per account).
+    /// Slices of each part of a round: every column runs a slice in turn.
+    pub(crate) slices: u64,
+    /// Commands per slice with 1 client (a multiple of the events per account).
     pub(crate) commands: u64,
     /// Concurrent clients (tokio tasks) in the concurrent workload.
     pub(crate) clients: usize,
-    /// Commands per round with `clients` clients (a multiple of clients × events per account).
+    /// Commands per slice with `clients` clients (a multiple of clients × events per account).
     pub(crate) concurrent_commands: u64,
     /// Events of each large aggregate.
     pub(crate) big_events: u64,
-    /// Commands on a large aggregate, and loads of one, per round.
+    /// Commands on a large aggregate, and loads of one, per slice.
     pub(crate) big_ops: u64,
 }
 
@@ -64,7 +66,8 @@ pub(crate) trait Contender: Send + Sync {
     /// account is opened, then gets deposits and withdrawals, one event per command.
     async fn run_commands(&self, clients: usize, n: u64) -> Result<Duration, Failure>;
 
-    /// `n` deposits, one after the other, on the large aggregate of `round`.
+    /// `n` deposits, one after the other, on the large aggregate of `round` (a round makes
+    /// several such calls), each checked by the aggregate's count of events before and after.
     async fn command_on_big(&self, plan: &Plan, round: usize, n: u64) -> Result<Duration, Failure>;
 
     /// `n` loads of the large aggregate that is never commanded, each checked.

@@ -248,14 +248,15 @@ impl Contender for CqrsSide {
 
     async fn command_on_big(&self, plan: &Plan, round: usize, n: u64) -> Result<Duration, Failure> {
         let account = plan.big_commanded(round);
+        let before = self.entries(account).await?;
         let started = Instant::now();
         for _ in 0..n {
             step(&self.cqrs, account, Step::Deposit(1_000)).await?;
         }
         let elapsed = started.elapsed();
-        let entries = self.entries(account).await?;
-        if entries != plan.big_events + n {
-            return Err(format!("{account} holds {entries} events").into());
+        let after = self.entries(account).await?;
+        if after != before + n {
+            return Err(format!("{account} went from {before} to {after} events").into());
         }
         Ok(elapsed)
     }

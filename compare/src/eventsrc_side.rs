@@ -189,14 +189,25 @@ where
 
     async fn command_on_big(&self, plan: &Plan, round: usize, n: u64) -> Result<Duration, Failure> {
         let account = plan.big_commanded(round);
+        let before = self
+            .repository
+            .load::<Account>(&account)
+            .await?
+            .state
+            .entries;
         let started = Instant::now();
         for _ in 0..n {
             step(&self.repository, account, Step::Deposit(1_000)).await?;
         }
         let elapsed = started.elapsed();
-        let loaded = self.repository.load::<Account>(&account).await?;
-        if loaded.state.entries != plan.big_events + n {
-            return Err(format!("{account} holds {} events", loaded.state.entries).into());
+        let after = self
+            .repository
+            .load::<Account>(&account)
+            .await?
+            .state
+            .entries;
+        if after != before + n {
+            return Err(format!("{account} went from {before} to {after} events").into());
         }
         Ok(elapsed)
     }

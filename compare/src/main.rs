@@ -4,11 +4,12 @@
 //!
 //! Run with `EVENTSRC_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo run --release
 //! --manifest-path compare/Cargo.toml` (without the variable it says so and stops). Sizes:
-//! `EVENTSRC_COMPARE_ROUNDS` (default 5), `EVENTSRC_COMPARE_COMMANDS` (commands per round with 1
-//! client, default 400), `EVENTSRC_COMPARE_CLIENTS` (default 8),
-//! `EVENTSRC_COMPARE_CONCURRENT_COMMANDS` (per round with those clients, default 1,200),
+//! `EVENTSRC_COMPARE_ROUNDS` (default 6), `EVENTSRC_COMPARE_COMMANDS` (commands per round with 1
+//! client, default 1,000), `EVENTSRC_COMPARE_CLIENTS` (default 8),
+//! `EVENTSRC_COMPARE_CONCURRENT_COMMANDS` (per round with those clients, default 3,200),
 //! `EVENTSRC_COMPARE_BIG_EVENTS` (default 1,000) and `EVENTSRC_COMPARE_BIG_OPS` (commands on,
-//! and loads of, a large aggregate per round, default 40).
+//! and loads of, a large aggregate per round, default 50). Each part of a round is cut into
+//! `EVENTSRC_COMPARE_SLICES` slices (default 5) that every column runs in turn.
 //!
 //! A column is one line in `main`: anything that implements [`Contender`].
 
@@ -69,18 +70,24 @@ fn setting(name: &str, default: u64) -> u64 {
 
 fn plan() -> Plan {
     let clients = setting("EVENTSRC_COMPARE_CLIENTS", 8);
+    let slices = setting("EVENTSRC_COMPARE_SLICES", 5);
     let per_account = bank::EVENTS_PER_ACCOUNT;
-    let whole = |n: u64, unit: u64| n.div_ceil(unit) * unit;
+    // A round's count cut into slices, each a whole number of accounts (of each client).
+    let slice = |name: &str, default: u64, unit: u64| {
+        (setting(name, default) / slices).div_ceil(unit) * unit
+    };
     Plan {
-        rounds: setting("EVENTSRC_COMPARE_ROUNDS", 5) as usize,
-        commands: whole(setting("EVENTSRC_COMPARE_COMMANDS", 400), per_account),
+        rounds: setting("EVENTSRC_COMPARE_ROUNDS", 6) as usize,
+        slices,
+        commands: slice("EVENTSRC_COMPARE_COMMANDS", 1_000, per_account),
         clients: clients as usize,
-        concurrent_commands: whole(
-            setting("EVENTSRC_COMPARE_CONCURRENT_COMMANDS", 1_200),
+        concurrent_commands: slice(
+            "EVENTSRC_COMPARE_CONCURRENT_COMMANDS",
+            3_200,
             clients * per_account,
         ),
         big_events: setting("EVENTSRC_COMPARE_BIG_EVENTS", 1_000).max(2),
-        big_ops: setting("EVENTSRC_COMPARE_BIG_OPS", 40),
+        big_ops: slice("EVENTSRC_COMPARE_BIG_OPS", 50, 1),
     }
 }
 
@@ -136,49 +143,45 @@ async fn measure(
         columns: contenders.iter().map(|_| Rates::default()).collect(),
         floor: Default::default(),
     };
-    // Alternating rounds: within a part every column runs once per round, and the order turns
-    // each round, so the drift of a shared virtual machine falls on every column alike. `None`
-    // is the floor.
+    // Alternating rounds: a part of a round is cut into slices, every column runs each slice
+    // in turn, and the order turns every slice, so that the drift of a shared virtual machine
+    // falls on every column alike. `None` is the floor.
     let columns: Vec<Option<usize>> = (0..contenders.len()).map(Some).chain([None]).collect();
+    let mut turn = 0;
     for round in 0..plan.rounds {
         for (p, part) in PARTS.into_iter().enumerate() {
-            let mut order = columns.clone();
-            let turn = round % order.len();
-            order.rotate_left(turn);
-            for column in order {
-                let (n, elapsed) = match (column, part) {
-                    (Some(c), Part::Commands) => (
-                        plan.commands,
-                        contenders[c].run_commands(1, plan.commands).await?,
-                    ),
-                    (Some(c), Part::Concurrent) => (
-                        plan.concurrent_commands,
-                        contenders[c]
-                            .run_commands(plan.clients, plan.concurrent_commands)
-                            .await?,
-                    ),
-                    (Some(c), Part::CommandOnBig) => (
-                        plan.big_ops,
-                        contenders[c]
-                            .command_on_big(plan, round, plan.big_ops)
-                            .await?,
-                    ),
-                    (Some(c), Part::LoadBig) => (
-                        plan.big_ops,
-                        contenders[c].load_big(plan, plan.big_ops).await?,
-                    ),
-                    (None, Part::Commands) => (plan.commands, floor.run(1, plan.commands).await?),
-                    (None, Part::Concurrent) => (
-                        plan.concurrent_commands,
-                        floor.run(plan.clients, plan.concurrent_commands).await?,
-                    ),
-                    (None, Part::CommandOnBig) => (plan.big_ops, floor.run(1, plan.big_ops).await?),
-                    (None, Part::LoadBig) => continue,
-                };
-                let figure = rate(n, elapsed);
+            let mut spent = vec![Duration::ZERO; columns.len()];
+            let n = match part {
+                Part::Commands => plan.commands,
+                Part::Concurrent => plan.concurrent_commands,
+                Part::CommandOnBig | Part::LoadBig => plan.big_ops,
+            };
+            for _ in 0..plan.slices {
+                let mut order: Vec<usize> = (0..columns.len()).collect();
+                order.rotate_left(turn % columns.len());
+                turn += 1;
+                for at in order {
+                    spent[at] += match (columns[at], part) {
+                        (Some(c), Part::Commands) => contenders[c].run_commands(1, n).await?,
+                        (Some(c), Part::Concurrent) => {
+                            contenders[c].run_commands(plan.clients, n).await?
+                        }
+                        (Some(c), Part::CommandOnBig) => {
+                            contenders[c].command_on_big(plan, round, n).await?
+                        }
+                        (Some(c), Part::LoadBig) => contenders[c].load_big(plan, n).await?,
+                        (None, Part::Commands | Part::CommandOnBig) => floor.run(1, n).await?,
+                        (None, Part::Concurrent) => floor.run(plan.clients, n).await?,
+                        (None, Part::LoadBig) => continue,
+                    };
+                }
+            }
+            for (at, column) in columns.iter().enumerate() {
+                let figure = rate(n * plan.slices, spent[at]);
                 match column {
-                    Some(c) => figures.columns[c][p].push(figure),
-                    None => figures.floor[p].push(figure),
+                    Some(c) => figures.columns[*c][p].push(figure),
+                    None if part != Part::LoadBig => figures.floor[p].push(figure),
+                    None => {}
                 }
             }
         }
@@ -250,7 +253,7 @@ fn ratio(ours: &[f64], theirs: &[f64]) -> String {
 fn report(plan: &Plan, server: &str, names: &[String], figures: &Figures) {
     let peer = names.iter().position(|name| name == PEER);
     let others: Vec<usize> = (0..names.len()).filter(|&c| Some(c) != peer).collect();
-    let mut heading = format!("| {} rounds |", plan.rounds);
+    let mut heading = format!("| {} rounds of {} slices |", plan.rounds, plan.slices);
     let mut rule = String::from("|---|");
     for name in names {
         heading.push_str(&format!(" {name} |"));
