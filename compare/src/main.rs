@@ -11,7 +11,7 @@
 //! and loads of, a large aggregate per round, default 50). Each part of a round is cut into
 //! `EVENTSRC_COMPARE_SLICES` slices (default 5) that every column runs in turn.
 //!
-//! A column is one line in `main`: anything that implements [`Contender`].
+//! A column is one line in `main`: anything that implements `Contender`.
 
 mod bank;
 mod contender;
