@@ -91,6 +91,7 @@ fn a_missing_capability_skips_exactly_the_cases_needing_it() {
             "concurrent_appends_across_streams_have_one_winner",
             "racing_runs_with_one_key_append_once",
             "racing_sign_ups_for_one_address_leave_one_user",
+            "racing_nodes_with_caches_lose_no_deposit",
             "concurrent_appends_to_one_stream_have_one_winner_per_version",
             "concurrent_appends_to_many_streams_all_land",
             "a_reader_tailing_concurrent_appends_misses_nothing",
