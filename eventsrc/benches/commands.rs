@@ -208,6 +208,29 @@ async fn seed<S: EventStore + Clone + 'static>(store: &S, base: u64) {
     }
 }
 
+/// Seeds the two account ranges of a store: the plain side's and the cached (or raw INSERT)
+/// side's.
+async fn seed_two<S: EventStore + Clone + 'static>(store: &S) {
+    seed(store, 0).await;
+    seed(store, ACCOUNTS).await;
+}
+
+/// eventsrc without and with the cache, on the two ranges [`seed_two`] seeded.
+fn eventsrc_sides<S: EventStore + Clone + 'static>(store: S) -> [Side; 2] {
+    [
+        Side {
+            name: "eventsrc",
+            base: 0,
+            run: repository_side(Repository::new(store.clone())),
+        },
+        Side {
+            name: "eventsrc + cache",
+            base: ACCOUNTS,
+            run: repository_side(Repository::new(store).with_cache(AggregateCache::new(10_000))),
+        },
+    ]
+}
+
 /// Next versions of the raw INSERT side's accounts: the client's knowledge of its state.
 struct Versions(Vec<AtomicU64>);
 
@@ -333,23 +356,14 @@ async fn sqlite_sides(dir: &TempDir) -> Vec<Side> {
     let (ours, raws) = (dir.0.join("eventsrc.db"), dir.0.join("raw.db"));
     let store = SqliteEventStore::open(&ours).await.expect("opens");
     let raw_store = SqliteEventStore::open(&raws).await.expect("opens");
-    seed(&store, 0).await;
-    seed(&store, ACCOUNTS).await;
-    seed(&raw_store, 0).await;
-    seed(&raw_store, ACCOUNTS).await;
+    seed_two(&store).await;
+    seed_two(&raw_store).await;
     drop(raw_store);
     let raw = sqlite_raw::Raw::open(&raws);
+    let [plain, cached] = eventsrc_sides(store);
     vec![
-        Side {
-            name: "eventsrc",
-            base: 0,
-            run: repository_side(Repository::new(store.clone())),
-        },
-        Side {
-            name: "eventsrc + cache",
-            base: ACCOUNTS,
-            run: repository_side(Repository::new(store).with_cache(AggregateCache::new(10_000))),
-        },
+        plain,
+        cached,
         Side {
             name: "raw read + insert",
             base: 0,
@@ -472,28 +486,18 @@ async fn postgres_sides(url: &str, schemas: &[String; 3]) -> Vec<Side> {
     )
     .await
     .expect("connects");
-    seed(&store, 0).await;
-    seed(&store, ACCOUNTS).await;
+    seed_two(&store).await;
     seed(&quiet, 2 * ACCOUNTS).await;
-    seed(&raw_store, 0).await;
-    seed(&raw_store, ACCOUNTS).await;
+    seed_two(&raw_store).await;
     let raw = postgres_raw::Raw::connect(url, &schemas[1]).await;
-    let cache = || AggregateCache::new(10_000);
+    let [plain, cached] = eventsrc_sides(store);
     vec![
-        Side {
-            name: "eventsrc",
-            base: 0,
-            run: repository_side(Repository::new(store.clone())),
-        },
-        Side {
-            name: "eventsrc + cache",
-            base: ACCOUNTS,
-            run: repository_side(Repository::new(store).with_cache(cache())),
-        },
+        plain,
+        cached,
         Side {
             name: "eventsrc + cache, no NOTIFY",
             base: 2 * ACCOUNTS,
-            run: repository_side(Repository::new(quiet).with_cache(cache())),
+            run: repository_side(Repository::new(quiet).with_cache(AggregateCache::new(10_000))),
         },
         Side {
             name: "raw read + insert",
