@@ -96,8 +96,8 @@ const SEEDED: u64 = 10;
 const BIG: u64 = 10;
 const BIG_EVENTS: u64 = 1_000;
 /// Commands per measurement: at 1 client, and in all at 8.
-const COMMANDS_1: u64 = 500;
-const COMMANDS_8: u64 = 1_600;
+const COMMANDS_1: u64 = 1_000;
+const COMMANDS_8: u64 = 3_200;
 /// Commands per side on large (and on small) aggregates.
 const LATENCY_COMMANDS: u64 = 100;
 
@@ -570,19 +570,22 @@ fn median(values: &[f64]) -> f64 {
     sorted[sorted.len() / 2]
 }
 
-/// The range over rounds of `of[i] / of[j]`, each round's ratio from that round's figures.
+/// `of[i] / of[j]` over rounds, each round's ratio from that round's figures: the median, and
+/// the range in brackets.
 fn ratio_range(of: &[Vec<f64>], i: usize, j: usize) -> String {
     let ratios: Vec<f64> = of[i].iter().zip(&of[j]).map(|(a, b)| a / b).collect();
     let (low, high) = ratios
         .iter()
         .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
-    format!("{low:.2}–{high:.2}")
+    format!("{:.2} ({low:.2}–{high:.2})", median(&ratios))
 }
 
 fn print(backend: &str, sides: &[Side], figures: &Figures) {
     let find = |name: &str| sides.iter().position(|s| s.name == name).expect("a side");
     let (insert, floor) = (find("raw INSERT"), find("raw read + insert"));
-    println!("\n{backend}: commands/s, median of rounds (ratios: range over rounds)\n");
+    println!(
+        "\n{backend}: commands/s, median of rounds (ratios: median of the rounds' ratios, and their range)\n"
+    );
     println!(
         "| side | 1 client | 8 clients | / raw INSERT (1 / 8) | / raw read + insert (1 / 8) |"
     );
