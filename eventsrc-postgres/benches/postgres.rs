@@ -7,8 +7,10 @@
 //! eventsrc-postgres` (without the variable it says so and stops). Everything happens in a
 //! fresh schema, dropped at the end. `EVENTSRC_BENCH_SCALE=0.1` shrinks every workload (e.g.
 //! for a quick look); the README's figures use the default scale of 1.
-//! `EVENTSRC_BENCH_ONLY=append` (or `concurrent`, `scan`, `load`, `command`, `latency`,
-//! `rebuild`) runs one part.
+//! `EVENTSRC_BENCH_ONLY=append` (or `concurrent`, `scan`, `load`, `plans`, `command`,
+//! `latency`, `rebuild`) runs one part. `plans` times read-all pages with fresh statistics and
+//! without any (deleted, as after a bulk import with autovacuum behind; it needs a superuser),
+//! beside the same page statement run without the store's pinned plan.
 //!
 //! The read side: `latency` measures how long an append takes to reach a read model run live
 //! by a runner (woken by NOTIFY), and what an inline projection costs an append; it prints a
@@ -471,6 +473,165 @@ async fn scan_row(bench: &Bench, rows: &mut Vec<Row>, total: u64) {
     }
 }
 
+/// `count` positions of the seeded log, picked at random among all but its last `clear`
+/// events (so that a page after each is full), to read pages after.
+async fn random_positions(client: &Client, table: &str, count: i64, clear: i64) -> Vec<(i64, i64)> {
+    client
+        .query(
+            &format!(
+                "SELECT transaction_id, position FROM ( \
+                     SELECT transaction_id, position FROM {table} WHERE tenant = 'default' \
+                     ORDER BY transaction_id DESC, position DESC OFFSET $2 \
+                 ) head ORDER BY random() LIMIT $1"
+            ),
+            &[&count, &clear],
+        )
+        .await
+        .expect("picks positions")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+/// What reading one page after each of a list of positions took, three ways.
+#[derive(Default)]
+struct PageTimes {
+    /// eventsrc's `read_all`: the pinned plan, rows decoded into records.
+    store: Duration,
+    /// The store's page statement on a plain connection, in a transaction with the store's
+    /// planner settings (its pinned plan), rows left undecoded.
+    pinned: Duration,
+    /// The same statement plainly, in autocommit, as pages ran before their plan was pinned.
+    old: Duration,
+}
+
+impl std::ops::AddAssign for PageTimes {
+    fn add_assign(&mut self, other: Self) {
+        self.store += other.store;
+        self.pinned += other.pinned;
+        self.old += other.old;
+    }
+}
+
+/// Reads a page of `page` events after each of `starts`, each of the three ways.
+async fn time_pages(
+    bench: &Bench,
+    client: &mut Client,
+    old: &Statement,
+    starts: &[(i64, i64)],
+    page: i64,
+) -> PageTimes {
+    let none: Vec<String> = Vec::new();
+    let settings = bench
+        .store
+        .__sql("read_all_settings")
+        .expect("the page settings")
+        .to_owned();
+    let mut times = PageTimes::default();
+    let started = Instant::now();
+    for &(commit, sequence) in starts {
+        let after = GlobalPosition::new(commit as u64, sequence as u64);
+        let found = bench
+            .store
+            .read_all(ReadAll::after(after).limit(page as usize))
+            .await
+            .expect("reads");
+        assert_eq!(found.len() as i64, page);
+    }
+    times.store = started.elapsed();
+    let started = Instant::now();
+    for &(commit, sequence) in starts {
+        let params: [&(dyn ToSql + Sync); 6] =
+            [&"default", &commit, &sequence, &page, &none, &none];
+        let tx = client.transaction().await.expect("begins");
+        let (_, found) =
+            futures_util::future::try_join(tx.batch_execute(&settings), tx.query(old, &params))
+                .await
+                .expect("reads");
+        tx.commit().await.expect("commits");
+        assert_eq!(found.len() as i64, page);
+    }
+    times.pinned = started.elapsed();
+    let started = Instant::now();
+    for &(commit, sequence) in starts {
+        let params: [&(dyn ToSql + Sync); 6] =
+            [&"default", &commit, &sequence, &page, &none, &none];
+        let found = client.query(old, &params).await.expect("reads");
+        assert_eq!(found.len() as i64, page);
+    }
+    times.old = started.elapsed();
+    times
+}
+
+/// The rows of one `plans` measurement: the pinned plan's own cost (raw, pinned beside raw,
+/// plain), then what `read_all` gives beside the plain statement.
+fn page_rows(rows: &mut Vec<Row>, what: &str, pages: usize, times: &PageTimes) {
+    let pages = pages as u64;
+    rows.push(Row {
+        name: format!("{what}: the page statement pinned (raw: the same, not pinned)"),
+        eventsrc: rate(pages, times.pinned),
+        raw: rate(pages, times.old),
+        unit: "pages/s",
+    });
+    rows.push(Row {
+        name: format!("{what}: eventsrc `read_all` (raw: the page statement, not pinned)"),
+        eventsrc: rate(pages, times.store),
+        raw: rate(pages, times.old),
+        unit: "pages/s",
+    });
+}
+
+/// A read-all page with fresh statistics and without any (as after a bulk import with
+/// autovacuum behind): eventsrc, and the store's page statement with and without its pinned
+/// plan.
+async fn plans_rows(bench: &Bench, rows: &mut Vec<Row>) {
+    const ROUNDS: usize = 4;
+    let mut client = bench.client().await;
+    let table = bench.table();
+    let old = client
+        .prepare(bench.store.__sql("read_all").expect("the page statement"))
+        .await
+        .expect("prepares");
+    let starts = random_positions(&client, &table, 200, 10_000).await;
+    for (page, count) in [(1_000, 200), (10_000, 40)] {
+        let starts = &starts[..count.min(starts.len())];
+        let mut times = PageTimes::default();
+        for round in 0..ROUNDS {
+            let part = &starts[round * starts.len() / ROUNDS..(round + 1) * starts.len() / ROUNDS];
+            times += time_pages(bench, &mut client, &old, part, page).await;
+        }
+        let what = format!("read-all page of {page} at random positions, fresh statistics");
+        page_rows(rows, &what, starts.len(), &times);
+    }
+    // Forget the statistics, and keep autovacuum from gathering them again meanwhile.
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE {table} SET (autovacuum_enabled = false); \
+             DELETE FROM pg_statistic WHERE starelid = '{table}'::regclass"
+        ))
+        .await
+        .expect("forgets the statistics");
+    // The plain statement sorts every remaining row for a page: a few pages only.
+    let starts = &starts[..8.min(starts.len())];
+    let mut times = PageTimes::default();
+    for round in 0..2 {
+        let part = &starts[round * starts.len() / 2..(round + 1) * starts.len() / 2];
+        times += time_pages(bench, &mut client, &old, part, 1_000).await;
+    }
+    page_rows(
+        rows,
+        "read-all page of 1000 at random positions, no statistics",
+        starts.len(),
+        &times,
+    );
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE {table} RESET (autovacuum_enabled); ANALYZE {table}"
+        ))
+        .await
+        .expect("restores the statistics");
+}
+
 /// Raw: a hand-written loader. A plain SELECT of what any loader needs (type, schema version,
 /// payload), a `match` on the type, serde_json straight into it, a fold.
 async fn raw_load(client: &Client, select: &Statement, stream: &str) -> (Cart, i64) {
@@ -674,7 +835,7 @@ fn main() {
         if runs("concurrent") {
             concurrent_rows(&bench, &mut rows).await;
         }
-        if runs("scan") || runs("load") || runs("command") || rebuild {
+        if runs("scan") || runs("load") || runs("command") || runs("plans") || rebuild {
             let streams = scale(1_000_000) / 1_000;
             seed(&bench, streams).await;
             if runs("scan") {
@@ -682,6 +843,9 @@ fn main() {
             }
             if runs("load") {
                 load_row(&bench, &mut rows).await;
+            }
+            if runs("plans") {
+                plans_rows(&bench, &mut rows).await;
             }
             // Before `command`, which appends to the seeded log.
             if rebuild {

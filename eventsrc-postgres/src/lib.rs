@@ -557,41 +557,72 @@ impl PgEventStore {
     /// One try of a log read: the page, read into records while its rows stream in (so that
     /// decoding overlaps the server producing the rest), with the horizon and the newest
     /// transaction whose events it holds back.
+    ///
+    /// The page runs in a read-only transaction of its own whose planner settings
+    /// ([`rows::PIN_LOG_PLAN`]) leave it one plan, the ordered scan of the log index, whatever
+    /// the table's statistics say. The settings and the statement are sent together, and the
+    /// `COMMIT` while the rows stream in, so the transaction costs one round trip (`BEGIN`).
     async fn log_page(
         &self,
         params: &[&(dyn ToSql + Sync)],
         capacity: usize,
     ) -> Result<Try<Vec<RecordedEvent>>, StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
         let statement = client
             .prepare_cached(&self.shared.sql.read.all)
             .await
             .map_err(backend)?;
-        let found = client
-            .query_raw(&statement, params.iter().copied())
-            .await
-            .map_err(backend)?;
-        let mut found = std::pin::pin!(found);
-        let mut reader = rows::RecordReader::new(&self.tenant, None);
-        let mut page = Try {
-            value: Vec::new(),
-            horizon: 0,
-            held: None,
-            complete: false,
-        };
-        let mut first = true;
-        while let Some(row) = found.try_next().await.map_err(backend)? {
-            if std::mem::take(&mut first) {
-                (page.horizon, page.held) = rows::horizon(&row)?;
-                // An empty page is one row without an event.
-                if !rows::has_event(&row)? {
-                    continue;
+        let tx = client.transaction().await.map_err(backend)?;
+        let (_, found) = futures_util::future::try_join(
+            tx.batch_execute(rows::PIN_LOG_PLAN),
+            tx.query_raw(&statement, params.iter().copied()),
+        )
+        .await
+        .map_err(backend)?;
+        let read = async {
+            let mut found = std::pin::pin!(found);
+            let mut reader = rows::RecordReader::new(&self.tenant, None);
+            let mut page = Try {
+                value: Vec::new(),
+                horizon: 0,
+                held: None,
+                complete: false,
+            };
+            let mut first = true;
+            while let Some(row) = found.try_next().await.map_err(backend)? {
+                if std::mem::take(&mut first) {
+                    (page.horizon, page.held) = rows::horizon(&row)?;
+                    // An empty page is one row without an event.
+                    if !rows::has_event(&row)? {
+                        continue;
+                    }
+                    page.value.reserve(capacity);
                 }
-                page.value.reserve(capacity);
+                page.value.push(reader.read(&row, 2)?);
             }
-            page.value.push(reader.read(&row, 2)?);
-        }
+            Ok(page)
+        };
+        let commit = async { tx.commit().await.map_err(backend) };
+        let (page, ()) = futures_util::future::try_join(read, commit).await?;
         Ok(page)
+    }
+
+    /// Test and bench hook, not public API: the SQL the store runs for `which` (`read_all`,
+    /// `read_all_settings`, `forward`, `backward`, `stream_version`, `append`, `append_one`),
+    /// so that their plans can be checked.
+    #[doc(hidden)]
+    pub fn __sql(&self, which: &str) -> Option<&str> {
+        let sql = &self.shared.sql;
+        Some(match which {
+            "read_all" => &sql.read.all,
+            "read_all_settings" => rows::PIN_LOG_PLAN,
+            "forward" => &sql.read.forward,
+            "backward" => &sql.read.backward,
+            "stream_version" => &sql.read.stream_version,
+            "append" => sql.writer.append_sql(),
+            "append_one" => sql.writer.append_one_sql(),
+            _ => return None,
+        })
     }
 }
 

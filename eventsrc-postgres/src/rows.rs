@@ -34,6 +34,16 @@ const VISIT_COLUMNS: &str = "stream_version, event_type, schema_version, payload
 const HORIZON: &str = "horizon AS MATERIALIZED ( \
                            SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin)";
 
+/// The planner settings a log page runs under, in a transaction of its own (`SET LOCAL`): no
+/// sort, no bitmap scan, no sequential scan, so that the page is the ordered scan of the log
+/// index `(tenant, transaction_id, position)`, stopping after the limit. Without them, on a
+/// table whose statistics are missing or stale (a bulk import, autovacuum behind), PostgreSQL
+/// can estimate a few hundred rows for the tenant's log, fetch all of them with a bitmap scan
+/// and sort them: a page of the first million events then took hundreds of milliseconds
+/// instead of a few. With good statistics the ordered scan is the plan chosen anyway.
+pub(crate) const PIN_LOG_PLAN: &str = "SET LOCAL enable_sort = off; \
+     SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off";
+
 /// The event-type and category filters of a log read, on `$5` and `$6` (empty arrays admit
 /// everything), for a table aliased `alias`.
 fn filters(alias: &str) -> String {

@@ -61,6 +61,16 @@ impl WriteSql {
         }
     }
 
+    /// The statement of an append of several events.
+    pub(crate) fn append_sql(&self) -> &str {
+        &self.append
+    }
+
+    /// The statement of an append of one event.
+    pub(crate) fn append_one_sql(&self) -> &str {
+        &self.append_one
+    }
+
     /// The name of the lock an append across streams takes on `tenant`'s `stream`, hashed by
     /// PostgreSQL into its key. The tenant is prefixed by its length, so that no two (tenant,
     /// stream) pairs spell the same name.
