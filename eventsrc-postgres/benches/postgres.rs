@@ -7,8 +7,10 @@
 //! eventsrc-postgres` (without the variable it says so and stops). Everything happens in a
 //! fresh schema, dropped at the end. `EVENTSRC_BENCH_SCALE=0.1` shrinks every workload (e.g.
 //! for a quick look); the README's figures use the default scale of 1.
-//! `EVENTSRC_BENCH_ONLY=append` (or `concurrent`, `scan`, `load`, `plans`, `command`,
-//! `latency`, `rebuild`) runs one part. `plans` times read-all pages with fresh statistics and
+//! `EVENTSRC_BENCH_ONLY=append` (or `concurrent`, `indexes`, `scan`, `load`, `plans`,
+//! `command`, `latency`, `rebuild`) runs one part. `indexes` reports what one single-event
+//! append costs the server beside a raw `INSERT`: time without the fsync, and WAL records and
+//! bytes per relation (pg_walinspect; PostgreSQL 15 and a superuser). `plans` times read-all pages with fresh statistics and
 //! without any (deleted, as after a bulk import with autovacuum behind; it needs a superuser),
 //! beside the same page statement run without the store's pinned plan.
 //!
@@ -347,6 +349,173 @@ async fn concurrent_rows(bench: &Bench, rows: &mut Vec<Row>) {
             eventsrc: rate(WRITERS * per_round * ROUNDS, store_time),
             raw: rate(WRITERS * per_round * ROUNDS, raw_time),
             unit: "events/s",
+        });
+    }
+}
+
+/// The WAL that the transactions of `streams` (the append tenant's) wrote between `from` and
+/// `to`: records and bytes in all, and bytes per relation (the table, each index).
+async fn wal_of(
+    admin: &Client,
+    table: &str,
+    streams: &[String],
+    from: &str,
+    to: &str,
+) -> (i64, i64, Vec<(String, i64)>) {
+    // A record names its relation by file node in its block references.
+    let found = admin
+        .query(
+            &format!(
+                "WITH mine AS ( \
+                     SELECT DISTINCT transaction_id FROM {table} \
+                     WHERE tenant = '{APPENDS}' AND stream = ANY($1) \
+                 ), records AS ( \
+                     SELECT w.record_length, \
+                         substring(w.block_ref from 'rel \\d+/\\d+/(\\d+)')::oid AS node \
+                     FROM pg_get_wal_records_info($2::text::pg_lsn, $3::text::pg_lsn) w \
+                     WHERE w.xid::text::bigint IN (SELECT transaction_id FROM mine) \
+                 ) \
+                 SELECT COALESCE(c.relname::text, 'no relation (commit)'), count(*), \
+                     sum(r.record_length)::bigint \
+                 FROM records r LEFT JOIN pg_class c ON c.relfilenode = r.node \
+                 GROUP BY 1 ORDER BY 1"
+            ),
+            &[&streams, &from, &to],
+        )
+        .await
+        .expect("reads the WAL");
+    let (mut records, mut bytes, mut by_relation) = (0, 0, Vec::new());
+    for row in &found {
+        let (name, count, length): (String, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        records += count;
+        bytes += length;
+        by_relation.push((name, length));
+    }
+    (records, bytes, by_relation)
+}
+
+async fn wal_position(admin: &Client) -> String {
+    admin
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+        .await
+        .expect("reads the WAL position")
+        .get(0)
+}
+
+/// What one single-event append costs the server, eventsrc beside the raw `INSERT`: time per
+/// append on connections that do not wait for the WAL flush (`synchronous_commit=off`, so
+/// that the disk's fsync does not hide the statement's own cost), and the WAL each writes
+/// (pg_walinspect, counting only the records of the appends' own transactions). One writer,
+/// each append expecting the version the last one returned.
+async fn indexes_rows(bench: &Bench, rows: &mut Vec<Row>) {
+    const ROUNDS: u64 = 4;
+    let per_round = scale(2_000);
+    let admin = bench.client().await;
+    admin
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        .await
+        .expect("pg_walinspect (PostgreSQL 15 or later, a superuser)");
+    let mut config: tokio_postgres::Config = bench.url.parse().expect("a URL");
+    config.options("-c synchronous_commit=off");
+    let mut stores = Vec::new();
+    for notify in [false, true] {
+        let options = PgOptions::default()
+            .schema(&bench.schema)
+            .application_name("eventsrc-bench")
+            .notify(notify);
+        let store = PgEventStore::connect_config(config.clone(), options)
+            .await
+            .expect("connects");
+        stores.push(store.with_tenant(Tenant::new(APPENDS)));
+    }
+    let (raw, connection) = config.connect(NoTls).await.expect("connects");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let insert = bench.raw_insert(&raw, APPENDS, 1).await;
+    let table = bench.table();
+    // eventsrc without NOTIFY, eventsrc, raw.
+    let mut times = [Duration::ZERO; 3];
+    let mut streams: [Vec<String>; 3] = Default::default();
+    let mut wal = [(0, 0, Vec::new()), (0, 0, Vec::new()), (0, 0, Vec::new())];
+    for round in 0..ROUNDS {
+        for side in 0..3 {
+            let offset = 200_000 + round * 10 + side as u64;
+            let name = stream(offset).to_string();
+            let from = wal_position(&admin).await;
+            let started = Instant::now();
+            match side {
+                0 | 1 => store_append(&stores[side], 1, per_round, 1, offset).await,
+                _ => raw_append_streams(&raw, &insert, 1, per_round, 1, offset).await,
+            }
+            times[side] += started.elapsed();
+            let to = wal_position(&admin).await;
+            // pg_walinspect reads flushed WAL only; the WAL writer flushes the appends'
+            // (asynchronous) commits within its delay.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let flushed: bool = admin
+                    .query_one(
+                        "SELECT pg_current_wal_flush_lsn() >= $1::text::pg_lsn",
+                        &[&to],
+                    )
+                    .await
+                    .expect("reads the flushed WAL position")
+                    .get(0);
+                assert!(flushed || Instant::now() < deadline, "the WAL is flushed");
+                if flushed {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let found = wal_of(&admin, &table, std::slice::from_ref(&name), &from, &to).await;
+            wal[side].0 += found.0;
+            wal[side].1 += found.1;
+            for (relation, bytes) in found.2 {
+                match wal[side].2.iter_mut().find(|(r, _)| *r == relation) {
+                    Some((_, total)) => *total += bytes,
+                    None => wal[side].2.push((relation, bytes)),
+                }
+            }
+            streams[side].push(name);
+        }
+    }
+    let appends = (per_round * ROUNDS) as f64;
+    let micros = |time: Duration| time.as_secs_f64() * 1e6 / appends;
+    for (side, label) in [(0, "without NOTIFY"), (1, "with NOTIFY")] {
+        rows.push(Row {
+            name: format!(
+                "single-event append, 1 writer, synchronous_commit=off, eventsrc {label} \
+                 (time per append; lower is better)"
+            ),
+            eventsrc: micros(times[side]),
+            raw: micros(times[2]),
+            unit: "µs",
+        });
+    }
+    rows.push(Row {
+        name: "WAL records per single-event append".into(),
+        eventsrc: wal[0].0 as f64 / appends,
+        raw: wal[2].0 as f64 / appends,
+        unit: "records",
+    });
+    rows.push(Row {
+        name: "WAL bytes per single-event append".into(),
+        eventsrc: wal[0].1 as f64 / appends,
+        raw: wal[2].1 as f64 / appends,
+        unit: "bytes",
+    });
+    for (relation, bytes) in &wal[0].2 {
+        let raw_bytes = wal[2]
+            .2
+            .iter()
+            .find(|(r, _)| r == relation)
+            .map_or(0, |(_, b)| *b);
+        rows.push(Row {
+            name: format!("WAL bytes per single-event append into {relation}"),
+            eventsrc: *bytes as f64 / appends,
+            raw: raw_bytes as f64 / appends,
+            unit: "bytes",
         });
     }
 }
@@ -835,6 +1004,9 @@ fn main() {
         if runs("concurrent") {
             concurrent_rows(&bench, &mut rows).await;
         }
+        if runs("indexes") {
+            indexes_rows(&bench, &mut rows).await;
+        }
         if runs("scan") || runs("load") || runs("command") || runs("plans") || rebuild {
             let streams = scale(1_000_000) / 1_000;
             seed(&bench, streams).await;
@@ -869,13 +1041,18 @@ fn main() {
     });
     println!("\n| PostgreSQL {server} | eventsrc | raw tokio-postgres | eventsrc / raw |");
     println!("|---|---:|---:|---:|");
+    // Small figures (records, microseconds) keep a decimal.
+    let figure = |value: f64| match value {
+        v if v < 100.0 => format!("{v:.1}"),
+        v => format!("{v:.0}"),
+    };
     for row in rows {
         println!(
-            "| {} | {:.0} {} | {:.0} {} | {:.2} |",
+            "| {} | {} {} | {} {} | {:.2} |",
             row.name,
-            row.eventsrc,
+            figure(row.eventsrc),
             row.unit,
-            row.raw,
+            figure(row.raw),
             row.unit,
             row.eventsrc / row.raw
         );

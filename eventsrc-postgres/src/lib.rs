@@ -608,7 +608,8 @@ impl PgEventStore {
     }
 
     /// Test and bench hook, not public API: the SQL the store runs for `which` (`read_all`,
-    /// `read_all_settings`, `forward`, `backward`, `stream_version`, `append`, `append_one`),
+    /// `read_all_settings`, `forward`, `backward`, `stream_version`, `append`, `append_one`,
+    /// `append_exact`),
     /// so that their plans can be checked.
     #[doc(hidden)]
     pub fn __sql(&self, which: &str) -> Option<&str> {
@@ -621,6 +622,7 @@ impl PgEventStore {
             "stream_version" => &sql.read.stream_version,
             "append" => sql.writer.append_sql(),
             "append_one" => sql.writer.append_one_sql(),
+            "append_exact" => sql.writer.append_exact_sql(),
             _ => return None,
         })
     }

@@ -137,9 +137,10 @@ impl ReadSql {
                  FROM horizon h JOIN {schema}.events e \
                    ON e.tenant = $1 AND (e.transaction_id, e.position) > ($2, $3)"
             ),
+            // Not `MAX`: see the append statements' `newest`, for the same reason.
             stream_version: format!(
-                "SELECT COALESCE(MAX(stream_version), 0) FROM {schema}.events \
-                 WHERE tenant = $1 AND stream = $2"
+                "SELECT COALESCE((SELECT stream_version FROM {schema}.events \
+                 WHERE tenant = $1 AND stream = $2 ORDER BY stream_version DESC LIMIT 1), 0)"
             ),
         }
     }

@@ -1,13 +1,15 @@
 //! Plans without statistics: a million events bulk-loaded behind the store's back, never
 //! analyzed (autovacuum is off for the table, so it cannot analyze it mid-test), as after an
 //! import with autovacuum behind. The statements the store runs must still be index scans in
-//! order: no sequential scan, no bitmap scan, no sort of every remaining row.
+//! order: no sequential scan, no bitmap scan, no sort of every remaining row. Before the
+//! load, on the nearly empty table, the generic plans of stream reads and appends (which a
+//! prepared statement keeps as the table grows) must read a stream through its own index.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use eventsrc::store::{ReadAll, ReadStream};
-use eventsrc::{EventStore, GlobalPosition, StreamId, Uuid};
+use eventsrc::{EventStore, GlobalPosition, StreamId, Tenants, Uuid};
 use serde_json::Value;
 use support::TestSchema;
 use tokio_postgres::types::{FromSql, ToSql, Type};
@@ -76,6 +78,38 @@ async fn plan(
     (nodes, explained.to_string())
 }
 
+/// The node types of the generic plan of `sql` (the plan a prepared statement keeps once it
+/// stops planning each run), explained with the literal parameters `args`, and the plan.
+async fn generic_plan(
+    client: &mut tokio_postgres::Client,
+    sql: &str,
+    args: &str,
+) -> (Vec<String>, String) {
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute(&format!(
+        "SET LOCAL plan_cache_mode = force_generic_plan; PREPARE generic AS {sql}"
+    ))
+    .await
+    .unwrap();
+    let explained = tx
+        .simple_query(&format!("EXPLAIN (FORMAT JSON) EXECUTE generic({args})"))
+        .await
+        .unwrap();
+    tx.batch_execute("DEALLOCATE generic").await.unwrap();
+    tx.rollback().await.unwrap();
+    let text = explained
+        .iter()
+        .find_map(|message| match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .unwrap();
+    let explained: Value = serde_json::from_str(&text).unwrap();
+    let mut nodes = Vec::new();
+    node_types(&explained[0]["Plan"], &mut nodes);
+    (nodes, text)
+}
+
 fn assert_indexed(what: &str, (nodes, plan): &(Vec<String>, String)) {
     let bad: Vec<&String> = nodes
         .iter()
@@ -95,6 +129,47 @@ async fn statements_keep_their_index_plans_without_statistics() {
     };
     let store = schema.store().await;
     let events = schema.table("events");
+    // First the table as a new store has it: nearly empty, never analyzed. A prepared
+    // statement's generic plan made now is kept as the table grows, so it must read a stream
+    // through the stream's index, never the tenant's whole log.
+    let first = StreamId::new("cart", "0500").unwrap();
+    let event = eventsrc::NewEvent::raw("ItemAdded", 1, "{}");
+    store
+        .with_tenant(eventsrc::Tenant::new("early"))
+        .append(&first, eventsrc::ExpectedVersion::NoStream, vec![event])
+        .await
+        .unwrap();
+    let id = "'00000000-0000-4000-8000-ffffffffffff'";
+    for (which, args) in [
+        ("stream_version", "'early', 'cart-0500'".to_owned()),
+        ("forward", "'early', 'cart-0500', 1, NULL".to_owned()),
+        ("backward", "'early', 'cart-0500', 100, NULL".to_owned()),
+        (
+            "append_exact",
+            format!("'early', 'cart-0500', 'cart', 1, {id}, 'ItemAdded', 1, '{{}}', NULL"),
+        ),
+        (
+            "append_one",
+            format!("'early', 'cart-0500', 'cart', 1, 1, {id}, 'ItemAdded', 1, '{{}}', NULL"),
+        ),
+        (
+            "append",
+            format!(
+                "'early', 'cart-0500', 'cart', 1, 1, ARRAY[{id}]::uuid[], ARRAY['ItemAdded'], \
+                 ARRAY[1]::bigint[], ARRAY['{{}}'], ARRAY[NULL]::text[]"
+            ),
+        ),
+    ] {
+        let sql = store.__sql(which).unwrap().to_owned();
+        let found = generic_plan(&mut schema.client, &sql, &args).await;
+        assert_indexed(&format!("the generic plan of {which}"), &found);
+        assert!(
+            found.1.contains("events_stream_version_unique") && !found.1.contains("events_log"),
+            "the generic plan of {which} does not read the stream through its index: {}",
+            found.1
+        );
+    }
+    // Then a million events, loaded behind the store's back.
     // Ids and streams in ascending order keep the load's index inserts cheap; one transaction,
     // so every row is below the horizon once it commits.
     schema
@@ -173,6 +248,21 @@ async fn statements_keep_their_index_plans_without_statistics() {
     assert_indexed(
         "append_one",
         &plan(&mut schema.client, "", &sql("append_one"), &params).await,
+    );
+    let params: [&(dyn ToSql + Sync); 9] = [
+        &tenant,
+        &stream,
+        &category,
+        &low,
+        &id,
+        &event_type,
+        &schema_version,
+        &payload,
+        &metadata,
+    ];
+    assert_indexed(
+        "append_exact",
+        &plan(&mut schema.client, "", &sql("append_exact"), &params).await,
     );
     let (ids, types, versions, payloads, metadata) = (
         vec![Uuid::nil()],
