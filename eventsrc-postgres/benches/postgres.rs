@@ -402,6 +402,82 @@ async fn wal_position(admin: &Client) -> String {
         .get(0)
 }
 
+/// 8 writers, one stream each, `per_writer` single-event appends each: through `store`, or
+/// raw on `clients` (one connection per writer) when `store` is `None`. The time taken.
+async fn eight_writers(
+    store: Option<&PgEventStore>,
+    clients: &[std::sync::Arc<Client>],
+    inserts: &[std::sync::Arc<Statement>],
+    per_writer: u64,
+    offset: u64,
+) -> Duration {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..8u64)
+        .map(|w| {
+            let store = store.cloned();
+            let (client, insert) = (
+                std::sync::Arc::clone(&clients[w as usize]),
+                std::sync::Arc::clone(&inserts[w as usize]),
+            );
+            tokio::spawn(async move {
+                match store {
+                    Some(store) => store_append(&store, 1, per_writer, 1, offset + w).await,
+                    None => {
+                        raw_append_streams(&client, &insert, 1, per_writer, 1, offset + w).await
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("writer finished");
+    }
+    started.elapsed()
+}
+
+/// The 8-writer single-event append (durable commits) with and without NOTIFY, beside raw:
+/// how much of the gap the wake-up takes.
+async fn notify_rows(bench: &Bench, rows: &mut Vec<Row>) {
+    const ROUNDS: u64 = 3;
+    let per_writer = scale(600);
+    let quiet = PgEventStore::connect_with(
+        &bench.url,
+        PgOptions::default()
+            .schema(&bench.schema)
+            .application_name("eventsrc-bench")
+            .notify(false),
+    )
+    .await
+    .expect("connects")
+    .with_tenant(Tenant::new(APPENDS));
+    let loud = bench.store.with_tenant(Tenant::new(APPENDS));
+    let (mut clients, mut inserts) = (Vec::new(), Vec::new());
+    for _ in 0..8 {
+        let client = bench.client().await;
+        inserts.push(std::sync::Arc::new(
+            bench.raw_insert(&client, APPENDS, 1).await,
+        ));
+        clients.push(std::sync::Arc::new(client));
+    }
+    let mut times = [Duration::ZERO; 3];
+    for round in 0..ROUNDS {
+        for side in 0..3 {
+            let offset = 300_000 + round * 100 + side as u64 * 10;
+            let store = [Some(&quiet), Some(&loud), None][side];
+            times[side] += eight_writers(store, &clients, &inserts, per_writer, offset).await;
+        }
+    }
+    let appends = 8 * per_writer * ROUNDS;
+    for (side, label) in [(0, "without NOTIFY"), (1, "with NOTIFY (the default)")] {
+        rows.push(Row {
+            name: format!("append, 8 writers on distinct streams, 1 event each, eventsrc {label}"),
+            eventsrc: rate(appends, times[side]),
+            raw: rate(appends, times[2]),
+            unit: "events/s",
+        });
+    }
+}
+
 /// What one single-event append costs the server, eventsrc beside the raw `INSERT`: time per
 /// append on connections that do not wait for the WAL flush (`synchronous_commit=off`, so
 /// that the disk's fsync does not hide the statement's own cost), and the WAL each writes
@@ -1006,6 +1082,7 @@ fn main() {
         }
         if runs("indexes") {
             indexes_rows(&bench, &mut rows).await;
+            notify_rows(&bench, &mut rows).await;
         }
         if runs("scan") || runs("load") || runs("command") || runs("plans") || rebuild {
             let streams = scale(1_000_000) / 1_000;
