@@ -560,22 +560,29 @@ impl PgEventStore {
     ///
     /// The page runs in a read-only transaction of its own whose planner settings
     /// ([`rows::PIN_LOG_PLAN`]) leave it one plan, the ordered scan of the log index, whatever
-    /// the table's statistics say. The settings and the statement are sent together, and the
-    /// `COMMIT` while the rows stream in, so the transaction costs one round trip (`BEGIN`).
+    /// the table's statistics say. `BEGIN` with the settings, the statement and the `COMMIT`
+    /// are sent without waiting for one another, so the transaction adds no round trip. A
+    /// page given up inside it (an error, or the read dropped) takes its connection out of
+    /// the pool rather than return it inside the transaction.
     async fn log_page(
         &self,
         params: &[&(dyn ToSql + Sync)],
         capacity: usize,
     ) -> Result<Try<Vec<RecordedEvent>>, StoreError> {
-        let mut client = self.client().await?;
+        let client = self.client().await?;
         let statement = client
             .prepare_cached(&self.shared.sql.read.all)
             .await
             .map_err(backend)?;
-        let tx = client.transaction().await.map_err(backend)?;
+        let mut open = InTransaction(Some(client));
+        let Some(client) = open.0.as_ref() else {
+            return Err(StoreError::backend(std::io::Error::other(
+                "a log page's connection was let go before the page was read",
+            )));
+        };
         let (_, found) = futures_util::future::try_join(
-            tx.batch_execute(rows::PIN_LOG_PLAN),
-            tx.query_raw(&statement, params.iter().copied()),
+            client.batch_execute(&self.shared.sql.read.begin_page),
+            client.query_raw(&statement, params.iter().copied()),
         )
         .await
         .map_err(backend)?;
@@ -602,8 +609,10 @@ impl PgEventStore {
             }
             Ok(page)
         };
-        let commit = async { tx.commit().await.map_err(backend) };
+        let commit = async { client.batch_execute("COMMIT").await.map_err(backend) };
         let (page, ()) = futures_util::future::try_join(read, commit).await?;
+        // Committed: the connection goes back to the pool.
+        drop(open.0.take());
         Ok(page)
     }
 
@@ -625,6 +634,19 @@ impl PgEventStore {
             "append_exact" => sql.writer.append_exact_sql(),
             _ => return None,
         })
+    }
+}
+
+/// A pooled connection inside a transaction that [`PgEventStore::log_page`] opened; dropped
+/// while still holding it (the transaction unfinished), the connection is taken out of the
+/// pool and closed, which ends the transaction.
+struct InTransaction(Option<Object>);
+
+impl Drop for InTransaction {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(Object::take(client));
+        }
     }
 }
 

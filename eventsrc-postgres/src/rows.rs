@@ -68,6 +68,8 @@ pub(crate) struct ReadSql {
     pub head: String,
     pub lag: String,
     pub stream_version: String,
+    /// Opens a log page's transaction: `BEGIN` and [`PIN_LOG_PLAN`], one simple query.
+    pub begin_page: String,
 }
 
 impl ReadSql {
@@ -137,6 +139,7 @@ impl ReadSql {
                  FROM horizon h JOIN {schema}.events e \
                    ON e.tenant = $1 AND (e.transaction_id, e.position) > ($2, $3)"
             ),
+            begin_page: format!("BEGIN; {PIN_LOG_PLAN}"),
             // Not `MAX`: see the append statements' `newest`, for the same reason.
             stream_version: format!(
                 "SELECT COALESCE((SELECT stream_version FROM {schema}.events \
