@@ -5,7 +5,10 @@
 //!   checks the expected version, inserts the whole batch from arrays and returns the result,
 //!   in autocommit on a pooled connection (`deadpool-postgres`). Concurrent writers race on a
 //!   unique index; the loser runs again and appends after the winner, or reports
-//!   [`StoreError::WrongExpectedVersion`] when its expectation no longer holds.
+//!   [`StoreError::WrongExpectedVersion`] when its expectation no longer holds. A single event
+//!   at an exact version (or `NoStream`), the usual append, first runs a plainer statement
+//!   with the same check, which inserts nothing when the check fails; the general statement
+//!   then settles it (the version to report, or a retry already stored).
 //! - **Appends across streams** ([`append_streams`](EventStore::append_streams)) are one
 //!   transaction: it takes a transaction-level advisory lock per stream, always in the order
 //!   of the locks' keys (so two such appends over the same streams, listed in any order, queue
@@ -15,6 +18,10 @@
 //!   runs the transaction again, like a single append's. A part without events (a stream a
 //!   decision read but did not change) takes its stream's lock too, so two appends that each
 //!   check a stream the other writes cannot both pass.
+//! - **Plans that hold without statistics.** Log pages run in a read-only transaction of
+//!   their own that leaves the planner only the ordered scan of the log index, and stream
+//!   versions are read so that the stream's index is the one cheap plan: right after a bulk
+//!   import, before `ANALYZE`, reads and appends keep their index plans.
 //! - **A gap-free global log.** A [`GlobalPosition`] is `(transaction id, position)`, and
 //!   [`read_all`](EventStore::read_all) returns only events of transactions older than the
 //!   oldest one still in flight, so a reader never skips an event whose transaction commits
@@ -618,8 +625,7 @@ impl PgEventStore {
 
     /// Test and bench hook, not public API: the SQL the store runs for `which` (`read_all`,
     /// `read_all_settings`, `forward`, `backward`, `stream_version`, `append`, `append_one`,
-    /// `append_exact`),
-    /// so that their plans can be checked.
+    /// `append_exact`), so that their plans can be checked.
     #[doc(hidden)]
     pub fn __sql(&self, which: &str) -> Option<&str> {
         let sql = &self.shared.sql;
