@@ -7,8 +7,12 @@
 //! eventsrc-postgres` (without the variable it says so and stops). Everything happens in a
 //! fresh schema, dropped at the end. `EVENTSRC_BENCH_SCALE=0.1` shrinks every workload (e.g.
 //! for a quick look); the README's figures use the default scale of 1.
-//! `EVENTSRC_BENCH_ONLY=append` (or `concurrent`, `scan`, `load`, `command`, `latency`,
-//! `rebuild`) runs one part.
+//! `EVENTSRC_BENCH_ONLY=append` (or `concurrent`, `indexes`, `scan`, `load`, `plans`,
+//! `command`, `latency`, `rebuild`) runs one part. `indexes` reports what one single-event
+//! append costs the server beside a raw `INSERT`: time without the fsync, and WAL records and
+//! bytes per relation (pg_walinspect; PostgreSQL 15 and a superuser). `plans` times read-all pages with fresh statistics and
+//! without any (deleted, as after a bulk import with autovacuum behind; it needs a superuser),
+//! beside the same page statement run without the store's pinned plan.
 //!
 //! The read side: `latency` measures how long an append takes to reach a read model run live
 //! by a runner (woken by NOTIFY), and what an inline projection costs an append; it prints a
@@ -349,6 +353,249 @@ async fn concurrent_rows(bench: &Bench, rows: &mut Vec<Row>) {
     }
 }
 
+/// The WAL that the transactions of `streams` (the append tenant's) wrote between `from` and
+/// `to`: records and bytes in all, and bytes per relation (the table, each index).
+async fn wal_of(
+    admin: &Client,
+    table: &str,
+    streams: &[String],
+    from: &str,
+    to: &str,
+) -> (i64, i64, Vec<(String, i64)>) {
+    // A record names its relation by file node in its block references.
+    let found = admin
+        .query(
+            &format!(
+                "WITH mine AS ( \
+                     SELECT DISTINCT transaction_id FROM {table} \
+                     WHERE tenant = '{APPENDS}' AND stream = ANY($1) \
+                 ), records AS ( \
+                     SELECT w.record_length, \
+                         substring(w.block_ref from 'rel \\d+/\\d+/(\\d+)')::oid AS node \
+                     FROM pg_get_wal_records_info($2::text::pg_lsn, $3::text::pg_lsn) w \
+                     WHERE w.xid::text::bigint IN (SELECT transaction_id FROM mine) \
+                 ) \
+                 SELECT COALESCE(c.relname::text, 'no relation (commit)'), count(*), \
+                     sum(r.record_length)::bigint \
+                 FROM records r LEFT JOIN pg_class c ON c.relfilenode = r.node \
+                 GROUP BY 1 ORDER BY 1"
+            ),
+            &[&streams, &from, &to],
+        )
+        .await
+        .expect("reads the WAL");
+    let (mut records, mut bytes, mut by_relation) = (0, 0, Vec::new());
+    for row in &found {
+        let (name, count, length): (String, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        records += count;
+        bytes += length;
+        by_relation.push((name, length));
+    }
+    (records, bytes, by_relation)
+}
+
+async fn wal_position(admin: &Client) -> String {
+    admin
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+        .await
+        .expect("reads the WAL position")
+        .get(0)
+}
+
+/// 8 writers, one stream each, `per_writer` single-event appends each: through `store`, or
+/// raw on `clients` (one connection per writer) when `store` is `None`. The time taken.
+async fn eight_writers(
+    store: Option<&PgEventStore>,
+    clients: &[std::sync::Arc<Client>],
+    inserts: &[std::sync::Arc<Statement>],
+    per_writer: u64,
+    offset: u64,
+) -> Duration {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..8u64)
+        .map(|w| {
+            let store = store.cloned();
+            let (client, insert) = (
+                std::sync::Arc::clone(&clients[w as usize]),
+                std::sync::Arc::clone(&inserts[w as usize]),
+            );
+            tokio::spawn(async move {
+                match store {
+                    Some(store) => store_append(&store, 1, per_writer, 1, offset + w).await,
+                    None => {
+                        raw_append_streams(&client, &insert, 1, per_writer, 1, offset + w).await
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("writer finished");
+    }
+    started.elapsed()
+}
+
+/// The 8-writer single-event append (durable commits) with and without NOTIFY, beside raw:
+/// how much of the gap the wake-up takes.
+async fn notify_rows(bench: &Bench, rows: &mut Vec<Row>) {
+    const ROUNDS: u64 = 3;
+    let per_writer = scale(600);
+    let quiet = PgEventStore::connect_with(
+        &bench.url,
+        PgOptions::default()
+            .schema(&bench.schema)
+            .application_name("eventsrc-bench")
+            .notify(false),
+    )
+    .await
+    .expect("connects")
+    .with_tenant(Tenant::new(APPENDS));
+    let loud = bench.store.with_tenant(Tenant::new(APPENDS));
+    let (mut clients, mut inserts) = (Vec::new(), Vec::new());
+    for _ in 0..8 {
+        let client = bench.client().await;
+        inserts.push(std::sync::Arc::new(
+            bench.raw_insert(&client, APPENDS, 1).await,
+        ));
+        clients.push(std::sync::Arc::new(client));
+    }
+    let mut times = [Duration::ZERO; 3];
+    for round in 0..ROUNDS {
+        for side in 0..3 {
+            let offset = 300_000 + round * 100 + side as u64 * 10;
+            let store = [Some(&quiet), Some(&loud), None][side];
+            times[side] += eight_writers(store, &clients, &inserts, per_writer, offset).await;
+        }
+    }
+    let appends = 8 * per_writer * ROUNDS;
+    for (side, label) in [(0, "without NOTIFY"), (1, "with NOTIFY (the default)")] {
+        rows.push(Row {
+            name: format!("append, 8 writers on distinct streams, 1 event each, eventsrc {label}"),
+            eventsrc: rate(appends, times[side]),
+            raw: rate(appends, times[2]),
+            unit: "events/s",
+        });
+    }
+}
+
+/// What one single-event append costs the server, eventsrc beside the raw `INSERT`: time per
+/// append on connections that do not wait for the WAL flush (`synchronous_commit=off`, so
+/// that the disk's fsync does not hide the statement's own cost), and the WAL each writes
+/// (pg_walinspect, counting only the records of the appends' own transactions). One writer,
+/// each append expecting the version the last one returned.
+async fn indexes_rows(bench: &Bench, rows: &mut Vec<Row>) {
+    const ROUNDS: u64 = 4;
+    let per_round = scale(2_000);
+    let admin = bench.client().await;
+    admin
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        .await
+        .expect("pg_walinspect (PostgreSQL 15 or later, a superuser)");
+    let mut config: tokio_postgres::Config = bench.url.parse().expect("a URL");
+    config.options("-c synchronous_commit=off");
+    let mut stores = Vec::new();
+    for notify in [false, true] {
+        let options = PgOptions::default()
+            .schema(&bench.schema)
+            .application_name("eventsrc-bench")
+            .notify(notify);
+        let store = PgEventStore::connect_config(config.clone(), options)
+            .await
+            .expect("connects");
+        stores.push(store.with_tenant(Tenant::new(APPENDS)));
+    }
+    let (raw, connection) = config.connect(NoTls).await.expect("connects");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let insert = bench.raw_insert(&raw, APPENDS, 1).await;
+    let table = bench.table();
+    // eventsrc without NOTIFY, eventsrc, raw.
+    let mut times = [Duration::ZERO; 3];
+    let mut streams: [Vec<String>; 3] = Default::default();
+    let mut wal = [(0, 0, Vec::new()), (0, 0, Vec::new()), (0, 0, Vec::new())];
+    for round in 0..ROUNDS {
+        for side in 0..3 {
+            let offset = 200_000 + round * 10 + side as u64;
+            let name = stream(offset).to_string();
+            let from = wal_position(&admin).await;
+            let started = Instant::now();
+            match side {
+                0 | 1 => store_append(&stores[side], 1, per_round, 1, offset).await,
+                _ => raw_append_streams(&raw, &insert, 1, per_round, 1, offset).await,
+            }
+            times[side] += started.elapsed();
+            let to = wal_position(&admin).await;
+            // pg_walinspect reads flushed WAL only; the WAL writer flushes the appends'
+            // (asynchronous) commits within its delay.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let flushed: bool = admin
+                    .query_one(
+                        "SELECT pg_current_wal_flush_lsn() >= $1::text::pg_lsn",
+                        &[&to],
+                    )
+                    .await
+                    .expect("reads the flushed WAL position")
+                    .get(0);
+                assert!(flushed || Instant::now() < deadline, "the WAL is flushed");
+                if flushed {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let found = wal_of(&admin, &table, std::slice::from_ref(&name), &from, &to).await;
+            wal[side].0 += found.0;
+            wal[side].1 += found.1;
+            for (relation, bytes) in found.2 {
+                match wal[side].2.iter_mut().find(|(r, _)| *r == relation) {
+                    Some((_, total)) => *total += bytes,
+                    None => wal[side].2.push((relation, bytes)),
+                }
+            }
+            streams[side].push(name);
+        }
+    }
+    let appends = (per_round * ROUNDS) as f64;
+    let micros = |time: Duration| time.as_secs_f64() * 1e6 / appends;
+    for (side, label) in [(0, "without NOTIFY"), (1, "with NOTIFY")] {
+        rows.push(Row {
+            name: format!(
+                "single-event append, 1 writer, synchronous_commit=off, eventsrc {label} \
+                 (time per append; lower is better)"
+            ),
+            eventsrc: micros(times[side]),
+            raw: micros(times[2]),
+            unit: "µs",
+        });
+    }
+    rows.push(Row {
+        name: "WAL records per single-event append".into(),
+        eventsrc: wal[0].0 as f64 / appends,
+        raw: wal[2].0 as f64 / appends,
+        unit: "records",
+    });
+    rows.push(Row {
+        name: "WAL bytes per single-event append".into(),
+        eventsrc: wal[0].1 as f64 / appends,
+        raw: wal[2].1 as f64 / appends,
+        unit: "bytes",
+    });
+    for (relation, bytes) in &wal[0].2 {
+        let raw_bytes = wal[2]
+            .2
+            .iter()
+            .find(|(r, _)| r == relation)
+            .map_or(0, |(_, b)| *b);
+        rows.push(Row {
+            name: format!("WAL bytes per single-event append into {relation}"),
+            eventsrc: *bytes as f64 / appends,
+            raw: raw_bytes as f64 / appends,
+            unit: "bytes",
+        });
+    }
+}
+
 /// Seeds the default tenant's log: `streams` streams of 1,000 events each, appended by 8
 /// writers in batches of 1,000 (one append per stream).
 async fn seed(bench: &Bench, streams: u64) {
@@ -469,6 +716,169 @@ async fn scan_row(bench: &Bench, rows: &mut Vec<Row>, total: u64) {
             unit: "events/s",
         });
     }
+}
+
+/// `count` positions of the seeded log, picked at random among all but its last `clear`
+/// events (so that a page after each is full), to read pages after.
+async fn random_positions(client: &Client, table: &str, count: i64, clear: i64) -> Vec<(i64, i64)> {
+    client
+        .query(
+            &format!(
+                "SELECT transaction_id, position FROM ( \
+                     SELECT transaction_id, position FROM {table} WHERE tenant = 'default' \
+                     ORDER BY transaction_id DESC, position DESC OFFSET $2 \
+                 ) head ORDER BY random() LIMIT $1"
+            ),
+            &[&count, &clear],
+        )
+        .await
+        .expect("picks positions")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+/// What reading one page after each of a list of positions took, three ways.
+#[derive(Default)]
+struct PageTimes {
+    /// eventsrc's `read_all`: the pinned plan, rows decoded into records.
+    store: Duration,
+    /// The store's page statement on a plain connection, in a transaction with the store's
+    /// planner settings (its pinned plan) sent as the store sends it, rows left undecoded.
+    pinned: Duration,
+    /// The same statement plainly, in autocommit, as pages ran before their plan was pinned.
+    old: Duration,
+}
+
+impl std::ops::AddAssign for PageTimes {
+    fn add_assign(&mut self, other: Self) {
+        self.store += other.store;
+        self.pinned += other.pinned;
+        self.old += other.old;
+    }
+}
+
+/// Reads a page of `page` events after each of `starts`, each of the three ways.
+async fn time_pages(
+    bench: &Bench,
+    client: &mut Client,
+    old: &Statement,
+    starts: &[(i64, i64)],
+    page: i64,
+) -> PageTimes {
+    let none: Vec<String> = Vec::new();
+    let begin = format!(
+        "BEGIN; {}",
+        bench
+            .store
+            .__sql("read_all_settings")
+            .expect("the page settings")
+    );
+    let mut times = PageTimes::default();
+    let started = Instant::now();
+    for &(commit, sequence) in starts {
+        let after = GlobalPosition::new(commit as u64, sequence as u64);
+        let found = bench
+            .store
+            .read_all(ReadAll::after(after).limit(page as usize))
+            .await
+            .expect("reads");
+        assert_eq!(found.len() as i64, page);
+    }
+    times.store = started.elapsed();
+    let started = Instant::now();
+    for &(commit, sequence) in starts {
+        let params: [&(dyn ToSql + Sync); 6] =
+            [&"default", &commit, &sequence, &page, &none, &none];
+        // As the store sends them: the three messages without waiting for one another.
+        let (_, found, _) = futures_util::future::try_join3(
+            client.batch_execute(&begin),
+            client.query(old, &params),
+            client.batch_execute("COMMIT"),
+        )
+        .await
+        .expect("reads");
+        assert_eq!(found.len() as i64, page);
+    }
+    times.pinned = started.elapsed();
+    let started = Instant::now();
+    for &(commit, sequence) in starts {
+        let params: [&(dyn ToSql + Sync); 6] =
+            [&"default", &commit, &sequence, &page, &none, &none];
+        let found = client.query(old, &params).await.expect("reads");
+        assert_eq!(found.len() as i64, page);
+    }
+    times.old = started.elapsed();
+    times
+}
+
+/// The rows of one `plans` measurement: the pinned plan's own cost (raw, pinned beside raw,
+/// plain), then what `read_all` gives beside the plain statement.
+fn page_rows(rows: &mut Vec<Row>, what: &str, pages: usize, times: &PageTimes) {
+    let pages = pages as u64;
+    rows.push(Row {
+        name: format!("{what}: the page statement pinned (raw: the same, not pinned)"),
+        eventsrc: rate(pages, times.pinned),
+        raw: rate(pages, times.old),
+        unit: "pages/s",
+    });
+    rows.push(Row {
+        name: format!("{what}: eventsrc `read_all` (raw: the page statement, not pinned)"),
+        eventsrc: rate(pages, times.store),
+        raw: rate(pages, times.old),
+        unit: "pages/s",
+    });
+}
+
+/// A read-all page with fresh statistics and without any (as after a bulk import with
+/// autovacuum behind): eventsrc, and the store's page statement with and without its pinned
+/// plan.
+async fn plans_rows(bench: &Bench, rows: &mut Vec<Row>) {
+    const ROUNDS: usize = 4;
+    let mut client = bench.client().await;
+    let table = bench.table();
+    let old = client
+        .prepare(bench.store.__sql("read_all").expect("the page statement"))
+        .await
+        .expect("prepares");
+    let starts = random_positions(&client, &table, 200, 10_000).await;
+    for (page, count) in [(1_000, 200), (10_000, 40)] {
+        let starts = &starts[..count.min(starts.len())];
+        let mut times = PageTimes::default();
+        for round in 0..ROUNDS {
+            let part = &starts[round * starts.len() / ROUNDS..(round + 1) * starts.len() / ROUNDS];
+            times += time_pages(bench, &mut client, &old, part, page).await;
+        }
+        let what = format!("read-all page of {page} at random positions, fresh statistics");
+        page_rows(rows, &what, starts.len(), &times);
+    }
+    // Forget the statistics, and keep autovacuum from gathering them again meanwhile.
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE {table} SET (autovacuum_enabled = false); \
+             DELETE FROM pg_statistic WHERE starelid = '{table}'::regclass"
+        ))
+        .await
+        .expect("forgets the statistics");
+    // The plain statement sorts every remaining row for a page: a few pages only.
+    let starts = &starts[..8.min(starts.len())];
+    let mut times = PageTimes::default();
+    for round in 0..2 {
+        let part = &starts[round * starts.len() / 2..(round + 1) * starts.len() / 2];
+        times += time_pages(bench, &mut client, &old, part, 1_000).await;
+    }
+    page_rows(
+        rows,
+        "read-all page of 1000 at random positions, no statistics",
+        starts.len(),
+        &times,
+    );
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE {table} RESET (autovacuum_enabled); ANALYZE {table}"
+        ))
+        .await
+        .expect("restores the statistics");
 }
 
 /// Raw: a hand-written loader. A plain SELECT of what any loader needs (type, schema version,
@@ -674,7 +1084,11 @@ fn main() {
         if runs("concurrent") {
             concurrent_rows(&bench, &mut rows).await;
         }
-        if runs("scan") || runs("load") || runs("command") || rebuild {
+        if runs("indexes") {
+            indexes_rows(&bench, &mut rows).await;
+            notify_rows(&bench, &mut rows).await;
+        }
+        if runs("scan") || runs("load") || runs("command") || runs("plans") || rebuild {
             let streams = scale(1_000_000) / 1_000;
             seed(&bench, streams).await;
             if runs("scan") {
@@ -682,6 +1096,9 @@ fn main() {
             }
             if runs("load") {
                 load_row(&bench, &mut rows).await;
+            }
+            if runs("plans") {
+                plans_rows(&bench, &mut rows).await;
             }
             // Before `command`, which appends to the seeded log.
             if rebuild {
@@ -705,13 +1122,18 @@ fn main() {
     });
     println!("\n| PostgreSQL {server} | eventsrc | raw tokio-postgres | eventsrc / raw |");
     println!("|---|---:|---:|---:|");
+    // Small figures (records, microseconds) keep a decimal.
+    let figure = |value: f64| match value {
+        v if v < 100.0 => format!("{v:.1}"),
+        v => format!("{v:.0}"),
+    };
     for row in rows {
         println!(
-            "| {} | {:.0} {} | {:.0} {} | {:.2} |",
+            "| {} | {} {} | {} {} | {:.2} |",
             row.name,
-            row.eventsrc,
+            figure(row.eventsrc),
             row.unit,
-            row.raw,
+            figure(row.raw),
             row.unit,
             row.eventsrc / row.raw
         );

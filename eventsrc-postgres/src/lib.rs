@@ -5,7 +5,10 @@
 //!   checks the expected version, inserts the whole batch from arrays and returns the result,
 //!   in autocommit on a pooled connection (`deadpool-postgres`). Concurrent writers race on a
 //!   unique index; the loser runs again and appends after the winner, or reports
-//!   [`StoreError::WrongExpectedVersion`] when its expectation no longer holds.
+//!   [`StoreError::WrongExpectedVersion`] when its expectation no longer holds. A single event
+//!   at an exact version (or `NoStream`), the usual append, first runs a plainer statement
+//!   with the same check, which inserts nothing when the check fails; the general statement
+//!   then settles it (the version to report, or a retry already stored).
 //! - **Appends across streams** ([`append_streams`](EventStore::append_streams)) are one
 //!   transaction: it takes a transaction-level advisory lock per stream, always in the order
 //!   of the locks' keys (so two such appends over the same streams, listed in any order, queue
@@ -15,6 +18,10 @@
 //!   runs the transaction again, like a single append's. A part without events (a stream a
 //!   decision read but did not change) takes its stream's lock too, so two appends that each
 //!   check a stream the other writes cannot both pass.
+//! - **Plans that hold without statistics.** Log pages run in a read-only transaction of
+//!   their own that leaves the planner only the ordered scan of the log index, and stream
+//!   versions are read so that the stream's index is the one cheap plan: right after a bulk
+//!   import, before `ANALYZE`, reads and appends keep their index plans.
 //! - **A gap-free global log.** A [`GlobalPosition`] is `(transaction id, position)`, and
 //!   [`read_all`](EventStore::read_all) returns only events of transactions older than the
 //!   oldest one still in flight, so a reader never skips an event whose transaction commits
@@ -557,6 +564,13 @@ impl PgEventStore {
     /// One try of a log read: the page, read into records while its rows stream in (so that
     /// decoding overlaps the server producing the rest), with the horizon and the newest
     /// transaction whose events it holds back.
+    ///
+    /// The page runs in a read-only transaction of its own whose planner settings
+    /// ([`rows::PIN_LOG_PLAN`]) leave it one plan, the ordered scan of the log index, whatever
+    /// the table's statistics say. `BEGIN` with the settings, the statement and the `COMMIT`
+    /// are sent without waiting for one another, so the transaction adds no round trip. A
+    /// page given up inside it (an error, or the read dropped) takes its connection out of
+    /// the pool rather than return it inside the transaction.
     async fn log_page(
         &self,
         params: &[&(dyn ToSql + Sync)],
@@ -567,31 +581,78 @@ impl PgEventStore {
             .prepare_cached(&self.shared.sql.read.all)
             .await
             .map_err(backend)?;
-        let found = client
-            .query_raw(&statement, params.iter().copied())
-            .await
-            .map_err(backend)?;
-        let mut found = std::pin::pin!(found);
-        let mut reader = rows::RecordReader::new(&self.tenant, None);
-        let mut page = Try {
-            value: Vec::new(),
-            horizon: 0,
-            held: None,
-            complete: false,
+        let mut open = InTransaction(Some(client));
+        let Some(client) = open.0.as_ref() else {
+            return Err(StoreError::backend(std::io::Error::other(
+                "a log page's connection was let go before the page was read",
+            )));
         };
-        let mut first = true;
-        while let Some(row) = found.try_next().await.map_err(backend)? {
-            if std::mem::take(&mut first) {
-                (page.horizon, page.held) = rows::horizon(&row)?;
-                // An empty page is one row without an event.
-                if !rows::has_event(&row)? {
-                    continue;
+        let (_, found) = futures_util::future::try_join(
+            client.batch_execute(&self.shared.sql.read.begin_page),
+            client.query_raw(&statement, params.iter().copied()),
+        )
+        .await
+        .map_err(backend)?;
+        let read = async {
+            let mut found = std::pin::pin!(found);
+            let mut reader = rows::RecordReader::new(&self.tenant, None);
+            let mut page = Try {
+                value: Vec::new(),
+                horizon: 0,
+                held: None,
+                complete: false,
+            };
+            let mut first = true;
+            while let Some(row) = found.try_next().await.map_err(backend)? {
+                if std::mem::take(&mut first) {
+                    (page.horizon, page.held) = rows::horizon(&row)?;
+                    // An empty page is one row without an event.
+                    if !rows::has_event(&row)? {
+                        continue;
+                    }
+                    page.value.reserve(capacity);
                 }
-                page.value.reserve(capacity);
+                page.value.push(reader.read(&row, 2)?);
             }
-            page.value.push(reader.read(&row, 2)?);
-        }
+            Ok(page)
+        };
+        let commit = async { client.batch_execute("COMMIT").await.map_err(backend) };
+        let (page, ()) = futures_util::future::try_join(read, commit).await?;
+        // Committed: the connection goes back to the pool.
+        drop(open.0.take());
         Ok(page)
+    }
+
+    /// Test and bench hook, not public API: the SQL the store runs for `which` (`read_all`,
+    /// `read_all_settings`, `forward`, `backward`, `stream_version`, `append`, `append_one`,
+    /// `append_exact`), so that their plans can be checked.
+    #[doc(hidden)]
+    pub fn __sql(&self, which: &str) -> Option<&str> {
+        let sql = &self.shared.sql;
+        Some(match which {
+            "read_all" => &sql.read.all,
+            "read_all_settings" => rows::PIN_LOG_PLAN,
+            "forward" => &sql.read.forward,
+            "backward" => &sql.read.backward,
+            "stream_version" => &sql.read.stream_version,
+            "append" => sql.writer.append_sql(),
+            "append_one" => sql.writer.append_one_sql(),
+            "append_exact" => sql.writer.append_exact_sql(),
+            _ => return None,
+        })
+    }
+}
+
+/// A pooled connection inside a transaction that [`PgEventStore::log_page`] opened; dropped
+/// while still holding it (the transaction unfinished), the connection is taken out of the
+/// pool and closed, which ends the transaction.
+struct InTransaction(Option<Object>);
+
+impl Drop for InTransaction {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(Object::take(client));
+        }
     }
 }
 

@@ -34,6 +34,16 @@ const VISIT_COLUMNS: &str = "stream_version, event_type, schema_version, payload
 const HORIZON: &str = "horizon AS MATERIALIZED ( \
                            SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin)";
 
+/// The planner settings a log page runs under, in a transaction of its own (`SET LOCAL`): no
+/// sort, no bitmap scan, no sequential scan, so that the page is the ordered scan of the log
+/// index `(tenant, transaction_id, position)`, stopping after the limit. Without them, on a
+/// table whose statistics are missing or stale (a bulk import, autovacuum behind), PostgreSQL
+/// can estimate a few hundred rows for the tenant's log, fetch all of them with a bitmap scan
+/// and sort them: a page of the first million events then took hundreds of milliseconds
+/// instead of a few. With good statistics the ordered scan is the plan chosen anyway.
+pub(crate) const PIN_LOG_PLAN: &str = "SET LOCAL enable_sort = off; \
+     SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off";
+
 /// The event-type and category filters of a log read, on `$5` and `$6` (empty arrays admit
 /// everything), for a table aliased `alias`.
 fn filters(alias: &str) -> String {
@@ -58,6 +68,8 @@ pub(crate) struct ReadSql {
     pub head: String,
     pub lag: String,
     pub stream_version: String,
+    /// Opens a log page's transaction: `BEGIN` and [`PIN_LOG_PLAN`], one simple query.
+    pub begin_page: String,
 }
 
 impl ReadSql {
@@ -127,9 +139,11 @@ impl ReadSql {
                  FROM horizon h JOIN {schema}.events e \
                    ON e.tenant = $1 AND (e.transaction_id, e.position) > ($2, $3)"
             ),
+            begin_page: format!("BEGIN; {PIN_LOG_PLAN}"),
+            // Not `MAX`: see the append statements' `newest`, for the same reason.
             stream_version: format!(
-                "SELECT COALESCE(MAX(stream_version), 0) FROM {schema}.events \
-                 WHERE tenant = $1 AND stream = $2"
+                "SELECT COALESCE((SELECT stream_version FROM {schema}.events \
+                 WHERE tenant = $1 AND stream = $2 ORDER BY stream_version DESC LIMIT 1), 0)"
             ),
         }
     }

@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 use crate::ConnectError;
 
 /// The schema version this build writes.
-pub const CURRENT: i32 = 4;
+pub const CURRENT: i32 = 5;
 
 /// The oldest server this backend runs on: `pg_current_xact_id` and `pg_current_snapshot`
 /// arrived in PostgreSQL 13.
@@ -118,6 +118,15 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, view, field, value, id)
     );
     CREATE INDEX document_index_by_id ON {schema}.document_index (tenant, view, id);
+    "#,
+    // 4 → 5: the events' primary key goes. No statement looks an event up by its position
+    // alone (the log is read through `events_log`, streams through their unique version index,
+    // retries through the id's), the sequence alone draws positions, and the index cost every
+    // append a B-tree insert, 11% of its WAL (66 of 579 bytes). Logical replication of updates
+    // and deletes, which needs a replica identity, identifies a row by its stream and version.
+    r#"
+    ALTER TABLE {schema}.events DROP CONSTRAINT events_pkey;
+    ALTER TABLE {schema}.events REPLICA IDENTITY USING INDEX events_stream_version_unique;
     "#,
 ];
 

@@ -44,6 +44,7 @@ pub(crate) const MAX_RACES: usize = 1000;
 pub(crate) struct WriteSql {
     append: String,
     append_one: String,
+    append_exact: String,
     already_stored: String,
     append_parts: String,
     /// What the name of a stream's lock starts with: the lock is this schema's.
@@ -55,10 +56,26 @@ impl WriteSql {
         Self {
             append: append_sql(schema),
             append_one: append_one_sql(schema),
+            append_exact: append_exact_sql(schema),
             already_stored: already_stored_sql(schema),
             append_parts: append_parts_sql(schema),
             lock_prefix: format!("eventsrc stream {schema} "),
         }
+    }
+
+    /// The statement of an append of several events.
+    pub(crate) fn append_sql(&self) -> &str {
+        &self.append
+    }
+
+    /// The statement of an append of one event.
+    pub(crate) fn append_one_sql(&self) -> &str {
+        &self.append_one
+    }
+
+    /// The statement of an append of one event at an exact expected version.
+    pub(crate) fn append_exact_sql(&self) -> &str {
+        &self.append_exact
     }
 
     /// The name of the lock an append across streams takes on `tenant`'s `stream`, hashed by
@@ -70,14 +87,27 @@ impl WriteSql {
     }
 }
 
+/// The newest version of stream `$2` of tenant `$1` (0 for none), as an expression. Written as
+/// the first row of the stream's versions in descending order rather than as `MAX`, so that
+/// the only cheap plan is the backward scan of the `(tenant, stream, stream_version)` index:
+/// planned without statistics (a new table, or a prepared statement's generic plan made while
+/// the table was small and kept as it grew), `MAX` could be an aggregate over every event of
+/// the tenant read through the log index.
+fn newest(schema: &str) -> String {
+    format!(
+        "COALESCE((SELECT stream_version FROM {schema}.events \
+             WHERE tenant = $1 AND stream = $2 ORDER BY stream_version DESC LIMIT 1), 0)"
+    )
+}
+
 /// The append statement. Parameters: `$1` tenant, `$2` stream, `$3` category, `$4..$5` the
 /// accepted range of the current version, and `$6..$10` the batch as arrays (ids, types,
 /// schema versions, payloads, metadata).
 fn append_sql(schema: &str) -> String {
+    let newest = newest(schema);
     format!(
         "WITH current AS ( \
-             SELECT COALESCE(MAX(stream_version), 0) AS version FROM {schema}.events \
-             WHERE tenant = $1 AND stream = $2 \
+             SELECT {newest} AS version \
          ), inserted AS ( \
              INSERT INTO {schema}.events (tenant, stream, category, stream_version, event_id, \
                  event_type, schema_version, payload, metadata) \
@@ -105,10 +135,10 @@ fn append_sql(schema: &str) -> String {
 /// the current version, then the inserted event's position, transaction id and recorded_at
 /// (`NULL` when the expectation failed).
 fn append_one_sql(schema: &str) -> String {
+    let newest = newest(schema);
     format!(
         "WITH current AS ( \
-             SELECT COALESCE(MAX(stream_version), 0) AS version FROM {schema}.events \
-             WHERE tenant = $1 AND stream = $2 \
+             SELECT {newest} AS version \
          ), inserted AS ( \
              INSERT INTO {schema}.events (tenant, stream, category, stream_version, event_id, \
                  event_type, schema_version, payload, metadata) \
@@ -121,6 +151,30 @@ fn append_one_sql(schema: &str) -> String {
          SELECT current.version, inserted.position, inserted.transaction_id, \
              inserted.recorded_at \
          FROM current LEFT JOIN inserted ON true"
+    )
+}
+
+/// The statement of the most common append of all, one event at an exact expected version
+/// `$4` (`NoStream` is version 0), tried first: a plain `INSERT … SELECT` of the event at
+/// version `$4 + 1`, kept only when the stream's newest version is `$4`, returning the event's
+/// position, transaction id and recorded_at. The same check as the general statement's and
+/// the same race, settled by the `(tenant, stream, stream_version)` unique index; only the
+/// statement is plainer (no CTE, no join back to the version read, no row when the
+/// expectation fails). No row, or a unique violation (another writer took the version first,
+/// or the id is stored), leaves the append to the general statement, which reads the version
+/// it reports and settles retries.
+///
+/// Parameters: `$1` tenant, `$2` stream, `$3` category, `$4` the expected version, `$5..$9`
+/// the event's id, type, schema version, payload and metadata.
+fn append_exact_sql(schema: &str) -> String {
+    let newest = newest(schema);
+    format!(
+        "INSERT INTO {schema}.events (tenant, stream, category, stream_version, event_id, \
+             event_type, schema_version, payload, metadata) \
+         SELECT $1, $2, $3, $4::bigint + 1, $5::uuid, $6::text, $7::bigint, $8::text::json, \
+             $9::text::json \
+         WHERE {newest} = $4::bigint \
+         RETURNING position, transaction_id, recorded_at"
     )
 }
 
@@ -159,8 +213,9 @@ fn append_parts_sql(schema: &str) -> String {
     format!(
         "WITH parts AS MATERIALIZED ( \
              SELECT p.n, p.stream, p.category, p.low, p.high, \
-                 (SELECT COALESCE(MAX(e.stream_version), 0) FROM {schema}.events e \
-                  WHERE e.tenant = $1 AND e.stream = p.stream) AS version \
+                 COALESCE((SELECT e.stream_version FROM {schema}.events e \
+                  WHERE e.tenant = $1 AND e.stream = p.stream \
+                  ORDER BY e.stream_version DESC LIMIT 1), 0) AS version \
              FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) \
                  WITH ORDINALITY AS p(stream, category, low, high, n) \
          ), inserted AS ( \
@@ -309,6 +364,9 @@ pub(crate) async fn append(
     sql: &WriteSql,
     append: &Append<'_>,
 ) -> Result<AppendResult, StoreError> {
+    if let Some(done) = append_exact(client, sql, append).await? {
+        return Ok(done);
+    }
     let prepared = Prepared::new(client, sql, append.events).await?;
     for _ in 0..MAX_RACES {
         match prepared.attempt(client, sql, append).await? {
@@ -323,6 +381,65 @@ pub(crate) async fn append(
         }
     }
     Err(gave_up(append))
+}
+
+/// The first try of a single event at an exact expected version, in autocommit only (a unique
+/// violation would abort an enclosing transaction): `Some` when it is appended, `None` when
+/// the append is of another kind or this try could not settle it (the expectation failed, a
+/// race was lost, the id is stored), for the general statement to settle.
+async fn append_exact(
+    client: &impl GenericClient,
+    sql: &WriteSql,
+    append: &Append<'_>,
+) -> Result<Option<AppendResult>, StoreError> {
+    let [event] = append.events else {
+        return Ok(None);
+    };
+    let expected = match append.expected {
+        ExpectedVersion::NoStream => 0,
+        ExpectedVersion::Exact(version) => match i64::try_from(version.get()) {
+            Ok(version) if version < i64::MAX => version,
+            _ => return Ok(None),
+        },
+        ExpectedVersion::Any | ExpectedVersion::StreamExists => return Ok(None),
+    };
+    let statement = client
+        .prepare_cached(&sql.append_exact)
+        .await
+        .map_err(backend)?;
+    let metadata = encode_one_metadata(&event.metadata)?;
+    let params: [&(dyn ToSql + Sync); 9] = [
+        &append.tenant.as_str(),
+        &append.stream.as_str(),
+        &append.stream.category(),
+        &expected,
+        &event.event_id.0,
+        &&*event.event_type,
+        &i64::from(event.schema_version),
+        &&*event.payload,
+        &metadata,
+    ];
+    let row = match client.query_opt(&statement, &params).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return Ok(None),
+        Err(error) => {
+            return match lost::<()>(&error) {
+                Some(_) => Ok(None),
+                None => Err(refused_value(error, &[(append.stream, append.events)])),
+            };
+        }
+    };
+    let sequence: i64 = row.try_get(0).map_err(backend)?;
+    let commit: i64 = row.try_get(1).map_err(backend)?;
+    let recorded_at: Micros = row.try_get(2).map_err(backend)?;
+    let version = StreamVersion(expected as u64 + 1);
+    Ok(Some(AppendResult {
+        first_version: version,
+        stream_version: version,
+        position: GlobalPosition::new(commit.max(0) as u64, sequence.max(0) as u64),
+        recorded_at: Timestamp::from(recorded_at),
+        already_stored: false,
+    }))
 }
 
 /// The error of an append that lost [`MAX_RACES`] races in a row.

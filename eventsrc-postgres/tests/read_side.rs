@@ -484,11 +484,14 @@ async fn a_version_1_schema_is_upgraded_keeping_its_checkpoints() {
              ALTER TABLE {checkpoints} DROP CONSTRAINT checkpoints_position_whole, \
                  DROP COLUMN generation, \
                  ALTER COLUMN commit_id SET NOT NULL, ALTER COLUMN sequence SET NOT NULL; \
+             ALTER TABLE {events} REPLICA IDENTITY DEFAULT, \
+                 ADD CONSTRAINT events_pkey PRIMARY KEY (position); \
              DELETE FROM {migrations} WHERE version > 1",
             parked = schema.table("parked"),
             documents = schema.table("documents"),
             document_index = schema.table("document_index"),
             checkpoints = schema.table("checkpoints"),
+            events = schema.table("events"),
             migrations = schema.table("migrations"),
         ))
         .await
@@ -505,6 +508,25 @@ async fn a_version_1_schema_is_upgraded_keeping_its_checkpoints() {
         .unwrap()
         .get(0);
     assert_eq!(version, SCHEMA_VERSION);
+    // Version 5 dropped the events' primary key and identifies rows by stream and version.
+    let (constraints, identity): (i64, String) = {
+        let row = schema
+            .client
+            .query_one(
+                "SELECT (SELECT count(*) FROM pg_constraint WHERE conrelid = c.oid \
+                     AND contype = 'p'), c.relreplident::text \
+                 FROM pg_class c WHERE c.oid = $1::text::regclass",
+                &[&schema.table("events")],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!((constraints, identity.as_str()), (0, "i"));
+    // Appends go on after the upgrade, after the old event.
+    let later = note(&store, &stream(1), 2).await;
+    assert_eq!(later.stream_version, StreamVersion(2));
+    assert!(later.position > position);
     assert_eq!(store.load_checkpoint("old").await.unwrap(), Some(position));
     let event = &log(&store).await[0];
     store.park(parked("mailer", event, 1)).await.unwrap();
