@@ -342,6 +342,9 @@ fn write_csv(steps: &[Step], path: &PathBuf) {
     std::fs::write(path, csv).expect("writes the CSV");
 }
 
+/// A line of the plot: its name, the figure it draws and its colour.
+type Series = (&'static str, fn(&Step) -> Duration, RGBColor);
+
 /// Latency against table size, log-scaled events on x: a flat line is O(1) in the table.
 fn plot(steps: &[Step], path: &PathBuf) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::new(path, (800, 450)).into_drawing_area();
@@ -367,7 +370,7 @@ fn plot(steps: &[Step], path: &PathBuf) -> Result<(), Box<dyn std::error::Error>
         .y_desc("milliseconds")
         .x_label_formatter(&|x| format!("{:.0e}", x))
         .draw()?;
-    let series: [(&str, fn(&Step) -> Duration, RGBColor); 6] = [
+    let series: [Series; 6] = [
         ("append p50", |s| s.append_p50, BLUE),
         ("append p99", |s| s.append_p99, CYAN),
         ("load 100 events p50", |s| s.load_p50, RED),
