@@ -526,10 +526,13 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
                 unverified = false;
             }
             if loaded.version != expected {
+                // The state is the store's: the next command need not read it again.
+                let actual = loaded.version;
+                self.keep_cached(&stream, loaded);
                 return Err(ExecuteError::Stale {
                     stream,
                     expected,
-                    actual: loaded.version,
+                    actual,
                 });
             }
         }
@@ -546,10 +549,12 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
                 unverified = false;
                 if loaded.version != cached_at {
                     if let Some(expected) = options.expected {
+                        let actual = loaded.version;
+                        self.keep_cached(&stream, loaded);
                         return Err(ExecuteError::Stale {
                             stream,
                             expected,
-                            actual: loaded.version,
+                            actual,
                         });
                     }
                     // Decided on state that was gone: that decision does not count.

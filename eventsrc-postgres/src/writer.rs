@@ -357,8 +357,9 @@ pub(crate) enum Attempt<T = AppendResult> {
     Collided,
 }
 
-/// Runs the append on `client` in autocommit (or an open transaction, for the test hook),
-/// running it again after each lost race.
+/// Runs the append on `client` in autocommit (a pooled connection: the plainer single-event
+/// statement tried first may fail on a unique index, which would abort a transaction), running
+/// it again after each lost race.
 pub(crate) async fn append(
     client: &impl GenericClient,
     sql: &WriteSql,

@@ -111,6 +111,14 @@ struct Side {
     run: Run,
 }
 
+impl Side {
+    /// Whether it runs eventsrc's repository: only those own large aggregates, whose
+    /// latency is measured.
+    fn is_eventsrc(&self) -> bool {
+        self.name.starts_with("eventsrc")
+    }
+}
+
 /// A repository's command as a [`Run`].
 fn repository_side<S: EventStore + Clone + 'static>(repository: Repository<S>) -> Run {
     let repository = Arc::new(repository);
@@ -534,7 +542,7 @@ async fn measure(sides: &[Side], rounds: usize) -> Figures {
     // The caches are warm before the first round: every account has had a command.
     for side in sides {
         throughput(side, 8, ACCOUNTS).await;
-        if !side.name.starts_with("eventsrc") {
+        if !side.is_eventsrc() {
             continue;
         }
         for i in 0..BIG {
@@ -553,7 +561,7 @@ async fn measure(sides: &[Side], rounds: usize) -> Figures {
             figures.eight[i].push(throughput(&sides[i], 8, COMMANDS_8).await);
         }
         for &i in &order {
-            if sides[i].name.starts_with("eventsrc") {
+            if sides[i].is_eventsrc() {
                 let (big, small) = latency(&sides[i]).await;
                 figures.big[i].push(big);
                 figures.small[i].push(small);
