@@ -27,8 +27,9 @@ use crate::{Aggregate, Loaded, StreamId, Tenant};
 /// - a conditional command ([`CommandOptions::expect_version`](crate::CommandOptions)) whose
 ///   token is not the cached version reads the stream before judging it stale.
 /// - an entry is taken out while its command runs and put back only after the append
-///   succeeded; after a conflict, a store error, or an append whose outcome is unknown, the
-///   aggregate is read again next time.
+///   succeeded or the store was read (a refusal, a no-op, a stale token); after a conflict, a
+///   store error, or an append whose outcome is unknown, the aggregate is read again next
+///   time.
 ///
 /// A cache serves one store: share it among repositories over the same database (of any
 /// tenants), not between databases.
