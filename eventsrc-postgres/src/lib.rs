@@ -565,55 +565,66 @@ impl PgEventStore {
     /// decoding overlaps the server producing the rest), with the horizon and the newest
     /// transaction whose events it holds back.
     ///
-    /// The page runs in a read-only transaction of its own whose planner settings
-    /// ([`rows::PIN_LOG_PLAN`]) leave it one plan, the ordered scan of the log index, whatever
-    /// the table's statistics say. `BEGIN` with the settings, the statement and the `COMMIT`
-    /// are sent without waiting for one another, so the transaction adds no round trip. A
-    /// page given up inside it (an error, or the read dropped) takes its connection out of
-    /// the pool rather than return it inside the transaction.
+    /// The page runs in a read-only, repeatable-read transaction of its own: the horizon
+    /// statement and the page statement then see one snapshot, so the page stops at the
+    /// horizon reported. Its planner settings ([`rows::PIN_LOG_PLAN`]) leave the page one
+    /// plan, the ordered scan of the log index, whatever the table's statistics say. `BEGIN`
+    /// with the settings, the two statements and the `COMMIT` are sent without waiting for one
+    /// another, so the transaction adds no round trip. A page given up inside it (an error,
+    /// or the read dropped) takes its connection out of the pool rather than return it inside
+    /// the transaction.
     async fn log_page(
         &self,
-        params: &[&(dyn ToSql + Sync)],
+        read: &ReadAll,
         capacity: usize,
     ) -> Result<Try<Vec<RecordedEvent>>, StoreError> {
+        let (commit, sequence) = rows::position_params(read.after);
+        let limit = rows::limit_param(read);
+        let tenant = self.tenant.as_str();
+        let (types, categories) = (&read.filter.event_types, &read.filter.categories);
+        let page_params: [&(dyn ToSql + Sync); 6] =
+            [&tenant, &commit, &sequence, &limit, types, categories];
+        let horizon_params: [&(dyn ToSql + Sync); 5] =
+            [&tenant, &commit, &sequence, types, categories];
         let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&self.shared.sql.read.all)
-            .await
-            .map_err(backend)?;
+        let sql = &self.shared.sql.read;
+        let (statement, horizon) = futures_util::future::try_join(
+            client.prepare_cached(&sql.all),
+            client.prepare_cached(&sql.all_horizon),
+        )
+        .await
+        .map_err(backend)?;
         let mut open = InTransaction(Some(client));
         let Some(client) = open.0.as_ref() else {
             return Err(StoreError::backend(std::io::Error::other(
                 "a log page's connection was let go before the page was read",
             )));
         };
-        let (_, found) = futures_util::future::try_join(
-            client.batch_execute(&self.shared.sql.read.begin_page),
-            client.query_raw(&statement, params.iter().copied()),
+        // In this order on the wire: the horizon statement takes the snapshot.
+        let (_, horizon, found) = futures_util::future::try_join3(
+            client.batch_execute(&sql.begin_page),
+            client.query_one(&horizon, &horizon_params),
+            client.query_raw(&statement, page_params.iter().copied()),
         )
         .await
         .map_err(backend)?;
+        let (horizon, held) = rows::horizon(&horizon)?;
         let read = async {
             let mut found = std::pin::pin!(found);
             let mut reader = rows::RecordReader::new(&self.tenant, None);
             let mut page = Try {
                 value: Vec::new(),
-                horizon: 0,
-                held: None,
+                horizon,
+                held,
                 complete: false,
             };
-            let mut first = true;
             while let Some(row) = found.try_next().await.map_err(backend)? {
-                if std::mem::take(&mut first) {
-                    (page.horizon, page.held) = rows::horizon(&row)?;
-                    // An empty page is one row without an event.
-                    if !rows::has_event(&row)? {
-                        continue;
-                    }
+                if page.value.is_empty() {
                     page.value.reserve(capacity);
                 }
-                page.value.push(reader.read(&row, 2)?);
+                page.value.push(reader.read(&row, 0)?);
             }
+            page.complete = page.value.len() as i64 >= limit;
             Ok(page)
         };
         let commit = async { client.batch_execute("COMMIT").await.map_err(backend) };
@@ -624,13 +635,14 @@ impl PgEventStore {
     }
 
     /// Test and bench hook, not public API: the SQL the store runs for `which` (`read_all`,
-    /// `read_all_settings`, `forward`, `backward`, `stream_version`, `append`, `append_one`,
+    /// `read_all_horizon`, `read_all_settings`, `forward`, `backward`, `stream_version`, `append`, `append_one`,
     /// `append_exact`), so that their plans can be checked.
     #[doc(hidden)]
     pub fn __sql(&self, which: &str) -> Option<&str> {
         let sql = &self.shared.sql;
         Some(match which {
             "read_all" => &sql.read.all,
+            "read_all_horizon" => &sql.read.all_horizon,
             "read_all_settings" => rows::PIN_LOG_PLAN,
             "forward" => &sql.read.forward,
             "backward" => &sql.read.backward,
@@ -755,23 +767,9 @@ impl EventStore for PgEventStore {
     }
 
     async fn read_all(&self, read: ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
-        let (commit, sequence) = rows::position_params(read.after);
-        let limit = rows::limit_param(&read);
-        let params: [&(dyn ToSql + Sync); 6] = [
-            &self.tenant.as_str(),
-            &commit,
-            &sequence,
-            &limit,
-            &read.filter.event_types,
-            &read.filter.categories,
-        ];
-        let (params, capacity) = (&params, read.limit.min(16_384));
-        self.below_horizon(move || async move {
-            let mut page = self.log_page(params, capacity).await?;
-            page.complete = page.value.len() as i64 >= limit;
-            Ok(page)
-        })
-        .await
+        let (read, capacity) = (&read, read.limit.min(16_384));
+        self.below_horizon(move || self.log_page(read, capacity))
+            .await
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<StreamVersion, StoreError> {
