@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::options::{CommandIds, CommandOptions};
 use crate::repository::{command_span, encode_batch};
 use crate::store::StreamAppend;
+use crate::telemetry::record as meter;
 use crate::time::at_time;
 use crate::{
     Aggregate, Command, EncodeError, EventId, EventStore, ExecuteError, ExpectedVersion,
@@ -349,15 +350,26 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         options: impl Into<CommandOptions>,
     ) -> Result<CommittedAcross<<C::Aggregates as Aggregates>::Events>, ExecuteError<C::Error>>
     {
-        let options = options.into();
-        command.validate().map_err(ExecuteError::Invalid)?;
-        let streams = C::Aggregates::streams(&command.ids()).map_err(LoadError::from)?;
-        let refs: Vec<&StreamId> = streams.iter().collect();
-        let ids = CommandIds::new(&options, self.store().tenant(), command.name(), &refs);
-        let span = command_span(&streams[0], command.name(), &ids, &options);
-        self.decide_in(&command, streams, &ids, &options)
-            .instrument(span)
-            .await
+        let (name, started) = (command.name(), std::time::Instant::now());
+        let result = async {
+            let options = options.into();
+            command.validate().map_err(ExecuteError::Invalid)?;
+            let streams = C::Aggregates::streams(&command.ids()).map_err(LoadError::from)?;
+            let refs: Vec<&StreamId> = streams.iter().collect();
+            let ids = CommandIds::new(&options, self.store().tenant(), command.name(), &refs);
+            let span = command_span(&streams[0], command.name(), &ids, &options);
+            self.decide_in(&command, streams, &ids, &options)
+                .instrument(span)
+                .await
+        }
+        .await;
+        let done = result.as_ref().map(|committed| meter::CommandDone {
+            replayed: committed.replayed,
+            events: usize::from(!committed.is_noop()),
+            attempts: committed.attempts,
+        });
+        meter::command(name, started, done);
+        result
     }
 
     async fn decide_in<C: Decide>(

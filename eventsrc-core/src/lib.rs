@@ -23,6 +23,7 @@ pub mod runner;
 pub mod store;
 mod stream;
 pub mod subscription;
+pub mod telemetry;
 pub mod time;
 
 // The write side: events, aggregates, commands and the repository that runs them.
@@ -88,6 +89,7 @@ pub mod backend {
         AppendSignal, Lease, Leases, LocalLeases, ParkedEvent, ParkedStore, check_batch,
         encode_metadata, encode_one_metadata, inline_refusal, locate_record,
     };
+    pub use crate::telemetry::record::append as record_append;
 }
 
 /// The traits an application implements or calls methods of, for a glob import:

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
 
 use crate::store::{AppendResult, Direction, ReadAll, ReadStream, Snapshot, StreamAppend};
 
@@ -14,7 +15,7 @@ use crate::backend::{
 };
 
 use crate::StoreError;
-use crate::backend::StoredEvent;
+use crate::backend::{StoredEvent, record_append};
 use crate::time::{Clock, SystemClock};
 use crate::{
     CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, Metadata, NewEvent,
@@ -577,7 +578,15 @@ impl EventStore for MemoryStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        let result = self.append_now(stream, expected, events)?;
+        let (started, count) = (Instant::now(), events.len());
+        let result = self.append_now(stream, expected, events);
+        record_append(
+            "memory",
+            count,
+            started,
+            result.as_ref().map(|r| r.already_stored),
+        );
+        let result = result?;
         if !result.already_stored {
             self.live.signal();
         }
@@ -589,7 +598,12 @@ impl EventStore for MemoryStore {
         appends: Vec<StreamAppend>,
     ) -> Result<Vec<AppendResult>, StoreError> {
         let stored_any = appends.iter().any(|part| !part.events.is_empty());
-        let results = self.append_parts_now(appends)?;
+        let started = Instant::now();
+        let count = appends.iter().map(|part| part.events.len()).sum();
+        let results = self.append_parts_now(appends);
+        let stored = |results: &Vec<AppendResult>| results.iter().all(|r| r.already_stored);
+        record_append("memory", count, started, results.as_ref().map(stored));
+        let results = results?;
         if stored_any && results.iter().any(|r| !r.already_stored) {
             self.live.signal();
         }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tracing::Instrument;
 use uuid::Uuid;
@@ -10,6 +11,7 @@ use crate::store::{NoSnapshots, ReadStream, Snapshot};
 
 use crate::StoreError;
 use crate::options::{CommandIds, CommandOptions, LOOKUP};
+use crate::telemetry::record as meter;
 use crate::time::{Clock, SystemClock, at_time};
 use crate::{
     Aggregate, AggregateCache, AggregateCommand, Command, EncodeError, EventId, EventStore,
@@ -456,12 +458,19 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         A: Handle<C>,
         C: Command,
     {
-        // The command's own rules first: an id field they refuse (an address holding a control
-        // character) is `Invalid`, naming the field, before it is made a stream name.
-        command.validate().map_err(ExecuteError::Invalid)?;
-        let stream = A::stream_id(id).map_err(LoadError::from)?;
-        self.execute_on::<A, C>(stream, command, options.into())
-            .await
+        let (name, started) = (command.name(), Instant::now());
+        let result = async {
+            // The command's own rules first: an id field they refuse (an address holding a
+            // control character) is `Invalid`, naming the field, before it is made a stream
+            // name.
+            command.validate().map_err(ExecuteError::Invalid)?;
+            let stream = A::stream_id(id).map_err(LoadError::from)?;
+            self.execute_on::<A, C>(stream, command, options.into())
+                .await
+        }
+        .await;
+        record_command(name, started, &result);
+        result
     }
 
     /// [`execute`](Repository::execute) for a command that names its aggregate and carries its
@@ -475,10 +484,17 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         C: AggregateCommand,
         C::Aggregate: Handle<C>,
     {
-        command.validate().map_err(ExecuteError::Invalid)?;
-        let stream = C::Aggregate::stream_id(command.aggregate_id()).map_err(LoadError::from)?;
-        self.execute_on::<C::Aggregate, C>(stream, command, options.into())
-            .await
+        let (name, started) = (command.name(), Instant::now());
+        let result = async {
+            command.validate().map_err(ExecuteError::Invalid)?;
+            let stream =
+                C::Aggregate::stream_id(command.aggregate_id()).map_err(LoadError::from)?;
+            self.execute_on::<C::Aggregate, C>(stream, command, options.into())
+                .await
+        }
+        .await;
+        record_command(name, started, &result);
+        result
     }
 
     async fn execute_on<A, C>(
@@ -668,7 +684,9 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
     /// Takes `A`'s cached state of `stream` out of the cache, if the repository has one and
     /// holds it.
     fn take_cached<A: Aggregate>(&self, stream: &StreamId) -> Option<Loaded<A>> {
-        self.cache.as_ref()?.take(self.store.tenant(), stream)
+        let taken = self.cache.as_ref()?.take(self.store.tenant(), stream);
+        meter::cache(A::TYPE, taken.is_some());
+        taken
     }
 
     /// Gives state taken with [`take_cached`](Self::take_cached) (or loaded) back to the cache.
@@ -771,15 +789,19 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         up_to: Option<StreamVersion>,
     ) -> Result<Loaded<A>, LoadError> {
         let mut loaded = self.load_snapshot::<A>(stream, up_to).await?;
+        let snapshot = loaded.version;
         let from = loaded.version.advance(1);
         let mut read = ReadStream::forward().from(from);
         if let Some(last) = up_to {
             if last < from {
+                meter::load(A::TYPE, snapshot != StreamVersion::NONE, 0);
                 return Ok(loaded);
             }
             read = read.limit((last.get() - from.get() + 1) as usize);
         }
         self.fold(stream, &mut loaded, read, |_| {}).await?;
+        let folded = loaded.version.get() - snapshot.get();
+        meter::load(A::TYPE, snapshot != StreamVersion::NONE, folded);
         Ok(loaded)
     }
 
@@ -1034,4 +1056,18 @@ pub(crate) fn command_span(
 
 fn load_span(stream: &StreamId) -> tracing::Span {
     tracing::debug_span!("load", stream = %stream)
+}
+
+/// Records a command's outcome in [`telemetry`](crate::telemetry).
+fn record_command<Ev, E>(
+    name: &'static str,
+    started: Instant,
+    result: &Result<Committed<Ev>, ExecuteError<E>>,
+) {
+    let done = result.as_ref().map(|committed| meter::CommandDone {
+        replayed: committed.replayed,
+        events: committed.events.len(),
+        attempts: committed.attempts,
+    });
+    meter::command(name, started, done);
 }

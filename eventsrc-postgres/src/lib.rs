@@ -116,7 +116,7 @@ use deadpool_postgres::{
 };
 use eventsrc_core::StoreError;
 use eventsrc_core::backend::StoredEvent;
-use eventsrc_core::backend::{AppendSignal, check_appends, check_batch};
+use eventsrc_core::backend::{AppendSignal, check_appends, check_batch, record_append};
 use eventsrc_core::store::Direction;
 use eventsrc_core::store::{AppendResult, ReadAll, ReadStream, Snapshot, StreamAppend};
 use eventsrc_core::{
@@ -699,12 +699,19 @@ impl EventStore for PgEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        check_batch(stream, &events)?;
-        let appended = self.append_checked(stream, expected, &events).await?;
-        if !appended.already_stored {
-            self.appended();
+        let (started, count) = (std::time::Instant::now(), events.len());
+        let result = async {
+            check_batch(stream, &events)?;
+            let appended = self.append_checked(stream, expected, &events).await?;
+            if !appended.already_stored {
+                self.appended();
+            }
+            Ok(appended)
         }
-        Ok(appended)
+        .await;
+        let stored = result.as_ref().map(|appended| appended.already_stored);
+        record_append("postgres", count, started, stored);
+        result
     }
 
     /// One transaction for every part, which first locks the parts' streams in one fixed
@@ -714,22 +721,30 @@ impl EventStore for PgEventStore {
         &self,
         appends: Vec<StreamAppend>,
     ) -> Result<Vec<AppendResult>, StoreError> {
-        check_appends(&appends)?;
-        let results = match appends.as_slice() {
-            [] => return Ok(Vec::new()),
-            [part] if !part.events.is_empty() => vec![
-                self.append_checked(&part.stream, part.expected, &part.events)
-                    .await?,
-            ],
-            parts => writer::append_streams(self, parts).await?,
-        };
-        let stored = |(part, result): (&StreamAppend, &AppendResult)| {
-            !part.events.is_empty() && !result.already_stored
-        };
-        if appends.iter().zip(&results).any(stored) {
-            self.appended();
+        let started = std::time::Instant::now();
+        let count = appends.iter().map(|part| part.events.len()).sum();
+        let result = async {
+            check_appends(&appends)?;
+            let results = match appends.as_slice() {
+                [] => return Ok(Vec::new()),
+                [part] if !part.events.is_empty() => vec![
+                    self.append_checked(&part.stream, part.expected, &part.events)
+                        .await?,
+                ],
+                parts => writer::append_streams(self, parts).await?,
+            };
+            let stored = |(part, result): (&StreamAppend, &AppendResult)| {
+                !part.events.is_empty() && !result.already_stored
+            };
+            if appends.iter().zip(&results).any(stored) {
+                self.appended();
+            }
+            Ok(results)
         }
-        Ok(results)
+        .await;
+        let stored = |results: &Vec<AppendResult>| results.iter().all(|r| r.already_stored);
+        record_append("postgres", count, started, result.as_ref().map(stored));
+        result
     }
 
     async fn read_events(&self, ids: &[EventId]) -> Result<Vec<RecordedEvent>, StoreError> {

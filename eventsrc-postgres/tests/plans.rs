@@ -210,7 +210,13 @@ async fn statements_keep_their_index_plans_without_statistics() {
     let horizon: [&(dyn ToSql + Sync); 5] = [&tenant, &start, &start, &no_filter, &no_filter];
     assert_indexed(
         "a read-all page's horizon",
-        &plan(&mut schema.client, &settings, &sql("read_all_horizon"), &horizon).await,
+        &plan(
+            &mut schema.client,
+            &settings,
+            &sql("read_all_horizon"),
+            &horizon,
+        )
+        .await,
     );
     // What the settings are for: the same statement planned without them sorts (or scans)
     // every remaining row of the tenant's log for a page.

@@ -90,7 +90,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use eventsrc_core::store::{AppendResult, ReadAll, ReadStream, Snapshot, StreamAppend};
 
-use eventsrc_core::backend::{AppendSignal, check_appends, check_batch};
+use eventsrc_core::backend::{AppendSignal, check_appends, check_batch, record_append};
 
 use eventsrc_core::StoreError;
 use eventsrc_core::backend::{LocalLeases, StoredEvent};
@@ -428,11 +428,18 @@ impl EventStore for SqliteEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        check_batch(stream, &events)?;
-        let (reply, answer) = oneshot::channel();
-        let part = StreamAppend::new(stream.clone(), expected, events);
-        self.send_append(writer::Parts::One(part, reply))?;
-        answer.await.map_err(|_| closed())?
+        let (started, count) = (std::time::Instant::now(), events.len());
+        let result = async {
+            check_batch(stream, &events)?;
+            let (reply, answer) = oneshot::channel();
+            let part = StreamAppend::new(stream.clone(), expected, events);
+            self.send_append(writer::Parts::One(part, reply))?;
+            answer.await.map_err(|_| closed())?
+        }
+        .await;
+        let stored = result.as_ref().map(|appended| appended.already_stored);
+        record_append("sqlite", count, started, stored);
+        result
     }
 
     /// One request to the writer thread, in one savepoint of its group's transaction: every
@@ -442,13 +449,21 @@ impl EventStore for SqliteEventStore {
         &self,
         appends: Vec<StreamAppend>,
     ) -> Result<Vec<AppendResult>, StoreError> {
-        check_appends(&appends)?;
-        if appends.is_empty() {
-            return Ok(Vec::new());
+        let started = std::time::Instant::now();
+        let count = appends.iter().map(|part| part.events.len()).sum();
+        let result = async {
+            check_appends(&appends)?;
+            if appends.is_empty() {
+                return Ok(Vec::new());
+            }
+            let (reply, answer) = oneshot::channel();
+            self.send_append(writer::Parts::Many(appends, reply))?;
+            answer.await.map_err(|_| closed())?
         }
-        let (reply, answer) = oneshot::channel();
-        self.send_append(writer::Parts::Many(appends, reply))?;
-        answer.await.map_err(|_| closed())?
+        .await;
+        let stored = |results: &Vec<AppendResult>| results.iter().all(|r| r.already_stored);
+        record_append("sqlite", count, started, result.as_ref().map(stored));
+        result
     }
 
     async fn read_events(&self, ids: &[EventId]) -> Result<Vec<RecordedEvent>, StoreError> {

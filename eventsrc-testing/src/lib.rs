@@ -9,6 +9,7 @@ mod events;
 mod eventually;
 mod race;
 mod readside;
+mod recorder;
 mod runner;
 pub mod switch;
 
@@ -18,4 +19,5 @@ pub use events::{assert_round_trip, assert_stored_as, assert_upcasts};
 pub use eventually::eventually;
 pub use race::RacingStore;
 pub use readside::{ProjectionFixture, ProjectionWhen, ReactorFixture, ReactorThen};
+pub use recorder::MetricsRecorder;
 pub use runner::RunnerFixture;

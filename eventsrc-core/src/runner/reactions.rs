@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::backend::{ParkedEvent, ParkedStore, decode, stored_types};
 use crate::runner::Consumer;
 use crate::runner::consumer::{check_fence, load_checkpoint, save_checkpoint};
+use crate::telemetry::record as meter;
 use crate::{
     CheckpointStore, EventId, GlobalPosition, Reactor, RecordedEvent, RunError, Timestamp,
 };
@@ -155,6 +156,7 @@ where
                         .unpark(R::NAME, event_id)
                         .await
                         .map_err(|e| RunError::store(R::NAME, e))?;
+                    meter::unparked(R::NAME);
                     replayed.succeeded.push(event_id);
                 }
                 Err(error) => {
@@ -208,6 +210,7 @@ where
             let hopeless = matches!(error, RunError::Decode { .. });
             if attempt >= attempts || hopeless {
                 tracing::error!(reactor = R::NAME, event_id = %record.event_id, %error, attempts = attempt, "parking event");
+                meter::parked(R::NAME);
                 return self
                     .park(ParkedEvent {
                         reactor: R::NAME.to_owned(),

@@ -1,7 +1,7 @@
 //! [`Runner`]: drives a consumer from its checkpoint through the log, then live.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -9,6 +9,7 @@ use tracing::Instrument;
 use crate::backend::Leases;
 use crate::runner::{Consumer, Progress};
 use crate::subscription::{Batch, Lag, Start};
+use crate::telemetry::record as meter;
 use crate::{EventStore, GlobalPosition, ProgressWatch, RunError, Subscription};
 
 /// Drives a [`Consumer`] from its checkpoint through the log, then live.
@@ -20,6 +21,8 @@ pub struct Runner<S, C> {
     /// The batch read while the consumer handled the one before.
     prefetched: Option<Batch>,
     progress: watch::Sender<Progress>,
+    /// When the lag in events was last read for the metrics (at most once a second).
+    lag_read: Option<Instant>,
 }
 
 impl<S, C: std::fmt::Debug> std::fmt::Debug for Runner<S, C> {
@@ -46,6 +49,7 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
             loaded: false,
             prefetched: None,
             progress: watch::Sender::new(Progress::default()),
+            lag_read: None,
         }
     }
 
@@ -131,11 +135,15 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
     /// rebuild overlaps reading the log with writing the read model.
     async fn handle(&mut self, batch: Batch) -> Result<(), RunError> {
         if batch.events.is_empty() && Some(batch.through) == self.checkpoint {
-            self.progress.send_if_modified(|p| {
+            let caught_up = self.progress.send_if_modified(|p| {
                 let changed = p.caught_up != batch.caught_up;
                 p.caught_up = batch.caught_up;
                 changed
-            });
+            }) && batch.caught_up;
+            if caught_up {
+                self.lag_read = None;
+                meter::lag(self.consumer.name(), Some(0), None);
+            }
             return Ok(());
         }
         let span = tracing::debug_span!(
@@ -150,15 +158,21 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
             checkpoint,
             ..
         } = self;
-        let handling = consumer
-            .handle(*checkpoint, &batch.events, batch.through)
-            .instrument(span);
+        let handling = async {
+            let started = Instant::now();
+            let handled = consumer
+                .handle(*checkpoint, &batch.events, batch.through)
+                .instrument(span)
+                .await;
+            (handled, started.elapsed())
+        };
         let (handled, ahead) = if batch.caught_up {
             (handling.await, None)
         } else {
             let (handled, ahead) = tokio::join!(handling, subscription.poll_batch());
             (handled, Some(ahead))
         };
+        let (handled, took) = handled;
         if let Err(error) = handled {
             // Read the batch again next time, from the checkpoint the store has.
             self.subscription.seek(batch.after);
@@ -166,6 +180,8 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
             return Err(error);
         }
         self.checkpoint = Some(batch.through);
+        meter::batch(self.consumer.name(), batch.events.len(), took);
+        self.record_lag(&batch).await;
         self.progress.send_modify(|p| {
             p.position = Some(batch.through);
             p.handled += batch.events.len() as u64;
@@ -179,6 +195,29 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
             }
         }
         Ok(())
+    }
+
+    /// Sets the lag gauges after `batch`: zero when it caught up; otherwise the age of its
+    /// newest event, and the events behind as the store counts them, read at most once a
+    /// second (a query of its own). A failed read leaves the gauge as it was.
+    async fn record_lag(&mut self, batch: &Batch) {
+        let name = self.consumer.name();
+        if batch.caught_up {
+            self.lag_read = None;
+            meter::lag(name, Some(0), None);
+            return;
+        }
+        let newest = batch.events.last().map(|event| event.recorded_at);
+        if self
+            .lag_read
+            .is_some_and(|read| read.elapsed() < Duration::from_secs(1))
+        {
+            meter::lag(name, None, newest);
+            return;
+        }
+        self.lag_read = Some(Instant::now());
+        let behind = self.subscription.lag().await.ok().map(|lag| lag.events);
+        meter::lag(name, behind, newest);
     }
 
     /// Handles the next batch if there is one, without waiting; `true` if the checkpoint moved.
@@ -267,22 +306,26 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
                 }
             };
             tracing::info!(consumer = %name, "took the lease");
+            meter::leadership(&name, "acquired");
             // Another node may have moved the checkpoint while this one waited.
             self.loaded = false;
             let transient = tokio::select! {
                 biased;
                 () = lease.lost() => {
                     tracing::warn!(consumer = %name, "lost the lease");
+                    meter::leadership(&name, "lost");
                     false
                 }
                 result = self.follow(shutdown.as_mut()) => match result {
                     Ok(()) => return Ok(self.consumer),
                     Err(RunError::Fenced { .. }) => {
                         tracing::warn!(consumer = %name, "fenced: another node moved the checkpoint");
+                        meter::leadership(&name, "fenced");
                         false
                     }
                     Err(error @ RunError::Store { .. }) => {
                         tracing::warn!(consumer = %name, %error, "the store failed; letting the lease go");
+                        meter::leadership(&name, "store_failed");
                         true
                     }
                     Err(other) => return Err(other),
