@@ -7,7 +7,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::options::{CommandIds, CommandOptions};
-use crate::repository::{command_span, encode_batch};
+use crate::repository::{command_span, encode_batch, record_answer};
 use crate::store::StreamAppend;
 use crate::telemetry::record as meter;
 use crate::time::at_time;
@@ -356,11 +356,25 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
             command.validate().map_err(ExecuteError::Invalid)?;
             let streams = C::Aggregates::streams(&command.ids()).map_err(LoadError::from)?;
             let refs: Vec<&StreamId> = streams.iter().collect();
-            let ids = CommandIds::new(&options, self.store().tenant(), command.name(), &refs);
-            let span = command_span(&streams[0], command.name(), &ids, &options);
-            self.decide_in(&command, streams, &ids, &options)
-                .instrument(span)
-                .await
+            let tenant = self.store().tenant();
+            let ids = CommandIds::new(&options, tenant, command.name(), &refs);
+            let span = command_span(&streams[0], command.name(), tenant, &ids, &options);
+            let result = self
+                .decide_in(&command, streams, &ids, &options)
+                .instrument(span.clone())
+                .await;
+            let done = result.as_ref().map(|committed| meter::CommandDone {
+                replayed: committed.replayed,
+                events: usize::from(!committed.is_noop()),
+                attempts: committed.attempts,
+            });
+            let version = result
+                .as_ref()
+                .ok()
+                .and_then(|c| c.streams.first().map(|s| s.stream_version));
+            let position = result.as_ref().ok().and_then(|c| c.global_position);
+            record_answer(&span, done, version, position);
+            result
         }
         .await;
         let done = result.as_ref().map(|committed| meter::CommandDone {
@@ -431,7 +445,12 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
                     StreamAppend::new(stream.clone(), ExpectedVersion::at(*version), events)
                 })
                 .collect();
-            let span = tracing::debug_span!("append", streams = streams.len());
+            let span = tracing::debug_span!(
+                "eventsrc.append",
+                stream = %streams[0],
+                streams = streams.len(),
+                tenant = %self.store().tenant(),
+            );
             let appended = self.store().append_streams(appends).instrument(span).await;
             // Whatever the outcome, a cached state of these streams may now be behind.
             C::Aggregates::forget_cached(self, &streams);

@@ -335,9 +335,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
     /// The aggregate's current state: its latest usable snapshot, then every event after it.
     pub async fn load<A: Aggregate>(&self, id: &A::Id) -> Result<Loaded<A>, LoadError> {
         let stream = A::stream_id(id)?;
-        self.load_stream(&stream, None)
-            .instrument(load_span(&stream))
-            .await
+        self.load_stream(&stream, None).await
     }
 
     /// The aggregate as it was at `version` (time travel by version): every event up to and
@@ -348,9 +346,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         version: StreamVersion,
     ) -> Result<Loaded<A>, LoadError> {
         let stream = A::stream_id(id)?;
-        self.load_stream(&stream, Some(version))
-            .instrument(load_span(&stream))
-            .await
+        self.load_stream(&stream, Some(version)).await
     }
 
     /// The aggregate as it was at `time` (time travel by clock): every event recorded at or
@@ -507,11 +503,21 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         A: Handle<C>,
         C: Command,
     {
-        let ids = CommandIds::new(&options, self.store.tenant(), command.name(), &[&stream]);
-        let span = command_span(&stream, command.name(), &ids, &options);
-        self.execute_in::<A, C>(stream, &ids, &command, &options)
-            .instrument(span)
-            .await
+        let tenant = self.store.tenant();
+        let ids = CommandIds::new(&options, tenant, command.name(), &[&stream]);
+        let span = command_span(&stream, command.name(), tenant, &ids, &options);
+        let result = self
+            .execute_in::<A, C>(stream, &ids, &command, &options)
+            .instrument(span.clone())
+            .await;
+        let answer = result.as_ref().ok();
+        record_answer(
+            &span,
+            command_done(&result),
+            answer.map(|c| c.stream_version),
+            answer.and_then(|c| c.global_position),
+        );
+        result
     }
 
     async fn execute_in<A, C>(
@@ -602,8 +608,14 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
             let batch = encode_batch(&committed.events, &metadata, ids, 0)?;
             committed.event_ids = batch.iter().map(|e| e.event_id).collect();
             let expected = ExpectedVersion::at(loaded.version);
-            let span =
-                tracing::debug_span!("append", stream = %stream, %expected, events = batch.len());
+            let span = tracing::debug_span!(
+                "eventsrc.append",
+                stream = %stream,
+                tenant = %self.store.tenant(),
+                %expected,
+                events = batch.len(),
+                event_type = batch[0].event_type.as_ref(),
+            );
             match self
                 .store
                 .append(&stream, expected, batch)
@@ -788,20 +800,31 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         stream: &StreamId,
         up_to: Option<StreamVersion>,
     ) -> Result<Loaded<A>, LoadError> {
-        let mut loaded = self.load_snapshot::<A>(stream, up_to).await?;
-        let snapshot = loaded.version;
-        let from = loaded.version.advance(1);
-        let mut read = ReadStream::forward().from(from);
-        if let Some(last) = up_to {
-            if last < from {
-                meter::load(A::TYPE, snapshot != StreamVersion::NONE, 0);
-                return Ok(loaded);
+        let span = load_span(A::TYPE, stream, self.store.tenant());
+        let read = async {
+            let mut loaded = self.load_snapshot::<A>(stream, up_to).await?;
+            let snapshot = loaded.version;
+            let from = loaded.version.advance(1);
+            let mut read = ReadStream::forward().from(from);
+            match up_to {
+                Some(last) if last < from => {}
+                Some(last) => {
+                    read = read.limit((last.get() - from.get() + 1) as usize);
+                    self.fold(stream, &mut loaded, read, |_| {}).await?;
+                }
+                None => self.fold(stream, &mut loaded, read, |_| {}).await?,
             }
-            read = read.limit((last.get() - from.get() + 1) as usize);
-        }
-        self.fold(stream, &mut loaded, read, |_| {}).await?;
-        let folded = loaded.version.get() - snapshot.get();
-        meter::load(A::TYPE, snapshot != StreamVersion::NONE, folded);
+            Ok::<_, LoadError>((loaded, snapshot))
+        };
+        let (loaded, snapshot) = read.instrument(span.clone()).await?;
+        let (from_snapshot, folded) = (
+            snapshot != StreamVersion::NONE,
+            loaded.version.get() - snapshot.get(),
+        );
+        meter::load(A::TYPE, from_snapshot, folded);
+        span.record("version", loaded.version.get());
+        span.record("events", folded);
+        span.record("snapshot", from_snapshot);
         Ok(loaded)
     }
 
@@ -1040,22 +1063,79 @@ pub(crate) fn encode_batch<E: crate::Event>(
 pub(crate) fn command_span(
     stream: &StreamId,
     name: &str,
+    tenant: &crate::Tenant,
     ids: &CommandIds,
     options: &CommandOptions,
 ) -> tracing::Span {
-    tracing::info_span!(
-        "execute",
-        stream = %stream,
+    let span = tracing::info_span!(
+        "eventsrc.command",
         command = name,
+        stream = %stream,
+        tenant = %tenant,
         command_id = %ids.command_id,
-        correlation_id = ?options.metadata.correlation_id.unwrap_or(ids.command_id),
-        expected_version = ?options.expected.map(StreamVersion::get),
-        idempotency_key = ?options.key,
+        correlation_id = %options.metadata.correlation_id.unwrap_or(ids.command_id),
+        causation_id = tracing::field::Empty,
+        expected_version = tracing::field::Empty,
+        idempotency_key = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        attempts = tracing::field::Empty,
+        stream_version = tracing::field::Empty,
+        global_position = tracing::field::Empty,
+    );
+    if let Some(cause) = options.metadata.causation_id {
+        span.record("causation_id", tracing::field::display(cause));
+    }
+    if let Some(expected) = options.expected {
+        span.record("expected_version", expected.get());
+    }
+    if let Some(key) = &options.key {
+        span.record("idempotency_key", key.as_str());
+    }
+    span
+}
+
+/// Records a command's answer on its span: the outcome (as in the metrics), and for a
+/// command that committed, its attempts, stream version and global position.
+pub(crate) fn record_answer<E>(
+    span: &tracing::Span,
+    done: Result<meter::CommandDone, &ExecuteError<E>>,
+    stream_version: Option<StreamVersion>,
+    position: Option<GlobalPosition>,
+) {
+    let (outcome, attempts) = meter::outcome(done);
+    span.record("outcome", outcome);
+    span.record("attempts", attempts);
+    if let Some(version) = stream_version {
+        span.record("stream_version", version.get());
+    }
+    if let Some(position) = position {
+        span.record("global_position", tracing::field::display(position));
+    }
+}
+
+/// The span of a read of an aggregate from the store (by a load or a command); its version,
+/// the events folded and whether a snapshot was used are recorded when it is read.
+fn load_span(aggregate: &'static str, stream: &StreamId, tenant: &crate::Tenant) -> tracing::Span {
+    tracing::debug_span!(
+        "eventsrc.load",
+        aggregate,
+        stream = %stream,
+        tenant = %tenant,
+        version = tracing::field::Empty,
+        events = tracing::field::Empty,
+        snapshot = tracing::field::Empty,
     )
 }
 
-fn load_span(stream: &StreamId) -> tracing::Span {
-    tracing::debug_span!("load", stream = %stream)
+/// What a command's result says for the metrics and its span.
+fn command_done<Ev, E>(
+    result: &Result<Committed<Ev>, ExecuteError<E>>,
+) -> Result<meter::CommandDone, &ExecuteError<E>> {
+    result.as_ref().map(|committed| meter::CommandDone {
+        replayed: committed.replayed,
+        events: committed.events.len(),
+        attempts: committed.attempts,
+    })
 }
 
 /// Records a command's outcome in [`telemetry`](crate::telemetry).
@@ -1064,10 +1144,5 @@ fn record_command<Ev, E>(
     started: Instant,
     result: &Result<Committed<Ev>, ExecuteError<E>>,
 ) {
-    let done = result.as_ref().map(|committed| meter::CommandDone {
-        replayed: committed.replayed,
-        events: committed.events.len(),
-        attempts: committed.attempts,
-    });
-    meter::command(name, started, done);
+    meter::command(name, started, command_done(result));
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use crate::backend::{ParkedEvent, ParkedStore, decode, stored_types};
 use crate::runner::Consumer;
 use crate::runner::consumer::{check_fence, load_checkpoint, save_checkpoint};
+use tracing::Instrument;
+
 use crate::telemetry::record as meter;
 use crate::{
     CheckpointStore, EventId, GlobalPosition, Reactor, RecordedEvent, RunError, Timestamp,
@@ -199,6 +201,11 @@ where
     /// Reacts to one event with retries; parks it when they run out. Only the store failing
     /// to park stops the reactor.
     async fn react(&mut self, record: &RecordedEvent) -> Result<(), RunError> {
+        let span = event_span(R::NAME, record);
+        self.react_retrying(record).instrument(span).await
+    }
+
+    async fn react_retrying(&mut self, record: &RecordedEvent) -> Result<(), RunError> {
         let attempts = self.retry.attempts.max(1);
         let mut attempt = 1;
         loop {
@@ -267,4 +274,28 @@ where
         }
         Ok(())
     }
+}
+
+/// The span of one event a reactor handles: a command its effects execute (with metadata
+/// [`caused_by`](crate::Metadata::caused_by) the event) runs inside it and carries the same
+/// correlation id, so a trace follows a command's effects through reactors.
+fn event_span(consumer: &str, record: &RecordedEvent) -> tracing::Span {
+    let span = tracing::debug_span!(
+        "eventsrc.react",
+        consumer,
+        stream = %record.stream,
+        tenant = %record.tenant,
+        event_type = &*record.event_type,
+        event_id = %record.event_id,
+        global_position = %record.global_position,
+        correlation_id = tracing::field::Empty,
+        causation_id = tracing::field::Empty,
+    );
+    if let Some(id) = record.metadata.correlation_id {
+        span.record("correlation_id", tracing::field::display(id));
+    }
+    if let Some(id) = record.metadata.causation_id {
+        span.record("causation_id", tracing::field::display(id));
+    }
+    span
 }

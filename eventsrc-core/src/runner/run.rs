@@ -149,7 +149,9 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
         let span = tracing::debug_span!(
             "eventsrc.batch",
             consumer = self.consumer.name(),
+            tenant = %self.subscription.store().tenant(),
             events = batch.events.len(),
+            after = %batch.after,
             through = %batch.through,
         );
         let Self {

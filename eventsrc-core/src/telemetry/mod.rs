@@ -1,4 +1,7 @@
-//! What eventsrc reports about itself: metrics through the [`metrics`] facade.
+//! What eventsrc reports about itself: metrics through the [`metrics`] facade, and spans
+//! through [`tracing`].
+//!
+//! # Metrics
 //!
 //! eventsrc records every metric below through the `metrics` crate's macros and installs no
 //! recorder: the application picks one (`metrics-exporter-prometheus`, StatsD, OpenTelemetry,
@@ -26,8 +29,41 @@
 //!
 //! Label values are names chosen in code (command, aggregate and consumer names, the
 //! backend), never stream ids or tenants, so a metric has few series.
+//!
+//! # Traces
+//!
+//! eventsrc opens these spans through `tracing`, with stable names and fields; install a
+//! subscriber (`tracing-subscriber`'s `fmt` with `RUST_LOG=eventsrc=debug`, or an OpenTelemetry
+//! layer) to see them. Fields in *italics* are recorded when the work ends.
+//!
+//! | span | level | fields | around |
+//! |---|---|---|---|
+//! | `eventsrc.command` | info | `command`, `stream` (the first, across streams), `tenant`, `command_id`, `correlation_id`, `causation_id`, `expected_version`, `idempotency_key`, *`outcome`* (as in `eventsrc_commands_total`), *`attempts`*, *`stream_version`*, *`global_position`* | a command: `execute`, `send`, `decide` |
+//! | `eventsrc.load` | debug | `aggregate`, `stream`, `tenant`, *`version`*, *`events`* (folded), *`snapshot`* (whether one was used) | a read of an aggregate from the store, by a load or inside a command |
+//! | `eventsrc.append` | debug | `stream`, `tenant`, `expected`, `events`, `event_type` (the first event's); across streams `streams` | a command's append |
+//! | `eventsrc.batch` | debug | `consumer`, `tenant`, `events`, `after`, `through` | a runner handing a batch to its consumer |
+//! | `eventsrc.react` | debug | `consumer`, `stream`, `tenant`, `event_type`, `event_id`, `global_position`, `correlation_id`, `causation_id` | a reactor deciding and performing the effects of one event |
+//!
+//! A command run from a reactor's effect, with metadata
+//! [`caused_by`](crate::Metadata::caused_by) the event, opens its `eventsrc.command` span inside
+//! that event's `eventsrc.react` span, with the same `correlation_id`: a trace follows a
+//! request's command through every reactor it sets off.
 
 pub(crate) mod record;
+
+/// Names of the spans, as in the module's table of traces.
+pub mod spans {
+    /// A command.
+    pub const COMMAND: &str = "eventsrc.command";
+    /// A read of an aggregate from the store.
+    pub const LOAD: &str = "eventsrc.load";
+    /// A command's append.
+    pub const APPEND: &str = "eventsrc.append";
+    /// A runner's batch.
+    pub const BATCH: &str = "eventsrc.batch";
+    /// A reactor's event.
+    pub const REACT: &str = "eventsrc.react";
+}
 
 /// Names of the metrics, as in the module's table.
 pub mod names {

@@ -48,7 +48,17 @@ pub(crate) fn command<E>(
     started: Instant,
     result: Result<CommandDone, &ExecuteError<E>>,
 ) {
-    let (outcome, attempts) = match result {
+    let (outcome, attempts) = outcome(result);
+    counter!(COMMANDS, "command" => command, "outcome" => outcome).increment(1);
+    if attempts > 1 {
+        counter!(COMMAND_RETRIES, "command" => command).increment(u64::from(attempts - 1));
+    }
+    histogram!(COMMAND_SECONDS, "command" => command).record(started.elapsed());
+}
+
+/// A command's outcome, as the metrics and its span name it, and how many times it decided.
+pub(crate) fn outcome<E>(result: Result<CommandDone, &ExecuteError<E>>) -> (&'static str, u32) {
+    match result {
         Ok(done) if done.replayed => ("replayed", 1),
         Ok(done) if done.events == 0 => ("no_op", done.attempts),
         Ok(done) => ("committed", done.attempts),
@@ -58,12 +68,7 @@ pub(crate) fn command<E>(
         Err(ExecuteError::Conflict { attempts, .. }) => ("conflict", *attempts),
         Err(ExecuteError::KeyReused { .. }) => ("key_reused", 1),
         Err(_) => ("error", 1),
-    };
-    counter!(COMMANDS, "command" => command, "outcome" => outcome).increment(1);
-    if attempts > 1 {
-        counter!(COMMAND_RETRIES, "command" => command).increment(u64::from(attempts - 1));
     }
-    histogram!(COMMAND_SECONDS, "command" => command).record(started.elapsed());
 }
 
 /// Records a read of aggregate `aggregate` from the store, from a snapshot or not, folding
