@@ -37,3 +37,4 @@ pub mod progress;
 pub mod race;
 pub mod store;
 pub mod subscription;
+pub mod telemetry;

@@ -30,6 +30,7 @@ const DEFAULT_STORE: &str = "memory:";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    eventsrc_examples::telemetry::init_tracing();
     exit_code(run().await)
 }
 

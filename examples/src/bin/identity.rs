@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventsrc_examples::identity::http::router;
+use eventsrc_examples::identity::http::router_with_metrics;
 use eventsrc_examples::identity::service::{Config, Service};
 use eventsrc_examples::store::{Demo, Invocation, exit_code};
 
@@ -25,6 +25,7 @@ const DEFAULT_STORE: &str = "sqlite://eventsrc-identity.db";
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    eventsrc_examples::telemetry::init_tracing();
     exit_code(run().await)
 }
 
@@ -38,6 +39,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
         return Ok(());
     };
     eventsrc::registry::check()?;
+    // Every metric eventsrc records, served at GET /metrics.
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|error| format!("cannot install the metrics recorder: {error}"))?;
     let store = url.open().await?;
     let config = Config {
         read_wait: Duration::from_millis(options.read_wait_ms),
@@ -50,10 +55,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
     println!("Store URL: {url} ({source})");
     println!("Users view: {}", service.users_view());
     println!(
-        "Listening on http://{} (Ctrl-C stops)",
+        "Listening on http://{} (Ctrl-C stops; metrics at /metrics)",
         listener.local_addr()?
     );
-    axum::serve(listener, router(service))
+    axum::serve(listener, router_with_metrics(service, metrics))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

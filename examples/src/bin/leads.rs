@@ -45,6 +45,7 @@ const REBUILD_BATCH: usize = 2;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    eventsrc_examples::telemetry::init_tracing();
     exit_code(run().await)
 }
 

@@ -53,6 +53,7 @@ type Snapshotting = Repository<Store, Store>;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    eventsrc_examples::telemetry::init_tracing();
     exit_code(run().await)
 }
 

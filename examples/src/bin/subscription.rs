@@ -60,6 +60,7 @@ type NotificationRunner = Runner<Store, Reactions<Notifications, Outbox<Store>, 
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    eventsrc_examples::telemetry::init_tracing();
     exit_code(run().await)
 }
 

@@ -80,6 +80,39 @@ pub fn router(service: Arc<Service>) -> Router {
         .with_state(service)
 }
 
+/// [`router`], plus `GET /metrics`: every metric of `eventsrc::telemetry` (and any other the
+/// application records) in Prometheus's text format, rendered by `metrics`, the handle of the
+/// Prometheus recorder the program installed.
+///
+/// ```no_run
+/// # async fn demo(service: std::sync::Arc<eventsrc_examples::identity::service::Service>) -> Result<(), Box<dyn std::error::Error>> {
+/// use metrics_exporter_prometheus::PrometheusBuilder;
+///
+/// let metrics = PrometheusBuilder::new().install_recorder()?;
+/// let app = eventsrc_examples::identity::http::router_with_metrics(service, metrics);
+/// # let _ = app; Ok(()) }
+/// ```
+pub fn router_with_metrics(
+    service: Arc<Service>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) -> Router {
+    router(service).route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }
+        }),
+    )
+}
+
 // --- request bodies ----------------------------------------------------------------------------
 
 #[derive(Deserialize)]
