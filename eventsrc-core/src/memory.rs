@@ -6,7 +6,10 @@ use std::hash::BuildHasherDefault;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
-use crate::store::{AppendResult, Direction, ReadAll, ReadStream, Snapshot, StreamAppend};
+use crate::store::{
+    AppendResult, CheckpointSummary, Direction, Inspect, ListStreams, ReadAll, ReadStream,
+    Snapshot, StoredTypeCount, StreamAppend, StreamSummary,
+};
 
 use crate::backend::{
     AppendSignal, DocumentCommit, DocumentStore, DocumentWrite, Lease, Leases, LocalLeases,
@@ -716,6 +719,82 @@ impl CheckpointStore for MemoryStore {
             .checkpoints
             .insert(subscriber.to_owned(), position);
         Ok(())
+    }
+}
+
+impl Inspect for MemoryStore {
+    async fn streams(&self, list: ListStreams) -> Result<Vec<StreamSummary>, StoreError> {
+        let log = self.read();
+        let Some(tenant) = log.tenant(&self.tenant) else {
+            return Ok(Vec::new());
+        };
+        let mut streams: Vec<StreamSummary> = tenant
+            .streams
+            .iter()
+            .filter(|(stream, _)| {
+                list.category
+                    .as_deref()
+                    .is_none_or(|category| stream.category() == category)
+                    && list
+                        .after
+                        .as_deref()
+                        .is_none_or(|after| stream.as_str() > after)
+            })
+            .filter_map(|(stream, indexes)| {
+                let newest = &log.events[*indexes.last()?];
+                Some(StreamSummary::new(
+                    stream.clone(),
+                    newest.stream_version,
+                    newest.recorded_at,
+                ))
+            })
+            .collect();
+        streams.sort_unstable_by(|a, b| a.stream.as_str().cmp(b.stream.as_str()));
+        streams.truncate(list.limit);
+        Ok(streams)
+    }
+
+    async fn event_types(&self) -> Result<Vec<StoredTypeCount>, StoreError> {
+        let log = self.read();
+        let mut counts: BTreeMap<(&str, u32), u64> = BTreeMap::new();
+        for &index in log.tenant(&self.tenant).map_or(&[][..], |t| &t.all) {
+            let record = &log.events[index];
+            *counts
+                .entry((&record.event_type, record.schema_version))
+                .or_default() += 1;
+        }
+        Ok(counts
+            .into_iter()
+            .map(|((name, version), events)| StoredTypeCount::new(name, version, events))
+            .collect())
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<CheckpointSummary>, StoreError> {
+        let log = self.read();
+        let mut checkpoints: Vec<CheckpointSummary> = log
+            .tenant(&self.tenant)
+            .map(|t| {
+                t.checkpoints
+                    .iter()
+                    .map(|(name, position)| CheckpointSummary::new(name, Some(*position)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        checkpoints.sort_unstable_by(|a, b| a.consumer.cmp(&b.consumer));
+        Ok(checkpoints)
+    }
+
+    async fn all_parked(&self) -> Result<Vec<ParkedEvent>, StoreError> {
+        let log = self.read();
+        let Some(tenant) = log.tenant(&self.tenant) else {
+            return Ok(Vec::new());
+        };
+        let mut reactors: Vec<&String> = tenant.parked.keys().collect();
+        reactors.sort_unstable();
+        Ok(reactors
+            .into_iter()
+            .flat_map(|reactor| tenant.parked[reactor].iter().cloned())
+            .collect())
     }
 }
 

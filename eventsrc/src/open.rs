@@ -9,7 +9,10 @@ use eventsrc_core::backend::{
     AppendSignal, DocumentCommit, DocumentStore, DocumentWrite, Lease, Leases, ParkedEvent,
     ParkedStore, Select, StoredEvent,
 };
-use eventsrc_core::store::{AppendResult, ReadAll, ReadStream, Snapshot, StreamAppend};
+use eventsrc_core::store::{
+    AppendResult, CheckpointSummary, Inspect, ListStreams, ReadAll, ReadStream, Snapshot,
+    StoredTypeCount, StreamAppend, StreamSummary,
+};
 use eventsrc_core::time::{Clock, SystemClock};
 use eventsrc_core::{
     CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, MemoryStore, NewEvent,
@@ -292,6 +295,24 @@ impl DocumentStore for Store {
         writes: Vec<DocumentWrite>,
     ) -> Result<DocumentCommit, StoreError> {
         delegate!(self, store => store.commit_documents(view, from, through, writes).await)
+    }
+}
+
+impl Inspect for Store {
+    async fn streams(&self, list: ListStreams) -> Result<Vec<StreamSummary>, StoreError> {
+        delegate!(self, store => store.streams(list).await)
+    }
+
+    async fn event_types(&self) -> Result<Vec<StoredTypeCount>, StoreError> {
+        delegate!(self, store => store.event_types().await)
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<CheckpointSummary>, StoreError> {
+        delegate!(self, store => store.checkpoints().await)
+    }
+
+    async fn all_parked(&self) -> Result<Vec<ParkedEvent>, StoreError> {
+        delegate!(self, store => store.all_parked().await)
     }
 }
 

@@ -15,11 +15,15 @@
 //! [`Tenant`]: crate::Tenant
 
 pub(crate) mod inline;
+mod inspect;
 mod pointers;
 pub(crate) mod retry;
 pub(crate) mod traits;
 
 pub use self::traits::{
     AppendResult, Direction, EventFilter, NoSnapshots, ReadAll, ReadStream, Snapshot, StreamAppend,
+};
+pub use self::inspect::{
+    CheckpointSummary, Inspect, ListStreams, StoredTypeCount, StreamSummary,
 };
 pub use crate::aggregate::SnapshotFormat;

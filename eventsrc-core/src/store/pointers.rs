@@ -13,7 +13,10 @@ use crate::backend::{
     AppendSignal, DocumentCommit, DocumentStore, DocumentWrite, Lease, Leases, ParkedEvent,
     ParkedStore, Select, StoredEvent,
 };
-use crate::store::{AppendResult, ReadAll, ReadStream, Snapshot, StreamAppend};
+use crate::store::{
+    AppendResult, CheckpointSummary, Inspect, ListStreams, ReadAll, ReadStream, Snapshot,
+    StoredTypeCount, StreamAppend, StreamSummary,
+};
 use crate::{
     CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent,
     SnapshotStore, StoreError, StreamId, StreamVersion, SwitchReadModel, Tenant, Tenants,
@@ -164,6 +167,33 @@ macro_rules! through_pointer {
                 swap: &str,
             ) -> impl Future<Output = Result<GlobalPosition, StoreError>> + Send {
                 (**self).switch_read_model(rebuilt, live, swap)
+            }
+        }
+
+        impl<S: Inspect + ?Sized> Inspect for $pointer {
+            fn streams(
+                &self,
+                list: ListStreams,
+            ) -> impl Future<Output = Result<Vec<StreamSummary>, StoreError>> + Send {
+                (**self).streams(list)
+            }
+
+            fn event_types(
+                &self,
+            ) -> impl Future<Output = Result<Vec<StoredTypeCount>, StoreError>> + Send {
+                (**self).event_types()
+            }
+
+            fn checkpoints(
+                &self,
+            ) -> impl Future<Output = Result<Vec<CheckpointSummary>, StoreError>> + Send {
+                (**self).checkpoints()
+            }
+
+            fn all_parked(
+                &self,
+            ) -> impl Future<Output = Result<Vec<ParkedEvent>, StoreError>> + Send {
+                (**self).all_parked()
             }
         }
 
