@@ -5,6 +5,11 @@ pub use eventsrc_core::*;
 
 mod open;
 
+/// The `eventsrc` command line as a library (the `cli` feature).
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
+pub mod cli;
+
 #[cfg(feature = "postgres")]
 pub use open::PostgresUrl;
 pub use open::{OpenStoreError, Store, StoreUrl};
