@@ -32,7 +32,9 @@
 //! - **Live readers are woken** by LISTEN/NOTIFY: see [`PgEventStore::notifications`].
 //! - **Versioned schema**, created and migrated on connect under an advisory lock, so several
 //!   nodes may start at once; a schema written by a newer build is refused with
-//!   [`ConnectError::NewerSchema`].
+//!   [`ConnectError::NewerSchema`]. A team that manages its DDL itself connects with
+//!   [`PgOptions::migrate(false)`](PgOptions::migrate) and makes the schema with
+//!   [`schema::ddl`] or [`PgEventStore::migrate`].
 //! - **Tenants** share the tables; every query is scoped by the handle's tenant.
 //!
 //! The read side, for runners on many nodes ([`eventsrc::runner`](eventsrc_core::runner)):
@@ -104,7 +106,7 @@ mod parked;
 mod projection;
 mod read_model;
 mod rows;
-mod schema;
+pub mod schema;
 mod url;
 mod writer;
 
@@ -265,7 +267,7 @@ impl PgEventStore {
     /// Connects to the database a parsed [`PgUrl`] names, in the schema it names (if any),
     /// with `options`.
     pub async fn connect_url(url: &PgUrl, options: PgOptions) -> Result<Self, ConnectError> {
-        let options = options.with_url_schema(url)?;
+        let options = options.with_url(url)?;
         Self::connect_config(url.config().clone(), options).await
     }
 
@@ -336,7 +338,7 @@ impl PgEventStore {
         {
             let mut client = pool.get().await?;
             let client: &mut tokio_postgres::Client = &mut client;
-            schema::migrate(client, &schema, &quoted).await?;
+            schema::prepare(client, &schema, &quoted, options.migrate).await?;
         }
         let notifier = options
             .notify

@@ -18,6 +18,7 @@ pub struct PgOptions {
     pub(crate) horizon_wait: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) pool_timeout: Duration,
+    pub(crate) migrate: bool,
 }
 
 impl Default for PgOptions {
@@ -30,6 +31,7 @@ impl Default for PgOptions {
             horizon_wait: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(10),
             pool_timeout: Duration::from_secs(30),
+            migrate: true,
         }
     }
 }
@@ -43,8 +45,10 @@ impl PgOptions {
         self.schema.as_deref().unwrap_or(DEFAULT_SCHEMA)
     }
 
-    /// These options with the schema `url` names, if any: the same one, or a conflict.
-    pub(crate) fn with_url_schema(mut self, url: &crate::PgUrl) -> Result<Self, ConnectError> {
+    /// These options with what `url` says of the store: its schema, if any (the same one, or
+    /// a conflict), and `migrate=false`.
+    pub(crate) fn with_url(mut self, url: &crate::PgUrl) -> Result<Self, ConnectError> {
+        self.migrate &= url.migrate();
         match (url.schema(), &self.schema) {
             (Some(named), Some(given)) if named != given => Err(ConnectError::SchemaConflict {
                 url: named.to_owned(),
@@ -122,6 +126,37 @@ impl PgOptions {
         self.pool_timeout = timeout;
         self
     }
+
+    /// Whether connecting creates the schema if missing and migrates an older one (default
+    /// `true`), under an advisory lock so that nodes starting at once migrate in turn.
+    ///
+    /// `false` is for a team that manages its DDL itself: connecting then reads the schema
+    /// version and nothing else, and fails with [`ConnectError::SchemaNotCurrent`] unless it
+    /// is this build's ([`SCHEMA_VERSION`](crate::SCHEMA_VERSION)); a missing schema is not
+    /// created, and one found wanting is left as it was, so the application's role needs no
+    /// right to create or alter tables. The schema is made beforehand by running the SQL of
+    /// [`schema::ddl`](crate::schema::ddl) (`eventsrc schema`) or by
+    /// [`PgEventStore::migrate`](crate::PgEventStore::migrate) (`eventsrc migrate`). A schema
+    /// written by a newer build is [`ConnectError::NewerSchema`] either way.
+    ///
+    /// A URL says it with `?migrate=false` (see [`PgUrl`](crate::PgUrl)); when either the
+    /// URL or these options say `false`, connecting does not migrate.
+    ///
+    /// ```no_run
+    /// use eventsrc_postgres::{PgEventStore, PgOptions};
+    ///
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = PgEventStore::connect_with(
+    ///     "postgres://app@db.internal/app",
+    ///     PgOptions::default().schema("orders").migrate(false),
+    /// )
+    /// .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
 }
 
 /// Connecting failed.
@@ -169,6 +204,20 @@ pub enum ConnectError {
         /// The newest this build knows.
         supported: i32,
     },
+    /// The store was connected without migrating ([`PgOptions::migrate(false)`](PgOptions::migrate),
+    /// `?migrate=false`) and the schema is older than this build's, or missing (`found` 0).
+    /// Nothing was changed: migrate it ([`PgEventStore::migrate`](crate::PgEventStore::migrate),
+    /// `eventsrc migrate`), or, for a new schema, run the SQL of
+    /// [`schema::ddl`](crate::schema::ddl).
+    #[error("{}", not_current(schema, *found, *expected))]
+    SchemaNotCurrent {
+        /// The schema.
+        schema: String,
+        /// Its version: 0 when it has no eventsrc tables (or does not exist).
+        found: i32,
+        /// This build's.
+        expected: i32,
+    },
     /// The pool gave no connection in time, or was closed. A connection PostgreSQL refused
     /// is [`Postgres`](Self::Postgres).
     #[error("cannot get a PostgreSQL connection: {0}")]
@@ -182,6 +231,24 @@ pub enum ConnectError {
     /// (`Connection refused`); the driver's error stays the [`source`](std::error::Error::source).
     #[error("PostgreSQL failed: {}", Cause(.0))]
     Postgres(#[from] tokio_postgres::Error),
+}
+
+/// What [`ConnectError::SchemaNotCurrent`] says: what was found, and what to do.
+fn not_current(schema: &str, found: i32, expected: i32) -> String {
+    let opened =
+        "the store was connected with `migrate(false)` (`?migrate=false`), so nothing was changed";
+    let migrate = "run the migrations (`eventsrc migrate --store <URL>`)";
+    if found == 0 {
+        format!(
+            "schema `{schema}` has no eventsrc tables (this build needs version {expected}) and \
+             {opened}: {migrate}, or apply the DDL that `eventsrc schema` prints"
+        )
+    } else {
+        format!(
+            "schema `{schema}` has version {found}, older than this build's {expected}, and \
+             {opened}: {migrate}"
+        )
+    }
 }
 
 impl From<deadpool_postgres::PoolError> for ConnectError {

@@ -1,13 +1,24 @@
-//! The database schema, versioned in a table of its own and migrated on connect.
+//! The database schema, versioned in a table of its own: created and migrated on connect, or
+//! managed outside the store.
 //!
 //! Every node of an application connects with the same schema name, and several may start at
 //! once: each migrates inside one transaction holding a transaction-level advisory lock derived
 //! from the schema name, so they migrate in turn and the later ones find the work done.
 //! Migrations only ever add; a schema written by a newer build is refused, not misread.
+//!
+//! A team that manages its DDL itself connects with
+//! [`PgOptions::migrate(false)`](crate::PgOptions::migrate) (or `?migrate=false` in the URL):
+//! the store then only reads the version, and refuses a schema that is not [`CURRENT`] with
+//! [`ConnectError::SchemaNotCurrent`], changing nothing. The schema is made beforehand, either
+//! by running the SQL of [`ddl`] (what `eventsrc schema` prints), or by
+//! [`PgEventStore::migrate`](crate::PgEventStore::migrate) (what `eventsrc migrate` runs),
+//! which applies the migrations of [`migrate`] and says what it did ([`Migrated`]).
 
-use tokio_postgres::Client;
+use std::fmt;
 
-use crate::ConnectError;
+use tokio_postgres::{Client, NoTls};
+
+use crate::{ConnectError, PgEventStore, PgOptions, PgUrl, options};
 
 /// The schema version this build writes.
 pub const CURRENT: i32 = 5;
@@ -130,13 +141,122 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
-/// Creates the schema if needed and brings it to [`CURRENT`], refusing one written by a newer
-/// build. `name` is the bare schema name, `quoted` the same as an SQL identifier.
-pub(crate) async fn migrate(
-    client: &mut Client,
-    name: &str,
-    quoted: &str,
-) -> Result<(), ConnectError> {
+/// What a migration did: the schema's version before it, and after.
+///
+/// Its [`Display`](fmt::Display) says it in words: `created the schema at version 5`,
+/// `migrated the schema from version 3 to version 5`, `the schema is at version 5 already`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Migrated {
+    /// The version found: 0 for a schema without the store's tables (or no schema at all).
+    pub from: i32,
+    /// The version now: [`CURRENT`].
+    pub to: i32,
+}
+
+impl Migrated {
+    /// Whether a migration ran, `from` being older than `to`.
+    pub fn changed(&self) -> bool {
+        self.from != self.to
+    }
+}
+
+impl fmt::Display for Migrated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self { from, to } = *self;
+        match from {
+            _ if from == to => write!(f, "the schema is at version {to} already"),
+            0 => write!(f, "created the schema at version {to}"),
+            _ => write!(f, "migrated the schema from version {from} to version {to}"),
+        }
+    }
+}
+
+/// `name` as an SQL identifier: in double quotes, as every statement of the store writes it.
+/// Names are checked ([`options::check_schema_name`]) before they are quoted, so no quote can be
+/// in them.
+pub(crate) fn quote(name: &str) -> String {
+    format!("\"{name}\"")
+}
+
+/// The SQL that creates the schema `schema` (the bare name, as given to
+/// [`PgOptions::schema`](crate::PgOptions::schema); quoted here as the store quotes it) at
+/// this build's version ([`CURRENT`]): the schema itself, the version table
+/// (`migrations`), and every migration in turn with the row recording it, as connecting
+/// runs them, so that the schema is the one a store would have created.
+///
+/// For a team that manages its DDL itself: run it once, in one transaction
+/// (`psql --single-transaction -f`), as a role allowed to create the tables; then connect
+/// the application with [`PgOptions::migrate(false)`](crate::PgOptions::migrate), as a role
+/// that needs only to read and write them. `eventsrc schema` prints it. It creates the schema
+/// if missing (so a DBA may create it first, with its owner and grants) and fails on one that
+/// already has the tables. The name is not checked here:
+/// [`PgEventStore::connect`](crate::PgEventStore::connect) refuses the names it does not
+/// accept (lower-case ASCII letters, digits and `_`).
+///
+/// ```
+/// use eventsrc_postgres::{SCHEMA_VERSION, schema};
+///
+/// let sql = schema::ddl("orders");
+/// assert!(sql.contains(r#"CREATE SCHEMA IF NOT EXISTS "orders";"#));
+/// assert!(sql.contains(r#"CREATE TABLE "orders".events ("#));
+/// assert!(sql.contains(&format!(r#"INSERT INTO "orders".migrations (version) VALUES ({SCHEMA_VERSION});"#)));
+/// ```
+pub fn ddl(schema: &str) -> String {
+    ddl_up_to(schema, CURRENT)
+}
+
+/// The SQL of the first `version` migrations (at most [`CURRENT`]) in `schema`, recording
+/// each: for tests that make an older schema. Not part of the API.
+#[doc(hidden)]
+pub fn ddl_up_to(schema: &str, version: i32) -> String {
+    let (quoted, version) = (quote(schema), version.clamp(0, CURRENT));
+    let mut sql = format!(
+        "-- The eventsrc-postgres schema {quoted}, version {version}, created from nothing: what \
+         connecting to a new schema creates.\n\
+         -- Run it once, in one transaction (psql --single-transaction -f); the store then \
+         connects to it with migrate(false).\n\n{}\n",
+        version_table(&quoted)
+    );
+    for from in 0..version {
+        sql.push_str(&format!(
+            "\n-- Version {}.\n{}\n",
+            from + 1,
+            migration(&quoted, from)
+        ));
+    }
+    sql
+}
+
+/// The schema and its version table, created if missing.
+fn version_table(quoted: &str) -> String {
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS {quoted};\n\
+         CREATE TABLE IF NOT EXISTS {quoted}.migrations (\n    \
+             version integer PRIMARY KEY,\n    \
+             applied_at timestamptz NOT NULL DEFAULT now()\n\
+         );"
+    )
+}
+
+/// The SQL of the migration from `version` to the next in the schema `quoted`, with the row
+/// that records it, as [`migrate`] runs it and [`ddl`] prints it: the entry of
+/// [`MIGRATIONS`] without its indentation.
+fn migration(quoted: &str, version: i32) -> String {
+    let lines: Vec<&str> = MIGRATIONS[version as usize]
+        .trim()
+        .lines()
+        .map(|line| line.strip_prefix("    ").unwrap_or(line))
+        .collect();
+    format!(
+        "{}\nINSERT INTO {quoted}.migrations (version) VALUES ({});",
+        lines.join("\n").replace("{schema}", quoted),
+        version + 1
+    )
+}
+
+/// Refuses a server older than [`MIN_SERVER_VERSION`].
+async fn check_server(client: &Client) -> Result<(), ConnectError> {
     let server: i32 = client
         .query_one("SELECT current_setting('server_version_num')::int", &[])
         .await?
@@ -144,19 +264,44 @@ pub(crate) async fn migrate(
     if server < MIN_SERVER_VERSION {
         return Err(ConnectError::UnsupportedServer { version: server });
     }
+    Ok(())
+}
+
+/// Creates the schema `schema` if needed and brings it to [`CURRENT`], and says from which
+/// version. `schema` is the bare name (as given to
+/// [`PgOptions::schema`](crate::PgOptions::schema)), checked and quoted here. A schema written
+/// by a newer build is refused ([`ConnectError::NewerSchema`]), and so is a server older than
+/// PostgreSQL 13 and a client already in a transaction.
+///
+/// This is what connecting runs (unless [`PgOptions::migrate`](crate::PgOptions::migrate)
+/// says not to), on a client of your own: one connected through the TLS connector of your
+/// choice, say. [`PgEventStore::migrate`] connects one for you, without TLS. The migrations
+/// run in one transaction holding an advisory lock derived from the schema's name, so that
+/// nodes and tools migrating at once migrate in turn, and the later ones find the work done.
+///
+/// ```no_run
+/// use eventsrc_postgres::{schema, tokio_postgres};
+///
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// let (mut client, connection) =
+///     tokio_postgres::connect("host=db.internal user=owner dbname=app", tokio_postgres::NoTls)
+///         .await?;
+/// tokio::spawn(connection);
+/// let migrated = schema::migrate(&mut client, "orders").await?;
+/// println!("{migrated}"); // created the schema at version 5
+/// # Ok(()) }
+/// ```
+pub async fn migrate(client: &mut Client, schema: &str) -> Result<Migrated, ConnectError> {
+    options::check_schema_name(schema)?;
+    let quoted = quote(schema);
+    check_server(client).await?;
     let tx = client.transaction().await?;
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended('eventsrc migrations ' || $1, 0))",
-        &[&name],
+        &[&schema],
     )
     .await?;
-    tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {quoted}; \
-         CREATE TABLE IF NOT EXISTS {quoted}.migrations ( \
-             version integer PRIMARY KEY, \
-             applied_at timestamptz NOT NULL DEFAULT now())"
-    ))
-    .await?;
+    tx.batch_execute(&version_table(&quoted)).await?;
     let found: i32 = tx
         .query_one(
             &format!("SELECT COALESCE(MAX(version), 0) FROM {quoted}.migrations"),
@@ -166,28 +311,119 @@ pub(crate) async fn migrate(
         .try_get(0)?;
     if found > CURRENT {
         return Err(ConnectError::NewerSchema {
-            schema: name.to_owned(),
+            schema: schema.to_owned(),
             found,
             supported: CURRENT,
         });
     }
-    for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        tx.batch_execute(&sql.replace("{schema}", quoted)).await?;
-        let to = version as i32 + 1;
-        tx.execute(
-            &format!("INSERT INTO {quoted}.migrations (version) VALUES ($1)"),
-            &[&to],
-        )
-        .await?;
+    for version in found..CURRENT {
+        tx.batch_execute(&migration(&quoted, version)).await?;
         tracing::info!(
-            schema = name,
+            schema,
             from = version,
-            to,
+            to = version + 1,
             "migrated the eventsrc schema"
         );
     }
     tx.commit().await?;
-    Ok(())
+    Ok(Migrated {
+        from: found,
+        to: CURRENT,
+    })
+}
+
+/// Refuses the schema `name` (quoted `quoted`) unless it is at [`CURRENT`], reading only.
+async fn check(client: &Client, name: &str, quoted: &str) -> Result<(), ConnectError> {
+    check_server(client).await?;
+    let versioned: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_tables \
+             WHERE schemaname = $1 AND tablename = 'migrations')",
+            &[&name],
+        )
+        .await?
+        .try_get(0)?;
+    let found: i32 = match versioned {
+        false => 0,
+        true => client
+            .query_one(
+                &format!("SELECT COALESCE(MAX(version), 0) FROM {quoted}.migrations"),
+                &[],
+            )
+            .await?
+            .try_get(0)?,
+    };
+    if found > CURRENT {
+        Err(ConnectError::NewerSchema {
+            schema: name.to_owned(),
+            found,
+            supported: CURRENT,
+        })
+    } else if found < CURRENT {
+        Err(ConnectError::SchemaNotCurrent {
+            schema: name.to_owned(),
+            found,
+            expected: CURRENT,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// What connecting does to the schema `name` (quoted `quoted`): migrates it, or only checks it
+/// when the store does not migrate.
+pub(crate) async fn prepare(
+    client: &mut Client,
+    name: &str,
+    quoted: &str,
+    migrate: bool,
+) -> Result<(), ConnectError> {
+    match migrate {
+        true => self::migrate(client, name).await.map(drop),
+        false => check(client, name, quoted).await,
+    }
+}
+
+impl PgEventStore {
+    /// Creates the schema if missing and brings it to this build's version ([`CURRENT`]),
+    /// on one connection of its own to the database `url` names, without TLS, and says what it
+    /// did: the explicit migration, for stores connected with
+    /// [`PgOptions::migrate(false)`](crate::PgOptions::migrate). `eventsrc migrate` runs it.
+    ///
+    /// The schema is the one `url` or `options` names (they must agree, as in
+    /// [`connect_url`](Self::connect_url)), else `eventsrc`; of `options`, the application
+    /// name and connect timeout are used too, and whether to migrate is not (this call is the
+    /// migration). Stores connected to the schema meanwhile are not disturbed (the
+    /// migrations only add, in one transaction). Through TLS, connect a client yourself and
+    /// call [`schema::migrate`](migrate).
+    ///
+    /// ```no_run
+    /// use eventsrc_postgres::{PgEventStore, PgOptions};
+    ///
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// // The deployment's step, as a role allowed to create tables.
+    /// let owner = "postgres://owner@db.internal/app?schema=orders".parse()?;
+    /// let migrated = PgEventStore::migrate(&owner, PgOptions::default()).await?;
+    /// println!("{migrated}");
+    ///
+    /// // The application's, as a role that only reads and writes.
+    /// let store = PgEventStore::connect("postgres://app@db.internal/app?schema=orders&migrate=false").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn migrate(url: &PgUrl, options: PgOptions) -> Result<Migrated, ConnectError> {
+        let options = options.with_url(url)?;
+        let mut config = url.config().clone();
+        config
+            .application_name(&options.application_name)
+            .connect_timeout(options.connect_timeout);
+        let (mut client, connection) = config.connect(NoTls).await?;
+        let driver = tokio::spawn(connection);
+        let migrated = migrate(&mut client, options.schema_name()).await;
+        drop(client);
+        // The connection ends once the client is gone; how it ended says nothing more.
+        let _ = driver.await;
+        migrated
+    }
 }
 
 /// The hook that puts the store's schema first in the `search_path` of every pooled

@@ -1,5 +1,5 @@
 //! The store's connection URL ([`PgUrl`]): libpq's URL grammar, plus the store's own `schema`
-//! parameter, read once here for [`PgEventStore::connect`](crate::PgEventStore::connect) and
+//! and `migrate` parameters, read once here for [`PgEventStore::connect`](crate::PgEventStore::connect) and
 //! for `eventsrc`'s `Store::open`.
 
 use std::fmt;
@@ -31,9 +31,15 @@ const SOCKET_DIRECTORIES: [&str; 2] = ["/var/run/postgresql", "/tmp"];
 /// dbname=app schema=billing`, a value in single quotes when it holds spaces, `\` escaping
 /// the next character), is read too, with the same parameters, `schema` included.
 ///
-/// `schema=name` is the store's own: the PostgreSQL schema its tables live in (see
-/// [`PgOptions::schema`](crate::PgOptions::schema) for the names accepted). It is taken out
-/// before the driver reads the rest, and given twice or empty it is an error.
+/// Two parameters are the store's own, taken out before the driver reads the rest:
+///
+/// | parameter | what it says | default |
+/// |---|---|---|
+/// | `schema=name` | the PostgreSQL schema the tables live in (see [`PgOptions::schema`](crate::PgOptions::schema) for the names accepted) | `eventsrc` |
+/// | `migrate=false` | connect without creating or migrating the schema: refused unless it is this build's (see [`PgOptions::migrate`](crate::PgOptions::migrate)) | `true` |
+///
+/// Given twice, empty, or (`migrate`) anything but `true` or `false`, either is an error
+/// whose [`parameter`](UrlError::parameter) names it.
 ///
 /// The password never shows: [`Display`](fmt::Display), [`Debug`] and [`UrlError`] write
 /// `***` in its place (in the query's `password=` too); everything else is shown as written,
@@ -53,6 +59,12 @@ const SOCKET_DIRECTORIES: [&str; 2] = ["/var/run/postgresql", "/tmp"];
 /// assert_eq!(url.config().get_hosts(), [Host::Tcp("db.internal".into())]);
 /// assert_eq!(url.config().get_ports(), [5433]);
 /// assert_eq!(url.to_string(), "postgres://app:***@db.internal:5433/events?schema=billing");
+/// assert!(url.migrate());
+///
+/// let url: PgUrl = "postgres://app@db.internal/events?schema=billing&migrate=false".parse()?;
+/// assert!(!url.migrate());
+/// let error = "postgres://app@db.internal/events?migrate=maybe".parse::<PgUrl>().unwrap_err();
+/// assert_eq!(error.parameter(), Some("migrate"));
 ///
 /// // A unix socket: in the query, or percent-encoded as the host.
 /// for url in [
@@ -75,6 +87,7 @@ pub struct PgUrl {
     /// Boxed, so that a URL stays small beside the other variants of `eventsrc`'s `StoreUrl`.
     config: Box<tokio_postgres::Config>,
     schema: Option<String>,
+    migrate: bool,
     /// The URL as given, with `***` for the password.
     shown: String,
 }
@@ -88,13 +101,29 @@ pub struct PgUrl {
 pub struct UrlError {
     url: Option<String>,
     reason: String,
+    parameter: Option<&'static str>,
 }
 
 impl UrlError {
     fn new(url: &str, reason: impl Into<String>) -> Self {
+        Self::at(url, Fault::from(reason.into()))
+    }
+
+    /// The error of `fault` in the URL shown as `url`.
+    fn at(url: &str, fault: Fault) -> Self {
         Self {
             url: Some(url.to_owned()),
-            reason: reason.into(),
+            reason: fault.reason,
+            parameter: fault.parameter,
+        }
+    }
+
+    /// A URL that could not be read far enough to be shown.
+    fn unshown(reason: String) -> Self {
+        Self {
+            url: None,
+            reason,
+            parameter: None,
         }
     }
 
@@ -107,6 +136,27 @@ impl UrlError {
     /// What is wrong with it.
     pub fn reason(&self) -> &str {
         &self.reason
+    }
+
+    /// The store's own parameter at fault, `schema` or `migrate`, when the fault is in one of
+    /// them; `None` when it is elsewhere (the driver's parameters included).
+    pub fn parameter(&self) -> Option<&str> {
+        self.parameter
+    }
+}
+
+/// What is wrong with a URL, and the store's own parameter at fault, if it is one.
+struct Fault {
+    reason: String,
+    parameter: Option<&'static str>,
+}
+
+impl From<String> for Fault {
+    fn from(reason: String) -> Self {
+        Self {
+            reason,
+            parameter: None,
+        }
     }
 }
 
@@ -123,6 +173,12 @@ impl PgUrl {
     /// The schema named by the `schema` parameter, if any.
     pub fn schema(&self) -> Option<&str> {
         self.schema.as_deref()
+    }
+
+    /// Whether connecting creates or migrates the schema: `false` when the URL says
+    /// `migrate=false` (see [`PgOptions::migrate`](crate::PgOptions::migrate)).
+    pub fn migrate(&self) -> bool {
+        self.migrate
     }
 
     /// The driver's settings: everything the URL says but the schema, the password included.
@@ -253,17 +309,17 @@ impl FromStr for PgUrl {
                 return Self::from_key_value(url);
             }
             // Not ours to show whole: it may hold a password.
-            return Err(UrlError {
-                url: None,
-                reason: "write `postgres://user@host/database` or `host=... dbname=...`".to_owned(),
-            });
+            return Err(UrlError::unshown(
+                "write `postgres://user@host/database` or `host=... dbname=...`".to_owned(),
+            ));
         };
         let pieces = Pieces::cut(scheme, after);
         let in_errors = pieces.shown_in_errors();
-        let fail = |reason: String| UrlError::new(&in_errors, reason);
+        let fail = |fault: Fault| UrlError::at(&in_errors, fault);
         if pieces.slashes.is_empty() {
-            return Err(fail(
-                "write `postgres://user@host/database`, with the two slashes".to_owned(),
+            return Err(UrlError::new(
+                &in_errors,
+                "write `postgres://user@host/database`, with the two slashes",
             ));
         }
         let settings = Settings::read(&pieces).map_err(fail)?;
@@ -275,7 +331,7 @@ impl PgUrl {
     /// Reads libpq's `key=value` form: `host=localhost dbname=app schema=billing`, a value
     /// in single quotes when it holds spaces, `\` escaping the next character.
     fn from_key_value(text: &str) -> Result<Self, UrlError> {
-        let pairs = key_value_pairs(text).map_err(|reason| UrlError { url: None, reason })?;
+        let pairs = key_value_pairs(text).map_err(UrlError::unshown)?;
         let shown = pairs
             .iter()
             .map(|(key, value)| match key.as_str() {
@@ -290,7 +346,10 @@ impl PgUrl {
             match key.as_str() {
                 "schema" => settings
                     .schema(&value)
-                    .map_err(|reason| UrlError::new(&shown, reason))?,
+                    .map_err(|fault| UrlError::at(&shown, fault))?,
+                "migrate" => settings
+                    .migrate(&value)
+                    .map_err(|fault| UrlError::at(&shown, fault))?,
                 "password" => settings.password = Some(value.into_bytes()),
                 _ => settings.set(&key, value),
             }
@@ -381,10 +440,11 @@ struct Settings {
     parameters: Vec<(String, String)>,
     password: Option<Vec<u8>>,
     schema: Option<String>,
+    migrate: Option<bool>,
 }
 
 impl Settings {
-    fn read(pieces: &Pieces<'_>) -> Result<Self, String> {
+    fn read(pieces: &Pieces<'_>) -> Result<Self, Fault> {
         let mut settings = Self::default();
         if let Some(credentials) = pieces.credentials {
             let (user, password) = match credentials.split_once(':') {
@@ -411,14 +471,15 @@ impl Settings {
                 continue;
             }
             let Some((key, value)) = parameter.split_once('=') else {
-                return Err(format!(
+                return Err(Fault::from(format!(
                     "the parameter `{parameter}` has no value: write `{parameter}=value`"
-                ));
+                )));
             };
             let key = decode(key)?;
             parameter_name(&key)?;
             match key.as_str() {
                 "schema" => settings.schema(&decode(value)?)?,
+                "migrate" => settings.migrate(&decode(value)?)?,
                 "password" => settings.password = Some(decode_bytes(value)),
                 _ => settings.set(&key, decode(value)?),
             }
@@ -434,19 +495,48 @@ impl Settings {
         }
     }
 
-    fn schema(&mut self, name: &str) -> Result<(), String> {
+    fn schema(&mut self, name: &str) -> Result<(), Fault> {
+        let fault = |reason: String| Fault {
+            reason,
+            parameter: Some("schema"),
+        };
         if self.schema.is_some() {
-            return Err("`schema=` is given twice: name one schema".to_owned());
+            return Err(fault(
+                "`schema=` is given twice: name one schema".to_owned(),
+            ));
         }
         if name.is_empty() {
-            return Err(
+            return Err(fault(
                 "`schema=` names no schema: write `schema=name` or leave it out".to_owned(),
-            );
+            ));
         }
         if let Some(problem) = options::schema_name_problem(name) {
-            return Err(format!("invalid schema name `{name}`: {problem}"));
+            return Err(fault(format!("invalid schema name `{name}`: {problem}")));
         }
         self.schema = Some(name.to_owned());
+        Ok(())
+    }
+
+    fn migrate(&mut self, value: &str) -> Result<(), Fault> {
+        let fault = |reason: String| Fault {
+            reason,
+            parameter: Some("migrate"),
+        };
+        if self.migrate.is_some() {
+            return Err(fault(
+                "`migrate=` is given twice: write `migrate=false` once, or leave it out".to_owned(),
+            ));
+        }
+        self.migrate = Some(match value {
+            "true" => true,
+            "false" => false,
+            _ => {
+                return Err(fault(format!(
+                    "`migrate={value}` is neither true nor false: write `migrate=false` to \
+                     connect without creating or migrating the schema, or leave it out"
+                )));
+            }
+        });
         Ok(())
     }
 
@@ -481,6 +571,7 @@ impl Settings {
         Ok(PgUrl {
             config: Box::new(config),
             schema: self.schema,
+            migrate: self.migrate.unwrap_or(true),
             shown,
         })
     }

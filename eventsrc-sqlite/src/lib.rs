@@ -12,7 +12,9 @@
 //!   loss. [`Durability::Normal`] is the opt-in faster mode: in WAL mode it survives a crash of
 //!   the application but a power loss may lose the last transactions (never corrupt the file).
 //! - **Versioned schema**, created and migrated on open; a file written by a newer build is
-//!   refused with [`OpenError::NewerSchema`] instead of being misread.
+//!   refused with [`OpenError::NewerSchema`] instead of being misread. A team that manages
+//!   its DDL itself opens with [`SqliteOptions::migrate(false)`](SqliteOptions::migrate) and
+//!   makes the schema with [`schema::ddl`] or [`SqliteEventStore::migrate`].
 //!
 //! ```
 //! use eventsrc::{EventStore, ExpectedVersion, NewEvent, StreamId};
@@ -79,7 +81,7 @@ mod parked;
 mod projection;
 mod read_model;
 mod rows;
-mod schema;
+pub mod schema;
 mod sql;
 mod statements;
 mod writer;
@@ -243,9 +245,14 @@ impl SqliteEventStore {
         temporary: Option<PathBuf>,
     ) -> Result<Self, OpenError> {
         let opened = tokio::task::spawn_blocking(move || -> Result<_, OpenError> {
-            let mut conn = Connection::open(&path)?;
+            let mut conn = match options.migrate {
+                true => Connection::open(&path)?,
+                false => schema::open_current(&path)?,
+            };
             configure(&conn, options.durability)?;
-            schema::migrate(&mut conn)?;
+            if options.migrate {
+                schema::migrate(&mut conn)?;
+            }
             let appended = Arc::new(watch::Sender::new(0));
             let writer = writer::spawn(conn, options.clock, Arc::clone(&appended))?;
             let leases = leases::of_file(&path);
@@ -279,7 +286,7 @@ impl SqliteEventStore {
     pub async fn open_in_memory_with(options: SqliteOptions) -> Result<Self, OpenError> {
         let mut conn = Connection::open_in_memory()?;
         tune(&conn)?;
-        schema::migrate(&mut conn)?;
+        schema::prepare(&mut conn, options.migrate)?;
         let appended = Arc::new(watch::Sender::new(0));
         let writer = writer::spawn(conn, options.clock, Arc::clone(&appended))?;
         Ok(Self {

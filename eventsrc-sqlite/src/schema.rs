@@ -1,8 +1,21 @@
-//! The database schema, versioned with `PRAGMA user_version` and migrated on open.
+//! The database schema, versioned with `PRAGMA user_version`: created and migrated on open, or
+//! managed outside the store.
+//!
+//! By default, opening a store creates the schema in a new file and migrates an older one.
+//! A team that manages its DDL itself opens with
+//! [`SqliteOptions::migrate(false)`](crate::SqliteOptions::migrate) (or `?migrate=false` in a
+//! store URL): the store then only reads the version, and refuses a schema that is not
+//! [`CURRENT`] with [`OpenError::SchemaNotCurrent`], changing nothing. The schema is made
+//! beforehand, either by running the SQL of [`ddl`] (what `eventsrc schema` prints), or by
+//! [`SqliteEventStore::migrate`](crate::SqliteEventStore::migrate) (what `eventsrc migrate`
+//! runs), which applies the migrations of [`migrate`] and says what it did ([`Migrated`]).
 
-use rusqlite::{Connection, TransactionBehavior};
+use std::fmt;
+use std::path::Path;
 
-use crate::OpenError;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::{OpenError, SqliteEventStore};
 
 /// The schema version this build writes.
 pub const CURRENT: u32 = 3;
@@ -92,29 +105,243 @@ const MIGRATIONS: &[&str] = &[
     ",
 ];
 
-/// Brings the schema to [`CURRENT`], refusing a file written by a newer build.
-pub(crate) fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
+/// What a migration did: the schema's version before it, and after.
+///
+/// Its [`Display`](fmt::Display) says it in words: `created the schema at version 3`,
+/// `migrated the schema from version 1 to version 3`, `the schema is at version 3 already`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Migrated {
+    /// The version found: 0 for a database without the schema.
+    pub from: u32,
+    /// The version now: [`CURRENT`].
+    pub to: u32,
+}
+
+impl Migrated {
+    /// Whether a migration ran, `from` being older than `to`.
+    pub fn changed(&self) -> bool {
+        self.from != self.to
+    }
+}
+
+impl fmt::Display for Migrated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self { from, to } = *self;
+        match from {
+            _ if from == to => write!(f, "the schema is at version {to} already"),
+            0 => write!(f, "created the schema at version {to}"),
+            _ => write!(f, "migrated the schema from version {from} to version {to}"),
+        }
+    }
+}
+
+/// The SQL that creates the schema of this build ([`CURRENT`]) in an empty database, and
+/// records its version (`PRAGMA user_version`): every migration in turn, as opening a new
+/// file runs them, so that the database is the one a store would have created.
+///
+/// For a team that manages its DDL itself: run it once, in one transaction, on the new
+/// database (it creates the tables, so it fails on one that has them), then open the store
+/// with [`SqliteOptions::migrate(false)`](crate::SqliteOptions::migrate). `eventsrc schema`
+/// prints it.
+///
+/// ```
+/// use eventsrc_sqlite::rusqlite::Connection;
+/// use eventsrc_sqlite::{SCHEMA_VERSION, schema};
+///
+/// let sql = schema::ddl();
+/// assert!(sql.contains("CREATE TABLE events"));
+/// assert!(sql.contains(&format!("PRAGMA user_version = {SCHEMA_VERSION};")));
+///
+/// let conn = Connection::open_in_memory()?;
+/// conn.execute_batch(&format!("BEGIN; {sql} COMMIT;"))?;
+/// let version: u32 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+/// assert_eq!(version, SCHEMA_VERSION);
+/// # Ok::<(), eventsrc_sqlite::rusqlite::Error>(())
+/// ```
+pub fn ddl() -> String {
+    ddl_up_to(CURRENT)
+}
+
+/// The SQL of the first `version` migrations (at most [`CURRENT`]), recording `version`: for
+/// tests that make an older schema. Not part of the API.
+#[doc(hidden)]
+pub fn ddl_up_to(version: u32) -> String {
+    let version = version.min(CURRENT);
+    let mut sql = format!(
+        "-- The eventsrc-sqlite schema, version {version}, created from nothing: what opening a \
+         new database creates.\n\
+         -- Run it once, in one transaction, on an empty database; the store then opens it with \
+         migrate(false).\n"
+    );
+    for from in 0..version {
+        sql.push_str(&format!(
+            "\n-- Version {}.\n{}\n",
+            from + 1,
+            migration(from)
+        ));
+    }
+    sql.push('\n');
+    sql.push_str(&set_version(version));
+    sql.push('\n');
+    sql
+}
+
+/// The SQL of the migration from `version` to the next, as [`migrate`] runs it and [`ddl`]
+/// prints it: the entry of [`MIGRATIONS`] without its indentation.
+fn migration(version: u32) -> String {
+    let lines: Vec<&str> = MIGRATIONS[version as usize]
+        .trim()
+        .lines()
+        .map(|line| line.strip_prefix("    ").unwrap_or(line))
+        .collect();
+    lines.join("\n")
+}
+
+/// The statement that records the schema's version.
+fn set_version(version: u32) -> String {
+    format!("PRAGMA user_version = {version};")
+}
+
+/// The schema version of the database `conn` is open on: 0 without the schema.
+fn version(conn: &Connection) -> Result<u32, OpenError> {
+    Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
+}
+
+/// Brings the schema of the database `conn` is open on to [`CURRENT`], creating it in an
+/// empty database, and says from which version. A database written by a newer build is
+/// refused ([`OpenError::NewerSchema`]), and so is one already in a transaction.
+///
+/// This is what opening a store runs (unless [`SqliteOptions::migrate`] says not to); with a
+/// path rather than a connection, [`SqliteEventStore::migrate`] opens the file for it. The
+/// migrations run in one `IMMEDIATE` transaction: two processes migrating one file migrate in
+/// turn, and the second finds the work done.
+///
+/// [`SqliteOptions::migrate`]: crate::SqliteOptions::migrate
+///
+/// ```
+/// use eventsrc_sqlite::rusqlite::Connection;
+/// use eventsrc_sqlite::{SCHEMA_VERSION, schema};
+///
+/// let mut conn = Connection::open_in_memory()?;
+/// let migrated = schema::migrate(&mut conn)?;
+/// assert_eq!((migrated.from, migrated.to), (0, SCHEMA_VERSION));
+/// assert!(!schema::migrate(&mut conn)?.changed());
+/// # Ok::<(), eventsrc_sqlite::OpenError>(())
+/// ```
+pub fn migrate(conn: &mut Connection) -> Result<Migrated, OpenError> {
     // IMMEDIATE takes the write lock first, so two processes opening one file migrate in turn
     // and the second sees the first one's version.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let found: u32 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let found = version(&tx)?;
     if found > CURRENT {
         return Err(OpenError::NewerSchema {
             found,
             supported: CURRENT,
         });
     }
-    for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        tx.execute_batch(sql)?;
+    for version in found..CURRENT {
+        tx.execute_batch(&migration(version))?;
         tracing::info!(
             from = version,
             to = version + 1,
             "migrated the eventsrc schema"
         );
     }
-    tx.pragma_update(None, "user_version", CURRENT)?;
+    if found < CURRENT {
+        tx.execute_batch(&set_version(CURRENT))?;
+    }
     tx.commit()?;
-    Ok(())
+    Ok(Migrated {
+        from: found,
+        to: CURRENT,
+    })
+}
+
+/// Refuses the database `conn` is open on unless its schema is [`CURRENT`], reading only.
+pub(crate) fn check(conn: &Connection) -> Result<(), OpenError> {
+    let found = version(conn)?;
+    if found > CURRENT {
+        Err(OpenError::NewerSchema {
+            found,
+            supported: CURRENT,
+        })
+    } else if found < CURRENT {
+        Err(OpenError::SchemaNotCurrent {
+            found,
+            expected: CURRENT,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Opens the database file at `path` for a store that does not migrate: neither creating the
+/// file nor writing to it, and only if its schema is [`CURRENT`] (a missing file has none).
+pub(crate) fn open_current(path: &Path) -> Result<Connection, OpenError> {
+    let flags = OpenFlags::default().difference(OpenFlags::SQLITE_OPEN_CREATE);
+    let conn = match Connection::open_with_flags(path, flags) {
+        Ok(conn) => conn,
+        Err(_) if !path.exists() => {
+            return Err(OpenError::SchemaNotCurrent {
+                found: 0,
+                expected: CURRENT,
+            });
+        }
+        Err(error) => return Err(error.into()),
+    };
+    // Waits, as every connection of a store does, for a process holding the file's lock.
+    crate::tune(&conn)?;
+    check(&conn)?;
+    Ok(conn)
+}
+
+/// Migrates an in-memory database, or only checks it when the store does not migrate.
+pub(crate) fn prepare(conn: &mut Connection, migrate: bool) -> Result<(), OpenError> {
+    match migrate {
+        true => self::migrate(conn).map(drop),
+        false => check(conn),
+    }
+}
+
+impl SqliteEventStore {
+    /// Brings the schema of the database file at `path` to this build's ([`CURRENT`]),
+    /// creating the file (not its directory) and the schema if missing, and says what it did:
+    /// the explicit migration, for stores opened with
+    /// [`SqliteOptions::migrate(false)`](crate::SqliteOptions::migrate). `eventsrc migrate`
+    /// runs it. The file is closed when it returns; stores open on it meanwhile are not
+    /// disturbed (the migrations only add, in one transaction).
+    ///
+    /// A file written by a newer build is refused ([`OpenError::NewerSchema`]).
+    ///
+    /// ```
+    /// use eventsrc_sqlite::{OpenError, SCHEMA_VERSION, SqliteEventStore, SqliteOptions};
+    ///
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// let path = std::env::temp_dir().join(format!("eventsrc-doc-migrate-{}.db", std::process::id()));
+    /// # eventsrc_sqlite::remove_database(&path)?;
+    /// let unmigrated = SqliteOptions::default().migrate(false);
+    /// let refused = SqliteEventStore::open_with(&path, unmigrated.clone()).await;
+    /// assert!(matches!(refused, Err(OpenError::SchemaNotCurrent { found: 0, .. })));
+    ///
+    /// let migrated = SqliteEventStore::migrate(&path).await?;
+    /// assert_eq!((migrated.from, migrated.to), (0, SCHEMA_VERSION));
+    /// let store = SqliteEventStore::open_with(&path, unmigrated).await?;
+    /// # drop(store);
+    /// # eventsrc_sqlite::remove_database(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn migrate(path: impl AsRef<Path>) -> Result<Migrated, OpenError> {
+        let path = path.as_ref().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = Connection::open(&path)?;
+            crate::tune(&conn)?;
+            migrate(&mut conn)
+        })
+        .await
+        .map_err(|e| OpenError::Thread(std::io::Error::other(e)))?
+    }
 }
 
 #[cfg(test)]

@@ -39,9 +39,18 @@ use eventsrc_sqlite::{SqliteEventStore, SqliteOptions};
 /// | `memory:` | a [`MemoryStore`]: process memory, gone when the program ends | always |
 /// | `sqlite://events.db` | a SQLite file, relative to the current directory, created if missing | `sqlite` (default) |
 /// | `sqlite:///var/lib/app/events.db` | the same with an absolute path (three slashes) | `sqlite` |
+/// | `sqlite://events.db?migrate=false` | the same file, opened only if its schema is this build's: never created or migrated | `sqlite` |
 /// | `sqlite::memory:` | a private SQLite database in memory, gone when the program ends | `sqlite` |
 /// | `postgres://user:password@host:5432/database` | the schema `eventsrc` of that database, created if missing | `postgres` |
 /// | `postgres://user@host/database?schema=billing` | the same in the schema `billing` | `postgres` |
+/// | `postgres://user@host/database?schema=billing&migrate=false` | the same, used only if it is at this build's version: never created or migrated | `postgres` |
+///
+/// `migrate=false` is for teams that manage the DDL themselves: opening then reads the schema's
+/// version and changes nothing, and a schema that is missing or older is an error (the
+/// backend's `SchemaNotCurrent`) saying to run the migrations (`eventsrc migrate --store <URL>`) or to apply the DDL that `eventsrc schema`
+/// prints. It is the backends' `migrate(false)` option (`SqliteOptions::migrate`,
+/// `PgOptions::migrate`); `migrate=true` is the default, and any other value is an error
+/// naming the parameter.
 ///
 /// `postgresql://` works as well as `postgres://`. A PostgreSQL URL is read as libpq reads it
 /// (see [`PostgresUrl`]): `?host=/var/run/postgresql` is a unix socket, and the other
@@ -325,8 +334,10 @@ impl Leases for Store {
 /// A parsed store URL: which backend, and where.
 ///
 /// The scheme is matched without regard to case; a SQLite path is taken literally (no
-/// percent-decoding) and relative paths are relative to the current directory. A PostgreSQL URL
-/// is checked by the driver as it parses (see [`PostgresUrl`]).
+/// percent-decoding) up to a `?`, and relative paths are relative to the current directory. A
+/// SQLite file takes one parameter, `?migrate=false` ([`SqliteFileNoMigrate`](Self::SqliteFileNoMigrate));
+/// any other is an error, as SQLite's own options are the store's to set. A PostgreSQL URL
+/// is checked by the driver as it parses (see [`PostgresUrl`]), `migrate=false` included.
 ///
 /// ```
 /// use std::path::PathBuf;
@@ -336,6 +347,10 @@ impl Leases for Store {
 /// let url: StoreUrl = "sqlite://target/events.db".parse()?;
 /// assert_eq!(url, StoreUrl::SqliteFile(PathBuf::from("target/events.db")));
 /// assert_eq!(url.to_string(), "sqlite://target/events.db");
+///
+/// let url: StoreUrl = "sqlite://target/events.db?migrate=false".parse()?;
+/// assert_eq!(url, StoreUrl::SqliteFileNoMigrate(PathBuf::from("target/events.db")));
+/// assert_eq!(url.to_string(), "sqlite://target/events.db?migrate=false");
 /// # }
 /// assert_eq!("memory:".parse::<StoreUrl>()?, StoreUrl::Memory);
 ///
@@ -354,9 +369,16 @@ pub enum StoreUrl {
     /// `sqlite::memory:` (or `sqlite://:memory:`): a private SQLite database in memory.
     #[cfg(feature = "sqlite")]
     SqliteMemory,
-    /// `sqlite://path` (or `sqlite:path`): a SQLite file, created if missing.
+    /// `sqlite://path` (or `sqlite:path`): a SQLite file, created if missing, its schema
+    /// created or migrated on open.
     #[cfg(feature = "sqlite")]
     SqliteFile(PathBuf),
+    /// `sqlite://path?migrate=false`: a SQLite file whose schema is managed outside the store,
+    /// opened only if it is this build's, and never created or migrated (see
+    /// [`SqliteOptions::migrate`]). A variant of its own, so that [`SqliteFile`](Self::SqliteFile)
+    /// keeps its meaning.
+    #[cfg(feature = "sqlite")]
+    SqliteFileNoMigrate(PathBuf),
     /// `postgres://...` or `postgresql://...`: a schema in a PostgreSQL database.
     #[cfg(feature = "postgres")]
     Postgres(PostgresUrl),
@@ -370,7 +392,8 @@ impl StoreUrl {
 
     /// Opens the store, reading `recorded_at` from `clock`. A SQLite file is created (not its
     /// directory) if it does not exist, and its schema created or migrated; so is a
-    /// PostgreSQL schema. PostgreSQL stamps `recorded_at` with the server's clock at the start
+    /// PostgreSQL schema; unless the URL says `migrate=false`, when a schema that is not this
+    /// build's is an error and nothing is created or changed. PostgreSQL stamps `recorded_at` with the server's clock at the start
     /// of each append's transaction, so `clock` is not used there.
     pub async fn open_with_clock(&self, clock: impl Clock) -> Result<Store, OpenStoreError> {
         #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
@@ -384,8 +407,9 @@ impl StoreUrl {
                 Ok(opened.map_err(|source| self.sqlite_error(source))?.into())
             }
             #[cfg(feature = "sqlite")]
-            Self::SqliteFile(path) => {
-                let options = SqliteOptions::default().clock(clock);
+            Self::SqliteFile(path) | Self::SqliteFileNoMigrate(path) => {
+                let migrate = matches!(self, Self::SqliteFile(_));
+                let options = SqliteOptions::default().clock(clock).migrate(migrate);
                 let opened = SqliteEventStore::open_with(path, options).await;
                 Ok(opened.map_err(|source| self.sqlite_error(source))?.into())
             }
@@ -435,20 +459,28 @@ impl FromStr for StoreUrl {
             }),
             #[cfg(feature = "sqlite")]
             "sqlite" => {
+                let (rest, query) = match rest.split_once('?') {
+                    Some((rest, query)) => (rest, Some(query)),
+                    None => (rest, None),
+                };
                 if rest == ":memory:" || rest == "//:memory:" {
-                    return Ok(Self::SqliteMemory);
+                    return match query {
+                        None => Ok(Self::SqliteMemory),
+                        Some(_) => Err(malformed(
+                            "`sqlite::memory:` takes no parameters: an in-memory database starts empty, and always gets the schema",
+                        )),
+                    };
                 }
                 let path = rest.strip_prefix("//").unwrap_or(rest);
                 if path.is_empty() {
-                    Err(malformed(
+                    return Err(malformed(
                         "it names no file: write `sqlite://path/to/file.db` or `sqlite::memory:`",
-                    ))
-                } else if path.contains('?') {
-                    Err(malformed(
-                        "options after `?` are not supported: the store sets its own",
-                    ))
-                } else {
-                    Ok(Self::SqliteFile(PathBuf::from(path)))
+                    ));
+                }
+                let path = PathBuf::from(path);
+                match sqlite_migrate(url, query.unwrap_or_default())? {
+                    true => Ok(Self::SqliteFile(path)),
+                    false => Ok(Self::SqliteFileNoMigrate(path)),
                 }
             }
             #[cfg(feature = "postgres")]
@@ -468,6 +500,43 @@ impl FromStr for StoreUrl {
     }
 }
 
+/// Whether the parameters `query` of the SQLite URL `url` (after its `?`, maybe empty) leave
+/// migration on: `migrate=true` or `false`, the one parameter a SQLite URL takes.
+#[cfg(feature = "sqlite")]
+fn sqlite_migrate(url: &str, query: &str) -> Result<bool, OpenStoreError> {
+    let invalid = |reason: String| OpenStoreError::InvalidParameter {
+        url: url.to_owned(),
+        parameter: "migrate",
+        reason,
+    };
+    let mut migrate = None;
+    for parameter in query.split('&').filter(|parameter| !parameter.is_empty()) {
+        let (key, value) = parameter.split_once('=').unwrap_or((parameter, ""));
+        if key != "migrate" {
+            return Err(OpenStoreError::Malformed {
+                url: url.to_owned(),
+                reason: "a SQLite URL takes one parameter, `migrate=false`: SQLite's own options are the store's to set",
+            });
+        }
+        if migrate.is_some() {
+            return Err(invalid(
+                "`migrate=` is given twice: write `migrate=false` once, or leave it out".to_owned(),
+            ));
+        }
+        migrate = Some(match value {
+            "true" => true,
+            "false" => false,
+            _ => {
+                return Err(invalid(format!(
+                    "`migrate={value}` is neither true nor false: write `migrate=false` to open \
+                     without creating or migrating the schema, or leave it out"
+                )));
+            }
+        });
+    }
+    Ok(migrate.unwrap_or(true))
+}
+
 /// The URL in its usual spelling, which parses back to the same value, except that a
 /// PostgreSQL password is written `***`.
 impl fmt::Display for StoreUrl {
@@ -478,6 +547,10 @@ impl fmt::Display for StoreUrl {
             Self::SqliteMemory => f.write_str("sqlite::memory:"),
             #[cfg(feature = "sqlite")]
             Self::SqliteFile(path) => write!(f, "sqlite://{}", path.display()),
+            #[cfg(feature = "sqlite")]
+            Self::SqliteFileNoMigrate(path) => {
+                write!(f, "sqlite://{}?migrate=false", path.display())
+            }
             #[cfg(feature = "postgres")]
             Self::Postgres(url) => url.fmt(f),
         }
@@ -485,8 +558,9 @@ impl fmt::Display for StoreUrl {
 }
 
 /// A PostgreSQL store URL: libpq's URL, `postgres://user:password@host:port/database?parameters`
-/// (or `postgresql://`), plus a `schema=name` parameter of the store's own for the schema to
-/// keep the tables in (default `eventsrc`). The grammar is
+/// (or `postgresql://`), plus two parameters of the store's own: `schema=name` for the schema
+/// to keep the tables in (default `eventsrc`), and `migrate=false` to connect without creating
+/// or migrating it. The grammar is
 /// [`eventsrc_postgres::PgUrl`]'s, which this wraps: query parameters replace the parts of the
 /// URL they name, a unix socket is `?host=/var/run/postgresql` or a percent-encoded host
 /// (`postgres://%2Fvar%2Frun%2Fpostgresql/app`), and a URL without a host uses the unix socket
@@ -514,6 +588,12 @@ impl PostgresUrl {
     /// The schema named by the `schema` parameter, if any; the store's default is `eventsrc`.
     pub fn schema(&self) -> Option<&str> {
         self.0.schema()
+    }
+
+    /// Whether connecting creates or migrates the schema: `false` when the URL says
+    /// `migrate=false`.
+    pub fn migrate(&self) -> bool {
+        self.0.migrate()
     }
 
     /// The driver's connection settings: everything the URL says but the schema. It holds the
@@ -596,6 +676,18 @@ pub enum OpenStoreError {
         url: String,
         /// What is wrong.
         reason: &'static str,
+    },
+    /// A parameter of the URL's query with a value it does not take (`?migrate=maybe`), or
+    /// given twice, in a SQLite URL. A PostgreSQL URL's are [`Postgres`](Self::Postgres) errors,
+    /// as every fault of its grammar is, whose `UrlError::parameter` names it.
+    #[error("invalid store URL `{url}`: {reason}")]
+    InvalidParameter {
+        /// The URL given.
+        url: String,
+        /// The parameter at fault: `migrate`.
+        parameter: &'static str,
+        /// What is wrong, and what to write.
+        reason: String,
     },
     /// A scheme whose backend this build leaves out: turn on the feature it names.
     #[error(

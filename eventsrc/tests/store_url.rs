@@ -78,6 +78,115 @@ fn a_sqlite_url_without_a_file_or_with_options_is_malformed() {
 }
 
 #[test]
+fn a_sqlite_url_takes_migrate_false_and_prints_it_back() {
+    let no_migrate = |path: &str| StoreUrl::SqliteFileNoMigrate(PathBuf::from(path));
+    let cases = [
+        ("sqlite://events.db?migrate=false", no_migrate("events.db")),
+        (
+            "sqlite:///var/lib/app/events.db?migrate=false",
+            no_migrate("/var/lib/app/events.db"),
+        ),
+        ("sqlite:events.db?migrate=false", no_migrate("events.db")),
+        // `true` is the default, and an empty query says nothing.
+        ("sqlite://events.db?migrate=true", file("events.db")),
+        ("sqlite://events.db?", file("events.db")),
+    ];
+    for (url, expected) in cases {
+        assert_eq!(parse(url).ok(), Some(expected), "{url}");
+    }
+    for url in [
+        "sqlite://eventsrc-demo.db?migrate=false",
+        "sqlite:///tmp/events.db?migrate=false",
+    ] {
+        let parsed = parse(url).unwrap();
+        assert_eq!(parsed.to_string(), url);
+        assert_eq!(parse(&parsed.to_string()).unwrap(), parsed);
+    }
+    assert_eq!(
+        parse("sqlite://events.db?migrate=true")
+            .unwrap()
+            .to_string(),
+        "sqlite://events.db"
+    );
+}
+
+#[test]
+fn a_bad_migrate_parameter_is_a_typed_error_naming_it() {
+    for (url, says) in [
+        ("sqlite://events.db?migrate=maybe", "`migrate=maybe`"),
+        ("sqlite://events.db?migrate", "`migrate=`"),
+        ("sqlite://events.db?migrate=FALSE", "`migrate=FALSE`"),
+        ("sqlite://events.db?migrate=false&migrate=false", "twice"),
+    ] {
+        match parse(url) {
+            Err(error @ OpenStoreError::InvalidParameter { parameter, .. }) => {
+                assert_eq!(parameter, "migrate", "{url}");
+                let message = error.to_string();
+                assert!(message.contains(url), "{message}");
+                assert!(message.contains(says), "{message}");
+            }
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+    // Other parameters stay malformed, and so does any on a database in memory.
+    for url in [
+        "sqlite://events.db?migrate=false&mode=ro",
+        "sqlite::memory:?migrate=false",
+        "sqlite://:memory:?migrate=true",
+        "sqlite://?migrate=false",
+    ] {
+        assert!(
+            matches!(parse(url), Err(OpenStoreError::Malformed { .. })),
+            "{url}: {:?}",
+            parse(url)
+        );
+    }
+    // A PostgreSQL URL's is the driver's URL error, naming it, without the password.
+    for url in [
+        "postgres://app:s3cret@db.internal/events?migrate=maybe",
+        "postgres://app:s3cret@db.internal/events?schema=demo&migrate=no&migrate=false",
+    ] {
+        match parse(url) {
+            Err(
+                error @ OpenStoreError::Postgres {
+                    source: ConnectError::InvalidUrl(_),
+                    ..
+                },
+            ) => {
+                let OpenStoreError::Postgres {
+                    source: ConnectError::InvalidUrl(invalid),
+                    ..
+                } = &error
+                else {
+                    unreachable!()
+                };
+                assert_eq!(invalid.parameter(), Some("migrate"), "{url}");
+                let shown = format!("{error} {error:?}");
+                assert!(shown.contains("migrate="), "{shown}");
+                assert!(!shown.contains("s3cret"), "{shown}");
+            }
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_postgres_url_takes_migrate_false_beside_the_schema() {
+    let url = postgres("postgres://app:s3cret@db.internal/events?schema=demo&migrate=false");
+    assert_eq!(url.schema(), Some("demo"));
+    assert!(!url.migrate());
+    assert_eq!(
+        url.to_string(),
+        "postgres://app:***@db.internal/events?schema=demo&migrate=false"
+    );
+    assert!(!format!("{url:?}").contains("s3cret"));
+    assert!(postgres("postgres://app@db.internal/events?schema=demo").migrate());
+    assert!(postgres("postgres://app@db.internal/events?migrate=true").migrate());
+    let parsed = parse("postgresql://app@db.internal/events?migrate=false&schema=demo").unwrap();
+    assert_eq!(parse(&parsed.to_string()).unwrap(), parsed);
+}
+
+#[test]
 fn unknown_and_missing_schemes_are_typed_errors() {
     match parse("mysql://localhost/events") {
         Err(OpenStoreError::UnknownScheme { scheme }) => assert_eq!(scheme, "mysql"),
@@ -219,6 +328,99 @@ async fn a_file_in_a_missing_directory_is_a_sqlite_open_error() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_sqlite_url_with_migrate_false_opens_only_a_current_schema() {
+    let dir = std::env::temp_dir().join(format!("eventsrc-store-url-migrate-{}", EventId::new()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("events.db");
+    let unmigrated = format!("sqlite://{}?migrate=false", path.display());
+    match Store::open(&unmigrated).await {
+        Err(
+            error @ OpenStoreError::Sqlite {
+                source: eventsrc::sqlite::OpenError::SchemaNotCurrent { found: 0, .. },
+                ..
+            },
+        ) => {
+            let message = error.to_string();
+            assert!(message.contains(&unmigrated), "{message}");
+            assert!(message.contains("eventsrc migrate --store"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!path.exists(), "opening without migrating created the file");
+    // The DBA's part: the schema's DDL, run by hand.
+    eventsrc::sqlite::rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!(
+            "BEGIN; {} COMMIT;",
+            eventsrc::sqlite::schema::ddl()
+        ))
+        .unwrap();
+    let (state, view, backend) = application::run(&unmigrated).await;
+    assert_eq!(
+        (&*state, &*view, backend),
+        ("Ada Lovelace", "Ada Lovelace", "sqlite")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_postgres_url_with_migrate_false_opens_only_a_current_schema() {
+    let server = match std::env::var("EVENTSRC_POSTGRES_URL") {
+        Ok(server) if !server.is_empty() => server,
+        _ => {
+            eprintln!(
+                "\nEVENTSRC-POSTGRES-SKIPPED: \
+                 `a_postgres_url_with_migrate_false_opens_only_a_current_schema` did not run: set \
+                 EVENTSRC_POSTGRES_URL\n"
+            );
+            return;
+        }
+    };
+    // Named as the PostgreSQL crate's tests name theirs (unix seconds first), whose support
+    // sweeps old ones.
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let random = EventId::new().0.simple().to_string();
+    let schema = format!("eventsrc_test_{seconds}_{}", &random[random.len() - 12..]);
+    let separator = if server.contains('?') { '&' } else { '?' };
+    let migrating = format!("{server}{separator}schema={schema}");
+    let unmigrated = format!("{migrating}&migrate=false");
+    match Store::open(&unmigrated).await {
+        Err(
+            error @ OpenStoreError::Postgres {
+                source: ConnectError::SchemaNotCurrent { found: 0, .. },
+                ..
+            },
+        ) => {
+            let message = error.to_string();
+            assert!(message.contains(&schema), "{message}");
+            assert!(message.contains("eventsrc migrate --store"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Migrated (here by opening without the parameter), it opens.
+    drop(Store::open(&migrating).await.unwrap());
+    let (state, view, backend) = application::run(&unmigrated).await;
+    assert_eq!(
+        (&*state, &*view, backend),
+        ("Ada Lovelace", "Ada Lovelace", "postgres")
+    );
+    let (client, connection) = eventsrc::postgres::tokio_postgres::connect(
+        &server,
+        eventsrc::postgres::tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
