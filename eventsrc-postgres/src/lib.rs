@@ -99,6 +99,7 @@
 mod checkpoint;
 mod documents;
 mod inline;
+mod inspect;
 mod leases;
 mod notify;
 mod options;

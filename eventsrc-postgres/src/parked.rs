@@ -33,12 +33,8 @@ impl ParkedSql {
                      error = excluded.error, attempts = excluded.attempts, \
                      parked_at = excluded.parked_at"
             ),
-            // The event's columns first, in the order `RecordReader` reads an event row.
             list: format!(
-                "SELECT sequence, commit_id, stream, stream_version, event_id, event_type, \
-                     schema_version, payload, metadata, recorded_at, \
-                     event_tenant, error, attempts, parked_at \
-                 FROM {schema}.parked WHERE tenant = $1 AND reactor = $2 \
+                "SELECT {COLUMNS} FROM {schema}.parked WHERE tenant = $1 AND reactor = $2 \
                  ORDER BY commit_id, sequence"
             ),
             unpark: format!(
@@ -48,8 +44,38 @@ impl ParkedSql {
     }
 }
 
-/// Where the columns after the event's start in a row of [`ParkedSql::list`].
+/// The columns of a parked row as [`read_parked`] reads them: the event's first, in the order
+/// `RecordReader` reads an event row, then the parking's.
+pub(crate) const COLUMNS: &str = "sequence, commit_id, stream, stream_version, event_id, \
+     event_type, schema_version, payload, metadata, recorded_at, \
+     event_tenant, error, attempts, parked_at";
+
+/// Where the columns after the event's start in a row of [`COLUMNS`].
 const AFTER_EVENT: usize = 10;
+
+/// The parked event of `reactor` in `row`, whose first columns are [`COLUMNS`].
+pub(crate) fn read_parked(
+    reader: &mut RecordReader<'_>,
+    row: &tokio_postgres::Row,
+    reactor: String,
+) -> Result<ParkedEvent, StoreError> {
+    let mut event = reader.read(row, 0)?;
+    let column = |error: tokio_postgres::Error| corrupt(&event, error.to_string());
+    let event_tenant: &str = row.try_get(AFTER_EVENT).map_err(column)?;
+    let error: String = row.try_get(AFTER_EVENT + 1).map_err(column)?;
+    let attempts: i64 = row.try_get(AFTER_EVENT + 2).map_err(column)?;
+    let parked_at: Micros = row.try_get(AFTER_EVENT + 3).map_err(column)?;
+    if event_tenant != event.tenant.as_str() {
+        event.tenant = Tenant::new(event_tenant);
+    }
+    Ok(ParkedEvent {
+        reactor,
+        event,
+        error,
+        attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
+        parked_at: Timestamp::from(parked_at),
+    })
+}
 
 impl ParkedStore for PgEventStore {
     async fn park(&self, parked: ParkedEvent) -> Result<(), StoreError> {
@@ -101,24 +127,7 @@ impl ParkedStore for PgEventStore {
         let mut reader = RecordReader::new(&self.tenant, None);
         found
             .iter()
-            .map(|row| {
-                let mut event = reader.read(row, 0)?;
-                let column = |error: tokio_postgres::Error| corrupt(&event, error.to_string());
-                let event_tenant: &str = row.try_get(AFTER_EVENT).map_err(column)?;
-                let error: String = row.try_get(AFTER_EVENT + 1).map_err(column)?;
-                let attempts: i64 = row.try_get(AFTER_EVENT + 2).map_err(column)?;
-                let parked_at: Micros = row.try_get(AFTER_EVENT + 3).map_err(column)?;
-                if event_tenant != event.tenant.as_str() {
-                    event.tenant = Tenant::new(event_tenant);
-                }
-                Ok(ParkedEvent {
-                    reactor: reactor.to_owned(),
-                    event,
-                    error,
-                    attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
-                    parked_at: Timestamp::from(parked_at),
-                })
-            })
+            .map(|row| read_parked(&mut reader, row, reactor.to_owned()))
             .collect()
     }
 

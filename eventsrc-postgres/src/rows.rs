@@ -197,13 +197,13 @@ fn column_error(row: &Row, column: usize, error: impl std::fmt::Display) -> Stri
 }
 
 /// A column read as `T`, or a reason naming it.
-fn get<'r, T: FromSql<'r>>(row: &'r Row, column: usize) -> Result<T, String> {
+pub(crate) fn get<'r, T: FromSql<'r>>(row: &'r Row, column: usize) -> Result<T, String> {
     row.try_get(column)
         .map_err(|error| column_error(row, column, error))
 }
 
 /// A positive `bigint` column.
-fn positive(row: &Row, column: usize) -> Result<u64, String> {
+pub(crate) fn positive(row: &Row, column: usize) -> Result<u64, String> {
     match get::<i64>(row, column)? {
         n if n >= 1 => Ok(n as u64),
         n => Err(column_error(
@@ -223,7 +223,8 @@ fn position_of(row: &Row, sequence: usize, commit: usize) -> Result<GlobalPositi
     }
 }
 
-fn schema_version_of(row: &Row, column: usize) -> Result<u32, String> {
+/// A schema version column: a `bigint` in the range of `u32`.
+pub(crate) fn schema_version_of(row: &Row, column: usize) -> Result<u32, String> {
     let version: i64 = get(row, column)?;
     u32::try_from(version).map_err(|_| {
         column_error(
@@ -390,7 +391,11 @@ pub(crate) fn visit<E>(
 }
 
 /// The row's stream, reusing the previous row's when the text is the same.
-fn stream_of(row: &Row, column: usize, last: &mut Option<StreamId>) -> Result<StreamId, String> {
+pub(crate) fn stream_of(
+    row: &Row,
+    column: usize,
+    last: &mut Option<StreamId>,
+) -> Result<StreamId, String> {
     let name: &str = get(row, column)?;
     if let Some(stream) = last.as_ref().filter(|s| s.as_str() == name) {
         return Ok(stream.clone());

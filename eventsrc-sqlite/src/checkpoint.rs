@@ -2,7 +2,7 @@
 //! inline projections and read model switches, so that all of them read and write one table.
 
 use eventsrc_core::{GlobalPosition, Tenant};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// A checkpoint row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,11 +24,20 @@ pub(crate) fn load(
     )?
     .query_row(params![tenant.as_str(), name], |r| {
         Ok(Stored {
-            position: GlobalPosition::new(r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64),
+            position: position(r)?,
             generation: r.get(2)?,
         })
     })
     .optional()
+}
+
+/// The position of a checkpoint row whose first two columns are `commit_seq, sequence`: stored
+/// bit for bit, so u64 → i64 → u64 is the identity.
+pub(crate) fn position(row: &Row<'_>) -> rusqlite::Result<GlobalPosition> {
+    Ok(GlobalPosition::new(
+        row.get::<_, i64>(0)? as u64,
+        row.get::<_, i64>(1)? as u64,
+    ))
 }
 
 /// Moves the checkpoint of `name` to `position`, keeping its generation.

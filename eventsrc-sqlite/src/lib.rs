@@ -75,6 +75,7 @@
 mod checkpoint;
 mod documents;
 mod inline;
+mod inspect;
 mod leases;
 mod options;
 mod parked;

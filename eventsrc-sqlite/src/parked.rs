@@ -4,7 +4,7 @@ use eventsrc_core::backend::{ParkedEvent, ParkedStore, encode_one_metadata};
 
 use eventsrc_core::StoreError;
 use eventsrc_core::{EventId, Timestamp};
-use rusqlite::params;
+use rusqlite::{Row, params};
 
 use crate::rows::{COLUMNS, RecordReader};
 use crate::{SqliteEventStore, backend};
@@ -103,14 +103,7 @@ impl ParkedStore for SqliteEventStore {
             let mut reader = RecordReader::new(&tenant, None);
             let mut parked = Vec::new();
             while let Some(row) = rows.next().map_err(backend)? {
-                let event = reader.read(row)?;
-                parked.push(ParkedEvent {
-                    reactor: reactor.clone(),
-                    error: row.get(10).map_err(backend)?,
-                    attempts: row.get(11).map_err(backend)?,
-                    parked_at: Timestamp::from_micros(row.get(12).map_err(backend)?),
-                    event,
-                });
+                parked.push(read_parked(&mut reader, row, reactor.clone())?);
             }
             Ok(parked)
         })
@@ -131,4 +124,21 @@ impl ParkedStore for SqliteEventStore {
         })
         .await
     }
+}
+
+/// The parked event of `reactor` in `row`: the event's [`COLUMNS`], then `error, attempts,
+/// parked_at`.
+pub(crate) fn read_parked(
+    reader: &mut RecordReader<'_>,
+    row: &Row<'_>,
+    reactor: String,
+) -> Result<ParkedEvent, StoreError> {
+    let event = reader.read(row)?;
+    Ok(ParkedEvent {
+        reactor,
+        error: row.get(10).map_err(backend)?,
+        attempts: row.get(11).map_err(backend)?,
+        parked_at: Timestamp::from_micros(row.get(12).map_err(backend)?),
+        event,
+    })
 }

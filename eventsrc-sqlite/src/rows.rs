@@ -429,7 +429,8 @@ fn value<'r>(row: &'r Row<'_>, column: usize) -> Result<ValueRef<'r>, String> {
         .map_err(|e| format!("column `{}`: {e}", name(row, column)))
 }
 
-fn int(row: &Row<'_>, column: usize) -> Result<i64, String> {
+/// An integer column, or a reason naming it.
+pub(crate) fn int(row: &Row<'_>, column: usize) -> Result<i64, String> {
     match value(row, column)? {
         ValueRef::Integer(n) => Ok(n),
         other => Err(format!(
@@ -440,7 +441,8 @@ fn int(row: &Row<'_>, column: usize) -> Result<i64, String> {
     }
 }
 
-fn text<'r>(row: &'r Row<'_>, column: usize) -> Result<&'r str, String> {
+/// A text column, or a reason naming it.
+pub(crate) fn text<'r>(row: &'r Row<'_>, column: usize) -> Result<&'r str, String> {
     match value(row, column)? {
         ValueRef::Text(bytes) => std::str::from_utf8(bytes)
             .map_err(|e| format!("column `{}` is not UTF-8: {e}", name(row, column))),
@@ -474,11 +476,13 @@ fn position_of(row: &Row<'_>, sequence: usize, commit: usize) -> Result<GlobalPo
     }
 }
 
-fn version_of(row: &Row<'_>, column: usize) -> Result<StreamVersion, String> {
+/// A stream version column: a positive integer.
+pub(crate) fn version_of(row: &Row<'_>, column: usize) -> Result<StreamVersion, String> {
     positive(row, column).map(StreamVersion)
 }
 
-fn schema_version_of(row: &Row<'_>, column: usize) -> Result<u32, String> {
+/// A schema version column: an integer in the range of `u32`.
+pub(crate) fn schema_version_of(row: &Row<'_>, column: usize) -> Result<u32, String> {
     let version = int(row, column)?;
     u32::try_from(version).map_err(|_| {
         format!(
@@ -522,7 +526,7 @@ fn shared_name(name: &str, last: &mut Option<Arc<str>>) -> Arc<str> {
 
 /// The row's stream, reusing the previous row's when the text is the same (reads of one stream,
 /// or runs of one stream in the global log, parse it once).
-fn stream_of(
+pub(crate) fn stream_of(
     row: &Row<'_>,
     column: usize,
     last: &mut Option<StreamId>,

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use eventsrc::Tenants;
 use eventsrc::store::{
-    AppendResult, Direction, EventFilter, ReadAll, ReadStream, Snapshot, StreamAppend,
+    AppendResult, CheckpointSummary, Direction, EventFilter, Inspect, ListStreams, ReadAll,
+    ReadStream, Snapshot, StoredTypeCount, StreamAppend, StreamSummary,
 };
 
 use eventsrc::backend::{
@@ -62,6 +63,10 @@ enum Flaw {
     PartsOneByOne,
     SkipsCheckParts,
     FindsNoEventsById,
+    SortsListingsCaseInsensitively,
+    ListsStreamsFromAfterInclusively,
+    IgnoresTheStreamCategory,
+    SortsSchemaVersionsAsText,
 }
 
 /// A lease the `KeepsLeasesForever` flaw never releases, and the sender its holder watches.
@@ -523,6 +528,85 @@ impl DocumentStore for Flawed {
     }
 }
 
+/// A name as a case-insensitive collation orders it.
+fn folded(name: &str) -> String {
+    name.to_lowercase()
+}
+
+impl Inspect for Flawed {
+    async fn streams(&self, mut list: ListStreams) -> Result<Vec<StreamSummary>, StoreError> {
+        let mut every = ListStreams::new().limit(usize::MAX);
+        every.category = list.category.clone();
+        let after = list.after.clone();
+        match self.flaw {
+            Flaw::SortsListingsCaseInsensitively => {
+                let mut streams = self.inner.streams(every).await?;
+                streams.sort_by_key(|s| folded(s.stream.as_str()));
+                let after = after.as_deref().map(folded);
+                streams.retain(|s| {
+                    after
+                        .as_ref()
+                        .is_none_or(|a| folded(s.stream.as_str()) > *a)
+                });
+                streams.truncate(list.limit);
+                Ok(streams)
+            }
+            Flaw::ListsStreamsFromAfterInclusively => {
+                let mut streams = self.inner.streams(every).await?;
+                streams.retain(|s| after.as_deref().is_none_or(|a| s.stream.as_str() >= a));
+                streams.truncate(list.limit);
+                Ok(streams)
+            }
+            Flaw::IgnoresTheStreamCategory => {
+                list.category = None;
+                self.inner.streams(list).await
+            }
+            _ => self.inner.streams(list).await,
+        }
+    }
+
+    async fn event_types(&self) -> Result<Vec<StoredTypeCount>, StoreError> {
+        let mut types = self.inner.event_types().await?;
+        match self.flaw {
+            Flaw::SortsListingsCaseInsensitively => {
+                types.sort_by_key(|t| (folded(&t.event_type), t.schema_version));
+            }
+            Flaw::SortsSchemaVersionsAsText => {
+                types.sort_by_key(|t| (t.event_type.clone(), t.schema_version.to_string()));
+            }
+            _ => {}
+        }
+        Ok(types)
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<CheckpointSummary>, StoreError> {
+        let mut checkpoints = self.inner.checkpoints().await?;
+        if self.flaw == Flaw::SortsListingsCaseInsensitively {
+            checkpoints.sort_by_key(|c| folded(&c.consumer));
+        }
+        Ok(checkpoints)
+    }
+
+    async fn all_parked(&self) -> Result<Vec<ParkedEvent>, StoreError> {
+        match self.flaw {
+            Flaw::ParksInArrivalOrder => {
+                let mut list = self.arrivals.lock().unwrap().clone();
+                list.sort_by(|a, b| a.reactor.cmp(&b.reactor));
+                Ok(list)
+            }
+            Flaw::ParksForEveryTenant => {
+                self.inner.with_tenant(Tenant::default()).all_parked().await
+            }
+            Flaw::SortsListingsCaseInsensitively => {
+                let mut list = self.inner.all_parked().await?;
+                list.sort_by_key(|p| folded(&p.reactor));
+                Ok(list)
+            }
+            _ => self.inner.all_parked().await,
+        }
+    }
+}
+
 /// Whether running `case` panics.
 async fn fails(case: impl Future<Output = ()> + Send + 'static) -> bool {
     tokio::spawn(case)
@@ -606,7 +690,11 @@ async fn every_planted_flaw_fails_the_cases_meant_to_catch_it() {
             the_same_stream_name_in_two_tenants_is_two_streams,
             tenants_do_not_see_each_others_snapshots_or_checkpoints,
             clones_and_tenant_handles_share_the_storage,
-            head_position_is_the_last_visible_event),
+            head_position_is_the_last_visible_event,
+            inspect_lists_streams_in_byte_order_page_by_page,
+            inspect_counts_event_types_per_schema_version,
+            inspect_lists_checkpoints_in_name_order,
+            inspect_lists_every_parked_event_by_reactor),
         escapes!(Flaw::FoldsCase => a_stream_holds_only_its_own_events),
         escapes!(Flaw::NormalisesPayloads => payloads_round_trip_byte_for_byte),
         escapes!(Flaw::DropsMetadataExtras =>
@@ -618,8 +706,12 @@ async fn every_planted_flaw_fails_the_cases_meant_to_catch_it() {
         escapes!(Flaw::SnapshotsKeepTheFirstOfAVersion => snapshots_are_saved_loaded_and_replaced),
         escapes!(Flaw::ForgetsCheckpointsAtStart =>
             checkpoints_are_saved_loaded_and_overwritten_per_subscriber),
-        escapes!(Flaw::ParksInArrivalOrder => parked_events_are_listed_replaced_and_removed),
-        escapes!(Flaw::ParksForEveryTenant => parked_events_belong_to_their_tenant),
+        escapes!(Flaw::ParksInArrivalOrder =>
+            parked_events_are_listed_replaced_and_removed,
+            inspect_lists_every_parked_event_by_reactor),
+        escapes!(Flaw::ParksForEveryTenant =>
+            parked_events_belong_to_their_tenant,
+            inspect_lists_every_parked_event_by_reactor),
         escapes!(Flaw::LeasesEveryone => a_lease_is_exclusive_until_dropped),
         escapes!(Flaw::DocumentsIgnoreTheCheckpoint =>
             documents_commit_with_their_checkpoint_and_a_moved_checkpoint_fences),
@@ -632,6 +724,17 @@ async fn every_planted_flaw_fails_the_cases_meant_to_catch_it() {
         escapes!(Flaw::FindsNoEventsById =>
             read_events_returns_stored_events_in_the_order_asked,
             a_key_reused_for_another_command_is_refused),
+        escapes!(Flaw::SortsListingsCaseInsensitively =>
+            inspect_lists_streams_in_byte_order_page_by_page,
+            inspect_counts_event_types_per_schema_version,
+            inspect_lists_checkpoints_in_name_order,
+            inspect_lists_every_parked_event_by_reactor),
+        escapes!(Flaw::ListsStreamsFromAfterInclusively =>
+            inspect_lists_streams_in_byte_order_page_by_page),
+        escapes!(Flaw::IgnoresTheStreamCategory =>
+            inspect_lists_streams_in_byte_order_page_by_page),
+        escapes!(Flaw::SortsSchemaVersionsAsText =>
+            inspect_counts_event_types_per_schema_version),
     ]
     .concat();
     std::panic::set_hook(report);

@@ -1,5 +1,6 @@
 //! The backend conformance suite: the behaviour every [`EventStore`], [`SnapshotStore`],
-//! [`CheckpointStore`], [`ParkedStore`], [`Leases`] and [`DocumentStore`] must show, as generic async cases that any store can be run through.
+//! [`CheckpointStore`], [`ParkedStore`], [`Leases`], [`DocumentStore`] and [`Inspect`] must
+//! show, as generic async cases that any store can be run through.
 //!
 //! Each case is a `pub async fn case<S: StoreUnderTest>(store: S)` that panics, naming what it
 //! expected and what it got, when the store misbehaves. [`event_store_conformance!`] stamps one
@@ -27,6 +28,7 @@
 use eventsrc_core::{CheckpointStore, EventStore, SnapshotStore, Tenants};
 
 use eventsrc_core::backend::{DocumentStore, Leases, ParkedStore};
+use eventsrc_core::store::Inspect;
 
 pub use self::inline::{InlineFixture, inline_projections_keep_the_contract};
 
@@ -40,6 +42,7 @@ mod documents;
 mod expect;
 mod idempotency;
 mod inline;
+mod inspect;
 mod log;
 mod reads;
 mod readside;
@@ -48,7 +51,7 @@ mod snapshots;
 mod tenants;
 mod time;
 
-/// What a store must implement to run the suite: all six storage traits, handles on other
+/// What a store must implement to run the suite: all seven storage traits, handles on other
 /// tenants ([`Tenants`]), cheap clones that share the same storage (the concurrent cases hand
 /// one to each task), and `'static` so that a clone can move into a spawned task.
 pub trait StoreUnderTest:
@@ -59,6 +62,7 @@ pub trait StoreUnderTest:
     + ParkedStore
     + Leases
     + DocumentStore
+    + Inspect
     + Clone
     + 'static
 {
@@ -72,6 +76,7 @@ impl<S> StoreUnderTest for S where
         + ParkedStore
         + Leases
         + DocumentStore
+        + Inspect
         + Clone
         + 'static
 {
@@ -249,6 +254,10 @@ macro_rules! __conformance_cases {
             documents::documents_commit_with_their_checkpoint_and_a_moved_checkpoint_fences,
             documents::documents_are_selected_by_prefix_and_index_in_byte_order_of_ids,
             documents::documents_belong_to_their_view_and_tenant,
+            inspect::inspect_lists_streams_in_byte_order_page_by_page,
+            inspect::inspect_counts_event_types_per_schema_version,
+            inspect::inspect_lists_checkpoints_in_name_order,
+            inspect::inspect_lists_every_parked_event_by_reactor,
         }
     };
 }
