@@ -131,6 +131,15 @@ pub(super) enum Command {
         #[arg(long, value_name = "NAME")]
         schema: Option<String>,
     },
+    /// Serve a read-only event browser (HTML pages) on 127.0.0.1 until Ctrl-C
+    Browse {
+        /// The port to listen on; 0 lets the system choose a free one (printed)
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Stop after this many seconds instead of waiting for Ctrl-C
+        #[arg(long, value_name = "SECONDS")]
+        open_for: Option<f64>,
+    },
 }
 
 /// Where `tail` starts.

@@ -110,6 +110,9 @@ pub(super) async fn run(
         Command::Schema { backend, schema } => {
             self::schema(global, backend, schema.as_deref(), out)
         }
+        Command::Browse { port, open_for } => {
+            browse(open(global).await?, port, open_for, global.json, out).await
+        }
     }
 }
 
@@ -126,10 +129,10 @@ fn store_url(global: &Global) -> Result<StoreUrl, CliError> {
 async fn open(global: &Global) -> Result<Store, CliError> {
     let url = store_url(global)?;
     #[cfg(feature = "sqlite")]
-    if let StoreUrl::SqliteFile(path) = &url {
-        if !path.exists() {
-            return Err(CliError::Missing(path.display().to_string()));
-        }
+    if let StoreUrl::SqliteFile(path) = &url
+        && !path.exists()
+    {
+        return Err(CliError::Missing(path.display().to_string()));
     }
     let store = url.open().await?;
     Ok(match &global.tenant {
@@ -228,10 +231,12 @@ async fn events(
         ]);
     }
     print_table(out, &rows, &format!("no events in `{stream}` here"))?;
-    if events.len() == limit && limit > 0 && read.at_time.is_none() {
-        if let Some(last) = events.last() {
-            writeln!(out, "more: --from {}", last.stream_version.get() + 1)?;
-        }
+    if events.len() == limit
+        && limit > 0
+        && read.at_time.is_none()
+        && let Some(last) = events.last()
+    {
+        writeln!(out, "more: --from {}", last.stream_version.get() + 1)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -782,4 +787,46 @@ fn schema(
 ) -> Result<ExitCode, CliError> {
     let _ = (global, backend, schema, out);
     Err(CliError::Invalid("schema: not yet".to_owned()))
+}
+
+/// Serves the event browser on 127.0.0.1:`port` until Ctrl-C, or for `open_for` seconds.
+async fn browse(
+    store: Store,
+    port: u16,
+    open_for: Option<f64>,
+    json: bool,
+    out: &mut (dyn Write + Send),
+) -> Result<ExitCode, CliError> {
+    let open_for = match open_for {
+        Some(seconds) => Some(Duration::try_from_secs_f64(seconds).map_err(|_| {
+            CliError::Invalid(format!(
+                "--open-for {seconds}: give a number of seconds, 0 or more"
+            ))
+        })?),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)).await?;
+    let url = format!("http://{}/", listener.local_addr()?);
+    if json {
+        print_json(out, &json!({ "store": store.to_string(), "url": url }))?;
+    } else {
+        writeln!(out, "browsing {store} at {url}")?;
+    }
+    out.flush()?;
+    let shutdown = async move {
+        let ctrl_c = async {
+            // Without a signal handler, serve until the time is up (or for ever).
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        match open_for {
+            Some(open_for) => {
+                let _ = tokio::time::timeout(open_for, ctrl_c).await;
+            }
+            None => ctrl_c.await,
+        }
+    };
+    super::browse::serve_until(store, listener, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
 }

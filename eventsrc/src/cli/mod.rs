@@ -39,11 +39,13 @@
 //! | `check [--ignore T]` | every stored (type, version) decodes in this build; exit code 1 if not |
 //! | `migrate` | applies the schema migrations |
 //! | `schema [--backend B] [--schema NAME]` | prints the DDL |
+//! | `browse [--port N] [--open-for SECS]` | serves a read-only event browser on 127.0.0.1 ([`serve_browser`](crate::cli::serve_browser)) |
 //!
 //! Exit codes: 0 success, 1 a command that failed or a `check` that found problems, 2 a usage
 //! error.
 
 mod args;
+mod browse;
 mod commands;
 mod output;
 mod registered;
@@ -55,6 +57,7 @@ use std::process::ExitCode;
 use crate::runner::{Consumer, Perform};
 use crate::{Reactions, Reactor, Store};
 
+pub use self::browse::serve_browser;
 pub use self::output::CliError;
 use self::registered::{Rebuild, Replay};
 
