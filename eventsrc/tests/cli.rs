@@ -571,3 +571,91 @@ async fn postgres_operating_commands_change_what_they_say() {
     operating_commands_change_what_they_say(&url, &store).await;
     drop_schema(&store).await;
 }
+
+// --- the schema -------------------------------------------------------------------------------
+
+/// On a store with no schema yet (`url`), looking is refused without changing anything,
+/// `migrate` creates the schema and says so, and a second `migrate` has nothing to do.
+async fn migrate_creates_what_looking_refuses(url: &str) {
+    assert_eq!(run(url, &["head"]).await.0, ExitCode::FAILURE);
+    let migrated = json(url, &["migrate"]).await;
+    assert_eq!(migrated["from"], 0);
+    let to = migrated["to"].as_i64().unwrap();
+    assert!(to >= 3, "{migrated}");
+    assert_eq!(json(url, &["head"]).await["head"], "0:0");
+    let again = json(url, &["migrate"]).await;
+    assert_eq!(
+        (again["from"].as_i64(), again["to"].as_i64()),
+        (Some(to), Some(to))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_migrate_creates_what_looking_refuses_and_the_ddl_is_the_same_schema() {
+    let dir = TempDir::new("eventsrc-cli");
+    // An empty database file: there, but without the schema.
+    let empty = dir.0.join("empty.db");
+    rusqlite::Connection::open(&empty)
+        .unwrap()
+        .execute_batch("VACUUM")
+        .unwrap();
+    migrate_creates_what_looking_refuses(&format!("sqlite://{}", empty.display())).await;
+
+    // The DDL `schema` prints, applied by hand, makes a store the command line opens as it is.
+    let (code, ddl) = run(&dir.url(), &["schema"]).await;
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(ddl.contains("CREATE TABLE events"), "{ddl}");
+    let by_hand = dir.0.join("by-hand.db");
+    let mut conn = rusqlite::Connection::open(&by_hand).unwrap();
+    let tx = conn.transaction().unwrap();
+    tx.execute_batch(&ddl).unwrap();
+    tx.commit().unwrap();
+    drop(conn);
+    let url = format!("sqlite://{}", by_hand.display());
+    assert_eq!(json(&url, &["head"]).await["head"], "0:0");
+    assert_eq!(
+        json(&url, &["migrate"]).await["from"],
+        json(&url, &["migrate"]).await["to"]
+    );
+    // No store and no backend: the DDL of which backend is a question, not a guess.
+    let mut out = Vec::new();
+    let code = Cli::new().run_from(["eventsrc", "schema"], &mut out).await;
+    if std::env::var_os("EVENTSRC_STORE").is_none() {
+        assert_eq!(code, ExitCode::FAILURE);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migrate_creates_what_looking_refuses_and_the_ddl_is_the_same_schema() {
+    let test = "postgres_migrate_creates_what_looking_refuses_and_the_ddl_is_the_same_schema";
+    let Some(url) = stores::postgres_url(test) else {
+        return;
+    };
+    migrate_creates_what_looking_refuses(&url).await;
+    let store = Store::open(&url).await.unwrap();
+
+    // The DDL for another schema, applied by hand, opens without migrating.
+    let Store::Postgres(pg) = &store else {
+        unreachable!()
+    };
+    let other = format!("{}_ddl", pg.schema());
+    let (code, ddl) = run(&url, &["schema", "--schema", &other]).await;
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(
+        ddl.contains(&format!("\"{other}\".events")) || ddl.contains(&format!("{other}.events")),
+        "{ddl}"
+    );
+    let client = pg.pool().get().await.unwrap();
+    client
+        .batch_execute(&format!("BEGIN; {ddl}; COMMIT;"))
+        .await
+        .unwrap();
+    let other_url = url.replace(pg.schema(), &other);
+    assert_eq!(json(&other_url, &["head"]).await["head"], "0:0");
+    client
+        .batch_execute(&format!("DROP SCHEMA \"{other}\" CASCADE"))
+        .await
+        .unwrap();
+    drop(client);
+    drop_schema(&store).await;
+}

@@ -8,10 +8,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/stores.rs"]
+mod stores;
+
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::Write;
-use std::path::PathBuf;
 use std::pin::Pin;
 
 use eventsrc::{
@@ -19,6 +20,7 @@ use eventsrc::{
     ExpectedVersion, Metadata, NewEvent, RecordedEvent, RunError, Runner, Store, StreamId, Tenants,
 };
 use serde::{Deserialize, Serialize};
+use stores::{TempDir, drop_schema, postgres};
 
 // --- the view ----------------------------------------------------------------------------------
 
@@ -451,43 +453,21 @@ async fn memory_a_runner_left_behind_is_fenced_and_every_event_applies_once() {
 
 // --- SQLite ------------------------------------------------------------------------------------
 
-/// A fresh directory for a SQLite file, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("eventsrc-documents-{}", eventsrc::EventId::new()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn url(&self) -> String {
-        format!("sqlite://{}", self.0.join("events.db").display())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_documents_are_read_by_id_prefix_and_index() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("eventsrc-documents");
     documents_are_read_by_id_prefix_and_index(Store::open(&dir.url()).await.unwrap()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_live_view_lets_the_application_read_its_writes() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("eventsrc-documents");
     a_live_view_lets_the_application_read_its_writes(Store::open(&dir.url()).await.unwrap()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_two_runners_at_once_apply_every_event_once() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("eventsrc-documents");
     two_runners_at_once_apply_every_event_once(Store::open(&dir.url()).await.unwrap()).await;
 }
 
@@ -498,7 +478,7 @@ async fn sqlite_in_memory_documents_are_read_by_id_prefix_and_index() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_view_error_names_the_event_and_commits_nothing_of_its_batch() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("eventsrc-documents");
     let store = Store::open(&dir.url()).await.unwrap();
     a_view_error_names_the_event_and_commits_nothing_of_its_batch(store).await;
 }
@@ -507,7 +487,7 @@ async fn sqlite_a_view_error_names_the_event_and_commits_nothing_of_its_batch() 
 /// behind is still open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_crash_between_batches_applies_every_event_once() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("eventsrc-documents");
     let url = dir.url();
     let store = Store::open(&url).await.unwrap();
     a_crash_between_batches_applies_every_event_once(store, move || {
@@ -521,7 +501,7 @@ async fn sqlite_a_crash_between_batches_applies_every_event_once() {
 /// from its checkpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_documents_and_their_checkpoint_outlive_the_store() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("eventsrc-documents");
     let store = Store::open(&dir.url()).await.unwrap();
     append(&store, "ada.1", &[&added("apple", 1)]).await;
     runner(&store).catch_up().await.unwrap();
@@ -537,53 +517,6 @@ async fn sqlite_documents_and_their_checkpoint_outlive_the_store() {
 }
 
 // --- PostgreSQL --------------------------------------------------------------------------------
-
-/// A store on a fresh schema of the test server, or `None` after printing the skip marker
-/// (no server configured, or none answering).
-async fn postgres(test: &str) -> Option<(Store, String)> {
-    let server = match std::env::var("EVENTSRC_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => return skip(test, "set EVENTSRC_POSTGRES_URL"),
-    };
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let random = eventsrc::EventId::new().0.simple().to_string();
-    // Named as eventsrc-postgres's tests name theirs, whose support code sweeps old ones.
-    let schema = format!("eventsrc_test_{seconds}_{}", &random[random.len() - 12..]);
-    let separator = if server.contains('?') { '&' } else { '?' };
-    let url = format!("{server}{separator}schema={schema}");
-    match Store::open(&url).await {
-        Ok(store) => Some((store, url)),
-        Err(error) => skip(test, &format!("the server did not answer ({error})")),
-    }
-}
-
-fn skip<T>(test: &str, why: &str) -> Option<T> {
-    let line = format!(
-        "\nEVENTSRC-POSTGRES-SKIPPED: `{test}` did not run: {why} \
-         (e.g. EVENTSRC_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test)\n"
-    );
-    let _ = std::io::stderr().write_all(line.as_bytes());
-    None
-}
-
-async fn drop_schema(store: &Store) {
-    let Store::Postgres(pg) = store else {
-        panic!("expected a PostgreSQL store, got {store}");
-    };
-    pg.pool()
-        .get()
-        .await
-        .unwrap()
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
-            pg.schema()
-        ))
-        .await
-        .unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_documents_are_read_by_id_prefix_and_index() {

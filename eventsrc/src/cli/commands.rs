@@ -7,7 +7,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
-use super::args::{Args, Backend, Command, Global, TailStart};
+use super::args::{Args, Command, Global, TailStart};
 use super::output::{
     CliError, event_json, event_line, parked_json, payload_cell, print_json, print_table, table,
 };
@@ -106,9 +106,14 @@ pub(super) async fn run(
             self::switch(cli, &store, &read_model, global.json, out).await
         }
         Command::Check { ignore } => check(&open(global).await?, &ignore, global.json, out).await,
-        Command::Migrate => migrate(global, out).await,
+        Command::Migrate => super::schema::migrate(&store_url(global)?, global.json, out).await,
         Command::Schema { backend, schema } => {
-            self::schema(global, backend, schema.as_deref(), out)
+            // The DDL needs no store: `--backend` alone will do.
+            let url = match (&global.store, std::env::var("EVENTSRC_STORE")) {
+                (None, Err(_)) => None,
+                _ => Some(store_url(global)?),
+            };
+            super::schema::schema(url.as_ref(), backend, schema.as_deref(), out)
         }
         Command::Browse { port, open_for } => {
             browse(open(global).await?, port, open_for, global.json, out).await
@@ -116,13 +121,17 @@ pub(super) async fn run(
     }
 }
 
+/// The store URL's text: `--store`, else `EVENTSRC_STORE`.
+fn store_text(global: &Global) -> Result<String, CliError> {
+    match &global.store {
+        Some(url) => Ok(url.clone()),
+        None => std::env::var("EVENTSRC_STORE").map_err(|_| CliError::NoStore),
+    }
+}
+
 /// The store URL: `--store`, else `EVENTSRC_STORE`.
 fn store_url(global: &Global) -> Result<StoreUrl, CliError> {
-    let url = match &global.store {
-        Some(url) => url.clone(),
-        None => std::env::var("EVENTSRC_STORE").map_err(|_| CliError::NoStore)?,
-    };
-    Ok(url.parse()?)
+    Ok(store_text(global)?.parse()?)
 }
 
 /// Opens the store for looking at it: a SQLite file must exist, and nothing is migrated.
@@ -134,7 +143,9 @@ async fn open(global: &Global) -> Result<Store, CliError> {
     {
         return Err(CliError::Missing(path.display().to_string()));
     }
-    let store = url.open().await?;
+    let store = super::schema::without_migrating(url, &store_text(global)?)?
+        .open()
+        .await?;
     Ok(match &global.tenant {
         Some(tenant) => store.with_tenant(Tenant::new(tenant)),
         None => store,
@@ -772,22 +783,6 @@ async fn check(
     })
 }
 
-async fn migrate(global: &Global, out: &mut (dyn Write + Send)) -> Result<ExitCode, CliError> {
-    let url = store_url(global)?;
-    let _ = url.open().await?;
-    writeln!(out, "migrated {url}")?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn schema(
-    global: &Global,
-    backend: Option<Backend>,
-    schema: Option<&str>,
-    out: &mut (dyn Write + Send),
-) -> Result<ExitCode, CliError> {
-    let _ = (global, backend, schema, out);
-    Err(CliError::Invalid("schema: not yet".to_owned()))
-}
 
 /// Serves the event browser on 127.0.0.1:`port` until Ctrl-C, or for `open_for` seconds.
 async fn browse(

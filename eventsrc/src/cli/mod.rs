@@ -49,6 +49,7 @@ mod browse;
 mod commands;
 mod output;
 mod registered;
+mod schema;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -209,6 +210,8 @@ impl Cli {
         };
         match commands::run(&self, parsed, out).await {
             Ok(code) => code,
+            // The reader went away (`eventsrc tail | head`): nothing more to say.
+            Err(error) if error.is_broken_pipe() => ExitCode::SUCCESS,
             Err(error) => {
                 let _ = out.flush();
                 eprintln!("error: {error}");

@@ -52,6 +52,18 @@ const STYLE: TableStyle = TableStyle::new()
     .header_separator(LineStyle::none().fill('-').junction('+'))
     .content_lines(ContentLineStyle::none().junction('|'));
 
+impl CliError {
+    /// Whether writing the output failed because its reader went away.
+    pub(super) fn is_broken_pipe(&self) -> bool {
+        let io = match self {
+            Self::Io(error) => Some(error.kind()),
+            Self::Json(error) => error.io_error_kind(),
+            _ => None,
+        };
+        io == Some(std::io::ErrorKind::BrokenPipe)
+    }
+}
+
 /// A table in the command line's style (psql's), as wide as its content: not wrapped to a
 /// terminal's width, so pipes and tests see the same text.
 pub(super) fn table<const N: usize>(header: [&str; N]) -> Table {

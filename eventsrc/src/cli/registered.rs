@@ -49,8 +49,11 @@ pub(super) struct Rebuild {
     pub(super) swap: String,
     /// The rebuilt consumer's checkpoint name, asked of a consumer built on the store.
     name: Box<dyn Fn(Store) -> String + Send + Sync>,
-    run: Box<dyn Fn(Store, Watcher) -> Boxed<'static, Result<Progress, RunError>> + Send + Sync>,
+    run: Box<RunRebuild>,
 }
+
+/// Catches a rebuilt read model up on a store, reporting each batch to a watcher.
+type RunRebuild = dyn Fn(Store, Watcher) -> Boxed<'static, Result<Progress, RunError>> + Send + Sync;
 
 /// Called with the progress after each batch of a rebuild.
 pub(super) type Watcher = Box<dyn FnMut(&Progress) + Send>;
