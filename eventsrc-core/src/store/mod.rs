@@ -20,10 +20,8 @@ mod pointers;
 pub(crate) mod retry;
 pub(crate) mod traits;
 
+pub use self::inspect::{CheckpointSummary, Inspect, ListStreams, StoredTypeCount, StreamSummary};
 pub use self::traits::{
     AppendResult, Direction, EventFilter, NoSnapshots, ReadAll, ReadStream, Snapshot, StreamAppend,
-};
-pub use self::inspect::{
-    CheckpointSummary, Inspect, ListStreams, StoredTypeCount, StreamSummary,
 };
 pub use crate::aggregate::SnapshotFormat;

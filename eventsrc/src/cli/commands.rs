@@ -783,7 +783,6 @@ async fn check(
     })
 }
 
-
 /// Serves the event browser on 127.0.0.1:`port` until Ctrl-C, or for `open_for` seconds.
 async fn browse(
     store: Store,

@@ -53,7 +53,8 @@ pub(super) struct Rebuild {
 }
 
 /// Catches a rebuilt read model up on a store, reporting each batch to a watcher.
-type RunRebuild = dyn Fn(Store, Watcher) -> Boxed<'static, Result<Progress, RunError>> + Send + Sync;
+type RunRebuild =
+    dyn Fn(Store, Watcher) -> Boxed<'static, Result<Progress, RunError>> + Send + Sync;
 
 /// Called with the progress after each batch of a rebuild.
 pub(super) type Watcher = Box<dyn FnMut(&Progress) + Send>;

@@ -61,7 +61,10 @@ pub(super) async fn migrate(
         }
     };
     if json {
-        print_json(out, &json!({ "store": url.to_string(), "from": from, "to": to }))?;
+        print_json(
+            out,
+            &json!({ "store": url.to_string(), "from": from, "to": to }),
+        )?;
     } else {
         writeln!(out, "{url}: {said}")?;
     }
@@ -78,9 +81,9 @@ pub(super) fn schema(
 ) -> Result<ExitCode, CliError> {
     let from_url = match url {
         #[cfg(feature = "sqlite")]
-        Some(StoreUrl::SqliteFile(_) | StoreUrl::SqliteFileNoMigrate(_) | StoreUrl::SqliteMemory) => {
-            Some(Backend::Sqlite)
-        }
+        Some(
+            StoreUrl::SqliteFile(_) | StoreUrl::SqliteFileNoMigrate(_) | StoreUrl::SqliteMemory,
+        ) => Some(Backend::Sqlite),
         #[cfg(feature = "postgres")]
         Some(StoreUrl::Postgres(_)) => Some(Backend::Postgres),
         _ => None,
