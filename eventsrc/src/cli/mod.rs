@@ -4,7 +4,7 @@
 //!
 //! It comes in two forms. The stand-alone binary (the `eventsrc-cli` package, `cargo install
 //! eventsrc-cli`) works on any store URL and shows payloads as the raw JSON that is stored. A
-//! binary of the application's own calls [`Cli`], so that its event types, reactors and read
+//! binary of the application's own calls [`Cli`](crate::cli::Cli), so that its event types, reactors and read
 //! models are linked in: payloads decode through the [`registry`](crate::registry) to their
 //! current version, `check` knows which types the build reads, `replay` runs the reactors'
 //! effects, and `rebuild` runs the read models.
@@ -33,8 +33,8 @@
 //! | `head` | the newest position and the time of its event |
 //! | `lag` | per consumer: checkpoint, head, events and time behind |
 //! | `parked [--reactor R]` | parked events with their errors |
-//! | `replay REACTOR \| --all` | tries parked events again (reactors registered with [`Cli::reactions`]) |
-//! | `rebuild READ_MODEL [--switch]` | builds a read model beside the live one, with progress ([`Cli::rebuild`]) |
+//! | `replay REACTOR \| --all` | tries parked events again (reactors registered with [`Cli::reactions`](crate::cli::Cli::reactions)) |
+//! | `rebuild READ_MODEL [--switch]` | builds a read model beside the live one, with progress ([`Cli::rebuild`](crate::cli::Cli::rebuild)) |
 //! | `switch READ_MODEL` | switches a rebuilt read model in for the live one |
 //! | `check [--ignore T]` | every stored (type, version) decodes in this build; exit code 1 if not |
 //! | `migrate` | applies the schema migrations |
