@@ -199,6 +199,39 @@ async fn an_in_memory_projection_catches_up_and_reports_progress() {
     assert_eq!(runner.lag().await.unwrap().events, 0);
 }
 
+/// A live runner whose last batch was full reads once more before it waits, so that it says
+/// it caught up (and its lag gauges read zero) while the log is idle.
+#[tokio::test]
+async fn a_live_runner_whose_last_batch_was_full_says_it_caught_up() {
+    let store = MemoryStore::new();
+    for i in 0..4 {
+        add(&store, &cart(i), &format!("sku-{i}")).await;
+    }
+    let head = store.head_position().await.unwrap();
+    let runner = Runner::new(store.clone(), InMemory::new(Applied::default())).batch_size(2);
+    let mut progress = runner.progress();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(runner.run(async {
+        stopped.await.ok();
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = progress.get();
+        if now.position == Some(head) && now.caught_up {
+            break;
+        }
+        let changed = tokio::time::timeout_at(deadline, progress.changed()).await;
+        assert!(
+            changed.is_ok(),
+            "the runner never said it caught up: {:?}",
+            progress.get()
+        );
+    }
+    assert_eq!(progress.get().handled, 4);
+    stop.send(()).ok();
+    running.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn read_your_writes_waits_for_the_position_and_times_out_with_a_named_error() {
     let store = MemoryStore::new();

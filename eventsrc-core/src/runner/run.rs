@@ -356,7 +356,11 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
                 () = shutdown.as_mut() => return Ok(()),
                 batch = async {
                     self.load().await?;
-                    self.next(true).await
+                    // After a full batch, look once more without waiting: an empty read then
+                    // says the runner caught up (its progress and lag gauges show it) before
+                    // it waits for new events.
+                    let wait = self.progress.borrow().caught_up;
+                    self.next(wait).await
                 } => batch?,
             };
             self.handle(batch).await?;

@@ -75,7 +75,10 @@ use self::registered::{Rebuild, Replay};
 /// #     const NAME: &'static str = "welcome_mail";
 /// #     type Event = UserEvent;
 /// #     type Effect = String;
-/// #     fn react(&self, event: UserEvent, _: &RecordedEvent) -> Vec<String> { vec![] }
+/// #     type Error = std::convert::Infallible;
+/// #     fn react(&mut self, _: UserEvent, _: &RecordedEvent) -> Result<Vec<String>, Self::Error> {
+/// #         Ok(vec![])
+/// #     }
 /// # }
 /// # struct Mailer;
 /// # impl Perform<String> for Mailer {
