@@ -89,22 +89,13 @@ impl InspectSql {
 /// Where the reactor is in a row of [`InspectSql::AllParked`].
 const REACTOR: usize = 14;
 
-/// A corrupt row that holds no event, only its reason (and its stream, when it reads).
-fn corrupt(stream: Option<eventsrc_core::StreamId>, reason: String) -> StoreError {
-    StoreError::Corrupt {
-        stream,
-        version: None,
-        position: None,
-        reason,
-    }
-}
-
 /// A row of [`InspectSql::Streams`]: stream, version, recorded at.
 fn stream_summary(row: &Row) -> Result<StreamSummary, StoreError> {
-    let stream = stream_of(row, 0, &mut None).map_err(|reason| corrupt(None, reason))?;
+    let stream =
+        stream_of(row, 0, &mut None).map_err(|reason| StoreError::corrupt_row(None, reason))?;
     let version = positive(row, 1)
         .map(StreamVersion)
-        .map_err(|reason| corrupt(Some(stream.clone()), reason))?;
+        .map_err(|reason| StoreError::corrupt_row(Some(stream.clone()), reason))?;
     let recorded_at: Micros = get(row, 2).map_err(|reason| StoreError::Corrupt {
         stream: Some(stream.clone()),
         version: Some(version),
@@ -149,7 +140,7 @@ impl Inspect for PgEventStore {
             .inspect_query(InspectSql::EventTypes, &[&self.tenant.as_str()])
             .await?;
         rows.iter()
-            .map(|row| type_count(row).map_err(|reason| corrupt(None, reason)))
+            .map(|row| type_count(row).map_err(|reason| StoreError::corrupt_row(None, reason)))
             .collect()
     }
 

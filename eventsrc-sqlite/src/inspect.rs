@@ -80,20 +80,12 @@ fn all_parked() -> String {
 /// Where the reactor is in a row of [`all_parked`].
 const REACTOR: usize = 13;
 
-/// A corrupt row that holds no event, only its reason (and its stream, when it reads).
-fn corrupt(stream: Option<eventsrc_core::StreamId>, reason: String) -> StoreError {
-    StoreError::Corrupt {
-        stream,
-        version: None,
-        position: None,
-        reason,
-    }
-}
-
 /// A row of [`STREAMS`]: stream, version, recorded at.
 fn stream_summary(row: &Row<'_>) -> Result<StreamSummary, StoreError> {
-    let stream = stream_of(row, 0, &mut None).map_err(|reason| corrupt(None, reason))?;
-    let version = version_of(row, 1).map_err(|reason| corrupt(Some(stream.clone()), reason))?;
+    let stream =
+        stream_of(row, 0, &mut None).map_err(|reason| StoreError::corrupt_row(None, reason))?;
+    let version = version_of(row, 1)
+        .map_err(|reason| StoreError::corrupt_row(Some(stream.clone()), reason))?;
     let recorded_at = int(row, 2).map_err(|reason| StoreError::Corrupt {
         stream: Some(stream.clone()),
         version: Some(version),
@@ -164,7 +156,8 @@ impl Inspect for SqliteEventStore {
             let mut rows = select.query([tenant.as_str()]).map_err(backend)?;
             let mut types = Vec::new();
             while let Some(row) = rows.next().map_err(backend)? {
-                types.push(type_count(row).map_err(|reason| corrupt(None, reason))?);
+                types
+                    .push(type_count(row).map_err(|reason| StoreError::corrupt_row(None, reason))?);
             }
             Ok(types)
         })

@@ -954,6 +954,17 @@ impl StoreError {
     pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Backend(Box::new(error))
     }
+
+    /// [`StoreError::Corrupt`] for a row that holds no event (a stream's summary, a count),
+    /// with the reason, and its stream when that part of the row reads.
+    pub fn corrupt_row(stream: Option<StreamId>, reason: impl Into<String>) -> Self {
+        Self::Corrupt {
+            stream,
+            version: None,
+            position: None,
+            reason: reason.into(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -31,10 +31,9 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 use crate::store::{Inspect, ListStreams, ReadAll, ReadStream};
-use crate::subscription::Lag;
 use crate::{
     EventId, EventStore, GlobalPosition, RecordedEvent, Store, StoreError, StreamId, StreamVersion,
-    Timestamp, Uuid, registry,
+    Uuid, registry,
 };
 
 /// Rows on a page of streams, of a stream's events, and of the log.
@@ -421,6 +420,7 @@ async fn overview(State(store): State<Store>) -> Page {
         for t in &types {
             let known = match registry::find(&t.event_type) {
                 Some(r) if t.schema_version == r.version => "current".to_owned(),
+                Some(r) if t.schema_version < r.oldest_version => "no upcast path".to_owned(),
                 Some(r) if t.schema_version < r.version => format!("upcast to {}", r.version),
                 Some(_) => "newer than this build".to_owned(),
                 None => "not linked in".to_owned(),
@@ -786,38 +786,29 @@ async fn correlation(
 
 async fn runners(State(store): State<Store>) -> Page {
     let head = store.head_position().await?;
-    let checkpoints = store.checkpoints().await?;
-    let now = Timestamp::now();
+    let rows = super::commands::behind(&store, head).await?;
     let mut body = format!("<p>head: {head}</p>\n");
-    if checkpoints.is_empty() {
+    if rows.is_empty() {
         body.push_str("<p>no consumer has a checkpoint</p>\n");
         return ok("Runners", &body);
     }
     body.push_str("<table><tr><th>consumer</th><th>checkpoint</th><th>head</th><th>events behind</th><th>time behind</th></tr>\n");
-    for c in &checkpoints {
-        let position = c.position.unwrap_or(GlobalPosition::START);
-        let lag = Lag::between(position, head);
-        // How long ago the first event it has not handled was recorded.
-        let seconds = if lag.events > 0 {
-            let next = store.read_all(ReadAll::after(position).limit(1)).await?;
-            next.first().map(|e| now.since(e.recorded_at).as_secs_f64())
-        } else {
-            None
-        };
+    for row in &rows {
         let _ = writeln!(
             body,
             r#"<tr><td>{}</td><td>{}</td><td>{head}</td><td class="num{}">{}</td><td class="num">{}</td></tr>"#,
-            escape(&c.consumer),
-            c.position.map_or_else(
+            escape(&row.checkpoint.consumer),
+            row.checkpoint.position.map_or_else(
                 || "none".to_owned(),
                 |p| link(
                     &format!("/log?after={}", encode(&p.to_string())),
                     &p.to_string()
                 )
             ),
-            if lag.events > 0 { " behind" } else { "" },
-            lag.events,
-            seconds.map_or_else(|| "0s".to_owned(), |s| format!("{s:.1}s")),
+            if row.events > 0 { " behind" } else { "" },
+            row.events,
+            row.seconds
+                .map_or_else(|| "0s".to_owned(), |s| format!("{s:.1}s")),
         );
     }
     body.push_str("</table>\n");

@@ -12,7 +12,7 @@ use super::output::{
     CliError, event_json, event_line, parked_json, payload_cell, print_json, print_table, table,
 };
 use super::{Cli, registered::Watcher};
-use crate::store::{Inspect, ListStreams, ReadAll, ReadStream};
+use crate::store::{CheckpointSummary, Inspect, ListStreams, ReadAll, ReadStream};
 use crate::subscription::{Lag, Start};
 use crate::{
     EventId, EventStore, GlobalPosition, Store, StoreUrl, StreamId, StreamVersion, Subscription,
@@ -380,14 +380,40 @@ async fn head(
     Ok(ExitCode::SUCCESS)
 }
 
-/// How long ago the first event after `position` was recorded: how far behind in time a
-/// consumer there is. `None` when nothing is after it.
-async fn behind_since(
+/// A consumer's checkpoint, and how far behind the head it is (`lag` and the browser's
+/// runners page).
+pub(super) struct Behind {
+    /// The checkpoint.
+    pub(super) checkpoint: CheckpointSummary,
+    /// Events between the checkpoint and the head (see [`Lag::events`]).
+    pub(super) events: u64,
+    /// How long ago the first event it has not handled was recorded; `None` when caught up.
+    pub(super) seconds: Option<f64>,
+}
+
+/// Every consumer's checkpoint and its lag behind `head`.
+pub(super) async fn behind(
     store: &Store,
-    position: GlobalPosition,
-) -> Result<Option<Timestamp>, CliError> {
-    let next = store.read_all(ReadAll::after(position).limit(1)).await?;
-    Ok(next.first().map(|e| e.recorded_at))
+    head: GlobalPosition,
+) -> Result<Vec<Behind>, crate::StoreError> {
+    let now = Timestamp::now();
+    let mut rows = Vec::new();
+    for checkpoint in store.checkpoints().await? {
+        let position = checkpoint.position.unwrap_or(GlobalPosition::START);
+        let events = Lag::between(position, head).events;
+        let seconds = if events > 0 {
+            let next = store.read_all(ReadAll::after(position).limit(1)).await?;
+            next.first().map(|e| now.since(e.recorded_at).as_secs_f64())
+        } else {
+            None
+        };
+        rows.push(Behind {
+            checkpoint,
+            events,
+            seconds,
+        });
+    }
+    Ok(rows)
 }
 
 async fn lag(
@@ -396,29 +422,17 @@ async fn lag(
     out: &mut (dyn Write + Send),
 ) -> Result<ExitCode, CliError> {
     let head = store.head_position().await?;
-    let now = Timestamp::now();
-    let mut rows = Vec::new();
-    for checkpoint in store.checkpoints().await? {
-        let position = checkpoint.position.unwrap_or(GlobalPosition::START);
-        let lag = Lag::between(position, head);
-        let since = if lag.events > 0 {
-            behind_since(store, position).await?
-        } else {
-            None
-        };
-        let seconds = since.map(|t| now.since(t).as_secs_f64());
-        rows.push((checkpoint, lag, seconds));
-    }
+    let rows = behind(store, head).await?;
     if json {
         let consumers: Vec<Value> = rows
             .iter()
-            .map(|(c, lag, seconds)| {
+            .map(|row| {
                 json!({
-                    "consumer": c.consumer,
-                    "checkpoint": c.position.map(|p| p.to_string()),
+                    "consumer": row.checkpoint.consumer,
+                    "checkpoint": row.checkpoint.position.map(|p| p.to_string()),
                     "head": head.to_string(),
-                    "events_behind": lag.events,
-                    "seconds_behind": seconds.unwrap_or(0.0),
+                    "events_behind": row.events,
+                    "seconds_behind": row.seconds.unwrap_or(0.0),
                 })
             })
             .collect();
@@ -435,14 +449,16 @@ async fn lag(
         "events behind",
         "time behind",
     ]);
-    for (c, lag, seconds) in &rows {
+    for row in &rows {
         shown.add_row([
-            c.consumer.clone(),
-            c.position
+            row.checkpoint.consumer.clone(),
+            row.checkpoint
+                .position
                 .map_or_else(|| "none".to_owned(), |p| p.to_string()),
             head.to_string(),
-            lag.events.to_string(),
-            seconds.map_or_else(|| "0s".to_owned(), |s| format!("{s:.1}s")),
+            row.events.to_string(),
+            row.seconds
+                .map_or_else(|| "0s".to_owned(), |s| format!("{s:.1}s")),
         ]);
     }
     print_table(out, &shown, "no consumer has a checkpoint")?;
