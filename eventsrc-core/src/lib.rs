@@ -18,6 +18,7 @@ mod metadata;
 mod options;
 mod projection;
 pub mod registry;
+pub mod relay;
 mod repository;
 pub mod runner;
 pub mod store;

@@ -78,6 +78,18 @@ pub enum RunError {
         /// The generation stored now.
         found: i64,
     },
+    /// A service the consumer writes to (a message broker) did not answer for longer than the
+    /// consumer waits. Nothing of the batch was checkpointed; a
+    /// [leader](crate::Runner::run_as_leader) lets its lease go and tries again from the
+    /// checkpoint, as when the store fails.
+    #[error("`{consumer}`: unavailable: {source}")]
+    Unavailable {
+        /// The consumer (a relay).
+        consumer: String,
+        /// The last error the service's client gave.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A read-your-writes wait ran out of time.
     #[error("`{consumer}` did not reach position {position} within {timeout:?} (it is at {})", show(*.reached))]
     Timeout {
@@ -102,6 +114,17 @@ impl RunError {
         Self::Store {
             consumer: consumer.to_owned(),
             source,
+        }
+    }
+
+    /// A service `consumer` writes to did not answer.
+    pub fn unavailable(
+        consumer: &str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Unavailable {
+            consumer: consumer.to_owned(),
+            source: source.into(),
         }
     }
 

@@ -279,7 +279,8 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
     /// poll interval), runs while it holds, and goes back to waiting if it is lost. Stops
     /// when `shutdown` resolves.
     ///
-    /// The store failing (a database restarting, a connection lost) does not stop it: the
+    /// The store failing (a database restarting, a connection lost), or a broker a relay
+    /// publishes to not answering ([`RunError::Unavailable`]), does not stop it: the
     /// node logs the error, lets the lease go, and tries again after the poll interval, from
     /// the stored checkpoint. The consumer's own errors (a bug on an event, an undecodable
     /// event) stop it and are returned: a leader that failed on an event would fail again.
@@ -328,6 +329,11 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
                     Err(error @ RunError::Store { .. }) => {
                         tracing::warn!(consumer = %name, %error, "the store failed; letting the lease go");
                         meter::leadership(&name, "store_failed");
+                        true
+                    }
+                    Err(error @ RunError::Unavailable { .. }) => {
+                        tracing::warn!(consumer = %name, %error, "a service it writes to does not answer; letting the lease go");
+                        meter::leadership(&name, "unavailable");
                         true
                     }
                     Err(other) => return Err(other),

@@ -25,7 +25,7 @@
 //! | `eventsrc_runner_lag_seconds` | gauge | `consumer` | age of the newest event handled while behind; 0 when caught up |
 //! | `eventsrc_reactor_parked_total` | counter | `consumer` | events a reactor parked after its retries |
 //! | `eventsrc_reactor_unparked_total` | counter | `consumer` | parked events that succeeded on a replay (parked now = parked − unparked) |
-//! | `eventsrc_runner_leadership_total` | counter | `consumer`, `change` | leases taken (`acquired`) and given up (`lost`, `fenced`, `store_failed`) by [`Runner::run_as_leader`](crate::Runner::run_as_leader) |
+//! | `eventsrc_runner_leadership_total` | counter | `consumer`, `change` | leases taken (`acquired`) and given up (`lost`, `fenced`, `store_failed`, `unavailable`) by [`Runner::run_as_leader`](crate::Runner::run_as_leader) |
 //!
 //! Label values are names chosen in code (command, aggregate and consumer names, the
 //! backend), never stream ids or tenants, so a metric has few series.
