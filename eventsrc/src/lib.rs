@@ -28,6 +28,13 @@ pub use eventsrc_sqlite as sqlite;
 #[doc(inline)]
 pub use eventsrc_postgres as postgres;
 
+/// NATS JetStream: a [`Relay`](crate::relay::Relay) publisher and [`Inbound`](nats::Inbound),
+/// which feeds a JetStream stream's events to projections and reactors (the `nats` feature).
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+#[doc(inline)]
+pub use eventsrc_nats as nats;
+
 /// The traits an application implements or calls methods of, and the macros, for a glob
 /// import: `use eventsrc::prelude::*;`.
 pub mod prelude {
