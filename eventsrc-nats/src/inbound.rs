@@ -31,7 +31,7 @@ pub enum InboundError {
         subject: String,
         /// What is wrong with it, naming the event when the message says which.
         #[source]
-        source: IncomingError,
+        source: Box<IncomingError>,
     },
     /// The local consumer failed (its store, or its own code on an event).
     #[error(transparent)]
@@ -238,7 +238,7 @@ impl<C: Consumer> Inbound<C> {
                         stream: self.stream.clone(),
                         sequence,
                         subject: message.subject.to_string(),
-                        source,
+                        source: Box::new(source),
                     });
                 }
             }

@@ -190,3 +190,91 @@ impl<C: CheckpointStore> Consumer for Recorder<C> {
             .map_err(|e| RunError::store(Self::NAME, e))
     }
 }
+
+/// A fresh directory, removed when dropped.
+pub(crate) struct TempDir(pub(crate) std::path::PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(prefix: &str) -> Self {
+        let dir = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A small pseudo-random generator (SplitMix64) for kill times: no dependency needed.
+pub(crate) struct Random(u64);
+
+impl Random {
+    pub(crate) fn seeded() -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let seed = nanos as u64 ^ u64::from(std::process::id());
+        println!("random seed: {seed}");
+        Self(seed)
+    }
+
+    /// A number in `low..high`.
+    pub(crate) fn between(&mut self, low: u64, high: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        low + (z ^ (z >> 31)) % (high - low)
+    }
+}
+
+/// Waits until `done` says yes, checking every 20 ms, failing the test after `deadline`.
+pub(crate) async fn wait_until<F, Fut>(what: &str, deadline: Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !done().await {
+        assert!(
+            started.elapsed() < deadline,
+            "{what}: not within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Checks what a JetStream stream holds against the log: every event exactly once, and each
+/// stream's events in version order. Returns the number of messages.
+pub(crate) fn check_exactly_once_in_order(received: &[Received], stored: &[RecordedEvent]) {
+    let mut seen = std::collections::HashSet::new();
+    let mut versions: BTreeMap<String, u64> = BTreeMap::new();
+    for message in received {
+        let id = &message.headers[eventsrc::relay::headers::EVENT_ID];
+        assert!(seen.insert(id.clone()), "event {id} arrived twice");
+        let stream = message.headers[eventsrc::relay::headers::STREAM].clone();
+        let version: u64 = message.headers[eventsrc::relay::headers::STREAM_VERSION]
+            .parse()
+            .unwrap();
+        let last = versions.insert(stream.clone(), version).unwrap_or(0);
+        assert_eq!(
+            version,
+            last + 1,
+            "`{stream}`: version {version} after {last}"
+        );
+    }
+    let expected: std::collections::HashSet<String> =
+        stored.iter().map(|r| r.event_id.to_string()).collect();
+    let missing = expected.difference(&seen).count();
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {} events never arrived",
+        stored.len()
+    );
+    assert_eq!(received.len(), stored.len());
+}
