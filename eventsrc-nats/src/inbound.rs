@@ -178,6 +178,12 @@ impl<C: Consumer> Inbound<C> {
         &self.target
     }
 
+    /// The stream sequence of the last message the consumer handled (its checkpoint), or
+    /// `None` before the first.
+    pub async fn checkpoint(&mut self) -> Result<Option<u64>, InboundError> {
+        Ok(self.target.checkpoint().await?.map(|p| p.sequence))
+    }
+
     /// The local consumer, once done.
     pub fn into_consumer(self) -> C {
         self.target

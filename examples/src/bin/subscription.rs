@@ -18,22 +18,30 @@
 //! refusals), and the tables show every run's events, each stamped with the story's dates in
 //! February and April 2018 (on PostgreSQL, with the server's clock: today).
 //!
-//! Run with: `cargo run -p eventsrc-examples --bin subscription [-- --store <url>]`
+//! With `--nats <url>` (or the environment variable `EVENTSRC_NATS_URL`), a NATS server with
+//! JetStream, the notifications go through NATS: a relay publishes the log to a JetStream
+//! stream made for the run (and deleted at its end), and the reactor reads the events from it
+//! through a durable consumer, as a notifications service of its own would. The outbox and the
+//! tables come out the same.
+//!
+//! Run with: `cargo run -p eventsrc-examples --bin subscription [-- --store <url>] [--nats <url>]`
 
 use std::error::Error;
 use std::fmt::Debug;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use eventsrc::Reactor;
-use eventsrc::Store;
+use eventsrc::backend::ParkedEvent;
+use eventsrc::nats::{Inbound, JetStream};
+use eventsrc::relay::{Relay, Subjects};
 use eventsrc::runner::Retry;
 use eventsrc::store::ReadStream;
 use eventsrc::time::ManualClock;
 use eventsrc::{Aggregate, AggregateCommand, EventStore, Handle, Metadata, Repository, Timestamp};
+use eventsrc::{MemoryStore, Reactor, Store};
 use eventsrc::{Reactions, Runner};
 use eventsrc_examples::narrate::{note_earlier_run, print_registered, send_and_tell};
-use eventsrc_examples::store::{Invocation, exit_code};
+use eventsrc_examples::store::{Demo, Invocation, exit_code};
 use eventsrc_examples::subscription::outbox::{Message, Outbox};
 use eventsrc_examples::subscription::reactors::Notifications;
 use eventsrc_examples::subscription::{Activate, Create, Deactivate, Subscription, SubscriptionId};
@@ -58,6 +66,35 @@ const RETRY: Retry = Retry {
 /// The notifications reactor, run into the outbox, its checkpoint kept in the store.
 type NotificationRunner = Runner<Store, Reactions<Notifications, Outbox<Store>, Store>>;
 
+/// The reactor fed through NATS: its checkpoint (a JetStream stream sequence) and parked events
+/// are kept in process memory, since the JetStream stream is the run's own.
+type NatsReactions = Reactions<Notifications, Outbox<Store>, MemoryStore>;
+
+/// The environment variable that names a NATS server when `--nats` is not given.
+const NATS_ENV: &str = "EVENTSRC_NATS_URL";
+
+/// The demo's own option.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+struct Options {
+    /// A NATS server with JetStream (e.g. nats://127.0.0.1:4222): the notifications reactor then
+    /// reads the events through it; the environment variable EVENTSRC_NATS_URL sets it too
+    #[arg(long, value_name = "url")]
+    nats: Option<String>,
+}
+
+/// How the events reach the notifications reactor: from the store, or through NATS.
+enum Notifier {
+    /// A runner reads the store's log into the reactor.
+    Store(NotificationRunner),
+    /// A relay publishes the log to a JetStream stream; the reactor reads it from there.
+    Nats {
+        relay: Runner<Store, Relay<JetStream, Store>>,
+        inbound: Inbound<NatsReactions>,
+        nats: JetStream,
+        stream: String,
+    },
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     eventsrc_examples::telemetry::init_tracing();
@@ -65,9 +102,19 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {
-    let Some((url, source)) = Invocation::store("subscription", DEFAULT_STORE)? else {
+    let Some(Demo {
+        url,
+        source,
+        options,
+    }) = Invocation::<Options>::read("subscription", DEFAULT_STORE)?
+    else {
         return Ok(());
     };
+    let nats_url = options.nats.or_else(|| {
+        std::env::var(NATS_ENV)
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+    });
     eventsrc::registry::check()?;
     // A manual clock stamps `recorded_at`, so the story happens in early 2018 on every run.
     let clock = ManualClock::new(Timestamp::from_micros(FEBRUARY_2018 * 1_000_000));
@@ -79,25 +126,62 @@ async fn run() -> Result<(), Box<dyn Error>> {
     note_earlier_run::<Subscription, _>(&store, "Subscription", &ID).await?;
 
     let outbox = Outbox::new(store.clone());
-    let reactions = Reactions::new(Notifications, outbox.clone(), store.clone()).retry(RETRY);
-    let mut runner = Runner::new(store.clone(), reactions);
+    let mut notifier = match nats_url {
+        None => {
+            let reactions =
+                Reactions::new(Notifications, outbox.clone(), store.clone()).retry(RETRY);
+            Notifier::Store(Runner::new(store.clone(), reactions))
+        }
+        Some(nats_url) => through_nats(&nats_url, &store, &outbox).await?,
+    };
 
     println!("\nCommands for subscription {ID}");
     subscribe(&repository, &clock).await?;
-    react(&mut runner, &outbox).await?;
+    react(&mut notifier, &outbox).await?;
 
     println!("\nThe mail provider goes down");
     outbox.begin_outage();
     resubscribe(&repository, &clock).await?;
-    react(&mut runner, &outbox).await?;
+    react(&mut notifier, &outbox).await?;
     outbox.end_outage();
-    replay(runner, &outbox).await?;
+    replay(notifier, &outbox).await?;
 
     print_outbox(&outbox);
     print_events(&store, ID).await?;
     print_row(&repository, ID).await
 }
 
+/// Connects to NATS, makes the run's JetStream stream, and sets up the relay into it and the
+/// reactor's durable consumer on it.
+async fn through_nats(
+    url: &str,
+    store: &Store,
+    outbox: &Outbox<Store>,
+) -> Result<Notifier, Box<dyn Error>> {
+    let nats = JetStream::connect(url).await?;
+    let run = eventsrc::EventId::new().0.simple().to_string();
+    let stream = format!("SUBSCRIPTIONS_{}", &run[run.len() - 12..]);
+    let subject = format!("subscriptions.{}", stream.to_lowercase());
+    nats.ensure_stream(
+        &stream,
+        &[&format!("{subject}.>")],
+        Duration::from_secs(600),
+    )
+    .await?;
+    println!("NATS: {url}, JetStream stream `{stream}` (this run's; deleted at its end)");
+    let subjects = Subjects::template(&format!("{subject}.{{category}}.{{event_type}}"))?;
+    let relay = Relay::new("subscriptions_to_nats", nats.clone(), store.clone()).subjects(subjects);
+    let reactions = Reactions::new(Notifications, outbox.clone(), MemoryStore::new()).retry(RETRY);
+    let inbound = Inbound::durable(nats.context(), &stream, "notifications", None, reactions)
+        .await?
+        .wait(Duration::from_millis(200));
+    Ok(Notifier::Nats {
+        relay: Runner::new(store.clone(), relay),
+        inbound,
+        nats,
+        stream,
+    })
+}
 /// The subscription events the registry knows.
 fn activate(key: &str) -> Activate {
     Activate {
@@ -154,27 +238,50 @@ async fn resubscribe(
     send(repository, unknown, by_user()).await
 }
 
-/// Lets the reactor catch up with the log, and prints the messages it wrote and the events it
-/// parked.
-async fn react(
-    runner: &mut NotificationRunner,
-    outbox: &Outbox<Store>,
-) -> Result<(), Box<dyn Error>> {
-    let (sent_before, parked_before) = (outbox.len(), runner.consumer().parked().await?.len());
-    let read_before = runner.progress().get().handled;
-    let progress = runner.catch_up().await?;
-    println!(
-        "  Reactor `{}` catches up: {} read, checkpoint at {}",
-        Notifications::NAME,
-        count(progress.handled - read_before, "new event"),
-        progress
-            .position
-            .map_or_else(|| "-".to_owned(), |p| p.to_string()),
-    );
+/// Lets the reactor catch up with the log (through NATS, if so), and prints the messages it
+/// wrote and the events it parked.
+async fn react(notifier: &mut Notifier, outbox: &Outbox<Store>) -> Result<(), Box<dyn Error>> {
+    let (sent_before, parked_before) = (outbox.len(), notifier.parked().await?.len());
+    match notifier {
+        Notifier::Store(runner) => {
+            let read_before = runner.progress().get().handled;
+            let progress = runner.catch_up().await?;
+            println!(
+                "  Reactor `{}` catches up: {} read, checkpoint at {}",
+                Notifications::NAME,
+                count(progress.handled - read_before, "new event"),
+                show(progress.position),
+            );
+        }
+        Notifier::Nats {
+            relay,
+            inbound,
+            stream,
+            ..
+        } => {
+            let published_before = relay.progress().get().handled;
+            let progress = relay.catch_up().await?;
+            println!(
+                "  Relay `{}` publishes {} to NATS, checkpoint at {}",
+                relay.consumer().name(),
+                count(progress.handled - published_before, "new event"),
+                show(progress.position),
+            );
+            inbound.catch_up().await?;
+            println!(
+                "  Reactor `{}` reads them from `{stream}`, checkpoint at message {}",
+                Notifications::NAME,
+                inbound
+                    .checkpoint()
+                    .await?
+                    .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            );
+        }
+    }
     for message in &outbox.messages()[sent_before..] {
         println!("      -> outbox: {}", describe(message));
     }
-    for parked in &runner.consumer().parked().await?[parked_before..] {
+    for parked in &notifier.parked().await?[parked_before..] {
         let event = &parked.event;
         println!(
             "      -> parked {} ({} v{}) after {} tries\n         error: {}",
@@ -184,12 +291,39 @@ async fn react(
     Ok(())
 }
 
-/// Brings the provider back and replays what was parked.
-async fn replay(runner: NotificationRunner, outbox: &Outbox<Store>) -> Result<(), Box<dyn Error>> {
+impl Notifier {
+    /// The events the reactor parked.
+    async fn parked(&self) -> Result<Vec<ParkedEvent>, Box<dyn Error>> {
+        Ok(match self {
+            Notifier::Store(runner) => runner.consumer().parked().await?,
+            Notifier::Nats { inbound, .. } => inbound.consumer().parked().await?,
+        })
+    }
+}
+
+/// `-` before the first event, else the position.
+fn show(position: Option<eventsrc::GlobalPosition>) -> String {
+    position.map_or_else(|| "-".to_owned(), |p| p.to_string())
+}
+
+/// Brings the provider back and replays what was parked; through NATS, deletes the run's
+/// JetStream stream.
+async fn replay(notifier: Notifier, outbox: &Outbox<Store>) -> Result<(), Box<dyn Error>> {
     println!("\nThe mail provider is back: the parked events are replayed");
     let sent_before = outbox.len();
-    let mut reactions = runner.into_consumer();
-    let replayed = reactions.replay_parked().await?;
+    let replayed = match notifier {
+        Notifier::Store(runner) => runner.into_consumer().replay_parked().await?,
+        Notifier::Nats {
+            inbound,
+            nats,
+            stream,
+            ..
+        } => {
+            let replayed = inbound.into_consumer().replay_parked().await?;
+            nats.context().delete_stream(&stream).await?;
+            replayed
+        }
+    };
     println!(
         "  {} sent and unparked, {} still parked",
         count(replayed.succeeded.len(), "event"),
