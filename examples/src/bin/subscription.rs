@@ -85,14 +85,17 @@ struct Options {
 /// How the events reach the notifications reactor: from the store, or through NATS.
 enum Notifier {
     /// A runner reads the store's log into the reactor.
-    Store(NotificationRunner),
+    Store(Box<NotificationRunner>),
     /// A relay publishes the log to a JetStream stream; the reactor reads it from there.
-    Nats {
-        relay: Runner<Store, Relay<JetStream, Store>>,
-        inbound: Inbound<NatsReactions>,
-        nats: JetStream,
-        stream: String,
-    },
+    Nats(Box<OverNats>),
+}
+
+/// The relay into the run's JetStream stream, and the reactor's durable consumer on it.
+struct OverNats {
+    relay: Runner<Store, Relay<JetStream, Store>>,
+    inbound: Inbound<NatsReactions>,
+    nats: JetStream,
+    stream: String,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -130,7 +133,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
         None => {
             let reactions =
                 Reactions::new(Notifications, outbox.clone(), store.clone()).retry(RETRY);
-            Notifier::Store(Runner::new(store.clone(), reactions))
+            Notifier::Store(Box::new(Runner::new(store.clone(), reactions)))
         }
         Some(nats_url) => through_nats(&nats_url, &store, &outbox).await?,
     };
@@ -175,12 +178,12 @@ async fn through_nats(
     let inbound = Inbound::durable(nats.context(), &stream, "notifications", None, reactions)
         .await?
         .wait(Duration::from_millis(200));
-    Ok(Notifier::Nats {
+    Ok(Notifier::Nats(Box::new(OverNats {
         relay: Runner::new(store.clone(), relay),
         inbound,
         nats,
         stream,
-    })
+    })))
 }
 /// The subscription events the registry knows.
 fn activate(key: &str) -> Activate {
@@ -253,12 +256,13 @@ async fn react(notifier: &mut Notifier, outbox: &Outbox<Store>) -> Result<(), Bo
                 show(progress.position),
             );
         }
-        Notifier::Nats {
-            relay,
-            inbound,
-            stream,
-            ..
-        } => {
+        Notifier::Nats(over) => {
+            let OverNats {
+                relay,
+                inbound,
+                stream,
+                ..
+            } = &mut **over;
             let published_before = relay.progress().get().handled;
             let progress = relay.catch_up().await?;
             println!(
@@ -296,7 +300,7 @@ impl Notifier {
     async fn parked(&self) -> Result<Vec<ParkedEvent>, Box<dyn Error>> {
         Ok(match self {
             Notifier::Store(runner) => runner.consumer().parked().await?,
-            Notifier::Nats { inbound, .. } => inbound.consumer().parked().await?,
+            Notifier::Nats(over) => over.inbound.consumer().parked().await?,
         })
     }
 }
@@ -313,12 +317,13 @@ async fn replay(notifier: Notifier, outbox: &Outbox<Store>) -> Result<(), Box<dy
     let sent_before = outbox.len();
     let replayed = match notifier {
         Notifier::Store(runner) => runner.into_consumer().replay_parked().await?,
-        Notifier::Nats {
-            inbound,
-            nats,
-            stream,
-            ..
-        } => {
+        Notifier::Nats(over) => {
+            let OverNats {
+                inbound,
+                nats,
+                stream,
+                ..
+            } = *over;
             let replayed = inbound.into_consumer().replay_parked().await?;
             nats.context().delete_stream(&stream).await?;
             replayed
