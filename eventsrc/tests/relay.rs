@@ -241,3 +241,56 @@ fn a_broker_down_too_long_gives_the_batch_up_with_the_checkpoint_unmoved() {
         assert!(runner.consumer().parked().await.unwrap().is_empty());
     });
 }
+
+#[test]
+fn a_leader_whose_broker_is_down_too_long_lets_the_lease_go_and_finishes_once_it_is_back() {
+    run(async {
+        let store = MemoryStore::new();
+        append(&store, "lead-1", &["lead.opened", "lead.renamed"]).await;
+        // Down for 40 rounds: longer than `unavailable_for` several times over.
+        let broker = std::sync::Arc::new(Scripted::answering(std::iter::repeat_n(
+            Some(Failure::Unavailable),
+            40,
+        )));
+        let leases = eventsrc::backend::LocalLeases::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = {
+            let store = store.clone();
+            let broker = broker.clone();
+            let leases = leases.clone();
+            tokio::spawn(async move {
+                let publisher = Shared(broker);
+                let relay = Relay::new("out", publisher, store.clone())
+                    .retry(quick())
+                    .unavailable_for(Duration::from_millis(10));
+                Runner::new(store, relay)
+                    .poll_interval(Duration::from_millis(5))
+                    .run_as_leader(&leases, async {
+                        let _ = stopped.await;
+                    })
+                    .await
+            })
+        };
+        let head = Some(store.head_position().await.unwrap());
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while store.load_checkpoint("out").await.unwrap() != head {
+            assert!(std::time::Instant::now() < deadline, "the relay did not finish");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.send(()).unwrap();
+        let relay = running.await.unwrap().expect("an outage does not stop a leader");
+        assert!(relay.parked().await.unwrap().is_empty());
+        let types: Vec<String> = broker.taken().into_iter().map(|(_, t)| t).collect();
+        assert_eq!(types, ["lead.opened", "lead.renamed"]);
+        assert!(broker.answers.lock().unwrap().is_empty(), "every outage answer was used");
+    });
+}
+
+/// A scripted broker shared with the test, for a relay that runs in a task.
+struct Shared(std::sync::Arc<Scripted>);
+
+impl Publisher for Shared {
+    async fn publish(&self, messages: &[Outgoing<'_>]) -> Vec<Result<(), PublishError>> {
+        (&*self.0).publish(messages).await
+    }
+}
