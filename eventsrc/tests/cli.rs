@@ -91,9 +91,24 @@ impl Projection for CartCounts {
     }
 }
 
+/// A broker that takes everything: `replay` publishes what the relay parked.
+struct Accepting;
+
+impl eventsrc::relay::Publisher for Accepting {
+    async fn publish(
+        &self,
+        messages: &[eventsrc::relay::Outgoing<'_>],
+    ) -> Vec<Result<(), eventsrc::relay::PublishError>> {
+        messages.iter().map(|_| Ok(())).collect()
+    }
+}
+
 fn cli() -> Cli {
     Cli::new()
         .reactions(|store: Store| Reactions::new(Receipts, Printer, store))
+        .relay("to_broker", |store: Store| {
+            eventsrc::relay::Relay::new("to_broker", Accepting, store)
+        })
         .rebuild(
             "carts",
             |store: Store| Checkpointed::new(CartCounts::default(), store),
@@ -422,6 +437,24 @@ async fn operating_commands_change_what_they_say(url: &str, store: &Store) {
     assert!(store.parked(Receipts::NAME).await.unwrap().is_empty());
     let (code, _) = run(url, &["replay", "nobody"]).await;
     assert_eq!(code, ExitCode::FAILURE);
+    // replay of a relay: the broker takes the event now, so it is unparked.
+    store
+        .park(ParkedEvent {
+            reactor: "to_broker".into(),
+            event: seeded.cart[1].clone(),
+            error: "no stream takes the subject".into(),
+            attempts: 5,
+            parked_at: Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    let replayed = json(url, &["replay", "to_broker"]).await;
+    assert_eq!(replayed["replayed"][0]["reactor"], "to_broker");
+    assert_eq!(
+        replayed["replayed"][0]["succeeded"][0],
+        seeded.cart[1].event_id.to_string()
+    );
+    assert!(store.parked("to_broker").await.unwrap().is_empty());
 
     // rebuild beside the live read model, then switch it in: the live checkpoint moves to
     // where the rebuild got to, and the swap ran.

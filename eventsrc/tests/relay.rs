@@ -274,15 +274,24 @@ fn a_leader_whose_broker_is_down_too_long_lets_the_lease_go_and_finishes_once_it
         let head = Some(store.head_position().await.unwrap());
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while store.load_checkpoint("out").await.unwrap() != head {
-            assert!(std::time::Instant::now() < deadline, "the relay did not finish");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the relay did not finish"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         stop.send(()).unwrap();
-        let relay = running.await.unwrap().expect("an outage does not stop a leader");
+        let relay = running
+            .await
+            .unwrap()
+            .expect("an outage does not stop a leader");
         assert!(relay.parked().await.unwrap().is_empty());
         let types: Vec<String> = broker.taken().into_iter().map(|(_, t)| t).collect();
         assert_eq!(types, ["lead.opened", "lead.renamed"]);
-        assert!(broker.answers.lock().unwrap().is_empty(), "every outage answer was used");
+        assert!(
+            broker.answers.lock().unwrap().is_empty(),
+            "every outage answer was used"
+        );
     });
 }
 

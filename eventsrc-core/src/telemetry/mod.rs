@@ -23,8 +23,8 @@
 //! | `eventsrc_runner_batch_seconds` | histogram | `consumer` | time the consumer took for a batch |
 //! | `eventsrc_runner_lag_events` | gauge | `consumer` | events between the checkpoint and the head, read at most once a second while behind; 0 when caught up |
 //! | `eventsrc_runner_lag_seconds` | gauge | `consumer` | age of the newest event handled while behind; 0 when caught up |
-//! | `eventsrc_reactor_parked_total` | counter | `consumer` | events a reactor parked after its retries |
-//! | `eventsrc_reactor_unparked_total` | counter | `consumer` | parked events that succeeded on a replay (parked now = parked − unparked) |
+//! | `eventsrc_reactor_parked_total` | counter | `consumer` | events a reactor or a broker relay parked after its retries |
+//! | `eventsrc_reactor_unparked_total` | counter | `consumer` | parked events that succeeded on a replay, of a reactor or relay (parked now = parked − unparked) |
 //! | `eventsrc_runner_leadership_total` | counter | `consumer`, `change` | leases taken (`acquired`) and given up (`lost`, `fenced`, `store_failed`, `unavailable`) by [`Runner::run_as_leader`](crate::Runner::run_as_leader) |
 //!
 //! Label values are names chosen in code (command, aggregate and consumer names, the

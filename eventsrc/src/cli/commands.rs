@@ -512,16 +512,17 @@ async fn replay(
     json: bool,
     out: &mut (dyn Write + Send),
 ) -> Result<ExitCode, CliError> {
-    let registered: Vec<&str> = cli.replays.iter().map(|r| r.name).collect();
+    let registered: Vec<&str> = cli.replays.iter().map(|r| r.name.as_str()).collect();
     let chosen: Vec<_> = if all {
         cli.replays.iter().collect()
     } else {
         let name = reactor.unwrap_or_default();
         let found = cli.replays.iter().find(|r| r.name == name).ok_or_else(|| {
             CliError::NotRegistered(format!(
-                "no reactor `{name}` is registered in this binary ({}): replay performs the \
-                 reactor's effects, so it runs from the application's own binary, which \
-                 registers it with `eventsrc::cli::Cli::reactions`",
+                "no reactor or relay `{name}` is registered in this binary ({}): replay \
+                 performs the reactor's effects (or publishes the relay's events), so it runs \
+                 from the application's own binary, which registers it with \
+                 `eventsrc::cli::Cli::reactions` (or `Cli::relay`)",
                 if registered.is_empty() {
                     "none is".to_owned()
                 } else {
@@ -534,7 +535,7 @@ async fn replay(
     let mut results = Vec::new();
     for replay in chosen {
         let replayed = replay.replay(store.clone()).await?;
-        results.push((replay.name, replayed));
+        results.push((replay.name.as_str(), replayed));
     }
     let failed = results.iter().any(|(_, r)| !r.failed.is_empty());
     if json {

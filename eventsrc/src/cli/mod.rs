@@ -108,7 +108,11 @@ impl std::fmt::Debug for Cli {
             .field("name", &self.name)
             .field(
                 "reactors",
-                &self.replays.iter().map(|r| r.name).collect::<Vec<_>>(),
+                &self
+                    .replays
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>(),
             )
             .field(
                 "read_models",
@@ -157,6 +161,23 @@ impl Cli {
         F: Perform<R::Effect> + 'static,
     {
         self.replays.push(Replay::new(make));
+        self
+    }
+
+    /// Registers a broker relay named `name` (the name given to [`Relay::new`]), so that
+    /// `replay NAME` publishes its parked events again: `make` builds the relay on the store
+    /// the command line opened, with a publisher the application connected before.
+    ///
+    /// [`Relay::new`]: crate::relay::Relay::new
+    pub fn relay<P>(
+        mut self,
+        name: impl Into<String>,
+        make: impl Fn(Store) -> crate::relay::Relay<P, Store> + Send + Sync + 'static,
+    ) -> Self
+    where
+        P: crate::relay::Publisher + 'static,
+    {
+        self.replays.push(Replay::relay(name.into(), make));
         self
     }
 

@@ -5,16 +5,17 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::relay::{Publisher, Relay};
 use crate::runner::{Consumer, Perform, Progress, Replayed};
 use crate::{Reactions, Reactor, RunError, Runner, Store};
 
 /// A future of the command line, boxed so that entries of different types fit one list.
 pub(super) type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A reactor whose parked events `replay` tries again.
+/// A reactor or relay whose parked events `replay` tries again.
 pub(super) struct Replay {
-    /// The reactor's `NAME`.
-    pub(super) name: &'static str,
+    /// The reactor's `NAME`, or the relay's name.
+    pub(super) name: String,
     run: Box<dyn Fn(Store) -> Boxed<'static, Result<Replayed, RunError>> + Send + Sync>,
 }
 
@@ -27,10 +28,24 @@ impl Replay {
         F: Perform<R::Effect> + 'static,
     {
         Self {
-            name: R::NAME,
+            name: R::NAME.to_owned(),
             run: Box::new(move |store| {
                 let mut reactions = make(store);
                 Box::pin(async move { reactions.replay_parked().await })
+            }),
+        }
+    }
+
+    /// A relay named `name`, which `make` builds on the store the command line opened.
+    pub(super) fn relay<P: Publisher + 'static>(
+        name: String,
+        make: impl Fn(Store) -> Relay<P, Store> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            name,
+            run: Box::new(move |store| {
+                let mut relay = make(store);
+                Box::pin(async move { relay.replay_parked().await })
             }),
         }
     }

@@ -79,6 +79,9 @@ pub(super) fn schema(
     schema: Option<&str>,
     out: &mut (dyn Write + Send),
 ) -> Result<ExitCode, CliError> {
+    // Only PostgreSQL has schemas.
+    #[cfg(not(feature = "postgres"))]
+    let _ = schema;
     let from_url = match url {
         #[cfg(feature = "sqlite")]
         Some(
