@@ -651,7 +651,14 @@ async fn a_rebuild_beside_the_live_model_is_switched_in_and_carries_on() {
         .map(|(p, _)| p.handled)
         .filter(|&h| h > 0)
         .collect();
-    assert_eq!(handled, [6, 12, 18, 20], "progress after each batch");
+    // A watch keeps only the latest value, so a busy observer may miss a batch; what it sees
+    // is batch boundaries, in order, ending with the last.
+    assert!(
+        handled.windows(2).all(|w| w[0] < w[1])
+            && handled.iter().all(|h| [6, 12, 18, 20].contains(h))
+            && handled.last() == Some(&20),
+        "progress after each batch: {handled:?}"
+    );
     assert!(seen.iter().all(|&(_, rows)| rows == 20));
     assert_eq!(emails(&store, "users_new").await[0].1, "user0@example.com");
 

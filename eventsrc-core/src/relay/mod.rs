@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use crate::backend::{ParkedEvent, ParkedStore};
 use crate::runner::Consumer;
 use crate::runner::consumer::{check_fence, load_checkpoint, save_checkpoint};
-use crate::runner::reactions::{Replayed, Retry};
+use crate::runner::reactions::{Replayed, Retry, settle_replay};
 use crate::telemetry::record as meter;
 use crate::{CheckpointStore, EventId, GlobalPosition, RecordedEvent, RunError, Timestamp};
 
@@ -282,34 +282,18 @@ impl<P: Publisher, St: CheckpointStore + ParkedStore> Relay<P, St> {
     /// the broker takes are unparked, the others stay parked with the new error.
     pub async fn replay_parked(&mut self) -> Result<Replayed, RunError> {
         let mut replayed = Replayed::default();
-        for mut parked in self.parked().await? {
-            let event_id = parked.event.event_id;
+        for parked in self.parked().await? {
             let subject = self.subjects.subject(&parked.event);
             let outgoing = [Outgoing {
                 record: &parked.event,
                 subject: &subject,
             }];
-            let result = self.publisher.publish(&outgoing).await.pop();
-            match result {
-                Some(Ok(())) => {
-                    self.store
-                        .unpark(&self.name, event_id)
-                        .await
-                        .map_err(|e| RunError::store(&self.name, e))?;
-                    meter::unparked(&self.name);
-                    replayed.succeeded.push(event_id);
-                }
-                failed => {
-                    parked.error = failed.map_or_else(
-                        || "the publisher returned no result".to_owned(),
-                        |r| r.err().map(|e| e.to_string()).unwrap_or_default(),
-                    );
-                    parked.attempts += 1;
-                    parked.parked_at = Timestamp::now();
-                    self.park(parked).await?;
-                    replayed.failed.push(event_id);
-                }
-            }
+            let outcome = match self.publisher.publish(&outgoing).await.pop() {
+                Some(Ok(())) => Ok(()),
+                Some(Err(error)) => Err(format!("publishing to `{subject}`: {error}")),
+                None => Err("the publisher returned no result".to_owned()),
+            };
+            settle_replay(&self.store, &self.name, parked, outcome, &mut replayed).await?;
         }
         Ok(replayed)
     }

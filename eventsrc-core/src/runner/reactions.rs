@@ -75,6 +75,39 @@ pub struct Replayed {
     pub failed: Vec<EventId>,
 }
 
+/// Records how replaying `parked` went for the reactor or relay `name`: unparked and counted
+/// as succeeded, or parked again with the new error and one more attempt.
+pub(crate) async fn settle_replay<St: ParkedStore>(
+    store: &St,
+    name: &str,
+    mut parked: ParkedEvent,
+    outcome: Result<(), String>,
+    replayed: &mut Replayed,
+) -> Result<(), RunError> {
+    let event_id = parked.event.event_id;
+    match outcome {
+        Ok(()) => {
+            store
+                .unpark(name, event_id)
+                .await
+                .map_err(|e| RunError::store(name, e))?;
+            meter::unparked(name);
+            replayed.succeeded.push(event_id);
+        }
+        Err(error) => {
+            parked.error = error;
+            parked.attempts += 1;
+            parked.parked_at = Timestamp::now();
+            store
+                .park(parked)
+                .await
+                .map_err(|e| RunError::store(name, e))?;
+            replayed.failed.push(event_id);
+        }
+    }
+    Ok(())
+}
+
 /// A [`Reactor`] as a [`Consumer`]: decides effects for each event, performs them, retries with
 /// backoff, and parks an event that keeps failing (with its error) so that the reactor goes on.
 /// Its checkpoint and parked list are kept in `store`: durable on a durable backend.
@@ -150,25 +183,12 @@ where
     /// unparked, those that fail stay parked with their new error.
     pub async fn replay_parked(&mut self) -> Result<Replayed, RunError> {
         let mut replayed = Replayed::default();
-        for mut parked in self.parked().await? {
-            let event_id = parked.event.event_id;
-            match self.react_once(&parked.event).await {
-                Ok(()) => {
-                    self.store
-                        .unpark(R::NAME, event_id)
-                        .await
-                        .map_err(|e| RunError::store(R::NAME, e))?;
-                    meter::unparked(R::NAME);
-                    replayed.succeeded.push(event_id);
-                }
-                Err(error) => {
-                    parked.error = error.to_string();
-                    parked.attempts += 1;
-                    parked.parked_at = Timestamp::now();
-                    self.park(parked).await?;
-                    replayed.failed.push(event_id);
-                }
-            }
+        for parked in self.parked().await? {
+            let outcome = self
+                .react_once(&parked.event)
+                .await
+                .map_err(|e| e.to_string());
+            settle_replay(&self.store, R::NAME, parked, outcome, &mut replayed).await?;
         }
         Ok(replayed)
     }
