@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::{AckKind, Context, Message};
+use eventsrc_core::backend::Leases;
 use eventsrc_core::relay::{IncomingError, incoming};
 use eventsrc_core::runner::Consumer;
 use eventsrc_core::{GlobalPosition, RecordedEvent, RunError};
@@ -54,6 +55,12 @@ pub enum InboundError {
 /// they decode (and upcast) as they would from the origin's store.
 pub struct Inbound<C> {
     stream: String,
+    durable: String,
+    filter: String,
+    found: async_nats::jetstream::stream::Stream,
+    /// Whether the durable consumer was brought to the checkpoint since this process (or,
+    /// under a lease, this term as leader) began.
+    aligned: bool,
     consumer: async_nats::jetstream::consumer::Consumer<pull::Config>,
     target: C,
     batch_size: usize,
@@ -77,7 +84,8 @@ impl<C: Consumer> Inbound<C> {
     /// `durable`, which is created if it does not exist. `filter` narrows it to one subject
     /// (`events.*.lead.>`), or to every subject when `None`.
     ///
-    /// The target's checkpoint decides where delivery starts. When the durable consumer is not
+    /// The target's checkpoint decides where delivery starts. Before its first batch (and
+    /// under a lease, each time it takes the lease), when the durable consumer is not
     /// where the checkpoint is (messages a crashed process fetched are still waiting for their
     /// acknowledgement, the target's store was reset, the filter changed), it is made again,
     /// delivering from the message after the checkpoint: nothing is skipped, and the server's
@@ -88,66 +96,66 @@ impl<C: Consumer> Inbound<C> {
         stream: &str,
         durable: &str,
         filter: Option<&str>,
-        mut target: C,
+        target: C,
     ) -> Result<Self, InboundError> {
-        let doing = |what: &str| {
-            format!("{what} the consumer `{durable}` of the JetStream stream `{stream}`")
-        };
         let found = context
             .get_stream(stream)
             .await
             .map_err(|e| NatsError::new(format!("finding the JetStream stream `{stream}`"), e))?;
-        let done = target.checkpoint().await?.map_or(0, |p| p.sequence);
-        let mut config = pull::Config {
-            durable_name: Some(durable.to_owned()),
-            ack_policy: AckPolicy::Explicit,
-            deliver_policy: match done {
-                0 => DeliverPolicy::All,
-                done => DeliverPolicy::ByStartSequence {
-                    start_sequence: done + 1,
-                },
-            },
-            filter_subject: filter.unwrap_or_default().to_owned(),
-            ..pull::Config::default()
-        };
-        let mut consumer = found
-            .get_or_create_consumer(durable, config.clone())
+        let config = config(durable, filter.unwrap_or_default(), 0);
+        let consumer = found
+            .get_or_create_consumer(durable, config)
             .await
-            .map_err(|e| NatsError::new(doing("creating"), e))?;
-        let info = consumer
-            .info()
-            .await
-            .map_err(|e| NatsError::new(doing("reading"), e))?;
-        let consistent = info.num_ack_pending == 0
-            && info.ack_floor.stream_sequence == done
-            && info.config.filter_subject == config.filter_subject;
-        if !consistent {
-            tracing::info!(
-                stream,
-                durable,
-                checkpoint = done,
-                acknowledged = info.ack_floor.stream_sequence,
-                pending = info.num_ack_pending,
-                "making the durable consumer again from the checkpoint"
-            );
-            found
-                .delete_consumer(durable)
-                .await
-                .map_err(|e| NatsError::new(doing("deleting"), e))?;
-            config.durable_name = Some(durable.to_owned());
-            consumer = found
-                .create_consumer(config)
-                .await
-                .map_err(|e| NatsError::new(doing("creating"), e))?;
-        }
-        Ok(Self {
+            .map_err(|e| NatsError::new(doing(stream, durable, "creating"), e))?;
+        let inbound = Self {
             stream: stream.to_owned(),
+            durable: durable.to_owned(),
+            filter: filter.unwrap_or_default().to_owned(),
+            found,
             consumer,
             target,
             batch_size: 500,
             wait: Duration::from_millis(500),
             skip_malformed: false,
-        })
+            aligned: false,
+        };
+        Ok(inbound)
+    }
+
+    /// Makes the durable consumer again from the target's checkpoint unless it is there.
+    async fn align(&mut self) -> Result<(), InboundError> {
+        let (stream, durable) = (self.stream.as_str(), self.durable.as_str());
+        let done = self.target.checkpoint().await?.map_or(0, |p| p.sequence);
+        let info = self
+            .consumer
+            .info()
+            .await
+            .map_err(|e| NatsError::new(doing(stream, durable, "reading"), e))?;
+        let consistent = info.num_ack_pending == 0
+            && info.ack_floor.stream_sequence == done
+            && info.config.filter_subject == self.filter;
+        self.aligned = true;
+        if consistent {
+            return Ok(());
+        }
+        tracing::info!(
+            stream,
+            durable,
+            checkpoint = done,
+            acknowledged = info.ack_floor.stream_sequence,
+            pending = info.num_ack_pending,
+            "making the durable consumer again from the checkpoint"
+        );
+        self.found
+            .delete_consumer(durable)
+            .await
+            .map_err(|e| NatsError::new(doing(stream, durable, "deleting"), e))?;
+        self.consumer = self
+            .found
+            .create_consumer(config(durable, &self.filter, done))
+            .await
+            .map_err(|e| NatsError::new(doing(stream, durable, "creating"), e))?;
+        Ok(())
     }
 
     /// The most messages handled as one batch (default: 500).
@@ -193,6 +201,9 @@ impl<C: Consumer> Inbound<C> {
     /// to the consumer and acknowledges it. Returns how many messages it took, handled or
     /// skipped as already handled: 0 when there were none.
     pub async fn step(&mut self) -> Result<usize, InboundError> {
+        if !self.aligned {
+            self.align().await?;
+        }
         let mut fetched = self
             .consumer
             .fetch()
@@ -327,6 +338,69 @@ impl<C: Consumer> Inbound<C> {
         }
     }
 
+    /// Runs on whichever node holds the lease named after the target consumer: waits for it
+    /// (trying every [`wait`](Self::wait)), brings the durable consumer to the checkpoint
+    /// (another node may have moved it), and handles batches while it holds the lease. NATS or
+    /// the store failing lets the lease go and tries again; a malformed message or the
+    /// target's own error stops it. Returns the target when `shutdown` resolves.
+    pub async fn run_as_leader<L: Leases>(
+        mut self,
+        leases: &L,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<C, InboundError> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let name = self.target.name().to_owned();
+            let lease = match leases.try_acquire(&name).await {
+                Ok(lease) => lease,
+                Err(error) => {
+                    tracing::warn!(consumer = %name, %error, "cannot ask for the lease; trying again");
+                    None
+                }
+            };
+            let Some(mut lease) = lease else {
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => return Ok(self.target),
+                    () = tokio::time::sleep(self.wait) => continue,
+                }
+            };
+            // Another node may have led since: start from the checkpoint as it is now.
+            self.aligned = false;
+            let outcome = async {
+                loop {
+                    tokio::select! {
+                        biased;
+                        () = &mut shutdown => return Ok(true),
+                        () = std::future::ready(()) => {}
+                    }
+                    self.step().await?;
+                }
+            };
+            let outcome: Result<bool, InboundError> = tokio::select! {
+                biased;
+                () = lease.lost() => Ok(false),
+                outcome = outcome => outcome,
+            };
+            drop(lease);
+            match outcome {
+                Ok(true) => return Ok(self.target),
+                Ok(false) => tracing::warn!(consumer = %name, "lost the lease"),
+                Err(
+                    error @ (InboundError::Nats(_) | InboundError::Run(RunError::Store { .. })),
+                ) => {
+                    tracing::warn!(consumer = %name, %error, "letting the lease go; trying again");
+                    tokio::select! {
+                        biased;
+                        () = &mut shutdown => return Ok(self.target),
+                        () = tokio::time::sleep(self.wait) => {}
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
     fn nats_error(
         &self,
         doing: &str,
@@ -347,4 +421,26 @@ fn sequence_of(message: &Message, stream: &str) -> Result<u64, InboundError> {
             e,
         ))
     })
+}
+
+/// What a NATS error about the durable consumer says it was doing.
+fn doing(stream: &str, durable: &str, what: &str) -> String {
+    format!("{what} the consumer `{durable}` of the JetStream stream `{stream}`")
+}
+
+/// The durable consumer's configuration, delivering from the message after stream sequence
+/// `done` (from the start when 0).
+fn config(durable: &str, filter: &str, done: u64) -> pull::Config {
+    pull::Config {
+        durable_name: Some(durable.to_owned()),
+        ack_policy: AckPolicy::Explicit,
+        deliver_policy: match done {
+            0 => DeliverPolicy::All,
+            done => DeliverPolicy::ByStartSequence {
+                start_sequence: done + 1,
+            },
+        },
+        filter_subject: filter.to_owned(),
+        ..pull::Config::default()
+    }
 }

@@ -238,22 +238,26 @@ fn inbound_feeds_a_projection_each_event_once_even_when_everything_is_delivered_
             "every event, in order, once"
         );
 
-        // Acknowledgements were lost: messages come again that the checkpoint already holds.
+        // The checkpoint is ahead of what the server delivers (acknowledgements were lost
+        // after the batch was handled): the messages it already holds are not handled again.
         let checkpoints = MemoryStore::new();
         let target = Recorder::new(checkpoints.clone());
         let behind = target.ids.clone();
         let mut inbound = Inbound::durable(nats.context(), &name, "lost-acks", None, target)
             .await
             .unwrap()
+            .batch_size(10)
             .wait(Duration::from_millis(100));
+        assert_eq!(inbound.step().await.unwrap(), 10);
         checkpoints
             .save_checkpoint(Recorder::<MemoryStore>::NAME, GlobalPosition::new(24, 24))
             .await
             .unwrap();
-        assert_eq!(inbound.step().await.unwrap(), 48, "all delivered");
+        inbound.catch_up().await.unwrap();
+        let expected: Vec<_> = ids[..10].iter().chain(&ids[24..]).copied().collect();
         assert_eq!(
             *behind.lock().unwrap(),
-            ids[24..],
+            expected,
             "the ones after the checkpoint handled"
         );
 
@@ -377,5 +381,87 @@ fn a_stream_that_does_not_exist_is_a_typed_error_naming_it() {
         );
         let error = JetStream::connect("nats://127.0.0.1:1").await.unwrap_err();
         assert!(error.to_string().contains("nats://127.0.0.1:1"), "{error}");
+    });
+}
+
+#[test]
+fn inbound_runs_on_the_node_holding_the_lease_and_the_next_one_goes_on_from_its_checkpoint() {
+    run(async {
+        let nats = connect().await;
+        let name = unique("LEADER");
+        nats.ensure_stream(&name, &[&format!("{name}.>")], Duration::from_secs(120))
+            .await
+            .unwrap();
+        let origin = MemoryStore::new();
+        let subjects = Subjects::template(&format!("{name}.{{category}}")).unwrap();
+        let publish = |origin: MemoryStore| {
+            let relay = Relay::new("out", nats.clone(), origin.clone()).subjects(subjects.clone());
+            async move { Runner::new(origin, relay).catch_up().await.unwrap() }
+        };
+        append_many(&origin, 5, 2).await;
+        publish(origin.clone()).await;
+
+        // Two nodes share the checkpoint store and the leases; the first to ask leads.
+        let shared = MemoryStore::new();
+        let leases = eventsrc::backend::LocalLeases::default();
+        let node = |leases: eventsrc::backend::LocalLeases| {
+            let nats = nats.clone();
+            let name = name.clone();
+            let shared = shared.clone();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let target = Recorder::new(shared);
+            let ids = target.ids.clone();
+            let task = tokio::spawn(async move {
+                Inbound::durable(nats.context(), &name, "reporting", None, target)
+                    .await
+                    .unwrap()
+                    .wait(Duration::from_millis(50))
+                    .run_as_leader(&leases, async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+            (stop, task, ids)
+        };
+        let (stop_first, first, first_ids) = node(leases.clone());
+        let checkpoint = |n: u64| {
+            let shared = shared.clone();
+            async move {
+                shared
+                    .load_checkpoint(Recorder::<MemoryStore>::NAME)
+                    .await
+                    .unwrap()
+                    == Some(GlobalPosition::new(n, n))
+            }
+        };
+        support::wait_until(
+            "the first node handles the first ten",
+            Duration::from_secs(20),
+            || checkpoint(10),
+        )
+        .await;
+        let (stop_second, second, second_ids) = node(leases.clone());
+
+        stop_first.send(()).unwrap();
+        first.await.unwrap();
+        append_many(&origin, 5, 1).await;
+        publish(origin.clone()).await;
+        support::wait_until(
+            "the second node handles the rest",
+            Duration::from_secs(20),
+            || checkpoint(15),
+        )
+        .await;
+        stop_second.send(()).unwrap();
+        second.await.unwrap();
+
+        let stored = origin
+            .read_all(ReadAll::after(GlobalPosition::START).limit(100))
+            .await
+            .unwrap();
+        let ids: Vec<_> = stored.iter().map(|r| r.event_id).collect();
+        assert_eq!(*first_ids.lock().unwrap(), ids[..10]);
+        assert_eq!(*second_ids.lock().unwrap(), ids[10..]);
     });
 }
