@@ -75,20 +75,31 @@ impl Publisher for JetStream {
             let mut publish = PublishMessage::build()
                 .payload(record.payload.as_bytes().to_vec().into())
                 .message_id(message_id(record.event_id));
+            let mut bad_header = None;
             for (name, value) in headers::headers(record) {
-                publish = publish.header(name, value.as_str());
+                // A line break would end the header early (and start another): refuse it.
+                match value.parse::<async_nats::HeaderValue>() {
+                    Ok(value) => publish = publish.header(name, value),
+                    Err(_) => bad_header = Some(name),
+                }
             }
-            acks.push(
-                self.context
+            acks.push(match bad_header {
+                Some(name) => Err(PublishError::refused(format!(
+                    "the `{name}` header of event {} would hold a line break, which NATS headers cannot carry",
+                    record.event_id
+                ))),
+                None => Ok(self
+                    .context
                     .send_publish(message.subject.to_owned(), publish)
-                    .await,
-            );
+                    .await),
+            });
         }
         let mut results = Vec::with_capacity(acks.len());
         for ack in acks {
             let result = match ack {
-                Ok(ack) => ack.await.map(drop).map_err(classify),
-                Err(error) => Err(classify(error)),
+                Ok(Ok(ack)) => ack.await.map(drop).map_err(classify),
+                Ok(Err(error)) => Err(classify(error)),
+                Err(refused) => Err(refused),
             };
             results.push(result);
         }

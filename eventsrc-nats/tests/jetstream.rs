@@ -465,3 +465,39 @@ fn inbound_runs_on_the_node_holding_the_lease_and_the_next_one_goes_on_from_its_
         assert_eq!(*second_ids.lock().unwrap(), ids[10..]);
     });
 }
+
+#[test]
+fn a_header_that_would_hold_a_line_break_is_refused_and_parked_not_sent() {
+    run(async {
+        let nats = connect().await;
+        let name = unique("INJECT");
+        nats.ensure_stream(&name, &[&format!("{name}.>")], Duration::from_secs(120))
+            .await
+            .unwrap();
+        let store = MemoryStore::new().with_tenant(eventsrc::Tenant::new("evil\r\nNats-Msg-Id: x"));
+        append_many(&store, 1, 1).await;
+        let relay = Relay::new("out", nats.clone(), store.clone())
+            .subjects(Subjects::template(&format!("{name}.{{category}}")).unwrap())
+            .retry(Retry::never());
+        let mut runner = Runner::new(store.clone(), relay);
+        runner.catch_up().await.unwrap();
+        let parked = runner.consumer().parked().await.unwrap();
+        assert_eq!(parked.len(), 1);
+        assert!(
+            parked[0].error.contains("`Eventsrc-Tenant` header"),
+            "{}",
+            parked[0].error
+        );
+        let info = nats
+            .context()
+            .get_stream(&name)
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .state
+            .messages;
+        assert_eq!(info, 0, "nothing sent");
+    });
+}
