@@ -83,11 +83,20 @@ impl Publisher for JetStream {
                     Err(_) => bad_header = Some(name),
                 }
             }
-            acks.push(match bad_header {
-                Some(name) => Err(PublishError::refused(format!(
+            let refusal = match (bad_header, subject_problem(message.subject)) {
+                (_, Some(problem)) => Some(format!(
+                    "the subject `{}` of event {} {problem}",
+                    message.subject.escape_debug(),
+                    record.event_id
+                )),
+                (Some(name), None) => Some(format!(
                     "the `{name}` header of event {} would hold a line break, which NATS headers cannot carry",
                     record.event_id
-                ))),
+                )),
+                (None, None) => None,
+            };
+            acks.push(match refusal {
+                Some(refusal) => Err(PublishError::refused(refusal)),
                 None => Ok(self
                     .context
                     .send_publish(message.subject.to_owned(), publish)
@@ -104,6 +113,22 @@ impl Publisher for JetStream {
             results.push(result);
         }
         results
+    }
+}
+
+/// What is wrong with `subject` as a subject to publish to, if anything: sent as it is, a
+/// space would break the protocol line and a wildcard is not a subject.
+fn subject_problem(subject: &str) -> Option<&'static str> {
+    if subject.is_empty() {
+        Some("is empty")
+    } else if subject.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("holds whitespace")
+    } else if subject.split('.').any(str::is_empty) {
+        Some("has an empty token (a leading, trailing or doubled dot)")
+    } else if subject.split('.').any(|t| t == "*" || t == ">") {
+        Some("holds a wildcard token (`*` or `>`)")
+    } else {
+        None
     }
 }
 

@@ -501,3 +501,37 @@ fn a_header_that_would_hold_a_line_break_is_refused_and_parked_not_sent() {
         assert_eq!(info, 0, "nothing sent");
     });
 }
+
+#[test]
+fn a_subject_function_that_returns_no_subject_parks_the_event() {
+    run(async {
+        let nats = connect().await;
+        let name = unique("BADSUBJECT");
+        nats.ensure_stream(&name, &[&format!("{name}.>")], Duration::from_secs(120))
+            .await
+            .unwrap();
+        let store = MemoryStore::new();
+        append_many(&store, 2, 1).await; // lead-0, order-1
+        let prefix = name.clone();
+        let relay = Relay::new("out", nats.clone(), store.clone())
+            .subjects(Subjects::with(move |r| match r.stream.category() {
+                "lead" => format!("{prefix}.lead"),
+                _ => format!("{prefix}.bad subject"),
+            }))
+            .retry(Retry::never());
+        let mut runner = Runner::new(store.clone(), relay);
+        runner.catch_up().await.unwrap();
+        let parked = runner.consumer().parked().await.unwrap();
+        assert_eq!(parked.len(), 1);
+        assert!(
+            parked[0].error.contains("holds whitespace"),
+            "{}",
+            parked[0].error
+        );
+        assert_eq!(
+            read_all(&nats, &name).await.len(),
+            1,
+            "the lead's event went out"
+        );
+    });
+}
