@@ -30,7 +30,7 @@
 //! ```
 //!
 //! On the other side, [`incoming`] reads a delivery back into the
-//! [`RecordedEvent`](eventsrc_core::RecordedEvent) it carries, for a service to run its
+//! [`RecordedEvent`] it carries, for a service to run its
 //! projections and reactors on.
 
 mod error;

@@ -264,6 +264,16 @@ impl Exchange {
                 }
                 Sent::Waiting(confirm) => confirm,
             };
+            if timed_out {
+                // Not waited for: had its confirm come, the relay would publish the message
+                // that timed out again after this one, out of order. Drop it unpolled.
+                drop(confirm);
+                results.push(Err(PublishError::unavailable(format!(
+                    "no confirm from the broker within {:?} for an earlier message",
+                    self.confirm_timeout
+                ))));
+                continue;
+            }
             let result = match timeout_at(deadline, confirm).await {
                 Ok(Ok(Confirmation::Ack(None) | Confirmation::NotRequested)) => Ok(()),
                 Ok(Ok(Confirmation::Ack(Some(returned)))) => Err(PublishError::refused(
