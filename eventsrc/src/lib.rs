@@ -35,6 +35,13 @@ pub use eventsrc_postgres as postgres;
 #[doc(inline)]
 pub use eventsrc_nats as nats;
 
+/// RabbitMQ: a [`Relay`](crate::relay::Relay) publisher to an exchange, with publisher confirms
+/// (the `amqp` feature).
+#[cfg(feature = "amqp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "amqp")))]
+#[doc(inline)]
+pub use eventsrc_amqp as amqp;
+
 /// The traits an application implements or calls methods of, and the macros, for a glob
 /// import: `use eventsrc::prelude::*;`.
 pub mod prelude {
