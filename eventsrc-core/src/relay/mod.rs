@@ -23,7 +23,17 @@
 //! [`Relay::replay_parked`]. A broker that does not answer parks nothing: the relay keeps
 //! trying, and after [`Relay::unavailable_for`] gives the batch up with
 //! [`RunError::Unavailable`], which a leader treats as passing (it lets its lease go and
-//! starts again from the checkpoint).
+//! starts again from the checkpoint). [`Runner::run`](crate::Runner::run) stops on it, as on a
+//! store error.
+//!
+//! # Order
+//!
+//! Events go out in log order, so each stream's events in version order. An outage keeps that
+//! order: a publisher reports every message after the first unanswered one as unanswered too,
+//! and the relay sends them again in order. A refusal does not: a message the broker refused
+//! and then took (on a retry, or replayed from parking) arrives after the later events of its
+//! stream that were published meanwhile. Consumers that need a stream's events in order check
+//! the stream version header.
 
 use std::fmt;
 use std::future::Future;
@@ -99,6 +109,10 @@ pub trait Publisher: Send + Sync {
     /// Publishes `messages`, in order, and waits until the broker confirmed or refused each.
     /// Returns one result per message, in the same order. An implementation sends them all
     /// before it waits (pipelined), so that a batch costs about one round trip.
+    ///
+    /// After the first message reported [unavailable](PublishError::unavailable), every later
+    /// one must be reported unavailable too, even if the broker took it: the relay sends them
+    /// again after the first, and so keeps each stream's order through an outage.
     fn publish(
         &self,
         messages: &[Outgoing<'_>],
