@@ -16,16 +16,12 @@ use eventsrc::runner::Retry;
 use eventsrc::store::ReadAll;
 use eventsrc::{CheckpointStore, EventStore, GlobalPosition, MemoryStore, Runner, Tenants};
 use futures_util::StreamExt;
-use support::{Recorder, append_many, connect, read_all, run, unique};
+use support::{Recorder, append_many, connect, fresh_stream, read_all, run, unique};
 
 #[test]
 fn publishes_every_event_in_order_with_its_headers_and_reads_back_the_same() {
     run(async {
-        let nats = connect().await;
-        let name = unique("ORDER");
-        nats.ensure_stream(&name, &[&format!("{name}.>")], Duration::from_secs(120))
-            .await
-            .unwrap();
+        let (nats, name) = fresh_stream("ORDER").await;
         let store = MemoryStore::new();
         append_many(&store, 40, 5).await;
         let relay = Relay::new("out", nats.clone(), store.clone())
@@ -72,11 +68,7 @@ fn publishes_every_event_in_order_with_its_headers_and_reads_back_the_same() {
 #[test]
 fn a_second_publish_of_the_same_events_is_dropped_by_the_server() {
     run(async {
-        let nats = connect().await;
-        let name = unique("DEDUP");
-        nats.ensure_stream(&name, &[&format!("{name}.>")], Duration::from_secs(120))
-            .await
-            .unwrap();
+        let (nats, name) = fresh_stream("DEDUP").await;
         let store = MemoryStore::new();
         append_many(&store, 10, 3).await;
         let subjects = Subjects::template(&format!("{name}.{{category}}")).unwrap();
@@ -148,11 +140,7 @@ fn a_subject_no_stream_takes_is_parked_then_replayed_once_a_stream_takes_it() {
 #[test]
 fn inbound_feeds_a_projection_each_event_once_even_when_everything_is_delivered_again() {
     run(async {
-        let nats = connect().await;
-        let name = unique("INBOUND");
-        nats.ensure_stream(&name, &[&format!("{name}.>")], Duration::from_secs(120))
-            .await
-            .unwrap();
+        let (nats, name) = fresh_stream("INBOUND").await;
         let origin = MemoryStore::new();
         append_many(&origin, 12, 4).await;
         let relay = Relay::new("out", nats.clone(), origin.clone())
@@ -277,11 +265,7 @@ fn inbound_feeds_a_projection_each_event_once_even_when_everything_is_delivered_
 #[test]
 fn a_message_that_is_not_an_event_stops_inbound_unless_told_to_skip_it() {
     run(async {
-        let nats = connect().await;
-        let name = unique("MALFORMED");
-        nats.ensure_stream(&name, &[&format!("{name}.>")], Duration::from_secs(120))
-            .await
-            .unwrap();
+        let (nats, name) = fresh_stream("MALFORMED").await;
         let origin = MemoryStore::new();
         append_many(&origin, 2, 1).await;
         let subjects = Subjects::template(&format!("{name}.{{category}}")).unwrap();
@@ -387,11 +371,7 @@ fn a_stream_that_does_not_exist_is_a_typed_error_naming_it() {
 #[test]
 fn inbound_runs_on_the_node_holding_the_lease_and_the_next_one_goes_on_from_its_checkpoint() {
     run(async {
-        let nats = connect().await;
-        let name = unique("LEADER");
-        nats.ensure_stream(&name, &[&format!("{name}.>")], Duration::from_secs(120))
-            .await
-            .unwrap();
+        let (nats, name) = fresh_stream("LEADER").await;
         let origin = MemoryStore::new();
         let subjects = Subjects::template(&format!("{name}.{{category}}")).unwrap();
         let publish = |origin: MemoryStore| {
@@ -469,11 +449,7 @@ fn inbound_runs_on_the_node_holding_the_lease_and_the_next_one_goes_on_from_its_
 #[test]
 fn a_header_that_would_hold_a_line_break_is_refused_and_parked_not_sent() {
     run(async {
-        let nats = connect().await;
-        let name = unique("INJECT");
-        nats.ensure_stream(&name, &[&format!("{name}.>")], Duration::from_secs(120))
-            .await
-            .unwrap();
+        let (nats, name) = fresh_stream("INJECT").await;
         let store = MemoryStore::new().with_tenant(eventsrc::Tenant::new("evil\r\nNats-Msg-Id: x"));
         append_many(&store, 1, 1).await;
         let relay = Relay::new("out", nats.clone(), store.clone())
@@ -505,11 +481,7 @@ fn a_header_that_would_hold_a_line_break_is_refused_and_parked_not_sent() {
 #[test]
 fn a_subject_function_that_returns_no_subject_parks_the_event() {
     run(async {
-        let nats = connect().await;
-        let name = unique("BADSUBJECT");
-        nats.ensure_stream(&name, &[&format!("{name}.>")], Duration::from_secs(120))
-            .await
-            .unwrap();
+        let (nats, name) = fresh_stream("BADSUBJECT").await;
         let store = MemoryStore::new();
         append_many(&store, 2, 1).await; // lead-0, order-1
         let prefix = name.clone();

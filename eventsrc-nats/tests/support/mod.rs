@@ -32,6 +32,16 @@ pub(crate) async fn connect() -> JetStream {
     }
 }
 
+/// A connection, and a JetStream stream of the test's own taking the subjects `NAME.>`.
+pub(crate) async fn fresh_stream(prefix: &str) -> (JetStream, String) {
+    let nats = connect().await;
+    let name = unique(prefix);
+    nats.ensure_stream(&name, &[&format!("{name}.>")], Duration::from_secs(120))
+        .await
+        .unwrap();
+    (nats, name)
+}
+
 /// A name no other test or run uses: `PREFIX_<time>_<counter>`.
 pub(crate) fn unique(prefix: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
