@@ -212,9 +212,11 @@ impl<C: Consumer> Inbound<C> {
             .messages()
             .await
             .map_err(|e| self.nats_error("fetching from", e))?;
+        // Each message with its stream sequence, read once.
         let mut messages = Vec::new();
         while let Some(message) = fetched.next().await {
-            messages.push(message.map_err(|e| self.nats_error("fetching from", e))?);
+            let message = message.map_err(|e| self.nats_error("fetching from", e))?;
+            messages.push((sequence_of(&message, &self.stream)?, message));
         }
         if messages.is_empty() {
             return Ok(0);
@@ -224,8 +226,8 @@ impl<C: Consumer> Inbound<C> {
         let mut events: Vec<RecordedEvent> = Vec::with_capacity(messages.len());
         let mut through = None;
         let mut skipped = Vec::new();
-        for message in &messages {
-            let sequence = sequence_of(message, &self.stream)?;
+        for (sequence, message) in &messages {
+            let sequence = *sequence;
             if sequence <= done {
                 continue;
             }
@@ -280,7 +282,7 @@ impl<C: Consumer> Inbound<C> {
         checkpoint: Option<GlobalPosition>,
         events: &[RecordedEvent],
         through: GlobalPosition,
-        messages: &[Message],
+        messages: &[(u64, Message)],
     ) -> Result<(), InboundError> {
         if let Err(error) = self.target.handle(checkpoint, events, through).await {
             self.give_back(messages, 0).await;
@@ -292,18 +294,22 @@ impl<C: Consumer> Inbound<C> {
     /// Negatively acknowledges the messages after stream sequence `after`, so that the server
     /// delivers them again at once rather than after the acknowledgement wait. Best effort:
     /// if it fails, they come back after the wait, and the checkpoint still orders them.
-    async fn give_back(&self, messages: &[Message], after: u64) {
-        for message in messages {
-            if message.info().is_ok_and(|i| i.stream_sequence > after) {
+    async fn give_back(&self, messages: &[(u64, Message)], after: u64) {
+        for (sequence, message) in messages {
+            if *sequence > after {
                 let _ = message.ack_with(AckKind::Nak(None)).await;
             }
         }
     }
 
     /// Acknowledges the messages up to stream sequence `last`.
-    async fn ack_through(&self, messages: &[Message], last: u64) -> Result<(), InboundError> {
-        for message in messages {
-            if sequence_of(message, &self.stream)? > last {
+    async fn ack_through(
+        &self,
+        messages: &[(u64, Message)],
+        last: u64,
+    ) -> Result<(), InboundError> {
+        for (sequence, message) in messages {
+            if *sequence > last {
                 break;
             }
             message

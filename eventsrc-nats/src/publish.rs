@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_nats::jetstream::context::{Context, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream;
-use eventsrc_core::relay::{Failure, Outgoing, PublishError, Publisher, headers, message_id};
+use eventsrc_core::relay::{Outgoing, PublishError, Publisher, headers, message_id};
 
 use crate::NatsError;
 
@@ -78,9 +78,10 @@ impl Publisher for JetStream {
             let mut bad_header = None;
             for (name, value) in headers::headers(record) {
                 // A line break would end the header early (and start another): refuse it.
-                match value.parse::<async_nats::HeaderValue>() {
-                    Ok(value) => publish = publish.header(name, value),
-                    Err(_) => bad_header = Some(name),
+                if value.contains(['\r', '\n']) {
+                    bad_header = Some(name);
+                } else {
+                    publish = publish.header(name, value);
                 }
             }
             let refusal = match (bad_header, subject_problem(message.subject)) {
@@ -111,32 +112,8 @@ impl Publisher for JetStream {
                 Err(refused) => Err(refused),
             });
         }
-        unavailable_after_the_first(results)
+        results
     }
-}
-
-/// After the first message the server did not answer for, the later ones count as not
-/// answered too, even if they were taken: the relay sends them again after it (the server
-/// drops the copies), so an outage never puts a stream's events out of order.
-fn unavailable_after_the_first(
-    results: Vec<Result<(), PublishError>>,
-) -> Vec<Result<(), PublishError>> {
-    let mut lost = false;
-    results
-        .into_iter()
-        .map(|result| {
-            let result = match result {
-                Ok(()) if lost => Err(PublishError::unavailable(
-                    "an earlier message of the batch was not confirmed",
-                )),
-                result => result,
-            };
-            if let Err(error) = &result {
-                lost |= error.failure == Failure::Unavailable;
-            }
-            result
-        })
-        .collect()
 }
 
 /// What is wrong with `subject` as a subject to publish to, if anything: sent as it is, a
@@ -176,37 +153,6 @@ fn classify(error: async_nats::jetstream::context::PublishError) -> PublishError
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn failures(results: &[Result<(), PublishError>]) -> Vec<Option<Failure>> {
-        results
-            .iter()
-            .map(|r| r.as_ref().err().map(|e| e.failure))
-            .collect()
-    }
-
-    #[test]
-    fn after_a_message_with_no_answer_the_rest_of_the_batch_is_sent_again() {
-        let results = vec![
-            Ok(()),
-            Err(PublishError::refused("no stream")),
-            Ok(()),
-            Err(PublishError::unavailable("timed out")),
-            Ok(()),
-            Err(PublishError::refused("no stream")),
-        ];
-        use Failure::{Refused, Unavailable};
-        assert_eq!(
-            failures(&unavailable_after_the_first(results)),
-            [
-                None,
-                Some(Refused),
-                None,
-                Some(Unavailable),
-                Some(Unavailable),
-                Some(Refused)
-            ]
-        );
-    }
 
     #[test]
     fn subjects_that_cannot_be_sent_are_named() {

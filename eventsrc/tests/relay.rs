@@ -303,3 +303,27 @@ impl Publisher for Shared {
         (&*self.0).publish(messages).await
     }
 }
+
+#[test]
+fn after_a_message_the_broker_did_not_answer_for_the_later_ones_go_again_after_it() {
+    run(async {
+        let store = MemoryStore::new();
+        append(
+            &store,
+            "lead-1",
+            &["lead.opened", "lead.renamed", "lead.closed"],
+        )
+        .await;
+        // The second goes unanswered; the broker takes the third at once.
+        let broker = Scripted::answering([None, Some(Failure::Unavailable), None]);
+        let relay = Relay::new("out", &broker, store.clone()).retry(quick());
+        Runner::new(store.clone(), relay).catch_up().await.unwrap();
+        let types: Vec<String> = broker.taken().into_iter().map(|(_, t)| t).collect();
+        assert_eq!(
+            types,
+            ["lead.opened", "lead.closed", "lead.renamed", "lead.closed"],
+            "the third is sent again after the second, so the last word is in order"
+        );
+        assert_eq!(*broker.offered.lock().unwrap(), 5);
+    });
+}

@@ -29,8 +29,7 @@
 //! # Order
 //!
 //! Events go out in log order, so each stream's events in version order. An outage keeps that
-//! order: a publisher reports every message after the first unanswered one as unanswered too,
-//! and the relay sends them again in order. A refusal does not: a message the broker refused
+//! order: the relay sends every message after the first unanswered one again, in order. A refusal does not: a message the broker refused
 //! and then took (on a retry, or replayed from parking) arrives after the later events of its
 //! stream that were published meanwhile. Consumers that need a stream's events in order check
 //! the stream version header.
@@ -110,9 +109,10 @@ pub trait Publisher: Send + Sync {
     /// Returns one result per message, in the same order. An implementation sends them all
     /// before it waits (pipelined), so that a batch costs about one round trip.
     ///
-    /// After the first message reported [unavailable](PublishError::unavailable), every later
-    /// one must be reported unavailable too, even if the broker took it: the relay sends them
-    /// again after the first, and so keeps each stream's order through an outage.
+    /// The relay sends every message after the first one reported
+    /// [unavailable](PublishError::unavailable) again, after it, whatever was reported of
+    /// them: so each stream's order holds through an outage, and an implementation need not
+    /// wait for, or even send, the rest of a batch once one message went unanswered.
     fn publish(
         &self,
         messages: &[Outgoing<'_>],
@@ -338,9 +338,18 @@ impl<P: Publisher, St: CheckpointStore + ParkedStore> Relay<P, St> {
                 })
                 .collect();
             let results = self.publisher.publish(&outgoing).await;
+            // Everything after the first message the broker did not answer for is sent again
+            // after it, whatever the broker said of it: an outage never reorders a stream.
+            let first_lost = results
+                .iter()
+                .position(|r| r.as_ref().is_err_and(|e| e.failure == Failure::Unavailable));
             let mut again = Vec::new();
             let mut last_unavailable = None;
             for (n, &i) in pending.iter().enumerate() {
+                if first_lost.is_some_and(|first| n > first) {
+                    again.push(i);
+                    continue;
+                }
                 let error = match results.get(n) {
                     Some(Ok(())) => continue,
                     Some(Err(error)) => error,
