@@ -88,7 +88,7 @@ pub mod backend {
     };
     pub use crate::store::traits::{
         AppendSignal, Lease, Leases, LocalLeases, ParkedEvent, ParkedStore, check_batch,
-        encode_metadata, encode_one_metadata, inline_refusal, locate_record,
+        encode_metadata, encode_one_metadata, inline_refusal, locate_record, wait_for_lease,
     };
     pub use crate::telemetry::record::append as record_append;
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::{AckKind, Context, Message};
-use eventsrc_core::backend::Leases;
+use eventsrc_core::backend::{Leases, wait_for_lease};
 use eventsrc_core::relay::{IncomingError, incoming};
 use eventsrc_core::runner::Consumer;
 use eventsrc_core::{GlobalPosition, RecordedEvent, RunError};
@@ -357,19 +357,9 @@ impl<C: Consumer> Inbound<C> {
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let name = self.target.name().to_owned();
-            let lease = match leases.try_acquire(&name).await {
-                Ok(lease) => lease,
-                Err(error) => {
-                    tracing::warn!(consumer = %name, %error, "cannot ask for the lease; trying again");
-                    None
-                }
-            };
-            let Some(mut lease) = lease else {
-                tokio::select! {
-                    biased;
-                    () = &mut shutdown => return Ok(self.target),
-                    () = tokio::time::sleep(self.wait) => continue,
-                }
+            let Some(mut lease) = wait_for_lease(leases, &name, self.wait, shutdown.as_mut()).await
+            else {
+                return Ok(self.target);
             };
             // Another node may have led since: start from the checkpoint as it is now.
             self.aligned = false;

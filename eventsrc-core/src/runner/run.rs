@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::backend::Leases;
+use crate::backend::{Leases, wait_for_lease};
 use crate::runner::{Consumer, Progress};
 use crate::subscription::{Batch, Lag, Start};
 use crate::telemetry::record as meter;
@@ -293,20 +293,9 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
         let poll = self.subscription.poll_interval_value();
         loop {
             let name = self.consumer.name().to_owned();
-            let lease = match leases.try_acquire(&name).await {
-                Ok(Some(lease)) => Some(lease),
-                Ok(None) => None,
-                Err(error) => {
-                    tracing::warn!(consumer = %name, %error, "cannot ask for the lease; trying again");
-                    None
-                }
-            };
-            let Some(mut lease) = lease else {
-                tokio::select! {
-                    biased;
-                    () = &mut shutdown => return Ok(self.consumer),
-                    () = tokio::time::sleep(poll) => continue,
-                }
+            let Some(mut lease) = wait_for_lease(leases, &name, poll, shutdown.as_mut()).await
+            else {
+                return Ok(self.consumer);
             };
             tracing::info!(consumer = %name, "took the lease");
             meter::leadership(&name, "acquired");

@@ -548,6 +548,32 @@ pub trait Leases: Send + Sync {
     ) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send;
 }
 
+/// Waits until this node holds the lease on `name`, asking every `poll`; `None` if `shutdown`
+/// resolved first. A failure to ask is logged and asked again. What a leader's loop runs
+/// before each term: [`Runner::run_as_leader`](crate::Runner::run_as_leader), and a broker
+/// crate's inbound consumer.
+pub async fn wait_for_lease<L: Leases + ?Sized, F: Future<Output = ()>>(
+    leases: &L,
+    name: &str,
+    poll: std::time::Duration,
+    mut shutdown: std::pin::Pin<&mut F>,
+) -> Option<Lease> {
+    loop {
+        match leases.try_acquire(name).await {
+            Ok(Some(lease)) => return Some(lease),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(consumer = %name, %error, "cannot ask for the lease; trying again");
+            }
+        }
+        tokio::select! {
+            biased;
+            () = shutdown.as_mut() => return None,
+            () = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
 /// A held lease ([`Leases`]); dropping it releases it.
 pub struct Lease {
     held: tokio::sync::watch::Receiver<bool>,
