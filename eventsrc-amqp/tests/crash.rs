@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bound_queue, connect, delete, drain, runtime, unique, url};
+use common::{bound_queue, connect, delete, drain, runtime, topic_exchange, unique, url};
 use eventsrc_amqp::Exchange;
 use eventsrc_core::relay::Relay;
 use eventsrc_core::store::ReadAll;
@@ -131,13 +131,7 @@ fn a_relay_killed_at_random_moments_publishes_every_event_once_after_dropping_co
         append(&store, 0..400, Duration::ZERO).await;
 
         let (_connection, channel) = connect().await;
-        let name = unique("exchange");
-        let _declared = Exchange::connect(&url(), &name)
-            .await
-            .unwrap()
-            .declare_topic()
-            .await
-            .unwrap();
+        let (name, _declared) = topic_exchange().await;
         let queue = bound_queue(&channel, &name, "#").await;
 
         // 500 more while the relay is killed and started again.

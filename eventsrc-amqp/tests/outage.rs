@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{bound_queue, connect, delete, drain, quick, runtime, unique, url};
+use common::{bound_queue, connect, delete, drain, quick, runtime, topic_exchange};
 use eventsrc_amqp::Exchange;
 use eventsrc_core::relay::{Failure, Outgoing, PublishError, Publisher, Relay};
 use eventsrc_core::store::ReadAll;
@@ -87,13 +87,7 @@ async fn moves_on(progress: &ProgressWatch) {
 #[test]
 fn a_broker_outage_mid_run_loses_nothing_parks_nothing_and_the_relay_finishes() {
     runtime().block_on(async {
-        let name = unique("exchange");
-        let exchange = Exchange::connect(&url(), &name)
-            .await
-            .unwrap()
-            .declare_topic()
-            .await
-            .unwrap();
+        let (name, exchange) = topic_exchange().await;
         let queue = {
             let (_connection, channel) = connect().await;
             bound_queue(&channel, &name, "#").await

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{bound_queue, connect, delete, drain, quick, runtime, unique, url};
+use common::{bound_queue, connect, delete, drain, quick, runtime, topic_exchange, unique, url};
 use eventsrc_amqp::lapin::options::QueueDeclareOptions;
 use eventsrc_amqp::lapin::types::{AMQPValue, FieldTable};
 use eventsrc_amqp::{AmqpError, CONTENT_TYPE, Exchange};
@@ -39,13 +39,7 @@ async fn all(store: &MemoryStore) -> Vec<RecordedEvent> {
 fn publishes_the_log_in_order_with_its_properties_and_headers_and_reads_back_the_same() {
     runtime().block_on(async {
         let (_connection, channel) = connect().await;
-        let name = unique("exchange");
-        let exchange = Exchange::connect(&url(), &name)
-            .await
-            .unwrap()
-            .declare_topic()
-            .await
-            .unwrap();
+        let (name, exchange) = topic_exchange().await;
         let queue = bound_queue(&channel, &name, "#").await;
 
         let store = MemoryStore::new();
@@ -146,13 +140,7 @@ fn publishes_the_log_in_order_with_its_properties_and_headers_and_reads_back_the
 fn an_unroutable_message_is_retried_then_parked_and_replays_once_a_queue_takes_it() {
     runtime().block_on(async {
         let (_connection, channel) = connect().await;
-        let name = unique("exchange");
-        let exchange = Exchange::connect(&url(), &name)
-            .await
-            .unwrap()
-            .declare_topic()
-            .await
-            .unwrap();
+        let (name, exchange) = topic_exchange().await;
         // Only leads have a queue: orders come back unroutable.
         let leads = bound_queue(&channel, &name, "events.*.lead.#").await;
 

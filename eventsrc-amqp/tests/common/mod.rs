@@ -43,6 +43,18 @@ pub async fn connect() -> (Connection, Channel) {
     (connection, channel)
 }
 
+/// A durable topic exchange of the test's own, and the relay's publisher to it.
+pub async fn topic_exchange() -> (String, eventsrc_amqp::Exchange) {
+    let name = unique("exchange");
+    let exchange = eventsrc_amqp::Exchange::connect(&url(), &name)
+        .await
+        .unwrap()
+        .declare_topic()
+        .await
+        .unwrap();
+    (name, exchange)
+}
+
 /// A durable queue (so it survives the broker's application restarting) bound to `exchange`
 /// with `pattern`; the broker deletes it ten minutes after its last use, should a test fail
 /// before deleting it.
