@@ -19,6 +19,10 @@ use crate::backend::{
 
 use crate::StoreError;
 use crate::backend::{StoredEvent, record_append};
+use crate::store::lifecycle::{
+    Deleted, Deletion, Lifecycle, STREAM_DELETED, STREAM_TOMBSTONED, Truncated, check_deleted,
+    marker_payload,
+};
 use crate::time::{Clock, SystemClock};
 use crate::{
     CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, Metadata, NewEvent,
@@ -199,18 +203,44 @@ impl std::ops::Index<usize> for Records {
     }
 }
 
+impl std::ops::IndexMut<usize> for Records {
+    fn index_mut(&mut self, index: usize) -> &mut Record {
+        &mut self.0[index / Self::CHUNK][index % Self::CHUNK]
+    }
+}
+
 #[derive(Default)]
 struct TenantLog {
     /// Whose log this is.
     tenant: Tenant,
     /// Indexes into `Log::events`, in order.
     all: Vec<usize>,
-    streams: HashMap<StreamId, Vec<usize>>,
+    streams: HashMap<StreamId, StreamLog>,
     snapshots: HashMap<StreamId, Snapshot>,
     checkpoints: HashMap<String, GlobalPosition>,
     parked: HashMap<String, Vec<ParkedEvent>>,
     /// Each document view's documents, by id.
     documents: HashMap<String, BTreeMap<String, StoredDocument>>,
+    /// Events removed by a soft delete or a truncation, by stream, in version order.
+    archive: HashMap<StreamId, Vec<RecordedEvent>>,
+    /// The position of the last event truncation removed.
+    truncated_through: GlobalPosition,
+}
+
+/// One stream's events still in the log: indexes into `Log::events`, in version order, after
+/// the `cut` versions that were removed (a tombstone's marker sits right after a cut of
+/// `StreamVersion::TOMBSTONE - 1`).
+#[derive(Default)]
+struct StreamLog {
+    cut: u64,
+    indexes: Vec<usize>,
+}
+
+impl StreamLog {
+    /// The stream's version: that of its last event.
+    fn version(&self) -> u64 {
+        self.cut + self.indexes.len() as u64
+    }
 }
 
 /// A document as a view's batch wrote it.
@@ -309,7 +339,17 @@ impl MemoryStore {
         let mut currents = Vec::with_capacity(appends.len());
         for part in &appends {
             let current = log.stream_len(&self.tenant, &part.stream);
-            if !part.expected.accepts(StreamVersion(current)) {
+            let last_type = log.last_type(&self.tenant, &part.stream);
+            let plain = part.expected.accepts(StreamVersion(current))
+                && current != StreamVersion::TOMBSTONE.get();
+            if !plain
+                && !check_deleted(
+                    &part.stream,
+                    part.expected,
+                    StreamVersion(current),
+                    last_type,
+                )?
+            {
                 return Err(StoreError::WrongExpectedVersion {
                     stream: part.stream.clone(),
                     expected: part.expected,
@@ -355,15 +395,19 @@ impl MemoryStore {
         mut each: impl FnMut(&Record) -> Result<(), E>,
     ) -> Result<(), E> {
         let log = self.read();
-        let Some(indexes) = log.tenant(&self.tenant).and_then(|t| t.streams.get(stream)) else {
+        let Some(kept) = log.tenant(&self.tenant).and_then(|t| t.streams.get(stream)) else {
             return Ok(());
         };
-        // Stream versions are 1-based and dense, so version v sits at indexes[v - 1].
+        // Stream versions are 1-based and dense after the cut, so version v sits at
+        // indexes[v - 1 - cut].
+        let (cut, indexes) = (kept.cut, &kept.indexes);
         let limit = read.limit.unwrap_or(usize::MAX);
         let mut visit = |&i: &usize| each(&log.events[i]);
         match read.direction {
             Direction::Forward => {
-                let start = read.from.map_or(0, |v| v.get().saturating_sub(1) as usize);
+                let start = read
+                    .from
+                    .map_or(0, |v| v.get().saturating_sub(1).saturating_sub(cut) as usize);
                 indexes
                     .iter()
                     .skip(start)
@@ -371,9 +415,9 @@ impl MemoryStore {
                     .try_for_each(&mut visit)
             }
             Direction::Backward => {
-                let end = read
-                    .from
-                    .map_or(indexes.len(), |v| (v.get() as usize).min(indexes.len()));
+                let end = read.from.map_or(indexes.len(), |v| {
+                    (v.get().saturating_sub(cut) as usize).min(indexes.len())
+                });
                 indexes[..end]
                     .iter()
                     .rev()
@@ -383,16 +427,19 @@ impl MemoryStore {
         }
     }
 
-    fn read_all_now(&self, read: &ReadAll) -> Vec<RecordedEvent> {
+    fn read_all_now(&self, read: &ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
         let log = self.read();
         let Some(tenant_log) = log.tenant(&self.tenant) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
+        if let Some(behind) = read.behind(tenant_log.truncated_through) {
+            return Err(behind);
+        }
         // Sequence numbers are index + 1 and commit order equals sequence order here.
         let start = tenant_log
             .all
             .partition_point(|&i| log.events[i].global_position <= read.after);
-        tenant_log.all[start..]
+        Ok(tenant_log.all[start..]
             .iter()
             .map(|&i| &log.events[i])
             .filter(|e| {
@@ -401,7 +448,7 @@ impl MemoryStore {
             })
             .take(read.limit)
             .map(Record::to_recorded)
-            .collect()
+            .collect())
     }
 }
 
@@ -447,11 +494,57 @@ impl Log {
         self.tenant(tenant).and_then(|t| t.documents.get(view))
     }
 
+    /// Removes the first `count` events still in `stream` of the tenant at `slot` from the
+    /// log, moving them to its archive if `archive`; returns the position of the last one
+    /// removed.
+    fn remove(
+        &mut self,
+        slot: usize,
+        stream: &StreamId,
+        count: usize,
+        archive: bool,
+    ) -> GlobalPosition {
+        let Log {
+            events, ids, logs, ..
+        } = self;
+        let tenant_log = &mut logs[slot];
+        let Some(kept) = tenant_log.streams.get_mut(stream) else {
+            return GlobalPosition::START;
+        };
+        let count = count.min(kept.indexes.len());
+        let removed: Vec<usize> = kept.indexes.drain(..count).collect();
+        kept.cut += count as u64;
+        let mut last = GlobalPosition::START;
+        for &index in &removed {
+            let record = &mut events[index];
+            if archive {
+                tenant_log
+                    .archive
+                    .entry(stream.clone())
+                    .or_default()
+                    .push(record.to_recorded());
+            }
+            ids.remove(&record.event_id);
+            last = last.max(record.global_position);
+            // The record stays (positions are indexes), but without its payload.
+            record.payload = String::new();
+        }
+        // Both lists are in position order.
+        tenant_log.all.retain(|index| removed.binary_search(index).is_err());
+        last
+    }
+
     /// How many events `tenant`'s `stream` holds: its version.
     fn stream_len(&self, tenant: &Tenant, stream: &StreamId) -> u64 {
         self.tenant(tenant)
             .and_then(|t| t.streams.get(stream))
-            .map_or(0, Vec::len) as u64
+            .map_or(0, StreamLog::version)
+    }
+
+    /// The stored type of `tenant`'s `stream`'s last event, if it has one.
+    fn last_type(&self, tenant: &Tenant, stream: &StreamId) -> Option<&str> {
+        let kept = self.tenant(tenant)?.streams.get(stream)?;
+        Some(&self.events[*kept.indexes.last()?].event_type)
     }
 
     /// Stores `events` at the end of `tenant`'s `stream` in a commit of their own if its
@@ -488,20 +581,32 @@ impl Log {
         } = self;
         let tenant_log = &mut logs[slot];
         let tenant = &tenant_log.tenant;
-        let indexes = tenant_log.streams.entry(stream.clone()).or_default();
-        let current = indexes.len() as u64;
-        if !expected.accepts(StreamVersion(current)) {
+        let kept = tenant_log.streams.entry(stream.clone()).or_default();
+        let current = kept.version();
+        let last_type = kept.indexes.last().map(|&i| &*records[i].event_type);
+        let plain = expected.accepts(StreamVersion(current))
+            && current != StreamVersion::TOMBSTONE.get();
+        let refused = match plain {
+            true => None,
+            false => match check_deleted(stream, expected, StreamVersion(current), last_type) {
+                Ok(true) => None,
+                Ok(false) => Some(StoreError::WrongExpectedVersion {
+                    stream: stream.clone(),
+                    expected,
+                    actual: StreamVersion(current),
+                }),
+                Err(error) => Some(error),
+            },
+        };
+        if let Some(error) = refused {
             if current == 0 {
                 // The entry was made for this append: leave no trace of it.
                 tenant_log.streams.remove(stream);
             }
-            return Err(StoreError::WrongExpectedVersion {
-                stream: stream.clone(),
-                expected,
-                actual: StreamVersion(current),
-            });
+            return Err(error);
         }
         let count = events.len() as u64;
+        let indexes = &mut kept.indexes;
         indexes.reserve(events.len());
         tenant_log.all.reserve(events.len());
         ids.reserve(events.len());
@@ -651,16 +756,12 @@ impl EventStore for MemoryStore {
     }
 
     async fn read_all(&self, read: ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
-        Ok(self.read_all_now(&read))
+        self.read_all_now(&read)
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<StreamVersion, StoreError> {
         let log = self.read();
-        let len = log
-            .tenant(&self.tenant)
-            .and_then(|t| t.streams.get(stream))
-            .map_or(0, Vec::len);
-        Ok(StreamVersion(len as u64))
+        Ok(StreamVersion(log.stream_len(&self.tenant, stream)))
     }
 
     async fn head_position(&self) -> Result<GlobalPosition, StoreError> {
@@ -722,6 +823,130 @@ impl CheckpointStore for MemoryStore {
     }
 }
 
+impl Lifecycle for MemoryStore {
+    async fn delete_stream(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        deletion: Deletion,
+    ) -> Result<Deleted, StoreError> {
+        let deleted = self.delete_now(stream, expected, deletion)?;
+        if !deleted.already_deleted {
+            self.live.signal();
+        }
+        Ok(deleted)
+    }
+
+    async fn truncate_before(
+        &self,
+        stream: &StreamId,
+        version: StreamVersion,
+    ) -> Result<Truncated, StoreError> {
+        let mut log = self.write();
+        let current = StreamVersion(log.stream_len(&self.tenant, stream));
+        if version > current {
+            return Err(StoreError::InvalidAppend {
+                stream: stream.clone(),
+                reason: format!(
+                    "cannot truncate before version {version}: the stream is at version {current}, and its last event stays; delete the stream instead"
+                ),
+            });
+        }
+        let Some(slot) = log.tenants.get(&self.tenant).copied() else {
+            return Ok(Truncated::new(0, version.max(StreamVersion::FIRST)));
+        };
+        let cut = log.logs[slot].streams.get(stream).map_or(0, |kept| kept.cut);
+        let count = version.get().saturating_sub(1).saturating_sub(cut);
+        if count == 0 || current == StreamVersion::TOMBSTONE {
+            return Ok(Truncated::new(0, StreamVersion(cut + 1)));
+        }
+        let last = log.remove(slot, stream, count as usize, true);
+        let tenant_log = &mut log.logs[slot];
+        tenant_log.truncated_through = tenant_log.truncated_through.max(last);
+        Ok(Truncated::new(count, version))
+    }
+
+    async fn read_archive(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, StoreError> {
+        let log = self.read();
+        Ok(log
+            .tenant(&self.tenant)
+            .and_then(|t| t.archive.get(stream))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn truncated_through(&self) -> Result<GlobalPosition, StoreError> {
+        let log = self.read();
+        Ok(log
+            .tenant(&self.tenant)
+            .map_or(GlobalPosition::START, |t| t.truncated_through))
+    }
+}
+
+impl MemoryStore {
+    /// [`Lifecycle::delete_stream`] under one write lock.
+    fn delete_now(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        deletion: Deletion,
+    ) -> Result<Deleted, StoreError> {
+        let mut log = self.write();
+        let current = StreamVersion(log.stream_len(&self.tenant, stream));
+        let marker = log.tenant(&self.tenant).and_then(|t| {
+            let kept = t.streams.get(stream)?;
+            let last = &log.events[*kept.indexes.last()?];
+            Some((last.event_type.to_string(), last.global_position))
+        });
+        match (deletion, marker) {
+            (Deletion::Tombstone, Some((kind, position))) if kind == STREAM_TOMBSTONED => {
+                return Ok(Deleted::new(current, position, 0, true));
+            }
+            (Deletion::Soft, Some((kind, _))) if kind == STREAM_TOMBSTONED => {
+                return Err(StoreError::Tombstoned {
+                    stream: stream.clone(),
+                });
+            }
+            (Deletion::Soft, Some((kind, position))) if kind == STREAM_DELETED => {
+                return Ok(Deleted::new(current, position, 0, true));
+            }
+            _ => {}
+        }
+        if !expected.accepts(current) {
+            return Err(StoreError::WrongExpectedVersion {
+                stream: stream.clone(),
+                expected,
+                actual: current,
+            });
+        }
+        let recorded_at = self.clock.now();
+        let slot = log.slot(&self.tenant, &self.slot);
+        let removed = log.logs[slot]
+            .streams
+            .get(stream)
+            .map_or(0, |kept| kept.indexes.len());
+        log.remove(slot, stream, removed, deletion == Deletion::Soft);
+        let (kind, cut) = match deletion {
+            Deletion::Soft => (STREAM_DELETED, current.get()),
+            Deletion::Tombstone => (STREAM_TOMBSTONED, StreamVersion::TOMBSTONE.get() - 1),
+        };
+        log.logs[slot].streams.entry(stream.clone()).or_default().cut = cut;
+        log.logs[slot].snapshots.remove(stream);
+        if deletion == Deletion::Tombstone {
+            // Gone for good: what earlier soft deletes or truncations archived goes too.
+            log.logs[slot].archive.remove(stream);
+        }
+        let marker = NewEvent::raw(kind, 1, marker_payload(current));
+        let stored = log.store(slot, stream, ExpectedVersion::Any, vec![marker], recorded_at)?;
+        Ok(Deleted::new(
+            stored.stream_version,
+            stored.position,
+            removed as u64,
+            false,
+        ))
+    }
+}
+
 impl Inspect for MemoryStore {
     async fn streams(&self, list: ListStreams) -> Result<Vec<StreamSummary>, StoreError> {
         let log = self.read();
@@ -740,8 +965,8 @@ impl Inspect for MemoryStore {
                         .as_deref()
                         .is_none_or(|after| stream.as_str() > after)
             })
-            .filter_map(|(stream, indexes)| {
-                let newest = &log.events[*indexes.last()?];
+            .filter_map(|(stream, kept)| {
+                let newest = &log.events[*kept.indexes.last()?];
                 Some(StreamSummary::new(
                     stream.clone(),
                     newest.stream_version,

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::store::{NoSnapshots, ReadStream, Snapshot};
 
 use crate::StoreError;
+use crate::store::{STREAM_DELETED, STREAM_TOMBSTONED};
 use crate::options::{CommandIds, CommandOptions, LOOKUP};
 use crate::telemetry::record as meter;
 use crate::time::{Clock, SystemClock, at_time};
@@ -169,6 +170,39 @@ pub enum LoadError {
         expected: StreamVersion,
         /// The version the store returned instead.
         found: StreamVersion,
+    },
+    /// The load needs events that were truncated into the archive
+    /// ([`Lifecycle::truncate_before`](crate::store::Lifecycle::truncate_before)): the
+    /// stream keeps its events from `kept_from` on, and no snapshot covers the ones before.
+    ///
+    /// ```
+    /// use eventsrc::{LoadError, StreamId, StreamVersion};
+    ///
+    /// let error = LoadError::Truncated {
+    ///     stream: StreamId::new("cart", 7)?,
+    ///     needed: StreamVersion(1),
+    ///     kept_from: StreamVersion(40),
+    /// };
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     "loading `cart-7` needs version 1, but the stream keeps its events from version 40 \
+    ///      on: the ones before were truncated into the archive; load from a snapshot that \
+    ///      covers them, or read them from the archive"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[error(
+        "loading `{stream}` needs version {needed}, but the stream keeps its events from \
+         version {kept_from} on: the ones before were truncated into the archive; load from a \
+         snapshot that covers them, or read them from the archive"
+    )]
+    Truncated {
+        /// The stream loaded.
+        stream: StreamId,
+        /// The first version the load needed.
+        needed: StreamVersion,
+        /// The first version still in the log.
+        kept_from: StreamVersion,
     },
 }
 
@@ -365,9 +399,17 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
             state: A::default(),
             version: StreamVersion::NONE,
         };
-        for record in records.iter().take_while(|r| r.recorded_at <= time) {
-            follows(&stream, loaded.version, record.stream_version)?;
-            loaded.state.apply(&record.decode()?);
+        for (i, record) in records
+            .iter()
+            .take_while(|r| r.recorded_at <= time)
+            .enumerate()
+        {
+            let next = next(&stream, loaded.version, record.as_stored(), i == 0)?;
+            if next == Next::Apply {
+                loaded.state.apply(&record.decode()?);
+            } else {
+                loaded.state = A::default();
+            }
             loaded.version = record.stream_version;
         }
         Ok(loaded)
@@ -837,10 +879,16 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         read: ReadStream,
         mut each: impl FnMut(&A::Event) + Send,
     ) -> Result<(), LoadError> {
+        let mut first = true;
         let visited = self
             .store
             .visit_stream(stream, read, |stored| {
-                follows(stream, loaded.version, stored.stream_version)?;
+                let next = next(stream, loaded.version, stored, std::mem::take(&mut first))?;
+                if next == Next::Restart {
+                    loaded.state = A::default();
+                    loaded.version = stored.stream_version;
+                    return Ok(());
+                }
                 let event: A::Event = stored.decode().map_err(|e| Fold::at(&stored, e))?;
                 each(&event);
                 loaded.state.apply(&event);
@@ -983,24 +1031,45 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
     }
 }
 
-/// Checks that an event of `stream` at `found` comes right after the one at `previous` (the
-/// snapshot's version, or `StreamVersion::NONE` before the first event): every fold of a
-/// stream calls it, so that a store that lost an event fails the load instead of handing out
-/// a state built from part of the history.
-fn follows(
+/// What a fold does with a stored event of `stream`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Apply it: it comes right after the last one.
+    Apply,
+    /// Start again from the initial state: it is a soft delete's marker.
+    Restart,
+}
+
+/// What a fold does with `stored`, read after the event at `previous` (the snapshot's
+/// version, or `StreamVersion::NONE` before the first event); `first` says whether it is the
+/// first event of the read. Every fold of a stream calls it, so that a store that lost an
+/// event fails the load instead of handing out a state built from part of the history, a
+/// tombstoned stream does not load, and a load that needs truncated events says so.
+fn next(
     stream: &StreamId,
     previous: StreamVersion,
-    found: StreamVersion,
-) -> Result<(), LoadError> {
-    let expected = previous.advance(1);
-    if found == expected {
-        return Ok(());
+    stored: crate::backend::StoredEvent<'_>,
+    first: bool,
+) -> Result<Next, LoadError> {
+    let (expected, found) = (previous.advance(1), stored.stream_version);
+    match stored.event_type {
+        STREAM_TOMBSTONED => Err(StoreError::Tombstoned {
+            stream: stream.clone(),
+        }
+        .into()),
+        STREAM_DELETED => Ok(Next::Restart),
+        _ if found == expected => Ok(Next::Apply),
+        _ if first && found > expected => Err(LoadError::Truncated {
+            stream: stream.clone(),
+            needed: expected,
+            kept_from: found,
+        }),
+        _ => Err(LoadError::Gap {
+            stream: stream.clone(),
+            expected,
+            found,
+        }),
     }
-    Err(LoadError::Gap {
-        stream: stream.clone(),
-        expected,
-        found,
-    })
 }
 
 /// Why folding a stream stopped.

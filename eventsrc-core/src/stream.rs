@@ -151,6 +151,12 @@ impl StreamVersion {
     pub const NONE: Self = Self(0);
     /// The version of a stream's first event.
     pub const FIRST: Self = Self(1);
+    /// The version of a tombstoned stream's marker ([`Deletion::Tombstone`]): the largest a
+    /// stored version can be (`i64::MAX`, so that SQL backends store it), so that no append
+    /// can follow it.
+    ///
+    /// [`Deletion::Tombstone`]: crate::store::Deletion::Tombstone
+    pub const TOMBSTONE: Self = Self(i64::MAX as u64);
 
     /// The version `n` events later (saturating).
     #[must_use]

@@ -258,6 +258,7 @@ fn catch_up_page(conn: &mut Connection, slot: &mut Slot) -> Result<bool, RunErro
         after,
         limit: PAGE,
         filter: slot.filter.clone(),
+        allow_truncated: false,
     };
     let query = rows::all_query(&slot.tenant, &read);
     let records = rows::query_records(&tx, &slot.tenant, None, query, PAGE)

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use eventsrc::Tenants;
 use eventsrc::store::{
-    AppendResult, CheckpointSummary, Direction, EventFilter, Inspect, ListStreams, ReadAll,
+    AppendResult, CheckpointSummary, Deleted, Deletion, Direction, EventFilter, Inspect,
+    Lifecycle, ListStreams, ReadAll, Truncated,
     ReadStream, Snapshot, StoredTypeCount, StreamAppend, StreamSummary,
 };
 
@@ -67,6 +68,9 @@ enum Flaw {
     ListsStreamsFromAfterInclusively,
     IgnoresTheStreamCategory,
     SortsSchemaVersionsAsText,
+    ArchivesNothing,
+    ReadsPastTruncation,
+    AppendsToTombstones,
 }
 
 /// A lease the `KeepsLeasesForever` flaw never releases, and the sender its holder watches.
@@ -138,6 +142,10 @@ impl Flawed {
             Flaw::IgnoresExpectedVersion => {
                 inner.append(stream, ExpectedVersion::Any, events).await
             }
+            Flaw::AppendsToTombstones => match inner.append(stream, expected, events).await {
+                Err(StoreError::Tombstoned { .. }) => Err(conflict(StreamVersion::TOMBSTONE)),
+                other => other,
+            },
             Flaw::ChecksThenActs | Flaw::ChecksExpectedVersionBeforeRetries => {
                 let current = inner.stream_version(stream).await?;
                 if !expected.accepts(current) {
@@ -298,7 +306,10 @@ impl EventStore for Flawed {
         first_error.map_or(Ok(()), Err)
     }
 
-    async fn read_all(&self, read: ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_all(&self, mut read: ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
+        if self.flaw == Flaw::ReadsPastTruncation {
+            read = read.allow_truncated();
+        }
         let mut events = match self.flaw {
             Flaw::ReadsAllInclusively => {
                 let everything = ReadAll::after(GlobalPosition::START).limit(usize::MAX);
@@ -533,6 +544,36 @@ fn folded(name: &str) -> String {
     name.to_lowercase()
 }
 
+impl Lifecycle for Flawed {
+    async fn delete_stream(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        deletion: Deletion,
+    ) -> Result<Deleted, StoreError> {
+        self.inner.delete_stream(stream, expected, deletion).await
+    }
+
+    async fn truncate_before(
+        &self,
+        stream: &StreamId,
+        version: StreamVersion,
+    ) -> Result<Truncated, StoreError> {
+        self.inner.truncate_before(stream, version).await
+    }
+
+    async fn read_archive(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, StoreError> {
+        match self.flaw {
+            Flaw::ArchivesNothing => Ok(Vec::new()),
+            _ => self.inner.read_archive(stream).await,
+        }
+    }
+
+    async fn truncated_through(&self) -> Result<GlobalPosition, StoreError> {
+        self.inner.truncated_through().await
+    }
+}
+
 impl Inspect for Flawed {
     async fn streams(&self, mut list: ListStreams) -> Result<Vec<StreamSummary>, StoreError> {
         let mut every = ListStreams::new().limit(usize::MAX);
@@ -669,6 +710,11 @@ async fn every_planted_flaw_fails_the_cases_meant_to_catch_it() {
             a_ten_thousand_event_stream_reads_in_pages),
         escapes!(Flaw::StopsVisitsLate => visit_stream_agrees_with_read_stream),
         escapes!(Flaw::VisitsIgnoringBounds => visit_stream_agrees_with_read_stream),
+        escapes!(Flaw::ArchivesNothing =>
+            a_soft_delete_archives_the_stream_and_leaves_a_marker,
+            truncation_archives_the_events_before_a_version),
+        escapes!(Flaw::ReadsPastTruncation => a_reader_behind_a_truncation_gets_a_typed_error),
+        escapes!(Flaw::AppendsToTombstones => a_tombstoned_stream_refuses_every_append),
         escapes!(Flaw::ReadsAllInclusively =>
             read_all_pages_strictly_after_a_position,
             read_all_filters_by_category,

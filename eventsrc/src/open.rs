@@ -10,7 +10,7 @@ use eventsrc_core::backend::{
     ParkedStore, Select, StoredEvent,
 };
 use eventsrc_core::store::{
-    AppendResult, CheckpointSummary, Inspect, ListStreams, ReadAll, ReadStream, Snapshot,
+    AppendResult, CheckpointSummary, Deleted, Deletion, Inspect, Lifecycle, Truncated, ListStreams, ReadAll, ReadStream, Snapshot,
     StoredTypeCount, StreamAppend, StreamSummary,
 };
 use eventsrc_core::time::{Clock, SystemClock};
@@ -322,6 +322,33 @@ impl Inspect for Store {
 
     async fn all_parked(&self) -> Result<Vec<ParkedEvent>, StoreError> {
         delegate!(self, store => store.all_parked().await)
+    }
+}
+
+impl Lifecycle for Store {
+    async fn delete_stream(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        deletion: Deletion,
+    ) -> Result<Deleted, StoreError> {
+        delegate!(self, store => store.delete_stream(stream, expected, deletion).await)
+    }
+
+    async fn truncate_before(
+        &self,
+        stream: &StreamId,
+        version: StreamVersion,
+    ) -> Result<Truncated, StoreError> {
+        delegate!(self, store => store.truncate_before(stream, version).await)
+    }
+
+    async fn read_archive(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, StoreError> {
+        delegate!(self, store => store.read_archive(stream).await)
+    }
+
+    async fn truncated_through(&self) -> Result<GlobalPosition, StoreError> {
+        delegate!(self, store => store.truncated_through().await)
     }
 }
 

@@ -68,6 +68,15 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
         self
     }
 
+    /// Lets the runner start (or stand) behind events truncated into the archive, skipping
+    /// them, instead of stopping with [`StoreError::Truncated`](crate::StoreError::Truncated):
+    /// for a consumer that does not need the removed history.
+    #[must_use]
+    pub fn allow_truncated(mut self) -> Self {
+        self.subscription.set_allow_truncated();
+        self
+    }
+
     /// How often to look at the log when the store sends no append signal (default 500 ms);
     /// also how often a follower tries to take the lease.
     #[must_use]

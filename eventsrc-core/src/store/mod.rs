@@ -16,10 +16,15 @@
 
 pub(crate) mod inline;
 mod inspect;
+pub mod lifecycle;
 mod pointers;
 pub(crate) mod retry;
 pub(crate) mod traits;
 
+pub use self::lifecycle::{
+    Deleted, Deletion, Lifecycle, Retention, RetentionReport, STREAM_DELETED, STREAM_TOMBSTONED,
+    StreamDeleted, StreamTombstoned, Truncated, apply_retention,
+};
 pub use self::inspect::{CheckpointSummary, Inspect, ListStreams, StoredTypeCount, StreamSummary};
 pub use self::traits::{
     AppendResult, Direction, EventFilter, NoSnapshots, ReadAll, ReadStream, Snapshot, StreamAppend,

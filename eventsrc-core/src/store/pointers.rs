@@ -14,7 +14,7 @@ use crate::backend::{
     ParkedStore, Select, StoredEvent,
 };
 use crate::store::{
-    AppendResult, CheckpointSummary, Inspect, ListStreams, ReadAll, ReadStream, Snapshot,
+    AppendResult, CheckpointSummary, Deleted, Deletion, Inspect, Lifecycle, Truncated, ListStreams, ReadAll, ReadStream, Snapshot,
     StoredTypeCount, StreamAppend, StreamSummary,
 };
 use crate::{
@@ -167,6 +167,38 @@ macro_rules! through_pointer {
                 swap: &str,
             ) -> impl Future<Output = Result<GlobalPosition, StoreError>> + Send {
                 (**self).switch_read_model(rebuilt, live, swap)
+            }
+        }
+
+        impl<S: Lifecycle + ?Sized> Lifecycle for $pointer {
+            fn delete_stream(
+                &self,
+                stream: &StreamId,
+                expected: ExpectedVersion,
+                deletion: Deletion,
+            ) -> impl Future<Output = Result<Deleted, StoreError>> + Send {
+                (**self).delete_stream(stream, expected, deletion)
+            }
+
+            fn truncate_before(
+                &self,
+                stream: &StreamId,
+                version: StreamVersion,
+            ) -> impl Future<Output = Result<Truncated, StoreError>> + Send {
+                (**self).truncate_before(stream, version)
+            }
+
+            fn read_archive(
+                &self,
+                stream: &StreamId,
+            ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+                (**self).read_archive(stream)
+            }
+
+            fn truncated_through(
+                &self,
+            ) -> impl Future<Output = Result<GlobalPosition, StoreError>> + Send {
+                (**self).truncated_through()
             }
         }
 

@@ -329,6 +329,9 @@ pub struct ReadAll {
     pub limit: usize,
     /// Which events to return.
     pub filter: EventFilter,
+    /// Whether the read may start behind events truncated into the archive, skipping them
+    /// (off: such a read is [`StoreError::Truncated`]).
+    pub allow_truncated: bool,
 }
 
 impl ReadAll {
@@ -341,7 +344,25 @@ impl ReadAll {
             after: position,
             limit: Self::DEFAULT_LIMIT,
             filter: EventFilter::default(),
+            allow_truncated: false,
         }
+    }
+
+    /// Lets the read start behind events truncated into the archive, skipping them, instead
+    /// of failing with [`StoreError::Truncated`]: for a reader that knows it does not need
+    /// the removed history (a new read model of recent events only).
+    pub fn allow_truncated(mut self) -> Self {
+        self.allow_truncated = true;
+        self
+    }
+
+    /// The [`StoreError::Truncated`] this read fails with when the log was truncated through
+    /// `through`, for backends: `None` when the read is not behind the cut or allows it.
+    pub fn behind(&self, through: GlobalPosition) -> Option<StoreError> {
+        (!self.allow_truncated && self.after < through).then_some(StoreError::Truncated {
+            after: self.after,
+            through,
+        })
     }
 
     /// Returns at most `limit` events.
@@ -842,6 +863,30 @@ pub enum StoreError {
         rebuilt: String,
         /// The live read model's.
         live: String,
+    },
+    /// The stream was tombstoned ([`Deletion::Tombstone`](crate::store::Deletion)): it was
+    /// deleted for good, and nothing can be appended to it or loaded from it any more.
+    #[error(
+        "`{stream}` was deleted for good (tombstoned): nothing can be appended to it or loaded from it; use another stream"
+    )]
+    Tombstoned {
+        /// The stream.
+        stream: StreamId,
+    },
+    /// A read of the log after `after` would miss events that truncation moved to the
+    /// archive (the last of them at `through`): the reader is behind the cut. Read what it
+    /// needs from the archive ([`Lifecycle::read_archive`](crate::store::Lifecycle::read_archive)),
+    /// or skip the removed events knowingly with
+    /// [`ReadAll::allow_truncated`](crate::store::ReadAll::allow_truncated)
+    /// ([`Runner::allow_truncated`](crate::Runner::allow_truncated) for a runner).
+    #[error(
+        "reading the log after position {after} would miss events truncated into the archive (up to position {through}); read them from the archive, or allow the reader to skip truncated events"
+    )]
+    Truncated {
+        /// Where the read started.
+        after: GlobalPosition,
+        /// The position of the last event truncated.
+        through: GlobalPosition,
     },
     /// The backend failed (connection lost, disk full, ...); the operation may be retried.
     #[error("storage backend failed: {0}")]

@@ -69,6 +69,7 @@ pub struct Subscription<S> {
     filter: EventFilter,
     signal: Option<AppendSignal>,
     signal_asked: bool,
+    allow_truncated: bool,
 }
 
 impl<S: EventStore> Subscription<S> {
@@ -89,6 +90,7 @@ impl<S: EventStore> Subscription<S> {
             filter: EventFilter::default(),
             signal: None,
             signal_asked: false,
+            allow_truncated: false,
         };
         subscription.reset();
         subscription
@@ -110,6 +112,19 @@ impl<S: EventStore> Subscription<S> {
 
     pub(crate) fn set_batch_size(&mut self, size: usize) {
         self.batch_size = size.max(1);
+    }
+
+    /// Skips events truncated into the archive instead of failing with
+    /// [`StoreError::Truncated`](crate::StoreError::Truncated) when the subscription is
+    /// behind them ([`ReadAll::allow_truncated`](crate::store::ReadAll::allow_truncated)).
+    #[must_use]
+    pub fn allow_truncated(mut self) -> Self {
+        self.allow_truncated = true;
+        self
+    }
+
+    pub(crate) fn set_allow_truncated(&mut self) {
+        self.allow_truncated = true;
     }
 
     pub(crate) fn set_poll_interval(&mut self, interval: Duration) {
@@ -219,6 +234,7 @@ impl<S: EventStore> Subscription<S> {
             after: position,
             limit: self.batch_size,
             filter: self.filter.clone(),
+            allow_truncated: self.allow_truncated,
         };
         let events = self.store.read_all(read).await?;
         let caught_up = events.len() < self.batch_size;

@@ -15,7 +15,7 @@ use crate::RacingStore;
 
 /// An account's events; the payload is the amount as a JSON number.
 #[derive(Debug, Clone, PartialEq)]
-enum Money {
+pub(super) enum Money {
     Deposited(u64),
     Withdrawn(u64),
     LimitSet(u64),
@@ -52,7 +52,7 @@ impl Event for Money {
 
 /// Why an account refuses a withdrawal.
 #[derive(Debug, PartialEq)]
-struct Insufficient {
+pub(super) struct Insufficient {
     balance: u64,
 }
 
@@ -66,9 +66,9 @@ impl std::error::Error for Insufficient {}
 
 /// A balance that may not go below zero, and a limit that is set only when it changes.
 #[derive(Debug, Default)]
-struct Account {
-    balance: u64,
-    limit: u64,
+pub(super) struct Account {
+    pub(super) balance: u64,
+    pub(super) limit: u64,
 }
 
 impl Account {
@@ -106,7 +106,7 @@ impl Aggregate for Vault {
     }
 }
 
-struct Deposit(u64);
+pub(super) struct Deposit(pub(super) u64);
 impl Command for Deposit {}
 
 struct Withdraw(u64);
@@ -188,7 +188,7 @@ fn node<S: EventStore>(store: S) -> (Repository<S>, AggregateCache) {
 }
 
 /// Runs a command that must commit; returns the stream's version after it.
-async fn commit<S, C>(repository: &Repository<S>, account: &str, command: C, what: &str) -> u64
+pub(super) async fn commit<S, C>(repository: &Repository<S>, account: &str, command: C, what: &str) -> u64
 where
     S: EventStore,
     C: Command,

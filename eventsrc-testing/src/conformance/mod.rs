@@ -28,7 +28,7 @@
 use eventsrc_core::{CheckpointStore, EventStore, SnapshotStore, Tenants};
 
 use eventsrc_core::backend::{DocumentStore, Leases, ParkedStore};
-use eventsrc_core::store::Inspect;
+use eventsrc_core::store::{Inspect, Lifecycle};
 
 pub use self::inline::{InlineFixture, inline_projections_keep_the_contract};
 
@@ -43,6 +43,7 @@ mod expect;
 mod idempotency;
 mod inline;
 mod inspect;
+mod lifecycle;
 mod log;
 mod reads;
 mod readside;
@@ -51,7 +52,7 @@ mod snapshots;
 mod tenants;
 mod time;
 
-/// What a store must implement to run the suite: all seven storage traits, handles on other
+/// What a store must implement to run the suite: all eight storage traits, handles on other
 /// tenants ([`Tenants`]), cheap clones that share the same storage (the concurrent cases hand
 /// one to each task), and `'static` so that a clone can move into a spawned task.
 pub trait StoreUnderTest:
@@ -63,6 +64,7 @@ pub trait StoreUnderTest:
     + Leases
     + DocumentStore
     + Inspect
+    + Lifecycle
     + Clone
     + 'static
 {
@@ -77,6 +79,7 @@ impl<S> StoreUnderTest for S where
         + Leases
         + DocumentStore
         + Inspect
+        + Lifecycle
         + Clone
         + 'static
 {
@@ -258,6 +261,13 @@ macro_rules! __conformance_cases {
             inspect::inspect_counts_event_types_per_schema_version,
             inspect::inspect_lists_checkpoints_in_name_order,
             inspect::inspect_lists_every_parked_event_by_reactor,
+            lifecycle::a_soft_delete_archives_the_stream_and_leaves_a_marker,
+            lifecycle::a_soft_deleted_stream_starts_again_after_its_marker,
+            lifecycle::a_deletion_checks_its_expected_version_and_is_idempotent,
+            lifecycle::a_tombstoned_stream_refuses_every_append,
+            lifecycle::truncation_archives_the_events_before_a_version,
+            lifecycle::a_reader_behind_a_truncation_gets_a_typed_error,
+            lifecycle::loads_follow_deletions_and_truncations,
         }
     };
 }
