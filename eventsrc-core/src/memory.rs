@@ -764,6 +764,17 @@ impl EventStore for MemoryStore {
         Ok(StreamVersion(log.stream_len(&self.tenant, stream)))
     }
 
+    async fn archived_through(
+        &self,
+        stream: &StreamId,
+    ) -> Result<Option<StreamVersion>, StoreError> {
+        let log = self.read();
+        let archived = log.tenant(&self.tenant).and_then(|t| t.archive.get(stream));
+        Ok(archived
+            .and_then(|events| events.last())
+            .map(|last| last.stream_version))
+    }
+
     async fn head_position(&self) -> Result<GlobalPosition, StoreError> {
         let log = self.read();
         let last = log.tenant(&self.tenant).and_then(|t| t.all.last());

@@ -404,7 +404,10 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
             .take_while(|r| r.recorded_at <= time)
             .enumerate()
         {
-            let next = next(&stream, loaded.version, record.as_stored(), i == 0)?;
+            let next = match next(&stream, loaded.version, record.as_stored()) {
+                Err(gap) if i == 0 => return Err(self.truncated_or(gap).await),
+                next => next?,
+            };
             if next == Next::Apply {
                 loaded.state.apply(&record.decode()?);
             } else {
@@ -883,7 +886,13 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         let visited = self
             .store
             .visit_stream(stream, read, |stored| {
-                let next = next(stream, loaded.version, stored, std::mem::take(&mut first))?;
+                let next = match next(stream, loaded.version, stored) {
+                    Err(gap) if std::mem::take(&mut first) => return Err(Fold::First(gap)),
+                    next => {
+                        first = false;
+                        next?
+                    }
+                };
                 if next == Next::Restart {
                     loaded.state = A::default();
                     loaded.version = stored.stream_version;
@@ -910,6 +919,7 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         let (version, source) = match visited {
             Ok(()) => return Ok(()),
             Err(Fold::Load(error)) => return Err(error),
+            Err(Fold::First(error)) => return Err(self.truncated_or(error).await),
             Err(Fold::Decode { version, source }) => (version, source),
         };
         let again = self
@@ -928,6 +938,30 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
                 ),
             }
             .into()),
+        }
+    }
+
+    /// A load's `error` at the first event it read: [`LoadError::Truncated`] when that event
+    /// is not the one expected because the versions before it were archived, else `error`.
+    async fn truncated_or(&self, error: LoadError) -> LoadError {
+        let LoadError::Gap {
+            stream,
+            expected,
+            found,
+        } = &error
+        else {
+            return error;
+        };
+        match self.store.archived_through(stream).await {
+            Ok(Some(through)) if through >= *expected && found > expected => {
+                LoadError::Truncated {
+                    stream: stream.clone(),
+                    needed: *expected,
+                    kept_from: *found,
+                }
+            }
+            Ok(_) => error,
+            Err(store) => store.into(),
         }
     }
 
@@ -1041,15 +1075,14 @@ enum Next {
 }
 
 /// What a fold does with `stored`, read after the event at `previous` (the snapshot's
-/// version, or `StreamVersion::NONE` before the first event); `first` says whether it is the
-/// first event of the read. Every fold of a stream calls it, so that a store that lost an
-/// event fails the load instead of handing out a state built from part of the history, a
-/// tombstoned stream does not load, and a load that needs truncated events says so.
+/// version, or `StreamVersion::NONE` before the first event). Every fold of a stream calls
+/// it, so that a store that lost an event fails the load instead of handing out a state built
+/// from part of the history, and a tombstoned stream does not load. (A gap at the first event
+/// read may be a truncation: the fold asks the store, [`Repository::truncated_or`].)
 fn next(
     stream: &StreamId,
     previous: StreamVersion,
     stored: crate::backend::StoredEvent<'_>,
-    first: bool,
 ) -> Result<Next, LoadError> {
     let (expected, found) = (previous.advance(1), stored.stream_version);
     match stored.event_type {
@@ -1059,11 +1092,6 @@ fn next(
         .into()),
         STREAM_DELETED => Ok(Next::Restart),
         _ if found == expected => Ok(Next::Apply),
-        _ if first && found > expected => Err(LoadError::Truncated {
-            stream: stream.clone(),
-            needed: expected,
-            kept_from: found,
-        }),
         _ => Err(LoadError::Gap {
             stream: stream.clone(),
             expected,
@@ -1075,6 +1103,8 @@ fn next(
 /// Why folding a stream stopped.
 enum Fold {
     Load(LoadError),
+    /// The first event read did not follow: lost, or truncated on purpose.
+    First(LoadError),
     Decode {
         version: StreamVersion,
         source: crate::DecodeError,

@@ -353,6 +353,13 @@ impl EventStore for Flawed {
         self.inner.stream_version(&self.stream(stream)).await
     }
 
+    async fn archived_through(
+        &self,
+        stream: &StreamId,
+    ) -> Result<Option<StreamVersion>, StoreError> {
+        self.inner.archived_through(stream).await
+    }
+
     async fn head_position(&self) -> Result<GlobalPosition, StoreError> {
         match self.flaw {
             Flaw::HeadStaysAtStart => Ok(GlobalPosition::START),

@@ -227,6 +227,13 @@ impl EventStore for Store {
         delegate!(self, store => store.stream_version(stream).await)
     }
 
+    async fn archived_through(
+        &self,
+        stream: &StreamId,
+    ) -> Result<Option<StreamVersion>, StoreError> {
+        delegate!(self, store => store.archived_through(stream).await)
+    }
+
     async fn head_position(&self) -> Result<GlobalPosition, StoreError> {
         delegate!(self, store => store.head_position().await)
     }

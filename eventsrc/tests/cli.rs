@@ -521,6 +521,48 @@ async fn operating_commands_change_what_they_say(url: &str, store: &Store) {
     assert_eq!(code, ExitCode::FAILURE);
 }
 
+/// `delete`, `truncate` and `archive`: nothing changes without `--yes`; a truncation and a soft
+/// delete archive what they remove, which `archive --json` prints one event per line; a
+/// tombstone refuses later appends; bad versions are errors that change nothing.
+async fn lifecycle_commands_remove_and_archive(url: &str, store: &Store) {
+    let seeded = seed(store).await;
+    let (code, said) = run(url, &["truncate", "cart-1", "--before", "3"]).await;
+    assert_eq!(code, ExitCode::FAILURE, "without --yes: {said}");
+    let (code, said) = run(url, &["truncate", "cart-1", "--before", "3", "--yes"]).await;
+    assert_eq!(code, ExitCode::SUCCESS, "{said}");
+    assert!(said.contains("2 event(s) moved to the archive"), "{said}");
+    let (code, said) = run(url, &["truncate", "cart-1", "--before", "9", "--yes"]).await;
+    assert_eq!(code, ExitCode::FAILURE, "past the last event: {said}");
+
+    let (code, lines) = run(url, &["archive", "cart-1", "--json"]).await;
+    assert_eq!(code, ExitCode::SUCCESS, "{lines}");
+    let archived: Vec<Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let ids: Vec<&str> = archived.iter().map(|e| e["event_id"].as_str().unwrap()).collect();
+    let expected: Vec<String> = seeded.cart[..2].iter().map(|e| e.event_id.to_string()).collect();
+    assert_eq!(ids, expected, "the archive lists the truncated events, one per line");
+    let (_, table) = run(url, &["archive", "cart-1"]).await;
+    assert!(table.contains("cart.item_added@1"), "{table}");
+
+    let deleted = json(url, &["delete", "cart-2", "--yes"]).await;
+    assert_eq!((deleted["removed"].as_u64(), deleted["marker_version"].as_u64()), (Some(1), Some(2)));
+    let (_, table) = run(url, &["events", "cart-2"]).await;
+    assert!(table.contains("$StreamDeleted"), "the marker is the stream's event now: {table}");
+    let again = json(url, &["delete", "cart-2", "--yes"]).await;
+    assert_eq!(again["already_deleted"], Value::Bool(true));
+
+    let (code, said) = run(url, &["delete", "cart-10", "--expected-version", "5", "--yes"]).await;
+    assert_eq!(code, ExitCode::FAILURE, "a stale expected version: {said}");
+    let (code, said) = run(url, &["delete", "cart-10", "--tombstone", "--yes"]).await;
+    assert_eq!(code, ExitCode::SUCCESS, "{said}");
+    assert!(said.contains("removed for good"), "{said}");
+    let refused = store
+        .append(&StreamId::new("cart", 10).unwrap(), ExpectedVersion::Any, vec![NewEvent::raw("cart.checked_out", 1, "null")])
+        .await;
+    assert!(matches!(refused, Err(eventsrc::StoreError::Tombstoned { .. })), "{refused:?}");
+    let (_, nothing) = run(url, &["archive", "cart-10"]).await;
+    assert!(nothing.contains("nothing of `cart-10` is archived"), "{nothing}");
+}
+
 // --- SQLite -----------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -542,6 +584,13 @@ async fn sqlite_operating_commands_change_what_they_say() {
     let dir = TempDir::new("eventsrc-cli");
     let store = Store::open(&dir.url()).await.unwrap();
     operating_commands_change_what_they_say(&dir.url(), &store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_lifecycle_commands_remove_and_archive() {
+    let dir = TempDir::new("eventsrc-cli");
+    let store = Store::open(&dir.url()).await.unwrap();
+    lifecycle_commands_remove_and_archive(&dir.url(), &store).await;
 }
 
 /// A tenant sees only its own streams; a missing file is an error and is not created; no
@@ -602,6 +651,16 @@ async fn postgres_operating_commands_change_what_they_say() {
         return;
     };
     operating_commands_change_what_they_say(&url, &store).await;
+    drop_schema(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_lifecycle_commands_remove_and_archive() {
+    let Some((store, url)) = postgres("postgres_lifecycle_commands_remove_and_archive").await
+    else {
+        return;
+    };
+    lifecycle_commands_remove_and_archive(&url, &store).await;
     drop_schema(&store).await;
 }
 

@@ -745,6 +745,47 @@ async fn a_snapshot_is_taken_whenever_the_version_crosses_a_multiple_of_every() 
     );
 }
 
+/// A stream truncated up to its snapshot still loads and takes commands; time travel to
+/// before the cut and a load ignoring the snapshot say the history is archived; retention
+/// keeps a stream's tail but never cuts past its snapshot.
+#[tokio::test]
+async fn a_truncated_stream_loads_from_the_snapshot_that_covers_the_cut() {
+    use eventsrc::store::{Lifecycle, Retention, apply_retention};
+    let store = MemoryStore::new();
+    let repository = snapshot_repository(&store);
+    let id = tally("sold");
+    for amount in 1..=5 {
+        repository
+            .execute::<Tally, _>(&id, Add(vec![amount]), Metadata::new())
+            .await
+            .unwrap();
+    }
+    // Snapshots at 2 and 4 (every 2): retention keeping the last event cuts before 5.
+    let policy = Retention::category("tally").keep_last(1);
+    let report = apply_retention(&store, &store, &policy).await.unwrap();
+    assert_eq!((report.truncated, report.archived, report.held_by_snapshot), (1, 4, 0));
+    let stream = Tally::stream_id(&id).unwrap();
+    assert_eq!(store.read_archive(&stream).await.unwrap().len(), 4);
+
+    let loaded = repository.load::<Tally>(&id).await.unwrap();
+    assert_eq!((loaded.state.total, loaded.version), (15, StreamVersion(5)));
+    let committed = repository
+        .execute::<Tally, _>(&id, Add(vec![10]), Metadata::new())
+        .await
+        .unwrap();
+    assert_eq!(committed.stream_version, StreamVersion(6));
+
+    let before_cut = repository.load_at::<Tally>(&id, StreamVersion(3)).await;
+    assert!(
+        matches!(before_cut, Err(LoadError::Truncated { kept_from: StreamVersion(5), .. })),
+        "{before_cut:?}"
+    );
+    let by_time = repository.load_at_time::<Tally>(&id, Timestamp::now()).await;
+    assert!(matches!(by_time, Err(LoadError::Truncated { .. })), "{by_time:?}");
+    let without_snapshots = Repository::new(store.clone()).load::<Tally>(&id).await;
+    assert!(matches!(without_snapshots, Err(LoadError::Truncated { .. })), "{without_snapshots:?}");
+}
+
 #[tokio::test]
 async fn a_repository_without_a_snapshot_store_takes_none() {
     let store = MemoryStore::new();

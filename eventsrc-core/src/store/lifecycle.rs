@@ -361,7 +361,7 @@ pub struct RetentionReport {
 /// assert_eq!((report.truncated, report.held_by_snapshot), (0, 1));
 ///
 /// // ... and then only what it covers.
-/// let taken_at = Timestamp::from_millis(0)?;
+/// let taken_at = Timestamp::from_micros(0);
 /// let snapshot = Snapshot { stream: cart.clone(), version: StreamVersion(6), state_version: 1, payload: "{}".into(), taken_at };
 /// store.save_snapshot(snapshot).await?;
 /// let report = apply_retention(&store, &store, &Retention::category("cart").keep_last(3)).await?;

@@ -75,6 +75,13 @@ macro_rules! through_pointer {
                 (**self).visit_stream(stream, read, visit)
             }
 
+            fn archived_through(
+                &self,
+                stream: &StreamId,
+            ) -> impl Future<Output = Result<Option<StreamVersion>, StoreError>> + Send {
+                (**self).archived_through(stream)
+            }
+
             fn read_all(
                 &self,
                 read: ReadAll,

@@ -154,6 +154,21 @@ pub trait EventStore: Send + Sync {
         stream: &StreamId,
     ) -> impl Future<Output = Result<StreamVersion, StoreError>> + Send;
 
+    /// The highest version of `stream` that a truncation or a soft delete removed from the
+    /// log into the archive ([`Lifecycle`](crate::store::Lifecycle)), if any.
+    ///
+    /// Loads ask it only when the first event they read is not the version they expected, to
+    /// tell history truncated on purpose ([`LoadError::Truncated`](crate::LoadError::Truncated))
+    /// from lost events ([`LoadError::Gap`](crate::LoadError::Gap)). The default, for a store
+    /// that never removes events, is `None`.
+    fn archived_through(
+        &self,
+        stream: &StreamId,
+    ) -> impl Future<Output = Result<Option<StreamVersion>, StoreError>> + Send {
+        let _ = stream;
+        async { Ok(None) }
+    }
+
     /// The position of the last event a reader of this tenant's log can see now
     /// (`GlobalPosition::START` when there is none): the head against which lag is measured.
     fn head_position(&self) -> impl Future<Output = Result<GlobalPosition, StoreError>> + Send;

@@ -120,6 +120,38 @@ pub(super) enum Command {
         #[arg(long = "ignore", value_name = "TYPE")]
         ignore: Vec<String>,
     },
+    /// Delete a stream: archive its events behind a `$StreamDeleted` marker (it may start
+    /// again), or with `--tombstone` remove them for good and refuse every later append
+    Delete {
+        /// The stream, e.g. `cart-42`
+        stream: String,
+        /// Remove the events for good (not archived) and refuse every later append
+        #[arg(long)]
+        tombstone: bool,
+        /// Delete only if the stream is at this version
+        #[arg(long, value_name = "VERSION")]
+        expected_version: Option<u64>,
+        /// Confirm: without it, nothing is deleted
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Move a stream's events before a version to the archive
+    Truncate {
+        /// The stream, e.g. `cart-42`
+        stream: String,
+        /// The first version to keep (at most the stream's version: its last event stays)
+        #[arg(long, value_name = "VERSION")]
+        before: u64,
+        /// Confirm: without it, nothing is moved
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Show a stream's archived events (soft-deleted or truncated); `--json` prints one JSON
+    /// document per line, to export them
+    Archive {
+        /// The stream, e.g. `cart-42`
+        stream: String,
+    },
     /// Apply the schema migrations this build knows
     Migrate,
     /// Print the DDL that creates the schema of this build

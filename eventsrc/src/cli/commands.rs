@@ -12,10 +12,13 @@ use super::output::{
     CliError, event_json, event_line, parked_json, payload_cell, print_json, print_table, table,
 };
 use super::{Cli, registered::Watcher};
-use crate::store::{CheckpointSummary, Inspect, ListStreams, ReadAll, ReadStream};
+use crate::store::{
+    CheckpointSummary, Deletion, Inspect, Lifecycle, ListStreams, ReadAll, ReadStream,
+};
 use crate::subscription::{Lag, Start};
 use crate::{
-    EventId, EventStore, GlobalPosition, Store, StoreUrl, StreamId, StreamVersion, Subscription,
+    EventId, EventStore, ExpectedVersion, GlobalPosition, Store, StoreUrl, StreamId,
+    StreamVersion, Subscription,
     Tenant, Tenants, Timestamp, registry,
 };
 
@@ -44,9 +47,7 @@ pub(super) async fn run(
             at_time,
             limit,
         } => {
-            let stream: StreamId = stream
-                .parse()
-                .map_err(|e| CliError::Invalid(format!("{e}")))?;
+            let stream = parse_stream(&stream)?;
             let read = EventsRead {
                 from,
                 at_version,
@@ -106,6 +107,39 @@ pub(super) async fn run(
             self::switch(cli, &store, &read_model, global.json, out).await
         }
         Command::Check { ignore } => check(&open(global).await?, &ignore, global.json, out).await,
+        Command::Delete {
+            stream,
+            tombstone,
+            expected_version,
+            yes,
+        } => {
+            let stream = parse_stream(&stream)?;
+            let deletion = if tombstone {
+                Deletion::Tombstone
+            } else {
+                Deletion::Soft
+            };
+            let expected = expected_version.map_or(ExpectedVersion::Any, |v| {
+                ExpectedVersion::at(StreamVersion(v))
+            });
+            confirmed(yes, &format!("deleting `{stream}`"))?;
+            let store = open(global).await?;
+            delete(&store, &stream, expected, deletion, global.json, out).await
+        }
+        Command::Truncate {
+            stream,
+            before,
+            yes,
+        } => {
+            let stream = parse_stream(&stream)?;
+            confirmed(yes, &format!("truncating `{stream}`"))?;
+            let store = open(global).await?;
+            truncate(&store, &stream, StreamVersion(before), global.json, out).await
+        }
+        Command::Archive { stream } => {
+            let stream = parse_stream(&stream)?;
+            archive(&open(global).await?, &stream, global.json, out).await
+        }
         Command::Migrate => super::schema::migrate(&store_url(global)?, global.json, out).await,
         Command::Schema { backend, schema } => {
             // The DDL needs no store: `--backend` alone will do.
@@ -119,6 +153,23 @@ pub(super) async fn run(
             browse(open(global).await?, port, open_for, global.json, out).await
         }
     }
+}
+
+/// A stream named on the command line.
+fn parse_stream(stream: &str) -> Result<StreamId, CliError> {
+    stream
+        .parse()
+        .map_err(|e| CliError::Invalid(format!("{e}")))
+}
+
+/// Refuses a destructive command run without `--yes`, saying what it would have done.
+fn confirmed(yes: bool, what: &str) -> Result<(), CliError> {
+    if yes {
+        return Ok(());
+    }
+    Err(CliError::Invalid(format!(
+        "{what} changes the store: add --yes to go ahead"
+    )))
 }
 
 /// The store URL's text: `--store`, else `EVENTSRC_STORE`.
@@ -231,16 +282,7 @@ async fn events(
         print_json(out, &json!({ "stream": stream.as_str(), "events": rows }))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut rows = table(["version", "position", "recorded at", "type", "payload"]);
-    for e in &events {
-        rows.add_row([
-            e.stream_version.get().to_string(),
-            e.global_position.to_string(),
-            e.recorded_at.to_string(),
-            format!("{}@{}", e.event_type, e.schema_version),
-            payload_cell(e),
-        ]);
-    }
+    let rows = stream_rows(&events);
     print_table(out, &rows, &format!("no events in `{stream}` here"))?;
     if events.len() == limit
         && limit > 0
@@ -840,4 +882,109 @@ async fn browse(
     };
     super::browse::serve_until(store, listener, shutdown).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn delete(
+    store: &Store,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    deletion: Deletion,
+    json: bool,
+    out: &mut (dyn Write + Send),
+) -> Result<ExitCode, CliError> {
+    let deleted = store.delete_stream(stream, expected, deletion).await?;
+    let how = match deletion {
+        Deletion::Soft => "soft",
+        Deletion::Tombstone => "tombstone",
+    };
+    if json {
+        print_json(
+            out,
+            &json!({
+                "stream": stream.as_str(),
+                "deletion": how,
+                "marker_version": deleted.version.get(),
+                "marker_position": deleted.position.to_string(),
+                "removed": deleted.removed,
+                "already_deleted": deleted.already_deleted,
+            }),
+        )?;
+    } else if deleted.already_deleted {
+        writeln!(out, "`{stream}` was already deleted ({how}); nothing changed")?;
+    } else {
+        let whereto = match deletion {
+            Deletion::Soft => "moved to the archive",
+            Deletion::Tombstone => "removed for good",
+        };
+        writeln!(
+            out,
+            "deleted `{stream}` ({how}): {} event(s) {whereto}; marker at version {}, position {}",
+            deleted.removed,
+            deleted.version.get(),
+            deleted.position,
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn truncate(
+    store: &Store,
+    stream: &StreamId,
+    before: StreamVersion,
+    json: bool,
+    out: &mut (dyn Write + Send),
+) -> Result<ExitCode, CliError> {
+    let truncated = store.truncate_before(stream, before).await?;
+    if json {
+        print_json(
+            out,
+            &json!({
+                "stream": stream.as_str(),
+                "archived": truncated.archived,
+                "kept_from": truncated.kept_from.get(),
+            }),
+        )?;
+    } else {
+        writeln!(
+            out,
+            "truncated `{stream}`: {} event(s) moved to the archive; the stream keeps version {} on",
+            truncated.archived,
+            truncated.kept_from.get(),
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn archive(
+    store: &Store,
+    stream: &StreamId,
+    json: bool,
+    out: &mut (dyn Write + Send),
+) -> Result<ExitCode, CliError> {
+    let events = store.read_archive(stream).await?;
+    if json {
+        // JSON lines: one event per line, to export.
+        for event in &events {
+            writeln!(out, "{}", event_json(event))?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = stream_rows(&events);
+    print_table(out, &rows, &format!("nothing of `{stream}` is archived"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A stream's events as a table: version, position, time, type and payload.
+fn stream_rows(events: &[crate::RecordedEvent]) -> comfy_table::Table {
+    let mut rows = table(["version", "position", "recorded at", "type", "payload"]);
+    for e in events {
+        rows.add_row([
+            e.stream_version.get().to_string(),
+            e.global_position.to_string(),
+            e.recorded_at.to_string(),
+            format!("{}@{}", e.event_type, e.schema_version),
+            payload_cell(e),
+        ]);
+    }
+    rows
 }
