@@ -199,6 +199,48 @@ async fn an_in_memory_projection_catches_up_and_reports_progress() {
     assert_eq!(runner.lag().await.unwrap().events, 0);
 }
 
+/// A runner behind events truncated into the archive stops with `StoreError::Truncated` and
+/// handles nothing, unless built with `allow_truncated`, which skips them; one whose checkpoint
+/// is past the cut reads on.
+#[tokio::test]
+async fn a_runner_behind_a_truncation_stops_unless_it_allows_skipping() {
+    use eventsrc::StoreError;
+    use eventsrc::store::Lifecycle;
+    let store = MemoryStore::new();
+    for sku in ["a", "b", "c"] {
+        add(&store, &cart(1), sku).await;
+    }
+    let past_cut = add(&store, &cart(2), "d").await;
+    store
+        .truncate_before(&cart(1), eventsrc::StreamVersion(3))
+        .await
+        .unwrap();
+
+    let target = InMemory::new(Applied::default());
+    let model = target.model();
+    let stopped = Runner::new(store.clone(), target).catch_up().await;
+    assert!(
+        matches!(&stopped, Err(RunError::Store { source: StoreError::Truncated { .. }, .. })),
+        "{stopped:?}"
+    );
+    assert!(model.read().skus.is_empty(), "nothing was handled");
+
+    let target = InMemory::new(Applied::default());
+    let model = target.model();
+    Runner::new(store.clone(), target)
+        .allow_truncated()
+        .catch_up()
+        .await
+        .unwrap();
+    assert_eq!(model.read().skus, ["c", "d"], "the truncated events are skipped");
+
+    let checkpoints = MemoryStore::new();
+    checkpoints.save_checkpoint(Applied::NAME, past_cut).await.unwrap();
+    let target = Checkpointed::new(Applied::default(), checkpoints);
+    let progress = Runner::new(store.clone(), target).catch_up().await.unwrap();
+    assert_eq!(progress.handled, 0, "a runner past the cut reads on");
+}
+
 /// A live runner whose last batch was full reads once more before it waits, so that it says
 /// it caught up (and its lag gauges read zero) while the log is idle.
 #[tokio::test]
