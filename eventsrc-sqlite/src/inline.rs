@@ -32,7 +32,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::projection::{self, ReadModelError, SqliteProjection};
-use crate::{backend, checkpoint, rows};
+use crate::{backend, checkpoint, lifecycle, rows};
 
 /// Events per catch-up transaction: the longest an append waits behind a registration.
 const PAGE: usize = 1000;
@@ -260,6 +260,9 @@ fn catch_up_page(conn: &mut Connection, slot: &mut Slot) -> Result<bool, RunErro
         filter: slot.filter.clone(),
         allow_truncated: false,
     };
+    // A projection behind a truncation would skip the archived events without a word: it
+    // stops with the typed error instead, as a runner does.
+    lifecycle::check_behind(&tx, &slot.tenant, &read).map_err(|e| RunError::store(&name, e))?;
     let query = rows::all_query(&slot.tenant, &read);
     let records = rows::query_records(&tx, &slot.tenant, None, query, PAGE)
         .map_err(|e| RunError::store(&name, e))?;

@@ -77,6 +77,7 @@ mod documents;
 mod inline;
 mod inspect;
 mod leases;
+mod lifecycle;
 mod options;
 mod parked;
 mod projection;
@@ -528,7 +529,11 @@ impl EventStore for SqliteEventStore {
         self.read(move |conn| {
             let query = rows::all_query(&tenant, &read);
             let capacity = read.limit.min(16_384);
-            rows::query_records(conn, &tenant, None, query, capacity)
+            let page = rows::query_records(conn, &tenant, None, query, capacity)?;
+            // Checked after the page, in a snapshot at least as new: a truncation that
+            // committed before the page was read fails it, and the page query stays as it is.
+            lifecycle::check_behind(conn, &tenant, &read)?;
+            Ok(page)
         })
         .await
     }
@@ -536,6 +541,15 @@ impl EventStore for SqliteEventStore {
     async fn stream_version(&self, stream: &StreamId) -> Result<StreamVersion, StoreError> {
         let (tenant, stream) = (self.tenant.clone(), stream.clone());
         self.read(move |conn| rows::current_version(conn, &tenant, &stream))
+            .await
+    }
+
+    async fn archived_through(
+        &self,
+        stream: &StreamId,
+    ) -> Result<Option<StreamVersion>, StoreError> {
+        let (tenant, stream) = (self.tenant.clone(), stream.clone());
+        self.read(move |conn| rows::archived_through(conn, &tenant, &stream))
             .await
     }
 

@@ -248,6 +248,169 @@ pub(crate) fn current_version(
     }
 }
 
+/// The position and stored type of `stream`'s event at `version` (its last one, for the
+/// callers), `None` if there is none. A row whose position or type does not read is its
+/// [`StoreError::Corrupt`]: a deletion and a restart after one depend on both.
+pub(crate) fn last_event(
+    conn: &Connection,
+    tenant: &Tenant,
+    stream: &StreamId,
+    version: StreamVersion,
+) -> Result<Option<(GlobalPosition, String)>, StoreError> {
+    if version == StreamVersion::NONE {
+        return Ok(None);
+    }
+    let mut lookup = conn.prepare_cached(sql::LAST_EVENT).map_err(backend)?;
+    let stored = version.get().min(i64::MAX as u64) as i64;
+    let mut rows = lookup
+        .query(params![tenant.as_str(), stream.as_str(), stored])
+        .map_err(backend)?;
+    let Some(row) = rows.next().map_err(backend)? else {
+        return Ok(None);
+    };
+    let read = position_of(row, 0, 1).and_then(|position| Ok((position, text(row, 2)?.to_owned())));
+    match read {
+        Ok(last) => Ok(Some(last)),
+        Err(reason) => Err(corrupt_at(
+            conn,
+            tenant,
+            Some(stream),
+            int(row, 0).ok(),
+            reason,
+        )),
+    }
+}
+
+/// `stream`'s lowest version still in the log, `StreamVersion::FIRST` when it has no events
+/// (where a first event would go). One that is not a positive integer is
+/// [`StoreError::Corrupt`]: a truncation cannot know what it would move.
+pub(crate) fn first_version(
+    conn: &Connection,
+    tenant: &Tenant,
+    stream: &StreamId,
+) -> Result<StreamVersion, StoreError> {
+    let lowest = conn
+        .prepare_cached(sql::FIRST_VERSION)
+        .and_then(|mut s| {
+            s.query_row(params![tenant.as_str(), stream.as_str()], |r| {
+                Ok(match r.get_ref(0)? {
+                    ValueRef::Null => Some(1),
+                    ValueRef::Integer(version) if version >= 1 => Some(version as u64),
+                    _ => None,
+                })
+            })
+        })
+        .map_err(backend)?;
+    lowest
+        .map(StreamVersion)
+        .ok_or_else(|| StoreError::Corrupt {
+            stream: Some(stream.clone()),
+            version: None,
+            position: None,
+            reason: "the stream's lowest version is not a positive integer".to_owned(),
+        })
+}
+
+/// The position of `stream`'s last event up to `version`, `None` if it has none there. One
+/// that does not read is that row's [`StoreError::Corrupt`].
+pub(crate) fn last_through(
+    conn: &Connection,
+    tenant: &Tenant,
+    stream: &StreamId,
+    version: StreamVersion,
+) -> Result<Option<GlobalPosition>, StoreError> {
+    let mut lookup = conn.prepare_cached(sql::LAST_THROUGH).map_err(backend)?;
+    let through = version.get().min(i64::MAX as u64) as i64;
+    let mut rows = lookup
+        .query(params![tenant.as_str(), stream.as_str(), through])
+        .map_err(backend)?;
+    let Some(row) = rows.next().map_err(backend)? else {
+        return Ok(None);
+    };
+    match position_of(row, 0, 1) {
+        Ok(position) => Ok(Some(position)),
+        Err(reason) => Err(corrupt_at(
+            conn,
+            tenant,
+            Some(stream),
+            int(row, 0).ok(),
+            reason,
+        )),
+    }
+}
+
+/// The position of the last event truncation removed from `tenant`'s log
+/// (`GlobalPosition::START` if none): one lookup of the `truncations` primary key. A row that
+/// does not read as a position is [`StoreError::Corrupt`], since the readers it guards could
+/// not tell whether they miss events.
+pub(crate) fn truncated_through(
+    conn: &Connection,
+    tenant: &Tenant,
+) -> Result<GlobalPosition, StoreError> {
+    let mut lookup = conn
+        .prepare_cached(sql::TRUNCATED_THROUGH)
+        .map_err(backend)?;
+    let mut rows = lookup.query([tenant.as_str()]).map_err(backend)?;
+    let Some(row) = rows.next().map_err(backend)? else {
+        return Ok(GlobalPosition::START);
+    };
+    position_of(row, 0, 1).map_err(|reason| StoreError::Corrupt {
+        stream: None,
+        version: None,
+        position: None,
+        reason: format!("the truncation position of tenant `{tenant}`: {reason}"),
+    })
+}
+
+/// `stream`'s archived events, in version order, read as the log's rows are: a row that does
+/// not read as an event is its [`StoreError::Corrupt`].
+pub(crate) fn archived(
+    conn: &Connection,
+    tenant: &Tenant,
+    stream: &StreamId,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let query = (
+        Sql::Borrowed(sql::READ_ARCHIVE),
+        vec![
+            Value::Text(tenant.as_str().to_owned()),
+            Value::Text(stream.as_str().to_owned()),
+        ],
+    );
+    query_records(conn, tenant, Some(stream), query, 0)
+}
+
+/// The highest archived version of `stream`, `None` if nothing of it is archived: one
+/// descent of the archive's `(tenant, stream, stream_version)` index. A highest version that
+/// is not a positive integer is [`StoreError::Corrupt`].
+pub(crate) fn archived_through(
+    conn: &Connection,
+    tenant: &Tenant,
+    stream: &StreamId,
+) -> Result<Option<StreamVersion>, StoreError> {
+    let highest = conn
+        .prepare_cached(sql::ARCHIVED_THROUGH)
+        .and_then(|mut s| {
+            s.query_row(params![tenant.as_str(), stream.as_str()], |r| {
+                Ok(match r.get_ref(0)? {
+                    ValueRef::Null => Ok(None),
+                    ValueRef::Integer(version) if version >= 1 => {
+                        Ok(Some(StreamVersion(version as u64)))
+                    }
+                    other => Err(kind(other)),
+                })
+            })
+        })
+        .map_err(backend)?;
+    highest.map_err(|found| StoreError::Corrupt {
+        stream: Some(stream.clone()),
+        version: None,
+        position: None,
+        reason: format!(
+            "the highest archived version of the stream holds {found}, not a positive integer"
+        ),
+    })
+}
+
 /// The stored copies of a batch's event ids, one per event in batch order (`None` where the
 /// id is not stored), each with the tenant it is stored under: what
 /// [`already_stored`](eventsrc_core::backend::already_stored) compares. Only rows before

@@ -18,7 +18,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::{OpenError, SqliteEventStore};
 
 /// The schema version this build writes.
-pub const CURRENT: u32 = 3;
+pub const CURRENT: u32 = 4;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`. Never edit a shipped entry:
 /// append a new one.
@@ -103,12 +103,39 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX document_index_by_id ON document_index (tenant, view, id);
     ",
+    // 3 → 4: events moved out of the log by a soft delete or a truncation, kept whole (with
+    // when they were moved) so that they can be read back in version order; and, per tenant,
+    // the position of the last event truncation removed, which readers of the log behind it
+    // check. Event ids are not unique here: once removed, a batch may be appended again.
+    "
+    CREATE TABLE archived_events (
+        position        INTEGER PRIMARY KEY,
+        commit_seq      INTEGER NOT NULL,
+        tenant          TEXT    NOT NULL,
+        stream          TEXT    NOT NULL,
+        category        TEXT    NOT NULL,
+        stream_version  INTEGER NOT NULL,
+        event_id        BLOB    NOT NULL,
+        event_type      TEXT    NOT NULL,
+        schema_version  INTEGER NOT NULL,
+        payload         TEXT    NOT NULL,
+        metadata        TEXT,
+        recorded_at     INTEGER NOT NULL,
+        archived_at     INTEGER NOT NULL,
+        UNIQUE (tenant, stream, stream_version)
+    );
+    CREATE TABLE truncations (
+        tenant          TEXT    NOT NULL PRIMARY KEY,
+        commit_seq      INTEGER NOT NULL,
+        position        INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// What a migration did: the schema's version before it, and after.
 ///
-/// Its [`Display`](fmt::Display) says it in words: `created the schema at version 3`,
-/// `migrated the schema from version 1 to version 3`, `the schema is at version 3 already`.
+/// Its [`Display`](fmt::Display) says it in words: `created the schema at version 4`,
+/// `migrated the schema from version 1 to version 4`, `the schema is at version 4 already`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Migrated {
@@ -393,6 +420,14 @@ mod tests {
             )
             .unwrap();
         assert_eq!(documents, 0);
+        let lifecycle: i64 = conn
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM archived_events) + (SELECT COUNT(*) FROM truncations)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(lifecycle, 0);
         // Opening again is a no-op.
         migrate(&mut conn).unwrap();
     }

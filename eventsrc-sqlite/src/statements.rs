@@ -125,6 +125,64 @@ pub(crate) const INSERT: &str = "INSERT INTO events (position, commit_seq, tenan
                                  schema_version, payload, metadata, recorded_at) \
                                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
+/// The stream's event at a version, located and typed: tenant, stream, version. What a
+/// deletion reads of the stream's last event, and an append whose version check failed (a
+/// soft-deleted stream starts again after its marker).
+pub(crate) const LAST_EVENT: &str = "SELECT position, commit_seq, event_type FROM events \
+                                     WHERE tenant = ?1 AND stream = ?2 AND stream_version = ?3";
+
+/// A stream's lowest version still in the log: tenant, stream.
+pub(crate) const FIRST_VERSION: &str =
+    "SELECT MIN(stream_version) FROM events WHERE tenant = ?1 AND stream = ?2";
+
+/// The position of a stream's last event up to a version: tenant, stream, version. Positions
+/// rise with versions in a stream, so the highest version holds the highest position.
+pub(crate) const LAST_THROUGH: &str = "SELECT position, commit_seq FROM events \
+                                       WHERE tenant = ?1 AND stream = ?2 AND stream_version <= ?3 \
+                                       ORDER BY stream_version DESC LIMIT 1";
+
+/// A stream's events up to a version copied to the archive, as stored: tenant, stream,
+/// version, when they were archived.
+pub(crate) const ARCHIVE: &str = concat!(
+    "INSERT INTO archived_events (",
+    columns!(),
+    ", tenant, category, archived_at) SELECT ",
+    columns!(),
+    ", tenant, category, ?4 FROM events \
+     WHERE tenant = ?1 AND stream = ?2 AND stream_version <= ?3"
+);
+
+/// A stream's events up to a version removed from the log: tenant, stream, version.
+pub(crate) const REMOVE: &str =
+    "DELETE FROM events WHERE tenant = ?1 AND stream = ?2 AND stream_version <= ?3";
+
+/// A stream's archived events, in version order: tenant, stream.
+pub(crate) const READ_ARCHIVE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM archived_events WHERE tenant = ?1 AND stream = ?2 ORDER BY stream_version"
+);
+
+/// A stream's highest archived version: tenant, stream.
+pub(crate) const ARCHIVED_THROUGH: &str =
+    "SELECT MAX(stream_version) FROM archived_events WHERE tenant = ?1 AND stream = ?2";
+
+/// A stream's archived events dropped for good (a tombstone): tenant, stream.
+pub(crate) const DROP_ARCHIVE: &str =
+    "DELETE FROM archived_events WHERE tenant = ?1 AND stream = ?2";
+
+/// The position of the last event truncation removed from a tenant's log, one lookup of the
+/// primary key: tenant.
+pub(crate) const TRUNCATED_THROUGH: &str =
+    "SELECT position, commit_seq FROM truncations WHERE tenant = ?1";
+
+/// Moves a tenant's truncation position forward (never back): tenant, commit, position.
+pub(crate) const RECORD_TRUNCATION: &str = "INSERT INTO truncations (tenant, commit_seq, position) \
+                                            VALUES (?1, ?2, ?3) \
+                                            ON CONFLICT (tenant) DO UPDATE SET \
+                                            commit_seq = excluded.commit_seq, position = excluded.position \
+                                            WHERE excluded.position > truncations.position";
+
 /// A page of the log filtered by event type and category (either list may be empty):
 /// [`READ_ALL`] when both are. Parameters: tenant, position to read after, the types, the
 /// categories, the limit.
@@ -167,6 +225,11 @@ pub(crate) fn all() -> Vec<(&'static str, Cow<'static, str>)> {
         ("by_id", Cow::Borrowed(BY_ID)),
         ("last_position", Cow::Borrowed(LAST_POSITION)),
         ("insert", Cow::Borrowed(INSERT)),
+        ("last_event", Cow::Borrowed(LAST_EVENT)),
+        ("first_version", Cow::Borrowed(FIRST_VERSION)),
+        ("last_through", Cow::Borrowed(LAST_THROUGH)),
+        ("archive", Cow::Borrowed(ARCHIVE)),
+        ("remove", Cow::Borrowed(REMOVE)),
     ]
 }
 

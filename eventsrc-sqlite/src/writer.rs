@@ -18,12 +18,14 @@ use eventsrc_core::store::{AppendResult, EventFilter, StreamAppend};
 use eventsrc_core::StoreError;
 
 use eventsrc_core::backend::{StoredCopy, already_stored, already_stored_parts, encode_metadata};
+use eventsrc_core::store::lifecycle::check_deleted;
 use eventsrc_core::time::Clock;
 use eventsrc_core::{GlobalPosition, StreamVersion, Tenant, Timestamp};
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior, params};
 use tokio::sync::{oneshot, watch};
 
 use crate::inline::{self, Inline, InlineProjections, Slot};
+use crate::lifecycle::Removal;
 use crate::{backend, rows, statements};
 
 /// The most appends one transaction takes.
@@ -39,6 +41,9 @@ pub(crate) enum Request {
     Run(Box<dyn FnOnce(&mut Connection) + Send>),
     /// Register an inline projection; it is answered once it has caught up.
     AddInline(AddInline),
+    /// Delete or truncate a stream, in a transaction of its own: a deletion's marker is
+    /// appended as an event is (inline projections apply it, live readers wake).
+    Remove(Removal),
 }
 
 /// An inline projection to register, and where to answer once it has caught up.
@@ -194,6 +199,19 @@ impl Writer {
                 let slot = Slot::new(tenant, name, filter, projection, checkpointed, reply);
                 self.inline.add(&mut self.conn, slot);
             }
+            Request::Remove(removal) => {
+                self.commit_group();
+                let Self {
+                    conn,
+                    clock,
+                    appended,
+                    inline,
+                    ..
+                } = self;
+                // As after a group commit: the signal moves after the marker's commit and
+                // before the reply.
+                removal.run(conn, inline, clock.now(), || signal(appended));
+            }
         }
     }
 
@@ -220,8 +238,7 @@ impl Writer {
                 if stored {
                     // After the commit, so that a reader woken by it sees the events; before
                     // the replies, so that an appender finds it moved.
-                    self.appended
-                        .send_modify(|count| *count = count.wrapping_add(1));
+                    signal(&self.appended);
                 }
                 for (append, outcome) in appends.into_iter().zip(outcomes) {
                     let results = outcome
@@ -238,6 +255,11 @@ impl Writer {
             }
         }
     }
+}
+
+/// Moves the append signal: a commit stored events.
+fn signal(appended: &watch::Sender<u64>) {
+    appended.send_modify(|count| *count = count.wrapping_add(1));
 }
 
 /// Commits `appends` in one transaction, each request in its own savepoint, and returns each
@@ -367,16 +389,26 @@ fn store_parts(
         // it): the next version cannot be known without it. Other corrupt rows do not matter
         // here.
         let current_version = rows::current_version(tx, tenant, stream)?;
-        if !expected.accepts(current_version) {
+        // A tombstone's marker holds the highest version a row can, so the version just read
+        // tells a tombstoned stream: the common append pays no query for deletions.
+        if current_version == StreamVersion::TOMBSTONE || !expected.accepts(current_version) {
             // A retry of a request that did commit is not a conflict.
-            return match retried(tx, tenant, parts, first_position)? {
-                Some(done) => Ok(retry(results, done)),
-                None => Err(StoreError::WrongExpectedVersion {
+            if let Some(done) = retried(tx, tenant, parts, first_position)? {
+                return Ok(retry(results, done));
+            }
+            // Only now the last event's type: after a soft delete's marker, the stream may
+            // start again from `NoStream`.
+            let last_type = match current_version {
+                StreamVersion::TOMBSTONE => None,
+                version => rows::last_event(tx, tenant, stream, version)?.map(|(_, kind)| kind),
+            };
+            if !check_deleted(stream, *expected, current_version, last_type.as_deref())? {
+                return Err(StoreError::WrongExpectedVersion {
                     stream: stream.clone(),
                     expected: *expected,
                     actual: current_version,
-                }),
-            };
+                });
+            }
         }
         // Stored versions are positive i64s, so this converts back losslessly.
         let current = current_version.get() as i64;
@@ -390,6 +422,20 @@ fn store_parts(
                 already_stored: false,
             });
             continue;
+        }
+        let count = events.len() as i64;
+        // Versions stay below the tombstone's: a stream reaching it would read as tombstoned
+        // (and one past it would overflow).
+        let room = (StreamVersion::TOMBSTONE.get() as i64).saturating_sub(current);
+        if count >= room {
+            return Err(StoreError::InvalidAppend {
+                stream: stream.clone(),
+                reason: format!(
+                    "the stream is at version {current_version}, and {count} more events would \
+                     reach version {}, which only a tombstone's marker holds",
+                    StreamVersion::TOMBSTONE
+                ),
+            });
         }
         let mut insert = tx.prepare_cached(statements::INSERT).map_err(backend)?;
         let metadata = encode_metadata(events)?;
@@ -425,7 +471,6 @@ fn store_parts(
                 Err(error) => return Err(backend(error)),
             }
         }
-        let count = events.len() as i64;
         if follows {
             let first = GlobalPosition::new(commit as u64, next_position as u64);
             records.extend(inline::records(
