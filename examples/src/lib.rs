@@ -7,8 +7,10 @@
 //!   lead ([`leads::story`]) on a SQLite file with the read models
 //!   following it, and continues both on every further run (`--rebuild` rebuilds LeadSearch
 //!   beside the live table and switches it in): `cargo run -p eventsrc-examples --bin leads`.
-//! - [`cart`]: a shopping cart, a fold over added and removed items, and a "total computers
-//!   sold" counter over every cart: `cargo run -p eventsrc-examples --bin cart`.
+//! - [`cart`]: a shopping cart, a fold over added and removed items, checkout and a cancelled
+//!   order (a compensating event), and a "total computers sold" counter over every cart; the
+//!   demo also soft-deletes an abandoned cart and reads back its archive:
+//!   `cargo run -p eventsrc-examples --bin cart`.
 //! - [`progress`]: student progress reports (placed, activities and lessons completed, reset),
 //!   snapshotted every 50 events, with the reports as projections: the highest lesson, the
 //!   last quiz, the average growth per month: `cargo run -p eventsrc-examples --bin progress`.
