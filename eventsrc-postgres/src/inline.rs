@@ -84,9 +84,10 @@ pub(crate) async fn append(
     };
     let mut client = store.client().await?;
     let prepared = writer::Prepared::new(&client, &sql.writer, events).await?;
+    let mut at = None;
     for _ in 0..writer::MAX_RACES {
         let tx = client.transaction().await.map_err(backend)?;
-        match prepared.attempt(&tx, &sql.writer, &append).await? {
+        match prepared.attempt(&tx, &sql.writer, &append, at).await? {
             Attempt::Done(result) if result.already_stored => {
                 tx.rollback().await.map_err(backend)?;
                 return Ok(result);
@@ -103,6 +104,11 @@ pub(crate) async fn append(
                 return Ok(result);
             }
             Attempt::Raced => tx.rollback().await.map_err(backend)?,
+            Attempt::Restart(parts) => {
+                // A soft-deleted stream started again: run again at its marker's version.
+                tx.rollback().await.map_err(backend)?;
+                at = parts.first().map(|&(_, version)| version);
+            }
             Attempt::Collided => {
                 // The failed statement aborted the transaction: look outside it.
                 tx.rollback().await.map_err(backend)?;

@@ -36,6 +36,14 @@
 //!   [`PgOptions::migrate(false)`](PgOptions::migrate) and makes the schema with
 //!   [`schema::ddl`] or [`PgEventStore::migrate`].
 //! - **Tenants** share the tables; every query is scoped by the handle's tenant.
+//! - **Deleting and truncating streams** ([`Lifecycle`](eventsrc_core::store::Lifecycle)):
+//!   each removal is one transaction that moves the removed rows to `archived_events` (a
+//!   tombstone drops them, and the stream's archive with them) and appends its marker like an
+//!   event. The usual append pays nothing for it: a tombstone is told by the version the
+//!   append statement reads anyway. A removal briefly holds every writer of the schema back
+//!   (a `SHARE ROW EXCLUSIVE` lock on `events`, only when it has work to do), since appends
+//!   take no lock it could wait for otherwise; log pages check the tenant's truncation by
+//!   primary key in their horizon statement.
 //!
 //! The read side, for runners on many nodes ([`eventsrc::runner`](eventsrc_core::runner)):
 //!
@@ -101,6 +109,7 @@ mod documents;
 mod inline;
 mod inspect;
 mod leases;
+mod lifecycle;
 mod notify;
 mod options;
 mod parked;
@@ -194,6 +203,7 @@ struct Sql {
     checkpoint: checkpoint::CheckpointSql,
     parked: parked::ParkedSql,
     documents: documents::DocumentSql,
+    lifecycle: lifecycle::LifecycleSql,
 }
 
 impl Sql {
@@ -217,6 +227,7 @@ impl Sql {
             checkpoint: checkpoint::CheckpointSql::new(quoted),
             parked: parked::ParkedSql::new(quoted),
             documents: documents::DocumentSql::new(quoted),
+            lifecycle: lifecycle::LifecycleSql::new(quoted),
         }
     }
 }
@@ -611,6 +622,7 @@ impl PgEventStore {
         )
         .await
         .map_err(backend)?;
+        let behind = read.behind(rows::truncated(&horizon, 2)?);
         let (horizon, held) = rows::horizon(&horizon)?;
         let read = async {
             let mut found = std::pin::pin!(found);
@@ -634,6 +646,11 @@ impl PgEventStore {
         let (page, ()) = futures_util::future::try_join(read, commit).await?;
         // Committed: the connection goes back to the pool.
         drop(open.0.take());
+        // Checked in the page's snapshot, once the transaction is over (a reader behind the
+        // cut is rare; the page it read is dropped).
+        if let Some(behind) = behind {
+            return Err(behind);
+        }
         Ok(page)
     }
 
@@ -802,6 +819,13 @@ impl EventStore for PgEventStore {
             .map_err(backend)?;
         let version: i64 = row.try_get(0).map_err(backend)?;
         Ok(StreamVersion(version.max(0) as u64))
+    }
+
+    async fn archived_through(
+        &self,
+        stream: &StreamId,
+    ) -> Result<Option<StreamVersion>, StoreError> {
+        self.archived_version(stream).await
     }
 
     async fn head_position(&self) -> Result<GlobalPosition, StoreError> {

@@ -70,8 +70,15 @@ pub(crate) struct ReadSql {
     /// in one repeatable-read transaction, so both see one snapshot and so one horizon.
     pub all: String,
     /// The horizon of a log page and the newest transaction whose matching events it holds
-    /// back: `$1` tenant, `$2..$3` after, `$4` types, `$5` categories.
+    /// back, then the position of the tenant's last truncated event (`NULL`s for none): `$1`
+    /// tenant, `$2..$3` after, `$4` types, `$5` categories.
     pub all_horizon: String,
+    /// The archived events of `$1` tenant's stream `$2`, in version order.
+    pub archive: String,
+    /// The position of `$1` tenant's last truncated event: no row for none.
+    pub truncated: String,
+    /// The highest archived version of `$1` tenant's stream `$2`: no row for none.
+    pub archived_through: String,
     pub head: String,
     pub lag: String,
     pub stream_version: String,
@@ -118,14 +125,29 @@ impl ReadSql {
                  ORDER BY e.transaction_id, e.position LIMIT $4",
                 page_filters = filters("e", 5, 6),
             ),
+            // The truncation is a primary-key lookup riding on the horizon's row, in the
+            // page's snapshot: no statement or round trip of its own, and the page statement
+            // is left as it was.
             all_horizon: format!(
                 "WITH {HORIZON} \
                  SELECT h.xmin, ( \
                      SELECT max(x.transaction_id) FROM {schema}.events x \
                      WHERE x.tenant = $1 AND x.transaction_id >= h.xmin \
-                       AND (x.transaction_id, x.position) > ($2, $3) AND {held_filters}) \
-                 FROM horizon h",
+                       AND (x.transaction_id, x.position) > ($2, $3) AND {held_filters}), \
+                     t.commit_id, t.sequence \
+                 FROM horizon h LEFT JOIN {schema}.truncations t ON t.tenant = $1",
                 held_filters = filters("x", 4, 5),
+            ),
+            archive: format!(
+                "SELECT {COLUMNS} FROM {schema}.archived_events \
+                 WHERE tenant = $1 AND stream = $2 ORDER BY stream_version"
+            ),
+            archived_through: format!(
+                "SELECT stream_version FROM {schema}.archived_events \
+                 WHERE tenant = $1 AND stream = $2 ORDER BY stream_version DESC LIMIT 1"
+            ),
+            truncated: format!(
+                "SELECT commit_id, sequence FROM {schema}.truncations WHERE tenant = $1"
             ),
             head: format!(
                 "WITH {HORIZON} \
@@ -403,6 +425,18 @@ pub(crate) fn stream_of(
     let stream: StreamId = name.parse().map_err(|e| column_error(row, column, e))?;
     *last = Some(stream.clone());
     Ok(stream)
+}
+
+/// The position of the last truncated event from the columns `base` and `base + 1` (commit
+/// and sequence, `NULL` for none): [`GlobalPosition::START`] when nothing was truncated.
+pub(crate) fn truncated(row: &Row, base: usize) -> Result<GlobalPosition, StoreError> {
+    let commit: Option<i64> = row.try_get(base).map_err(backend)?;
+    let sequence: Option<i64> = row.try_get(base + 1).map_err(backend)?;
+    Ok(match (commit, sequence) {
+        // Stored bit for bit, as checkpoints store positions.
+        (Some(commit), Some(sequence)) => GlobalPosition::new(commit as u64, sequence as u64),
+        _ => GlobalPosition::START,
+    })
 }
 
 /// The first two columns of a log page's horizon statement or the head query: the horizon and the newest transaction

@@ -21,7 +21,7 @@ use tokio_postgres::{Client, NoTls};
 use crate::{ConnectError, PgEventStore, PgOptions, PgUrl, options};
 
 /// The schema version this build writes.
-pub const CURRENT: i32 = 5;
+pub const CURRENT: i32 = 6;
 
 /// The oldest server this backend runs on: `pg_current_xact_id` and `pg_current_snapshot`
 /// arrived in PostgreSQL 13.
@@ -139,12 +139,42 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE {schema}.events DROP CONSTRAINT events_pkey;
     ALTER TABLE {schema}.events REPLICA IDENTITY USING INDEX events_stream_version_unique;
     "#,
+    // 5 → 6: stream lifecycle (`Lifecycle`). Events a soft delete or a truncation removes
+    // move to `archived_events`, whole (position, transaction and id kept) and stamped with
+    // when they moved; a stream's versions are never reused, so its key is the stream's.
+    // `truncations` keeps, per tenant, the position of the last event truncation removed: a
+    // log page checks it by primary key, so that a reader behind it is told instead of
+    // silently skipping events.
+    r#"
+    CREATE TABLE {schema}.archived_events (
+        position        bigint      NOT NULL,
+        transaction_id  bigint      NOT NULL,
+        tenant          text        NOT NULL,
+        stream          text        NOT NULL,
+        category        text        NOT NULL,
+        stream_version  bigint      NOT NULL,
+        event_id        uuid        NOT NULL,
+        event_type      text        NOT NULL,
+        schema_version  bigint      NOT NULL,
+        payload         json        NOT NULL,
+        metadata        json,
+        recorded_at     timestamptz NOT NULL,
+        archived_at     timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (tenant, stream, stream_version)
+    );
+    CREATE TABLE {schema}.truncations (
+        tenant          text        PRIMARY KEY,
+        -- u64 positions, stored bit for bit in signed columns, as checkpoints store them.
+        commit_id       bigint      NOT NULL,
+        sequence        bigint      NOT NULL
+    );
+    "#,
 ];
 
 /// What a migration did: the schema's version before it, and after.
 ///
-/// Its [`Display`](fmt::Display) says it in words: `created the schema at version 5`,
-/// `migrated the schema from version 3 to version 5`, `the schema is at version 5 already`.
+/// Its [`Display`](fmt::Display) says it in words: `created the schema at version 6`,
+/// `migrated the schema from version 3 to version 6`, `the schema is at version 6 already`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Migrated {
@@ -288,7 +318,7 @@ async fn check_server(client: &Client) -> Result<(), ConnectError> {
 ///         .await?;
 /// tokio::spawn(connection);
 /// let migrated = schema::migrate(&mut client, "orders").await?;
-/// println!("{migrated}"); // created the schema at version 5
+/// println!("{migrated}"); // created the schema at version 6
 /// # Ok(()) }
 /// ```
 pub async fn migrate(client: &mut Client, schema: &str) -> Result<Migrated, ConnectError> {

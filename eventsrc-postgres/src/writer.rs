@@ -18,11 +18,21 @@
 //! appends across streams among themselves; against single appends (which take no lock, to
 //! stay one statement) the unique index still decides, and the transaction runs again after a
 //! lost race, as a single append does.
+//!
+//! Deleted streams ([`Lifecycle`](eventsrc_core::store::Lifecycle)) cost the usual append
+//! nothing. A tombstone's marker sits at [`StreamVersion::TOMBSTONE`] (`i64::MAX`), and every
+//! accepted range stops below it ([`accepted_range`]), so the version the statement already
+//! reads refuses a tombstoned stream, whatever the expectation, and no batch can overflow
+//! `bigint` or land on the tombstone's version. Only when a statement inserted nothing does
+//! the writer look further: the tombstone, a retry, and last the type of the stream's last
+//! event ([`check_deleted`]). A soft-deleted stream started again (`NoStream`) then runs again
+//! expecting its marker's exact version, so that the unique index still settles the race.
 
 use deadpool_postgres::{GenericClient, Transaction};
 use eventsrc_core::backend::{
     StoredCopy, already_stored, already_stored_parts, encode_metadata, encode_one_metadata,
 };
+use eventsrc_core::store::lifecycle::{STREAM_DELETED, check_deleted};
 use eventsrc_core::store::{AppendResult, StreamAppend};
 use eventsrc_core::{
     ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StoreError, StreamId, StreamVersion,
@@ -47,6 +57,7 @@ pub(crate) struct WriteSql {
     append_exact: String,
     already_stored: String,
     append_parts: String,
+    last_type: String,
     /// What the name of a stream's lock starts with: the lock is this schema's.
     lock_prefix: String,
 }
@@ -59,6 +70,10 @@ impl WriteSql {
             append_exact: append_exact_sql(schema),
             already_stored: already_stored_sql(schema),
             append_parts: append_parts_sql(schema),
+            last_type: format!(
+                "SELECT event_type FROM {schema}.events \
+                 WHERE tenant = $1 AND stream = $2 AND stream_version = $3"
+            ),
             lock_prefix: format!("eventsrc stream {schema} "),
         }
     }
@@ -332,9 +347,19 @@ impl<'a> Columns<'a> {
     }
 }
 
-/// The range of current versions `expected` accepts, as the statement's `$4` and `$5`.
-fn accepted_range(expected: ExpectedVersion) -> (i64, i64) {
-    match expected {
+/// The range of current versions `expected` accepts for a batch of `count` events, as the
+/// statement's `$4` and `$5`.
+///
+/// The range ends where the batch's last version would still be below
+/// [`StreamVersion::TOMBSTONE`]: `current + count` then never overflows `bigint`, no event but
+/// a tombstone's marker is stored at its version, and a tombstoned stream (at `i64::MAX`) is
+/// outside every range, `Any` included, so the statement inserts nothing into it and reports
+/// the version that says why. Ranges are parameters: the statements and their plans are the
+/// same as without the cap.
+fn accepted_range(expected: ExpectedVersion, count: usize) -> (i64, i64) {
+    let count = i64::try_from(count).unwrap_or(i64::MAX);
+    let last = (i64::MAX - 1).saturating_sub(count);
+    let (low, high) = match expected {
         ExpectedVersion::Any => (0, i64::MAX),
         ExpectedVersion::NoStream => (0, 0),
         ExpectedVersion::StreamExists => (1, i64::MAX),
@@ -343,6 +368,82 @@ fn accepted_range(expected: ExpectedVersion) -> (i64, i64) {
             Ok(version) => (version, version),
             Err(_) => (1, 0),
         },
+    };
+    (low, high.min(last))
+}
+
+/// The range of a batch of `count` events run again at exactly `version` (a soft-deleted
+/// stream's marker): that version, under the same cap.
+fn exact_range(version: i64, count: usize) -> (i64, i64) {
+    let (_, cap) = accepted_range(ExpectedVersion::Any, count);
+    (version, version.min(cap))
+}
+
+/// Whether an expectation may start a soft-deleted stream again ([`check_deleted`]): only
+/// these need the type of the stream's last event when their check fails.
+fn may_restart(expected: ExpectedVersion) -> bool {
+    matches!(
+        expected,
+        ExpectedVersion::NoStream | ExpectedVersion::Exact(StreamVersion::NONE)
+    )
+}
+
+/// Settles an append (or a part of one, `at` being the exact version it last ran at after a
+/// restart) whose range did not hold `current`, after the retry check: `Ok(version)` when the
+/// stream is soft-deleted and `expected` starts it again, to run again at exactly its marker's
+/// version (so that the unique index settles a race with another writer, as for any append);
+/// otherwise the error to report: [`StoreError::Tombstoned`], or
+/// [`StoreError::WrongExpectedVersion`] naming the caller's own expectation.
+///
+/// The tombstone is told by the version alone; the last event's type is read, on `client`,
+/// only for an expectation that may restart a stream, and the common conflict (`Exact` of a
+/// stale version) pays nothing more.
+pub(crate) async fn refusal(
+    client: &impl GenericClient,
+    sql: &WriteSql,
+    tenant: &Tenant,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    current: u64,
+    at: Option<i64>,
+) -> Result<i64, StoreError> {
+    let version = StreamVersion(current);
+    let tombstone = version == StreamVersion::TOMBSTONE;
+    let last_type: Option<String> = match may_restart(expected) && current > 0 && !tombstone {
+        false => None,
+        true => {
+            let statement = client
+                .prepare_cached(&sql.last_type)
+                .await
+                .map_err(backend)?;
+            let signed = i64::try_from(current).unwrap_or(i64::MAX);
+            client
+                .query_opt(&statement, &[&tenant.as_str(), &stream.as_str(), &signed])
+                .await
+                .map_err(backend)?
+                .map(|row| row.try_get(0))
+                .transpose()
+                .map_err(backend)?
+        }
+    };
+    let accepted = check_deleted(stream, expected, version, last_type.as_deref())?;
+    let signed = i64::try_from(current).unwrap_or(i64::MAX);
+    match accepted {
+        true if last_type.as_deref() == Some(STREAM_DELETED) && at != Some(signed) => Ok(signed),
+        // Accepted, yet outside the range: only the cap below the tombstone refuses that.
+        true => Err(StoreError::InvalidAppend {
+            stream: stream.clone(),
+            reason: format!(
+                "the stream is at version {current}: the batch would reach version {}, which \
+                 only a tombstone's marker takes",
+                StreamVersion::TOMBSTONE
+            ),
+        }),
+        false => Err(StoreError::WrongExpectedVersion {
+            stream: stream.clone(),
+            expected,
+            actual: version,
+        }),
     }
 }
 
@@ -355,6 +456,10 @@ pub(crate) enum Attempt<T = AppendResult> {
     /// [`stored`] tells. In a transaction, the statement's failure aborted it: roll back
     /// first.
     Collided,
+    /// These parts (by index; 0 for a single append) found their stream soft-deleted, and
+    /// their expectation starts it again: run again, each expecting exactly the version given
+    /// (its marker's).
+    Restart(Vec<(usize, i64)>),
 }
 
 /// Runs the append on `client` in autocommit (a pooled connection: the plainer single-event
@@ -369,10 +474,12 @@ pub(crate) async fn append(
         return Ok(done);
     }
     let prepared = Prepared::new(client, sql, append.events).await?;
+    let mut at = None;
     for _ in 0..MAX_RACES {
-        match prepared.attempt(client, sql, append).await? {
+        match prepared.attempt(client, sql, append, at).await? {
             Attempt::Done(result) => return Ok(result),
             Attempt::Raced => {}
+            Attempt::Restart(parts) => at = parts.first().map(|&(_, version)| version),
             Attempt::Collided => {
                 if let Some(done) = stored(client, sql, append).await? {
                     return Ok(done);
@@ -398,8 +505,9 @@ async fn append_exact(
     };
     let expected = match append.expected {
         ExpectedVersion::NoStream => 0,
+        // Below the cap of `accepted_range`: the event's version stays below the tombstone's.
         ExpectedVersion::Exact(version) => match i64::try_from(version.get()) {
-            Ok(version) if version < i64::MAX => version,
+            Ok(version) if version < i64::MAX - 1 => version,
             _ => return Ok(None),
         },
         ExpectedVersion::Any | ExpectedVersion::StreamExists => return Ok(None),
@@ -463,7 +571,7 @@ pub(crate) async fn append_streams(
     appends: &[StreamAppend],
 ) -> Result<Vec<AppendResult>, StoreError> {
     let (sql, tenant) = (&store.shared.sql.writer, &store.tenant);
-    let parts = Parts::of(sql, tenant, appends)?;
+    let mut parts = Parts::of(sql, tenant, appends)?;
     let mut client = store.client().await?;
     let statements = PartStatements {
         lock: client
@@ -500,6 +608,10 @@ pub(crate) async fn append_streams(
                 }
             }
             Attempt::Raced => tx.rollback().await.map_err(backend)?,
+            Attempt::Restart(restarts) => {
+                tx.rollback().await.map_err(backend)?;
+                parts.restart(&restarts, appends);
+            }
             Attempt::Collided => {
                 // The failed statement aborted the transaction: look outside it.
                 tx.rollback().await.map_err(backend)?;
@@ -531,6 +643,8 @@ struct Parts<'a> {
     categories: Vec<&'a str>,
     lows: Vec<i64>,
     highs: Vec<i64>,
+    /// The exact version each part runs at after a restart of its soft-deleted stream.
+    restarted: Vec<Option<i64>>,
     part_of: Vec<i64>,
     place: Vec<i64>,
     columns: Columns<'a>,
@@ -549,12 +663,13 @@ impl<'a> Parts<'a> {
             categories: Vec::with_capacity(appends.len()),
             lows: Vec::with_capacity(appends.len()),
             highs: Vec::with_capacity(appends.len()),
+            restarted: vec![None; appends.len()],
             part_of: Vec::with_capacity(count),
             place: Vec::with_capacity(count),
             columns: Columns::of_parts(appends)?,
         };
         for (n, part) in (1_i64..).zip(appends) {
-            let (low, high) = accepted_range(part.expected);
+            let (low, high) = accepted_range(part.expected, part.events.len());
             parts.locks.push(sql.lock_name(tenant, &part.stream));
             parts.streams.push(part.stream.as_str());
             parts.categories.push(part.stream.category());
@@ -566,6 +681,33 @@ impl<'a> Parts<'a> {
             parts.place.extend((1_i64..).take(part.events.len()));
         }
         Ok(parts)
+    }
+
+    /// Makes the parts of `restarts` (of `appends`) run at exactly the version each is given.
+    fn restart(&mut self, restarts: &[(usize, i64)], appends: &[StreamAppend]) {
+        for &(part, version) in restarts {
+            if let (Some(low), Some(high), Some(at), Some(append)) = (
+                self.lows.get_mut(part),
+                self.highs.get_mut(part),
+                self.restarted.get_mut(part),
+                appends.get(part),
+            ) {
+                (*low, *high) = exact_range(version, append.events.len());
+                *at = Some(version);
+            }
+        }
+    }
+
+    /// Whether part `part`'s range holds `current`: what the statement checked.
+    fn holds(&self, part: usize, current: u64) -> bool {
+        match (
+            self.lows.get(part),
+            self.highs.get(part),
+            i64::try_from(current),
+        ) {
+            (Some(low), Some(high), Ok(current)) => (*low..=*high).contains(&current),
+            _ => false,
+        }
     }
 
     /// One run inside `tx`: the locks, then the statement. A failed expectation is settled
@@ -630,11 +772,9 @@ impl<'a> Parts<'a> {
             ))));
         }
         // The statement inserted everything or nothing, as the same ranges decided.
-        let accepted = |(part, outcome): &(&StreamAppend, &Outcome)| {
-            part.expected.accepts(StreamVersion(outcome.current))
-        };
-        if !appends.iter().zip(&outcomes).all(|pair| accepted(&pair)) {
-            return settle_stale(tx, sql, tenant, appends, &outcomes).await;
+        let held = |(part, outcome): (usize, &Outcome)| self.holds(part, outcome.current);
+        if !outcomes.iter().enumerate().all(held) {
+            return settle_stale(tx, sql, tenant, appends, &outcomes, self).await;
         }
         appends
             .iter()
@@ -665,31 +805,58 @@ impl<'a> Parts<'a> {
     }
 }
 
-/// Settles an append across streams that inserted nothing because an expectation failed,
-/// inside its transaction: a retry of one that landed (every part stored), a duplicate id, or
-/// the first failing part's [`StoreError::WrongExpectedVersion`].
+/// Settles an append across streams that inserted nothing because a part's range did not
+/// hold its stream's version, inside its transaction (still holding the locks): a retry of one
+/// that landed (every part stored), a duplicate id, the first failing part's error
+/// ([`refusal`]: a tombstone, or a stale expectation), or, when every failing part only found
+/// its stream soft-deleted and may start it again, a run again at their markers' versions.
 async fn settle_stale(
     tx: &Transaction<'_>,
     sql: &WriteSql,
     tenant: &Tenant,
     appends: &[StreamAppend],
     outcomes: &[Outcome],
+    parts: &Parts<'_>,
 ) -> Result<Attempt<Vec<AppendResult>>, StoreError> {
+    // A tombstone is told by the version alone, before anything else is read, when it is
+    // the first part to fail (the one whose error an append reports).
+    let first_failed = appends
+        .iter()
+        .zip(outcomes)
+        .enumerate()
+        .find(|(n, (_, outcome))| !parts.holds(*n, outcome.current));
+    if let Some((_, (part, outcome))) = first_failed
+        && StreamVersion(outcome.current) == StreamVersion::TOMBSTONE
+    {
+        return Err(StoreError::Tombstoned {
+            stream: part.stream.clone(),
+        });
+    }
     if let Some(done) = stored_parts(tx, sql, tenant, appends).await? {
         return Ok(Attempt::Done(done));
     }
-    let stale = appends
-        .iter()
-        .zip(outcomes)
-        .find(|(part, outcome)| !part.expected.accepts(StreamVersion(outcome.current)));
-    match stale {
-        Some((part, outcome)) => Err(StoreError::WrongExpectedVersion {
-            stream: part.stream.clone(),
-            expected: part.expected,
-            actual: StreamVersion(outcome.current),
-        }),
+    let mut restarts = Vec::new();
+    for (n, (part, outcome)) in appends.iter().zip(outcomes).enumerate() {
+        if parts.holds(n, outcome.current) {
+            continue;
+        }
+        let at = parts.restarted.get(n).copied().flatten();
+        let version = refusal(
+            tx,
+            sql,
+            tenant,
+            &part.stream,
+            part.expected,
+            outcome.current,
+            at,
+        )
+        .await?;
+        restarts.push((n, version));
+    }
+    match restarts.is_empty() {
+        false => Ok(Attempt::Restart(restarts)),
         // Only called when a part failed its check.
-        None => Err(StoreError::backend(std::io::Error::other(format!(
+        true => Err(StoreError::backend(std::io::Error::other(format!(
             "an append across {} streams was settled as stale with every expectation held",
             appends.len()
         )))),
@@ -718,14 +885,16 @@ impl<'a> Prepared<'a> {
     }
 
     /// Runs the statement once on `client` (the connection it was prepared on, or a
-    /// transaction on it).
+    /// transaction on it): with the range of the append's expectation, or at exactly `at`
+    /// after an [`Attempt::Restart`].
     pub(crate) async fn attempt(
         &self,
         client: &impl GenericClient,
         sql: &WriteSql,
         append: &Append<'_>,
+        at: Option<i64>,
     ) -> Result<Attempt, StoreError> {
-        attempt(client, &self.statement, sql, append, &self.batch).await
+        attempt(client, &self.statement, sql, append, &self.batch, at).await
     }
 }
 
@@ -735,8 +904,12 @@ async fn attempt(
     sql: &WriteSql,
     append: &Append<'_>,
     batch: &Batch<'_>,
+    at: Option<i64>,
 ) -> Result<Attempt, StoreError> {
-    let (low, high) = accepted_range(append.expected);
+    let (low, high) = match at {
+        Some(version) => exact_range(version, append.events.len()),
+        None => accepted_range(append.expected, append.events.len()),
+    };
     let (tenant, stream, category) = (
         append.tenant.as_str(),
         append.stream.as_str(),
@@ -788,15 +961,20 @@ async fn attempt(
         Batch::Many(_) => Outcome::read(&row)?,
     };
     if outcome.inserted == 0 {
-        // The expectation failed; unless this is a retry of an append that did land.
-        return match stored(client, sql, append).await? {
-            Some(done) => Ok(Attempt::Done(done)),
-            None => Err(StoreError::WrongExpectedVersion {
+        // The range did not hold the version. A tombstone says so by its version alone;
+        // otherwise this may be a retry of an append that did land, or a soft-deleted stream
+        // started again.
+        if StreamVersion(outcome.current) == StreamVersion::TOMBSTONE {
+            return Err(StoreError::Tombstoned {
                 stream: append.stream.clone(),
-                expected: append.expected,
-                actual: StreamVersion(outcome.current),
-            }),
-        };
+            });
+        }
+        if let Some(done) = stored(client, sql, append).await? {
+            return Ok(Attempt::Done(done));
+        }
+        let (tenant, stream, expected) = (append.tenant, append.stream, append.expected);
+        let version = refusal(client, sql, tenant, stream, expected, outcome.current, at).await?;
+        return Ok(Attempt::Restart(vec![(0, version)]));
     }
     let count = append.events.len() as u64;
     if outcome.inserted != count {
@@ -818,7 +996,7 @@ async fn attempt(
 /// first (or a deadlock or serialization failure, which PostgreSQL resolves by failing one of
 /// the transactions) is a race to run again; an event id taken is a possible retry. `None`:
 /// the statement failed otherwise.
-fn lost<T>(error: &tokio_postgres::Error) -> Option<Attempt<T>> {
+pub(crate) fn lost<T>(error: &tokio_postgres::Error) -> Option<Attempt<T>> {
     let db = error.as_db_error()?;
     let code = db.code();
     if *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE {
@@ -1015,10 +1193,10 @@ mod tests {
     #[test]
     fn expectations_become_ranges_of_accepted_versions() {
         let accepts = |expected, version: i64| {
-            let (low, high) = accepted_range(expected);
+            let (low, high) = accepted_range(expected, 1);
             (low..=high).contains(&version)
         };
-        for version in [0, 1, 7, i64::MAX] {
+        for version in [0, 1, 7, i64::MAX - 2] {
             assert!(accepts(ExpectedVersion::Any, version));
             assert_eq!(
                 accepts(ExpectedVersion::NoStream, version),
@@ -1031,7 +1209,28 @@ mod tests {
             );
         }
         // A version beyond i64 accepts no stored version.
-        let (low, high) = accepted_range(ExpectedVersion::Exact(StreamVersion(u64::MAX)));
+        let (low, high) = accepted_range(ExpectedVersion::Exact(StreamVersion(u64::MAX)), 1);
         assert!(low > high, "{low}..={high}");
+    }
+
+    #[test]
+    fn no_range_holds_a_tombstone_or_lets_a_batch_reach_its_version() {
+        let tombstone = StreamVersion::TOMBSTONE.get() as i64;
+        for expected in [
+            ExpectedVersion::Any,
+            ExpectedVersion::StreamExists,
+            ExpectedVersion::Exact(StreamVersion::TOMBSTONE),
+            ExpectedVersion::Exact(StreamVersion(StreamVersion::TOMBSTONE.get() - 1)),
+        ] {
+            for count in [0, 1, 3, usize::MAX] {
+                let (low, high) = accepted_range(expected, count);
+                assert!(!(low..=high).contains(&tombstone), "{expected} {count}");
+                if low <= high {
+                    let count = i64::try_from(count).unwrap_or(i64::MAX);
+                    assert!(high.checked_add(count).is_some_and(|last| last < tombstone));
+                }
+            }
+        }
+        assert_eq!(accepted_range(ExpectedVersion::Any, 2), (0, i64::MAX - 3));
     }
 }

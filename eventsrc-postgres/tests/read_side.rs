@@ -481,6 +481,7 @@ async fn a_version_1_schema_is_upgraded_keeping_its_checkpoints() {
         .client
         .batch_execute(&format!(
             "DROP TABLE {parked}; DROP TABLE {documents}; DROP TABLE {document_index}; \
+             DROP TABLE {archived_events}; DROP TABLE {truncations}; \
              ALTER TABLE {checkpoints} DROP CONSTRAINT checkpoints_position_whole, \
                  DROP COLUMN generation, \
                  ALTER COLUMN commit_id SET NOT NULL, ALTER COLUMN sequence SET NOT NULL; \
@@ -490,6 +491,8 @@ async fn a_version_1_schema_is_upgraded_keeping_its_checkpoints() {
             parked = schema.table("parked"),
             documents = schema.table("documents"),
             document_index = schema.table("document_index"),
+            archived_events = schema.table("archived_events"),
+            truncations = schema.table("truncations"),
             checkpoints = schema.table("checkpoints"),
             events = schema.table("events"),
             migrations = schema.table("migrations"),
