@@ -16,6 +16,9 @@ mod event;
 mod memory;
 mod metadata;
 mod options;
+#[cfg(feature = "encryption")]
+#[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
+pub mod personal;
 mod projection;
 pub mod registry;
 pub mod relay;

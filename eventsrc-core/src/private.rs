@@ -10,7 +10,7 @@ pub use serde;
 pub use serde_json;
 
 pub use crate::options::CommandIds;
-pub use crate::registry::{AggregateRegistration, EventRegistration};
+pub use crate::registry::{AggregateRegistration, EventRegistration, PersonalRegistration};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -46,8 +46,70 @@ pub struct AggregateRegistration {
     pub events: &'static [&'static str],
 }
 
+/// The personal fields of one event type at one schema version, as `#[derive(Event)]`
+/// registers them for a struct with `#[event(personal)]` fields. Not built by hand.
+///
+/// Crypto-shredding (`eventsrc::personal`, feature `encryption`) reads it to know which
+/// fields of a payload to seal and under which data subject's key.
+#[derive(Debug)]
+pub struct PersonalRegistration {
+    /// The stored name (a superseded shape's: its successor's).
+    pub name: &'static str,
+    /// Older names stored payloads of this shape may carry.
+    pub aliases: &'static [&'static str],
+    /// The schema version of this shape.
+    pub version: u32,
+    /// The JSON key of the field naming the data subject.
+    pub subject: &'static str,
+    /// The JSON keys of the personal fields.
+    pub fields: &'static [&'static str],
+    /// The Rust type, for messages.
+    pub rust_type: &'static str,
+}
+
 inventory::collect!(EventRegistration);
 inventory::collect!(AggregateRegistration);
+inventory::collect!(PersonalRegistration);
+
+/// The personal fields of the payloads stored as `event_type` at `schema_version`, if that
+/// shape has any (`#[event(personal)]`).
+///
+/// ```
+/// use eventsrc::Event;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize)]
+/// struct Registered {
+///     #[event(subject)]
+///     user: String,
+///     #[event(personal)]
+///     email: Option<String>,
+///     plan: String,
+/// }
+///
+/// let personal = eventsrc::registry::personal("Registered", 1).expect("registered");
+/// assert_eq!((personal.subject, personal.fields), ("user", &["email"][..]));
+/// assert!(eventsrc::registry::personal("Registered", 2).is_none());
+/// ```
+pub fn personal(event_type: &str, schema_version: u32) -> Option<&'static PersonalRegistration> {
+    type Index = HashMap<(&'static str, u32), &'static PersonalRegistration>;
+    static INDEX: OnceLock<Index> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let mut index = Index::new();
+        for registration in inventory::iter::<PersonalRegistration> {
+            for alias in registration.aliases {
+                index
+                    .entry((*alias, registration.version))
+                    .or_insert(registration);
+            }
+        }
+        for registration in inventory::iter::<PersonalRegistration> {
+            index.insert((registration.name, registration.version), registration);
+        }
+        index
+    });
+    index.get(&(event_type, schema_version)).copied()
+}
 
 /// What the registry knows of one event type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +172,10 @@ pub fn find(name: &str) -> Option<&'static EventRegistration> {
 
 /// Decodes any stored payload by name, upcasting it, and returns its current version as JSON:
 /// the dynamic view for inspection tools.
+///
+/// Personal fields sealed by crypto-shredding (`eventsrc::personal`) read as `null`, the
+/// redacted value, as they do for a forgotten subject: the inspection tools read the store
+/// without the keys. Read through `Encrypted` to see them open.
 pub fn decode_json(
     event_type: &str,
     schema_version: u32,
@@ -117,7 +183,32 @@ pub fn decode_json(
 ) -> Result<serde_json::Value, DecodeError> {
     let registration =
         find(event_type).ok_or_else(|| DecodeError::unknown(event_type, schema_version))?;
-    (registration.to_current_json)(event_type, schema_version, payload)
+    match redacted(payload) {
+        Some(redacted) => (registration.to_current_json)(event_type, schema_version, &redacted),
+        None => (registration.to_current_json)(event_type, schema_version, payload),
+    }
+}
+
+/// `payload` with its sealed personal fields (crypto-shredding's
+/// `{"$personal": ..., "subject": ...}`) as `null`, the redacted value: what the inspection
+/// tools show of a payload read without its subjects' keys. `None` when it holds none.
+fn redacted(payload: &str) -> Option<String> {
+    if !payload.contains("\"$personal\"") {
+        return None;
+    }
+    let mut value: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(payload).ok()?;
+    let mut changed = false;
+    for field in value.values_mut() {
+        if field
+            .as_object()
+            .is_some_and(|o| o.contains_key("$personal"))
+        {
+            *field = serde_json::Value::Null;
+            changed = true;
+        }
+    }
+    changed.then(|| serde_json::Value::Object(value).to_string())
 }
 
 /// [`decode_json`] of a stored record; the error names the record.
@@ -313,6 +404,17 @@ mod tests {
         let a = registration("Opened", "a::Opened", &[], 1);
         let again = registration("Opened", "a::Opened", &[], 1);
         assert!(check_registrations(&[&a, &again]).is_empty());
+    }
+
+    #[test]
+    fn sealed_personal_fields_read_as_null() {
+        let sealed = r#"{"name":{"$personal":"AAAA","subject":"u-1"},"plan":"pro"}"#;
+        assert_eq!(
+            redacted(sealed).as_deref(),
+            Some(r#"{"name":null,"plan":"pro"}"#)
+        );
+        assert_eq!(redacted(r#"{"name":"Ada"}"#), None);
+        assert_eq!(redacted(r#"{"note":"mentions \"$personal\""}"#), None);
     }
 
     #[test]

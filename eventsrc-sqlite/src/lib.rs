@@ -76,6 +76,8 @@ mod checkpoint;
 mod documents;
 mod inline;
 mod inspect;
+#[cfg(feature = "encryption")]
+mod keys;
 mod leases;
 mod lifecycle;
 mod options;
@@ -107,6 +109,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{oneshot, watch};
 
 pub use eventsrc_core::runner::BatchError;
+#[cfg(feature = "encryption")]
+#[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
+pub use keys::SqliteKeyStore;
 pub use options::{Durability, OpenError, SqliteOptions};
 pub use projection::{BoxError, ReadModelError, SqliteProjection};
 pub use read_model::SqliteReadModel;

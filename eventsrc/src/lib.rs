@@ -66,6 +66,14 @@ pub mod prelude {
 /// | `superseded_by = Current` | marks an old shape kept only for upcasting; not registered |
 /// | `crate = path` | where `eventsrc` is, if renamed or re-exported |
 ///
+/// On the fields of an event struct, for crypto-shredding (`eventsrc::personal`,
+/// feature `encryption`):
+///
+/// | attribute | meaning |
+/// |---|---|
+/// | `#[event(personal)]` | the field holds personal data: sealed under its subject's key, `null` once the subject is forgotten (so it must be an `Option<T>`) |
+/// | `#[event(subject)]` | the one field naming whose personal data the event holds (a string or number that is not personal itself) |
+///
 /// Payloads at the current version decode straight into the type; older ones walk the chain.
 /// A unit struct (`struct CheckedOut;`) is stored as `{}` and reads from any payload. Fields of
 /// named enum variants are serialized by reference, so a generic `skip_serializing_if` helper

@@ -5,6 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::{Ident, LitStr};
 
 use super::parse::{Body, EventAttrs, EventInput};
+use super::personal::{self, PersonalFields};
 use super::versioned::Chain;
 
 /// `EventType`, `Event`, `Versioned` and the registry entry of an event struct; `Versioned` and
@@ -14,6 +15,7 @@ pub(super) fn event_struct(
     ident: &Ident,
     unit: bool,
     attrs: &EventAttrs,
+    fields: &PersonalFields,
 ) -> TokenStream {
     let chain = Chain {
         krate,
@@ -30,6 +32,16 @@ pub(super) fn event_struct(
     };
     let json = (!unit).then(|| json_assertion(krate, ident));
     if let Some(current) = &attrs.superseded_by {
+        // A superseded shape's payloads are stored under its successor's names, at its own
+        // version.
+        let personal = personal::registration(
+            krate,
+            fields,
+            ident,
+            &quote!(<#current as #krate::EventType>::NAME),
+            &quote!(<#current as #krate::EventType>::ALIASES),
+            attrs.version(),
+        );
         return quote! {
             const _: () = {
                 use #krate::__private::NotJson as _;
@@ -37,6 +49,7 @@ pub(super) fn event_struct(
                 #versioned
                 fn __superseded_by_an_event<T: #krate::Event>() {}
                 let _ = __superseded_by_an_event::<#current>;
+                #personal
             };
         };
     }
@@ -50,6 +63,15 @@ pub(super) fn event_struct(
         aliases: &attrs.aliases,
     };
     let registration = entry.tokens(&ident.to_string(), &oldest, &quote!(#ident));
+    let aliases = &attrs.aliases;
+    let personal = personal::registration(
+        krate,
+        fields,
+        ident,
+        &quote!(#name),
+        &quote!(&[#(#aliases),*]),
+        attrs.version(),
+    );
     quote! {
         const _: () = {
             use #krate::__private::NotJson as _;
@@ -57,6 +79,7 @@ pub(super) fn event_struct(
             #versioned
             #impls
             #registration
+            #personal
         };
     }
 }

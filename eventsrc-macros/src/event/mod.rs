@@ -5,6 +5,7 @@
 mod enums;
 mod expand;
 mod parse;
+mod personal;
 mod validate;
 mod versioned;
 
@@ -29,7 +30,9 @@ pub(crate) fn derive(input: DeriveInput) -> TokenStream {
 
 fn expand(krate: &TokenStream, input: &EventInput) -> TokenStream {
     match &input.body {
-        Body::Struct { unit } => expand::event_struct(krate, &input.ident, *unit, &input.attrs),
+        Body::Struct { unit } => {
+            expand::event_struct(krate, &input.ident, *unit, &input.attrs, &input.personal)
+        }
         Body::Enum(variants) => {
             let specs: Vec<VariantSpec> = variants.iter().filter_map(spec).collect();
             expand_enum(krate, &input.ident, &specs)

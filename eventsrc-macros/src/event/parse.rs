@@ -7,6 +7,7 @@ use syn::{
     LitStr, Path, Type,
 };
 
+use super::personal::PersonalFields;
 use crate::attr::{self, Key, Keys};
 use crate::errors::Errors;
 
@@ -83,6 +84,8 @@ pub(super) struct EventInput {
     pub generics: Generics,
     pub attrs: EventAttrs,
     pub body: Body,
+    /// The fields marked `#[event(personal)]` or `#[event(subject)]`.
+    pub personal: PersonalFields,
 }
 
 pub(super) enum Body {
@@ -114,6 +117,7 @@ pub(super) enum Shape {
 impl EventInput {
     pub(super) fn parse(input: DeriveInput, errors: &mut Errors) -> Self {
         let attrs = EventAttrs::parse(&input.attrs, errors);
+        let personal = PersonalFields::parse(&input.attrs, &input.data, errors);
         let body = match input.data {
             Data::Struct(data) => Body::Struct {
                 unit: matches!(data.fields, Fields::Unit),
@@ -135,6 +139,7 @@ impl EventInput {
             generics: input.generics,
             attrs,
             body,
+            personal,
         }
     }
 }

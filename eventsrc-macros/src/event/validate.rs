@@ -41,6 +41,7 @@ pub(super) fn validate(input: &EventInput, errors: &mut Errors) {
             "`#[derive(Event)]` works on structs and enums, not unions: make it a struct or an enum",
         ),
     }
+    super::personal::validate(&input.personal, errors);
 }
 
 /// The checks every attribute gets: placement, version and names.

@@ -45,6 +45,8 @@ mod inline;
 mod inspect;
 mod lifecycle;
 mod log;
+#[cfg(feature = "encryption")]
+pub mod personal;
 mod reads;
 mod readside;
 mod sample;
