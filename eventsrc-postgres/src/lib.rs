@@ -108,6 +108,8 @@ mod checkpoint;
 mod documents;
 mod inline;
 mod inspect;
+#[cfg(feature = "encryption")]
+mod keys;
 mod leases;
 mod lifecycle;
 mod notify;
@@ -142,6 +144,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Socket};
 
 pub use eventsrc_core::runner::BatchError;
+#[cfg(feature = "encryption")]
+#[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
+pub use keys::PgKeyStore;
 pub use options::{ConnectError, PgOptions};
 pub use projection::PgProjection;
 pub use read_model::PgReadModel;
