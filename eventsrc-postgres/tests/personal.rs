@@ -168,3 +168,27 @@ async fn a_forgotten_subject_leaves_no_plaintext_and_no_key_in_the_schema() {
     drop((repository, store));
     schema.drop().await;
 }
+
+/// The wrapper keeps every storage contract on PostgreSQL: the whole backend conformance
+/// suite passes through it (its events have no personal fields, so they pass through
+/// unsealed).
+mod transparent {
+    use eventsrc::personal::Encrypted;
+    use eventsrc_postgres::{PgEventStore, PgKeyStore};
+    use eventsrc_testing::conformance::Capabilities;
+
+    use super::support;
+
+    eventsrc_testing::event_store_conformance!(
+        crate::fresh,
+        // PostgreSQL stamps `recorded_at` with the server's clock.
+        capabilities = Capabilities {
+            local_clock: false,
+            ..Capabilities::all()
+        },
+        skip_if = |case| support::url(case).is_none(),
+        teardown = |store: Encrypted<PgEventStore, PgKeyStore>| async move {
+            support::drop_schema(store.inner()).await
+        },
+    );
+}

@@ -153,3 +153,9 @@ async fn a_forgotten_subject_leaves_no_plaintext_and_no_key_in_the_file() {
     assert!(holds(&after, format!("club-{marker}").as_bytes()));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The wrapper keeps every storage contract on SQLite: the whole backend conformance suite
+/// passes through it (its events have no personal fields, so they pass through unsealed).
+mod transparent {
+    eventsrc_testing::event_store_conformance!(crate::fresh);
+}

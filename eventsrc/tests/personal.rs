@@ -100,3 +100,14 @@ async fn a_store_opened_by_url_is_wrapped_with_a_shared_key_store() {
     let event: CustomerMoved = read[0].decode().unwrap();
     assert_eq!((event.address, event.city.as_str()), (None, "Leeds"));
 }
+
+/// The wrapper keeps every storage contract: the whole backend conformance suite passes
+/// through it (its events have no personal fields, so they pass through unsealed).
+mod transparent {
+    use eventsrc::MemoryStore;
+    use eventsrc::personal::{Encrypted, MemoryKeyStore};
+
+    eventsrc_testing::event_store_conformance!(|| async {
+        Encrypted::new(MemoryStore::new(), MemoryKeyStore::new())
+    });
+}

@@ -15,8 +15,8 @@ use crate::backend::{
     ParkedStore, Select, StoredCopy, StoredEvent, already_stored,
 };
 use crate::store::{
-    AppendResult, CheckpointSummary, Inspect, ListStreams, ReadAll, ReadStream, Snapshot,
-    StoredTypeCount, StreamAppend, StreamSummary,
+    AppendResult, CheckpointSummary, Deleted, Deletion, Inspect, Lifecycle, ListStreams, ReadAll,
+    ReadStream, Snapshot, StoredTypeCount, StreamAppend, StreamSummary, Truncated,
 };
 use crate::{
     CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent,
@@ -466,6 +466,13 @@ impl<S: EventStore, K: KeyStore + ?Sized> EventStore for Encrypted<S, K> {
         self.store.stream_version(stream)
     }
 
+    fn archived_through(
+        &self,
+        stream: &StreamId,
+    ) -> impl Future<Output = Result<Option<StreamVersion>, StoreError>> + Send {
+        self.store.archived_through(stream)
+    }
+
     fn head_position(&self) -> impl Future<Output = Result<GlobalPosition, StoreError>> + Send {
         self.store.head_position()
     }
@@ -690,6 +697,34 @@ impl<S: EventStore + Inspect, K: KeyStore + ?Sized> Inspect for Encrypted<S, K> 
     async fn all_parked(&self) -> Result<Vec<ParkedEvent>, StoreError> {
         let parked = self.store.all_parked().await?;
         self.open_parked(parked).await
+    }
+}
+
+/// Deleting and truncating go to the store inside; the archive reads open, like the log.
+impl<S: EventStore + Lifecycle, K: KeyStore + ?Sized> Lifecycle for Encrypted<S, K> {
+    fn delete_stream(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        deletion: Deletion,
+    ) -> impl Future<Output = Result<Deleted, StoreError>> + Send {
+        self.store.delete_stream(stream, expected, deletion)
+    }
+
+    fn truncate_before(
+        &self,
+        stream: &StreamId,
+        version: StreamVersion,
+    ) -> impl Future<Output = Result<Truncated, StoreError>> + Send {
+        self.store.truncate_before(stream, version)
+    }
+
+    async fn read_archive(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.opened(self.store.read_archive(stream).await).await
+    }
+
+    fn truncated_through(&self) -> impl Future<Output = Result<GlobalPosition, StoreError>> + Send {
+        self.store.truncated_through()
     }
 }
 
