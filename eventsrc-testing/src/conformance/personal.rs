@@ -11,7 +11,7 @@
 
 use eventsrc_core::backend::{ParkedEvent, ParkedStore};
 use eventsrc_core::personal::{Encrypted, KeyStore};
-use eventsrc_core::store::{ReadAll, ReadStream, Snapshot};
+use eventsrc_core::store::{ReadAll, ReadStream, Snapshot, StreamAppend};
 use eventsrc_core::{
     EventId, EventStore, ExpectedVersion, GlobalPosition, Metadata, NewEvent, Repository,
     SnapshotStore, StoreError, StreamId, StreamVersion, Tenant, Tenants, Timestamp,
@@ -337,6 +337,38 @@ where
     assert!(
         matches!(refused, Err(StoreError::DuplicateEventId { .. })),
         "{refused:?}"
+    );
+
+    // Across streams: every part with events answered with its original result.
+    let (north, south) = (
+        StreamId::new("conformance_ward", EventId::new().to_string()).unwrap(),
+        StreamId::new("conformance_ward", EventId::new().to_string()).unwrap(),
+    );
+    let parts = vec![
+        StreamAppend::new(
+            north.clone(),
+            ExpectedVersion::NoStream,
+            vec![admitted(&ada, "Ada Lovelace", "north")],
+        ),
+        StreamAppend::new(
+            south.clone(),
+            ExpectedVersion::NoStream,
+            vec![admitted(&ada, "Ada Lovelace", "south")],
+        ),
+    ];
+    let first = store.append_streams(parts.clone()).await.unwrap();
+    let again = store.append_streams(parts).await.unwrap();
+    assert_eq!(again.len(), 2);
+    for (first, again) in first.iter().zip(&again) {
+        assert!(again.already_stored, "{again:?}");
+        assert_eq!(
+            (again.stream_version, again.position),
+            (first.stream_version, first.position)
+        );
+    }
+    assert_eq!(
+        store.stream_version(&south).await.unwrap(),
+        StreamVersion(1)
     );
 }
 
