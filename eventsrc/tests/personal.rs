@@ -2,11 +2,13 @@
 //! subscription that reads a forgotten subject's fields as `null`, and `Store::open` wrapped.
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
+
 use eventsrc::personal::{Encrypted, MemoryKeyStore};
 use eventsrc::subscription::Start;
 use eventsrc::{
-    Event, EventStore, ExpectedVersion, MemoryStore, Metadata, NewEvent, Store, StreamId,
-    Subscription,
+    Event, EventStore, ExpectedVersion, InMemory, MemoryStore, Metadata, NewEvent, Projection,
+    RecordedEvent, Runner, Store, StreamId, Subscription,
 };
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +70,92 @@ async fn a_subscription_reads_a_forgotten_subjects_fields_as_null() {
                 city: "Leeds".into()
             },
         ]
+    );
+}
+
+/// The application's own event, appended after `forget`: no personal fields.
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(name = "facade_test.customer_forgotten")]
+struct CustomerForgotten {
+    customer: u64,
+}
+
+#[derive(Event, Debug, Clone, PartialEq)]
+enum CustomerEvent {
+    Moved(CustomerMoved),
+    Forgotten(CustomerForgotten),
+}
+
+/// A read model holding personal data: each customer's address.
+#[derive(Default)]
+struct Addresses(BTreeMap<u64, Option<String>>);
+
+impl Projection for Addresses {
+    const NAME: &'static str = "addresses";
+    type Event = CustomerEvent;
+    type Error = std::convert::Infallible;
+
+    fn apply(&mut self, event: CustomerEvent, _: &RecordedEvent) -> Result<(), Self::Error> {
+        match event {
+            CustomerEvent::Moved(moved) => {
+                self.0.insert(moved.customer, moved.address);
+            }
+            // How a read model forgets: it deletes the subject's rows.
+            CustomerEvent::Forgotten(forgotten) => {
+                self.0.remove(&forgotten.customer);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The README's recipe for read models: forget, then append the domain's own "forgotten"
+/// event; the live read model drops the rows, and a rebuild from the log never brings the
+/// address back.
+#[tokio::test]
+async fn a_read_model_forgets_on_the_applications_forgotten_event() {
+    let store = Encrypted::new(MemoryStore::new(), MemoryKeyStore::new());
+    for (customer, address) in [(1, "1 Mill Lane"), (2, "2 Kirkgate")] {
+        let stream = StreamId::new("customer", customer).unwrap();
+        store
+            .append(
+                &stream,
+                ExpectedVersion::NoStream,
+                vec![moved(customer, address)],
+            )
+            .await
+            .unwrap();
+    }
+    let live = InMemory::new(Addresses::default());
+    let addresses = live.model();
+    let mut runner = Runner::new(store.clone(), live);
+    runner.catch_up().await.unwrap();
+    assert_eq!(addresses.read().0[&1].as_deref(), Some("1 Mill Lane"));
+
+    store.forget("1").await.unwrap();
+    let forgotten = NewEvent::from_event(&CustomerForgotten { customer: 1 }, Metadata::new());
+    let stream = StreamId::new("customer", 1).unwrap();
+    store
+        .append(&stream, ExpectedVersion::Any, vec![forgotten.unwrap()])
+        .await
+        .unwrap();
+    runner.catch_up().await.unwrap();
+    assert_eq!(
+        addresses.read().0.get(&1),
+        None,
+        "the live read model forgot"
+    );
+
+    let rebuilt = InMemory::new(Addresses::default());
+    let rebuilt_addresses = rebuilt.model();
+    Runner::new(store.clone(), rebuilt)
+        .catch_up()
+        .await
+        .unwrap();
+    assert_eq!(rebuilt_addresses.read().0.get(&1), None);
+    assert_eq!(
+        rebuilt_addresses.read().0[&2].as_deref(),
+        Some("2 Kirkgate")
     );
 }
 
