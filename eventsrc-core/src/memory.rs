@@ -405,9 +405,9 @@ impl MemoryStore {
         let mut visit = |&i: &usize| each(&log.events[i]);
         match read.direction {
             Direction::Forward => {
-                let start = read
-                    .from
-                    .map_or(0, |v| v.get().saturating_sub(1).saturating_sub(cut) as usize);
+                let start = read.from.map_or(0, |v| {
+                    v.get().saturating_sub(1).saturating_sub(cut) as usize
+                });
                 indexes
                     .iter()
                     .skip(start)
@@ -530,7 +530,9 @@ impl Log {
             record.payload = String::new();
         }
         // Both lists are in position order.
-        tenant_log.all.retain(|index| removed.binary_search(index).is_err());
+        tenant_log
+            .all
+            .retain(|index| removed.binary_search(index).is_err());
         last
     }
 
@@ -584,8 +586,8 @@ impl Log {
         let kept = tenant_log.streams.entry(stream.clone()).or_default();
         let current = kept.version();
         let last_type = kept.indexes.last().map(|&i| &*records[i].event_type);
-        let plain = expected.accepts(StreamVersion(current))
-            && current != StreamVersion::TOMBSTONE.get();
+        let plain =
+            expected.accepts(StreamVersion(current)) && current != StreamVersion::TOMBSTONE.get();
         let refused = match plain {
             true => None,
             false => match check_deleted(stream, expected, StreamVersion(current), last_type) {
@@ -866,7 +868,10 @@ impl Lifecycle for MemoryStore {
         let Some(slot) = log.tenants.get(&self.tenant).copied() else {
             return Ok(Truncated::new(0, version.max(StreamVersion::FIRST)));
         };
-        let cut = log.logs[slot].streams.get(stream).map_or(0, |kept| kept.cut);
+        let cut = log.logs[slot]
+            .streams
+            .get(stream)
+            .map_or(0, |kept| kept.cut);
         let count = version.get().saturating_sub(1).saturating_sub(cut);
         if count == 0 || current == StreamVersion::TOMBSTONE {
             return Ok(Truncated::new(0, StreamVersion(cut + 1)));
@@ -941,14 +946,24 @@ impl MemoryStore {
             Deletion::Soft => (STREAM_DELETED, current.get()),
             Deletion::Tombstone => (STREAM_TOMBSTONED, StreamVersion::TOMBSTONE.get() - 1),
         };
-        log.logs[slot].streams.entry(stream.clone()).or_default().cut = cut;
+        log.logs[slot]
+            .streams
+            .entry(stream.clone())
+            .or_default()
+            .cut = cut;
         log.logs[slot].snapshots.remove(stream);
         if deletion == Deletion::Tombstone {
             // Gone for good: what earlier soft deletes or truncations archived goes too.
             log.logs[slot].archive.remove(stream);
         }
         let marker = NewEvent::raw(kind, 1, marker_payload(current));
-        let stored = log.store(slot, stream, ExpectedVersion::Any, vec![marker], recorded_at)?;
+        let stored = log.store(
+            slot,
+            stream,
+            ExpectedVersion::Any,
+            vec![marker],
+            recorded_at,
+        )?;
         Ok(Deleted::new(
             stored.stream_version,
             stored.position,

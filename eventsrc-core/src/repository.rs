@@ -10,8 +10,8 @@ use uuid::Uuid;
 use crate::store::{NoSnapshots, ReadStream, Snapshot};
 
 use crate::StoreError;
-use crate::store::{STREAM_DELETED, STREAM_TOMBSTONED};
 use crate::options::{CommandIds, CommandOptions, LOOKUP};
+use crate::store::{STREAM_DELETED, STREAM_TOMBSTONED};
 use crate::telemetry::record as meter;
 use crate::time::{Clock, SystemClock, at_time};
 use crate::{
@@ -953,13 +953,11 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
             return error;
         };
         match self.store.archived_through(stream).await {
-            Ok(Some(through)) if through >= *expected && found > expected => {
-                LoadError::Truncated {
-                    stream: stream.clone(),
-                    needed: *expected,
-                    kept_from: *found,
-                }
-            }
+            Ok(Some(through)) if through >= *expected && found > expected => LoadError::Truncated {
+                stream: stream.clone(),
+                needed: *expected,
+                kept_from: *found,
+            },
             Ok(_) => error,
             Err(store) => store.into(),
         }

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use eventsrc::Tenants;
 use eventsrc::store::{
-    AppendResult, CheckpointSummary, Deleted, Deletion, Direction, EventFilter, Inspect,
-    Lifecycle, ListStreams, ReadAll, Truncated,
-    ReadStream, Snapshot, StoredTypeCount, StreamAppend, StreamSummary,
+    AppendResult, CheckpointSummary, Deleted, Deletion, Direction, EventFilter, Inspect, Lifecycle,
+    ListStreams, ReadAll, ReadStream, Snapshot, StoredTypeCount, StreamAppend, StreamSummary,
+    Truncated,
 };
 
 use eventsrc::backend::{

@@ -10,8 +10,8 @@ use eventsrc_core::backend::{
     ParkedStore, Select, StoredEvent,
 };
 use eventsrc_core::store::{
-    AppendResult, CheckpointSummary, Deleted, Deletion, Inspect, Lifecycle, Truncated, ListStreams, ReadAll, ReadStream, Snapshot,
-    StoredTypeCount, StreamAppend, StreamSummary,
+    AppendResult, CheckpointSummary, Deleted, Deletion, Inspect, Lifecycle, ListStreams, ReadAll,
+    ReadStream, Snapshot, StoredTypeCount, StreamAppend, StreamSummary, Truncated,
 };
 use eventsrc_core::time::{Clock, SystemClock};
 use eventsrc_core::{

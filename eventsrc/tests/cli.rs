@@ -536,31 +536,66 @@ async fn lifecycle_commands_remove_and_archive(url: &str, store: &Store) {
 
     let (code, lines) = run(url, &["archive", "cart-1", "--json"]).await;
     assert_eq!(code, ExitCode::SUCCESS, "{lines}");
-    let archived: Vec<Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let ids: Vec<&str> = archived.iter().map(|e| e["event_id"].as_str().unwrap()).collect();
-    let expected: Vec<String> = seeded.cart[..2].iter().map(|e| e.event_id.to_string()).collect();
-    assert_eq!(ids, expected, "the archive lists the truncated events, one per line");
+    let archived: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = archived
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = seeded.cart[..2]
+        .iter()
+        .map(|e| e.event_id.to_string())
+        .collect();
+    assert_eq!(
+        ids, expected,
+        "the archive lists the truncated events, one per line"
+    );
     let (_, table) = run(url, &["archive", "cart-1"]).await;
     assert!(table.contains("cart.item_added@1"), "{table}");
 
     let deleted = json(url, &["delete", "cart-2", "--yes"]).await;
-    assert_eq!((deleted["removed"].as_u64(), deleted["marker_version"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (
+            deleted["removed"].as_u64(),
+            deleted["marker_version"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
     let (_, table) = run(url, &["events", "cart-2"]).await;
-    assert!(table.contains("$StreamDeleted"), "the marker is the stream's event now: {table}");
+    assert!(
+        table.contains("$StreamDeleted"),
+        "the marker is the stream's event now: {table}"
+    );
     let again = json(url, &["delete", "cart-2", "--yes"]).await;
     assert_eq!(again["already_deleted"], Value::Bool(true));
 
-    let (code, said) = run(url, &["delete", "cart-10", "--expected-version", "5", "--yes"]).await;
+    let (code, said) = run(
+        url,
+        &["delete", "cart-10", "--expected-version", "5", "--yes"],
+    )
+    .await;
     assert_eq!(code, ExitCode::FAILURE, "a stale expected version: {said}");
     let (code, said) = run(url, &["delete", "cart-10", "--tombstone", "--yes"]).await;
     assert_eq!(code, ExitCode::SUCCESS, "{said}");
     assert!(said.contains("removed for good"), "{said}");
     let refused = store
-        .append(&StreamId::new("cart", 10).unwrap(), ExpectedVersion::Any, vec![NewEvent::raw("cart.checked_out", 1, "null")])
+        .append(
+            &StreamId::new("cart", 10).unwrap(),
+            ExpectedVersion::Any,
+            vec![NewEvent::raw("cart.checked_out", 1, "null")],
+        )
         .await;
-    assert!(matches!(refused, Err(eventsrc::StoreError::Tombstoned { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(eventsrc::StoreError::Tombstoned { .. })),
+        "{refused:?}"
+    );
     let (_, nothing) = run(url, &["archive", "cart-10"]).await;
-    assert!(nothing.contains("nothing of `cart-10` is archived"), "{nothing}");
+    assert!(
+        nothing.contains("nothing of `cart-10` is archived"),
+        "{nothing}"
+    );
 }
 
 // --- SQLite -----------------------------------------------------------------------------------

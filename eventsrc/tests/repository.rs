@@ -763,7 +763,10 @@ async fn a_truncated_stream_loads_from_the_snapshot_that_covers_the_cut() {
     // Snapshots at 2 and 4 (every 2): retention keeping the last event cuts before 5.
     let policy = Retention::category("tally").keep_last(1);
     let report = apply_retention(&store, &store, &policy).await.unwrap();
-    assert_eq!((report.truncated, report.archived, report.held_by_snapshot), (1, 4, 0));
+    assert_eq!(
+        (report.truncated, report.archived, report.held_by_snapshot),
+        (1, 4, 0)
+    );
     let stream = Tally::stream_id(&id).unwrap();
     assert_eq!(store.read_archive(&stream).await.unwrap().len(), 4);
 
@@ -777,13 +780,27 @@ async fn a_truncated_stream_loads_from_the_snapshot_that_covers_the_cut() {
 
     let before_cut = repository.load_at::<Tally>(&id, StreamVersion(3)).await;
     assert!(
-        matches!(before_cut, Err(LoadError::Truncated { kept_from: StreamVersion(5), .. })),
+        matches!(
+            before_cut,
+            Err(LoadError::Truncated {
+                kept_from: StreamVersion(5),
+                ..
+            })
+        ),
         "{before_cut:?}"
     );
-    let by_time = repository.load_at_time::<Tally>(&id, Timestamp::now()).await;
-    assert!(matches!(by_time, Err(LoadError::Truncated { .. })), "{by_time:?}");
+    let by_time = repository
+        .load_at_time::<Tally>(&id, Timestamp::now())
+        .await;
+    assert!(
+        matches!(by_time, Err(LoadError::Truncated { .. })),
+        "{by_time:?}"
+    );
     let without_snapshots = Repository::new(store.clone()).load::<Tally>(&id).await;
-    assert!(matches!(without_snapshots, Err(LoadError::Truncated { .. })), "{without_snapshots:?}");
+    assert!(
+        matches!(without_snapshots, Err(LoadError::Truncated { .. })),
+        "{without_snapshots:?}"
+    );
 }
 
 #[tokio::test]

@@ -220,7 +220,13 @@ async fn a_runner_behind_a_truncation_stops_unless_it_allows_skipping() {
     let model = target.model();
     let stopped = Runner::new(store.clone(), target).catch_up().await;
     assert!(
-        matches!(&stopped, Err(RunError::Store { source: StoreError::Truncated { .. }, .. })),
+        matches!(
+            &stopped,
+            Err(RunError::Store {
+                source: StoreError::Truncated { .. },
+                ..
+            })
+        ),
         "{stopped:?}"
     );
     assert!(model.read().skus.is_empty(), "nothing was handled");
@@ -232,10 +238,17 @@ async fn a_runner_behind_a_truncation_stops_unless_it_allows_skipping() {
         .catch_up()
         .await
         .unwrap();
-    assert_eq!(model.read().skus, ["c", "d"], "the truncated events are skipped");
+    assert_eq!(
+        model.read().skus,
+        ["c", "d"],
+        "the truncated events are skipped"
+    );
 
     let checkpoints = MemoryStore::new();
-    checkpoints.save_checkpoint(Applied::NAME, past_cut).await.unwrap();
+    checkpoints
+        .save_checkpoint(Applied::NAME, past_cut)
+        .await
+        .unwrap();
     let target = Checkpointed::new(Applied::default(), checkpoints);
     let progress = Runner::new(store.clone(), target).catch_up().await.unwrap();
     assert_eq!(progress.handled, 0, "a runner past the cut reads on");

@@ -21,11 +21,11 @@ mod pointers;
 pub(crate) mod retry;
 pub(crate) mod traits;
 
+pub use self::inspect::{CheckpointSummary, Inspect, ListStreams, StoredTypeCount, StreamSummary};
 pub use self::lifecycle::{
     Deleted, Deletion, Lifecycle, Retention, RetentionReport, STREAM_DELETED, STREAM_TOMBSTONED,
     StreamDeleted, StreamTombstoned, Truncated, apply_retention,
 };
-pub use self::inspect::{CheckpointSummary, Inspect, ListStreams, StoredTypeCount, StreamSummary};
 pub use self::traits::{
     AppendResult, Direction, EventFilter, NoSnapshots, ReadAll, ReadStream, Snapshot, StreamAppend,
 };

@@ -14,8 +14,8 @@ use crate::backend::{
     ParkedStore, Select, StoredEvent,
 };
 use crate::store::{
-    AppendResult, CheckpointSummary, Deleted, Deletion, Inspect, Lifecycle, Truncated, ListStreams, ReadAll, ReadStream, Snapshot,
-    StoredTypeCount, StreamAppend, StreamSummary,
+    AppendResult, CheckpointSummary, Deleted, Deletion, Inspect, Lifecycle, ListStreams, ReadAll,
+    ReadStream, Snapshot, StoredTypeCount, StreamAppend, StreamSummary, Truncated,
 };
 use crate::{
     CheckpointStore, EventId, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent,

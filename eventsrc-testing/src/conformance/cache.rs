@@ -188,7 +188,12 @@ fn node<S: EventStore>(store: S) -> (Repository<S>, AggregateCache) {
 }
 
 /// Runs a command that must commit; returns the stream's version after it.
-pub(super) async fn commit<S, C>(repository: &Repository<S>, account: &str, command: C, what: &str) -> u64
+pub(super) async fn commit<S, C>(
+    repository: &Repository<S>,
+    account: &str,
+    command: C,
+    what: &str,
+) -> u64
 where
     S: EventStore,
     C: Command,

@@ -17,9 +17,8 @@ use crate::store::{
 };
 use crate::subscription::{Lag, Start};
 use crate::{
-    EventId, EventStore, ExpectedVersion, GlobalPosition, Store, StoreUrl, StreamId,
-    StreamVersion, Subscription,
-    Tenant, Tenants, Timestamp, registry,
+    EventId, EventStore, ExpectedVersion, GlobalPosition, Store, StoreUrl, StreamId, StreamVersion,
+    Subscription, Tenant, Tenants, Timestamp, registry,
 };
 
 /// Runs the parsed command; `Ok` with the exit code it asks for.
@@ -910,7 +909,10 @@ async fn delete(
             }),
         )?;
     } else if deleted.already_deleted {
-        writeln!(out, "`{stream}` was already deleted ({how}); nothing changed")?;
+        writeln!(
+            out,
+            "`{stream}` was already deleted ({how}); nothing changed"
+        )?;
     } else {
         let whereto = match deletion {
             Deletion::Soft => "moved to the archive",
