@@ -31,6 +31,10 @@
 //! the log reads the forgotten fields as `null`, so it never brings them back. Parked events
 //! are sealed again before they are stored, and read open.
 //!
+//! **Memory forgets too.** A repository's [`AggregateCache`](crate::AggregateCache) keeps
+//! folded states, plaintext included: [`clear`](crate::AggregateCache::clear) it after
+//! forgetting (on every node), or the subject's states keep the data until they are evicted.
+//!
 //! ```
 //! use eventsrc::personal::{Encrypted, MemoryKeyStore};
 //! use eventsrc::{aggregate, Event, MemoryStore, Metadata, Repository, StreamId};
