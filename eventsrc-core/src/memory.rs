@@ -955,6 +955,9 @@ impl MemoryStore {
         if deletion == Deletion::Tombstone {
             // Gone for good: what earlier soft deletes or truncations archived goes too.
             log.logs[slot].archive.remove(stream);
+            for parked in log.logs[slot].parked.values_mut() {
+                parked.retain(|p| &p.event.stream != stream);
+            }
         }
         let marker = NewEvent::raw(kind, 1, marker_payload(current));
         let stored = log.store(

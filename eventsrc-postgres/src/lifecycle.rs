@@ -122,6 +122,8 @@ impl LifecycleSql {
                      RETURNING 1 \
                  ), forgotten AS ( \
                      DELETE FROM {schema}.archived_events WHERE tenant = $1 AND stream = $2 \
+                 ), unparked AS ( \
+                     DELETE FROM {schema}.parked WHERE tenant = $1 AND stream = $2 \
                  ) \
                  SELECT count(*) FROM removed"
             ),

@@ -171,6 +171,10 @@ fn delete(
             tx.prepare_cached(statements::DROP_ARCHIVE)
                 .and_then(|mut s| s.execute(params![tenant.as_str(), stream.as_str()]))
                 .map_err(backend)?;
+            // Nor do the copies reactors parked.
+            tx.prepare_cached("DELETE FROM parked WHERE tenant = ?1 AND stream = ?2")
+                .and_then(|mut s| s.execute(params![tenant.as_str(), stream.as_str()]))
+                .map_err(backend)?;
             remove(tx, tenant, stream, current)?
         }
     };

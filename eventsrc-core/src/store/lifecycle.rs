@@ -11,8 +11,9 @@
 //!   accepted, and its events continue the stream's numbering after the marker, as
 //!   EventStoreDB does.
 //! - **Tombstone** ([`Deletion::Tombstone`]) appends a [`STREAM_TOMBSTONED`] marker at
-//!   [`StreamVersion::TOMBSTONE`] and removes the stream's events for good (they are not
-//!   archived). Any later append to the stream is [`StoreError::Tombstoned`], and so is a
+//!   [`StreamVersion::TOMBSTONE`] and removes the stream's events for good: they are not
+//!   archived, and what earlier removals archived of the stream and the copies reactors parked
+//!   go too. Any later append to the stream is [`StoreError::Tombstoned`], and so is a
 //!   load.
 //! - **Truncation** ([`Lifecycle::truncate_before`]) moves a stream's events before a version
 //!   to the archive, keeping the rest. A load that needs the removed events (no snapshot at

@@ -11,6 +11,8 @@ use eventsrc_core::{
     StreamId, StreamVersion, Timestamp,
 };
 
+use eventsrc_core::backend::ParkedEvent;
+
 use super::StoreUnderTest;
 use super::cache::{Account, Deposit, commit};
 use super::sample::{self, append, events, ids, read, read_all, version, versions};
@@ -375,6 +377,25 @@ pub async fn a_tombstoned_stream_refuses_every_append<S: StoreUnderTest>(store: 
         events("ItemAdded", 1),
     )
     .await;
+    // A reactor parked the last event of the stream, and one of another stream.
+    let parked = |event: RecordedEvent| ParkedEvent {
+        reactor: "mailer".into(),
+        event,
+        error: "the mail server is down".into(),
+        attempts: 3,
+        parked_at: Timestamp::from_micros(1_700_000_000_000_000),
+    };
+    append(
+        &store,
+        &bystander,
+        ExpectedVersion::Any,
+        events("ItemAdded", 1),
+    )
+    .await;
+    let last = read(&store, &cart, ReadStream::backward().limit(1)).await;
+    let other = read(&store, &bystander, ReadStream::forward()).await;
+    store.park(parked(last[0].clone())).await.unwrap();
+    store.park(parked(other[0].clone())).await.unwrap();
     let tombstone = delete(
         &store,
         &cart,
@@ -382,6 +403,16 @@ pub async fn a_tombstoned_stream_refuses_every_append<S: StoreUnderTest>(store: 
         Deletion::Tombstone,
     )
     .await;
+    let still_parked = store.parked("mailer").await.unwrap();
+    let parked_streams: Vec<_> = still_parked
+        .iter()
+        .map(|p| p.event.stream.clone())
+        .collect();
+    assert_eq!(
+        parked_streams,
+        [bystander.clone()],
+        "the copies reactors parked of a tombstoned stream go with it, others stay"
+    );
     assert_eq!(tombstone.version, StreamVersion::TOMBSTONE);
     assert_eq!(
         tombstone.removed, 2,
@@ -417,7 +448,7 @@ pub async fn a_tombstoned_stream_refuses_every_append<S: StoreUnderTest>(store: 
     let parts = vec![
         StreamAppend::new(
             bystander.clone(),
-            ExpectedVersion::NoStream,
+            ExpectedVersion::Exact(StreamVersion(1)),
             events("ItemAdded", 1),
         ),
         StreamAppend::new(cart.clone(), ExpectedVersion::Any, events("ItemAdded", 1)),
@@ -429,7 +460,7 @@ pub async fn a_tombstoned_stream_refuses_every_append<S: StoreUnderTest>(store: 
     );
     assert_eq!(
         version(&store, &bystander).await,
-        StreamVersion::NONE,
+        StreamVersion(1),
         "no part was stored"
     );
     let soft = store
