@@ -214,18 +214,7 @@ pub(crate) fn current_version(
     tenant: &Tenant,
     stream: &StreamId,
 ) -> Result<StreamVersion, StoreError> {
-    let highest = conn
-        .prepare_cached(sql::CURRENT_VERSION)
-        .and_then(|mut s| {
-            s.query_row(params![tenant.as_str(), stream.as_str()], |r| {
-                Ok(match r.get_ref(0)? {
-                    ValueRef::Null => Some(0),
-                    ValueRef::Integer(version) if version >= 1 => Some(version as u64),
-                    _ => None,
-                })
-            })
-        })
-        .map_err(backend)?;
+    let highest = bound(conn, sql::CURRENT_VERSION, tenant, stream, 0)?;
     if let Some(version) = highest {
         return Ok(StreamVersion(version));
     }
@@ -281,6 +270,28 @@ pub(crate) fn last_event(
     }
 }
 
+/// The one version `query` (an aggregate over `tenant`'s `stream`) selects: `empty` for a
+/// stream without events, `None` for a value that is not a positive integer.
+fn bound(
+    conn: &Connection,
+    query: &str,
+    tenant: &Tenant,
+    stream: &StreamId,
+    empty: u64,
+) -> Result<Option<u64>, StoreError> {
+    conn.prepare_cached(query)
+        .and_then(|mut s| {
+            s.query_row(params![tenant.as_str(), stream.as_str()], |r| {
+                Ok(match r.get_ref(0)? {
+                    ValueRef::Null => Some(empty),
+                    ValueRef::Integer(version) if version >= 1 => Some(version as u64),
+                    _ => None,
+                })
+            })
+        })
+        .map_err(backend)
+}
+
 /// `stream`'s lowest version still in the log, `StreamVersion::FIRST` when it has no events
 /// (where a first event would go). One that is not a positive integer is
 /// [`StoreError::Corrupt`]: a truncation cannot know what it would move.
@@ -289,18 +300,7 @@ pub(crate) fn first_version(
     tenant: &Tenant,
     stream: &StreamId,
 ) -> Result<StreamVersion, StoreError> {
-    let lowest = conn
-        .prepare_cached(sql::FIRST_VERSION)
-        .and_then(|mut s| {
-            s.query_row(params![tenant.as_str(), stream.as_str()], |r| {
-                Ok(match r.get_ref(0)? {
-                    ValueRef::Null => Some(1),
-                    ValueRef::Integer(version) if version >= 1 => Some(version as u64),
-                    _ => None,
-                })
-            })
-        })
-        .map_err(backend)?;
+    let lowest = bound(conn, sql::FIRST_VERSION, tenant, stream, 1)?;
     lowest
         .map(StreamVersion)
         .ok_or_else(|| StoreError::Corrupt {
