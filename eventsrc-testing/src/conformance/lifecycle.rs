@@ -410,7 +410,7 @@ pub async fn a_tombstoned_stream_refuses_every_append<S: StoreUnderTest>(store: 
         .collect();
     assert_eq!(
         parked_streams,
-        [bystander.clone()],
+        std::slice::from_ref(&bystander),
         "the copies reactors parked of a tombstoned stream go with it, others stay"
     );
     assert_eq!(tombstone.version, StreamVersion::TOMBSTONE);
