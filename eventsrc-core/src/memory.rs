@@ -339,7 +339,9 @@ impl MemoryStore {
         let mut currents = Vec::with_capacity(appends.len());
         for part in &appends {
             let current = log.stream_len(&self.tenant, &part.stream);
-            let last_type = log.last_type(&self.tenant, &part.stream);
+            let last_type = log
+                .last(&self.tenant, &part.stream)
+                .map(|last| &*last.event_type);
             let plain = part.expected.accepts(StreamVersion(current))
                 && current != StreamVersion::TOMBSTONE.get();
             if !plain
@@ -543,10 +545,10 @@ impl Log {
             .map_or(0, StreamLog::version)
     }
 
-    /// The stored type of `tenant`'s `stream`'s last event, if it has one.
-    fn last_type(&self, tenant: &Tenant, stream: &StreamId) -> Option<&str> {
+    /// `tenant`'s `stream`'s last event still in the log, if it has one.
+    fn last(&self, tenant: &Tenant, stream: &StreamId) -> Option<&Record> {
         let kept = self.tenant(tenant)?.streams.get(stream)?;
-        Some(&self.events[*kept.indexes.last()?].event_type)
+        Some(&self.events[*kept.indexes.last()?])
     }
 
     /// Stores `events` at the end of `tenant`'s `stream` in a commit of their own if its
@@ -909,22 +911,18 @@ impl MemoryStore {
     ) -> Result<Deleted, StoreError> {
         let mut log = self.write();
         let current = StreamVersion(log.stream_len(&self.tenant, stream));
-        let marker = log.tenant(&self.tenant).and_then(|t| {
-            let kept = t.streams.get(stream)?;
-            let last = &log.events[*kept.indexes.last()?];
-            Some((last.event_type.to_string(), last.global_position))
-        });
-        match (deletion, marker) {
-            (Deletion::Tombstone, Some((kind, position))) if kind == STREAM_TOMBSTONED => {
+        let last = log
+            .last(&self.tenant, stream)
+            .map(|last| (&*last.event_type, last.global_position));
+        match (deletion, last) {
+            (Deletion::Tombstone, Some((STREAM_TOMBSTONED, position)))
+            | (Deletion::Soft, Some((STREAM_DELETED, position))) => {
                 return Ok(Deleted::new(current, position, 0, true));
             }
-            (Deletion::Soft, Some((kind, _))) if kind == STREAM_TOMBSTONED => {
+            (Deletion::Soft, Some((STREAM_TOMBSTONED, _))) => {
                 return Err(StoreError::Tombstoned {
                     stream: stream.clone(),
                 });
-            }
-            (Deletion::Soft, Some((kind, position))) if kind == STREAM_DELETED => {
-                return Ok(Deleted::new(current, position, 0, true));
             }
             _ => {}
         }

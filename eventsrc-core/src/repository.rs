@@ -886,13 +886,11 @@ impl<S: EventStore, N: SnapshotStore> Repository<S, N> {
         let visited = self
             .store
             .visit_stream(stream, read, |stored| {
-                let next = match next(stream, loaded.version, stored) {
-                    Err(gap) if std::mem::take(&mut first) => return Err(Fold::First(gap)),
-                    next => {
-                        first = false;
-                        next?
-                    }
-                };
+                let at_first = std::mem::replace(&mut first, false);
+                let next = next(stream, loaded.version, stored).map_err(|gap| match at_first {
+                    true => Fold::First(gap),
+                    false => Fold::Load(gap),
+                })?;
                 if next == Next::Restart {
                     loaded.state = A::default();
                     loaded.version = stored.stream_version;

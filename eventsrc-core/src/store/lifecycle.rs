@@ -252,11 +252,6 @@ pub fn marker_payload(through: StreamVersion) -> String {
     format!(r#"{{"through":{}}}"#, through.get())
 }
 
-/// Whether a stored event type is one of the two deletion markers.
-pub fn is_marker(event_type: &str) -> bool {
-    event_type == STREAM_DELETED || event_type == STREAM_TOMBSTONED
-}
-
 /// How an append meets a stream whose last event is at `current` of type `last_type`, for
 /// backends: `Ok(version)` is the version `expected` is checked against (a soft-deleted
 /// stream with nothing after its marker accepts [`ExpectedVersion::NoStream`] as well as its
