@@ -31,6 +31,24 @@ async fn delete<S: Lifecycle>(
     }
 }
 
+/// `n` `ItemAdded` events appended to `stream`, which must succeed.
+async fn add<S: EventStore>(
+    store: &S,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    n: usize,
+) -> eventsrc_core::store::AppendResult {
+    append(store, stream, expected, events("ItemAdded", n)).await
+}
+
+/// A new stream `name` with `n` events, soft-deleted: its marker is at version `n + 1`.
+async fn soft_deleted<S: Lifecycle>(store: &S, name: &str, n: usize) -> StreamId {
+    let stream = sample::stream(name);
+    add(store, &stream, ExpectedVersion::NoStream, n).await;
+    delete(store, &stream, ExpectedVersion::Any, Deletion::Soft).await;
+    stream
+}
+
 async fn archive<S: Lifecycle>(store: &S, stream: &StreamId) -> Vec<RecordedEvent> {
     match store.read_archive(stream).await {
         Ok(events) => events,
@@ -74,20 +92,8 @@ fn tombstoned(result: Result<impl std::fmt::Debug, StoreError>, stream: &StreamI
 /// `read_events`, and drops the stream's snapshot; readers of the log see the marker.
 pub async fn a_soft_delete_archives_the_stream_and_leaves_a_marker<S: StoreUnderTest>(store: S) {
     let (cart, other) = (sample::stream("cart-1"), sample::stream("cart-2"));
-    append(
-        &store,
-        &cart,
-        ExpectedVersion::NoStream,
-        events("ItemAdded", 3),
-    )
-    .await;
-    append(
-        &store,
-        &other,
-        ExpectedVersion::NoStream,
-        events("ItemAdded", 1),
-    )
-    .await;
+    add(&store, &cart, ExpectedVersion::NoStream, 3).await;
+    add(&store, &other, ExpectedVersion::NoStream, 1).await;
     let before = read(&store, &cart, ReadStream::forward()).await;
     let snapshot = Snapshot {
         stream: cart.clone(),
@@ -180,21 +186,9 @@ pub async fn a_soft_delete_archives_the_stream_and_leaves_a_marker<S: StoreUnder
 /// never reused.
 pub async fn a_soft_deleted_stream_starts_again_after_its_marker<S: StoreUnderTest>(store: S) {
     let cart = sample::stream("cart-1");
-    append(
-        &store,
-        &cart,
-        ExpectedVersion::NoStream,
-        events("ItemAdded", 2),
-    )
-    .await;
+    add(&store, &cart, ExpectedVersion::NoStream, 2).await;
     delete(&store, &cart, ExpectedVersion::Any, Deletion::Soft).await;
-    let again = append(
-        &store,
-        &cart,
-        ExpectedVersion::NoStream,
-        events("ItemAdded", 2),
-    )
-    .await;
+    let again = add(&store, &cart, ExpectedVersion::NoStream, 2).await;
     assert_eq!(
         again.first_version,
         StreamVersion(4),
@@ -219,20 +213,12 @@ pub async fn a_soft_deleted_stream_starts_again_after_its_marker<S: StoreUnderTe
         [3, 4, 5]
     );
 
-    let other = sample::stream("cart-2");
-    append(
-        &store,
-        &other,
-        ExpectedVersion::NoStream,
-        events("ItemAdded", 1),
-    )
-    .await;
-    delete(&store, &other, ExpectedVersion::Any, Deletion::Soft).await;
-    let exact = append(
+    let other = soft_deleted(&store, "cart-2", 1).await;
+    let exact = add(
         &store,
         &other,
         ExpectedVersion::Exact(StreamVersion::NONE),
-        events("ItemAdded", 1),
+        1,
     )
     .await;
     assert_eq!(
@@ -240,22 +226,8 @@ pub async fn a_soft_deleted_stream_starts_again_after_its_marker<S: StoreUnderTe
         StreamVersion(3),
         "Exact(NONE) starts it again too"
     );
-    let third = sample::stream("cart-3");
-    append(
-        &store,
-        &third,
-        ExpectedVersion::NoStream,
-        events("ItemAdded", 1),
-    )
-    .await;
-    delete(&store, &third, ExpectedVersion::Any, Deletion::Soft).await;
-    let at_marker = append(
-        &store,
-        &third,
-        ExpectedVersion::Exact(StreamVersion(2)),
-        events("ItemAdded", 1),
-    )
-    .await;
+    let third = soft_deleted(&store, "cart-3", 1).await;
+    let at_marker = add(&store, &third, ExpectedVersion::Exact(StreamVersion(2)), 1).await;
     assert_eq!(
         at_marker.first_version,
         StreamVersion(3),
@@ -263,15 +235,7 @@ pub async fn a_soft_deleted_stream_starts_again_after_its_marker<S: StoreUnderTe
     );
 
     // Across streams too.
-    let fourth = sample::stream("cart-4");
-    append(
-        &store,
-        &fourth,
-        ExpectedVersion::NoStream,
-        events("ItemAdded", 1),
-    )
-    .await;
-    delete(&store, &fourth, ExpectedVersion::Any, Deletion::Soft).await;
+    let fourth = soft_deleted(&store, "cart-4", 1).await;
     let parts = vec![StreamAppend::new(
         fourth.clone(),
         ExpectedVersion::NoStream,
@@ -285,13 +249,7 @@ pub async fn a_soft_deleted_stream_starts_again_after_its_marker<S: StoreUnderTe
 /// again the same way is a retry that writes nothing and reports the marker.
 pub async fn a_deletion_checks_its_expected_version_and_is_idempotent<S: StoreUnderTest>(store: S) {
     let cart = sample::stream("cart-1");
-    append(
-        &store,
-        &cart,
-        ExpectedVersion::NoStream,
-        events("ItemAdded", 3),
-    )
-    .await;
+    add(&store, &cart, ExpectedVersion::NoStream, 3).await;
     for deletion in [Deletion::Soft, Deletion::Tombstone] {
         let stale = store
             .delete_stream(&cart, ExpectedVersion::Exact(StreamVersion(2)), deletion)
@@ -362,21 +320,9 @@ pub async fn a_deletion_checks_its_expected_version_and_is_idempotent<S: StoreUn
 /// again is a retry.
 pub async fn a_tombstoned_stream_refuses_every_append<S: StoreUnderTest>(store: S) {
     let (cart, bystander) = (sample::stream("cart-1"), sample::stream("cart-2"));
-    append(
-        &store,
-        &cart,
-        ExpectedVersion::NoStream,
-        events("ItemAdded", 2),
-    )
-    .await;
+    add(&store, &cart, ExpectedVersion::NoStream, 2).await;
     delete(&store, &cart, ExpectedVersion::Any, Deletion::Soft).await;
-    append(
-        &store,
-        &cart,
-        ExpectedVersion::NoStream,
-        events("ItemAdded", 1),
-    )
-    .await;
+    add(&store, &cart, ExpectedVersion::NoStream, 1).await;
     // A reactor parked the last event of the stream, and one of another stream.
     let parked = |event: RecordedEvent| ParkedEvent {
         reactor: "mailer".into(),
@@ -385,13 +331,7 @@ pub async fn a_tombstoned_stream_refuses_every_append<S: StoreUnderTest>(store: 
         attempts: 3,
         parked_at: Timestamp::from_micros(1_700_000_000_000_000),
     };
-    append(
-        &store,
-        &bystander,
-        ExpectedVersion::Any,
-        events("ItemAdded", 1),
-    )
-    .await;
+    add(&store, &bystander, ExpectedVersion::Any, 1).await;
     let last = read(&store, &cart, ReadStream::backward().limit(1)).await;
     let other = read(&store, &bystander, ReadStream::forward()).await;
     store.park(parked(last[0].clone())).await.unwrap();
@@ -478,13 +418,7 @@ pub async fn a_tombstoned_stream_refuses_every_append<S: StoreUnderTest>(store: 
 /// event, and leaves appends going on from the stream's version.
 pub async fn truncation_archives_the_events_before_a_version<S: StoreUnderTest>(store: S) {
     let cart = sample::stream("cart-1");
-    append(
-        &store,
-        &cart,
-        ExpectedVersion::NoStream,
-        events("ItemAdded", 5),
-    )
-    .await;
+    add(&store, &cart, ExpectedVersion::NoStream, 5).await;
     let before = read(&store, &cart, ReadStream::forward()).await;
 
     let truncated = truncate(&store, &cart, 3).await;
@@ -537,13 +471,7 @@ pub async fn truncation_archives_the_events_before_a_version<S: StoreUnderTest>(
         before[..4],
         "the archive grows in version order"
     );
-    let next = append(
-        &store,
-        &cart,
-        ExpectedVersion::Exact(StreamVersion(5)),
-        events("ItemAdded", 1),
-    )
-    .await;
+    let next = add(&store, &cart, ExpectedVersion::Exact(StreamVersion(5)), 1).await;
     assert_eq!(
         next.first_version,
         StreamVersion(6),
@@ -556,28 +484,9 @@ pub async fn truncation_archives_the_events_before_a_version<S: StoreUnderTest>(
 /// past the cut reads on. The cut belongs to its tenant.
 pub async fn a_reader_behind_a_truncation_gets_a_typed_error<S: StoreUnderTest>(store: S) {
     let (a, b) = (sample::stream("cart-1"), sample::stream("cart-2"));
-    append(
-        &store,
-        &a,
-        ExpectedVersion::NoStream,
-        events("ItemAdded", 2),
-    )
-    .await;
-    let at = append(
-        &store,
-        &b,
-        ExpectedVersion::NoStream,
-        events("ItemAdded", 1),
-    )
-    .await
-    .position;
-    append(
-        &store,
-        &a,
-        ExpectedVersion::Exact(StreamVersion(2)),
-        events("ItemAdded", 1),
-    )
-    .await;
+    add(&store, &a, ExpectedVersion::NoStream, 2).await;
+    let at = add(&store, &b, ExpectedVersion::NoStream, 1).await.position;
+    add(&store, &a, ExpectedVersion::Exact(StreamVersion(2)), 1).await;
     assert_eq!(
         store.truncated_through().await.unwrap(),
         GlobalPosition::START
