@@ -140,7 +140,10 @@ fn delete(
             actual: current,
         });
     }
-    let (kind, version) = match deletion {
+    // Read before anything is removed: the stream's last event may hold the log's highest
+    // position, and the marker must come after it.
+    let position = writer::last_position(tx).map_err(backend)? + 1;
+    let (kind, version, removed) = match deletion {
         Deletion::Soft => {
             let next = current.advance(1);
             // The marker of a soft delete must stay below the tombstone's version, or the
@@ -153,34 +156,19 @@ fn delete(
                     ),
                 });
             }
-            (STREAM_DELETED, next)
+            let archived = archive(tx, tenant, stream, current, now)?;
+            (STREAM_DELETED, next, archived)
         }
-        Deletion::Tombstone => (STREAM_TOMBSTONED, StreamVersion::TOMBSTONE),
-    };
-    // Read before anything is removed: the stream's last event may hold the log's highest
-    // position, and the marker must come after it.
-    let position = tx
-        .prepare_cached(statements::LAST_POSITION)
-        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
-        .map_err(backend)?
-        + 1;
-    let removed = match deletion {
-        Deletion::Soft => archive(tx, tenant, stream, current, now)?,
         Deletion::Tombstone => {
-            // Gone for good: neither the events nor what was archived before stay.
-            tx.prepare_cached(statements::DROP_ARCHIVE)
-                .and_then(|mut s| s.execute(params![tenant.as_str(), stream.as_str()]))
-                .map_err(backend)?;
-            // Nor do the copies reactors parked.
-            tx.prepare_cached("DELETE FROM parked WHERE tenant = ?1 AND stream = ?2")
-                .and_then(|mut s| s.execute(params![tenant.as_str(), stream.as_str()]))
-                .map_err(backend)?;
-            remove(tx, tenant, stream, current)?
+            // Gone for good: neither the events nor what was archived before stay, nor the
+            // copies reactors parked.
+            delete_rows(tx, statements::DROP_ARCHIVE, tenant, stream)?;
+            delete_rows(tx, DROP_PARKED, tenant, stream)?;
+            let removed = remove(tx, tenant, stream, current)?;
+            (STREAM_TOMBSTONED, StreamVersion::TOMBSTONE, removed)
         }
     };
-    tx.prepare_cached("DELETE FROM snapshots WHERE tenant = ?1 AND stream = ?2")
-        .and_then(|mut s| s.execute(params![tenant.as_str(), stream.as_str()]))
-        .map_err(backend)?;
+    delete_rows(tx, DROP_SNAPSHOT, tenant, stream)?;
 
     let marker = NewEvent::raw(kind, 1, marker_payload(current));
     let stored = version.get() as i64;
@@ -282,6 +270,25 @@ fn archive(
         })
         .map_err(backend)?;
     remove(tx, tenant, stream, through)
+}
+
+/// The copies reactors parked of a stream, dropped with it by a tombstone: tenant, stream.
+const DROP_PARKED: &str = "DELETE FROM parked WHERE tenant = ?1 AND stream = ?2";
+
+/// A stream's snapshot, dropped by every deletion: tenant, stream.
+const DROP_SNAPSHOT: &str = "DELETE FROM snapshots WHERE tenant = ?1 AND stream = ?2";
+
+/// Runs `statement`, a `DELETE` of `stream`'s rows in some table (parameters: tenant, stream).
+fn delete_rows(
+    tx: &Transaction<'_>,
+    statement: &str,
+    tenant: &Tenant,
+    stream: &StreamId,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(statement)
+        .and_then(|mut s| s.execute(params![tenant.as_str(), stream.as_str()]))
+        .map_err(backend)?;
+    Ok(())
 }
 
 /// Removes `stream`'s events up to `through` from the log; returns how many.

@@ -249,7 +249,23 @@ pub(crate) fn last_event(
     if version == StreamVersion::NONE {
         return Ok(None);
     }
-    let mut lookup = conn.prepare_cached(sql::LAST_EVENT).map_err(backend)?;
+    located(conn, sql::LAST_EVENT, tenant, stream, version, |row| {
+        Ok((position_of(row, 0, 1)?, text(row, 2)?.to_owned()))
+    })
+}
+
+/// The one row `query` finds of `tenant`'s `stream` by `version` (parameters: tenant, stream,
+/// version), read by `read`; `None` if there is none. A row that does not read is its
+/// [`StoreError::Corrupt`], found again by its position (the first column).
+fn located<T>(
+    conn: &Connection,
+    query: &str,
+    tenant: &Tenant,
+    stream: &StreamId,
+    version: StreamVersion,
+    read: impl FnOnce(&Row<'_>) -> Result<T, String>,
+) -> Result<Option<T>, StoreError> {
+    let mut lookup = conn.prepare_cached(query).map_err(backend)?;
     let stored = version.get().min(i64::MAX as u64) as i64;
     let mut rows = lookup
         .query(params![tenant.as_str(), stream.as_str(), stored])
@@ -257,21 +273,14 @@ pub(crate) fn last_event(
     let Some(row) = rows.next().map_err(backend)? else {
         return Ok(None);
     };
-    let read = position_of(row, 0, 1).and_then(|position| Ok((position, text(row, 2)?.to_owned())));
-    match read {
-        Ok(last) => Ok(Some(last)),
-        Err(reason) => Err(corrupt_at(
-            conn,
-            tenant,
-            Some(stream),
-            int(row, 0).ok(),
-            reason,
-        )),
-    }
+    read(row)
+        .map(Some)
+        .map_err(|reason| corrupt_at(conn, tenant, Some(stream), int(row, 0).ok(), reason))
 }
 
-/// The one version `query` (an aggregate over `tenant`'s `stream`) selects: `empty` for a
-/// stream without events, `None` for a value that is not a positive integer.
+/// The one version `query` (an aggregate over the rows of `tenant`'s `stream`, in the log or
+/// the archive) selects: `empty` when there are none, `None` for a value that is not a
+/// positive integer.
 fn bound(
     conn: &Connection,
     query: &str,
@@ -319,24 +328,9 @@ pub(crate) fn last_through(
     stream: &StreamId,
     version: StreamVersion,
 ) -> Result<Option<GlobalPosition>, StoreError> {
-    let mut lookup = conn.prepare_cached(sql::LAST_THROUGH).map_err(backend)?;
-    let through = version.get().min(i64::MAX as u64) as i64;
-    let mut rows = lookup
-        .query(params![tenant.as_str(), stream.as_str(), through])
-        .map_err(backend)?;
-    let Some(row) = rows.next().map_err(backend)? else {
-        return Ok(None);
-    };
-    match position_of(row, 0, 1) {
-        Ok(position) => Ok(Some(position)),
-        Err(reason) => Err(corrupt_at(
-            conn,
-            tenant,
-            Some(stream),
-            int(row, 0).ok(),
-            reason,
-        )),
-    }
+    located(conn, sql::LAST_THROUGH, tenant, stream, version, |row| {
+        position_of(row, 0, 1)
+    })
 }
 
 /// The position of the last event truncation removed from `tenant`'s log
@@ -387,28 +381,17 @@ pub(crate) fn archived_through(
     tenant: &Tenant,
     stream: &StreamId,
 ) -> Result<Option<StreamVersion>, StoreError> {
-    let highest = conn
-        .prepare_cached(sql::ARCHIVED_THROUGH)
-        .and_then(|mut s| {
-            s.query_row(params![tenant.as_str(), stream.as_str()], |r| {
-                Ok(match r.get_ref(0)? {
-                    ValueRef::Null => Ok(None),
-                    ValueRef::Integer(version) if version >= 1 => {
-                        Ok(Some(StreamVersion(version as u64)))
-                    }
-                    other => Err(kind(other)),
-                })
-            })
-        })
-        .map_err(backend)?;
-    highest.map_err(|found| StoreError::Corrupt {
-        stream: Some(stream.clone()),
-        version: None,
-        position: None,
-        reason: format!(
-            "the highest archived version of the stream holds {found}, not a positive integer"
-        ),
-    })
+    // Nothing archived reads as version 0, which no event holds.
+    match bound(conn, sql::ARCHIVED_THROUGH, tenant, stream, 0)? {
+        Some(0) => Ok(None),
+        Some(version) => Ok(Some(StreamVersion(version))),
+        None => Err(StoreError::Corrupt {
+            stream: Some(stream.clone()),
+            version: None,
+            position: None,
+            reason: "the stream's highest archived version is not a positive integer".to_owned(),
+        }),
+    }
 }
 
 /// The stored copies of a batch's event ids, one per event in batch order (`None` where the

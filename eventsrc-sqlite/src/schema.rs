@@ -408,26 +408,19 @@ mod tests {
             )
             .unwrap();
         assert_eq!(checkpoint, (3, 4, 0));
-        let parked: i64 = conn
-            .query_row("SELECT COUNT(*) FROM parked", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(parked, 0);
-        let documents: i64 = conn
-            .query_row(
-                "SELECT (SELECT COUNT(*) FROM documents) + (SELECT COUNT(*) FROM document_index)",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(documents, 0);
-        let lifecycle: i64 = conn
-            .query_row(
-                "SELECT (SELECT COUNT(*) FROM archived_events) + (SELECT COUNT(*) FROM truncations)",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(lifecycle, 0);
+        // The tables of the later versions are there, and empty.
+        for table in [
+            "parked",
+            "documents",
+            "document_index",
+            "archived_events",
+            "truncations",
+        ] {
+            let rows: i64 = conn
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(rows, 0, "{table}");
+        }
         // Opening again is a no-op.
         migrate(&mut conn).unwrap();
     }

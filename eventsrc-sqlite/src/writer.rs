@@ -201,16 +201,12 @@ impl Writer {
             }
             Request::Remove(removal) => {
                 self.commit_group();
-                let Self {
-                    conn,
-                    clock,
-                    appended,
-                    inline,
-                    ..
-                } = self;
                 // As after a group commit: the signal moves after the marker's commit and
                 // before the reply.
-                removal.run(conn, inline, clock.now(), || signal(appended));
+                let now = self.clock.now();
+                removal.run(&mut self.conn, &mut self.inline, now, || {
+                    signal(&self.appended)
+                });
             }
         }
     }
@@ -262,6 +258,14 @@ fn signal(appended: &watch::Sender<u64>) {
     appended.send_modify(|count| *count = count.wrapping_add(1));
 }
 
+/// The highest position of the whole log (0 when it is empty), which the next commit
+/// follows: read in every transaction that stores events, appends' and a deletion's marker's.
+pub(crate) fn last_position(conn: &Connection) -> rusqlite::Result<i64> {
+    // Cached: parsing it again cost a few microseconds on every commit.
+    conn.prepare_cached(statements::LAST_POSITION)?
+        .query_row([], |r| r.get(0))
+}
+
 /// Commits `appends` in one transaction, each request in its own savepoint, and returns each
 /// one's outcome; their results go to `results`.
 fn commit(
@@ -272,11 +276,7 @@ fn commit(
     results: &mut Vec<AppendResult>,
 ) -> rusqlite::Result<Vec<Result<Outcome, StoreError>>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    // Cached: parsing it again cost a few microseconds on every commit.
-    let last: i64 = tx
-        .prepare_cached(statements::LAST_POSITION)?
-        .query_row([], |r| r.get(0))?;
-    let mut next_position = last + 1;
+    let mut next_position = last_position(&tx)? + 1;
     if let [only] = appends {
         // Alone in its transaction, a request needs no savepoint: the transaction itself
         // commits or rolls back (two statements fewer on every single-writer commit).

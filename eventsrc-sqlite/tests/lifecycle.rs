@@ -37,6 +37,18 @@ fn versions(events: &[RecordedEvent]) -> Vec<u64> {
     events.iter().map(|e| e.stream_version.get()).collect()
 }
 
+/// Counter 1 with two events, at versions 1 and 2: where most cases start.
+async fn two_events(store: &SqliteEventStore) {
+    store
+        .append(
+            &stream(1),
+            ExpectedVersion::NoStream,
+            vec![counted(1), counted(2)],
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn the_archive_and_the_truncation_survive_closing_and_reopening_the_file() {
     let dir = TempDir::new("lifecycle-reopen");
@@ -221,10 +233,9 @@ async fn a_tombstone_leaves_none_of_the_removed_payloads_in_either_table() {
         .truncate_before(&doomed, StreamVersion(5))
         .await
         .unwrap();
-    let keep = NewEvent::raw("Noted", 1, r#"{"secret":"kept"}"#);
-    let kept = NewEvent::raw("Noted", 1, r#"{"secret":"kept"}"#);
+    let kept = || NewEvent::raw("Noted", 1, r#"{"secret":"kept"}"#);
     store
-        .append(&bystander, ExpectedVersion::NoStream, vec![keep, kept])
+        .append(&bystander, ExpectedVersion::NoStream, vec![kept(), kept()])
         .await
         .unwrap();
     store
@@ -339,14 +350,7 @@ async fn a_marker_goes_through_inline_projections_in_the_deletions_transaction()
         .with_inline(Deletions { refuse: false })
         .await
         .unwrap();
-    store
-        .append(
-            &stream(1),
-            ExpectedVersion::NoStream,
-            vec![counted(1), counted(2)],
-        )
-        .await
-        .unwrap();
+    two_events(&store).await;
     let deleted = store
         .delete_stream(&stream(1), ExpectedVersion::Any, Deletion::Soft)
         .await
@@ -393,14 +397,7 @@ async fn a_marker_goes_through_inline_projections_in_the_deletions_transaction()
 #[tokio::test]
 async fn a_deletion_wakes_live_readers_and_a_truncation_does_not() {
     let store = SqliteEventStore::open_in_memory().await.unwrap();
-    store
-        .append(
-            &stream(1),
-            ExpectedVersion::NoStream,
-            vec![counted(1), counted(2)],
-        )
-        .await
-        .unwrap();
+    two_events(&store).await;
     let mut signal = store.append_signal().await.unwrap().unwrap();
     signal.borrow_and_update();
     store
@@ -423,14 +420,7 @@ async fn a_deletion_wakes_live_readers_and_a_truncation_does_not() {
 #[tokio::test]
 async fn an_inline_projection_catching_up_behind_a_truncation_stops_with_the_typed_error() {
     let store = SqliteEventStore::open_temporary().await.unwrap();
-    store
-        .append(
-            &stream(1),
-            ExpectedVersion::NoStream,
-            vec![counted(1), counted(2)],
-        )
-        .await
-        .unwrap();
+    two_events(&store).await;
     store
         .append(&stream(2), ExpectedVersion::NoStream, vec![counted(3)])
         .await
@@ -526,14 +516,7 @@ async fn no_append_or_marker_passes_the_tombstones_version() {
 #[tokio::test]
 async fn damaged_archive_and_truncation_rows_are_corrupt_errors() {
     let store = SqliteEventStore::open_in_memory().await.unwrap();
-    store
-        .append(
-            &stream(1),
-            ExpectedVersion::NoStream,
-            vec![counted(1), counted(2)],
-        )
-        .await
-        .unwrap();
+    two_events(&store).await;
     store
         .truncate_before(&stream(1), StreamVersion(2))
         .await

@@ -4,7 +4,11 @@
 #![cfg(feature = "encryption")]
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::TempDir;
 
 use eventsrc::personal::{Encrypted, KeyStore};
 use eventsrc::store::ReadStream;
@@ -69,9 +73,8 @@ fn holds(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forgotten_subject_leaves_no_plaintext_and_no_key_in_the_file() {
-    let dir = std::env::temp_dir().join(format!("eventsrc-personal-{}", EventId::new()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("events.db");
+    let dir = TempDir::new("personal");
+    let path = dir.file();
     let events = SqliteEventStore::open(&path).await.unwrap();
     let keys = SqliteKeyStore::open(&path).await.unwrap();
     let store = Encrypted::new(events, keys);
@@ -151,7 +154,6 @@ async fn a_forgotten_subject_leaves_no_plaintext_and_no_key_in_the_file() {
         assert!(!holds(&after, plaintext.as_bytes()));
     }
     assert!(holds(&after, format!("club-{marker}").as_bytes()));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The wrapper keeps every storage contract on SQLite: the whole backend conformance suite
