@@ -183,27 +183,33 @@ pub fn decode_json(
 ) -> Result<serde_json::Value, DecodeError> {
     let registration =
         find(event_type).ok_or_else(|| DecodeError::unknown(event_type, schema_version))?;
-    match redacted(payload) {
-        Some(redacted) => (registration.to_current_json)(event_type, schema_version, &redacted),
-        None => (registration.to_current_json)(event_type, schema_version, payload),
-    }
+    let redacted = redacted(payload);
+    let payload = redacted.as_deref().unwrap_or(payload);
+    (registration.to_current_json)(event_type, schema_version, payload)
+}
+
+/// The key of a sealed personal field's envelope (crypto-shredding's
+/// `{"$personal": ..., "subject": ...}`): read here without the feature, to redact it.
+pub(crate) const SEALED: &str = "$personal";
+
+/// Whether a payload may hold a sealed personal field: the quick test before parsing it, so
+/// that payloads without any cost a substring search.
+pub(crate) fn may_hold_sealed(payload: &str) -> bool {
+    payload.contains("\"$personal\"")
 }
 
 /// `payload` with its sealed personal fields (crypto-shredding's
 /// `{"$personal": ..., "subject": ...}`) as `null`, the redacted value: what the inspection
 /// tools show of a payload read without its subjects' keys. `None` when it holds none.
 fn redacted(payload: &str) -> Option<String> {
-    if !payload.contains("\"$personal\"") {
+    if !may_hold_sealed(payload) {
         return None;
     }
     let mut value: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(payload).ok()?;
     let mut changed = false;
     for field in value.values_mut() {
-        if field
-            .as_object()
-            .is_some_and(|o| o.contains_key("$personal"))
-        {
+        if field.as_object().is_some_and(|o| o.contains_key(SEALED)) {
             *field = serde_json::Value::Null;
             changed = true;
         }

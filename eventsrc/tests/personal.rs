@@ -35,10 +35,9 @@ fn moved(customer: u64, address: &str) -> NewEvent {
     NewEvent::from_event(&event, Metadata::new()).unwrap()
 }
 
-/// A subscription (and so every runner, projection and reactor) reads through the wrapper:
-/// the forgotten customer's address is `None`, the other customer's and the rest are there.
-#[tokio::test]
-async fn a_subscription_reads_a_forgotten_subjects_fields_as_null() {
+/// A wrapped memory store where customer 1 moved to 1 Mill Lane and customer 2 to 2 Kirkgate,
+/// each in their own stream.
+async fn two_customers() -> Encrypted<MemoryStore, MemoryKeyStore> {
     let store = Encrypted::new(MemoryStore::new(), MemoryKeyStore::new());
     for (customer, address) in [(1, "1 Mill Lane"), (2, "2 Kirkgate")] {
         let stream = StreamId::new("customer", customer).unwrap();
@@ -51,6 +50,14 @@ async fn a_subscription_reads_a_forgotten_subjects_fields_as_null() {
             .await
             .unwrap();
     }
+    store
+}
+
+/// A subscription (and so every runner, projection and reactor) reads through the wrapper:
+/// the forgotten customer's address is `None`, the other customer's and the rest are there.
+#[tokio::test]
+async fn a_subscription_reads_a_forgotten_subjects_fields_as_null() {
+    let store = two_customers().await;
     assert!(store.forget("1").await.unwrap());
 
     let mut subscription = Subscription::new(store.clone(), Start::Beginning);
@@ -114,18 +121,7 @@ impl Projection for Addresses {
 /// address back.
 #[tokio::test]
 async fn a_read_model_forgets_on_the_applications_forgotten_event() {
-    let store = Encrypted::new(MemoryStore::new(), MemoryKeyStore::new());
-    for (customer, address) in [(1, "1 Mill Lane"), (2, "2 Kirkgate")] {
-        let stream = StreamId::new("customer", customer).unwrap();
-        store
-            .append(
-                &stream,
-                ExpectedVersion::NoStream,
-                vec![moved(customer, address)],
-            )
-            .await
-            .unwrap();
-    }
+    let store = two_customers().await;
     let live = InMemory::new(Addresses::default());
     let addresses = live.model();
     let mut runner = Runner::new(store.clone(), live);

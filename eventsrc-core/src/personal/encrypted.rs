@@ -12,7 +12,7 @@ use super::keys::{KeyError, KeyStore};
 use super::seal::{self, Cipher, Ciphers};
 use crate::backend::{
     AppendSignal, DocumentCommit, DocumentStore, DocumentWrite, Lease, Leases, ParkedEvent,
-    ParkedStore, Select, StoredCopy, StoredEvent, already_stored,
+    ParkedStore, Select, StoredCopy, already_stored, already_stored_parts,
 };
 use crate::store::{
     AppendResult, CheckpointSummary, Deleted, Deletion, Inspect, Lifecycle, ListStreams, ReadAll,
@@ -152,22 +152,29 @@ impl<S: EventStore, K: KeyStore + ?Sized> Encrypted<S, K> {
         self.keys.forget(self.store.tenant(), subject).await
     }
 
-    /// The ciphers of `subjects`' keys, `None` for a forgotten one.
-    async fn keys_of(&self, tenant: &Tenant, subjects: Vec<String>) -> Result<Ciphers, StoreError> {
+    /// The ciphers of `subjects`' keys, `None` for a forgotten one; `create` makes the missing
+    /// ones (an append) instead.
+    async fn keys_of(
+        &self,
+        tenant: &Tenant,
+        subjects: &[String],
+        create: bool,
+    ) -> Result<Ciphers, StoreError> {
         let mut keys = HashMap::with_capacity(subjects.len());
         for subject in subjects {
-            let key = self
-                .keys
-                .key(tenant, &subject)
-                .await
-                .map_err(StoreError::backend)?;
-            keys.insert(subject, key.as_ref().map(Cipher::new));
+            let key = if create {
+                self.keys.key_or_create(tenant, subject).await.map(Some)
+            } else {
+                self.keys.key(tenant, subject).await
+            };
+            let key = key.map_err(StoreError::backend)?;
+            keys.insert(subject.clone(), key.as_ref().map(Cipher::new));
         }
         Ok(keys)
     }
 
     /// Seals the personal fields of `events`; returns the original payloads of the events it
-    /// changed, for comparing a retried batch. `create` makes missing keys (an append); without
+    /// changed, for comparing a retried batch (empty when it changed none). `create` makes missing keys (an append); without
     /// it a missing key's fields are stored as `null` (an event parked again after forget).
     async fn seal_events(
         &self,
@@ -180,14 +187,14 @@ impl<S: EventStore, K: KeyStore + ?Sized> Encrypted<S, K> {
             stream: stream.clone(),
             reason,
         };
-        // Parse the payloads that have personal fields, and note their subjects.
-        let mut plans: Vec<Option<(Map<String, Value>, String)>> = Vec::with_capacity(events.len());
+        // Parse the payloads that have personal fields, and note their subjects: nothing is
+        // allocated for a batch without any.
+        let mut plans = Vec::new();
         let mut subjects: Vec<String> = Vec::new();
-        for event in events.iter() {
+        for (index, event) in events.iter().enumerate() {
             let Some(registration) =
                 crate::registry::personal(&event.event_type, event.schema_version)
             else {
-                plans.push(None);
                 continue;
             };
             let payload: Map<String, Value> =
@@ -210,37 +217,21 @@ impl<S: EventStore, K: KeyStore + ?Sized> Encrypted<S, K> {
                         event.event_id, registration.subject
                     )));
                 }
-                plans.push(None);
                 continue;
             };
             if !subjects.contains(&subject) {
                 subjects.push(subject.clone());
             }
-            plans.push(Some((payload, subject)));
+            plans.push((index, registration, payload, subject));
+        }
+        if plans.is_empty() {
+            return Ok(Vec::new());
         }
         let mut originals = vec![None; events.len()];
-        if subjects.is_empty() {
-            return Ok(originals);
-        }
-        let mut keys: Ciphers = HashMap::with_capacity(subjects.len());
-        for subject in subjects {
-            let key = if create {
-                Some(self.keys.key_or_create(tenant, &subject).await)
-            } else {
-                self.keys.key(tenant, &subject).await.transpose()
-            };
-            let key = key.transpose().map_err(StoreError::backend)?;
-            keys.insert(subject, key.as_ref().map(Cipher::new));
-        }
+        let keys = self.keys_of(tenant, &subjects, create).await?;
         let scope = [tenant.as_str(), stream.as_str()];
-        for ((event, plan), original) in events.iter_mut().zip(plans).zip(&mut originals) {
-            let Some((mut payload, subject)) = plan else {
-                continue;
-            };
-            let registration = crate::registry::personal(&event.event_type, event.schema_version);
-            let Some(registration) = registration else {
-                continue;
-            };
+        for (index, registration, mut payload, subject) in plans {
+            let event = &mut events[index];
             match keys.get(&subject).and_then(Option::as_ref) {
                 Some(key) => seal::seal_fields(registration, &mut payload, key, &subject, &scope)
                     .map_err(|e| invalid(format!("event {}: {e}", event.event_id)))?,
@@ -253,35 +244,28 @@ impl<S: EventStore, K: KeyStore + ?Sized> Encrypted<S, K> {
                 }
             }
             let sealed = serde_json::to_string(&payload).map_err(StoreError::backend)?;
-            *original = Some(std::mem::replace(&mut event.payload, sealed));
+            originals[index] = Some(std::mem::replace(&mut event.payload, sealed));
         }
         Ok(originals)
     }
 
     /// Opens the sealed fields of `records` in place.
     async fn open_records(&self, records: &mut [RecordedEvent]) -> Result<(), StoreError> {
-        let mut parsed: Vec<Option<Map<String, Value>>> = Vec::with_capacity(records.len());
+        // Only the payloads that hold a sealed field are parsed, kept and written back: nothing
+        // is allocated for records without any.
+        let mut sealed = Vec::new();
         let mut subjects = Vec::new();
-        for record in records.iter() {
-            if !seal::may_hold_sealed(&record.payload) {
-                parsed.push(None);
-                continue;
+        for (index, record) in records.iter().enumerate() {
+            if let Some(payload) = seal::sealed_payload(&record.payload, &mut subjects) {
+                sealed.push((index, payload));
             }
-            // A payload that is not an object holds no sealed field; decoding reports it.
-            let payload = serde_json::from_str::<Map<String, Value>>(&record.payload).ok();
-            if let Some(payload) = &payload {
-                seal::sealed_subjects(payload, &mut subjects);
-            }
-            parsed.push(payload);
         }
-        if subjects.is_empty() {
+        if sealed.is_empty() {
             return Ok(());
         }
-        let keys = self.keys_of(self.store.tenant(), subjects).await?;
-        for (record, payload) in records.iter_mut().zip(parsed) {
-            let Some(mut payload) = payload else {
-                continue;
-            };
+        let keys = self.keys_of(self.store.tenant(), &subjects, false).await?;
+        for (index, mut payload) in sealed {
+            let record = &mut records[index];
             let scope = [record.tenant.as_str(), record.stream.as_str()];
             seal::open_fields(&mut payload, &keys, &scope).map_err(|reason| {
                 StoreError::Corrupt {
@@ -307,22 +291,21 @@ impl<S: EventStore, K: KeyStore + ?Sized> Encrypted<S, K> {
         Ok(records)
     }
 
-    /// The answer to a batch the store refused as a duplicate: the original result when every
-    /// event is stored with the same content once opened (a retry: sealing picked new nonces,
-    /// so the store itself cannot tell), else `refused`.
+    /// [`already_stored`]'s answer for a sealed batch the store refused as a duplicate,
+    /// compared as it was before sealing with its stored copies opened (a retry: sealing picked
+    /// new nonces, so the store itself cannot tell). `Ok(None)` when it is no retry of a
+    /// sealed batch: the store's refusal stands. A failed read is its own error.
     async fn retried(
         &self,
         stream: &StreamId,
-        sealed: &[NewEvent],
+        mut plain: Vec<NewEvent>,
         originals: &[Option<String>],
-        refused: StoreError,
     ) -> Result<Option<AppendResult>, StoreError> {
         if originals.iter().all(Option::is_none) {
-            return Err(refused);
+            return Ok(None);
         }
-        let ids: Vec<EventId> = sealed.iter().map(|e| e.event_id).collect();
+        let ids: Vec<EventId> = plain.iter().map(|e| e.event_id).collect();
         let stored = self.opened(self.store.read_events(&ids).await).await?;
-        let mut plain = sealed.to_vec();
         for (event, original) in plain.iter_mut().zip(originals) {
             if let Some(original) = original {
                 // Opened payloads are written back through `serde_json`, so compare alike.
@@ -335,10 +318,7 @@ impl<S: EventStore, K: KeyStore + ?Sized> Encrypted<S, K> {
         let copies = plain
             .iter()
             .map(|e| by_id.get(&e.event_id).map(|r| StoredCopy::of(r)));
-        match already_stored(self.store.tenant(), stream, &plain, copies) {
-            Ok(Some(result)) => Ok(Some(result)),
-            _ => Err(refused),
-        }
+        Ok(already_stored(self.store.tenant(), stream, &plain, copies).unwrap_or(None))
     }
 }
 
@@ -361,9 +341,9 @@ impl<S: EventStore, K: KeyStore + ?Sized> EventStore for Encrypted<S, K> {
             .then(|| events.clone());
         match (self.store.append(stream, expected, events).await, sealed) {
             (Err(refused @ StoreError::DuplicateEventId { .. }), Some(sealed)) => self
-                .retried(stream, &sealed, &originals, refused)
+                .retried(stream, sealed, &originals)
                 .await?
-                .ok_or_else(|| unreachable_refusal(stream)),
+                .ok_or(refused),
             (other, _) => other,
         }
     }
@@ -379,49 +359,31 @@ impl<S: EventStore, K: KeyStore + ?Sized> EventStore for Encrypted<S, K> {
                     .await?,
             );
         }
-        match self.store.append_streams(appends.clone()).await {
-            Err(refused @ StoreError::DuplicateEventId { .. }) => {
-                // A retry of the whole batch: every part with events already stored.
-                let mut results = Vec::with_capacity(appends.len());
-                for (part, originals) in appends.iter().zip(&originals) {
-                    if part.events.is_empty() {
-                        results.push(AppendResult {
-                            first_version: StreamVersion(1),
-                            stream_version: StreamVersion::NONE,
-                            position: GlobalPosition::START,
-                            recorded_at: crate::Timestamp::from_micros(0),
-                            already_stored: true,
-                        });
-                        continue;
-                    }
-                    let refusal = StoreError::DuplicateEventId {
-                        event_id: part.events[0].event_id,
-                        stream: part.stream.clone(),
-                    };
-                    match self
-                        .retried(&part.stream, &part.events, originals, refusal)
-                        .await
-                    {
-                        Ok(Some(result)) => results.push(result),
-                        _ => return Err(refused),
-                    }
+        // Kept only for a batch that was sealed: a retry of it needs opening to compare.
+        let sealed = originals
+            .iter()
+            .flatten()
+            .any(Option::is_some)
+            .then(|| appends.clone());
+        match (self.store.append_streams(appends).await, sealed) {
+            (Err(refused @ StoreError::DuplicateEventId { .. }), Some(sealed)) => {
+                // A retry of the whole batch: every part with events stored, settled by the
+                // stores' own rule (a part without events answers `None`).
+                let mut answers = Vec::with_capacity(sealed.len());
+                for (part, originals) in sealed.iter().zip(&originals) {
+                    answers.push(if part.events.is_empty() {
+                        Ok(None)
+                    } else {
+                        self.retried(&part.stream, part.events.clone(), originals)
+                            .await
+                    });
                 }
-                // Parts without events report the commit's time, as the stores do.
-                let recorded_at = results
-                    .iter()
-                    .zip(&appends)
-                    .find(|(_, part)| !part.events.is_empty())
-                    .map(|(result, _)| result.recorded_at);
-                if let Some(recorded_at) = recorded_at {
-                    for (result, part) in results.iter_mut().zip(&appends) {
-                        if part.events.is_empty() {
-                            result.recorded_at = recorded_at;
-                        }
-                    }
+                match already_stored_parts(answers, &sealed) {
+                    Ok(Some(results)) => Ok(results),
+                    _ => Err(refused),
                 }
-                Ok(results)
             }
-            other => other,
+            (other, _) => other,
         }
     }
 
@@ -438,22 +400,8 @@ impl<S: EventStore, K: KeyStore + ?Sized> EventStore for Encrypted<S, K> {
             .await
     }
 
-    async fn visit_stream<F, E>(
-        &self,
-        stream: &StreamId,
-        read: ReadStream,
-        mut visit: F,
-    ) -> Result<(), E>
-    where
-        F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
-        E: From<StoreError> + Send,
-    {
-        // Keys are fetched asynchronously, so the events are read whole first.
-        for record in &self.read_stream(stream, read).await? {
-            visit(record.as_stored())?;
-        }
-        Ok(())
-    }
+    // `visit_stream` is the trait's default, over `read_stream`: keys are fetched
+    // asynchronously, so the events are read whole and opened first.
 
     async fn read_all(&self, read: ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
         self.opened(self.store.read_all(read).await).await
@@ -481,15 +429,6 @@ impl<S: EventStore, K: KeyStore + ?Sized> EventStore for Encrypted<S, K> {
         &self,
     ) -> impl Future<Output = Result<Option<AppendSignal>, StoreError>> + Send {
         self.store.append_signal()
-    }
-}
-
-/// A retry the store refused but that opened as the same batch: `already_stored` answered with
-/// an error, which `retried` turns into the store's own refusal, so this is never reached.
-fn unreachable_refusal(stream: &StreamId) -> StoreError {
-    StoreError::InvalidAppend {
-        stream: stream.clone(),
-        reason: "a retried batch could not be matched with its stored copy".to_owned(),
     }
 }
 
@@ -546,12 +485,7 @@ impl<S: EventStore + SnapshotStore, K: KeyStore + ?Sized> Encrypted<S, K> {
             let count = usize::try_from(through.0 - from + 1).unwrap_or(usize::MAX);
             let read = ReadStream::forward().from(StreamVersion(from)).limit(count);
             for record in self.store.read_stream(stream, read).await? {
-                if !seal::may_hold_sealed(&record.payload) {
-                    continue;
-                }
-                if let Ok(payload) = serde_json::from_str::<Map<String, Value>>(&record.payload) {
-                    seal::sealed_subjects(&payload, &mut subjects);
-                }
+                seal::sealed_payload(&record.payload, &mut subjects);
             }
         }
         subjects.sort();
@@ -576,7 +510,7 @@ impl<S: EventStore + SnapshotStore, K: KeyStore + ?Sized> SnapshotStore for Encr
         let tenant = self.store.tenant();
         let version = snapshot.version.to_string();
         let mut bytes = seal::from_text(&sealed.sealed).map_err(corrupt)?;
-        let keys = self.keys_of(tenant, sealed.subjects.clone()).await?;
+        let keys = self.keys_of(tenant, &sealed.subjects, false).await?;
         for subject in sealed.subjects.iter().rev() {
             let aad = seal::associated_data(
                 &[&snapshot_scope(tenant, stream, &version)[..], &[subject]].concat(),
@@ -603,7 +537,7 @@ impl<S: EventStore + SnapshotStore, K: KeyStore + ?Sized> SnapshotStore for Encr
             return self.store.save_snapshot(snapshot).await;
         }
         let tenant = self.store.tenant();
-        let keys = self.keys_of(tenant, subjects.clone()).await?;
+        let keys = self.keys_of(tenant, &subjects, false).await?;
         let version = snapshot.version.to_string();
         let mut bytes = snapshot.payload.into_bytes();
         for subject in &subjects {
@@ -633,16 +567,16 @@ impl<S: EventStore + ParkedStore, K: KeyStore + ?Sized> ParkedStore for Encrypte
     async fn park(&self, mut parked: ParkedEvent) -> Result<(), StoreError> {
         // The event was read open: seal it again before it is stored.
         let record = &parked.event;
-        let mut new = vec![NewEvent {
+        let mut new = [NewEvent {
             event_id: record.event_id,
             event_type: record.event_type.to_string().into(),
             schema_version: record.schema_version,
             payload: record.payload.to_string(),
             metadata: crate::Metadata::default(),
         }];
-        self.seal_events(&record.stream.clone(), &mut new, false)
-            .await?;
-        if let Some(event) = new.pop() {
+        let originals = self.seal_events(&record.stream, &mut new, false).await?;
+        if originals.first().is_some_and(Option::is_some) {
+            let [event] = new;
             parked.event.payload = Arc::from(event.payload);
         }
         self.store.park(parked).await

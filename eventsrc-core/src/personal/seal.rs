@@ -15,10 +15,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value};
 
 use super::keys::SubjectKey;
-use crate::registry::PersonalRegistration;
+use crate::registry::{PersonalRegistration, SEALED, may_hold_sealed};
 
-/// The key of the envelope's sealed bytes.
-pub(crate) const SEALED: &str = "$personal";
 /// The key of the envelope's subject.
 pub(crate) const SUBJECT: &str = "subject";
 
@@ -88,22 +86,20 @@ pub(crate) fn open(
             sealed.len()
         ));
     }
+    // The lengths were checked: the conversions cannot fall back to zeros.
     let (id, rest) = sealed.split_at(ID_LEN);
     let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-    let mut id_bytes = [0u8; ID_LEN];
-    id_bytes.copy_from_slice(id);
-    let Some(key) = key.filter(|key| key.id == u64::from_be_bytes(id_bytes)) else {
+    let id = u64::from_be_bytes(id.try_into().unwrap_or_default());
+    let nonce = <[u8; NONCE_LEN]>::try_from(nonce).unwrap_or_default();
+    let Some(key) = key.filter(|key| key.id == id) else {
         return Ok(None);
     };
-    let mut nonce_bytes = [0u8; NONCE_LEN];
-    nonce_bytes.copy_from_slice(nonce);
-    let cipher = &key.cipher;
     let payload = Payload {
         msg: ciphertext,
         aad,
     };
-    cipher
-        .decrypt(&Nonce::from(nonce_bytes), payload)
+    key.cipher
+        .decrypt(&Nonce::from(nonce), payload)
         .map(Some)
         .map_err(|_| {
             "the sealed value does not authenticate under its subject's key: it was changed, or moved from another event or field".to_owned()
@@ -127,11 +123,6 @@ pub(crate) fn subject_of(
     }
 }
 
-/// Whether a payload may hold a sealed field: a quick test before parsing it.
-pub(crate) fn may_hold_sealed(payload: &str) -> bool {
-    payload.contains("\"$personal\"")
-}
-
 /// The envelope of a sealed field, if `value` is one: its sealed bytes (still base64) and its
 /// subject.
 fn envelope(value: &Value) -> Option<(&str, &str)> {
@@ -141,13 +132,25 @@ fn envelope(value: &Value) -> Option<(&str, &str)> {
     Some((sealed, subject))
 }
 
-/// Adds the subjects of the sealed fields of `payload` to `subjects`.
-pub(crate) fn sealed_subjects(payload: &Map<String, Value>, subjects: &mut Vec<String>) {
+/// `payload` parsed, if it holds a sealed field, with the subjects of its sealed fields added
+/// to `subjects`. A payload that cannot hold one (the quick test before parsing) or is not a
+/// JSON object (decoding reports it) is `None`.
+pub(crate) fn sealed_payload(
+    payload: &str,
+    subjects: &mut Vec<String>,
+) -> Option<Map<String, Value>> {
+    if !may_hold_sealed(payload) {
+        return None;
+    }
+    let payload: Map<String, Value> = serde_json::from_str(payload).ok()?;
+    let mut any = false;
     for (_, subject) in payload.values().filter_map(envelope) {
+        any = true;
         if !subjects.iter().any(|s| s == subject) {
             subjects.push(subject.to_owned());
         }
     }
+    any.then_some(payload)
 }
 
 /// Replaces each personal field of `payload` (those not `null`) by its envelope.

@@ -71,23 +71,11 @@ impl PersonalFields {
                         }
                     }
                 }
-                Fields::Unnamed(unnamed) => {
-                    for field in &unnamed.unnamed {
-                        let ast = field_ast(field, errors);
-                        parsed
-                            .misplaced
-                            .extend(ast.personal.into_iter().chain(ast.subject));
-                    }
-                }
+                Fields::Unnamed(unnamed) => parsed.misplace(&unnamed.unnamed, errors),
                 Fields::Unit => {}
             },
             Data::Enum(data) => {
-                for field in data.variants.iter().flat_map(|v| v.fields.iter()) {
-                    let ast = field_ast(field, errors);
-                    parsed
-                        .misplaced
-                        .extend(ast.personal.into_iter().chain(ast.subject));
-                }
+                parsed.misplace(data.variants.iter().flat_map(|v| &v.fields), errors);
             }
             Data::Union(_) => {}
         }
@@ -98,6 +86,19 @@ impl PersonalFields {
                 .map(|(path, _)| path);
         }
         parsed
+    }
+
+    /// Notes the `personal` and `subject` keys on `fields`, where they cannot work.
+    fn misplace<'f>(
+        &mut self,
+        fields: impl IntoIterator<Item = &'f syn::Field>,
+        errors: &mut Errors,
+    ) {
+        for field in fields {
+            let ast = field_ast(field, errors);
+            self.misplaced
+                .extend(ast.personal.into_iter().chain(ast.subject));
+        }
     }
 
     fn personal(&self) -> impl Iterator<Item = &FieldAst> {

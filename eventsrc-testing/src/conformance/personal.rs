@@ -18,6 +18,8 @@ use eventsrc_core::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::sample;
+
 /// What a store must implement to run these cases, wrapped in [`Encrypted`].
 pub trait PersonalUnderTest:
     EventStore + Tenants + SnapshotStore + ParkedStore + Clone + 'static
@@ -79,6 +81,27 @@ fn admitted(patient: &str, name: &str, ward: &str) -> NewEvent {
     NewEvent::from_event(&event, Metadata::new()).expect("encodes")
 }
 
+/// A fresh ward's stream.
+fn fresh_ward() -> StreamId {
+    StreamId::new("conformance_ward", EventId::new().to_string()).unwrap()
+}
+
+/// `patient` admitted as Ada Lovelace to the north ward, the first event of `ward`.
+async fn admit_ada<S: EventStore>(store: &S, ward: &StreamId, patient: &str) {
+    sample::append(
+        store,
+        ward,
+        ExpectedVersion::NoStream,
+        vec![admitted(patient, "Ada Lovelace", "north")],
+    )
+    .await;
+}
+
+/// `ward` read through `store` and decoded.
+async fn read_open<S: EventStore>(store: &S, ward: &StreamId) -> Vec<PatientAdmitted> {
+    decode_all(&sample::read(store, ward, ReadStream::forward()).await)
+}
+
 fn decode_all(records: &[eventsrc_core::RecordedEvent]) -> Vec<PatientAdmitted> {
     records
         .iter()
@@ -110,7 +133,7 @@ where
     K: KeyStore + ?Sized + 'static,
 {
     let (ada, bob) = (subject("ada"), subject("bob"));
-    let ward = StreamId::new("conformance_ward", EventId::new().to_string()).unwrap();
+    let ward = fresh_ward();
     let events = vec![
         admitted(&ada, "Ada Lovelace", "north"),
         admitted(&bob, "Bob Babbage", "north"),
@@ -128,12 +151,7 @@ where
             "the store inside holds `{plaintext}`: {raw}"
         );
     }
-    let read = decode_all(
-        &store
-            .read_stream(&ward, ReadStream::forward())
-            .await
-            .unwrap(),
-    );
+    let read = read_open(&store, &ward).await;
     assert_eq!(read[0].name.as_deref(), Some("Ada Lovelace"));
     assert_eq!(read[1].email.as_deref(), Some("Bob.Babbage@example.com"));
 
@@ -193,12 +211,7 @@ where
         )
         .await
         .unwrap();
-    let read = decode_all(
-        &store
-            .read_stream(&ward, ReadStream::forward())
-            .await
-            .unwrap(),
-    );
+    let read = read_open(&store, &ward).await;
     assert_eq!(read[0].name, None, "sealed under the forgotten key");
     assert_eq!(
         read[2].name.as_deref(),
@@ -310,7 +323,7 @@ where
     K: KeyStore + ?Sized + 'static,
 {
     let ada = subject("ada");
-    let ward = StreamId::new("conformance_ward", EventId::new().to_string()).unwrap();
+    let ward = fresh_ward();
     let batch = vec![
         admitted(&ada, "Ada Lovelace", "north"),
         NewEvent::raw("Noted", 1, "{}"),
@@ -340,10 +353,7 @@ where
     );
 
     // Across streams: every part with events answered with its original result.
-    let (north, south) = (
-        StreamId::new("conformance_ward", EventId::new().to_string()).unwrap(),
-        StreamId::new("conformance_ward", EventId::new().to_string()).unwrap(),
-    );
+    let (north, south) = (fresh_ward(), fresh_ward());
     let parts = vec![
         StreamAppend::new(
             north.clone(),
@@ -381,19 +391,12 @@ pub async fn a_tampered_sealed_field_is_a_corrupt_error_naming_the_event<S, K>(
     K: KeyStore + ?Sized + 'static,
 {
     let ada = subject("ada");
-    let ward = StreamId::new("conformance_ward", EventId::new().to_string()).unwrap();
-    store
-        .append(
-            &ward,
-            ExpectedVersion::NoStream,
-            vec![admitted(&ada, "Ada Lovelace", "north")],
-        )
-        .await
-        .unwrap();
+    let ward = fresh_ward();
+    admit_ada(&store, &ward, &ada).await;
     let sealed = raw_payloads(store.inner(), &ward).await;
 
     // The same sealed payload written raw into another stream: its associated data differs.
-    let moved = StreamId::new("conformance_ward", EventId::new().to_string()).unwrap();
+    let moved = fresh_ward();
     let copy = NewEvent::raw("conformance.patient_admitted", 1, sealed.clone());
     let copy_id = copy.event_id;
     store
@@ -472,15 +475,8 @@ where
     K: KeyStore + ?Sized + 'static,
 {
     let ada = subject("ada");
-    let ward = StreamId::new("conformance_ward", EventId::new().to_string()).unwrap();
-    store
-        .append(
-            &ward,
-            ExpectedVersion::NoStream,
-            vec![admitted(&ada, "Ada Lovelace", "north")],
-        )
-        .await
-        .unwrap();
+    let ward = fresh_ward();
+    admit_ada(&store, &ward, &ada).await;
     let event = store
         .read_stream(&ward, ReadStream::forward())
         .await
@@ -521,30 +517,13 @@ where
 {
     let ada = subject("ada");
     let other = store.with_tenant(Tenant::new(format!("personal-{}", EventId::new())));
-    let ward = StreamId::new("conformance_ward", EventId::new().to_string()).unwrap();
+    let ward = fresh_ward();
     for handle in [&store, &other] {
-        handle
-            .append(
-                &ward,
-                ExpectedVersion::NoStream,
-                vec![admitted(&ada, "Ada Lovelace", "north")],
-            )
-            .await
-            .unwrap();
+        admit_ada(handle, &ward, &ada).await;
     }
     store.forget(&ada).await.unwrap();
-    let here = decode_all(
-        &store
-            .read_stream(&ward, ReadStream::forward())
-            .await
-            .unwrap(),
-    );
-    let there = decode_all(
-        &other
-            .read_stream(&ward, ReadStream::forward())
-            .await
-            .unwrap(),
-    );
+    let here = read_open(&store, &ward).await;
+    let there = read_open(&other, &ward).await;
     assert_eq!(here[0].name, None);
     assert_eq!(there[0].name.as_deref(), Some("Ada Lovelace"));
 }
