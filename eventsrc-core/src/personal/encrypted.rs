@@ -291,19 +291,20 @@ impl<S: EventStore, K: KeyStore + ?Sized> Encrypted<S, K> {
         Ok(records)
     }
 
-    /// [`already_stored`]'s answer for a sealed batch the store refused as a duplicate,
-    /// compared as it was before sealing with its stored copies opened (a retry: sealing picked
-    /// new nonces, so the store itself cannot tell). `Ok(None)` when it is no retry of a
-    /// sealed batch: the store's refusal stands. A failed read is its own error.
+    /// [`already_stored`]'s answer for a batch (or a part of one) the store refused as a
+    /// duplicate, compared as it was before sealing with its stored copies opened (a retry:
+    /// sealing picked new nonces, so the store itself cannot tell). `Ok(None)` when it is no
+    /// retry: the store's refusal stands. A failed read is its own error.
+    ///
+    /// `originals` as [`seal_events`](Self::seal_events) returned them: a part that sealed
+    /// nothing, beside a sealed one in [`append_streams`](EventStore::append_streams), is
+    /// compared as it is.
     async fn retried(
         &self,
         stream: &StreamId,
         mut plain: Vec<NewEvent>,
         originals: &[Option<String>],
     ) -> Result<Option<AppendResult>, StoreError> {
-        if originals.iter().all(Option::is_none) {
-            return Ok(None);
-        }
         let ids: Vec<EventId> = plain.iter().map(|e| e.event_id).collect();
         let stored = self.opened(self.store.read_events(&ids).await).await?;
         for (event, original) in plain.iter_mut().zip(originals) {
