@@ -94,12 +94,7 @@ pub(crate) async fn append(
             }
             Attempt::Done(result) => {
                 let records = inserted(store, &tx, stream, &result, events.len()).await?;
-                for projection in store.inline.iter() {
-                    projection
-                        .apply(&tx, &records)
-                        .await
-                        .map_err(|error| inline_refusal(stream, error))?;
-                }
+                apply(store, &tx, stream, &records).await?;
                 tx.commit().await.map_err(backend)?;
                 return Ok(result);
             }
@@ -119,6 +114,23 @@ pub(crate) async fn append(
         }
     }
     Err(writer::gave_up(&append))
+}
+
+/// Applies `records`, all of `stream` (an append's events, or a deletion's marker), to
+/// `store`'s inline projections inside `tx`; a refusal is [`inline_refusal`] of `stream`.
+pub(crate) async fn apply(
+    store: &PgEventStore,
+    tx: &Transaction<'_>,
+    stream: &StreamId,
+    records: &[RecordedEvent],
+) -> Result<(), StoreError> {
+    for projection in store.inline.iter() {
+        projection
+            .apply(tx, records)
+            .await
+            .map_err(|error| inline_refusal(stream, error))?;
+    }
+    Ok(())
 }
 
 /// Applies the events an append across streams (`appends`) just inserted to `store`'s inline

@@ -53,22 +53,23 @@ impl PgKeyStore {
 
     /// Keys in `schema` (created if missing) through `pool`; creates the key table.
     pub async fn new(pool: Pool, schema: &str) -> Result<Self, KeyError> {
-        let client = pool.get().await.map_err(KeyError::backend)?;
+        let mut client = pool.get().await.map_err(KeyError::backend)?;
         // Nodes starting together would race on `IF NOT EXISTS` (PostgreSQL checks it before
         // it locks the catalog): one creates the table at a time, under a transaction-level
-        // advisory lock on the schema's name.
-        let lock = format!(
-            "SELECT pg_advisory_xact_lock(hashtext('eventsrc_subject_keys:' || {}))",
-            literal(schema)
-        );
-        let created = client
-            .batch_execute(&format!("BEGIN; {lock}; {} COMMIT;", Self::ddl(schema)))
-            .await;
-        if let Err(error) = created {
-            // Leave no failed transaction on the pooled connection.
-            let _ = client.batch_execute("ROLLBACK").await;
-            return Err(KeyError::backend(error));
-        }
+        // advisory lock on the schema's name, as migrations are run. A failure drops the
+        // transaction, which rolls it back: no failed transaction is left on the pooled
+        // connection.
+        let tx = client.transaction().await.map_err(KeyError::backend)?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('eventsrc_subject_keys:' || $1))",
+            &[&schema],
+        )
+        .await
+        .map_err(KeyError::backend)?;
+        tx.batch_execute(&Self::ddl(schema))
+            .await
+            .map_err(KeyError::backend)?;
+        tx.commit().await.map_err(KeyError::backend)?;
         let table = format!("{}.eventsrc_subject_keys", crate::schema::quote(schema));
         Ok(Self {
             pool,
@@ -132,11 +133,6 @@ impl PgKeyStore {
         })?;
         Ok(Some(SubjectKey::from_parts(id as u64, secret)))
     }
-}
-
-/// `text` as an SQL string literal.
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 impl KeyStore for PgKeyStore {

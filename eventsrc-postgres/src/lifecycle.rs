@@ -29,7 +29,6 @@
 //! apply it in the removal's transaction; live readers are woken as after an append.
 
 use deadpool_postgres::{GenericClient, Transaction};
-use eventsrc_core::backend::inline_refusal;
 use eventsrc_core::store::lifecycle::{
     Deleted, Deletion, Lifecycle, STREAM_DELETED, STREAM_TOMBSTONED, Truncated, marker_payload,
 };
@@ -42,7 +41,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::rows;
 use crate::writer::{self, Attempt};
-use crate::{PgEventStore, backend};
+use crate::{PgEventStore, backend, inline};
 
 /// How long a removal waits for its lock on `events` before it gives up
 /// ([`StoreError::Backend`], nothing removed): while it waits, new appends queue behind it.
@@ -81,7 +80,8 @@ pub(crate) struct LifecycleSql {
 
 impl LifecycleSql {
     pub(crate) fn new(schema: &str) -> Self {
-        let newest = |order: &str| {
+        // The stream's first version in `order`: its newest (`DESC`) or oldest (`ASC`).
+        let first_in = |order: &str| {
             format!(
                 "SELECT stream_version FROM {schema}.events \
                  WHERE tenant = $1 AND stream = $2 ORDER BY stream_version {order} LIMIT 1"
@@ -106,8 +106,8 @@ impl LifecycleSql {
             ),
             bounds: format!(
                 "SELECT COALESCE(({}), 0), COALESCE(({}), 1)",
-                newest("DESC"),
-                newest("ASC")
+                first_in("DESC"),
+                first_in("ASC")
             ),
             archive_stream: format!(
                 "WITH removed AS ( \
@@ -222,15 +222,15 @@ fn decide(
 ) -> Result<Option<Deleted>, StoreError> {
     let current = last.map_or(StreamVersion::NONE, |last| last.version);
     if let Some(last) = last {
-        let retried = |last: &Last| Deleted::new(last.version, last.position, 0, true);
         match (deletion, last.event_type.as_str()) {
-            (Deletion::Tombstone, STREAM_TOMBSTONED) => return Ok(Some(retried(last))),
+            (Deletion::Tombstone, STREAM_TOMBSTONED) | (Deletion::Soft, STREAM_DELETED) => {
+                return Ok(Some(Deleted::new(last.version, last.position, 0, true)));
+            }
             (Deletion::Soft, STREAM_TOMBSTONED) => {
                 return Err(StoreError::Tombstoned {
                     stream: stream.clone(),
                 });
             }
-            (Deletion::Soft, STREAM_DELETED) => return Ok(Some(retried(last))),
             _ => {}
         }
     }
@@ -384,7 +384,7 @@ impl PgEventStore {
             // The marker is an event of the log like any other: read models kept inline
             // see it in the same transaction, as they see an append's events.
             let records = self.events_by_id(tx, &[id]).await?;
-            self.apply_inline(tx, stream, &records).await?;
+            inline::apply(self, tx, stream, &records).await?;
         }
         let position = GlobalPosition::new(commit.max(0) as u64, sequence.max(0) as u64);
         tracing::debug!(%stream, ?deletion, removed, %position, "deleted a stream");
@@ -394,22 +394,6 @@ impl PgEventStore {
             removed.max(0) as u64,
             false,
         )))
-    }
-
-    /// Applies `records` (a marker) to every inline projection inside `tx`.
-    async fn apply_inline(
-        &self,
-        tx: &Transaction<'_>,
-        stream: &StreamId,
-        records: &[RecordedEvent],
-    ) -> Result<(), StoreError> {
-        for projection in self.inline.iter() {
-            projection
-                .apply(tx, records)
-                .await
-                .map_err(|error| inline_refusal(stream, error))?;
-        }
-        Ok(())
     }
 
     /// One try of [`Lifecycle::truncate_before`] in `tx`: `Ok(Ok(_))` when it moved events

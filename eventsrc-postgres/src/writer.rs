@@ -388,11 +388,12 @@ fn may_restart(expected: ExpectedVersion) -> bool {
     )
 }
 
-/// Settles an append (or a part of one, `at` being the exact version it last ran at after a
-/// restart) whose range did not hold `current`, after the retry check: `Ok(version)` when the
-/// stream is soft-deleted and `expected` starts it again, to run again at exactly its marker's
-/// version (so that the unique index settles a race with another writer, as for any append);
-/// otherwise the error to report: [`StoreError::Tombstoned`], or
+/// Settles an append of `count` events (or a part of one) whose range did not hold `current`,
+/// after the retry check: `Ok(version)` when the stream is soft-deleted and `expected` starts
+/// it again, to run again at exactly its marker's version (so that the unique index settles a
+/// race with another writer, as for any append); otherwise the error to report:
+/// [`StoreError::Tombstoned`], [`StoreError::InvalidAppend`] when only the cap below the
+/// tombstone refuses the batch (the [`exact_range`] of that run would hold nothing), or
 /// [`StoreError::WrongExpectedVersion`] naming the caller's own expectation.
 ///
 /// The tombstone is told by the version alone; the last event's type is read, on `client`,
@@ -405,9 +406,10 @@ pub(crate) async fn refusal(
     stream: &StreamId,
     expected: ExpectedVersion,
     current: u64,
-    at: Option<i64>,
+    count: usize,
 ) -> Result<i64, StoreError> {
     let version = StreamVersion(current);
+    let signed = i64::try_from(current).unwrap_or(i64::MAX);
     let tombstone = version == StreamVersion::TOMBSTONE;
     let last_type: Option<String> = match may_restart(expected) && current > 0 && !tombstone {
         false => None,
@@ -416,7 +418,6 @@ pub(crate) async fn refusal(
                 .prepare_cached(&sql.last_type)
                 .await
                 .map_err(backend)?;
-            let signed = i64::try_from(current).unwrap_or(i64::MAX);
             client
                 .query_opt(&statement, &[&tenant.as_str(), &stream.as_str(), &signed])
                 .await
@@ -427,9 +428,9 @@ pub(crate) async fn refusal(
         }
     };
     let accepted = check_deleted(stream, expected, version, last_type.as_deref())?;
-    let signed = i64::try_from(current).unwrap_or(i64::MAX);
+    let (low, high) = exact_range(signed, count);
     match accepted {
-        true if last_type.as_deref() == Some(STREAM_DELETED) && at != Some(signed) => Ok(signed),
+        true if last_type.as_deref() == Some(STREAM_DELETED) && low <= high => Ok(signed),
         // Accepted, yet outside the range: only the cap below the tombstone refuses that.
         true => Err(StoreError::InvalidAppend {
             stream: stream.clone(),
@@ -643,8 +644,6 @@ struct Parts<'a> {
     categories: Vec<&'a str>,
     lows: Vec<i64>,
     highs: Vec<i64>,
-    /// The exact version each part runs at after a restart of its soft-deleted stream.
-    restarted: Vec<Option<i64>>,
     part_of: Vec<i64>,
     place: Vec<i64>,
     columns: Columns<'a>,
@@ -663,7 +662,6 @@ impl<'a> Parts<'a> {
             categories: Vec::with_capacity(appends.len()),
             lows: Vec::with_capacity(appends.len()),
             highs: Vec::with_capacity(appends.len()),
-            restarted: vec![None; appends.len()],
             part_of: Vec::with_capacity(count),
             place: Vec::with_capacity(count),
             columns: Columns::of_parts(appends)?,
@@ -686,14 +684,12 @@ impl<'a> Parts<'a> {
     /// Makes the parts of `restarts` (of `appends`) run at exactly the version each is given.
     fn restart(&mut self, restarts: &[(usize, i64)], appends: &[StreamAppend]) {
         for &(part, version) in restarts {
-            if let (Some(low), Some(high), Some(at), Some(append)) = (
+            if let (Some(low), Some(high), Some(append)) = (
                 self.lows.get_mut(part),
                 self.highs.get_mut(part),
-                self.restarted.get_mut(part),
                 appends.get(part),
             ) {
                 (*low, *high) = exact_range(version, append.events.len());
-                *at = Some(version);
             }
         }
     }
@@ -840,7 +836,6 @@ async fn settle_stale(
         if parts.holds(n, outcome.current) {
             continue;
         }
-        let at = parts.restarted.get(n).copied().flatten();
         let version = refusal(
             tx,
             sql,
@@ -848,7 +843,7 @@ async fn settle_stale(
             &part.stream,
             part.expected,
             outcome.current,
-            at,
+            part.events.len(),
         )
         .await?;
         restarts.push((n, version));
@@ -972,8 +967,16 @@ async fn attempt(
         if let Some(done) = stored(client, sql, append).await? {
             return Ok(Attempt::Done(done));
         }
-        let (tenant, stream, expected) = (append.tenant, append.stream, append.expected);
-        let version = refusal(client, sql, tenant, stream, expected, outcome.current, at).await?;
+        let version = refusal(
+            client,
+            sql,
+            append.tenant,
+            append.stream,
+            append.expected,
+            outcome.current,
+            append.events.len(),
+        )
+        .await?;
         return Ok(Attempt::Restart(vec![(0, version)]));
     }
     let count = append.events.len() as u64;

@@ -33,6 +33,11 @@ fn carrying(word: &str) -> NewEvent {
     NewEvent::raw("ItemAdded", 1, format!(r#"{{"sku":"{word}"}}"#))
 }
 
+/// `n` events [`carrying`] `word`.
+fn batch(word: &str, n: u32) -> Vec<NewEvent> {
+    (0..n).map(|_| carrying(word)).collect()
+}
+
 /// How many rows of every table of the schema mention `word`, by table (only those that do).
 async fn mentions(test: &TestSchema, word: &str) -> BTreeMap<String, i64> {
     let tables: Vec<String> = test
@@ -98,9 +103,8 @@ async fn a_tombstone_leaves_no_removed_payload_in_any_table() {
     let (doomed, bystander) = (cart(1), cart(2));
     let secret = format!("secret-{}", EventId::new().0.simple());
     let kept = format!("kept-{}", EventId::new().0.simple());
-    let events = |n| (0..n).map(|_| carrying(&secret)).collect::<Vec<_>>();
     store
-        .append(&doomed, ExpectedVersion::NoStream, events(4))
+        .append(&doomed, ExpectedVersion::NoStream, batch(&secret, 4))
         .await
         .unwrap();
     store
@@ -118,7 +122,7 @@ async fn a_tombstone_leaves_no_removed_payload_in_any_table() {
         .await
         .unwrap();
     store
-        .append(&doomed, ExpectedVersion::NoStream, events(2))
+        .append(&doomed, ExpectedVersion::NoStream, batch(&secret, 2))
         .await
         .unwrap();
     store
@@ -177,8 +181,9 @@ async fn a_tombstone_leaves_no_removed_payload_in_any_table() {
         (STREAM_TOMBSTONED, i64::MAX, r#"{"through":7}"#)
     );
     // Refused from the version alone, batches too (their versions would pass `bigint`).
-    let batch = (0..3).map(|_| carrying("late")).collect();
-    let refused = store.append(&doomed, ExpectedVersion::Any, batch).await;
+    let refused = store
+        .append(&doomed, ExpectedVersion::Any, batch("late", 3))
+        .await;
     assert!(
         matches!(refused, Err(StoreError::Tombstoned { .. })),
         "{refused:?}"
@@ -187,7 +192,7 @@ async fn a_tombstone_leaves_no_removed_payload_in_any_table() {
         StreamAppend::new(
             doomed.clone(),
             ExpectedVersion::StreamExists,
-            (0..2).map(|_| carrying("late")).collect(),
+            batch("late", 2),
         ),
         StreamAppend::new(cart(5), ExpectedVersion::Any, vec![]),
     ];
@@ -224,7 +229,7 @@ async fn keep_appending(
         if *stop.borrow() {
             break;
         }
-        let events: Vec<NewEvent> = (0..1 + n % 2).map(|_| carrying("raced")).collect();
+        let events = batch("raced", 1 + n % 2);
         let ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
         let expected = match (n + task) % 3 {
             0 => ExpectedVersion::Any,
@@ -260,6 +265,25 @@ async fn keep_appending(
     done
 }
 
+/// Four tasks [`keep_appending`] to `stream` until `stop` says so (or the stream is
+/// tombstoned).
+fn appenders(
+    store: &PgEventStore,
+    stream: &StreamId,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<Appended>> {
+    (0..4)
+        .map(|task| {
+            tokio::spawn(keep_appending(
+                store.clone(),
+                stream.clone(),
+                task,
+                stop.clone(),
+            ))
+        })
+        .collect()
+}
+
 /// Every stored event of `stream`, archived and still in the log, by version; fails on a
 /// version held twice.
 async fn every_version(store: &PgEventStore, stream: &StreamId) -> BTreeMap<u64, RecordedEvent> {
@@ -288,16 +312,7 @@ async fn soft_deletes_racing_appends_on_one_stream_end_consistent() {
     let store = test.store().await;
     let stream = cart(7);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let appenders: Vec<_> = (0..4)
-        .map(|task| {
-            tokio::spawn(keep_appending(
-                store.clone(),
-                stream.clone(),
-                task,
-                stopped.clone(),
-            ))
-        })
-        .collect();
+    let appenders = appenders(&store, &stream, &stopped);
     let mut deletions = Vec::new();
     for round in 1..=4u64 {
         let reached = store.stream_version(&stream).await.unwrap().get() + 10;
@@ -384,16 +399,7 @@ async fn a_tombstone_racing_appends_on_one_stream_ends_them_all() {
     let store = test.store().await;
     let stream = cart(9);
     let (_stop, never) = tokio::sync::watch::channel(false);
-    let appenders: Vec<_> = (0..4)
-        .map(|task| {
-            tokio::spawn(keep_appending(
-                store.clone(),
-                stream.clone(),
-                task,
-                never.clone(),
-            ))
-        })
-        .collect();
+    let appenders = appenders(&store, &stream, &never);
     until("appends before the tombstone", WAIT, || async {
         store.stream_version(&stream).await.unwrap().get() >= 30
     })
@@ -654,9 +660,8 @@ async fn a_truncation_stops_readers_behind_it_and_its_cut_never_moves_back() {
     let store = test.store().await;
     let (a, b) = (cart(1), cart(2));
     for stream in [&a, &b] {
-        let events = (0..3).map(|_| carrying("x")).collect();
         store
-            .append(stream, ExpectedVersion::NoStream, events)
+            .append(stream, ExpectedVersion::NoStream, batch("x", 3))
             .await
             .unwrap();
     }

@@ -17,7 +17,12 @@ use eventsrc_postgres::{PgEventStore, PgKeyStore};
 use serde::{Deserialize, Serialize};
 
 async fn fresh() -> Encrypted<PgEventStore, PgKeyStore> {
-    let store = support::TestSchema::fresh().await.store().await;
+    encrypted(&support::TestSchema::fresh().await).await
+}
+
+/// A store on `schema` sealing through keys in that schema.
+async fn encrypted(schema: &support::TestSchema) -> Encrypted<PgEventStore, PgKeyStore> {
+    let store = schema.store().await;
     let keys = PgKeyStore::for_store(&store).await.unwrap();
     Encrypted::new(store, keys)
 }
@@ -94,9 +99,7 @@ async fn a_forgotten_subject_leaves_no_plaintext_and_no_key_in_the_schema() {
     else {
         return;
     };
-    let events = schema.store().await;
-    let keys = PgKeyStore::for_store(&events).await.unwrap();
-    let store = Encrypted::new(events, keys);
+    let store = encrypted(&schema).await;
 
     let marker = EventId::new().0.simple().to_string();
     let (ada_name, bob_name) = (
