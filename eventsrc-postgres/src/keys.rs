@@ -52,7 +52,14 @@ impl PgKeyStore {
     }
 
     /// Keys in `schema` (created if missing) through `pool`; creates the key table.
+    ///
+    /// `schema` is checked as a store's schema is (lower-case ASCII letters, digits and `_`,
+    /// at most 63 bytes, no `pg_` prefix): a name that is not one is a [`KeyError::Backend`]
+    /// holding [`ConnectError::InvalidSchema`](crate::ConnectError::InvalidSchema), and nothing
+    /// is sent to the server.
     pub async fn new(pool: Pool, schema: &str) -> Result<Self, KeyError> {
+        // The name goes into SQL text, quoted: only a checked name cannot break out of it.
+        crate::options::check_schema_name(schema).map_err(KeyError::backend)?;
         let mut client = pool.get().await.map_err(KeyError::backend)?;
         // Nodes starting together would race on `IF NOT EXISTS` (PostgreSQL checks it before
         // it locks the catalog): one creates the table at a time, under a transaction-level

@@ -172,6 +172,26 @@ async fn a_forgotten_subject_leaves_no_plaintext_and_no_key_in_the_schema() {
     schema.drop().await;
 }
 
+/// A schema name that could break out of its quotes is refused before anything reaches the
+/// server, as a store's own schema name is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_store_refuses_a_schema_name_that_is_not_one() {
+    let schema = support::TestSchema::fresh().await;
+    let store = schema.store().await;
+    for name in [r#"keys"; DROP TABLE events; --"#, "", "Upper", "pg_keys"] {
+        let refused = PgKeyStore::new(store.pool().clone(), name).await;
+        let Err(error) = refused else {
+            panic!("`{name}` was accepted as a schema name")
+        };
+        assert!(
+            error.to_string().contains("schema"),
+            "`{name}`: the error names the schema: {error}"
+        );
+    }
+    drop(store);
+    schema.drop().await;
+}
+
 /// The wrapper keeps every storage contract on PostgreSQL: the whole backend conformance
 /// suite passes through it (its events have no personal fields, so they pass through
 /// unsealed).
