@@ -20,7 +20,7 @@ use crate::backend::{
 use crate::StoreError;
 use crate::backend::{StoredEvent, record_append};
 use crate::store::lifecycle::{
-    Deleted, Deletion, Lifecycle, STREAM_DELETED, STREAM_TOMBSTONED, Truncated, check_deleted,
+    Deleted, Deletion, Lifecycle, STREAM_DELETED, STREAM_TOMBSTONED, Truncated, check_expected,
     marker_payload,
 };
 use crate::time::{Clock, SystemClock};
@@ -342,22 +342,12 @@ impl MemoryStore {
             let last_type = log
                 .last(&self.tenant, &part.stream)
                 .map(|last| &*last.event_type);
-            let plain = part.expected.accepts(StreamVersion(current))
-                && current != StreamVersion::TOMBSTONE.get();
-            if !plain
-                && !check_deleted(
-                    &part.stream,
-                    part.expected,
-                    StreamVersion(current),
-                    last_type,
-                )?
-            {
-                return Err(StoreError::WrongExpectedVersion {
-                    stream: part.stream.clone(),
-                    expected: part.expected,
-                    actual: StreamVersion(current),
-                });
-            }
+            check_expected(
+                &part.stream,
+                part.expected,
+                StreamVersion(current),
+                last_type,
+            )?;
             currents.push(current);
         }
         let recorded_at = self.clock.now();
@@ -588,20 +578,7 @@ impl Log {
         let kept = tenant_log.streams.entry(stream.clone()).or_default();
         let current = kept.version();
         let last_type = kept.indexes.last().map(|&i| &*records[i].event_type);
-        let plain =
-            expected.accepts(StreamVersion(current)) && current != StreamVersion::TOMBSTONE.get();
-        let refused = match plain {
-            true => None,
-            false => match check_deleted(stream, expected, StreamVersion(current), last_type) {
-                Ok(true) => None,
-                Ok(false) => Some(StoreError::WrongExpectedVersion {
-                    stream: stream.clone(),
-                    expected,
-                    actual: StreamVersion(current),
-                }),
-                Err(error) => Some(error),
-            },
-        };
+        let refused = check_expected(stream, expected, StreamVersion(current), last_type).err();
         if let Some(error) = refused {
             if current == 0 {
                 // The entry was made for this append: leave no trace of it.

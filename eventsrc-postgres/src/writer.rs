@@ -25,14 +25,14 @@
 //! reads refuses a tombstoned stream, whatever the expectation, and no batch can overflow
 //! `bigint` or land on the tombstone's version. Only when a statement inserted nothing does
 //! the writer look further: the tombstone, a retry, and last the type of the stream's last
-//! event ([`check_deleted`]). A soft-deleted stream started again (`NoStream`) then runs again
+//! event ([`check_expected`]). A soft-deleted stream started again (`NoStream`) then runs again
 //! expecting its marker's exact version, so that the unique index still settles the race.
 
 use deadpool_postgres::{GenericClient, Transaction};
 use eventsrc_core::backend::{
     StoredCopy, already_stored, already_stored_parts, encode_metadata, encode_one_metadata,
 };
-use eventsrc_core::store::lifecycle::{STREAM_DELETED, check_deleted};
+use eventsrc_core::store::lifecycle::{STREAM_DELETED, check_expected, may_restart};
 use eventsrc_core::store::{AppendResult, StreamAppend};
 use eventsrc_core::{
     ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent, StoreError, StreamId, StreamVersion,
@@ -379,15 +379,6 @@ fn exact_range(version: i64, count: usize) -> (i64, i64) {
     (version, version.min(cap))
 }
 
-/// Whether an expectation may start a soft-deleted stream again ([`check_deleted`]): only
-/// these need the type of the stream's last event when their check fails.
-fn may_restart(expected: ExpectedVersion) -> bool {
-    matches!(
-        expected,
-        ExpectedVersion::NoStream | ExpectedVersion::Exact(StreamVersion::NONE)
-    )
-}
-
 /// Settles an append of `count` events (or a part of one) whose range did not hold `current`,
 /// after the retry check: `Ok(version)` when the stream is soft-deleted and `expected` starts
 /// it again, to run again at exactly its marker's version (so that the unique index settles a
@@ -427,25 +418,20 @@ pub(crate) async fn refusal(
                 .map_err(backend)?
         }
     };
-    let accepted = check_deleted(stream, expected, version, last_type.as_deref())?;
+    check_expected(stream, expected, version, last_type.as_deref())?;
     let (low, high) = exact_range(signed, count);
-    match accepted {
-        true if last_type.as_deref() == Some(STREAM_DELETED) && low <= high => Ok(signed),
-        // Accepted, yet outside the range: only the cap below the tombstone refuses that.
-        true => Err(StoreError::InvalidAppend {
-            stream: stream.clone(),
-            reason: format!(
-                "the stream is at version {current}: the batch would reach version {}, which \
-                 only a tombstone's marker takes",
-                StreamVersion::TOMBSTONE
-            ),
-        }),
-        false => Err(StoreError::WrongExpectedVersion {
-            stream: stream.clone(),
-            expected,
-            actual: version,
-        }),
+    if last_type.as_deref() == Some(STREAM_DELETED) && low <= high {
+        return Ok(signed);
     }
+    // Accepted, yet outside the range: only the cap below the tombstone refuses that.
+    Err(StoreError::InvalidAppend {
+        stream: stream.clone(),
+        reason: format!(
+            "the stream is at version {current}: the batch would reach version {}, which \
+             only a tombstone's marker takes",
+            StreamVersion::TOMBSTONE
+        ),
+    })
 }
 
 /// What one run of the statement answered, or why it must run again.

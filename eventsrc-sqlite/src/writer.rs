@@ -18,7 +18,7 @@ use eventsrc_core::store::{AppendResult, EventFilter, StreamAppend};
 use eventsrc_core::StoreError;
 
 use eventsrc_core::backend::{StoredCopy, already_stored, already_stored_parts, encode_metadata};
-use eventsrc_core::store::lifecycle::check_deleted;
+use eventsrc_core::store::lifecycle::{check_expected, may_restart};
 use eventsrc_core::time::Clock;
 use eventsrc_core::{GlobalPosition, StreamVersion, Tenant, Timestamp};
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior, params};
@@ -396,19 +396,14 @@ fn store_parts(
             if let Some(done) = retried(tx, tenant, parts, first_position)? {
                 return Ok(retry(results, done));
             }
-            // Only now the last event's type: after a soft delete's marker, the stream may
-            // start again from `NoStream`.
+            // Only now, and only for an expectation that may start a soft-deleted stream
+            // again, the last event's type.
             let last_type = match current_version {
                 StreamVersion::TOMBSTONE => None,
+                _ if !may_restart(*expected) => None,
                 version => rows::last_event(tx, tenant, stream, version)?.map(|(_, kind)| kind),
             };
-            if !check_deleted(stream, *expected, current_version, last_type.as_deref())? {
-                return Err(StoreError::WrongExpectedVersion {
-                    stream: stream.clone(),
-                    expected: *expected,
-                    actual: current_version,
-                });
-            }
+            check_expected(stream, *expected, current_version, last_type.as_deref())?;
         }
         // Stored versions are positive i64s, so this converts back losslessly.
         let current = current_version.get() as i64;

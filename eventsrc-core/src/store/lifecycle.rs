@@ -252,30 +252,44 @@ pub fn marker_payload(through: StreamVersion) -> String {
     format!(r#"{{"through":{}}}"#, through.get())
 }
 
-/// How an append meets a stream whose last event is at `current` of type `last_type`, for
-/// backends: `Ok(version)` is the version `expected` is checked against (a soft-deleted
-/// stream with nothing after its marker accepts [`ExpectedVersion::NoStream`] as well as its
-/// marker's version), and a tombstoned stream is [`StoreError::Tombstoned`].
+/// The version check of an append to `stream`, at `current` and whose last event is of type
+/// `last_type`, for backends: `Ok` when `expected` accepts it, [`StoreError::Tombstoned`] for
+/// a tombstoned stream (whatever `expected` says), and [`StoreError::WrongExpectedVersion`]
+/// otherwise. A soft-deleted stream with nothing after its marker accepts
+/// [`ExpectedVersion::NoStream`] (and `Exact(NONE)`) as well as its marker's version: it
+/// starts again.
 ///
-/// Backends call it only when the plain check failed or the stream may be tombstoned
-/// (`current` is [`StreamVersion::TOMBSTONE`]): the common append pays nothing for it.
-pub fn check_deleted(
+/// `last_type` matters only when the plain check fails and `expected` [may
+/// restart](may_restart) a stream, or for a tombstone told by its type: a backend reads it only
+/// then, so that the common append pays nothing for deletions.
+pub fn check_expected(
     stream: &StreamId,
     expected: ExpectedVersion,
     current: StreamVersion,
     last_type: Option<&str>,
-) -> Result<bool, StoreError> {
+) -> Result<(), StoreError> {
     if current == StreamVersion::TOMBSTONE || last_type == Some(STREAM_TOMBSTONED) {
         return Err(StoreError::Tombstoned {
             stream: stream.clone(),
         });
     }
-    let restarts = last_type == Some(STREAM_DELETED)
-        && matches!(
-            expected,
-            ExpectedVersion::NoStream | ExpectedVersion::Exact(StreamVersion::NONE)
-        );
-    Ok(restarts || expected.accepts(current))
+    if expected.accepts(current) || (last_type == Some(STREAM_DELETED) && may_restart(expected)) {
+        return Ok(());
+    }
+    Err(StoreError::WrongExpectedVersion {
+        stream: stream.clone(),
+        expected,
+        actual: current,
+    })
+}
+
+/// Whether `expected` may start a soft-deleted stream again ([`check_expected`]): only these
+/// expectations need the type of the stream's last event when their plain check fails.
+pub fn may_restart(expected: ExpectedVersion) -> bool {
+    matches!(
+        expected,
+        ExpectedVersion::NoStream | ExpectedVersion::Exact(StreamVersion::NONE)
+    )
 }
 
 /// Which streams of a category [`Retention`] keeps how much of.
