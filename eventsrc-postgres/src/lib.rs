@@ -454,8 +454,8 @@ impl PgEventStore {
         let client = self.client().await?;
         let appended = async {
             client.batch_execute("BEGIN").await.map_err(backend)?;
-            let appended = self
-                .append_on(&client, stream, ExpectedVersion::Any, &events)
+            let (appended, _) = self
+                .append_on(&client, stream, ExpectedVersion::Any, &events, None)
                 .await?;
             client
                 .execute(
@@ -495,23 +495,27 @@ impl PgEventStore {
         self.shared.pool.get().await.map_err(StoreError::backend)
     }
 
-    /// Appends a checked batch to one stream (inline projections included), without the
-    /// notification.
+    /// Appends a checked batch to one stream (inline projections included). With `notify`,
+    /// the append may carry the store's next notification in its own statement; answers
+    /// whether it did (see [`writer::append`]).
     async fn append_checked(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
         events: &[NewEvent],
-    ) -> Result<AppendResult, StoreError> {
+        notify: Option<&str>,
+    ) -> Result<(AppendResult, bool), StoreError> {
         if self.inline.is_empty() {
             let client = self.client().await?;
-            self.append_on(&client, stream, expected, events).await
+            self.append_on(&client, stream, expected, events, notify)
+                .await
         } else {
-            inline::append(self, stream, expected, events).await
+            let appended = inline::append(self, stream, expected, events).await?;
+            Ok((appended, false))
         }
     }
 
-    /// Wakes live readers after a commit that stored events.
+    /// Wakes live readers after a commit that stored events, through the notifier's task.
     fn appended(&self) {
         if let Some(notifier) = &self.shared.notifier {
             notifier.appended();
@@ -543,14 +547,15 @@ impl PgEventStore {
         stream: &StreamId,
         expected: ExpectedVersion,
         events: &[NewEvent],
-    ) -> Result<AppendResult, StoreError> {
+        notify: Option<&str>,
+    ) -> Result<(AppendResult, bool), StoreError> {
         let append = writer::Append {
             tenant: &self.tenant,
             stream,
             expected,
             events,
         };
-        writer::append(client, &self.shared.sql.writer, &append).await
+        writer::append(client, &self.shared.sql.writer, &append, notify).await
     }
 
     /// Runs `fetch` (one try of a log read or the head query) until nothing it could return
@@ -727,11 +732,22 @@ impl EventStore for PgEventStore {
         let (started, count) = (std::time::Instant::now(), events.len());
         let result = async {
             check_batch(stream, &events)?;
-            let appended = self.append_checked(stream, expected, &events).await?;
-            if !appended.already_stored {
+            // Due for a notification: this append carries it if its commit can.
+            let claimed = self.shared.notifier.as_ref().and_then(|n| n.claim());
+            let appended = self
+                .append_checked(stream, expected, &events, claimed)
+                .await;
+            // Otherwise the notifier's task covers it; after a claim it could not use, also
+            // when nothing was stored, since the task counts on a claimed append to notify.
+            let uncovered = match &appended {
+                Ok((_, true)) => false,
+                Ok((appended, false)) => claimed.is_some() || !appended.already_stored,
+                Err(_) => claimed.is_some(),
+            };
+            if uncovered {
                 self.appended();
             }
-            Ok(appended)
+            appended.map(|(appended, _)| appended)
         }
         .await;
         let stored = result.as_ref().map(|appended| appended.already_stored);
@@ -753,8 +769,9 @@ impl EventStore for PgEventStore {
             let results = match appends.as_slice() {
                 [] => return Ok(Vec::new()),
                 [part] if !part.events.is_empty() => vec![
-                    self.append_checked(&part.stream, part.expected, &part.events)
-                        .await?,
+                    self.append_checked(&part.stream, part.expected, &part.events, None)
+                        .await?
+                        .0,
                 ],
                 parts => writer::append_streams(self, parts).await?,
             };

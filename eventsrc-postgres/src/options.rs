@@ -92,10 +92,11 @@ impl PgOptions {
     }
 
     /// Whether appends `NOTIFY` the schema's channel (default on), which is what wakes
-    /// [`PgEventStore::notifications`](crate::PgEventStore::notifications) in every process. A background task sends the
-    /// notification after the append commits, one for all appends that commit while it is
-    /// sending or within a millisecond of the previous notification, so appends never wait
-    /// for it. Off: readers in other processes poll.
+    /// [`PgEventStore::notifications`](crate::PgEventStore::notifications) in every process.
+    /// A store sends at most one notification a millisecond, covering every append committed
+    /// before it: a single-event append at an exact version (what a command makes) carries it
+    /// in its own statement when one is due, and a background task sends it for the others,
+    /// so appends never wait for it. Off: readers in other processes poll.
     pub fn notify(mut self, notify: bool) -> Self {
         self.notify = notify;
         self

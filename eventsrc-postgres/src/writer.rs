@@ -55,6 +55,7 @@ pub(crate) struct WriteSql {
     append: String,
     append_one: String,
     append_exact: String,
+    append_exact_notify: String,
     already_stored: String,
     append_parts: String,
     last_type: String,
@@ -68,6 +69,10 @@ impl WriteSql {
             append: append_sql(schema),
             append_one: append_one_sql(schema),
             append_exact: append_exact_sql(schema),
+            append_exact_notify: format!(
+                "{}, pg_notify($10, '') IS NULL",
+                append_exact_sql(schema)
+            ),
             already_stored: already_stored_sql(schema),
             append_parts: append_parts_sql(schema),
             last_type: format!(
@@ -452,24 +457,30 @@ pub(crate) enum Attempt<T = AppendResult> {
 /// Runs the append on `client` in autocommit (a pooled connection: the plainer single-event
 /// statement tried first may fail on a unique index, which would abort a transaction), running
 /// it again after each lost race.
+///
+/// With `notify` (the store's channel, when its notifier let this append carry the next
+/// notification), the plainer single-event statement also notifies the channel, in its own
+/// transaction, so readers are woken by the commit itself. Answers whether it did: the general
+/// statement never notifies.
 pub(crate) async fn append(
     client: &impl GenericClient,
     sql: &WriteSql,
     append: &Append<'_>,
-) -> Result<AppendResult, StoreError> {
-    if let Some(done) = append_exact(client, sql, append).await? {
-        return Ok(done);
+    notify: Option<&str>,
+) -> Result<(AppendResult, bool), StoreError> {
+    if let Some(done) = append_exact(client, sql, append, notify).await? {
+        return Ok((done, notify.is_some()));
     }
     let prepared = Prepared::new(client, sql, append.events).await?;
     let mut at = None;
     for _ in 0..MAX_RACES {
         match prepared.attempt(client, sql, append, at).await? {
-            Attempt::Done(result) => return Ok(result),
+            Attempt::Done(result) => return Ok((result, false)),
             Attempt::Raced => {}
             Attempt::Restart(parts) => at = parts.first().map(|&(_, version)| version),
             Attempt::Collided => {
                 if let Some(done) = stored(client, sql, append).await? {
-                    return Ok(done);
+                    return Ok((done, false));
                 }
                 // The row that collided is gone again: try afresh.
             }
@@ -481,11 +492,14 @@ pub(crate) async fn append(
 /// The first try of a single event at an exact expected version, in autocommit only (a unique
 /// violation would abort an enclosing transaction): `Some` when it is appended, `None` when
 /// the append is of another kind or this try could not settle it (the expectation failed, a
-/// race was lost, the id is stored), for the general statement to settle.
+/// race was lost, the id is stored), for the general statement to settle. With `notify`, the
+/// statement notifies that channel when it inserts the event (`pg_notify` in its `RETURNING`,
+/// so only a row inserted notifies).
 async fn append_exact(
     client: &impl GenericClient,
     sql: &WriteSql,
     append: &Append<'_>,
+    notify: Option<&str>,
 ) -> Result<Option<AppendResult>, StoreError> {
     let [event] = append.events else {
         return Ok(None);
@@ -499,12 +513,13 @@ async fn append_exact(
         },
         ExpectedVersion::Any | ExpectedVersion::StreamExists => return Ok(None),
     };
-    let statement = client
-        .prepare_cached(&sql.append_exact)
-        .await
-        .map_err(backend)?;
+    let text = match notify {
+        Some(_) => &sql.append_exact_notify,
+        None => &sql.append_exact,
+    };
+    let statement = client.prepare_cached(text).await.map_err(backend)?;
     let metadata = encode_one_metadata(&event.metadata)?;
-    let params: [&(dyn ToSql + Sync); 9] = [
+    let params: [&(dyn ToSql + Sync); 10] = [
         &append.tenant.as_str(),
         &append.stream.as_str(),
         &append.stream.category(),
@@ -514,8 +529,13 @@ async fn append_exact(
         &i64::from(event.schema_version),
         &&*event.payload,
         &metadata,
+        &notify.unwrap_or_default(),
     ];
-    let row = match client.query_opt(&statement, &params).await {
+    let params = match notify {
+        Some(_) => &params[..],
+        None => &params[..9],
+    };
+    let row = match client.query_opt(&statement, params).await {
         Ok(Some(row)) => row,
         Ok(None) => return Ok(None),
         Err(error) => {

@@ -572,6 +572,67 @@ async fn a_live_read_model_follows_appends_woken_by_notifications() {
     schema.drop().await;
 }
 
+/// Single-event appends at an exact version carry the store's notification in their own
+/// statement at most once a millisecond; the ones in between, and every other append, are
+/// covered by the notifier's task. A burst must wake the reader for its last append, whichever
+/// way that one went.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_append_of_a_burst_wakes_a_live_reader() {
+    let Some(schema) = TestSchema::new("the_last_append_of_a_burst_wakes").await else {
+        return;
+    };
+    let store = schema.store().await;
+    let projection = Applied::in_schema(&schema.name);
+    // A poll interval far beyond the deadline: only notifications can wake it in time.
+    let runner = Runner::new(
+        store.clone(),
+        PgReadModel::new(projection.clone(), store.clone()),
+    )
+    .poll_interval(Duration::from_secs(600));
+    let progress = runner.progress();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(runner.run(async {
+        stopped.await.ok();
+    }));
+    let writer = schema.store().await;
+    let mut n = 0;
+    for burst in 0..10_u32 {
+        // Back to back, each at the version the last one reached: most fall within a
+        // millisecond of the one that carried a notification.
+        let mut last = None;
+        for version in 0..=(burst % 5) as u64 {
+            let event = NewEvent::from_event(&Noted { n }, Metadata::new()).unwrap();
+            n += 1;
+            let expected = match version {
+                0 => ExpectedVersion::NoStream,
+                v => ExpectedVersion::Exact(StreamVersion(v)),
+            };
+            last = Some(
+                writer
+                    .append(&stream(burst), expected, vec![event])
+                    .await
+                    .unwrap(),
+            );
+        }
+        // Every third burst ends with an append that never carries one.
+        if burst % 3 == 2 {
+            last = Some(note(&writer, &stream(burst), n).await);
+            n += 1;
+        }
+        let last = last.expect("a burst appends");
+        progress
+            .wait_for(last.position, DEADLINE)
+            .await
+            .unwrap_or_else(|error| {
+                panic!("burst {burst} left its last append unannounced: {error}")
+            });
+    }
+    assert_eq!(projection.tally(&store).await, (n as i64, 0));
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    schema.drop().await;
+}
+
 /// `Applied`, writing each batch with one statement; refusing a number fails the batch at
 /// that event.
 #[derive(Clone)]

@@ -142,7 +142,14 @@ fn repository_side<S: EventStore + Clone + 'static>(repository: Repository<S>) -
 /// `commands` commands spread over `clients` tasks; client `c` runs on the accounts `≡ c`
 /// modulo `clients`, so clients never contend for one stream. Returns commands per second.
 async fn throughput(side: &Side, clients: u64, commands: u64) -> f64 {
+    throughput_and_cpu(side, clients, commands).await.0
+}
+
+/// [`throughput`], and the CPU nanoseconds the run took on the client and on the server (`None`
+/// without `/proc`).
+async fn throughput_and_cpu(side: &Side, clients: u64, commands: u64) -> (f64, Option<(u64, u64)>) {
     let per_client = commands / clients;
+    let cpu_before = cpu::now();
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
@@ -157,7 +164,11 @@ async fn throughput(side: &Side, clients: u64, commands: u64) -> f64 {
     for task in tasks {
         task.await.expect("a client finished");
     }
-    (per_client * clients) as f64 / started.elapsed().as_secs_f64()
+    let rate = (per_client * clients) as f64 / started.elapsed().as_secs_f64();
+    let cpu = cpu_before
+        .zip(cpu::now())
+        .map(|((c0, s0), (c1, s1))| (c1 - c0, s1 - s0));
+    (rate, cpu)
 }
 
 /// Mean time of one command on the side's large aggregates, then on small ones, interleaved.
@@ -521,6 +532,44 @@ async fn postgres_sides(url: &str, schemas: &[String; 3]) -> Vec<Side> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Where the time goes: CPU per command
+
+/// CPU time read from `/proc` (Linux), in nanoseconds: this process's (the clients and the
+/// store's own code), and every local `postgres` process's (the server, when it runs on this
+/// machine, as in this project's runs). With 8 clients on 2 cores both share the cores, so
+/// commands/s follows the CPU a command takes on both sides; this says which side takes it.
+mod cpu {
+    /// Nanoseconds on a CPU of the task whose `schedstat` file is `path`.
+    fn nanos(path: &std::path::Path) -> Option<u64> {
+        std::fs::read_to_string(path)
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// CPU nanoseconds of this process (every thread) and of every local `postgres` process,
+    /// or `None` without `/proc`.
+    pub(super) fn now() -> Option<(u64, u64)> {
+        let mut client = 0;
+        for thread in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+            client += nanos(&thread.path().join("schedstat")).unwrap_or(0);
+        }
+        let mut server = 0;
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let path = entry.path();
+            let is_postgres = std::fs::read_to_string(path.join("comm"))
+                .is_ok_and(|comm| comm.trim_end() == "postgres");
+            if is_postgres {
+                server += nanos(&path.join("schedstat")).unwrap_or(0);
+            }
+        }
+        Some((client, server))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Measuring and printing
 
 /// Every side's figure per round.
@@ -528,6 +577,9 @@ async fn postgres_sides(url: &str, schemas: &[String; 3]) -> Vec<Side> {
 struct Figures {
     one: Vec<Vec<f64>>,
     eight: Vec<Vec<f64>>,
+    /// Client and server CPU nanoseconds over every round, at 1 and at 8 clients, per side.
+    cpu_one: Vec<Option<(u64, u64)>>,
+    cpu_eight: Vec<Option<(u64, u64)>>,
     big: Vec<Vec<Duration>>,
     small: Vec<Vec<Duration>>,
 }
@@ -536,6 +588,8 @@ async fn measure(sides: &[Side], rounds: usize) -> Figures {
     let mut figures = Figures {
         one: vec![Vec::new(); sides.len()],
         eight: vec![Vec::new(); sides.len()],
+        cpu_one: vec![Some((0, 0)); sides.len()],
+        cpu_eight: vec![Some((0, 0)); sides.len()],
         big: vec![Vec::new(); sides.len()],
         small: vec![Vec::new(); sides.len()],
     };
@@ -555,10 +609,14 @@ async fn measure(sides: &[Side], rounds: usize) -> Figures {
             .map(|i| (i + round) % sides.len())
             .collect();
         for &i in &order {
-            figures.one[i].push(throughput(&sides[i], 1, COMMANDS_1).await);
+            let (rate, cpu) = throughput_and_cpu(&sides[i], 1, COMMANDS_1).await;
+            figures.one[i].push(rate);
+            figures.cpu_one[i] = add_cpu(figures.cpu_one[i], cpu);
         }
         for &i in &order {
-            figures.eight[i].push(throughput(&sides[i], 8, COMMANDS_8).await);
+            let (rate, cpu) = throughput_and_cpu(&sides[i], 8, COMMANDS_8).await;
+            figures.eight[i].push(rate);
+            figures.cpu_eight[i] = add_cpu(figures.cpu_eight[i], cpu);
         }
         for &i in &order {
             if sides[i].is_eventsrc() {
@@ -570,6 +628,19 @@ async fn measure(sides: &[Side], rounds: usize) -> Figures {
         eprintln!("round {} of {rounds} done", round + 1);
     }
     figures
+}
+
+fn add_cpu(sum: Option<(u64, u64)>, run: Option<(u64, u64)>) -> Option<(u64, u64)> {
+    sum.zip(run).map(|((c, s), (rc, rs))| (c + rc, s + rs))
+}
+
+/// CPU per command in µs, client + server, from nanoseconds summed over `rounds` runs of `commands`.
+fn cpu_per_command(cpu: Option<(u64, u64)>, rounds: usize, commands: u64) -> String {
+    let Some((client, server)) = cpu else {
+        return "—".into();
+    };
+    let per = |nanos: u64| nanos as f64 / 1e3 / (rounds as u64 * commands) as f64;
+    format!("{:.0} + {:.0}", per(client), per(server))
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -608,6 +679,19 @@ fn print(backend: &str, sides: &[Side], figures: &Figures) {
             ratio_range(&figures.eight, i, insert),
             ratio_range(&figures.one, i, floor),
             ratio_range(&figures.eight, i, floor),
+        );
+    }
+    let rounds = figures.one.first().map_or(0, Vec::len);
+    println!(
+        "\n| {backend}: CPU per command, µs, client + server (all rounds) | 1 client | 8 clients |"
+    );
+    println!("|---|---:|---:|");
+    for (i, side) in sides.iter().enumerate() {
+        println!(
+            "| {} | {} | {} |",
+            side.name,
+            cpu_per_command(figures.cpu_one[i], rounds, COMMANDS_1),
+            cpu_per_command(figures.cpu_eight[i], rounds, COMMANDS_8),
         );
     }
     println!(

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use eventsrc::Runner;
 use eventsrc::Tenants;
-use eventsrc::{EventStore, ExpectedVersion, RecordedEvent, Tenant};
+use eventsrc::{EventStore, ExpectedVersion, RecordedEvent, StreamVersion, Tenant};
 use eventsrc_postgres::deadpool_postgres::Transaction;
 use eventsrc_postgres::tokio_postgres;
 use eventsrc_postgres::{BatchError, PgProjection, PgReadModel};
@@ -293,8 +293,8 @@ fn millis(duration: Duration) -> String {
     format!("{:.2} ms", duration.as_secs_f64() * 1e3)
 }
 
-/// Live latency: one append at a time into a tenant of its own, each timed from when the
-/// append returns to when a live runner's progress shows the read model committed past it.
+/// Live latency: one append at a time into a tenant of its own, at its stream's exact version
+/// as a command makes it, each timed from when the append returns to when a live runner's progress shows the read model committed past it.
 /// Then what an inline projection costs an append.
 pub(crate) async fn latency_figures(bench: &Bench, figures: &mut Vec<Figure>) {
     let samples = scale(2_000) as usize;
@@ -314,9 +314,14 @@ pub(crate) async fn latency_figures(bench: &Bench, figures: &mut Vec<Figure>) {
     }));
     let (mut appends, mut reached) = (Vec::new(), Vec::new());
     for n in 0..samples as u64 {
+        // At the version the stream is at, as a command appends.
+        let expected = match n / 100 {
+            0 => ExpectedVersion::NoStream,
+            version => ExpectedVersion::Exact(StreamVersion(version)),
+        };
         let started = Instant::now();
         let appended = store
-            .append(&stream(n % 100), ExpectedVersion::Any, vec![new_event(n)])
+            .append(&stream(n % 100), expected, vec![new_event(n)])
             .await
             .expect("appends");
         let returned = Instant::now();
