@@ -733,7 +733,8 @@ impl EventStore for PgEventStore {
         let result = async {
             check_batch(stream, &events)?;
             // Due for a notification: this append carries it if its commit can.
-            let claimed = self.shared.notifier.as_ref().and_then(|n| n.claim());
+            let claim = self.shared.notifier.as_ref().map(|n| n.claim());
+            let claimed = claim.as_ref().and_then(|claim| claim.channel());
             let appended = self
                 .append_checked(stream, expected, &events, claimed)
                 .await;
@@ -744,6 +745,7 @@ impl EventStore for PgEventStore {
                 Ok((appended, false)) => claimed.is_some() || !appended.already_stored,
                 Err(_) => claimed.is_some(),
             };
+            drop(claim);
             if uncovered {
                 self.appended();
             }

@@ -23,7 +23,7 @@
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
@@ -40,13 +40,35 @@ use tokio_postgres::{AsyncMessage, Socket};
 /// millisecond later reads the same log.
 const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
-/// One store's notifications: when the last was claimed, and the task covering appends that
-/// did not carry one; the task stops when this is dropped.
+/// One store's notifications: when the last was claimed, how many appends are under way, and
+/// the task covering appends that did not carry one; the task stops when this is dropped.
 pub(crate) struct Notifier {
     clock: Arc<Clock>,
     channel: String,
+    /// Appends of this store between [`claim`](Self::claim) and the drop of its [`Claim`].
+    running: AtomicUsize,
     wake: Arc<Notify>,
     task: AbortHandle,
+}
+
+/// An append under way, and the channel when it is to notify in its own commit; dropped when
+/// the append is over.
+pub(crate) struct Claim<'a> {
+    notifier: &'a Notifier,
+    channel: Option<&'a str>,
+}
+
+impl Claim<'_> {
+    /// The channel to notify in the append's commit, if this append carries the notification.
+    pub(crate) fn channel(&self) -> Option<&str> {
+        self.channel
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.notifier.running.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// When the store's latest notification was claimed, by an append or by the task, in
@@ -62,10 +84,12 @@ impl Clock {
         (self.base.elapsed().as_micros() as u64).max(1)
     }
 
-    /// Takes the next notification if [`MIN_INTERVAL`] has passed since the last claim.
-    fn claim(&self) -> bool {
+    /// Takes the next notification if [`MIN_INTERVAL`] has passed since the last claim, or
+    /// in any case when `alone` (no other append of the store under way, so no notifying
+    /// commit of this process to queue behind).
+    fn claim(&self, alone: bool) -> bool {
         let (now, last) = (self.now(), self.last_claimed.load(Ordering::Acquire));
-        if last != 0 && now.saturating_sub(last) < MIN_INTERVAL.as_micros() as u64 {
+        if !alone && last != 0 && now.saturating_sub(last) < MIN_INTERVAL.as_micros() as u64 {
             return false;
         }
         self.last_claimed
@@ -91,16 +115,28 @@ impl Notifier {
         Self {
             clock,
             channel,
+            running: AtomicUsize::new(0),
             wake,
             task: task.abort_handle(),
         }
     }
 
-    /// The channel, when the next notification is due and the caller takes it: its append
-    /// must then notify the channel in its own commit, or call [`appended`](Self::appended)
+    /// Enters an append, with the channel when it takes the next notification: when it runs
+    /// alone, or when [`MIN_INTERVAL`] has passed since the last claim. An append that takes
+    /// it must notify the channel in its own commit, or call [`appended`](Self::appended)
     /// whatever its outcome (the task counts on a claim made after an append to cover it).
-    pub(crate) fn claim(&self) -> Option<&str> {
-        self.clock.claim().then_some(self.channel.as_str())
+    ///
+    /// Alone, an append notifies in its own commit every time: then no other notifying
+    /// commit of this store waits behind it for PostgreSQL's notification queue lock, and the
+    /// task is never woken. With appends running side by side, at most one a millisecond
+    /// notifies, and the task covers the rest.
+    pub(crate) fn claim(&self) -> Claim<'_> {
+        let alone = self.running.fetch_add(1, Ordering::AcqRel) == 0;
+        let channel = self.clock.claim(alone).then_some(self.channel.as_str());
+        Claim {
+            notifier: self,
+            channel,
+        }
     }
 
     /// Asks for a notification covering an append that committed before this call and did not
@@ -128,7 +164,7 @@ async fn send_notifications(pool: Pool, channel: String, wake: Arc<Notify>, cloc
         }
         // A claim made after the appends committed: its commit, later still, notifies. One
         // that could not notify asks again, and is waited for above.
-        if clock.last_claimed.load(Ordering::Acquire) >= asked || !clock.claim() {
+        if clock.last_claimed.load(Ordering::Acquire) >= asked || !clock.claim(false) {
             continue;
         }
         let sent = async {

@@ -572,13 +572,14 @@ async fn a_live_read_model_follows_appends_woken_by_notifications() {
     schema.drop().await;
 }
 
-/// Single-event appends at an exact version carry the store's notification in their own
-/// statement at most once a millisecond; the ones in between, and every other append, are
-/// covered by the notifier's task. A burst must wake the reader for its last append, whichever
-/// way that one went.
+/// A single-event append at an exact version carries the store's notification in its own
+/// statement when it runs alone, or at most once a millisecond when appends run side by side;
+/// the others, and every append of another kind, are covered by the notifier's task. Each
+/// round starts with the reader idle and must wake it for all its appends, whichever way they
+/// are announced: one exact append alone, one at `Any`, a batch of two, four writers at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_last_append_of_a_burst_wakes_a_live_reader() {
-    let Some(schema) = TestSchema::new("the_last_append_of_a_burst_wakes").await else {
+async fn every_kind_of_append_wakes_an_idle_live_reader() {
+    let Some(schema) = TestSchema::new("every_kind_of_append_wakes").await else {
         return;
     };
     let store = schema.store().await;
@@ -595,39 +596,61 @@ async fn the_last_append_of_a_burst_wakes_a_live_reader() {
         stopped.await.ok();
     }));
     let writer = schema.store().await;
-    let mut n = 0;
-    for burst in 0..10_u32 {
-        // Back to back, each at the version the last one reached: most fall within a
-        // millisecond of the one that carried a notification.
-        let mut last = None;
-        for version in 0..=(burst % 5) as u64 {
-            let event = NewEvent::from_event(&Noted { n }, Metadata::new()).unwrap();
-            n += 1;
-            let expected = match version {
-                0 => ExpectedVersion::NoStream,
-                v => ExpectedVersion::Exact(StreamVersion(v)),
-            };
-            last = Some(
-                writer
-                    .append(&stream(burst), expected, vec![event])
-                    .await
-                    .unwrap(),
-            );
-        }
-        // Every third burst ends with an append that never carries one.
-        if burst % 3 == 2 {
-            last = Some(note(&writer, &stream(burst), n).await);
-            n += 1;
-        }
-        let last = last.expect("a burst appends");
+    let noted = |n: u64| NewEvent::from_event(&Noted { n }, Metadata::new()).unwrap();
+    let mut appended = 0;
+    for round in 0..12_u32 {
+        let on = stream(round);
+        let newest = match round % 4 {
+            // Alone, at an exact version: carried by its own statement.
+            0 => {
+                appended += 1;
+                let done = writer.append(&on, ExpectedVersion::NoStream, vec![noted(0)]);
+                done.await.unwrap().position
+            }
+            // Never carried: announced by the task.
+            1 => {
+                appended += 1;
+                note(&writer, &on, 0).await.position
+            }
+            2 => {
+                appended += 2;
+                let batch = vec![noted(0), noted(1)];
+                let done = writer.append(&on, ExpectedVersion::NoStream, batch);
+                done.await.unwrap().position
+            }
+            // Side by side: some carried, the others covered by the task or a later claim.
+            _ => {
+                appended += 4 * 3;
+                let writers: Vec<_> = (0..4)
+                    .map(|w| {
+                        let (writer, on) = (writer.clone(), stream(round * 10 + w));
+                        tokio::spawn(async move {
+                            let mut last = GlobalPosition::START;
+                            for version in 0..3 {
+                                let event =
+                                    NewEvent::from_event(&Noted { n: version }, Metadata::new())
+                                        .unwrap();
+                                let expected = ExpectedVersion::at(StreamVersion(version));
+                                let done = writer.append(&on, expected, vec![event]);
+                                last = done.await.unwrap().position;
+                            }
+                            last
+                        })
+                    })
+                    .collect();
+                let mut newest = GlobalPosition::START;
+                for writer in writers {
+                    newest = newest.max(writer.await.unwrap());
+                }
+                newest
+            }
+        };
         progress
-            .wait_for(last.position, DEADLINE)
+            .wait_for(newest, DEADLINE)
             .await
-            .unwrap_or_else(|error| {
-                panic!("burst {burst} left its last append unannounced: {error}")
-            });
+            .unwrap_or_else(|error| panic!("round {round} was not announced: {error}"));
     }
-    assert_eq!(projection.tally(&store).await, (n as i64, 0));
+    assert_eq!(projection.tally(&store).await, (appended, 0));
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
     schema.drop().await;

@@ -634,13 +634,17 @@ fn add_cpu(sum: Option<(u64, u64)>, run: Option<(u64, u64)>) -> Option<(u64, u64
     sum.zip(run).map(|((c, s), (rc, rs))| (c + rc, s + rs))
 }
 
-/// CPU per command in µs, client + server, from nanoseconds summed over `rounds` runs of `commands`.
-fn cpu_per_command(cpu: Option<(u64, u64)>, rounds: usize, commands: u64) -> String {
-    let Some((client, server)) = cpu else {
+/// CPU per command in µs from nanoseconds summed over `rounds` runs of `commands`: the
+/// client's, and the server's after it when `server` (an embedded store has none).
+fn cpu_per_command(cpu: Option<(u64, u64)>, rounds: usize, commands: u64, server: bool) -> String {
+    let Some((client, server_nanos)) = cpu else {
         return "—".into();
     };
     let per = |nanos: u64| nanos as f64 / 1e3 / (rounds as u64 * commands) as f64;
-    format!("{:.0} + {:.0}", per(client), per(server))
+    match server {
+        true => format!("{:.0} + {:.0}", per(client), per(server_nanos)),
+        false => format!("{:.0}", per(client)),
+    }
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -659,7 +663,8 @@ fn ratio_range(of: &[Vec<f64>], i: usize, j: usize) -> String {
     format!("{:.2} ({low:.2}–{high:.2})", median(&ratios))
 }
 
-fn print(backend: &str, sides: &[Side], figures: &Figures) {
+/// Prints the tables; `server`: the store is a local server whose CPU is counted apart.
+fn print(backend: &str, sides: &[Side], figures: &Figures, server: bool) {
     let find = |name: &str| sides.iter().position(|s| s.name == name).expect("a side");
     let (insert, floor) = (find("raw INSERT"), find("raw read + insert"));
     println!(
@@ -682,16 +687,18 @@ fn print(backend: &str, sides: &[Side], figures: &Figures) {
         );
     }
     let rounds = figures.one.first().map_or(0, Vec::len);
-    println!(
-        "\n| {backend}: CPU per command, µs, client + server (all rounds) | 1 client | 8 clients |"
-    );
+    let whose = match server {
+        true => "client + local server",
+        false => "the process, store included",
+    };
+    println!("\n| {backend}: CPU per command, µs, {whose} | 1 client | 8 clients |");
     println!("|---|---:|---:|");
     for (i, side) in sides.iter().enumerate() {
         println!(
             "| {} | {} | {} |",
             side.name,
-            cpu_per_command(figures.cpu_one[i], rounds, COMMANDS_1),
-            cpu_per_command(figures.cpu_eight[i], rounds, COMMANDS_8),
+            cpu_per_command(figures.cpu_one[i], rounds, COMMANDS_1, server),
+            cpu_per_command(figures.cpu_eight[i], rounds, COMMANDS_8, server),
         );
     }
     println!(
@@ -733,7 +740,7 @@ fn main() {
             std::fs::create_dir_all(&dir.0).expect("a temp dir");
             let sides = sqlite_sides(&dir).await;
             let figures = measure(&sides, rounds).await;
-            print("SQLite (WAL, synchronous=FULL)", &sides, &figures);
+            print("SQLite (WAL, synchronous=FULL)", &sides, &figures, false);
         }
         if only.is_empty() || only == "postgres" {
             let Some(url) = std::env::var("EVENTSRC_POSTGRES_URL")
@@ -748,7 +755,7 @@ fn main() {
                 .map(|side| format!("eventsrc_commands_{side}_{}", &stamp[stamp.len() - 12..]));
             let sides = postgres_sides(&url, &schemas).await;
             let figures = measure(&sides, rounds).await;
-            print("PostgreSQL (synchronous_commit=on)", &sides, &figures);
+            print("PostgreSQL (synchronous_commit=on)", &sides, &figures, true);
             drop(sides);
             let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
                 .await
