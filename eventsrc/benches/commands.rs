@@ -167,7 +167,7 @@ async fn throughput_and_cpu(side: &Side, clients: u64, commands: u64) -> (f64, O
     let rate = (per_client * clients) as f64 / started.elapsed().as_secs_f64();
     let cpu = cpu_before
         .zip(cpu::now())
-        .map(|((c0, s0), (c1, s1))| (c1 - c0, s1 - s0));
+        .map(|(before, after)| cpu::between(&before, &after));
     (rate, cpu)
 }
 
@@ -539,8 +539,19 @@ async fn postgres_sides(url: &str, schemas: &[String; 3]) -> Vec<Side> {
 /// machine, as in this project's runs). With 8 clients on 2 cores both share the cores, so
 /// commands/s follows the CPU a command takes on both sides; this says which side takes it.
 mod cpu {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    /// CPU nanoseconds per thread of this process and per local `postgres` process, each
+    /// keyed by its id, so that a thread or backend that ends between two readings is left
+    /// out rather than taken away.
+    pub(super) struct Reading {
+        client: HashMap<String, u64>,
+        server: HashMap<String, u64>,
+    }
+
     /// Nanoseconds on a CPU of the task whose `schedstat` file is `path`.
-    fn nanos(path: &std::path::Path) -> Option<u64> {
+    fn nanos(path: &Path) -> Option<u64> {
         std::fs::read_to_string(path)
             .ok()?
             .split_whitespace()
@@ -549,23 +560,43 @@ mod cpu {
             .ok()
     }
 
-    /// CPU nanoseconds of this process (every thread) and of every local `postgres` process,
-    /// or `None` without `/proc`.
-    pub(super) fn now() -> Option<(u64, u64)> {
-        let mut client = 0;
-        for thread in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
-            client += nanos(&thread.path().join("schedstat")).unwrap_or(0);
-        }
-        let mut server = 0;
-        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+    /// The tasks under `dir` (by their directory's name) that `keep` accepts, with their CPU.
+    fn tasks(dir: &str, keep: impl Fn(&Path) -> bool) -> Option<HashMap<String, u64>> {
+        let mut found = HashMap::new();
+        for entry in std::fs::read_dir(dir).ok()?.flatten() {
             let path = entry.path();
-            let is_postgres = std::fs::read_to_string(path.join("comm"))
-                .is_ok_and(|comm| comm.trim_end() == "postgres");
-            if is_postgres {
-                server += nanos(&path.join("schedstat")).unwrap_or(0);
+            if keep(&path)
+                && let Some(nanos) = nanos(&path.join("schedstat"))
+            {
+                found.insert(entry.file_name().to_string_lossy().into_owned(), nanos);
             }
         }
-        Some((client, server))
+        Some(found)
+    }
+
+    /// This process's threads and the local `postgres` processes, or `None` without `/proc`.
+    pub(super) fn now() -> Option<Reading> {
+        Some(Reading {
+            client: tasks("/proc/self/task", |_| true)?,
+            server: tasks("/proc", |path| {
+                std::fs::read_to_string(path.join("comm"))
+                    .is_ok_and(|comm| comm.trim_end() == "postgres")
+            })?,
+        })
+    }
+
+    /// CPU nanoseconds from `before` to `after`, client and server: what each task alive at
+    /// `after` ran since `before` (all of it, for one started since).
+    pub(super) fn between(before: &Reading, after: &Reading) -> (u64, u64) {
+        let spent = |was: &HashMap<String, u64>, is: &HashMap<String, u64>| -> u64 {
+            is.iter()
+                .map(|(id, now)| now.saturating_sub(was.get(id).copied().unwrap_or(0)))
+                .sum()
+        };
+        (
+            spent(&before.client, &after.client),
+            spent(&before.server, &after.server),
+        )
     }
 }
 
