@@ -538,40 +538,6 @@ async fn a_version_1_schema_is_upgraded_keeping_its_checkpoints() {
     schema.drop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_live_read_model_follows_appends_woken_by_notifications() {
-    let Some(schema) = TestSchema::new("a_live_read_model_follows_appends").await else {
-        return;
-    };
-    let store = schema.store().await;
-    let projection = Applied::in_schema(&schema.name);
-    // A poll interval far beyond the deadline: only notifications can wake it in time.
-    let runner = Runner::new(
-        store.clone(),
-        PgReadModel::new(projection.clone(), store.clone()),
-    )
-    .poll_interval(Duration::from_secs(600));
-    let progress = runner.progress();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(runner.run(async {
-        stopped.await.ok();
-    }));
-    // Appends before the runner listens are found by its first read, so no need to wait
-    // for it to start.
-    let writer = schema.store().await;
-    for n in 0..3 {
-        let appended = note(&writer, &stream(1), n).await;
-        progress
-            .wait_for(appended.position, DEADLINE)
-            .await
-            .unwrap();
-    }
-    assert_eq!(projection.tally(&store).await, (3, 0));
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
-    schema.drop().await;
-}
-
 /// A single-event append at an exact version carries the store's notification in its own
 /// statement when it runs alone, or at most once a millisecond when appends run side by side;
 /// the others, and every append of another kind, are covered by the notifier's task. Each
