@@ -738,16 +738,12 @@ impl EventStore for PgEventStore {
             let appended = self
                 .append_checked(stream, expected, &events, claimed)
                 .await;
-            // Otherwise the notifier's task covers it; after a claim it could not use, also
-            // when nothing was stored, since the task counts on a claimed append to notify.
-            let uncovered = match &appended {
-                Ok((_, true)) => false,
-                Ok((appended, false)) => claimed.is_some() || !appended.already_stored,
-                Err(_) => claimed.is_some(),
-            };
-            drop(claim);
-            if uncovered {
-                self.appended();
+            if let Some(claim) = claim {
+                let (carried, stored) = match &appended {
+                    Ok((appended, carried)) => (*carried, !appended.already_stored),
+                    Err(_) => (false, false),
+                };
+                claim.settle(carried, stored);
             }
             appended.map(|(appended, _)| appended)
         }

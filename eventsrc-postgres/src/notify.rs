@@ -1,10 +1,10 @@
 //! Waking live readers with LISTEN/NOTIFY.
 //!
-//! Sending: a store sends at most one notification per [`MIN_INTERVAL`], covering every append
-//! committed before it. The usual append, one event at an exact version, carries it when it is
-//! due: `pg_notify` rides in the append's own statement (see [`Notifier::claim`]), so the
-//! notification costs no statement, round trip or task wake-up of its own, and readers are
-//! woken by the commit itself. Every other append (and one that was not due) wakes the
+//! Sending: the usual append, one event at an exact version, carries the notification in its
+//! own statement (`pg_notify` in its `RETURNING`, see [`Notifier::claim`]) whenever it runs
+//! alone, and at most once per [`MIN_INTERVAL`] while other appends of the store are under way.
+//! Readers are then woken by the commit itself, and the notification costs no statement, round
+//! trip or task wake-up of its own. Every other append (and one that did not carry it) wakes the
 //! store's background task, which waits out the interval and sends `NOTIFY` from a pooled
 //! connection unless an append claimed a notification meanwhile.
 //!
@@ -32,9 +32,9 @@ use tokio::task::AbortHandle;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{AsyncMessage, Socket};
 
-/// The shortest time between two notifications of one store. The first append after a quiet
-/// moment is announced at once; under load, one notification covers every append of the
-/// interval. A notification takes the cluster-wide notification queue at its commit (and, sent
+/// The shortest time between two notifications of one store while its appends overlap (an
+/// append running alone always notifies). The first append after a quiet moment is announced
+/// at once; under load, one notification covers every append of the interval. A notification takes the cluster-wide notification queue at its commit (and, sent
 /// by the task, a transaction and a round trip of its own): one per single-event append
 /// measured 12-15% of the appends' throughput on a two-core server, and a reader woken a
 /// millisecond later reads the same log.
@@ -51,17 +51,26 @@ pub(crate) struct Notifier {
     task: AbortHandle,
 }
 
-/// An append under way, and the channel when it is to notify in its own commit; dropped when
-/// the append is over.
+/// An append under way, and whether it is to notify in its own commit; dropped when the append
+/// is over.
 pub(crate) struct Claim<'a> {
     notifier: &'a Notifier,
-    channel: Option<&'a str>,
+    carries: bool,
 }
 
 impl Claim<'_> {
     /// The channel to notify in the append's commit, if this append carries the notification.
     pub(crate) fn channel(&self) -> Option<&str> {
-        self.channel
+        self.carries.then_some(self.notifier.channel.as_str())
+    }
+
+    /// Ends the append: `carried` when its commit notified, `stored` when it stored events.
+    /// Otherwise the task covers it: when it stored events, and after a claim it could not use
+    /// whatever its outcome, since the task counts on a claimed append to notify.
+    pub(crate) fn settle(self, carried: bool, stored: bool) {
+        if !carried && (self.carries || stored) {
+            self.notifier.appended();
+        }
     }
 }
 
@@ -121,10 +130,10 @@ impl Notifier {
         }
     }
 
-    /// Enters an append, with the channel when it takes the next notification: when it runs
-    /// alone, or when [`MIN_INTERVAL`] has passed since the last claim. An append that takes
-    /// it must notify the channel in its own commit, or call [`appended`](Self::appended)
-    /// whatever its outcome (the task counts on a claim made after an append to cover it).
+    /// Enters an append, which takes the next notification when it runs alone, or when
+    /// [`MIN_INTERVAL`] has passed since the last claim. An append that takes it must notify
+    /// [`Claim::channel`] in its own commit, and end with [`Claim::settle`] whatever its
+    /// outcome (the task counts on a claim made after an append to cover it).
     ///
     /// Alone, an append notifies in its own commit every time: then no other notifying
     /// commit of this store waits behind it for PostgreSQL's notification queue lock, and the
@@ -132,10 +141,9 @@ impl Notifier {
     /// notifies, and the task covers the rest.
     pub(crate) fn claim(&self) -> Claim<'_> {
         let alone = self.running.fetch_add(1, Ordering::AcqRel) == 0;
-        let channel = self.clock.claim(alone).then_some(self.channel.as_str());
         Claim {
             notifier: self,
-            channel,
+            carries: self.clock.claim(alone),
         }
     }
 

@@ -93,10 +93,11 @@ impl PgOptions {
 
     /// Whether appends `NOTIFY` the schema's channel (default on), which is what wakes
     /// [`PgEventStore::notifications`](crate::PgEventStore::notifications) in every process.
-    /// A store sends at most one notification a millisecond, covering every append committed
-    /// before it: a single-event append at an exact version (what a command makes) carries it
-    /// in its own statement when one is due, and a background task sends it for the others,
-    /// so appends never wait for it. Off: readers in other processes poll.
+    /// A single-event append at an exact version (what a command makes) carries the
+    /// notification in its own statement whenever it runs alone, and at most once a
+    /// millisecond while the store's appends overlap; a background task covers every other
+    /// append, one notification for all that commit within a millisecond, so appends never
+    /// wait for it. Off: readers in other processes poll.
     pub fn notify(mut self, notify: bool) -> Self {
         self.notify = notify;
         self
