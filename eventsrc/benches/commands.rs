@@ -4,7 +4,11 @@
 //! - **raw read + insert**: what a command costs by hand: `SELECT` the aggregate's rows, decode
 //!   and fold them, `INSERT` the next one;
 //! - **raw INSERT**: one durable single-row `INSERT` whose version the client already knows,
-//!   the physical limit of a command whose state is in memory.
+//!   the physical limit of a command whose state is in memory;
+//! - **raw INSERT, eventsrc's statement and row** (PostgreSQL): the statement the store runs
+//!   for a command's one event, by hand on the same connections as the raw INSERT, with the row
+//!   a command writes (its metadata too): what the version check and the rest of the statement
+//!   cost without eventsrc's own code around them.
 //!
 //! A bank-account workload: `Deposited` events of about 200 bytes, 1,000 accounts per side
 //! seeded with 10 events each, 1 and 8 clients on distinct accounts, the sides interleaved
@@ -403,9 +407,17 @@ mod postgres_raw {
     use super::*;
     use tokio_postgres::{Client, NoTls, Statement};
 
-    /// Eight connections, each with its statements prepared; account `a` uses connection
-    /// `a % 8`, so each of 8 clients has its own.
-    pub(super) struct Raw(Vec<(Client, Statement, Statement)>);
+    /// One connection of [`Raw`], with its statements prepared.
+    struct Connection {
+        client: Client,
+        insert: Statement,
+        select: Statement,
+        guarded: Statement,
+    }
+
+    /// Eight connections; account `a` uses connection `a % 8`, so each of 8 clients has its
+    /// own.
+    pub(super) struct Raw(Vec<Connection>);
 
     impl Raw {
         pub(super) async fn connect(url: &str, schema: &str) -> Arc<Self> {
@@ -432,16 +444,44 @@ mod postgres_raw {
                     ))
                     .await
                     .expect("prepares");
-                connections.push((client, insert, select));
+                // The statement eventsrc-postgres runs for a single event at an exact version
+                // (its `append_exact_sql`), written out here: every column a parameter, the
+                // event inserted only when the stream's newest version is the expected one,
+                // and what the append reports returned.
+                let guarded = client
+                    .prepare(&format!(
+                        "INSERT INTO \"{schema}\".events (tenant, stream, category, \
+                             stream_version, event_id, event_type, schema_version, payload, \
+                             metadata) \
+                         SELECT $1, $2, $3, $4::bigint + 1, $5::uuid, $6::text, $7::bigint, \
+                             $8::text::json, $9::text::json \
+                         WHERE COALESCE((SELECT stream_version FROM \"{schema}\".events \
+                             WHERE tenant = $1 AND stream = $2 \
+                             ORDER BY stream_version DESC LIMIT 1), 0) = $4::bigint \
+                         RETURNING position, transaction_id, recorded_at"
+                    ))
+                    .await
+                    .expect("prepares");
+                connections.push(Connection {
+                    client,
+                    insert,
+                    select,
+                    guarded,
+                });
             }
             Arc::new(Self(connections))
         }
 
+        fn connection(&self, account: u64) -> &Connection {
+            &self.0[(account % 8) as usize]
+        }
+
         async fn insert(&self, account: u64, version: u64, n: u64) {
-            let (client, insert, _) = &self.0[(account % 8) as usize];
-            client
+            let connection = self.connection(account);
+            connection
+                .client
                 .execute(
-                    insert,
+                    &connection.insert,
                     &[
                         &stream_name(account),
                         &(version as i64),
@@ -452,6 +492,34 @@ mod postgres_raw {
                 .await
                 .expect("inserts");
         }
+
+        /// eventsrc's own statement with the row a command writes: its metadata carries the
+        /// command's id as correlation and causation, as the repository stamps them.
+        async fn guarded(&self, account: u64, version: u64, n: u64) {
+            let connection = self.connection(account);
+            let command = EventId::new().0;
+            let metadata =
+                format!(r#"{{"correlation_id":"{command}","causation_id":"{command}"}}"#);
+            let inserted = connection
+                .client
+                .query(
+                    &connection.guarded,
+                    &[
+                        &"default",
+                        &stream_name(account),
+                        &"account",
+                        &(version as i64 - 1),
+                        &EventId::new().0,
+                        &"Deposited",
+                        &1i64,
+                        &payload(n),
+                        &metadata,
+                    ],
+                )
+                .await
+                .expect("inserts");
+            assert_eq!(inserted.len(), 1, "the version check held");
+        }
     }
 
     pub(super) fn insert_side(raw: Arc<Raw>, versions: Arc<Versions>) -> Run {
@@ -461,13 +529,21 @@ mod postgres_raw {
         })
     }
 
+    pub(super) fn guarded_side(raw: Arc<Raw>, versions: Arc<Versions>) -> Run {
+        Arc::new(move |account| {
+            let (raw, version) = (Arc::clone(&raw), versions.next(account));
+            Box::pin(async move { raw.guarded(account, version, version).await })
+        })
+    }
+
     pub(super) fn floor_side(raw: Arc<Raw>) -> Run {
         Arc::new(move |account| {
             let raw = Arc::clone(&raw);
             Box::pin(async move {
-                let (client, _, select) = &raw.0[(account % 8) as usize];
-                let rows = client
-                    .query(select, &[&stream_name(account)])
+                let connection = raw.connection(account);
+                let rows = connection
+                    .client
+                    .query(&connection.select, &[&stream_name(account)])
                     .await
                     .expect("reads");
                 let mut state = Account::default();
@@ -508,6 +584,7 @@ async fn postgres_sides(url: &str, schemas: &[String; 3]) -> Vec<Side> {
     seed_two(&store).await;
     seed(&quiet, 2 * ACCOUNTS).await;
     seed_two(&raw_store).await;
+    seed(&raw_store, 2 * ACCOUNTS).await;
     let raw = postgres_raw::Raw::connect(url, &schemas[1]).await;
     let [plain, cached] = eventsrc_sides(store);
     vec![
@@ -522,6 +599,11 @@ async fn postgres_sides(url: &str, schemas: &[String; 3]) -> Vec<Side> {
             name: "raw read + insert",
             base: 0,
             run: postgres_raw::floor_side(Arc::clone(&raw)),
+        },
+        Side {
+            name: "raw INSERT, eventsrc's statement and row",
+            base: 2 * ACCOUNTS,
+            run: postgres_raw::guarded_side(Arc::clone(&raw), Versions::new(SEEDED)),
         },
         Side {
             name: "raw INSERT",
