@@ -140,8 +140,10 @@ impl CommandIds {
         streams: &[&StreamId],
     ) -> Self {
         let Some(key) = &options.key else {
+            // A v7 id from the per-thread generator events' ids use: `Uuid::now_v7` made a
+            // system call per command and shared one lock among every thread.
             return Self {
-                command_id: Uuid::now_v7(),
+                command_id: EventId::new().0,
                 keyed: None,
             };
         };

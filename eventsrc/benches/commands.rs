@@ -8,7 +8,10 @@
 //! - **raw INSERT, eventsrc's statement and row** (PostgreSQL): the statement the store runs
 //!   for a command's one event, by hand on the same connections as the raw INSERT, with the row
 //!   a command writes (its metadata too): what the version check and the rest of the statement
-//!   cost without eventsrc's own code around them.
+//!   cost without eventsrc's own code around them;
+//! - **raw INSERT, eventsrc's row, no version check** (PostgreSQL): the same row and
+//!   `RETURNING` without the check of the stream's newest version, to tell what the check
+//!   costs (the store never appends this way).
 //!
 //! A bank-account workload: `Deposited` events of about 200 bytes, 1,000 accounts per side
 //! seeded with 10 events each, 1 and 8 clients on distinct accounts, the sides interleaved
@@ -18,7 +21,8 @@
 //! Run with `cargo bench -p eventsrc --bench commands` (SQLite, durable commits); with
 //! `EVENTSRC_POSTGRES_URL=postgres://...` set it measures PostgreSQL too.
 //! `EVENTSRC_BENCH_ONLY=sqlite` or `postgres` runs one backend; `EVENTSRC_BENCH_ROUNDS`
-//! (default 5) sets the rounds.
+//! (default 5) sets the rounds. For a profiler, `EVENTSRC_BENCH_SIDE=<a side's name>` runs one
+//! PostgreSQL side alone (see [`profile_one`]).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -413,6 +417,7 @@ mod postgres_raw {
         insert: Statement,
         select: Statement,
         guarded: Statement,
+        unchecked: Statement,
     }
 
     /// Eight connections; account `a` uses connection `a % 8`, so each of 8 clients has its
@@ -462,11 +467,24 @@ mod postgres_raw {
                     ))
                     .await
                     .expect("prepares");
+                // The same row and `RETURNING`, without the version check.
+                let unchecked = client
+                    .prepare(&format!(
+                        "INSERT INTO \"{schema}\".events (tenant, stream, category, \
+                             stream_version, event_id, event_type, schema_version, payload, \
+                             metadata) \
+                         VALUES ($1, $2, $3, $4::bigint + 1, $5::uuid, $6::text, $7::bigint, \
+                             $8::text::json, $9::text::json) \
+                         RETURNING position, transaction_id, recorded_at"
+                    ))
+                    .await
+                    .expect("prepares");
                 connections.push(Connection {
                     client,
                     insert,
                     select,
                     guarded,
+                    unchecked,
                 });
             }
             Arc::new(Self(connections))
@@ -494,16 +512,21 @@ mod postgres_raw {
         }
 
         /// eventsrc's own statement with the row a command writes: its metadata carries the
-        /// command's id as correlation and causation, as the repository stamps them.
-        async fn guarded(&self, account: u64, version: u64, n: u64) {
+        /// command's id as correlation and causation, as the repository stamps them. Without
+        /// `checked`, the same row without the version check.
+        async fn guarded(&self, account: u64, version: u64, n: u64, checked: bool) {
             let connection = self.connection(account);
+            let statement = match checked {
+                true => &connection.guarded,
+                false => &connection.unchecked,
+            };
             let command = EventId::new().0;
             let metadata =
                 format!(r#"{{"correlation_id":"{command}","causation_id":"{command}"}}"#);
             let inserted = connection
                 .client
                 .query(
-                    &connection.guarded,
+                    statement,
                     &[
                         &"default",
                         &stream_name(account),
@@ -518,7 +541,7 @@ mod postgres_raw {
                 )
                 .await
                 .expect("inserts");
-            assert_eq!(inserted.len(), 1, "the version check held");
+            assert_eq!(inserted.len(), 1, "the event was appended");
         }
     }
 
@@ -529,10 +552,10 @@ mod postgres_raw {
         })
     }
 
-    pub(super) fn guarded_side(raw: Arc<Raw>, versions: Arc<Versions>) -> Run {
+    pub(super) fn guarded_side(raw: Arc<Raw>, versions: Arc<Versions>, checked: bool) -> Run {
         Arc::new(move |account| {
             let (raw, version) = (Arc::clone(&raw), versions.next(account));
-            Box::pin(async move { raw.guarded(account, version, version).await })
+            Box::pin(async move { raw.guarded(account, version, version, checked).await })
         })
     }
 
@@ -585,6 +608,7 @@ async fn postgres_sides(url: &str, schemas: &[String; 3]) -> Vec<Side> {
     seed(&quiet, 2 * ACCOUNTS).await;
     seed_two(&raw_store).await;
     seed(&raw_store, 2 * ACCOUNTS).await;
+    seed(&raw_store, 3 * ACCOUNTS).await;
     let raw = postgres_raw::Raw::connect(url, &schemas[1]).await;
     let [plain, cached] = eventsrc_sides(store);
     vec![
@@ -603,7 +627,12 @@ async fn postgres_sides(url: &str, schemas: &[String; 3]) -> Vec<Side> {
         Side {
             name: "raw INSERT, eventsrc's statement and row",
             base: 2 * ACCOUNTS,
-            run: postgres_raw::guarded_side(Arc::clone(&raw), Versions::new(SEEDED)),
+            run: postgres_raw::guarded_side(Arc::clone(&raw), Versions::new(SEEDED), true),
+        },
+        Side {
+            name: "raw INSERT, eventsrc's row, no version check",
+            base: 3 * ACCOUNTS,
+            run: postgres_raw::guarded_side(Arc::clone(&raw), Versions::new(SEEDED), false),
         },
         Side {
             name: "raw INSERT",
@@ -834,6 +863,32 @@ fn print(backend: &str, sides: &[Side], figures: &Figures, server: bool) {
     }
 }
 
+/// Runs the side named `name` alone, for a profiler: warms its accounts, then (with
+/// `EVENTSRC_BENCH_WAIT=1`) waits for a line on stdin, so that a profiler can be switched on
+/// (`callgrind_control -i on` under `valgrind --tool=callgrind --instr-atstart=no`), then runs
+/// `EVENTSRC_BENCH_COMMANDS` commands (default 4,000) with 8 clients.
+async fn profile_one(sides: &[Side], name: &str) {
+    let Some(side) = sides.iter().find(|side| side.name == name) else {
+        let names: Vec<_> = sides.iter().map(|side| side.name).collect();
+        eprintln!("no side is named {name:?}; the sides are {names:?}");
+        return;
+    };
+    let commands: u64 = std::env::var("EVENTSRC_BENCH_COMMANDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(4_000);
+    throughput(side, 8, ACCOUNTS).await;
+    if std::env::var("EVENTSRC_BENCH_WAIT").is_ok_and(|wait| wait == "1") {
+        eprintln!("warm: press enter to run {commands} commands of {name:?}");
+        tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new()))
+            .await
+            .expect("reads stdin")
+            .expect("reads stdin");
+    }
+    let rate = throughput(side, 8, commands).await;
+    println!("{name}: {commands} commands with 8 clients, {rate:.0}/s");
+}
+
 fn main() {
     let only = std::env::var("EVENTSRC_BENCH_ONLY").unwrap_or_default();
     let rounds: usize = std::env::var("EVENTSRC_BENCH_ROUNDS")
@@ -867,8 +922,12 @@ fn main() {
             let schemas = ["ours", "raw", "quiet"]
                 .map(|side| format!("eventsrc_commands_{side}_{}", &stamp[stamp.len() - 12..]));
             let sides = postgres_sides(&url, &schemas).await;
-            let figures = measure(&sides, rounds).await;
-            print("PostgreSQL (synchronous_commit=on)", &sides, &figures, true);
+            if let Ok(name) = std::env::var("EVENTSRC_BENCH_SIDE") {
+                profile_one(&sides, &name).await;
+            } else {
+                let figures = measure(&sides, rounds).await;
+                print("PostgreSQL (synchronous_commit=on)", &sides, &figures, true);
+            }
             drop(sides);
             let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
                 .await
