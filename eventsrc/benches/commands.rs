@@ -426,6 +426,34 @@ mod postgres_raw {
 
     impl Raw {
         pub(super) async fn connect(url: &str, schema: &str) -> Arc<Self> {
+            let table = format!("\"{schema}\".events");
+            let insert_sql = format!(
+                "INSERT INTO {table} (tenant, stream, category, stream_version, event_id, \
+                 event_type, schema_version, payload, metadata) VALUES ('default', $1, \
+                 'account', $2, $3, 'Deposited', 1, $4::text::json, NULL)"
+            );
+            let select_sql = format!(
+                "SELECT stream_version, payload::text FROM {table} \
+                 WHERE tenant = 'default' AND stream = $1 ORDER BY stream_version"
+            );
+            // The statement eventsrc-postgres runs for a single event at an exact version (its
+            // `append_exact_sql`), written out here: every column a parameter, the event
+            // inserted only when the stream's newest version is the expected one, and what the
+            // append reports returned. Then the same row and `RETURNING` without the check.
+            let columns = "tenant, stream, category, stream_version, event_id, event_type, \
+                           schema_version, payload, metadata";
+            let row = "$1, $2, $3, $4::bigint + 1, $5::uuid, $6::text, $7::bigint, \
+                       $8::text::json, $9::text::json";
+            let returning = "RETURNING position, transaction_id, recorded_at";
+            let guarded_sql = format!(
+                "INSERT INTO {table} ({columns}) SELECT {row} \
+                 WHERE COALESCE((SELECT stream_version FROM {table} \
+                     WHERE tenant = $1 AND stream = $2 \
+                     ORDER BY stream_version DESC LIMIT 1), 0) = $4::bigint \
+                 {returning}"
+            );
+            let unchecked_sql =
+                format!("INSERT INTO {table} ({columns}) VALUES ({row}) {returning}");
             let mut connections = Vec::new();
             for _ in 0..8 {
                 let (client, connection) =
@@ -433,52 +461,10 @@ mod postgres_raw {
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });
-                let insert = client
-                    .prepare(&format!(
-                        "INSERT INTO \"{schema}\".events (tenant, stream, category, \
-                         stream_version, event_id, event_type, schema_version, payload, \
-                         metadata) VALUES ('default', $1, 'account', $2, $3, 'Deposited', 1, \
-                         $4::text::json, NULL)"
-                    ))
-                    .await
-                    .expect("prepares");
-                let select = client
-                    .prepare(&format!(
-                        "SELECT stream_version, payload::text FROM \"{schema}\".events \
-                         WHERE tenant = 'default' AND stream = $1 ORDER BY stream_version"
-                    ))
-                    .await
-                    .expect("prepares");
-                // The statement eventsrc-postgres runs for a single event at an exact version
-                // (its `append_exact_sql`), written out here: every column a parameter, the
-                // event inserted only when the stream's newest version is the expected one,
-                // and what the append reports returned.
-                let guarded = client
-                    .prepare(&format!(
-                        "INSERT INTO \"{schema}\".events (tenant, stream, category, \
-                             stream_version, event_id, event_type, schema_version, payload, \
-                             metadata) \
-                         SELECT $1, $2, $3, $4::bigint + 1, $5::uuid, $6::text, $7::bigint, \
-                             $8::text::json, $9::text::json \
-                         WHERE COALESCE((SELECT stream_version FROM \"{schema}\".events \
-                             WHERE tenant = $1 AND stream = $2 \
-                             ORDER BY stream_version DESC LIMIT 1), 0) = $4::bigint \
-                         RETURNING position, transaction_id, recorded_at"
-                    ))
-                    .await
-                    .expect("prepares");
-                // The same row and `RETURNING`, without the version check.
-                let unchecked = client
-                    .prepare(&format!(
-                        "INSERT INTO \"{schema}\".events (tenant, stream, category, \
-                             stream_version, event_id, event_type, schema_version, payload, \
-                             metadata) \
-                         VALUES ($1, $2, $3, $4::bigint + 1, $5::uuid, $6::text, $7::bigint, \
-                             $8::text::json, $9::text::json) \
-                         RETURNING position, transaction_id, recorded_at"
-                    ))
-                    .await
-                    .expect("prepares");
+                let insert = client.prepare(&insert_sql).await.expect("prepares");
+                let select = client.prepare(&select_sql).await.expect("prepares");
+                let guarded = client.prepare(&guarded_sql).await.expect("prepares");
+                let unchecked = client.prepare(&unchecked_sql).await.expect("prepares");
                 connections.push(Connection {
                     client,
                     insert,
@@ -863,6 +849,14 @@ fn print(backend: &str, sides: &[Side], figures: &Figures, server: bool) {
     }
 }
 
+/// The number in environment variable `name`, or `default` when it is unset or not a number.
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Runs the side named `name` alone, for a profiler: warms its accounts, then (with
 /// `EVENTSRC_BENCH_WAIT=1`) waits for a line on stdin, so that a profiler can be switched on
 /// (`callgrind_control -i on` under `valgrind --tool=callgrind --instr-atstart=no`), then runs
@@ -873,10 +867,7 @@ async fn profile_one(sides: &[Side], name: &str) {
         eprintln!("no side is named {name:?}; the sides are {names:?}");
         return;
     };
-    let commands: u64 = std::env::var("EVENTSRC_BENCH_COMMANDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(4_000);
+    let commands = env_number("EVENTSRC_BENCH_COMMANDS", 4_000);
     throughput(side, 8, ACCOUNTS).await;
     if std::env::var("EVENTSRC_BENCH_WAIT").is_ok_and(|wait| wait == "1") {
         eprintln!("warm: press enter to run {commands} commands of {name:?}");
@@ -891,11 +882,7 @@ async fn profile_one(sides: &[Side], name: &str) {
 
 fn main() {
     let only = std::env::var("EVENTSRC_BENCH_ONLY").unwrap_or_default();
-    let rounds: usize = std::env::var("EVENTSRC_BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(5)
-        .max(1);
+    let rounds = env_number("EVENTSRC_BENCH_ROUNDS", 5).max(1) as usize;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
