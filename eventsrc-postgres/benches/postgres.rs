@@ -8,7 +8,8 @@
 //! fresh schema, dropped at the end. `EVENTSRC_BENCH_SCALE=0.1` shrinks every workload (e.g.
 //! for a quick look); the README's figures use the default scale of 1.
 //! `EVENTSRC_BENCH_ONLY=append` (or `concurrent`, `indexes`, `scan`, `load`, `plans`,
-//! `command`, `latency`, `rebuild`) runs one part. `indexes` reports what one single-event
+//! `command`, `latency`, `rebuild`) runs one part; `EVENTSRC_BENCH_ROUNDS` sets the `scan`
+//! part's alternating rounds (5). `indexes` reports what one single-event
 //! append costs the server beside a raw `INSERT`: time without the fsync, and WAL records and
 //! bytes per relation (pg_walinspect; PostgreSQL 15 and a superuser). `plans` times read-all pages with fresh statistics and
 //! without any (deleted, as after a bulk import with autovacuum behind; it needs a superuser),
@@ -683,7 +684,13 @@ async fn raw_scan(client: &Client, select: &Statement) -> u64 {
 }
 
 async fn scan_row(bench: &Bench, rows: &mut Vec<Row>, total: u64) {
-    const ROUNDS: u64 = 2;
+    // A round's ratio swings by a fifth either way on this VM: alternating rounds, each side
+    // first every other round, and the median of the rounds' ratios beside the totals.
+    let rounds: u64 = std::env::var("EVENTSRC_BENCH_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(5);
     let client = bench.client().await;
     let select = client
         .prepare(&format!(
@@ -699,20 +706,33 @@ async fn scan_row(bench: &Bench, rows: &mut Vec<Row>, total: u64) {
     // are shown too.
     for page in [10_000, 100_000] {
         let (mut store_time, mut raw_time) = (Duration::ZERO, Duration::ZERO);
-        for _ in 0..ROUNDS {
-            let started = Instant::now();
-            assert_eq!(store_scan(&bench.store, page).await, total);
-            store_time += started.elapsed();
-            let started = Instant::now();
-            assert_eq!(raw_scan(&client, &select).await, total);
-            raw_time += started.elapsed();
+        let mut ratios = Vec::new();
+        for round in 0..rounds {
+            let (mut store, mut raw) = (Duration::ZERO, Duration::ZERO);
+            for side in [round % 2, 1 - round % 2] {
+                let started = Instant::now();
+                if side == 0 {
+                    assert_eq!(store_scan(&bench.store, page).await, total);
+                    store = started.elapsed();
+                } else {
+                    assert_eq!(raw_scan(&client, &select).await, total);
+                    raw = started.elapsed();
+                }
+            }
+            ratios.push(raw.as_secs_f64() / store.as_secs_f64());
+            (store_time, raw_time) = (store_time + store, raw_time + raw);
         }
+        ratios.sort_by(f64::total_cmp);
         rows.push(Row {
             name: format!(
-                "read-all scan of {total} events (eventsrc in pages of {page}, raw in one SELECT)"
+                "read-all scan of {total} events (eventsrc in pages of {page}, raw in one \
+                 SELECT; {rounds} rounds, their ratios {:.2}–{:.2}, median {:.2})",
+                ratios[0],
+                ratios[ratios.len() - 1],
+                ratios[ratios.len() / 2]
             ),
-            eventsrc: rate(total * ROUNDS, store_time),
-            raw: rate(total * ROUNDS, raw_time),
+            eventsrc: rate(total * rounds, store_time),
+            raw: rate(total * rounds, raw_time),
             unit: "events/s",
         });
     }
@@ -766,7 +786,6 @@ async fn time_pages(
     starts: &[(i64, i64)],
     page: i64,
 ) -> PageTimes {
-    let none: Vec<String> = Vec::new();
     let begin = format!(
         "BEGIN; {}",
         bench
@@ -788,8 +807,7 @@ async fn time_pages(
     times.store = started.elapsed();
     let started = Instant::now();
     for &(commit, sequence) in starts {
-        let params: [&(dyn ToSql + Sync); 6] =
-            [&"default", &commit, &sequence, &page, &none, &none];
+        let params: [&(dyn ToSql + Sync); 4] = [&"default", &commit, &sequence, &page];
         // As the store sends them: the three messages without waiting for one another.
         let (_, found, _) = futures_util::future::try_join3(
             client.batch_execute(&begin),
@@ -803,8 +821,7 @@ async fn time_pages(
     times.pinned = started.elapsed();
     let started = Instant::now();
     for &(commit, sequence) in starts {
-        let params: [&(dyn ToSql + Sync); 6] =
-            [&"default", &commit, &sequence, &page, &none, &none];
+        let params: [&(dyn ToSql + Sync); 4] = [&"default", &commit, &sequence, &page];
         let found = client.query(old, &params).await.expect("reads");
         assert_eq!(found.len() as i64, page);
     }

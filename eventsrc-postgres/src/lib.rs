@@ -606,14 +606,25 @@ impl PgEventStore {
         let limit = rows::limit_param(read);
         let tenant = self.tenant.as_str();
         let (types, categories) = (&read.filter.event_types, &read.filter.categories);
+        let filtered = !(types.is_empty() && categories.is_empty());
         let page_params: [&(dyn ToSql + Sync); 6] =
             [&tenant, &commit, &sequence, &limit, types, categories];
+        let page_params = if filtered {
+            &page_params[..]
+        } else {
+            &page_params[..4]
+        };
         let horizon_params: [&(dyn ToSql + Sync); 5] =
             [&tenant, &commit, &sequence, types, categories];
         let client = self.client().await?;
         let sql = &self.shared.sql.read;
+        let page_sql = if filtered {
+            &sql.all_filtered
+        } else {
+            &sql.all
+        };
         let (statement, horizon) = futures_util::future::try_join(
-            client.prepare_cached(&sql.all),
+            client.prepare_cached(page_sql),
             client.prepare_cached(&sql.all_horizon),
         )
         .await
@@ -665,13 +676,14 @@ impl PgEventStore {
     }
 
     /// Test and bench hook, not public API: the SQL the store runs for `which` (`read_all`,
-    /// `read_all_horizon`, `read_all_settings`, `forward`, `backward`, `stream_version`, `append`, `append_one`,
+    /// `read_all_filtered`, `read_all_horizon`, `read_all_settings`, `forward`, `backward`, `stream_version`, `append`, `append_one`,
     /// `append_exact`), so that their plans can be checked.
     #[doc(hidden)]
     pub fn __sql(&self, which: &str) -> Option<&str> {
         let sql = &self.shared.sql;
         Some(match which {
             "read_all" => &sql.read.all,
+            "read_all_filtered" => &sql.read.all_filtered,
             "read_all_horizon" => &sql.read.all_horizon,
             "read_all_settings" => rows::PIN_LOG_PLAN,
             "forward" => &sql.read.forward,

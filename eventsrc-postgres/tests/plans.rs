@@ -202,11 +202,22 @@ async fn statements_keep_their_index_plans_without_statistics() {
     let sql = |which| store.__sql(which).unwrap().to_owned();
     let (tenant, no_filter) = ("default", Vec::<String>::new());
     let (start, limit) = (0i64, 1_000i64);
-    let read_all: [&(dyn ToSql + Sync); 6] =
-        [&tenant, &start, &start, &limit, &no_filter, &no_filter];
+    let read_all: [&(dyn ToSql + Sync); 4] = [&tenant, &start, &start, &limit];
     let settings = sql("read_all_settings");
     let all = plan(&mut schema.client, &settings, &sql("read_all"), &read_all).await;
     assert_indexed("a read-all page", &all);
+    let types = vec!["ItemAdded".to_owned()];
+    let filtered: [&(dyn ToSql + Sync); 6] = [&tenant, &start, &start, &limit, &types, &no_filter];
+    assert_indexed(
+        "a filtered read-all page",
+        &plan(
+            &mut schema.client,
+            &settings,
+            &sql("read_all_filtered"),
+            &filtered,
+        )
+        .await,
+    );
     let horizon: [&(dyn ToSql + Sync); 5] = [&tenant, &start, &start, &no_filter, &no_filter];
     assert_indexed(
         "a read-all page's horizon",
