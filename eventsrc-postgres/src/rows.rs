@@ -23,12 +23,14 @@ use tokio_postgres::types::{FromSql, Type};
 
 use crate::backend;
 
-/// The columns every event query selects, in this order.
+/// The columns every event query selects, in this order. The `json` columns come as they are:
+/// their wire form is their text, which [`Text`] reads (a `::text` cast would have the server
+/// print each value and parse it again as text, a twentieth of a log scan's server time).
 const COLUMNS: &str = "position, transaction_id, stream, stream_version, event_id, event_type, \
-                       schema_version, payload::text, metadata::text, recorded_at";
+                       schema_version, payload, metadata, recorded_at";
 
 /// The columns a visit needs: what folding an aggregate reads, nothing more.
-const VISIT_COLUMNS: &str = "stream_version, event_type, schema_version, payload::text";
+const VISIT_COLUMNS: &str = "stream_version, event_type, schema_version, payload";
 
 /// The horizon of the statement's snapshot, as a one-row CTE named `horizon`.
 const HORIZON: &str = "horizon AS MATERIALIZED ( \
@@ -233,13 +235,15 @@ pub(crate) fn get<'r, T: FromSql<'r>>(row: &'r Row, column: usize) -> Result<T, 
         .map_err(|error| column_error(row, column, error))
 }
 
-/// A text column as its bytes, not yet checked to be UTF-8: for comparing with what the row
-/// before it held (a stream or event type repeated row after row is checked once), and for
-/// [`text`].
+/// A text or `json` column as its bytes, not yet checked to be UTF-8: for comparing with what
+/// the row before it held (a stream or event type repeated row after row is checked once),
+/// and for [`text`].
 ///
-/// `&str`'s own [`FromSql`] compares the column's type name with the three `ltree` types
-/// before reading every value (a sixth of the decoding of a log row); the columns read here
-/// are `text`, so that check is skipped.
+/// A `json` value's binary wire form is its text, in the client encoding (UTF-8 for this
+/// driver), so payloads and metadata are read without a cast; `jsonb`'s is not (a version
+/// byte first), and is not accepted. `&str`'s own [`FromSql`] compares the column's type name
+/// with the three `ltree` types before reading every value (a sixth of the decoding of a log
+/// row); the columns read here are known, so that check is skipped.
 struct Text<'a>(&'a [u8]);
 
 impl<'a> FromSql<'a> for Text<'a> {
@@ -250,7 +254,7 @@ impl<'a> FromSql<'a> for Text<'a> {
     fn accepts(ty: &Type) -> bool {
         matches!(
             *ty,
-            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN | Type::JSON
         )
     }
 }

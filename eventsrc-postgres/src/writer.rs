@@ -203,7 +203,7 @@ fn append_exact_sql(schema: &str) -> String {
 fn already_stored_sql(schema: &str) -> String {
     format!(
         "SELECT e.tenant, e.position, e.transaction_id, e.stream, e.stream_version, \
-             e.event_id, e.event_type, e.schema_version, e.payload::text, e.metadata::text, \
+             e.event_id, e.event_type, e.schema_version, e.payload, e.metadata, \
              e.recorded_at \
          FROM unnest($1::uuid[]) WITH ORDINALITY AS wanted(event_id, n) \
          LEFT JOIN {schema}.events e ON e.event_id = wanted.event_id \
