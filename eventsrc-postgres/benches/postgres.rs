@@ -9,7 +9,10 @@
 //! for a quick look); the README's figures use the default scale of 1.
 //! `EVENTSRC_BENCH_ONLY=append` (or `concurrent`, `indexes`, `scan`, `load`, `plans`,
 //! `command`, `latency`, `rebuild`) runs one part; `EVENTSRC_BENCH_ROUNDS` sets the `scan`
-//! part's alternating rounds (5). `indexes` reports what one single-event
+//! part's alternating rounds (5). `scan` reads the seeded log with `read_all` beside one
+//! `SELECT` casting the json columns to text (as a reader using the driver's `String` must),
+//! one reading them as they come (as the store does), and a raw reader paging with the
+//! store's own statements. `indexes` reports what one single-event
 //! append costs the server beside a raw `INSERT`: time without the fsync, and WAL records and
 //! bytes per relation (pg_walinspect; PostgreSQL 15 and a superuser). `plans` times read-all pages with fresh statistics and
 //! without any (deleted, as after a bulk import with autovacuum behind; it needs a superuser),
@@ -680,6 +683,66 @@ async fn raw_scan(client: &Client, select: &Statement) -> u64 {
     let mut found = std::pin::pin!(found);
     let mut seen = 0u64;
     while let Some(row) = found.try_next().await.expect("a row") {
+        raw_row(&row);
+        seen += 1;
+    }
+    seen
+}
+
+/// Raw paging: the store's own statements (the page's transaction, its horizon, the page)
+/// sent together for each page as the store sends them, every row read as [`raw_scan`] reads
+/// it, nothing kept.
+async fn raw_pages(bench: &Bench, client: &Client, page: i64) -> u64 {
+    let sql = |which| bench.store.__sql(which).expect("a statement");
+    let begin = format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {}",
+        sql("read_all_settings")
+    );
+    let horizon = client
+        .prepare(sql("read_all_horizon"))
+        .await
+        .expect("prepares");
+    let select = client.prepare(sql("read_all")).await.expect("prepares");
+    let none: Vec<String> = Vec::new();
+    let (mut commit, mut sequence, mut seen) = (0i64, 0i64, 0u64);
+    loop {
+        let horizon_params: [&(dyn ToSql + Sync); 5] =
+            [&"default", &commit, &sequence, &none, &none];
+        let page_params: [&(dyn ToSql + Sync); 4] = [&"default", &commit, &sequence, &page];
+        let (_, _, found) = futures_util::future::try_join3(
+            client.batch_execute(&begin),
+            client.query_one(&horizon, &horizon_params),
+            client.query_raw(&select, page_params.iter().copied()),
+        )
+        .await
+        .expect("reads");
+        let read = async {
+            let mut found = std::pin::pin!(found);
+            let mut last = None;
+            let mut rows = 0;
+            while let Some(row) = found.try_next().await.expect("a row") {
+                last = Some((row.get::<_, i64>(1), row.get::<_, i64>(0)));
+                raw_row(&row);
+                rows += 1;
+            }
+            (last, rows)
+        };
+        let ((last, rows), ()) = futures_util::future::join(read, async {
+            client.batch_execute("COMMIT").await.expect("commits")
+        })
+        .await;
+        seen += rows;
+        match last {
+            Some(last) => (commit, sequence) = last,
+            None => break,
+        }
+    }
+    seen
+}
+
+/// Reads every column of a log row into owned values.
+fn raw_row(row: &tokio_postgres::Row) {
+    {
         let numbers: [i64; 4] = [0, 1, 3, 6].map(|c| row.get(c));
         let stream: String = row.get(2);
         let id: Uuid = row.get(4);
@@ -696,9 +759,7 @@ async fn raw_scan(client: &Client, select: &Statement) -> u64 {
             metadata,
             recorded_at,
         ));
-        seen += 1;
     }
-    seen
 }
 
 async fn scan_row(bench: &Bench, rows: &mut Vec<Row>, total: u64) {
@@ -729,32 +790,40 @@ async fn scan_row(bench: &Bench, rows: &mut Vec<Row>, total: u64) {
     // start costs PostgreSQL and the driver more than a step of SQLite costs, so larger pages
     // are shown too.
     for page in [10_000, 100_000] {
-        // Each round runs the three sides, the first one moving along every round.
-        let mut totals = [Duration::ZERO; 3];
-        let mut ratios = [Vec::new(), Vec::new()];
+        // Each round runs the four sides, the first one moving along every round: eventsrc,
+        // the one SELECT both ways, and raw paging (which tells what the store's statements
+        // and pages cost from what building records costs).
+        let mut totals = [Duration::ZERO; 4];
+        let mut ratios = [Vec::new(), Vec::new(), Vec::new()];
         for round in 0..rounds as usize {
-            let mut times = [Duration::ZERO; 3];
-            for side in (0..3).map(|n| (n + round) % 3) {
+            let mut times = [Duration::ZERO; 4];
+            for side in (0..4).map(|n| (n + round) % 4) {
                 let started = Instant::now();
                 let seen = match side {
                     0 => store_scan(&bench.store, page).await,
+                    3 => raw_pages(bench, &client, page as i64).await,
                     raw => raw_scan(&client, &selects[raw - 1]).await,
                 };
                 assert_eq!(seen, total);
                 times[side] = started.elapsed();
                 totals[side] += times[side];
             }
-            for raw in 0..2 {
+            for raw in 0..3 {
                 ratios[raw].push(times[raw + 1].as_secs_f64() / times[0].as_secs_f64());
             }
         }
-        for (raw, how) in ["casting json to text", "json as it comes"].iter().enumerate() {
+        let baselines = [
+            "one SELECT casting json to text",
+            "one SELECT, json as it comes",
+            "the store's own statements and pages, json as it comes",
+        ];
+        for (raw, how) in baselines.iter().enumerate() {
             let ratios = &mut ratios[raw];
             ratios.sort_by(f64::total_cmp);
             rows.push(Row {
                 name: format!(
-                    "read-all scan of {total} events (eventsrc in pages of {page}, raw in one \
-                     SELECT {how}; {rounds} rounds, their ratios {:.2}–{:.2}, median {:.2})",
+                    "read-all scan of {total} events (eventsrc in pages of {page}; raw: {how}; \
+                     {rounds} rounds, their ratios {:.2}–{:.2}, median {:.2})",
                     ratios[0],
                     ratios[ratios.len() - 1],
                     ratios[ratios.len() / 2]
