@@ -25,7 +25,7 @@ use crate::backend;
 
 /// The columns every event query selects, in this order. The `json` columns come as they are:
 /// their wire form is their text, which [`Text`] reads (a `::text` cast would have the server
-/// print each value and parse it again as text, a twentieth of a log scan's server time).
+/// print each value and parse it again as text: about 55 ns of server time per value).
 const COLUMNS: &str = "position, transaction_id, stream, stream_version, event_id, event_type, \
                        schema_version, payload, metadata, recorded_at";
 
