@@ -689,20 +689,32 @@ async fn raw_scan(client: &Client, select: &Statement) -> u64 {
     seen
 }
 
+/// The store's own statements for a log page, prepared once on a raw connection.
+struct RawPager {
+    /// Opens the page's transaction, with the store's planner settings.
+    begin: String,
+    horizon: Statement,
+    page: Statement,
+}
+
+impl RawPager {
+    async fn prepare(bench: &Bench, client: &Client) -> Self {
+        let sql = |which| bench.store.__sql(which).expect("a statement");
+        Self {
+            begin: sql("read_all_begin").to_owned(),
+            horizon: client
+                .prepare(sql("read_all_horizon"))
+                .await
+                .expect("prepares"),
+            page: client.prepare(sql("read_all")).await.expect("prepares"),
+        }
+    }
+}
+
 /// Raw paging: the store's own statements (the page's transaction, its horizon, the page)
 /// sent together for each page as the store sends them, every row read as [`raw_scan`] reads
 /// it, nothing kept.
-async fn raw_pages(bench: &Bench, client: &Client, page: i64) -> u64 {
-    let sql = |which| bench.store.__sql(which).expect("a statement");
-    let begin = format!(
-        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {}",
-        sql("read_all_settings")
-    );
-    let horizon = client
-        .prepare(sql("read_all_horizon"))
-        .await
-        .expect("prepares");
-    let select = client.prepare(sql("read_all")).await.expect("prepares");
+async fn raw_pages(pager: &RawPager, client: &Client, page: i64) -> u64 {
     let none: Vec<String> = Vec::new();
     let (mut commit, mut sequence, mut seen) = (0i64, 0i64, 0u64);
     loop {
@@ -710,9 +722,9 @@ async fn raw_pages(bench: &Bench, client: &Client, page: i64) -> u64 {
             [&"default", &commit, &sequence, &none, &none];
         let page_params: [&(dyn ToSql + Sync); 4] = [&"default", &commit, &sequence, &page];
         let (_, _, found) = futures_util::future::try_join3(
-            client.batch_execute(&begin),
-            client.query_one(&horizon, &horizon_params),
-            client.query_raw(&select, page_params.iter().copied()),
+            client.batch_execute(&pager.begin),
+            client.query_one(&pager.horizon, &horizon_params),
+            client.query_raw(&pager.page, page_params.iter().copied()),
         )
         .await
         .expect("reads");
@@ -742,24 +754,22 @@ async fn raw_pages(bench: &Bench, client: &Client, page: i64) -> u64 {
 
 /// Reads every column of a log row into owned values.
 fn raw_row(row: &tokio_postgres::Row) {
-    {
-        let numbers: [i64; 4] = [0, 1, 3, 6].map(|c| row.get(c));
-        let stream: String = row.get(2);
-        let id: Uuid = row.get(4);
-        let event_type: String = row.get(5);
-        let payload = row.get::<_, JsonText>(7).0;
-        let metadata = row.get::<_, Option<JsonText>>(8).map(|text| text.0);
-        let recorded_at: SystemTime = row.get(9);
-        std::hint::black_box((
-            numbers,
-            stream,
-            id,
-            event_type,
-            payload,
-            metadata,
-            recorded_at,
-        ));
-    }
+    let numbers: [i64; 4] = [0, 1, 3, 6].map(|c| row.get(c));
+    let stream: String = row.get(2);
+    let id: Uuid = row.get(4);
+    let event_type: String = row.get(5);
+    let payload = row.get::<_, JsonText>(7).0;
+    let metadata = row.get::<_, Option<JsonText>>(8).map(|text| text.0);
+    let recorded_at: SystemTime = row.get(9);
+    std::hint::black_box((
+        numbers,
+        stream,
+        id,
+        event_type,
+        payload,
+        metadata,
+        recorded_at,
+    ));
 }
 
 async fn scan_row(bench: &Bench, rows: &mut Vec<Row>, total: u64) {
@@ -786,6 +796,7 @@ async fn scan_row(bench: &Bench, rows: &mut Vec<Row>, total: u64) {
             .expect("prepares");
         selects.push(select);
     }
+    let pager = RawPager::prepare(bench, &client).await;
     // Pages of 10,000 as in the SQLite table; every page is a query of its own, and a query's
     // start costs PostgreSQL and the driver more than a step of SQLite costs, so larger pages
     // are shown too.
@@ -801,7 +812,7 @@ async fn scan_row(bench: &Bench, rows: &mut Vec<Row>, total: u64) {
                 let started = Instant::now();
                 let seen = match side {
                     0 => store_scan(&bench.store, page).await,
-                    3 => raw_pages(bench, &client, page as i64).await,
+                    3 => raw_pages(&pager, &client, page as i64).await,
                     raw => raw_scan(&client, &selects[raw - 1]).await,
                 };
                 assert_eq!(seen, total);

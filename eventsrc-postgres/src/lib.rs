@@ -676,7 +676,7 @@ impl PgEventStore {
     }
 
     /// Test and bench hook, not public API: the SQL the store runs for `which` (`read_all`,
-    /// `read_all_filtered`, `read_all_horizon`, `read_all_settings`, `forward`, `backward`, `stream_version`, `append`, `append_one`,
+    /// `read_all_filtered`, `read_all_horizon`, `read_all_settings`, `read_all_begin`, `forward`, `backward`, `stream_version`, `append`, `append_one`,
     /// `append_exact`), so that their plans can be checked.
     #[doc(hidden)]
     pub fn __sql(&self, which: &str) -> Option<&str> {
@@ -686,6 +686,7 @@ impl PgEventStore {
             "read_all_filtered" => &sql.read.all_filtered,
             "read_all_horizon" => &sql.read.all_horizon,
             "read_all_settings" => rows::PIN_LOG_PLAN,
+            "read_all_begin" => &sql.read.begin_page,
             "forward" => &sql.read.forward,
             "backward" => &sql.read.backward,
             "stream_version" => &sql.read.stream_version,
